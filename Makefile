@@ -1,0 +1,43 @@
+# Two commands: `make serve` and `make test`. Both set everything up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DATA ?= data
+DEMO_TRIPS ?= 20000
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: serve test install dev demo-data bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+dev: $(VENV)/.dev-installed
+
+demo-data: install
+	@if [ ! -s "$(DATA)/trips.sqlite" ]; then \
+		echo "Loading $(DEMO_TRIPS) demo trips into $(DATA)/ ..."; \
+		$(VENV)/bin/tripsearch fixtures --trips $(DEMO_TRIPS) --seed 7 --start-date $$(date -d tomorrow +%F) --days 14 \
+			| $(VENV)/bin/tripsearch index - --data $(DATA); \
+	fi
+
+serve: demo-data
+	$(VENV)/bin/tripsearch demo --data $(DATA)
+
+test: dev
+	$(PY) -m pytest
+
+bench: dev
+	$(PY) -m pytest benchmarks --benchmark-only
+
+clean:
+	rm -rf $(VENV) .pytest_cache .benchmarks

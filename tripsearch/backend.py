@@ -1,0 +1,155 @@
+"""The contract every backend implements, and the values it returns.
+
+:class:`Backend` is what ``tripsearch.open`` gives: the embedded engine and
+the Elasticsearch backend both implement it, and one shared test suite runs
+against both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Literal, Mapping, Protocol, runtime_checkable
+
+from .model import Trip
+from .query.model import Query
+
+__all__ = ["Backend", "TripInput", "ItemResult", "UpsertReport", "DeleteReport", "Point", "Hit", "SearchResult"]
+
+TripInput = Mapping[str, Any] | Trip | bytes | str
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """What happened to one trip of a write: ``line`` counts from 1 in the input."""
+
+    line: int
+    id: str | None
+    result: Literal["stored", "unchanged", "rejected", "deleted", "not_found"]
+    version: int | None = None
+    field: str | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in (("line", self.line), ("id", self.id), ("result", self.result), ("version", self.version), ("field", self.field), ("reason", self.reason)) if v is not None}
+
+
+@dataclass(frozen=True)
+class UpsertReport:
+    """Per-trip results of an upsert, in input order, with counts."""
+
+    items: tuple[ItemResult, ...]
+
+    def count(self, result: str) -> int:
+        return sum(1 for i in self.items if i.result == result)
+
+    @property
+    def stored(self) -> int:
+        return self.count("stored")
+
+    @property
+    def unchanged(self) -> int:
+        return self.count("unchanged")
+
+    @property
+    def rejected(self) -> int:
+        return self.count("rejected")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stored": self.stored,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+            "items": [i.to_dict() for i in self.items],
+        }
+
+
+@dataclass(frozen=True)
+class DeleteReport:
+    """Per-id results of a delete: ``deleted`` or ``not_found``."""
+
+    items: tuple[ItemResult, ...]
+
+    @property
+    def deleted(self) -> int:
+        return sum(1 for i in self.items if i.result == "deleted")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"deleted": self.deleted, "items": [i.to_dict() for i in self.items]}
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """A pickup or dropoff: where on the route, how far from what the passenger asked, and when."""
+
+    lat: float
+    lon: float
+    distance_km: float
+    time: str  # ISO 8601 with the trip's UTC offset
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lat": self.lat, "lon": self.lon, "distance_km": self.distance_km, "time": self.time}
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    id: str
+    score: float
+    pickup: Point
+    dropoff: Point
+    trip: dict[str, Any]
+    sort: tuple[Any, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "score": self.score, "pickup": self.pickup.to_dict(), "dropoff": self.dropoff.to_dict(), "trip": self.trip}
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    total: int
+    trips: list[Hit]
+    facets: dict[str, Any] = field(default_factory=dict)
+    next_cursor: str | None = None
+    took_ms: float = 0.0
+    candidates: int = 0  # trips the index proposed before the exact rules
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "trips": [h.to_dict() for h in self.trips],
+            "facets": self.facets,
+            "next_cursor": self.next_cursor,
+            "took_ms": self.took_ms,
+        }
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A trip search engine: durable writes, exact search."""
+
+    def upsert(self, trips: Iterable[TripInput], refresh: bool = False) -> UpsertReport:
+        """Store trips whose version is higher than the stored one; report each trip's fate."""
+        ...
+
+    def delete(self, ids: Iterable[str], refresh: bool = False) -> DeleteReport:
+        """Delete trips by id."""
+        ...
+
+    def get(self, trip_id: str) -> dict[str, Any]:
+        """Return a stored trip document, or raise :class:`~tripsearch.errors.NotFound`."""
+        ...
+
+    def search(self, query: Query | Mapping[str, Any]) -> SearchResult:
+        """Return the trips that match ``query``, ranked and paged, with facets."""
+        ...
+
+    def refresh(self) -> None:
+        """Make every acknowledged write visible to search now."""
+        ...
+
+    def stats(self) -> dict[str, Any]:
+        """Return figures about the index (trips, memory, refresh lag, ...)."""
+        ...
+
+    def close(self) -> None:
+        """Release files, threads and connections."""
+        ...

@@ -1,0 +1,268 @@
+"""Trips as columns: the numeric form every backend matches on.
+
+:class:`TripColumns` holds many trips as flat numpy arrays (one row per trip,
+variable-length parts such as route vertices and stops back to back with
+start offsets). The embedded index keeps one large instance in memory; the
+Elasticsearch backend builds a small one from the candidates a query
+returns. Both then run the same matching code on it, which is why they agree.
+
+Inside, coordinates are int32 steps of 1e-7 degree, times int64 epoch
+seconds plus the trip's UTC offset, options a bit mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .geo import COORD_SCALE, closest_points_on_routes, latlon_to_unit, quantize_degrees, segment_lengths_km
+from .model import OPTION_NAMES, STATUSES, Trip
+
+__all__ = ["TripColumns", "ragged_indices", "currency_code", "currency_name", "STATUS_CODES", "SECONDS_PER_DAY"]
+
+SECONDS_PER_DAY = 86_400
+STATUS_CODES = {name: i for i, name in enumerate(STATUSES)}
+
+
+def currency_code(currency: str) -> int:
+    """Return a three-letter currency as one integer (its ASCII bytes)."""
+    return int.from_bytes(currency.encode("ascii"), "big")
+
+
+def currency_name(code: int) -> str:
+    """Return the three-letter currency of :func:`currency_code`."""
+    return int(code).to_bytes(3, "big").decode("ascii")
+
+
+def ragged_indices(starts: NDArray[np.int64], ends: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Return the concatenation of ``arange(s, e)`` for each pair, without a Python loop.
+
+    >>> ragged_indices(np.array([0, 10]), np.array([3, 12])).tolist()
+    [0, 1, 2, 10, 11]
+    """
+    lengths = ends - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    keep = lengths > 0
+    starts, lengths = starts[keep], lengths[keep]
+    steps = np.ones(total, dtype=np.int64)
+    heads = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    steps[0] = starts[0]
+    steps[heads[1:]] = starts[1:] - (starts[:-1] + lengths[:-1] - 1)
+    return np.cumsum(steps)
+
+
+@dataclass(frozen=True)
+class TripColumns:
+    """Many trips as columns. Row ``i`` is one trip; ragged parts use ``*_start`` offsets."""
+
+    ids: tuple[str, ...]
+    version: NDArray[np.int64]
+    status: NDArray[np.int8]
+    seats_total: NDArray[np.int16]
+    seats_available: NDArray[np.int16]
+    price: NDArray[np.float64]
+    currency: NDArray[np.int32]
+    options: NDArray[np.uint8]
+    rating: NDArray[np.float64]  # NaN when the driver has no rating
+    offset_s: NDArray[np.int32]
+    # route vertices, 1e-7 degree steps, rows back to back
+    vert_start: NDArray[np.int64]  # len n + 1
+    vert_lat: NDArray[np.int32]
+    vert_lon: NDArray[np.int32]
+    # stops, rows back to back
+    stop_start: NDArray[np.int64]  # len n + 1
+    stop_time: NDArray[np.int64]
+    stop_along: NDArray[np.float64]  # place of each stop along the route, km
+    stop_lat: NDArray[np.int32]
+    stop_lon: NDArray[np.int32]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def departure_time(self) -> NDArray[np.int64]:
+        return self.stop_time[self.stop_start[:-1]]
+
+    @property
+    def arrival_time(self) -> NDArray[np.int64]:
+        return self.stop_time[self.stop_start[1:] - 1]
+
+    @classmethod
+    def empty(cls) -> TripColumns:
+        return cls.from_trips([])
+
+    @classmethod
+    def from_trips(cls, trips: Sequence[Trip]) -> TripColumns:
+        """Return the columns of validated trips, computing each stop's place along its route."""
+        n = len(trips)
+        route_lat: list[np.ndarray] = []
+        route_lon: list[np.ndarray] = []
+        stop_lat: list[float] = []
+        stop_lon: list[float] = []
+        stop_time: list[int] = []
+        n_stops = np.empty(n, dtype=np.int64)
+        option_bits = np.empty(n, dtype=np.uint8)
+        for i, trip in enumerate(trips):
+            lat, lon = trip.route_latlon()
+            route_lat.append(lat)
+            route_lon.append(lon)
+            n_stops[i] = len(trip.stops)
+            for stop in trip.stops:
+                stop_lat.append(stop.lat)
+                stop_lon.append(stop.lon)
+                stop_time.append(int(stop.time.timestamp()))
+            opts = trip.options
+            option_bits[i] = sum(1 << b for b, name in enumerate(OPTION_NAMES) if getattr(opts, name))
+        n_vert = np.fromiter((len(a) for a in route_lat), dtype=np.int64, count=n)
+        vert_start = np.concatenate(([0], np.cumsum(n_vert))).astype(np.int64)
+        stop_start = np.concatenate(([0], np.cumsum(n_stops))).astype(np.int64)
+        vlat = np.concatenate(route_lat) if n else np.zeros(0)
+        vlon = np.concatenate(route_lon) if n else np.zeros(0)
+        slat = np.asarray(stop_lat, dtype=np.float64)
+        slon = np.asarray(stop_lon, dtype=np.float64)
+        cols = cls(
+            ids=tuple(t.id for t in trips),
+            version=np.fromiter((t.version for t in trips), dtype=np.int64, count=n),
+            status=np.fromiter((STATUS_CODES[t.status] for t in trips), dtype=np.int8, count=n),
+            seats_total=np.fromiter((t.seats_total for t in trips), dtype=np.int16, count=n),
+            seats_available=np.fromiter((t.seats_available for t in trips), dtype=np.int16, count=n),
+            price=np.fromiter((t.price.amount for t in trips), dtype=np.float64, count=n),
+            currency=np.fromiter((currency_code(t.price.currency) for t in trips), dtype=np.int32, count=n),
+            options=option_bits,
+            rating=np.fromiter(
+                (t.driver.rating if t.driver is not None and t.driver.rating is not None else np.nan for t in trips),
+                dtype=np.float64,
+                count=n,
+            ),
+            offset_s=np.fromiter((t.utc_offset_s for t in trips), dtype=np.int32, count=n),
+            vert_start=vert_start,
+            vert_lat=quantize_degrees(vlat).astype(np.int32),
+            vert_lon=quantize_degrees(vlon).astype(np.int32),
+            stop_start=stop_start,
+            stop_time=np.asarray(stop_time, dtype=np.int64),
+            stop_along=np.zeros(len(slat), dtype=np.float64),
+            stop_lat=quantize_degrees(slat).astype(np.int32),
+            stop_lon=quantize_degrees(slon).astype(np.int32),
+        )
+        cols._place_stops()
+        return cols
+
+    def route_geometry(self, rows: NDArray[np.int64]) -> RouteGeometry:
+        """Return the unit-vector geometry of the routes of ``rows`` (repeats allowed)."""
+        idx = ragged_indices(self.vert_start[rows], self.vert_start[rows + 1])
+        counts = self.vert_start[rows + 1] - self.vert_start[rows]
+        starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        unit = latlon_to_unit(self.vert_lat[idx] / COORD_SCALE, self.vert_lon[idx] / COORD_SCALE)
+        seg_len = segment_lengths_km(unit, starts)
+        cum = np.cumsum(seg_len)
+        # distance along each route: cumulative sum restarted at each route's first vertex
+        cum_len = np.concatenate(([0.0], cum[:-1])) if len(cum) else cum
+        cum_len = cum_len - np.repeat(cum_len[starts[:-1]], counts)
+        return RouteGeometry(unit, seg_len, cum_len, starts)
+
+    def route_length_km(self, rows: NDArray[np.int64]) -> NDArray[np.float64]:
+        geom = self.route_geometry(rows)
+        ends = geom.starts[1:] - 1
+        return geom.cum_len[ends] if len(ends) else np.zeros(0)
+
+    def _place_stops(self) -> None:
+        """Fill ``stop_along``: origin at 0, destination at the route's end, stopovers at their closest route point.
+
+        A stopover's place is the route point closest to it (ties: the
+        earliest), then clamped so places never decrease along the stops.
+        """
+        n = len(self)
+        if n == 0:
+            return
+        lengths = self.route_length_km(np.arange(n, dtype=np.int64))
+        along = self.stop_along
+        along[self.stop_start[1:] - 1] = lengths
+        inner_mask = np.ones(len(along), dtype=bool)
+        inner_mask[self.stop_start[:-1]] = False
+        inner_mask[self.stop_start[1:] - 1] = False
+        inner = np.flatnonzero(inner_mask)
+        if len(inner):
+            owner = np.searchsorted(self.stop_start, inner, side="right") - 1
+            geom = self.route_geometry(owner)
+            targets = latlon_to_unit(self.stop_lat[inner] / COORD_SCALE, self.stop_lon[inner] / COORD_SCALE)
+            closest = closest_points_on_routes(geom.unit, geom.seg_len, geom.cum_len, geom.starts, targets)
+            along[inner] = closest.along_km
+        # places never decrease: running maximum within each trip
+        for k in range(1, int(np.diff(self.stop_start).max())):
+            rows_with_k = self.stop_start[:-1] + k < self.stop_start[1:]
+            pos = self.stop_start[:-1][rows_with_k] + k
+            along[pos] = np.maximum(along[pos], along[pos - 1])
+        # the destination closes the route even if a stopover was placed at its very end
+        along[self.stop_start[1:] - 1] = np.maximum(lengths, along[self.stop_start[1:] - 1])
+
+    def take(self, rows: NDArray[np.int64]) -> TripColumns:
+        """Return the columns of ``rows``, in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        vidx = ragged_indices(self.vert_start[rows], self.vert_start[rows + 1])
+        sidx = ragged_indices(self.stop_start[rows], self.stop_start[rows + 1])
+        vcount = self.vert_start[rows + 1] - self.vert_start[rows]
+        scount = self.stop_start[rows + 1] - self.stop_start[rows]
+        per_row = {f.name: getattr(self, f.name)[rows] for f in fields(self) if f.name in _PER_ROW}
+        return TripColumns(
+            ids=tuple(self.ids[i] for i in rows.tolist()),
+            vert_start=np.concatenate(([0], np.cumsum(vcount))).astype(np.int64),
+            vert_lat=self.vert_lat[vidx],
+            vert_lon=self.vert_lon[vidx],
+            stop_start=np.concatenate(([0], np.cumsum(scount))).astype(np.int64),
+            stop_time=self.stop_time[sidx],
+            stop_along=self.stop_along[sidx],
+            stop_lat=self.stop_lat[sidx],
+            stop_lon=self.stop_lon[sidx],
+            **per_row,
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[TripColumns]) -> TripColumns:
+        """Return the rows of every part, one after the other."""
+        parts = [p for p in parts if len(p)] or list(parts[:1]) or [TripColumns.empty()]
+        if len(parts) == 1:
+            return parts[0]
+        out: dict[str, object] = {"ids": tuple(i for p in parts for i in p.ids)}
+        for f in fields(TripColumns):
+            name = f.name
+            if name == "ids":
+                continue
+            if name in ("vert_start", "stop_start"):
+                pieces = [getattr(parts[0], name)]
+                base = pieces[0][-1]
+                for p in parts[1:]:
+                    arr = getattr(p, name)
+                    pieces.append(arr[1:] + base)
+                    base += arr[-1]
+                out[name] = np.concatenate(pieces)
+            else:
+                out[name] = np.concatenate([getattr(p, name) for p in parts])
+        return TripColumns(**out)  # type: ignore[arg-type]
+
+
+_PER_ROW = {
+    "version",
+    "status",
+    "seats_total",
+    "seats_available",
+    "price",
+    "currency",
+    "options",
+    "rating",
+    "offset_s",
+}
+
+
+@dataclass(frozen=True)
+class RouteGeometry:
+    """Unit vectors of several routes back to back, with segment lengths and distance along."""
+
+    unit: NDArray[np.float64]
+    seg_len: NDArray[np.float64]
+    cum_len: NDArray[np.float64]
+    starts: NDArray[np.int64]

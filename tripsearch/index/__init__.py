@@ -1,0 +1,5 @@
+"""Backends and what they store."""
+
+from .embedded import EmbeddedBackend
+
+__all__ = ["EmbeddedBackend"]

@@ -1,0 +1,154 @@
+"""H3 cells for finding candidate trips fast, with a no-miss guarantee.
+
+A route is indexed by the H3 cells (resolution :data:`CORRIDOR_RES`) of
+points sampled along it at most :data:`SAMPLE_KM` apart, each sample first
+snapped to a fixed lat/lon grid (so that one cached H3 call serves every
+sample that snaps to the same grid point). Any point of the route is then
+within :data:`INDEX_MARGIN_KM` of the grid point of some sample.
+
+A query disk (centre, radius r) is covered by every cell that may hold a
+point within ``r + INDEX_MARGIN_KM`` of the centre, found by a walk from
+the centre's cell that keeps a cell unless its centre is farther than that
+distance plus the cell's circumradius. So if a route passes within r of the
+centre, one of its cells is in the cover: H3 only narrows the search, the
+exact rules in :mod:`tripsearch.query.matching` decide.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import h3
+import numpy as np
+from numpy.typing import NDArray
+
+from ..columns import TripColumns
+from ..geo import EARTH_RADIUS_KM, great_circle_km, latlon_to_unit
+
+__all__ = [
+    "CORRIDOR_RES",
+    "SAMPLE_KM",
+    "SNAP_DEG",
+    "INDEX_MARGIN_KM",
+    "route_to_cells",
+    "disk_to_cells",
+    "point_to_cell",
+]
+
+CORRIDOR_RES = 5
+SAMPLE_KM = 2.0
+SNAP_DEG = 0.01
+# Half the sample spacing, plus the farthest a sample can be from its grid point.
+INDEX_MARGIN_KM = SAMPLE_KM / 2 + math.radians(SNAP_DEG) * math.sqrt(2) / 2 * EARTH_RADIUS_KM + 0.01
+
+
+def point_to_cell(lat: float, lon: float, res: int) -> int:
+    """Return the H3 cell (as an integer) of a point."""
+    return int(h3.str_to_int(h3.latlng_to_cell(lat, lon, res)))
+
+
+@lru_cache(maxsize=1 << 18)
+def _grid_cell(lat_step: int, lon_step: int) -> int:
+    return point_to_cell(max(-90.0, min(90.0, lat_step * SNAP_DEG)), _wrap(lon_step * SNAP_DEG), CORRIDOR_RES)
+
+
+def _wrap(lon: float) -> float:
+    return (lon + 180.0) % 360.0 - 180.0
+
+
+def route_to_cells(cols: TripColumns, rows: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
+    """Return (row, cell) pairs, without duplicates, for the corridor of each route in ``rows``."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
+    geom = cols.route_geometry(rows)
+    owner = np.repeat(np.arange(len(rows)), np.diff(geom.starts))
+    # Each segment is cut into ceil(len / SAMPLE_KM) pieces; samples at the cuts plus every vertex.
+    pieces = np.maximum(np.ceil(geom.seg_len / SAMPLE_KM).astype(np.int64), 1)
+    is_last = np.zeros(len(owner), dtype=bool)
+    is_last[geom.starts[1:] - 1] = True
+    pieces[is_last] = 1
+    seg = np.repeat(np.arange(len(owner)), pieces)
+    heads = np.concatenate(([0], np.cumsum(pieces)[:-1]))
+    frac = (np.arange(len(seg)) - np.repeat(heads, pieces)) / np.repeat(pieces, pieces)
+    a = geom.unit[seg]
+    b = geom.unit[np.minimum(seg + 1, len(owner) - 1)]
+    # Spherical interpolation, so samples are evenly spaced along the arc, at most SAMPLE_KM apart.
+    theta = (geom.seg_len / EARTH_RADIUS_KM)[seg]
+    sin_theta = np.sin(theta)
+    tiny = sin_theta < 1e-12
+    wa = np.where(tiny, 1.0 - frac, np.sin((1.0 - frac) * theta) / np.where(tiny, 1.0, sin_theta))
+    wb = np.where(tiny, frac, np.sin(frac * theta) / np.where(tiny, 1.0, sin_theta))
+    p = a * wa[:, None] + b * wb[:, None]
+    p /= np.linalg.norm(p, axis=1)[:, None]
+    lat = np.degrees(np.arcsin(np.clip(p[:, 2], -1, 1)))
+    lon = np.degrees(np.arctan2(p[:, 1], p[:, 0]))
+    lat_step = np.rint(lat / SNAP_DEG).astype(np.int64)
+    lon_step = np.rint(lon / SNAP_DEG).astype(np.int64)
+    sample_owner = owner[seg]
+    grid_key = (lat_step + 9000) * 40_000 + (lon_step + 18000)
+    unique_keys, inverse = np.unique(grid_key, return_inverse=True)
+    key_cells = np.fromiter(
+        (_grid_cell(int(k) // 40_000 - 9000, int(k) % 40_000 - 18000) for k in unique_keys),
+        dtype=np.uint64,
+        count=len(unique_keys),
+    )
+    cells = key_cells[inverse.ravel()]
+    pairs = np.unique(np.stack((sample_owner.astype(np.uint64), cells), axis=1), axis=0)
+    return rows[pairs[:, 0].astype(np.int64)], pairs[:, 1]
+
+
+@lru_cache(maxsize=1 << 16)
+def _circumradius_km(cell: int) -> float:
+    center = h3.cell_to_latlng(h3.int_to_str(cell))
+    boundary = h3.cell_to_boundary(h3.int_to_str(cell))
+    lats = np.array([v[0] for v in boundary])
+    lons = np.array([v[1] for v in boundary])
+    # Cell edges are great-circle arcs (gnomonic straight lines), so the farthest point is a vertex;
+    # 1% more for the rounding of the boundary coordinates.
+    return float(great_circle_km(center[0], center[1], lats, lons).max()) * 1.01 + 0.01
+
+
+@lru_cache(maxsize=1 << 16)
+def _cell_center(cell: int) -> tuple[float, float]:
+    lat, lon = h3.cell_to_latlng(h3.int_to_str(cell))
+    return float(lat), float(lon)
+
+
+@lru_cache(maxsize=4096)
+def disk_to_cells(lat: float, lon: float, radius_km: float, res: int = CORRIDOR_RES) -> NDArray[np.uint64]:
+    """Return, sorted, every cell that may hold a point within ``radius_km`` (plus the index margin) of a point."""
+    reach = radius_km + INDEX_MARGIN_KM
+    target = latlon_to_unit(np.array(lat), np.array(lon))
+    start = h3.latlng_to_cell(lat, lon, res)
+    seen = {start}
+    keep = [start]
+    frontier = [start]
+    while frontier:
+        ring: set[str] = set()
+        for cell in frontier:
+            ring.update(h3.grid_disk(cell, 1))
+        ring -= seen
+        seen |= ring
+        frontier = []
+        if not ring:
+            break
+        ring_list = sorted(ring)
+        ints = [int(h3.str_to_int(c)) for c in ring_list]
+        centers = np.array([_cell_center(c) for c in ints])
+        dist = _angle_km(target, latlon_to_unit(centers[:, 0], centers[:, 1]))
+        radii = np.array([_circumradius_km(c) for c in ints])
+        for cell, d, r in zip(ring_list, dist, radii):
+            if d - r <= reach:
+                keep.append(cell)
+                frontier.append(cell)
+    out = np.array(sorted(int(h3.str_to_int(c)) for c in keep), dtype=np.uint64)
+    out.setflags(write=False)
+    return out
+
+
+def _angle_km(u: NDArray[np.float64], v: NDArray[np.float64]) -> NDArray[np.float64]:
+    cross = np.cross(u, v)
+    return np.arctan2(np.linalg.norm(cross, axis=-1), (u * v).sum(axis=-1)) * EARTH_RADIUS_KM
+

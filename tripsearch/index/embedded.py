@@ -1,0 +1,241 @@
+"""The embedded backend: SQLite for durability, numpy and H3 postings in memory for search.
+
+Open a data directory with :class:`EmbeddedBackend` (or ``tripsearch.open``).
+Several processes may open the same directory: writes go to SQLite, and each
+process follows SQLite's change feed every ``refresh_interval`` seconds (and
+on :meth:`EmbeddedBackend.refresh`), as an Elasticsearch refresh does.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import msgspec
+import orjson
+
+from ..backend import DeleteReport, ItemResult, SearchResult, TripInput, UpsertReport
+from ..errors import InvalidTrip, NotFound, StoreReadOnly
+from ..model import Trip, parse_trip, trip_to_json
+from ..query.execute import candidate_days, execute
+from ..query.model import Query, parse_query
+from .memory import IndexView, MemoryIndex
+from .snapshot import SnapshotError, read_snapshot, write_snapshot
+from .store import Change, Store
+
+__all__ = ["EmbeddedBackend", "DB_NAME", "SNAPSHOT_NAME"]
+
+log = logging.getLogger("tripsearch")
+
+DB_NAME = "trips.sqlite"
+SNAPSHOT_NAME = "index.snapshot"
+_trip_decoder = msgspec.json.Decoder(Trip)
+
+
+class EmbeddedBackend:
+    """A trip search engine over one data directory."""
+
+    def __init__(self, path: str | Path, refresh_interval: float = 1.0, snapshot_on_close: bool = True) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.refresh_interval = refresh_interval
+        self.snapshot_on_close = snapshot_on_close
+        self._store = Store(self.path / DB_NAME)
+        self._index = MemoryIndex()
+        self._refresh_lock = threading.Lock()
+        self._own: dict[str, Trip] = {}  # trips this process just wrote, to skip decoding them again
+        self._loaded_seq = 0
+        self._last_refresh = time.monotonic()
+        self.started_s = self._load()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+        if refresh_interval > 0:
+            self._thread = threading.Thread(target=self._refresh_loop, name="tripsearch-refresh", daemon=True)
+            self._thread.start()
+
+    # -- start-up -------------------------------------------------------------
+
+    def _load(self) -> float:
+        started = time.perf_counter()
+        snapshot = self.path / SNAPSHOT_NAME
+        try:
+            seq, cols, alive, segment = read_snapshot(snapshot, self._store.store_id, self._store.max_seq())
+        except SnapshotError as exc:
+            if snapshot.exists():
+                log.warning("snapshot %s not used (%s); rebuilding the index from SQLite", snapshot, exc)
+        else:
+            self._index.load(cols, alive, segment, seq)
+        self._loaded_seq = self._index.view.seq
+        self.refresh()
+        return time.perf_counter() - started
+
+    # -- writes ---------------------------------------------------------------
+
+    def upsert(self, trips: Iterable[TripInput], refresh: bool = False) -> UpsertReport:
+        """Store every valid trip whose version is higher than the stored one; report each by input line.
+
+        Within one call, the highest version of an id wins; its other lines
+        are ``unchanged``, as they would be if sent one by one.
+        """
+        parsed: list[Trip | ItemResult] = []
+        best: dict[str, int] = {}  # id -> position of its highest version in this call
+        for pos, raw in enumerate(trips):
+            try:
+                trip = parse_trip(raw)
+            except InvalidTrip as exc:
+                parsed.append(ItemResult(pos + 1, _raw_id(raw), "rejected", field=exc.field or None, reason=exc.reason))
+                continue
+            parsed.append(trip)
+            seen = best.get(trip.id)
+            if seen is None or trip.version > parsed[seen].version:  # type: ignore[union-attr]
+                best[trip.id] = pos
+        batch = [parsed[pos] for pos in best.values()]
+        rows = [(t.id, t.version, trip_to_json(t)) for t in batch]  # type: ignore[union-attr]
+        stored = set(self._store.write(rows)[0]) if rows else set()
+        winners = {pos for tid, pos in best.items() if tid in stored}
+        items: list[ItemResult] = []
+        for pos, entry in enumerate(parsed):
+            if isinstance(entry, ItemResult):
+                items.append(entry)
+            elif pos in winners:
+                self._own[entry.id] = entry
+                items.append(ItemResult(pos + 1, entry.id, "stored", entry.version))
+            else:
+                items.append(ItemResult(pos + 1, entry.id, "unchanged", entry.version, reason="a version at least as high is stored"))
+        if refresh:
+            self.refresh()
+        return UpsertReport(tuple(items))
+
+    def delete(self, ids: Iterable[str], refresh: bool = False) -> DeleteReport:
+        """Delete trips by id; a tombstone keeps the version so a late lower version cannot bring a trip back."""
+        ids = [str(i) for i in ids]
+        deleted = set(self._store.write([], ids)[1])
+        items = tuple(ItemResult(pos + 1, tid, "deleted" if tid in deleted else "not_found") for pos, tid in enumerate(ids))
+        if refresh:
+            self.refresh()
+        return DeleteReport(items)
+
+    # -- reads ----------------------------------------------------------------
+
+    def get(self, trip_id: str) -> dict[str, Any]:
+        """Return the stored document of a trip, or raise :class:`NotFound`."""
+        doc = self._store.docs([trip_id]).get(trip_id)
+        if doc is None:
+            raise NotFound(trip_id)
+        return orjson.loads(doc)
+
+    def search(self, query: Query | Mapping[str, Any]) -> SearchResult:
+        """Return the matching trips, ranked and paged, with facets."""
+        started = time.perf_counter()
+        q = parse_query(query)
+        view = self._index.view
+        rows = view.candidates(q.from_point, q.from_radius_km, q.to_point, q.to_radius_km, candidate_days(q))
+        return execute(q, view.cols, rows, self._fetch_docs, started)
+
+    def _fetch_docs(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        return {tid: orjson.loads(doc) for tid, doc in self._store.docs(ids).items()}
+
+    # -- refresh --------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Apply every change acknowledged by any process since the last refresh."""
+        with self._refresh_lock:
+            view = self._index.view
+            for batch in self._store.changes(view.seq):
+                self._apply(batch)
+            self._last_refresh = time.monotonic()
+
+    def _apply(self, changes: list[Change]) -> IndexView:
+        upserts: list[Trip] = []
+        deletes: list[str] = []
+        for change in changes:
+            if change.doc is None:
+                deletes.append(change.id)
+                self._own.pop(change.id, None)
+                continue
+            own = self._own.pop(change.id, None)
+            if own is not None and own.version == change.version:
+                upserts.append(own)
+            else:
+                upserts.append(_trip_decoder.decode(change.doc))
+        return self._index.apply(upserts, deletes, changes[-1].seq)
+
+    def _refresh_loop(self) -> None:
+        while not self._closed.wait(self.refresh_interval):
+            try:
+                self.refresh()
+            except Exception:  # keep serving from memory; the next tick retries
+                log.exception("refresh failed")
+
+    # -- housekeeping ---------------------------------------------------------
+
+    def snapshot(self) -> int:
+        """Write the snapshot file now (one process at a time); return its size in bytes."""
+        self.refresh()
+        lock_path = self.path / (SNAPSHOT_NAME + ".lock")
+        with open(lock_path, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            view = self._index.view
+            segment = self._index.compacted_segment()
+            size = write_snapshot(self.path / SNAPSHOT_NAME, self._store.store_id, view.seq, view.cols, view.alive, segment)
+        self._loaded_seq = view.seq
+        return size
+
+    def stats(self) -> dict[str, Any]:
+        view = self._index.view
+        cols = view.cols
+        memory = sum(getattr(cols, f).nbytes for f in ("version", "status", "seats_total", "seats_available", "price", "currency", "options", "rating", "offset_s", "vert_start", "vert_lat", "vert_lon", "stop_start", "stop_time", "stop_along", "stop_lat", "stop_lon"))
+        memory += sum(s.keys.nbytes + s.offsets.nbytes + s.rows.nbytes for s in view.segments)
+        return {
+            "backend": "embedded",
+            "path": str(self.path),
+            "trips": view.live_count,
+            "rows": len(cols),
+            "route_points": int(len(cols.vert_lat)),
+            "posting_segments": len(view.segments),
+            "postings": int(sum(len(s) for s in view.segments)),
+            "array_bytes": int(memory),
+            "seq": view.seq,
+            "refresh_lag_s": round(time.monotonic() - self._last_refresh, 3),
+            "refresh_interval_s": self.refresh_interval,
+            "start_s": round(self.started_s, 3),
+        }
+
+    def close(self) -> None:
+        """Stop refreshing; write a snapshot if this process saw many changes since the last one."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self.snapshot_on_close and self._index.view.seq - self._loaded_seq >= 1000:
+            try:
+                self.snapshot()
+            except (OSError, StoreReadOnly) as exc:
+                log.warning("snapshot not written: %s", exc)
+        self._store.close()
+
+    def __enter__(self) -> EmbeddedBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _raw_id(raw: object) -> str | None:
+    """Return the id of a rejected input if one can be read, for the report."""
+    if isinstance(raw, Mapping):
+        tid = raw.get("id")
+        return tid if isinstance(tid, str) else None
+    if isinstance(raw, (bytes, str)):
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None
+        return _raw_id(obj) if isinstance(obj, dict) else None
+    return None
+

@@ -1,0 +1,100 @@
+"""Snapshot of the in-memory index next to the database, for a fast restart.
+
+One file: a JSON header line (format, store id, change-feed position, and for
+each array its dtype, length and CRC-32), then the raw arrays back to back.
+It is written to a temporary file, synced and renamed over the old one, so a
+reader sees the old snapshot or the new one, never half of one. On load every
+array's checksum is verified; any mismatch, a foreign store id or a position
+ahead of the store means the snapshot is not trusted and the index is
+rebuilt from SQLite.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from ..columns import TripColumns
+from .memory import PostingSegment
+
+__all__ = ["write_snapshot", "read_snapshot", "SnapshotError", "FORMAT"]
+
+FORMAT = "tripsearch-snapshot-1"
+_ARRAY_FIELDS = [f.name for f in fields(TripColumns) if f.name != "ids"]
+
+
+class SnapshotError(Exception):
+    """The snapshot is missing, torn, corrupted or from another store."""
+
+
+def write_snapshot(path: Path, store_id: str, seq: int, cols: TripColumns, alive: np.ndarray, segment: PostingSegment) -> int:
+    """Write a snapshot atomically; return its size in bytes."""
+    arrays: dict[str, np.ndarray] = {name: np.ascontiguousarray(getattr(cols, name)) for name in _ARRAY_FIELDS}
+    arrays["alive"] = np.ascontiguousarray(alive)
+    arrays["posting_keys"] = segment.keys
+    arrays["posting_offsets"] = segment.offsets
+    arrays["posting_rows"] = segment.rows
+    arrays["ids"] = np.frombuffer("\n".join(cols.ids).encode("utf-8"), dtype=np.uint8)
+    header: dict[str, Any] = {"format": FORMAT, "store_id": store_id, "seq": seq, "rows": len(cols), "arrays": []}
+    for name, arr in arrays.items():
+        header["arrays"].append({"name": name, "dtype": arr.dtype.str, "length": int(arr.shape[0]), "crc32": zlib.crc32(memoryview(arr).cast("B"))})
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(orjson.dumps(header) + b"\n")
+        for arr in arrays.values():
+            f.write(memoryview(arr).cast("B"))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path.stat().st_size
+
+
+def read_snapshot(path: Path, store_id: str, max_seq: int) -> tuple[int, TripColumns, np.ndarray, PostingSegment]:
+    """Return (seq, columns, alive, postings) from a verified snapshot, or raise :class:`SnapshotError`."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise SnapshotError("no snapshot") from None
+    with f:
+        try:
+            header = orjson.loads(f.readline())
+        except orjson.JSONDecodeError:
+            raise SnapshotError("unreadable header") from None
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise SnapshotError("unknown format")
+        if header.get("store_id") != store_id:
+            raise SnapshotError("snapshot of another store")
+        seq = int(header["seq"])
+        if seq > max_seq:
+            raise SnapshotError(f"snapshot is ahead of the store (snapshot seq {seq}, store {max_seq})")
+        arrays: dict[str, np.ndarray] = {}
+        for spec in header["arrays"]:
+            dtype = np.dtype(spec["dtype"])
+            arr = np.empty(spec["length"], dtype=dtype)
+            view = memoryview(arr).cast("B")
+            if f.readinto(view) != len(view):
+                raise SnapshotError(f"torn snapshot: {spec['name']} is cut short")
+            if zlib.crc32(view) != spec["crc32"]:
+                raise SnapshotError(f"checksum mismatch in {spec['name']}")
+            arrays[spec["name"]] = arr
+        if f.read(1):
+            raise SnapshotError("trailing bytes after the last array")
+    raw_ids = arrays.pop("ids").tobytes().decode("utf-8")
+    ids = raw_ids.split("\n") if raw_ids else []
+    if len(ids) != header["rows"]:
+        raise SnapshotError("id count does not match the row count")
+    segment = PostingSegment(arrays.pop("posting_keys"), arrays.pop("posting_offsets"), arrays.pop("posting_rows"))
+    alive = arrays.pop("alive")
+    cols = TripColumns(ids=ids, **arrays)  # type: ignore[arg-type]
+    return seq, cols, alive, segment

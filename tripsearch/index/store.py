@@ -1,0 +1,212 @@
+"""The durable store of the embedded backend: SQLite in WAL mode.
+
+SQLite is the source of truth. Each row is the latest state of one trip:
+its version, its document (normalised JSON) or a tombstone after a delete,
+and ``seq``, a number that grows with every write across all processes.
+Readers follow the change feed ``seq > last_seen`` to refresh their
+in-memory index, which is how several processes over one data directory see
+each other's writes.
+
+Writes are serialised by SQLite (``BEGIN IMMEDIATE``), so ``seq`` is
+assigned in commit order and a reader never sees a later change before an
+earlier one. ``synchronous=FULL``: an acknowledged write survives a crash
+of the process and of the machine.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from ..errors import BackendUnavailable, StoreReadOnly
+
+__all__ = ["Store", "StoredRow", "Change"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trips (
+    id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    doc BLOB
+);
+CREATE INDEX IF NOT EXISTS trips_seq ON trips (seq);
+"""
+_CHUNK = 500  # ids per IN (...) lookup, under SQLite's parameter limit
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRow:
+    version: int
+    deleted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    id: str
+    version: int
+    seq: int
+    doc: bytes | None  # None for a delete
+
+
+class Store:
+    """One SQLite database file, shared by every process that opens the data directory."""
+
+    def __init__(self, path: Path, busy_timeout_s: float = 30.0) -> None:
+        self.path = path
+        self._busy_timeout_s = busy_timeout_s
+        self._local = threading.local()
+        with self._translate("open the store"):
+            conn = self._conn()
+            conn.executescript(_SCHEMA)
+            row = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+            if row is None:
+                conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?)", (uuid.uuid4().hex,))
+                row = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+            self.store_id: str = row[0]
+
+    def _conn(self) -> sqlite3.Connection:
+        # One connection per thread: sqlite3 connections must not be shared across threads.
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=True)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=OFF")
+            self._local.conn = conn
+        return conn
+
+    class _translate:
+        """Turn SQLite's errors into the project's: a full or read-only disk refuses writes, nothing else is lost."""
+
+        def __init__(self, action: str) -> None:
+            self.action = action
+
+        def __enter__(self) -> None:
+            return None
+
+        def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+            if exc is None or not isinstance(exc, sqlite3.Error):
+                return None
+            message = str(exc)
+            lowered = message.lower()
+            if "readonly" in lowered or "read-only" in lowered or "full" in lowered or "disk i/o" in lowered:
+                raise StoreReadOnly(f"cannot {self.action}: the data directory refuses writes ({message})", retry_after=5.0) from None
+            if "locked" in lowered or "busy" in lowered:
+                raise BackendUnavailable(f"cannot {self.action}: the store is busy ({message})", retry_after=1.0) from None
+            raise BackendUnavailable(f"cannot {self.action}: {message}") from None
+
+    def versions(self, ids: Iterable[str]) -> dict[str, StoredRow]:
+        """Return the stored version (and whether deleted) of each id that exists."""
+        ids = list(ids)
+        out: dict[str, StoredRow] = {}
+        conn = self._conn()
+        with self._translate("read versions"):
+            for i in range(0, len(ids), _CHUNK):
+                chunk = ids[i : i + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for tid, version, deleted in conn.execute(f"SELECT id, version, deleted FROM trips WHERE id IN ({marks})", chunk):
+                    out[tid] = StoredRow(version, bool(deleted))
+        return out
+
+    def write(self, upserts: list[tuple[str, int, bytes]], deletes: Iterable[str] = ()) -> tuple[list[str], list[str]]:
+        """Apply a batch in one transaction; return (ids stored, ids deleted).
+
+        An upsert is applied only if its version is higher than the stored
+        one, checked inside the transaction so concurrent writers cannot
+        interleave; a delete applies to a live trip and keeps its version as
+        a tombstone, so a late lower version cannot bring it back.
+        """
+        deletes = list(deletes)
+        conn = self._conn()
+        with self._translate("write trips"):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                current = self._versions_in(conn, [u[0] for u in upserts] + deletes)
+                seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM trips").fetchone()[0]
+                rows = []
+                stored = []
+                for tid, version, doc in upserts:
+                    old = current.get(tid)
+                    if old is not None and version <= old.version:
+                        continue
+                    seq += 1
+                    rows.append((tid, version, seq, doc))
+                    current[tid] = StoredRow(version, False)
+                    stored.append(tid)
+                conn.executemany(
+                    "INSERT INTO trips (id, version, seq, deleted, doc) VALUES (?, ?, ?, 0, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET version = excluded.version, seq = excluded.seq, deleted = 0, doc = excluded.doc",
+                    rows,
+                )
+                deleted = []
+                for tid in deletes:
+                    old = current.get(tid)
+                    if old is None or old.deleted:
+                        continue
+                    seq += 1
+                    conn.execute("UPDATE trips SET deleted = 1, doc = NULL, seq = ? WHERE id = ?", (seq, tid))
+                    current[tid] = StoredRow(old.version, True)
+                    deleted.append(tid)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return stored, deleted
+
+    @staticmethod
+    def _versions_in(conn: sqlite3.Connection, ids: list[str]) -> dict[str, StoredRow]:
+        out: dict[str, StoredRow] = {}
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i : i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for tid, version, deleted in conn.execute(f"SELECT id, version, deleted FROM trips WHERE id IN ({marks})", chunk):
+                out[tid] = StoredRow(version, bool(deleted))
+        return out
+
+    def docs(self, ids: list[str]) -> dict[str, bytes]:
+        """Return the documents of live trips by id."""
+        conn = self._conn()
+        out: dict[str, bytes] = {}
+        with self._translate("read trips"):
+            for i in range(0, len(ids), _CHUNK):
+                chunk = ids[i : i + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for tid, doc in conn.execute(f"SELECT id, doc FROM trips WHERE deleted = 0 AND id IN ({marks})", chunk):
+                    out[tid] = doc
+        return out
+
+    def max_seq(self) -> int:
+        with self._translate("read the change feed"):
+            return int(self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM trips").fetchone()[0])
+
+    def count(self) -> int:
+        with self._translate("count trips"):
+            return int(self._conn().execute("SELECT COUNT(*) FROM trips WHERE deleted = 0").fetchone()[0])
+
+    def changes(self, after_seq: int, batch: int = 20_000) -> Iterator[list[Change]]:
+        """Yield, in seq order and in batches, every change with ``seq > after_seq``."""
+        conn = self._conn()
+        last = after_seq
+        while True:
+            with self._translate("read the change feed"):
+                rows = conn.execute(
+                    "SELECT id, version, seq, CASE WHEN deleted THEN NULL ELSE doc END FROM trips WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (last, batch),
+                ).fetchall()
+            if not rows:
+                return
+            yield [Change(*r) for r in rows]
+            last = rows[-1][2]
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

@@ -1,0 +1,269 @@
+"""The trip document: wire format, validation and normalisation.
+
+A trip arrives as JSON (a dict, bytes or one NDJSON line), is decoded by
+msgspec into typed structs, then checked against the rules that msgspec's
+types cannot say (times never decrease, the route starts at the first stop,
+...). Every failure is an :class:`~tripsearch.errors.InvalidTrip` naming the
+field (``stops[1].time``) and the reason.
+
+Coordinates are normalised to the canonical 1e-7 degree step on the way in
+(see :mod:`tripsearch.geo`), so the stored document and every backend work
+on the same numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any, Literal
+
+import msgspec
+import numpy as np
+
+from .errors import InvalidTrip
+from .geo import COORD_SCALE, great_circle_km, quantize_degrees
+
+__all__ = [
+    "OPTION_NAMES",
+    "STATUSES",
+    "MAX_STOPS",
+    "MAX_ROUTE_POINTS",
+    "ROUTE_END_TOLERANCE_KM",
+    "MAX_SEGMENT_KM",
+    "Stop",
+    "Route",
+    "Price",
+    "Options",
+    "Driver",
+    "Trip",
+    "parse_trip",
+    "trip_to_dict",
+    "trip_to_json",
+]
+
+OPTION_NAMES = ("instant_booking", "pets", "smoking", "women_only", "max_two_back")
+STATUSES = ("published", "full", "cancelled")
+MAX_STOPS = 20
+MAX_ROUTE_POINTS = 20_000
+MAX_ID_LENGTH = 128
+ROUTE_END_TOLERANCE_KM = 2.0
+# A segment is a great-circle arc; far below half the Earth's circumference it is well defined.
+MAX_SEGMENT_KM = 5000.0
+_ID_PATTERN = re.compile(r"^[^\x00-\x1f\x7f/]{1,128}$")
+_CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
+
+
+class Stop(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    lat: float
+    lon: float
+    time: dt.datetime
+
+
+class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    type: Literal["LineString"]
+    coordinates: list[tuple[float, float]]
+
+
+class Price(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    amount: float
+    currency: str = "EUR"
+
+
+class Options(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    instant_booking: bool = False
+    pets: bool = False
+    smoking: bool = False
+    women_only: bool = False
+    max_two_back: bool = False
+
+
+class Driver(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    id: str
+    rating: float | None = None
+    verified: bool = False
+
+
+class Trip(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A validated, normalised trip. Build it with :func:`parse_trip`."""
+
+    id: str
+    version: int
+    departure_time: dt.datetime
+    stops: list[Stop]
+    seats_total: int
+    seats_available: int
+    price: Price
+    options: Options = Options()
+    driver: Driver | None = None
+    status: str = "published"
+    route: Route | None = None
+
+    @property
+    def utc_offset_s(self) -> int:
+        """The trip's own UTC offset in seconds (that of its departure time)."""
+        offset = self.departure_time.utcoffset()
+        assert offset is not None  # parse_trip refuses naive times
+        return int(offset.total_seconds())
+
+    def route_latlon(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the route vertices as (lat, lon) float64 arrays; the stops when there is no route."""
+        if self.route is None:
+            lat = np.array([s.lat for s in self.stops], dtype=np.float64)
+            lon = np.array([s.lon for s in self.stops], dtype=np.float64)
+            return lat, lon
+        coords = np.asarray(self.route.coordinates, dtype=np.float64).reshape(-1, 2)
+        return coords[:, 1].copy(), coords[:, 0].copy()
+
+
+_decoder = msgspec.json.Decoder(Trip)
+
+
+def _msgspec_field(message: str) -> tuple[str, str]:
+    """Split a msgspec message ``Expected `int`, got `str` - at `$.stops[0].lat``` into field and reason."""
+    reason, sep, where = message.rpartition(" - at `")
+    if not sep:
+        missing = re.match(r"Object missing required field `(\w+)`", message)
+        if missing:
+            return missing.group(1), "is required"
+        unknown = re.match(r"Object contains unknown field `(\w+)`", message)
+        if unknown:
+            return unknown.group(1), "is not a known field"
+        return "", message
+    field = where.rstrip("`").removeprefix("$").removeprefix(".")
+    missing = re.match(r"Object missing required field `(\w+)`", reason)
+    if missing:
+        return f"{field}.{missing.group(1)}" if field else missing.group(1), "is required"
+    unknown = re.match(r"Object contains unknown field `(\w+)`", reason)
+    if unknown:
+        return f"{field}.{unknown.group(1)}" if field else unknown.group(1), "is not a known field"
+    return field, reason[0].lower() + reason[1:] if reason else reason
+
+
+def parse_trip(data: bytes | str | dict[str, Any] | Trip) -> Trip:
+    """Return a validated, normalised :class:`Trip`, or raise :class:`InvalidTrip` naming the field.
+
+    >>> t = parse_trip({"id": "t-1", "version": 1, "departure_time": "2026-12-01T08:30:00+01:00",
+    ...     "stops": [{"name": "Paris", "lat": 48.8566, "lon": 2.3522, "time": "2026-12-01T08:30:00+01:00"},
+    ...               {"name": "Lyon", "lat": 45.764, "lon": 4.8357, "time": "2026-12-01T13:10:00+01:00"}],
+    ...     "seats_total": 4, "seats_available": 3, "price": {"amount": 25.5, "currency": "EUR"}})
+    >>> t.utc_offset_s, t.status
+    (3600, 'published')
+    """
+    if isinstance(data, Trip):
+        trip = data
+    else:
+        try:
+            if isinstance(data, dict):
+                trip = msgspec.convert(data, Trip, strict=False)
+            else:
+                trip = _decoder.decode(data)
+        except msgspec.ValidationError as exc:
+            field, reason = _msgspec_field(str(exc))
+            raise InvalidTrip(field, reason) from None
+        except msgspec.DecodeError as exc:
+            raise InvalidTrip("", f"not valid JSON ({exc})") from None
+    _check(trip)
+    return _normalise(trip)
+
+
+def _check(trip: Trip) -> None:
+    if not _ID_PATTERN.match(trip.id):
+        raise InvalidTrip("id", f"must be 1 to {MAX_ID_LENGTH} characters without control characters or '/'")
+    if trip.version < 0 or trip.version >= 2**63:
+        raise InvalidTrip("version", "must be an integer from 0 to 2^63-1")
+    if trip.departure_time.tzinfo is None:
+        raise InvalidTrip("departure_time", "must carry a UTC offset, e.g. 2026-12-01T08:30:00+01:00")
+    if not 2 <= len(trip.stops) <= MAX_STOPS:
+        raise InvalidTrip("stops", f"must have 2 to {MAX_STOPS} stops (origin first, destination last), got {len(trip.stops)}")
+    previous = None
+    for i, stop in enumerate(trip.stops):
+        _check_point(f"stops[{i}]", stop.lat, stop.lon)
+        if stop.time.tzinfo is None:
+            raise InvalidTrip(f"stops[{i}].time", "must carry a UTC offset")
+        if not stop.name.strip() or len(stop.name) > 200:
+            raise InvalidTrip(f"stops[{i}].name", "must be 1 to 200 characters")
+        if previous is not None and stop.time < previous:
+            raise InvalidTrip(f"stops[{i}].time", "is earlier than the stop before it; times never decrease")
+        previous = stop.time
+    if trip.route is None:
+        for i in range(1, len(trip.stops)):
+            a, b = trip.stops[i - 1], trip.stops[i]
+            if float(great_circle_km(a.lat, a.lon, b.lat, b.lon)) > MAX_SEGMENT_KM:
+                raise InvalidTrip(f"stops[{i}]", f"is more than {MAX_SEGMENT_KM:g} km from the stop before it; give a route")
+    if trip.stops[0].time != trip.departure_time:
+        raise InvalidTrip("departure_time", "must be the time of the first stop")
+    if trip.route is not None:
+        coords = trip.route.coordinates
+        if not 2 <= len(coords) <= MAX_ROUTE_POINTS:
+            raise InvalidTrip("route.coordinates", f"must have 2 to {MAX_ROUTE_POINTS} points, got {len(coords)}")
+        arr = np.asarray(coords, dtype=np.float64)
+        bad = ~(np.isfinite(arr).all(axis=1) & (np.abs(arr[:, 0]) <= 180.0) & (np.abs(arr[:, 1]) <= 90.0))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InvalidTrip(f"route.coordinates[{i}]", "must be [lon, lat] with lon in [-180, 180] and lat in [-90, 90]")
+        hops = great_circle_km(arr[:-1, 1], arr[:-1, 0], arr[1:, 1], arr[1:, 0])
+        if (hops > MAX_SEGMENT_KM).any():
+            i = int(np.argmax(hops > MAX_SEGMENT_KM))
+            raise InvalidTrip(f"route.coordinates[{i + 1}]", f"is more than {MAX_SEGMENT_KM:g} km from the point before it")
+        first, last = trip.stops[0], trip.stops[-1]
+        start_gap = float(great_circle_km(first.lat, first.lon, arr[0, 1], arr[0, 0]))
+        end_gap = float(great_circle_km(last.lat, last.lon, arr[-1, 1], arr[-1, 0]))
+        if start_gap > ROUTE_END_TOLERANCE_KM:
+            raise InvalidTrip("route", f"must start within {ROUTE_END_TOLERANCE_KM:g} km of the first stop (starts {start_gap:.1f} km away)")
+        if end_gap > ROUTE_END_TOLERANCE_KM:
+            raise InvalidTrip("route", f"must end within {ROUTE_END_TOLERANCE_KM:g} km of the last stop (ends {end_gap:.1f} km away)")
+    if not 1 <= trip.seats_total <= 99:
+        raise InvalidTrip("seats_total", "must be from 1 to 99")
+    if not 0 <= trip.seats_available <= trip.seats_total:
+        raise InvalidTrip("seats_available", f"must be from 0 to seats_total ({trip.seats_total})")
+    if not (np.isfinite(trip.price.amount) and 0 <= trip.price.amount <= 1_000_000):
+        raise InvalidTrip("price.amount", "must be a number from 0 to 1000000")
+    if not _CURRENCY_PATTERN.match(trip.price.currency):
+        raise InvalidTrip("price.currency", "must be an ISO 4217 code of three capital letters, e.g. EUR")
+    if trip.driver is not None:
+        rating = trip.driver.rating
+        if rating is not None and not (np.isfinite(rating) and 0.0 <= rating <= 5.0):
+            raise InvalidTrip("driver.rating", "must be from 0 to 5")
+    if trip.status not in STATUSES:
+        raise InvalidTrip("status", f"must be one of {', '.join(STATUSES)}, got {trip.status!r}")
+
+
+def _check_point(field: str, lat: float, lon: float) -> None:
+    if not (np.isfinite(lat) and -90.0 <= lat <= 90.0):
+        raise InvalidTrip(f"{field}.lat", f"must be in [-90, 90], got {lat}")
+    if not (np.isfinite(lon) and -180.0 <= lon <= 180.0):
+        raise InvalidTrip(f"{field}.lon", f"must be in [-180, 180], got {lon}")
+
+
+def _canonical(values: np.ndarray) -> list[float]:
+    return (quantize_degrees(values) / COORD_SCALE).tolist()
+
+
+def _normalise(trip: Trip) -> Trip:
+    lats = _canonical(np.array([s.lat for s in trip.stops]))
+    lons = _canonical(np.array([s.lon for s in trip.stops]))
+    stops = [msgspec.structs.replace(s, lat=la, lon=lo) for s, la, lo in zip(trip.stops, lats, lons)]
+    route = trip.route
+    if route is not None:
+        arr = np.asarray(route.coordinates, dtype=np.float64)
+        route = Route("LineString", list(zip(_canonical(arr[:, 0]), _canonical(arr[:, 1]))))
+    return msgspec.structs.replace(trip, stops=stops, route=route)
+
+
+def trip_to_dict(trip: Trip) -> dict[str, Any]:
+    """Return the wire-format dict of a trip (datetimes as ISO strings, route as GeoJSON)."""
+    out: dict[str, Any] = msgspec.to_builtins(trip)
+    if out.get("route") is None:
+        out.pop("route", None)
+    if out.get("driver") is None:
+        out.pop("driver", None)
+    return out
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def trip_to_json(trip: Trip) -> bytes:
+    """Return the wire-format JSON bytes of a trip."""
+    return _encoder.encode(trip_to_dict(trip))

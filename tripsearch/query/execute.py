@@ -1,0 +1,89 @@
+"""From candidates to a result page: the part of a search every backend shares.
+
+A backend proposes candidate rows (a superset of the matches) and a way to
+fetch trip documents; :func:`execute` applies the exact rules, ranks, cuts
+the page, builds the hits and computes the facets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..aggregations import compute_facets
+from ..backend import Hit, Point, SearchResult
+from ..columns import TripColumns
+from .matching import evaluate
+from .model import DATES_FACET_SPAN, Query, encode_cursor
+from .ranking import score_of, select_page, sort_keys
+
+__all__ = ["execute", "candidate_days", "DocFetcher"]
+
+DocFetcher = Callable[[list[str]], dict[str, dict[str, Any]]]
+
+
+def candidate_days(query: Query) -> NDArray[np.int64]:
+    """Return the local days whose trips a search must look at: the date, or date-3..date+3 for the dates facet."""
+    span = DATES_FACET_SPAN if "dates" in query.facets else 0
+    return np.arange(query.day - span, query.day + span + 1, dtype=np.int64)
+
+
+class _Ids(Sequence[str]):
+    """The ids of some rows, looked up only when asked (ties are rare)."""
+
+    def __init__(self, cols: TripColumns, rows: NDArray[np.int64]) -> None:
+        self._ids = cols.ids
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, pos: int) -> str:  # type: ignore[override]
+        return self._ids[int(self._rows[pos])]
+
+
+def execute(query: Query, cols: TripColumns, rows: NDArray[np.int64], fetch_docs: DocFetcher, started: float | None = None) -> SearchResult:
+    """Return the result page of ``query`` over the candidate ``rows`` of ``cols``."""
+    started = time.perf_counter() if started is None else started
+    ev = evaluate(cols, rows, query)
+    matched = np.flatnonzero(ev.matched())
+    match_rows = ev.rows[matched]
+    walk = ev.pickup.distance_km[matched] + ev.dropoff.distance_km[matched]
+    primary, secondary = sort_keys(query, walk, ev.pickup.distance_km[matched], ev.pickup_time[matched], cols.price[match_rows])
+    page, more = select_page(primary, secondary, _Ids(cols, match_rows), query.after, query.limit)
+
+    ids = [cols.ids[int(match_rows[p])] for p in page]
+    docs = fetch_docs(ids) if ids else {}
+    hits = []
+    for pos, tid in zip(page, ids):
+        i = matched[pos]
+        offset = dt.timezone(dt.timedelta(seconds=int(cols.offset_s[ev.rows[i]])))
+        hits.append(
+            Hit(
+                id=tid,
+                score=score_of(float(walk[pos])),
+                pickup=_point(ev.pickup.lat[i], ev.pickup.lon[i], ev.pickup.distance_km[i], int(ev.pickup_time[i]), offset),
+                dropoff=_point(ev.dropoff.lat[i], ev.dropoff.lon[i], ev.dropoff.distance_km[i], int(ev.dropoff_time[i]), offset),
+                trip=docs.get(tid, {"id": tid}),
+                sort=(float(primary[pos]), int(secondary[pos]), tid),
+            )
+        )
+    next_cursor = encode_cursor(query, hits[-1].sort) if more and hits else None
+    facets = compute_facets(ev, cols, query) if query.facets else {}
+    return SearchResult(
+        total=len(matched),
+        trips=hits,
+        facets=facets,
+        next_cursor=next_cursor,
+        took_ms=round((time.perf_counter() - started) * 1000, 3),
+        candidates=len(rows),
+    )
+
+
+def _point(lat: float, lon: float, distance_km: float, epoch_s: int, offset: dt.timezone) -> Point:
+    when = dt.datetime.fromtimestamp(epoch_s, offset).isoformat()
+    return Point(round(float(lat), 6), round(float(lon), 6), round(float(distance_km), 3), when)

@@ -1,0 +1,140 @@
+"""The exact matching rules, vectorised over candidate trips.
+
+Every backend finds candidates its own way (H3 postings, an Elasticsearch
+query) and then calls :func:`evaluate` on them, so the final decision is the
+same code everywhere. A published trip matches a query when:
+
+1. the pickup point P, the route point closest to ``from``, is at most
+   ``from_radius_km`` from it, and the dropoff point Q, the route point
+   closest to ``to``, at most ``to_radius_km`` from it (great-circle
+   distances; the route is its great-circle segments; a tie for P goes to
+   the earliest point along the route, a tie for Q to the latest);
+2. P comes strictly before Q along the route;
+3. the pickup time (stop times interpolated linearly by distance along the
+   route between the last stop at or before P and the next one; floored to
+   the second) falls on ``date`` in the trip's own UTC offset, and inside
+   ``time_from``..``time_to`` when given (minutes, both ends included; a
+   window whose start is after its end wraps around midnight);
+4. ``seats_available >= seats``, ``price <= max_price``, every listed
+   option is true, ``rating >= min_rating`` (an unrated driver fails it).
+
+:class:`Evaluation` keeps each rule as its own boolean mask so the facets
+can count "everything but my own filter".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..columns import SECONDS_PER_DAY, STATUS_CODES, TripColumns
+from ..geo import ClosestPoints, closest_points_on_routes, latlon_to_unit
+from ..model import OPTION_NAMES
+from .model import Query
+
+__all__ = ["Evaluation", "evaluate", "interpolate_stop_times", "option_mask", "FILTERS"]
+
+# The filters a facet may leave out, by name.
+FILTERS = ("date", "time", "price", "options", "rating", "seats")
+
+_PUBLISHED = STATUS_CODES["published"]
+
+
+def option_mask(names: tuple[str, ...]) -> int:
+    """Return the bit mask of the named options."""
+    return sum(1 << OPTION_NAMES.index(n) for n in names)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The rules evaluated on candidate rows; ``rows`` index the columns that were evaluated."""
+
+    rows: NDArray[np.int64]
+    geo: NDArray[np.bool_]  # rules 1 and 2, and published
+    masks: dict[str, NDArray[np.bool_]]  # one per name in FILTERS
+    pickup: ClosestPoints
+    dropoff: ClosestPoints
+    pickup_time: NDArray[np.int64]
+    dropoff_time: NDArray[np.int64]
+    local_day: NDArray[np.int64]  # local date of the pickup, days since 1970-01-01
+    local_minute: NDArray[np.int64]  # local minute of the day of the pickup
+
+    def matched(self, without: str | None = None) -> NDArray[np.bool_]:
+        """Return which rows match every rule, or every rule but the filter ``without``."""
+        mask = self.geo.copy()
+        for name, filt in self.masks.items():
+            if name != without:
+                mask &= filt
+        return mask
+
+
+def interpolate_stop_times(cols: TripColumns, rows: NDArray[np.int64], along_km: NDArray[np.float64]) -> NDArray[np.int64]:
+    """Return the time (epoch seconds, floored) at ``along_km`` on the route of each row."""
+    starts = cols.stop_start[rows]
+    counts = cols.stop_start[rows + 1] - starts
+    width = int(counts.max()) if len(rows) else 0
+    pad = np.arange(width)[None, :]
+    idx = np.minimum(starts[:, None] + pad, starts[:, None] + counts[:, None] - 1)
+    valid = pad < counts[:, None]
+    s_along = np.where(valid, cols.stop_along[idx], np.inf)
+    s_time = cols.stop_time[idx]
+    # i: the last stop whose place is at or before the point (at least the origin)
+    i = np.maximum((s_along <= along_km[:, None]).sum(axis=1) - 1, 0)
+    last = counts - 1
+    j = np.minimum(i + 1, last)
+    k = np.arange(len(rows))
+    t_i = s_time[k, i].astype(np.float64)
+    t_j = s_time[k, j].astype(np.float64)
+    a_i = s_along[k, i]
+    a_j = s_along[k, j]
+    span = a_j - a_i
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where((i < last) & (span > 0), (along_km - a_i) / span, 0.0)
+    frac = np.clip(frac, 0.0, 1.0)
+    return np.floor(t_i + (t_j - t_i) * frac).astype(np.int64)
+
+
+def evaluate(cols: TripColumns, rows: NDArray[np.int64], query: Query) -> Evaluation:
+    """Return the rules of ``query`` evaluated on ``rows`` of ``cols``.
+
+    The candidates may pick up on other days than ``query.date`` (the
+    ``dates`` facet counts those); the ``date`` mask keeps the query's own day.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    n = len(rows)
+    geom = cols.route_geometry(rows)
+    targets_from = np.broadcast_to(latlon_to_unit(np.array(query.from_point[0]), np.array(query.from_point[1])), (n, 3))
+    targets_to = np.broadcast_to(latlon_to_unit(np.array(query.to_point[0]), np.array(query.to_point[1])), (n, 3))
+    pickup = closest_points_on_routes(geom.unit, geom.seg_len, geom.cum_len, geom.starts, targets_from)
+    dropoff = closest_points_on_routes(geom.unit, geom.seg_len, geom.cum_len, geom.starts, targets_to, last=True)
+    geo = (
+        (cols.status[rows] == _PUBLISHED)
+        & (pickup.distance_km <= query.from_radius_km)
+        & (dropoff.distance_km <= query.to_radius_km)
+        & (pickup.along_km < dropoff.along_km)
+    )
+    pickup_time = interpolate_stop_times(cols, rows, pickup.along_km)
+    dropoff_time = interpolate_stop_times(cols, rows, dropoff.along_km)
+    local = pickup_time + cols.offset_s[rows]
+    local_day = np.floor_divide(local, SECONDS_PER_DAY)
+    local_minute = np.mod(local, SECONDS_PER_DAY) // 60
+    masks = {
+        "date": local_day == query.day,
+        "time": _time_mask(local_minute, query),
+        "price": np.ones(n, dtype=bool) if query.max_price is None else cols.price[rows] <= query.max_price,
+        "options": (cols.options[rows] & option_mask(query.options)) == option_mask(query.options),
+        "rating": np.ones(n, dtype=bool) if query.min_rating is None else cols.rating[rows] >= query.min_rating,
+        "seats": cols.seats_available[rows] >= query.seats,
+    }
+    return Evaluation(rows, geo, masks, pickup, dropoff, pickup_time, dropoff_time, local_day, local_minute)
+
+
+def _time_mask(local_minute: NDArray[np.int64], query: Query) -> NDArray[np.bool_]:
+    low = 0 if query.time_from is None else query.time_from
+    high = 24 * 60 - 1 if query.time_to is None else query.time_to
+    if low <= high:
+        return (local_minute >= low) & (local_minute <= high)
+    return (local_minute >= low) | (local_minute <= high)
+

@@ -1,0 +1,328 @@
+"""The search query: an immutable value, parsed from a dict with clear errors.
+
+>>> q = parse_query({"from": [48.8566, 2.3522], "to": [45.764, 4.8357], "date": "2026-12-01"})
+>>> q.from_radius_km, q.sort, q.limit, q.facets[:2]
+(10.0, 'relevance', 20, ('departure_hour', 'time_of_day'))
+>>> replace(q, limit=5).limit
+5
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import math
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Mapping
+
+import orjson
+
+from ..errors import InvalidCursor, InvalidQuery
+from ..model import OPTION_NAMES
+
+__all__ = [
+    "Query",
+    "parse_query",
+    "replace",
+    "FACET_NAMES",
+    "SORTS",
+    "MAX_RADIUS_KM",
+    "MAX_LIMIT",
+    "DATES_FACET_SPAN",
+    "encode_cursor",
+    "decode_cursor",
+]
+
+FACET_NAMES = (
+    "departure_hour",
+    "time_of_day",
+    "price",
+    "options",
+    "seats_available",
+    "driver_rating",
+    "dates",
+    "pickup_cells",
+    "dropoff_cells",
+)
+SORTS = ("relevance", "departure", "price", "pickup_distance")
+MAX_RADIUS_KM = 100.0
+DEFAULT_RADIUS_KM = 10.0
+MAX_LIMIT = 100
+DATES_FACET_SPAN = 3  # the dates facet covers date - 3 .. date + 3
+MIN_DATE = dt.date(1970, 1, 2)
+MAX_DATE = dt.date(2149, 12, 30)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A trip search. Build it with :func:`parse_query`; derive variants with :func:`replace`."""
+
+    from_point: tuple[float, float]  # (lat, lon)
+    to_point: tuple[float, float]
+    date: dt.date
+    from_radius_km: float = DEFAULT_RADIUS_KM
+    to_radius_km: float = DEFAULT_RADIUS_KM
+    seats: int = 1
+    time_from: int | None = None  # minutes after local midnight
+    time_to: int | None = None
+    max_price: float | None = None
+    options: tuple[str, ...] = ()
+    min_rating: float | None = None
+    sort: str = "relevance"
+    limit: int = 20
+    cursor: str | None = None
+    facets: tuple[str, ...] = FACET_NAMES
+    price_interval: float = 5.0
+    cell_resolution: int = 7
+    # Filled from the cursor: the sort key of the last hit already returned.
+    after: tuple[Any, ...] | None = field(default=None, compare=False)
+
+    @property
+    def day(self) -> int:
+        """The date as days since 1970-01-01."""
+        return (self.date - dt.date(1970, 1, 1)).days
+
+    def fingerprint(self) -> str:
+        """Return a short hash of what decides the result list (not limit, cursor or facets)."""
+        key = [
+            self.from_point,
+            self.to_point,
+            self.date.isoformat(),
+            self.from_radius_km,
+            self.to_radius_km,
+            self.seats,
+            self.time_from,
+            self.time_to,
+            self.max_price,
+            sorted(self.options),
+            self.min_rating,
+            self.sort,
+        ]
+        return hashlib.blake2b(orjson.dumps(key), digest_size=8).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the query as the dict :func:`parse_query` reads."""
+        out: dict[str, Any] = {
+            "from": list(self.from_point),
+            "to": list(self.to_point),
+            "date": self.date.isoformat(),
+            "from_radius_km": self.from_radius_km,
+            "to_radius_km": self.to_radius_km,
+            "seats": self.seats,
+            "sort": self.sort,
+            "limit": self.limit,
+            "facets": list(self.facets),
+            "price_interval": self.price_interval,
+            "cell_resolution": self.cell_resolution,
+        }
+        if self.time_from is not None:
+            out["time_from"] = _format_minutes(self.time_from)
+        if self.time_to is not None:
+            out["time_to"] = _format_minutes(self.time_to)
+        if self.max_price is not None:
+            out["max_price"] = self.max_price
+        if self.options:
+            out["options"] = list(self.options)
+        if self.min_rating is not None:
+            out["min_rating"] = self.min_rating
+        if self.cursor is not None:
+            out["cursor"] = self.cursor
+        return out
+
+
+_FIELDS = {f.name for f in fields(Query)} - {"from_point", "to_point", "after"} | {"from", "to"}
+
+
+def parse_query(data: Mapping[str, Any] | Query) -> Query:
+    """Return a :class:`Query` from a dict of query fields, or raise :class:`InvalidQuery` naming the field."""
+    if isinstance(data, Query):
+        return data
+    if not isinstance(data, Mapping):
+        raise InvalidQuery("", "a query must be an object of query fields")
+    unknown = sorted(set(data) - _FIELDS)
+    if unknown:
+        raise InvalidQuery(unknown[0], f"is not a query field (known: {', '.join(sorted(_FIELDS))})")
+    for required in ("from", "to", "date"):
+        if data.get(required) is None:
+            raise InvalidQuery(required, "is required")
+    q = Query(
+        from_point=_point("from", data["from"]),
+        to_point=_point("to", data["to"]),
+        date=_date("date", data["date"]),
+        from_radius_km=_number("from_radius_km", data.get("from_radius_km", DEFAULT_RADIUS_KM), 0.0, MAX_RADIUS_KM),
+        to_radius_km=_number("to_radius_km", data.get("to_radius_km", DEFAULT_RADIUS_KM), 0.0, MAX_RADIUS_KM),
+        seats=_integer("seats", data.get("seats", 1), 1, 99),
+        time_from=_minutes("time_from", data.get("time_from")),
+        time_to=_minutes("time_to", data.get("time_to")),
+        max_price=_optional_number("max_price", data.get("max_price"), 0.0, 1e9),
+        options=_options(data.get("options")),
+        min_rating=_optional_number("min_rating", data.get("min_rating"), 0.0, 5.0),
+        sort=_choice("sort", data.get("sort", "relevance"), SORTS),
+        limit=_integer("limit", data.get("limit", 20), 1, MAX_LIMIT),
+        cursor=_optional_str("cursor", data.get("cursor")),
+        facets=_facets(data.get("facets", "all")),
+        price_interval=_number("price_interval", data.get("price_interval", 5.0), 0.0, 1e9, open_low=True),
+        cell_resolution=_integer("cell_resolution", data.get("cell_resolution", 7), 0, 15),
+    )
+    if q.cursor is not None:
+        q = replace(q, after=decode_cursor(q.cursor, q))
+    return q
+
+
+def _point(name: str, value: Any) -> tuple[float, float]:
+    if isinstance(value, str):
+        parts = value.split(",")
+    elif isinstance(value, Mapping):
+        parts = [value.get("lat"), value.get("lon")]
+    elif isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        raise InvalidQuery(name, "must be [lat, lon] or 'LAT,LON'")
+    if len(parts) != 2:
+        raise InvalidQuery(name, "must be [lat, lon] or 'LAT,LON' (two numbers)")
+    lat = _number(f"{name}.lat", parts[0], -90.0, 90.0)
+    lon = _number(f"{name}.lon", parts[1], -180.0, 180.0)
+    return (lat, lon)
+
+
+def _date(name: str, value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if isinstance(value, dt.date):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = dt.date.fromisoformat(value.strip())
+        except ValueError:
+            raise InvalidQuery(name, f"must be a date YYYY-MM-DD, got {value[:40]!r}") from None
+        if len(value.strip()) != 10:
+            raise InvalidQuery(name, f"must be a date YYYY-MM-DD, got {value[:40]!r}")
+    else:
+        raise InvalidQuery(name, "must be a date YYYY-MM-DD")
+    if not MIN_DATE <= parsed <= MAX_DATE:
+        raise InvalidQuery(name, f"must be between {MIN_DATE} and {MAX_DATE}")
+    return parsed
+
+
+def _number(name: str, value: Any, low: float, high: float, open_low: bool = False) -> float:
+    if isinstance(value, bool):
+        raise InvalidQuery(name, "must be a number")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise InvalidQuery(name, f"must be a number, got {value[:40]!r}") from None
+    if not isinstance(value, (int, float)):
+        raise InvalidQuery(name, "must be a number")
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidQuery(name, "must be a finite number")
+    if number < low or (open_low and number == low) or number > high:
+        bound = f"greater than {low:g}" if open_low else f"at least {low:g}"
+        raise InvalidQuery(name, f"must be {bound} and at most {high:g}, got {number:g}")
+    return number
+
+
+def _optional_number(name: str, value: Any, low: float, high: float) -> float | None:
+    return None if value is None or value == "" else _number(name, value, low, high)
+
+
+def _integer(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool):
+        raise InvalidQuery(name, "must be an integer")
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise InvalidQuery(name, f"must be an integer, got {value[:40]!r}") from None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int):
+        raise InvalidQuery(name, "must be an integer")
+    if not low <= value <= high:
+        raise InvalidQuery(name, f"must be from {low} to {high}, got {value}")
+    return value
+
+
+def _minutes(name: str, value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidQuery(name, "must be a time HH:MM")
+    hh, sep, mm = value.strip().partition(":")
+    if not (sep and hh.isdigit() and mm.isdigit() and len(mm) == 2 and len(hh) in (1, 2)):
+        raise InvalidQuery(name, f"must be a time HH:MM, got {value[:40]!r}")
+    hours, minutes = int(hh), int(mm)
+    if hours > 23 or minutes > 59:
+        raise InvalidQuery(name, f"must be a time from 00:00 to 23:59, got {value!r}")
+    return hours * 60 + minutes
+
+
+def _format_minutes(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise InvalidQuery(name, f"must be one of {', '.join(choices)}, got {str(value)[:40]!r}")
+    return str(value)
+
+
+def _optional_str(name: str, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > 1000:
+        raise InvalidQuery(name, "must be a string of at most 1000 characters")
+    return value
+
+
+def _names(name: str, value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value]
+    raise InvalidQuery(name, "must be a list of names or a comma-separated string")
+
+
+def _options(value: Any) -> tuple[str, ...]:
+    names = _names("options", value)
+    for n in names:
+        if n not in OPTION_NAMES:
+            raise InvalidQuery("options", f"unknown option {n[:40]!r} (known: {', '.join(OPTION_NAMES)})")
+    return tuple(sorted(set(names)))
+
+
+def _facets(value: Any) -> tuple[str, ...]:
+    names = _names("facets", value)
+    if names == ["all"]:
+        return FACET_NAMES
+    for n in names:
+        if n not in FACET_NAMES:
+            raise InvalidQuery("facets", f"unknown facet {n[:40]!r} (known: all, {', '.join(FACET_NAMES)})")
+    return tuple(n for n in FACET_NAMES if n in names)
+
+
+def encode_cursor(query: Query, sort_key: tuple[Any, ...]) -> str:
+    """Return an opaque cursor that resumes ``query`` after the hit with ``sort_key``."""
+    payload = orjson.dumps({"q": query.fingerprint(), "k": list(sort_key)})
+    return base64.urlsafe_b64encode(payload).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str, query: Query) -> tuple[Any, ...]:
+    """Return the sort key stored in ``cursor``, checking it belongs to ``query``."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        payload = orjson.loads(raw)
+        fingerprint, key = payload["q"], payload["k"]
+    except (ValueError, KeyError, TypeError):
+        raise InvalidCursor("is not a cursor this server issued") from None
+    if fingerprint != query.fingerprint():
+        raise InvalidCursor("belongs to another query; a cursor only continues the search that returned it")
+    if not isinstance(key, list) or len(key) != 3 or not isinstance(key[2], str):
+        raise InvalidCursor("is not a cursor this server issued")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in key[:2]):
+        raise InvalidCursor("is not a cursor this server issued")
+    return tuple(key)
