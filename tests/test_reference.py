@@ -1,0 +1,76 @@
+"""The engine against the brute-force reference, on randomized awkward data: results, totals, order, pages, facets."""
+
+from __future__ import annotations
+
+import math
+import zlib
+from typing import Any
+
+import pytest
+
+from tests import reference
+from tests.geometry import REGIONS, random_queries, random_trips
+
+QUERIES_PER_REGION = 400
+
+
+def latest_versions(trips: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    best: dict[str, dict[str, Any]] = {}
+    for t in trips:
+        if t["id"] not in best or t["version"] > best[t["id"]]["version"]:
+            best[t["id"]] = t
+    return list(best.values())
+
+
+def all_pages(engine, q: dict[str, Any]) -> tuple[list[Any], int]:
+    hits, cursor, total = [], None, None
+    for _ in range(1000):
+        page = engine.search({**q, "facets": [], **({"cursor": cursor} if cursor else {})})
+        total = page.total if total is None else total
+        assert page.total == total
+        hits.extend(page.trips)
+        cursor = page.next_cursor
+        if cursor is None:
+            return hits, total
+    raise AssertionError("pagination did not end")
+
+
+def engine_facets(result) -> dict[str, Any]:
+    f = result.facets
+    return {
+        "departure_hour": [b["count"] for b in f["departure_hour"]],
+        "time_of_day": {b["key"]: b["count"] for b in f["time_of_day"]},
+        "price": {
+            c["currency"]: {"count": c["count"], "min": c["min"], "max": c["max"], "avg": c["avg"], "buckets": {round(b["from"] / f["price"]["interval"]): b["count"] for b in c["buckets"]}}
+            for c in f["price"]["currencies"]
+        },
+        "options": f["options"],
+        "seats_available": {b["seats"]: b["count"] for b in f["seats_available"]},
+        "driver_rating": [b["count"] for b in f["driver_rating"]],
+        "dates": [b["count"] for b in f["dates"]],
+    }
+
+
+@pytest.mark.parametrize("region", sorted(REGIONS))
+def test_engine_equals_brute_force(make_engine, region: str) -> None:
+    trips = random_trips(region, 150, seed=zlib.crc32(region.encode()) % 1000)
+    engine = make_engine(trips)
+    refs = [reference.make_ref(engine.get(t["id"])) for t in latest_versions(trips)]
+    queries = random_queries(trips, QUERIES_PER_REGION, seed=7)
+    matched_queries = 0
+    for q in queries:
+        expected, evaluated = reference.search(refs, q)
+        result = engine.search(q)
+        assert result.total == len(expected), q
+        got = [h.id for h in result.trips]
+        assert got == [h.id for h in expected[: q["limit"]]], q
+        for hit, ref in zip(result.trips, expected):
+            assert math.isclose(hit.pickup.distance_km, ref.pickup_km, abs_tol=1e-3)
+            assert math.isclose(hit.dropoff.distance_km, ref.dropoff_km, abs_tol=1e-3)
+        assert engine_facets(result) == reference.facets(evaluated, q), q
+        matched_queries += bool(expected)
+        if len(expected) > q["limit"]:
+            hits, total = all_pages(engine, q)
+            assert [h.id for h in hits] == [h.id for h in expected]
+    # the queries are built around routes: most must match something, or the test proves little
+    assert matched_queries > QUERIES_PER_REGION * 0.15
