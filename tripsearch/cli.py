@@ -1,0 +1,256 @@
+"""The ``tripsearch`` command line.
+
+Every sub-command has ``--help``. A wrong argument or bad input prints what
+is wrong on one line and exits with status 2; no traceback is shown for
+errors the user can fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator, Sequence
+
+import orjson
+
+from .errors import TripSearchError
+
+__all__ = ["main", "build_parser"]
+
+DEFAULT_DATA = os.environ.get("TRIPSEARCH_DATA", "data")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tripsearch", description="Exact geospatial search for shared car trips.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("fixtures", help="write realistic trips as NDJSON to stdout (same seed, same bytes)")
+    p.add_argument("--trips", type=int, required=True, help="number of trips")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--start-date", type=dt.date.fromisoformat, default=dt.date(2026, 12, 1), help="first departure date, YYYY-MM-DD")
+    p.add_argument("--days", type=int, default=30, help="departures spread over this many days")
+
+    p = sub.add_parser("index", help="load trips from an NDJSON file (or - for stdin)")
+    p.add_argument("file", help="NDJSON file, one trip per line, or - for standard input")
+    p.add_argument("--data", default=DEFAULT_DATA, help="data directory of the embedded backend (default: %(default)s)")
+    p.add_argument("--url", default=None, help="load through a tripsearch HTTP API instead, e.g. http://127.0.0.1:8000")
+    p.add_argument("--token", default=os.environ.get("TRIPSEARCH_TOKEN"), help="bearer token for --url (env TRIPSEARCH_TOKEN)")
+    p.add_argument("--backend", default=os.environ.get("TRIPSEARCH_BACKEND_URL"), help="Elasticsearch address instead of --data")
+    p.add_argument("--batch-size", type=int, default=5000)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--ack-log", default=None, help="append the id and version of each acknowledged trip to this file, batch by batch")
+
+    p = sub.add_parser("search", help="search trips and print a table (or --json)")
+    p.add_argument("--from", dest="from_", required=True, metavar="LAT,LON")
+    p.add_argument("--to", required=True, metavar="LAT,LON")
+    p.add_argument("--date", required=True, metavar="YYYY-MM-DD")
+    p.add_argument("--from-radius-km", type=float)
+    p.add_argument("--to-radius-km", type=float)
+    p.add_argument("--seats", type=int)
+    p.add_argument("--time-from", metavar="HH:MM")
+    p.add_argument("--time-to", metavar="HH:MM")
+    p.add_argument("--max-price", type=float)
+    p.add_argument("--options", help="comma list, e.g. pets,instant_booking")
+    p.add_argument("--min-rating", type=float)
+    p.add_argument("--sort", choices=("relevance", "departure", "price", "pickup_distance"))
+    p.add_argument("--limit", type=int)
+    p.add_argument("--cursor")
+    p.add_argument("--facets", help="comma list of facet names, 'all' (default) or 'none'")
+    p.add_argument("--price-interval", type=float)
+    p.add_argument("--cell-resolution", type=int)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--data", default=DEFAULT_DATA)
+    p.add_argument("--backend", default=os.environ.get("TRIPSEARCH_BACKEND_URL"), help="Elasticsearch address instead of --data")
+
+    p = sub.add_parser("stats", help="print figures about an index")
+    p.add_argument("--data", default=DEFAULT_DATA)
+    p.add_argument("--backend", default=os.environ.get("TRIPSEARCH_BACKEND_URL"))
+
+    p = sub.add_parser("serve", help="run the HTTP API (uvicorn)")
+    p.add_argument("--host", default=os.environ.get("TRIPSEARCH_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("TRIPSEARCH_PORT", "8000")))
+    p.add_argument("--data", default=DEFAULT_DATA)
+    p.add_argument("--backend", default=os.environ.get("TRIPSEARCH_BACKEND_URL"), help="Elasticsearch address instead of --data")
+    p.add_argument("--workers", type=int, default=int(os.environ.get("TRIPSEARCH_WORKERS", "1")))
+    p.add_argument("--log-level", default="warning")
+    return parser
+
+
+def _open(args: argparse.Namespace) -> Any:
+    import tripsearch
+
+    target = args.backend or args.data
+    return tripsearch.open(target, refresh_interval=0) if not args.backend else tripsearch.open(target)
+
+
+def _lines(source: BinaryIO) -> Iterator[bytes]:
+    for line in source:
+        yield line.rstrip(b"\r\n")
+
+
+def cmd_fixtures(args: argparse.Namespace) -> int:
+    from .fixtures import generate_trips, write_ndjson
+
+    if args.trips < 0 or args.days < 1:
+        raise _UsageError("--trips must be >= 0 and --days >= 1")
+    write_ndjson(generate_trips(args.trips, args.seed, args.start_date, args.days), sys.stdout.buffer)
+    sys.stdout.buffer.flush()
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    if args.batch_size < 1:
+        raise _UsageError("--batch-size must be at least 1")
+    path = None if args.file == "-" else Path(args.file)
+    if path is not None and not path.is_file():
+        raise _UsageError(f"no such file: {args.file}")
+    total_bytes = path.stat().st_size if path is not None else None
+    source = sys.stdin.buffer if path is None else open(path, "rb")
+    counts = {"stored": 0, "unchanged": 0, "rejected": 0}
+    shown = 0
+    started = time.perf_counter()
+    ack = open(args.ack_log, "ab") if args.ack_log else None
+    sink = _Sink(args)
+    try:
+        with tqdm(total=total_bytes, unit="B", unit_scale=True, disable=args.quiet or None, file=sys.stderr, desc="indexing") as bar:
+            line_no = 0
+            for batch in _batches(_lines(source), args.batch_size):
+                first_line = line_no
+                line_no += len(batch)
+                lines = [(first_line + i + 1, raw) for i, raw in enumerate(batch) if raw.strip()]
+                items = sink.write([raw for _, raw in lines])
+                for (number, _), item in zip(lines, items):
+                    counts[item["result"]] = counts.get(item["result"], 0) + 1
+                    if item["result"] == "rejected" and shown < 20:
+                        where = f" {item['field']}:" if item.get("field") else ""
+                        print(f"line {number}: rejected{where} {item.get('reason')}", file=sys.stderr)
+                        shown += 1
+                if ack is not None:
+                    ack.write(b"".join(f"{i['id']}\t{i['version']}\n".encode() for i in items if i["result"] == "stored"))
+                    ack.flush()
+                    os.fsync(ack.fileno())
+                bar.update(sum(len(raw) + 1 for raw in batch))
+    finally:
+        sink.close()
+        if ack is not None:
+            ack.close()
+        if path is not None:
+            source.close()
+    elapsed = time.perf_counter() - started
+    done = sum(counts.values())
+    if counts["rejected"] > shown:
+        print(f"... and {counts['rejected'] - shown} more rejected lines", file=sys.stderr)
+    print(f"stored {counts['stored']}, unchanged {counts['unchanged']}, rejected {counts['rejected']} in {elapsed:.1f} s ({done / elapsed if elapsed else 0:,.0f} trips/s)")
+    return 0
+
+
+class _Sink:
+    """Where `tripsearch index` writes: an engine, or the HTTP API through the client."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.client = None
+        self.engine = None
+        if args.url:
+            from .client import TripSearchClient
+
+            self.client = TripSearchClient(args.url, token=args.token)
+        else:
+            self.engine = _open(args)
+
+    def write(self, lines: list[bytes]) -> list[dict[str, Any]]:
+        if self.client is not None:
+            return [r.to_dict() for r in self.client.bulk(lines, batch_size=len(lines) or 1)]
+        return [i.to_dict() for i in self.engine.upsert(lines, refresh=True).items]
+
+    def close(self) -> None:
+        if self.engine is not None:
+            if hasattr(self.engine, "snapshot"):
+                self.engine.snapshot()
+            self.engine.close()
+        if self.client is not None:
+            self.client.close()
+
+
+def _batches(lines: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
+    batch: list[bytes] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    query: dict[str, Any] = {"from": args.from_, "to": args.to, "date": args.date}
+    for name in ("from_radius_km", "to_radius_km", "seats", "time_from", "time_to", "max_price", "options", "min_rating", "sort", "limit", "cursor", "price_interval", "cell_resolution"):
+        value = getattr(args, name)
+        if value is not None:
+            query[name] = value
+    if args.facets is not None:
+        query["facets"] = [] if args.facets == "none" else args.facets
+    engine = _open(args)
+    try:
+        result = engine.search(query)
+    finally:
+        engine.close()
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+        return 0
+    from .render import render_result
+
+    print(render_result(result))
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    engine = _open(args)
+    try:
+        sys.stdout.buffer.write(orjson.dumps(engine.stats(), option=orjson.OPT_INDENT_2) + b"\n")
+    finally:
+        engine.close()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from api.server import serve
+
+    return serve(host=args.host, port=args.port, data=args.data, backend=args.backend, workers=args.workers, log_level=args.log_level)
+
+
+class _UsageError(Exception):
+    pass
+
+
+COMMANDS = {"fixtures": cmd_fixtures, "index": cmd_index, "search": cmd_search, "stats": cmd_stats, "serve": cmd_serve}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (TripSearchError, _UsageError) as exc:
+        print(f"tripsearch {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tripsearch {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
