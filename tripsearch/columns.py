@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from .geo import COORD_SCALE, closest_points_on_routes, latlon_to_unit, quantize_degrees, segment_lengths_km
+from .geo import COORD_SCALE, RouteGeometry, closest_points_on_routes, latlon_to_unit, quantize_degrees, route_geometry
 from .model import OPTION_NAMES, STATUSES, Trip
 
 __all__ = ["TripColumns", "ragged_indices", "currency_code", "currency_name", "STATUS_CODES", "SECONDS_PER_DAY"]
@@ -157,13 +157,7 @@ class TripColumns:
         idx = ragged_indices(self.vert_start[rows], self.vert_start[rows + 1])
         counts = self.vert_start[rows + 1] - self.vert_start[rows]
         starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-        unit = latlon_to_unit(self.vert_lat[idx] / COORD_SCALE, self.vert_lon[idx] / COORD_SCALE)
-        seg_len = segment_lengths_km(unit, starts)
-        cum = np.cumsum(seg_len)
-        # distance along each route: cumulative sum restarted at each route's first vertex
-        cum_len = np.concatenate(([0.0], cum[:-1])) if len(cum) else cum
-        cum_len = cum_len - np.repeat(cum_len[starts[:-1]], counts)
-        return RouteGeometry(unit, seg_len, cum_len, starts)
+        return route_geometry(self.vert_lat[idx] / COORD_SCALE, self.vert_lon[idx] / COORD_SCALE, starts)
 
     def route_length_km(self, rows: NDArray[np.int64]) -> NDArray[np.float64]:
         geom = self.route_geometry(rows)
@@ -190,7 +184,7 @@ class TripColumns:
             owner = np.searchsorted(self.stop_start, inner, side="right") - 1
             geom = self.route_geometry(owner)
             targets = latlon_to_unit(self.stop_lat[inner] / COORD_SCALE, self.stop_lon[inner] / COORD_SCALE)
-            closest = closest_points_on_routes(geom.unit, geom.seg_len, geom.cum_len, geom.starts, targets)
+            closest = closest_points_on_routes(geom, (targets[:, 0], targets[:, 1], targets[:, 2]))
             along[inner] = closest.along_km
         # places never decrease: running maximum within each trip
         for k in range(1, int(np.diff(self.stop_start).max())):
@@ -256,13 +250,3 @@ _PER_ROW = {
     "rating",
     "offset_s",
 }
-
-
-@dataclass(frozen=True)
-class RouteGeometry:
-    """Unit vectors of several routes back to back, with segment lengths and distance along."""
-
-    unit: NDArray[np.float64]
-    seg_len: NDArray[np.float64]
-    cum_len: NDArray[np.float64]
-    starts: NDArray[np.int64]

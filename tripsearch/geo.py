@@ -12,6 +12,7 @@ coordinate on the way in, so every backend computes on the same numbers.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -24,8 +25,10 @@ __all__ = [
     "latlon_to_unit",
     "angle_between",
     "great_circle_km",
-    "segment_lengths_km",
+    "haversine_km",
     "ClosestPoints",
+    "RouteGeometry",
+    "route_geometry",
     "closest_points_on_routes",
 ]
 
@@ -55,24 +58,18 @@ def angle_between(u: F64, v: F64) -> F64:
     return np.arctan2(np.sqrt(np.einsum("...i,...i->...", cross, cross)), np.einsum("...i,...i->...", u, v))
 
 
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Return the great-circle distance in km between two points in degrees (scalar, for validation)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
 def great_circle_km(lat1: F64 | float, lon1: F64 | float, lat2: F64 | float, lon2: F64 | float) -> F64:
     """Return great-circle distances in km between points given in degrees."""
     a = latlon_to_unit(np.asarray(lat1, dtype=np.float64), np.asarray(lon1, dtype=np.float64))
     b = latlon_to_unit(np.asarray(lat2, dtype=np.float64), np.asarray(lon2, dtype=np.float64))
     return angle_between(a, b) * EARTH_RADIUS_KM
-
-
-def segment_lengths_km(unit: F64, starts: I64) -> F64:
-    """Return, per vertex, the length of the segment that leaves it (0 at each route's last vertex).
-
-    ``unit`` holds the vertices of several routes back to back; ``starts`` is
-    the index of each route's first vertex plus a final end index.
-    """
-    lengths = np.zeros(len(unit), dtype=np.float64)
-    if len(unit) > 1:
-        lengths[:-1] = angle_between(unit[:-1], unit[1:]) * EARTH_RADIUS_KM
-    lengths[starts[1:] - 1] = 0.0
-    return lengths
 
 
 class ClosestPoints(NamedTuple):
@@ -84,70 +81,107 @@ class ClosestPoints(NamedTuple):
     lon: F64
 
 
-def closest_points_on_routes(
-    unit: F64,
-    seg_len: F64,
-    cum_len: F64,
-    starts: I64,
-    targets: F64,
-    last: bool = False,
-) -> ClosestPoints:
+class RouteGeometry(NamedTuple):
+    """Several routes back to back as unit-vector components, with segment lengths and distances along."""
+
+    x: F64
+    y: F64
+    z: F64
+    seg_len: F64  # length of the segment leaving each vertex, km (0 at a route's last vertex)
+    cum_len: F64  # distance along its route of each vertex, km
+    starts: I64  # first vertex of each route, plus the end
+    owner: I64  # route of each vertex
+
+
+def route_geometry(lat_deg: F64, lon_deg: F64, starts: I64) -> RouteGeometry:
+    """Return the geometry of routes given as vertex coordinates back to back (``starts`` as in :class:`RouteGeometry`)."""
+    lat = np.radians(lat_deg)
+    lon = np.radians(lon_deg)
+    cos_lat = np.cos(lat)
+    x, y, z = cos_lat * np.cos(lon), cos_lat * np.sin(lon), np.sin(lat)
+    counts = np.diff(starts)
+    owner = np.repeat(np.arange(len(counts)), counts)
+    seg_len = np.zeros(len(x), dtype=np.float64)
+    if len(x) > 1:
+        seg_len[:-1] = _angle(x[:-1], y[:-1], z[:-1], x[1:], y[1:], z[1:]) * EARTH_RADIUS_KM
+        seg_len[starts[1:] - 1] = 0.0
+    cum = np.cumsum(seg_len)
+    cum_len = np.concatenate(([0.0], cum[:-1])) if len(cum) else cum
+    if len(counts):
+        cum_len = cum_len - np.repeat(cum_len[starts[:-1]], counts)
+    return RouteGeometry(x, y, z, seg_len, cum_len, starts, owner)
+
+
+def _angle(ax, ay, az, bx, by, bz):  # type: ignore[no-untyped-def]
+    """Angle between unit vectors given by components: atan2(|a x b|, a . b), exact for small angles."""
+    cx = ay * bz - az * by
+    cy = az * bx - ax * bz
+    cz = ax * by - ay * bx
+    return np.arctan2(np.sqrt(cx * cx + cy * cy + cz * cz), ax * bx + ay * by + az * bz)
+
+
+def closest_points_on_routes(geom: RouteGeometry, target: tuple[F64 | float, F64 | float, F64 | float], last: bool = False) -> ClosestPoints:
     """Return, for each route, the route point closest to its target.
 
-    ``unit`` are the vertices of all routes back to back (unit vectors),
-    ``seg_len`` the length of the segment leaving each vertex, ``cum_len``
-    the distance along its route of each vertex, ``starts`` the first vertex
-    of each route plus a final end index, and ``targets`` one unit vector per
-    route. Ties (a route that passes the same place twice) go to the earliest
-    point along the route, or to the latest with ``last=True``.
+    ``target`` is one unit vector (x, y, z) for every route, or arrays of one
+    per route. Ties (a route that passes the same place twice) go to the
+    earliest point along the route, or to the latest with ``last=True``.
+
+    Only segments that can hold the closest point are measured exactly: a
+    point of a segment is at most half its length from one of its ends, so a
+    segment whose nearer end is farther than the route's nearest vertex plus
+    half its length cannot win.
     """
+    x, y, z, seg_len, cum_len, starts, owner = geom
     n_routes = len(starts) - 1
-    n_vert = len(unit)
-    route_of_vertex = np.repeat(np.arange(n_routes), np.diff(starts))
-    x = targets[route_of_vertex]
+    tx, ty, tz = target
+    per_route = np.ndim(tx) > 0
+    vx, vy, vz = (tx[owner], ty[owner], tz[owner]) if per_route else (tx, ty, tz)  # type: ignore[index]
+    ang = _angle(vx, vy, vz, x, y, z)
+    best_vertex = np.minimum.reduceat(ang, starts[:-1]) if n_routes else ang[:0]
 
-    # Each vertex's own distance: covers one-vertex routes and segment ends.
-    vert_dist = angle_between(x, unit)
+    # Vertex candidates: the nearest vertices of each route (all of them on a tie).
+    vert = np.flatnonzero(ang <= best_vertex[owner])
 
-    # Segments: every vertex but the last of its route starts one.
-    is_seg = np.ones(n_vert, dtype=bool)
-    is_seg[starts[1:] - 1] = False
-    seg = np.flatnonzero(is_seg)
-    a = unit[seg]
-    b = unit[seg + 1]
-    xs = x[seg]
-    normal = np.cross(a, b)
-    norm = np.sqrt(np.einsum("ij,ij->i", normal, normal))
+    # Segment candidates: those that may come closer than the nearest vertex.
+    seg_ang = seg_len / EARTH_RADIUS_KM
+    lower = np.minimum(ang[:-1], ang[1:]) - seg_ang[:-1] / 2
+    seg = np.flatnonzero((seg_len[:-1] > 0) & (lower <= best_vertex[owner[:-1]] + 1e-12))
+    ax, ay, az = x[seg], y[seg], z[seg]
+    bx, by, bz = x[seg + 1], y[seg + 1], z[seg + 1]
+    sx, sy, sz = (tx[owner[seg]], ty[owner[seg]], tz[owner[seg]]) if per_route else (tx, ty, tz)  # type: ignore[index]
+    nx, ny, nz = ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx
+    norm = np.sqrt(nx * nx + ny * ny + nz * nz)
     ok = norm > 1e-15
-    n_hat = np.zeros_like(normal)
-    n_hat[ok] = normal[ok] / norm[ok, None]
-    # Projection of the target on the segment's great circle.
-    proj = xs - np.einsum("ij,ij->i", xs, n_hat)[:, None] * n_hat
-    proj_norm = np.sqrt(np.einsum("ij,ij->i", proj, proj))
-    ok &= proj_norm > 1e-15
-    c = np.zeros_like(proj)
-    c[ok] = proj[ok] / proj_norm[ok, None]
-    inside = ok & (np.einsum("ij,ij->i", np.cross(a, c), n_hat) > 0) & (np.einsum("ij,ij->i", np.cross(c, b), n_hat) > 0)
+    safe = np.where(ok, norm, 1.0)
+    nx, ny, nz = nx / safe, ny / safe, nz / safe
+    d = sx * nx + sy * ny + sz * nz
+    cx, cy, cz = sx - d * nx, sy - d * ny, sz - d * nz
+    cnorm = np.sqrt(cx * cx + cy * cy + cz * cz)
+    ok &= cnorm > 1e-15
+    csafe = np.where(ok, cnorm, 1.0)
+    cx, cy, cz = cx / csafe, cy / csafe, cz / csafe
+    # the foot lies strictly inside the arc: a -> c and c -> b turn the same way as a -> b
+    side_a = (ay * cz - az * cy) * nx + (az * cx - ax * cz) * ny + (ax * cy - ay * cx) * nz
+    side_b = (cy * bz - cz * by) * nx + (cz * bx - cx * bz) * ny + (cx * by - cy * bx) * nz
+    inside = ok & (side_a > 0) & (side_b > 0)
+    seg, cx, cy, cz = seg[inside], cx[inside], cy[inside], cz[inside]
+    if per_route:
+        sx, sy, sz = sx[inside], sy[inside], sz[inside]  # type: ignore[index]
+    foot_dist = _angle(sx, sy, sz, cx, cy, cz)
+    foot_along = cum_len[seg] + np.minimum(_angle(x[seg], y[seg], z[seg], cx, cy, cz) * EARTH_RADIUS_KM, seg_len[seg])
 
-    # Candidate points: every vertex, plus the interior foot of each segment where it lies inside.
-    inner = seg[inside]
-    inner_dist = angle_between(xs[inside], c[inside])
-    inner_along = cum_len[inner] + np.minimum(angle_between(a[inside], c[inside]) * EARTH_RADIUS_KM, seg_len[inner])
-
-    cand_route = np.concatenate((route_of_vertex, route_of_vertex[inner]))
-    cand_dist = np.concatenate((vert_dist, inner_dist))
-    cand_along = np.concatenate((cum_len, inner_along))
-    cand_point = np.concatenate((unit, c[inside]))
-
-    # Per route: smallest distance, then earliest (or latest) along the route.
-    along_key = -cand_along if last else cand_along
-    order = np.lexsort((along_key, cand_dist, cand_route))
-    first_of_route = np.ones(len(order), dtype=bool)
+    cand_route = np.concatenate((owner[vert], owner[seg]))
+    cand_dist = np.concatenate((ang[vert], foot_dist))
+    cand_along = np.concatenate((cum_len[vert], foot_along))
+    px = np.concatenate((x[vert], cx))
+    py = np.concatenate((y[vert], cy))
+    pz = np.concatenate((z[vert], cz))
+    order = np.lexsort((-cand_along if last else cand_along, cand_dist, cand_route))
     sorted_routes = cand_route[order]
-    first_of_route[1:] = sorted_routes[1:] != sorted_routes[:-1]
-    best = order[first_of_route]
-
-    point = cand_point[best]
-    lat = np.degrees(np.arcsin(np.clip(point[:, 2], -1.0, 1.0)))
-    lon = np.degrees(np.arctan2(point[:, 1], point[:, 0]))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = sorted_routes[1:] != sorted_routes[:-1]
+    best = order[first]
+    lat = np.degrees(np.arcsin(np.clip(pz[best], -1.0, 1.0)))
+    lon = np.degrees(np.arctan2(py[best], px[best]))
     return ClosestPoints(cand_dist[best] * EARTH_RADIUS_KM, cand_along[best], lat, lon)

@@ -6,9 +6,9 @@ types cannot say (times never decrease, the route starts at the first stop,
 ...). Every failure is an :class:`~tripsearch.errors.InvalidTrip` naming the
 field (``stops[1].time``) and the reason.
 
-Coordinates are normalised to the canonical 1e-7 degree step on the way in
-(see :mod:`tripsearch.geo`), so the stored document and every backend work
-on the same numbers.
+The document is stored as given. Every backend matches on coordinates
+quantised to 1e-7 degree (see :mod:`tripsearch.geo`), as Elasticsearch
+stores a ``geo_point``, so they all work on the same numbers.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import msgspec
 import numpy as np
 
 from .errors import InvalidTrip
-from .geo import COORD_SCALE, great_circle_km, quantize_degrees
+from .geo import great_circle_km, haversine_km
 
 __all__ = [
     "OPTION_NAMES",
@@ -164,7 +164,7 @@ def parse_trip(data: bytes | str | dict[str, Any] | Trip) -> Trip:
         except msgspec.DecodeError as exc:
             raise InvalidTrip("", f"not valid JSON ({exc})") from None
     _check(trip)
-    return _normalise(trip)
+    return trip
 
 
 def _check(trip: Trip) -> None:
@@ -189,7 +189,7 @@ def _check(trip: Trip) -> None:
     if trip.route is None:
         for i in range(1, len(trip.stops)):
             a, b = trip.stops[i - 1], trip.stops[i]
-            if float(great_circle_km(a.lat, a.lon, b.lat, b.lon)) > MAX_SEGMENT_KM:
+            if haversine_km(a.lat, a.lon, b.lat, b.lon) > MAX_SEGMENT_KM:
                 raise InvalidTrip(f"stops[{i}]", f"is more than {MAX_SEGMENT_KM:g} km from the stop before it; give a route")
     if trip.stops[0].time != trip.departure_time:
         raise InvalidTrip("departure_time", "must be the time of the first stop")
@@ -202,13 +202,16 @@ def _check(trip: Trip) -> None:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise InvalidTrip(f"route.coordinates[{i}]", "must be [lon, lat] with lon in [-180, 180] and lat in [-90, 90]")
-        hops = great_circle_km(arr[:-1, 1], arr[:-1, 0], arr[1:, 1], arr[1:, 0])
-        if (hops > MAX_SEGMENT_KM).any():
-            i = int(np.argmax(hops > MAX_SEGMENT_KM))
-            raise InvalidTrip(f"route.coordinates[{i + 1}]", f"is more than {MAX_SEGMENT_KM:g} km from the point before it")
+        # An arc is never longer than |dlat| + |dlon| degrees; 40 degrees is under MAX_SEGMENT_KM, so
+        # only routes with a long hop (or one across the antimeridian) need the exact distances.
+        if np.abs(np.diff(arr, axis=0)).sum(axis=1).max() > 40.0:
+            hops = great_circle_km(arr[:-1, 1], arr[:-1, 0], arr[1:, 1], arr[1:, 0])
+            if (hops > MAX_SEGMENT_KM).any():
+                i = int(np.argmax(hops > MAX_SEGMENT_KM))
+                raise InvalidTrip(f"route.coordinates[{i + 1}]", f"is more than {MAX_SEGMENT_KM:g} km from the point before it")
         first, last = trip.stops[0], trip.stops[-1]
-        start_gap = float(great_circle_km(first.lat, first.lon, arr[0, 1], arr[0, 0]))
-        end_gap = float(great_circle_km(last.lat, last.lon, arr[-1, 1], arr[-1, 0]))
+        start_gap = haversine_km(first.lat, first.lon, coords[0][1], coords[0][0])
+        end_gap = haversine_km(last.lat, last.lon, coords[-1][1], coords[-1][0])
         if start_gap > ROUTE_END_TOLERANCE_KM:
             raise InvalidTrip("route", f"must start within {ROUTE_END_TOLERANCE_KM:g} km of the first stop (starts {start_gap:.1f} km away)")
         if end_gap > ROUTE_END_TOLERANCE_KM:
@@ -234,21 +237,6 @@ def _check_point(field: str, lat: float, lon: float) -> None:
         raise InvalidTrip(f"{field}.lat", f"must be in [-90, 90], got {lat}")
     if not (np.isfinite(lon) and -180.0 <= lon <= 180.0):
         raise InvalidTrip(f"{field}.lon", f"must be in [-180, 180], got {lon}")
-
-
-def _canonical(values: np.ndarray) -> list[float]:
-    return (quantize_degrees(values) / COORD_SCALE).tolist()
-
-
-def _normalise(trip: Trip) -> Trip:
-    lats = _canonical(np.array([s.lat for s in trip.stops]))
-    lons = _canonical(np.array([s.lon for s in trip.stops]))
-    stops = [msgspec.structs.replace(s, lat=la, lon=lo) for s, la, lo in zip(trip.stops, lats, lons)]
-    route = trip.route
-    if route is not None:
-        arr = np.asarray(route.coordinates, dtype=np.float64)
-        route = Route("LineString", list(zip(_canonical(arr[:, 0]), _canonical(arr[:, 1]))))
-    return msgspec.structs.replace(trip, stops=stops, route=route)
 
 
 def trip_to_dict(trip: Trip) -> dict[str, Any]:

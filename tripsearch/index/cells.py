@@ -20,6 +20,7 @@ import math
 from functools import lru_cache
 
 import h3
+import h3.api.basic_int as h3_int
 import numpy as np
 from numpy.typing import NDArray
 
@@ -37,8 +38,8 @@ __all__ = [
 ]
 
 CORRIDOR_RES = 5
-SAMPLE_KM = 2.0
-SNAP_DEG = 0.01
+SAMPLE_KM = 6.0
+SNAP_DEG = 0.05
 # Half the sample spacing, plus the farthest a sample can be from its grid point.
 INDEX_MARGIN_KM = SAMPLE_KM / 2 + math.radians(SNAP_DEG) * math.sqrt(2) / 2 * EARTH_RADIUS_KM + 0.01
 
@@ -48,13 +49,30 @@ def point_to_cell(lat: float, lon: float, res: int) -> int:
     return int(h3.str_to_int(h3.latlng_to_cell(lat, lon, res)))
 
 
-@lru_cache(maxsize=1 << 18)
-def _grid_cell(lat_step: int, lon_step: int) -> int:
-    return point_to_cell(max(-90.0, min(90.0, lat_step * SNAP_DEG)), _wrap(lon_step * SNAP_DEG), CORRIDOR_RES)
+# Grid point -> cell. Routes share roads, so this stays far smaller than the number of samples;
+# it is cleared if it ever grows past _GRID_CACHE_MAX.
+_grid_cells: dict[int, int] = {}
+_GRID_CACHE_MAX = 4_000_000
+_GRID_LON_STEPS = 40_000
+_CELL_SHIFT = 30  # below bit 30 a resolution-5 index holds only unused digits (all ones)
+_CELL_TAIL = (1 << _CELL_SHIFT) - 1
 
 
-def _wrap(lon: float) -> float:
-    return (lon + 180.0) % 360.0 - 180.0
+def _grid_key_cells(keys: NDArray[np.int64]) -> NDArray[np.uint64]:
+    """Return the corridor cell of each grid key ((lat step + 9000) * 40000 + lon step + 18000)."""
+    if len(_grid_cells) > _GRID_CACHE_MAX:
+        _grid_cells.clear()
+    cache = _grid_cells
+    to_cell = h3_int.latlng_to_cell
+    out = np.empty(len(keys), dtype=np.uint64)
+    for i, key in enumerate(keys.tolist()):
+        cell = cache.get(key)
+        if cell is None:
+            lat = max(-90.0, min(90.0, (key // _GRID_LON_STEPS - 9000) * SNAP_DEG))
+            lon = ((key % _GRID_LON_STEPS - 18000) * SNAP_DEG + 180.0) % 360.0 - 180.0
+            cell = cache[key] = to_cell(lat, lon, CORRIDOR_RES)
+        out[i] = cell
+    return out
 
 
 def route_to_cells(cols: TripColumns, rows: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
@@ -63,7 +81,8 @@ def route_to_cells(cols: TripColumns, rows: NDArray[np.int64]) -> tuple[NDArray[
     if len(rows) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
     geom = cols.route_geometry(rows)
-    owner = np.repeat(np.arange(len(rows)), np.diff(geom.starts))
+    owner = geom.owner
+    unit = np.stack((geom.x, geom.y, geom.z), axis=1)
     # Each segment is cut into ceil(len / SAMPLE_KM) pieces; samples at the cuts plus every vertex.
     pieces = np.maximum(np.ceil(geom.seg_len / SAMPLE_KM).astype(np.int64), 1)
     is_last = np.zeros(len(owner), dtype=bool)
@@ -72,8 +91,8 @@ def route_to_cells(cols: TripColumns, rows: NDArray[np.int64]) -> tuple[NDArray[
     seg = np.repeat(np.arange(len(owner)), pieces)
     heads = np.concatenate(([0], np.cumsum(pieces)[:-1]))
     frac = (np.arange(len(seg)) - np.repeat(heads, pieces)) / np.repeat(pieces, pieces)
-    a = geom.unit[seg]
-    b = geom.unit[np.minimum(seg + 1, len(owner) - 1)]
+    a = unit[seg]
+    b = unit[np.minimum(seg + 1, len(owner) - 1)]
     # Spherical interpolation, so samples are evenly spaced along the arc, at most SAMPLE_KM apart.
     theta = (geom.seg_len / EARTH_RADIUS_KM)[seg]
     sin_theta = np.sin(theta)
@@ -87,16 +106,15 @@ def route_to_cells(cols: TripColumns, rows: NDArray[np.int64]) -> tuple[NDArray[
     lat_step = np.rint(lat / SNAP_DEG).astype(np.int64)
     lon_step = np.rint(lon / SNAP_DEG).astype(np.int64)
     sample_owner = owner[seg]
-    grid_key = (lat_step + 9000) * 40_000 + (lon_step + 18000)
-    unique_keys, inverse = np.unique(grid_key, return_inverse=True)
-    key_cells = np.fromiter(
-        (_grid_cell(int(k) // 40_000 - 9000, int(k) % 40_000 - 18000) for k in unique_keys),
-        dtype=np.uint64,
-        count=len(unique_keys),
-    )
-    cells = key_cells[inverse.ravel()]
-    pairs = np.unique(np.stack((sample_owner.astype(np.uint64), cells), axis=1), axis=0)
-    return rows[pairs[:, 0].astype(np.int64)], pairs[:, 1]
+    grid_key = (lat_step + 9000) * _GRID_LON_STEPS + (lon_step + 18000)
+    # (owner, grid key) pairs first: many consecutive samples of a route snap to one grid point.
+    owner_key = np.unique((sample_owner.astype(np.int64) << 32) | grid_key)
+    unique_keys, inverse = np.unique(owner_key & 0xFFFFFFFF, return_inverse=True)
+    cells = _grid_key_cells(unique_keys)[inverse.ravel()]
+    pairs = np.unique(((owner_key >> 32).astype(np.uint64) << np.uint64(34)) | (cells >> np.uint64(_CELL_SHIFT)))
+    owners = (pairs >> np.uint64(34)).astype(np.int64)
+    cells = ((pairs & np.uint64((1 << 34) - 1)) << np.uint64(_CELL_SHIFT)) | np.uint64(_CELL_TAIL)
+    return rows[owners], cells
 
 
 @lru_cache(maxsize=1 << 16)

@@ -82,6 +82,7 @@ class EmbeddedBackend:
         are ``unchanged``, as they would be if sent one by one.
         """
         parsed: list[Trip | ItemResult] = []
+        docs: dict[int, bytes] = {}
         best: dict[str, int] = {}  # id -> position of its highest version in this call
         for pos, raw in enumerate(trips):
             try:
@@ -93,8 +94,9 @@ class EmbeddedBackend:
             seen = best.get(trip.id)
             if seen is None or trip.version > parsed[seen].version:  # type: ignore[union-attr]
                 best[trip.id] = pos
-        batch = [parsed[pos] for pos in best.values()]
-        rows = [(t.id, t.version, trip_to_json(t)) for t in batch]  # type: ignore[union-attr]
+                # JSON text decoded strictly is already the stored form; anything else is re-encoded.
+                docs[pos] = raw.strip() if isinstance(raw, bytes) else trip_to_json(trip)
+        rows = [(parsed[pos].id, parsed[pos].version, docs[pos]) for pos in best.values()]  # type: ignore[union-attr]
         stored = set(self._store.write(rows)[0]) if rows else set()
         winners = {pos for tid, pos in best.items() if tid in stored}
         items: list[ItemResult] = []

@@ -105,10 +105,8 @@ def evaluate(cols: TripColumns, rows: NDArray[np.int64], query: Query) -> Evalua
     rows = np.asarray(rows, dtype=np.int64)
     n = len(rows)
     geom = cols.route_geometry(rows)
-    targets_from = np.broadcast_to(latlon_to_unit(np.array(query.from_point[0]), np.array(query.from_point[1])), (n, 3))
-    targets_to = np.broadcast_to(latlon_to_unit(np.array(query.to_point[0]), np.array(query.to_point[1])), (n, 3))
-    pickup = closest_points_on_routes(geom.unit, geom.seg_len, geom.cum_len, geom.starts, targets_from)
-    dropoff = closest_points_on_routes(geom.unit, geom.seg_len, geom.cum_len, geom.starts, targets_to, last=True)
+    pickup = closest_points_on_routes(geom, _unit(query.from_point))
+    dropoff = closest_points_on_routes(geom, _unit(query.to_point), last=True)
     geo = (
         (cols.status[rows] == _PUBLISHED)
         & (pickup.distance_km <= query.from_radius_km)
@@ -129,6 +127,11 @@ def evaluate(cols: TripColumns, rows: NDArray[np.int64], query: Query) -> Evalua
         "seats": cols.seats_available[rows] >= query.seats,
     }
     return Evaluation(rows, geo, masks, pickup, dropoff, pickup_time, dropoff_time, local_day, local_minute)
+
+
+def _unit(point: tuple[float, float]) -> tuple[float, float, float]:
+    x, y, z = latlon_to_unit(np.array(point[0]), np.array(point[1])).tolist()
+    return x, y, z
 
 
 def _time_mask(local_minute: NDArray[np.int64], query: Query) -> NDArray[np.bool_]:
