@@ -92,6 +92,16 @@ class TripColumns:
     def arrival_time(self) -> NDArray[np.int64]:
         return self.stop_time[self.stop_start[1:] - 1]
 
+    def local_days(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Return each trip's first and last local day (days since 1970-01-01 in its own UTC offset).
+
+        A pickup always falls between them, so an index keyed by these days
+        never misses a trip for a date.
+        """
+        first = np.floor_divide(self.departure_time + self.offset_s, SECONDS_PER_DAY)
+        last = np.floor_divide(self.arrival_time + self.offset_s, SECONDS_PER_DAY)
+        return first, last
+
     @classmethod
     def empty(cls) -> TripColumns:
         return cls.from_trips([])

@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from ..columns import SECONDS_PER_DAY, TripColumns, ragged_indices
+from ..columns import TripColumns, ragged_indices
 from ..model import Trip
 from .cells import disk_to_cells, route_to_cells
 
@@ -237,8 +237,7 @@ def _corridor_postings(cols: TripColumns, rows: NDArray[np.int64]) -> PostingSeg
     """Return the postings of new rows: every corridor cell on every local day the trip spans."""
     local = np.arange(len(cols), dtype=np.int64)
     pair_local, cells = route_to_cells(cols, local)
-    first_day = np.floor_divide(cols.departure_time + cols.offset_s, SECONDS_PER_DAY)
-    last_day = np.floor_divide(cols.arrival_time + cols.offset_s, SECONDS_PER_DAY)
+    first_day, last_day = cols.local_days()
     span = (last_day - first_day + 1)[pair_local]
     pair_rep = np.repeat(np.arange(len(pair_local)), span)
     heads = np.concatenate(([0], np.cumsum(span)[:-1]))
