@@ -1,0 +1,223 @@
+"""Tests of tripsearch.fixtures: determinism, the wire-format rules, plausibility.
+
+The rules are checked here directly (not through the engine's validator), so
+the generator is held to the contract even when the model changes.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import io
+import math
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+
+from tripsearch.fixtures import MAX_DETOUR, MAX_TRIP_KM, MIN_TRIP_KM, generate_trips, write_ndjson
+from tripsearch.places import load_places
+
+__all__: list[str] = []
+
+ROOT = Path(__file__).resolve().parent.parent
+R = 6371.0088
+START = dt.date(2026, 12, 1)
+KEYS = [
+    "id", "version", "departure_time", "stops", "route", "seats_total", "seats_available",
+    "price", "options", "driver", "status",
+]
+OPTIONS = ["instant_booking", "pets", "smoking", "women_only", "max_two_back"]
+
+
+def km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    return 2 * R * math.asin(min(1.0, math.sqrt(h)))
+
+
+def ndjson(n: int, seed: int, start: dt.date = START, days: int = 14) -> bytes:
+    out = io.BytesIO()
+    assert write_ndjson(generate_trips(n, seed, start, days), out) == n
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def trips() -> list[dict[str, Any]]:
+    """Trips over winter, the spring DST switch and the autumn one."""
+    return [
+        *generate_trips(1200, 11, START, 30),
+        *generate_trips(500, 12, dt.date(2026, 3, 24), 10),
+        *generate_trips(500, 13, dt.date(2026, 10, 20), 10),
+    ]
+
+
+def test_same_seed_same_bytes() -> None:
+    a = ndjson(300, 5)
+    assert a == ndjson(300, 5)
+    assert a.count(b"\n") == 300 and a.endswith(b"\n")
+    assert a != ndjson(300, 6)
+    assert a != ndjson(300, 5, days=7)
+
+
+def test_text_stream_gets_the_same_lines() -> None:
+    text = io.StringIO()
+    assert write_ndjson(generate_trips(50, 3, START), text) == 50
+    binary = io.BytesIO()
+    write_ndjson(generate_trips(50, 3, START), binary)
+    assert text.getvalue().encode() == binary.getvalue()
+
+
+def test_degenerate_arguments() -> None:
+    assert list(generate_trips(0, 1, START)) == []
+    assert write_ndjson([], io.BytesIO()) == 0
+    with pytest.raises(ValueError):
+        generate_trips(-1, 1, START)
+    with pytest.raises(ValueError):
+        generate_trips(1, -1, START)
+    with pytest.raises(ValueError):
+        generate_trips(1, 1, START, days=0)
+
+
+def check_trip(t: dict[str, Any], start: dt.date, days: int) -> None:
+    """Assert every rule the engine validates, and the generator's own promises."""
+    assert list(t) == KEYS
+    assert isinstance(t["id"], str) and t["id"].startswith("t-")
+    assert isinstance(t["version"], int) and t["version"] >= 1
+    stops = t["stops"]
+    assert 2 <= len(stops) <= 5
+    times = [dt.datetime.fromisoformat(s["time"]) for s in stops]
+    dep = dt.datetime.fromisoformat(t["departure_time"])
+    assert dep.tzinfo is not None and t["departure_time"] == stops[0]["time"]
+    assert all(a <= b for a, b in zip(times, times[1:])), "times never decrease"
+    assert all(x.utcoffset() == dep.utcoffset() for x in times), "stop times carry the departure's offset"
+    assert start <= dep.date() < start + dt.timedelta(days=days)
+    assert dep.second == 0 and dep.minute % 5 == 0
+    for s in stops:
+        assert list(s) == ["name", "lat", "lon", "time"]
+        assert s["name"].strip()
+        assert -90 <= s["lat"] <= 90 and -180 <= s["lon"] <= 180
+        assert round(s["lat"], 5) == s["lat"] and round(s["lon"], 5) == s["lon"]
+
+    route = t["route"]
+    assert route["type"] == "LineString"
+    coords = route["coordinates"]
+    assert len(coords) >= 2
+    assert all(-180 <= lon <= 180 and -90 <= lat <= 90 for lon, lat in coords)
+    assert all(round(lon, 5) == lon and round(lat, 5) == lat for lon, lat in coords)
+    # GeoJSON order, exactly through the ends and through every stop, in order.
+    assert coords[0] == [stops[0]["lon"], stops[0]["lat"]]
+    assert coords[-1] == [stops[-1]["lon"], stops[-1]["lat"]]
+    where = [coords.index([s["lon"], s["lat"]]) for s in stops]
+    assert where == sorted(where) and where[0] == 0 and where[-1] == len(coords) - 1
+    segments = [km(a[1], a[0], b[1], b[0]) for a, b in zip(coords, coords[1:])]
+    assert max(segments) < 10.0
+    assert min(segments) > 0.2
+
+    direct = km(stops[0]["lat"], stops[0]["lon"], stops[-1]["lat"], stops[-1]["lon"])
+    assert MIN_TRIP_KM - 0.5 <= direct <= MAX_TRIP_KM + 0.5
+    via = sum(km(a["lat"], a["lon"], b["lat"], b["lon"]) for a, b in zip(stops, stops[1:]))
+    assert via <= (1 + MAX_DETOUR) * direct + 0.5, "stopovers lie near the way"
+    length = sum(segments)
+    assert direct <= length <= 2.0 * direct
+    # 65-100 km/h along the route, plus 10-20 minutes per stopover.
+    hours = (times[-1] - times[0]).total_seconds() / 3600
+    stopovers = len(stops) - 2
+    assert length / 100 - 0.02 <= hours - stopovers * 10 / 60 + 0.01
+    assert hours - stopovers * 20 / 60 <= length / 65 + 0.02
+
+    assert 1 <= t["seats_total"] <= 4
+    assert 0 <= t["seats_available"] <= t["seats_total"]
+    assert t["status"] in ("published", "full", "cancelled")
+    if t["status"] == "full":
+        assert t["seats_available"] == 0
+    if t["status"] == "published":
+        assert t["seats_available"] >= 1
+    price = t["price"]
+    assert list(price) == ["amount", "currency"]
+    assert price["amount"] >= 0 and round(price["amount"], 2) == price["amount"]
+    assert len(price["currency"]) == 3 and price["currency"].isupper()
+    assert list(t["options"]) == OPTIONS and all(isinstance(v, bool) for v in t["options"].values())
+    driver = t["driver"]
+    assert list(driver) == ["id", "rating", "verified"]
+    assert driver["id"].startswith("u-")
+    assert 1.0 <= driver["rating"] <= 5.0 and round(driver["rating"], 1) == driver["rating"]
+    assert isinstance(driver["verified"], bool)
+
+
+def test_every_trip_follows_the_rules(trips: list[dict[str, Any]]) -> None:
+    for t in trips[:1200]:
+        check_trip(t, START, 30)
+    for t in trips[1200:1700]:
+        check_trip(t, dt.date(2026, 3, 24), 10)
+    for t in trips[1700:]:
+        check_trip(t, dt.date(2026, 10, 20), 10)
+    assert len({t["id"] for t in trips}) == len(trips)
+    assert [t["id"] for t in trips[:3]] == ["t-11-0", "t-11-1", "t-11-2"]
+
+
+def test_times_are_local_to_the_origin_and_dst_aware(trips: list[dict[str, Any]]) -> None:
+    zones = {(p.name, round(p.lat, 5), round(p.lon, 5)): p.timezone for p in load_places()}
+    offsets: collections.Counter[tuple[int, dt.timedelta | None]] = collections.Counter()
+    for t in trips:
+        first = t["stops"][0]
+        dep = dt.datetime.fromisoformat(t["departure_time"])
+        zone = ZoneInfo(zones[(first["name"], first["lat"], first["lon"])])
+        assert dep.utcoffset() == dep.astimezone(zone).utcoffset()
+        offsets[(dep.month, dep.utcoffset())] += 1
+    # Central Europe is on +01:00 in winter and +02:00 in summer time.
+    assert offsets[(12, dt.timedelta(hours=1))] > 0
+    assert offsets[(3, dt.timedelta(hours=2))] > 0 and offsets[(3, dt.timedelta(hours=1))] > 0
+    assert offsets[(10, dt.timedelta(hours=2))] > 0 and offsets[(10, dt.timedelta(hours=1))] > 0
+
+
+def test_the_mix_is_plausible(trips: list[dict[str, Any]]) -> None:
+    n = len(trips)
+    stopovers = collections.Counter(len(t["stops"]) - 2 for t in trips)
+    assert stopovers[0] > 0.4 * n and stopovers[1] > 0.1 * n and stopovers[2] > 0 and stopovers[3] > 0
+    status = collections.Counter(t["status"] for t in trips)
+    assert 0.02 < status["full"] / n < 0.11 and 0.005 < status["cancelled"] / n < 0.07
+    assert any(t["version"] > 1 for t in trips)
+    shares = {k: sum(t["options"][k] for t in trips) / n for k in OPTIONS}
+    assert 0.5 < shares["instant_booking"] < 0.7 and 0.4 < shares["max_two_back"] < 0.6
+    assert 0.1 < shares["pets"] < 0.3 and shares["smoking"] < 0.1 and shares["women_only"] < 0.1
+    seats = collections.Counter(t["seats_total"] for t in trips)
+    assert seats[3] + seats[4] > 0.7 * n
+    ratings = [t["driver"]["rating"] for t in trips]
+    assert sum(4.0 <= r <= 5.0 for r in ratings) > 0.85 * n
+    drivers = collections.Counter(t["driver"]["id"] for t in trips)
+    assert drivers.most_common(1)[0][1] > 1, "drivers repeat"
+    currencies = collections.Counter(t["price"]["currency"] for t in trips)
+    assert currencies.most_common(1)[0][0] == "EUR" and len(currencies) > 3
+    overnight = sum(t["stops"][0]["time"][:10] != t["stops"][-1]["time"][:10] for t in trips)
+    assert overnight > 0, "some trips cross midnight"
+    hours = collections.Counter(int(t["departure_time"][11:13]) for t in trips)
+    assert hours[8] + hours[17] > hours[2] + hours[3] + hours[4] + 50
+    country = {(p.name, round(p.lat, 5), round(p.lon, 5)): p.country for p in load_places()}
+    cross = sum(
+        country[(t["stops"][0]["name"], t["stops"][0]["lat"], t["stops"][0]["lon"])]
+        != country[(t["stops"][-1]["name"], t["stops"][-1]["lat"], t["stops"][-1]["lon"])]
+        for t in trips
+    )
+    assert 0.02 * n < cross < 0.3 * n, "mostly domestic, some cross-border"
+
+
+def test_other_markets() -> None:
+    us = list(generate_trips(30, 1, START, 7, countries=["US"]))
+    assert {t["price"]["currency"] for t in us} == {"USD"}
+    for t in us:
+        check_trip(t, START, 7)
+
+
+def test_engine_accepts_the_trips(trips: list[dict[str, Any]]) -> None:
+    model = pytest.importorskip("tripsearch.model")
+    for t in trips[:300]:
+        model.parse_trip(orjson.dumps(t))
+
+
+@pytest.mark.parametrize(("name", "n", "seed"), [("trips-1000.ndjson", 1000, 1), ("trips-200.ndjson", 200, 2)])
+def test_ready_made_files_are_current(name: str, n: int, seed: int) -> None:
+    path = ROOT / "fixtures" / name
+    assert path.read_bytes() == ndjson(n, seed), f"regenerate {path} (see its generator arguments in this test)"
