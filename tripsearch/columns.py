@@ -74,6 +74,7 @@ class TripColumns:
     vert_start: NDArray[np.int64]  # len n + 1
     vert_lat: NDArray[np.int32]
     vert_lon: NDArray[np.int32]
+    vert_cum: NDArray[np.float64]  # distance along the route of each vertex, km
     # stops, rows back to back
     stop_start: NDArray[np.int64]  # len n + 1
     stop_time: NDArray[np.int64]
@@ -133,6 +134,8 @@ class TripColumns:
         stop_start = np.concatenate(([0], np.cumsum(n_stops))).astype(np.int64)
         vlat = np.concatenate(route_lat) if n else np.zeros(0)
         vlon = np.concatenate(route_lon) if n else np.zeros(0)
+        qlat = quantize_degrees(vlat).astype(np.int32)
+        qlon = quantize_degrees(vlon).astype(np.int32)
         slat = np.asarray(stop_lat, dtype=np.float64)
         slon = np.asarray(stop_lon, dtype=np.float64)
         cols = cls(
@@ -151,8 +154,9 @@ class TripColumns:
             ),
             offset_s=np.fromiter((t.utc_offset_s for t in trips), dtype=np.int32, count=n),
             vert_start=vert_start,
-            vert_lat=quantize_degrees(vlat).astype(np.int32),
-            vert_lon=quantize_degrees(vlon).astype(np.int32),
+            vert_lat=qlat,
+            vert_lon=qlon,
+            vert_cum=route_geometry(qlat / COORD_SCALE, qlon / COORD_SCALE, vert_start).cum_len,
             stop_start=stop_start,
             stop_time=np.asarray(stop_time, dtype=np.int64),
             stop_along=np.zeros(len(slat), dtype=np.float64),
@@ -167,12 +171,25 @@ class TripColumns:
         idx = ragged_indices(self.vert_start[rows], self.vert_start[rows + 1])
         counts = self.vert_start[rows + 1] - self.vert_start[rows]
         starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-        return route_geometry(self.vert_lat[idx] / COORD_SCALE, self.vert_lon[idx] / COORD_SCALE, starts)
+        return route_geometry(self.vert_lat[idx] / COORD_SCALE, self.vert_lon[idx] / COORD_SCALE, starts, self.vert_cum[idx])
+
+    def window_geometry(self, rows: NDArray[np.int64], first: NDArray[np.int64], last: NDArray[np.int64]) -> RouteGeometry:
+        """Return the geometry of vertices ``first..last`` (inclusive, counted within each route) of each row's route.
+
+        Distances along stay those of the whole route.
+        """
+        base = self.vert_start[rows]
+        idx = ragged_indices(base + first, base + last + 1)
+        counts = last - first + 1
+        starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        return route_geometry(self.vert_lat[idx] / COORD_SCALE, self.vert_lon[idx] / COORD_SCALE, starts, self.vert_cum[idx])
+
+    def route_sizes(self, rows: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Return the number of route vertices of each row."""
+        return self.vert_start[rows + 1] - self.vert_start[rows]
 
     def route_length_km(self, rows: NDArray[np.int64]) -> NDArray[np.float64]:
-        geom = self.route_geometry(rows)
-        ends = geom.starts[1:] - 1
-        return geom.cum_len[ends] if len(ends) else np.zeros(0)
+        return self.vert_cum[self.vert_start[rows + 1] - 1]
 
     def _place_stops(self) -> None:
         """Fill ``stop_along``: origin at 0, destination at the route's end, stopovers at their closest route point.
@@ -217,6 +234,7 @@ class TripColumns:
             vert_start=np.concatenate(([0], np.cumsum(vcount))).astype(np.int64),
             vert_lat=self.vert_lat[vidx],
             vert_lon=self.vert_lon[vidx],
+            vert_cum=self.vert_cum[vidx],
             stop_start=np.concatenate(([0], np.cumsum(scount))).astype(np.int64),
             stop_time=self.stop_time[sidx],
             stop_along=self.stop_along[sidx],

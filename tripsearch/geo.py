@@ -29,6 +29,7 @@ __all__ = [
     "ClosestPoints",
     "RouteGeometry",
     "route_geometry",
+    "cumulative_km",
     "closest_points_on_routes",
 ]
 
@@ -93,8 +94,13 @@ class RouteGeometry(NamedTuple):
     owner: I64  # route of each vertex
 
 
-def route_geometry(lat_deg: F64, lon_deg: F64, starts: I64) -> RouteGeometry:
-    """Return the geometry of routes given as vertex coordinates back to back (``starts`` as in :class:`RouteGeometry`)."""
+def route_geometry(lat_deg: F64, lon_deg: F64, starts: I64, cum_len: F64 | None = None) -> RouteGeometry:
+    """Return the geometry of routes given as vertex coordinates back to back (``starts`` as in :class:`RouteGeometry`).
+
+    ``cum_len`` gives each vertex's distance along its route when known (a
+    window of a route keeps the distances of the whole route); otherwise it
+    is summed here, route by route, from 0.
+    """
     lat = np.radians(lat_deg)
     lon = np.radians(lon_deg)
     cos_lat = np.cos(lat)
@@ -105,11 +111,22 @@ def route_geometry(lat_deg: F64, lon_deg: F64, starts: I64) -> RouteGeometry:
     if len(x) > 1:
         seg_len[:-1] = _angle(x[:-1], y[:-1], z[:-1], x[1:], y[1:], z[1:]) * EARTH_RADIUS_KM
         seg_len[starts[1:] - 1] = 0.0
-    cum = np.cumsum(seg_len)
-    cum_len = np.concatenate(([0.0], cum[:-1])) if len(cum) else cum
-    if len(counts):
-        cum_len = cum_len - np.repeat(cum_len[starts[:-1]], counts)
+    if cum_len is None:
+        cum_len = cumulative_km(seg_len, starts)
     return RouteGeometry(x, y, z, seg_len, cum_len, starts, owner)
+
+
+def cumulative_km(seg_len: F64, starts: I64) -> F64:
+    """Return each vertex's distance along its route: a plain left-to-right sum per route, from 0.
+
+    Summed route by route (not one running sum minus offsets) so that a
+    route's distances do not depend on which other routes sit beside it.
+    """
+    cum = np.zeros(len(seg_len), dtype=np.float64)
+    for start, end in zip(starts[:-1].tolist(), starts[1:].tolist()):
+        if end - start > 1:
+            np.cumsum(seg_len[start : end - 1], out=cum[start + 1 : end])
+    return cum
 
 
 def _angle(ax, ay, az, bx, by, bz):  # type: ignore[no-untyped-def]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import NamedTuple
 
 import h3
 import h3.api.basic_int as h3_int
@@ -32,6 +33,7 @@ __all__ = [
     "SAMPLE_KM",
     "SNAP_DEG",
     "INDEX_MARGIN_KM",
+    "CorridorCells",
     "route_to_cells",
     "disk_to_cells",
     "point_to_cell",
@@ -75,11 +77,28 @@ def _grid_key_cells(keys: NDArray[np.int64]) -> NDArray[np.uint64]:
     return out
 
 
-def route_to_cells(cols: TripColumns, rows: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
-    """Return (row, cell) pairs, without duplicates, for the corridor of each route in ``rows``."""
+class CorridorCells(NamedTuple):
+    """The corridor of routes: one entry per (row, cell) with the range of route segments sampled in that cell.
+
+    Segments are counted within each route (segment k joins vertices k and
+    k+1). A sample at a vertex counts for the segments on both sides of it,
+    so every point of a segment is within half a sample spacing of a sample
+    that counts for that segment: the closest point of a route to a query
+    point lies on a segment listed by one of the cells that cover the query.
+    """
+
+    rows: NDArray[np.int64]
+    cells: NDArray[np.uint64]
+    seg_lo: NDArray[np.int64]
+    seg_hi: NDArray[np.int64]
+
+
+def route_to_cells(cols: TripColumns, rows: NDArray[np.int64]) -> CorridorCells:
+    """Return the corridor cells of each route in ``rows``, with the segments each cell holds."""
     rows = np.asarray(rows, dtype=np.int64)
     if len(rows) == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
+        empty = np.zeros(0, dtype=np.int64)
+        return CorridorCells(empty, np.zeros(0, dtype=np.uint64), empty, empty)
     geom = cols.route_geometry(rows)
     owner = geom.owner
     unit = np.stack((geom.x, geom.y, geom.z), axis=1)
@@ -90,7 +109,8 @@ def route_to_cells(cols: TripColumns, rows: NDArray[np.int64]) -> tuple[NDArray[
     pieces[is_last] = 1
     seg = np.repeat(np.arange(len(owner)), pieces)
     heads = np.concatenate(([0], np.cumsum(pieces)[:-1]))
-    frac = (np.arange(len(seg)) - np.repeat(heads, pieces)) / np.repeat(pieces, pieces)
+    piece = np.arange(len(seg)) - np.repeat(heads, pieces)
+    frac = piece / np.repeat(pieces, pieces)
     a = unit[seg]
     b = unit[np.minimum(seg + 1, len(owner) - 1)]
     # Spherical interpolation, so samples are evenly spaced along the arc, at most SAMPLE_KM apart.
@@ -106,15 +126,25 @@ def route_to_cells(cols: TripColumns, rows: NDArray[np.int64]) -> tuple[NDArray[
     lat_step = np.rint(lat / SNAP_DEG).astype(np.int64)
     lon_step = np.rint(lon / SNAP_DEG).astype(np.int64)
     sample_owner = owner[seg]
+    # Segment range of each sample, counted within its route.
+    local = seg - geom.starts[sample_owner]
+    n_vert = np.diff(geom.starts)[sample_owner]
+    seg_lo = local - ((piece == 0) & (local > 0))
+    seg_hi = np.minimum(local, n_vert - 2)
     grid_key = (lat_step + 9000) * _GRID_LON_STEPS + (lon_step + 18000)
-    # (owner, grid key) pairs first: many consecutive samples of a route snap to one grid point.
-    owner_key = np.unique((sample_owner.astype(np.int64) << 32) | grid_key)
-    unique_keys, inverse = np.unique(owner_key & 0xFFFFFFFF, return_inverse=True)
+    unique_keys, inverse = np.unique(grid_key, return_inverse=True)
     cells = _grid_key_cells(unique_keys)[inverse.ravel()]
-    pairs = np.unique(((owner_key >> 32).astype(np.uint64) << np.uint64(34)) | (cells >> np.uint64(_CELL_SHIFT)))
-    owners = (pairs >> np.uint64(34)).astype(np.int64)
-    cells = ((pairs & np.uint64((1 << 34) - 1)) << np.uint64(_CELL_SHIFT)) | np.uint64(_CELL_TAIL)
-    return rows[owners], cells
+    # One entry per (owner, cell): the lowest and highest segment sampled there.
+    pair = (sample_owner.astype(np.uint64) << np.uint64(34)) | (cells >> np.uint64(_CELL_SHIFT))
+    order = np.argsort(pair, kind="stable")
+    pair = pair[order]
+    heads = np.flatnonzero(np.concatenate(([True], pair[1:] != pair[:-1])))
+    lo = np.minimum.reduceat(seg_lo[order], heads)
+    hi = np.maximum.reduceat(seg_hi[order], heads)
+    pair = pair[heads]
+    owners = (pair >> np.uint64(34)).astype(np.int64)
+    out_cells = ((pair & np.uint64((1 << 34) - 1)) << np.uint64(_CELL_SHIFT)) | np.uint64(_CELL_TAIL)
+    return CorridorCells(rows[owners], out_cells, lo.astype(np.int64), hi.astype(np.int64))
 
 
 @lru_cache(maxsize=1 << 16)

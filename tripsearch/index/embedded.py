@@ -22,6 +22,7 @@ from ..backend import DeleteReport, ItemResult, SearchResult, TripInput, UpsertR
 from ..errors import InvalidTrip, NotFound, StoreReadOnly
 from ..model import Trip, parse_trip, trip_to_json
 from ..query.execute import candidate_days, execute
+from ..query.matching import Windows
 from ..query.model import Query, parse_query
 from .memory import IndexView, MemoryIndex
 from .snapshot import SnapshotError, read_snapshot, write_snapshot
@@ -135,8 +136,8 @@ class EmbeddedBackend:
         started = time.perf_counter()
         q = parse_query(query)
         view = self._index.view
-        rows = view.candidates(q.from_point, q.from_radius_km, q.to_point, q.to_radius_km, candidate_days(q))
-        return execute(q, view.cols, rows, self._fetch_docs, started)
+        found = view.candidates(q.from_point, q.from_radius_km, q.to_point, q.to_radius_km, candidate_days(q))
+        return execute(q, view.cols, found.rows, self._fetch_docs, started, Windows(*found[1:]))
 
     def _fetch_docs(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         return {tid: orjson.loads(doc) for tid, doc in self._store.docs(ids).items()}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, fields
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,7 +25,7 @@ from ..columns import TripColumns, ragged_indices
 from ..model import Trip
 from .cells import disk_to_cells, route_to_cells
 
-__all__ = ["IndexView", "MemoryIndex", "PostingSegment", "cell_day_keys"]
+__all__ = ["IndexView", "MemoryIndex", "PostingSegment", "Candidates", "cell_day_keys"]
 
 _CELL_SHIFT = 30  # a resolution-5 H3 index keeps its information above bit 30
 _DAY_BITS = 24
@@ -38,46 +38,67 @@ def cell_day_keys(cells: NDArray[np.uint64], days: NDArray[np.int64]) -> NDArray
 
 @dataclass(frozen=True)
 class PostingSegment:
-    """Sorted posting keys, with the rows of key ``keys[i]`` at ``rows[offsets[i]:offsets[i+1]]``."""
+    """Sorted posting keys; entries ``offsets[i]:offsets[i+1]`` belong to ``keys[i]``.
+
+    An entry is a row and the range of its route's segments sampled in the
+    key's cell (``seg_lo..seg_hi``), so a search measures only those.
+    """
 
     keys: NDArray[np.uint64]
     offsets: NDArray[np.int64]
     rows: NDArray[np.int32]
+    seg_lo: NDArray[np.uint16]
+    seg_hi: NDArray[np.uint16]
 
     def __len__(self) -> int:
         return len(self.rows)
 
     @classmethod
-    def build(cls, keys: NDArray[np.uint64], rows: NDArray[np.int64]) -> PostingSegment:
+    def build(cls, keys: NDArray[np.uint64], rows: NDArray[np.int64], seg_lo: NDArray[np.int64], seg_hi: NDArray[np.int64]) -> PostingSegment:
         order = np.lexsort((rows, keys))
-        keys, rows = keys[order], rows[order]
+        keys = keys[order]
         if len(keys):
             starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
         else:
             starts = np.zeros(0, dtype=np.int64)
         offsets = np.concatenate((starts, [len(keys)])).astype(np.int64)
-        return cls(keys[starts], offsets, rows.astype(np.int32))
+        return cls(keys[starts], offsets, rows[order].astype(np.int32), seg_lo[order].astype(np.uint16), seg_hi[order].astype(np.uint16))
 
-    def lookup(self, wanted: NDArray[np.uint64]) -> NDArray[np.int32]:
+    @classmethod
+    def empty(cls) -> PostingSegment:
+        none = np.zeros(0, dtype=np.int64)
+        return cls.build(none.astype(np.uint64), none, none, none)
+
+    def lookup(self, wanted: NDArray[np.uint64]) -> NDArray[np.int64]:
+        """Return the entry positions of the wanted keys (sorted, unique)."""
         pos = np.searchsorted(self.keys, wanted)
         inside = pos < len(self.keys)
         pos = pos[inside]
         pos = pos[self.keys[pos] == wanted[inside]]
         if len(pos) == 0:
-            return np.zeros(0, dtype=np.int32)
-        return self.rows[ragged_indices(self.offsets[pos], self.offsets[pos + 1])]
+            return np.zeros(0, dtype=np.int64)
+        return ragged_indices(self.offsets[pos], self.offsets[pos + 1])
 
-    def expanded(self) -> tuple[NDArray[np.uint64], NDArray[np.int64]]:
-        return np.repeat(self.keys, np.diff(self.offsets)), self.rows.astype(np.int64)
+    def expanded(self) -> tuple[NDArray[np.uint64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+        return np.repeat(self.keys, np.diff(self.offsets)), self.rows.astype(np.int64), self.seg_lo.astype(np.int64), self.seg_hi.astype(np.int64)
 
     @staticmethod
     def merge(segments: Sequence[PostingSegment], alive: NDArray[np.bool_]) -> PostingSegment:
         """Return one segment with the postings of all, dropping rows no longer alive."""
         parts = [s.expanded() for s in segments]
-        keys = np.concatenate([p[0] for p in parts])
-        rows = np.concatenate([p[1] for p in parts])
+        keys, rows, lo, hi = (np.concatenate([p[i] for p in parts]) for i in range(4))
         keep = alive[rows]
-        return PostingSegment.build(keys[keep], rows[keep])
+        return PostingSegment.build(keys[keep], rows[keep], lo[keep], hi[keep])
+
+
+class Candidates(NamedTuple):
+    """Candidate rows, with the segment window of each route near ``from`` and near ``to``."""
+
+    rows: NDArray[np.int64]
+    from_lo: NDArray[np.int64]
+    from_hi: NDArray[np.int64]
+    to_lo: NDArray[np.int64]
+    to_hi: NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -93,20 +114,46 @@ class IndexView:
     def live_count(self) -> int:
         return int(self.alive.sum())
 
-    def candidates(self, from_point: tuple[float, float], from_radius_km: float, to_point: tuple[float, float], to_radius_km: float, days: NDArray[np.int64]) -> NDArray[np.int64]:
-        """Return live rows whose corridor touches both disks on one of ``days`` (a superset of the matches)."""
-        from_rows = self._rows_near(from_point, from_radius_km, days)
-        if len(from_rows) == 0:
-            return np.zeros(0, dtype=np.int64)
-        to_rows = self._rows_near(to_point, to_radius_km, days)
-        rows = np.intersect1d(from_rows, to_rows, assume_unique=True)
-        return rows[self.alive[rows]].astype(np.int64)
+    def candidates(self, from_point: tuple[float, float], from_radius_km: float, to_point: tuple[float, float], to_radius_km: float, days: NDArray[np.int64]) -> Candidates:
+        """Return live rows whose corridor passes near ``from`` and then near ``to`` on one of ``days``.
 
-    def _rows_near(self, point: tuple[float, float], radius_km: float, days: NDArray[np.int64]) -> NDArray[np.int32]:
+        A superset of the matches: a match's pickup lies on a segment listed
+        near ``from`` and its dropoff on a segment listed near ``to``, and
+        the pickup comes first, so ``from_lo <= to_hi``.
+        """
+        f_rows, f_lo, f_hi = self._near(from_point, from_radius_km, days)
+        if len(f_rows) == 0:
+            none = np.zeros(0, dtype=np.int64)
+            return Candidates(none, none, none, none, none)
+        t_rows, t_lo, t_hi = self._near(to_point, to_radius_km, days)
+        rows, i, j = np.intersect1d(f_rows, t_rows, assume_unique=True, return_indices=True)
+        keep = self.alive[rows] & (f_lo[i] <= t_hi[j])
+        i, j = i[keep], j[keep]
+        return Candidates(rows[keep], f_lo[i], f_hi[i], t_lo[j], t_hi[j])
+
+    def _near(self, point: tuple[float, float], radius_km: float, days: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+        """Return rows with an entry in the cells around ``point``, each with its widest segment window there."""
         cells = disk_to_cells(point[0], point[1], radius_km)
         wanted = np.unique(cell_day_keys(cells[:, None], days[None, :]).ravel())
-        found = [seg.lookup(wanted) for seg in self.segments]
-        return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int32)
+        rows, lo, hi = [], [], []
+        for seg in self.segments:
+            pos = seg.lookup(wanted)
+            rows.append(seg.rows[pos])
+            lo.append(seg.seg_lo[pos])
+            hi.append(seg.seg_hi[pos])
+        if not rows:
+            none = np.zeros(0, dtype=np.int64)
+            return none, none, none
+        all_rows = np.concatenate(rows).astype(np.int64)
+        order = np.argsort(all_rows, kind="stable")
+        all_rows = all_rows[order]
+        heads = np.flatnonzero(np.concatenate(([True], all_rows[1:] != all_rows[:-1]))) if len(all_rows) else np.zeros(0, dtype=np.int64)
+        if len(heads) == 0:
+            none = np.zeros(0, dtype=np.int64)
+            return none, none, none
+        lo_all = np.concatenate(lo).astype(np.int64)[order]
+        hi_all = np.concatenate(hi).astype(np.int64)[order]
+        return all_rows[heads], np.minimum.reduceat(lo_all, heads), np.maximum.reduceat(hi_all, heads)
 
 
 class _Buffer:
@@ -229,18 +276,18 @@ class MemoryIndex:
         """Return all postings of live rows as one segment (what a snapshot saves)."""
         with self._lock:
             if not self._segments:
-                return PostingSegment.build(np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64))
+                return PostingSegment.empty()
             return PostingSegment.merge(self._segments, self._alive.view())
 
 
 def _corridor_postings(cols: TripColumns, rows: NDArray[np.int64]) -> PostingSegment:
     """Return the postings of new rows: every corridor cell on every local day the trip spans."""
-    local = np.arange(len(cols), dtype=np.int64)
-    pair_local, cells = route_to_cells(cols, local)
+    corridor = route_to_cells(cols, np.arange(len(cols), dtype=np.int64))
     first_day, last_day = cols.local_days()
-    span = (last_day - first_day + 1)[pair_local]
-    pair_rep = np.repeat(np.arange(len(pair_local)), span)
+    owner = corridor.rows
+    span = (last_day - first_day + 1)[owner]
+    entry = np.repeat(np.arange(len(owner)), span)
     heads = np.concatenate(([0], np.cumsum(span)[:-1]))
-    day = first_day[pair_local][pair_rep] + (np.arange(len(pair_rep)) - np.repeat(heads, span))
-    keys = cell_day_keys(cells[pair_rep], day)
-    return PostingSegment.build(keys, rows[pair_local[pair_rep]])
+    day = first_day[owner][entry] + (np.arange(len(entry)) - np.repeat(heads, span))
+    keys = cell_day_keys(corridor.cells[entry], day)
+    return PostingSegment.build(keys, rows[owner[entry]], corridor.seg_lo[entry], corridor.seg_hi[entry])

@@ -25,7 +25,7 @@ from .memory import PostingSegment
 
 __all__ = ["write_snapshot", "read_snapshot", "SnapshotError", "FORMAT"]
 
-FORMAT = "tripsearch-snapshot-1"
+FORMAT = "tripsearch-snapshot-2"
 _ARRAY_FIELDS = [f.name for f in fields(TripColumns) if f.name != "ids"]
 
 
@@ -40,6 +40,8 @@ def write_snapshot(path: Path, store_id: str, seq: int, cols: TripColumns, alive
     arrays["posting_keys"] = segment.keys
     arrays["posting_offsets"] = segment.offsets
     arrays["posting_rows"] = segment.rows
+    arrays["posting_seg_lo"] = segment.seg_lo
+    arrays["posting_seg_hi"] = segment.seg_hi
     arrays["ids"] = np.frombuffer("\n".join(cols.ids).encode("utf-8"), dtype=np.uint8)
     header: dict[str, Any] = {"format": FORMAT, "store_id": store_id, "seq": seq, "rows": len(cols), "arrays": []}
     for name, arr in arrays.items():
@@ -94,7 +96,7 @@ def read_snapshot(path: Path, store_id: str, max_seq: int) -> tuple[int, TripCol
     ids = raw_ids.split("\n") if raw_ids else []
     if len(ids) != header["rows"]:
         raise SnapshotError("id count does not match the row count")
-    segment = PostingSegment(arrays.pop("posting_keys"), arrays.pop("posting_offsets"), arrays.pop("posting_rows"))
+    segment = PostingSegment(*(arrays.pop(f"posting_{name}") for name in ("keys", "offsets", "rows", "seg_lo", "seg_hi")))
     alive = arrays.pop("alive")
     cols = TripColumns(ids=ids, **arrays)  # type: ignore[arg-type]
     return seq, cols, alive, segment

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from ..aggregations import compute_facets
 from ..backend import Hit, Point, SearchResult
 from ..columns import TripColumns
-from .matching import evaluate
+from .matching import Windows, evaluate
 from .model import DATES_FACET_SPAN, Query, encode_cursor
 from .ranking import score_of, select_page, sort_keys
 
@@ -46,10 +46,10 @@ class _Ids(Sequence[str]):
         return self._ids[int(self._rows[pos])]
 
 
-def execute(query: Query, cols: TripColumns, rows: NDArray[np.int64], fetch_docs: DocFetcher, started: float | None = None) -> SearchResult:
-    """Return the result page of ``query`` over the candidate ``rows`` of ``cols``."""
+def execute(query: Query, cols: TripColumns, rows: NDArray[np.int64], fetch_docs: DocFetcher, started: float | None = None, windows: Windows | None = None) -> SearchResult:
+    """Return the result page of ``query`` over the candidate ``rows`` of ``cols`` (see :func:`evaluate` for ``windows``)."""
     started = time.perf_counter() if started is None else started
-    ev = evaluate(cols, rows, query)
+    ev = evaluate(cols, rows, query, windows)
     matched = np.flatnonzero(ev.matched())
     match_rows = ev.rows[matched]
     walk = ev.pickup.distance_km[matched] + ev.dropoff.distance_km[matched]

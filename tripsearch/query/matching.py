@@ -25,6 +25,7 @@ can count "everything but my own filter".
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,7 +35,7 @@ from ..geo import ClosestPoints, closest_points_on_routes, latlon_to_unit
 from ..model import OPTION_NAMES
 from .model import Query
 
-__all__ = ["Evaluation", "evaluate", "interpolate_stop_times", "option_mask", "FILTERS"]
+__all__ = ["Evaluation", "Windows", "evaluate", "interpolate_stop_times", "option_mask", "FILTERS"]
 
 # The filters a facet may leave out, by name.
 FILTERS = ("date", "time", "price", "options", "rating", "seats")
@@ -96,17 +97,34 @@ def interpolate_stop_times(cols: TripColumns, rows: NDArray[np.int64], along_km:
     return np.floor(t_i + (t_j - t_i) * frac).astype(np.int64)
 
 
-def evaluate(cols: TripColumns, rows: NDArray[np.int64], query: Query) -> Evaluation:
+class Windows(NamedTuple):
+    """For each candidate, the segments (counted within its route) that can hold the pickup and the dropoff."""
+
+    from_lo: NDArray[np.int64]
+    from_hi: NDArray[np.int64]
+    to_lo: NDArray[np.int64]
+    to_hi: NDArray[np.int64]
+
+
+def evaluate(cols: TripColumns, rows: NDArray[np.int64], query: Query, windows: Windows | None = None) -> Evaluation:
     """Return the rules of ``query`` evaluated on ``rows`` of ``cols``.
+
+    ``windows`` narrows the search for the pickup and dropoff points to the
+    segments an index found near ``from`` and ``to``; without it the whole
+    route is measured. Both give the same answer when the windows hold every
+    segment within the radius, which the H3 index guarantees.
 
     The candidates may pick up on other days than ``query.date`` (the
     ``dates`` facet counts those); the ``date`` mask keeps the query's own day.
     """
     rows = np.asarray(rows, dtype=np.int64)
     n = len(rows)
-    geom = cols.route_geometry(rows)
-    pickup = closest_points_on_routes(geom, _unit(query.from_point))
-    dropoff = closest_points_on_routes(geom, _unit(query.to_point), last=True)
+    if windows is None:
+        last_segment = np.maximum(cols.route_sizes(rows) - 2, 0)
+        zero = np.zeros(n, dtype=np.int64)
+        windows = Windows(zero, last_segment, zero, last_segment)
+    pickup = closest_points_on_routes(cols.window_geometry(rows, windows.from_lo, windows.from_hi + 1), _unit(query.from_point))
+    dropoff = closest_points_on_routes(cols.window_geometry(rows, windows.to_lo, windows.to_hi + 1), _unit(query.to_point), last=True)
     geo = (
         (cols.status[rows] == _PUBLISHED)
         & (pickup.distance_km <= query.from_radius_km)
