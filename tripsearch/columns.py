@@ -18,7 +18,8 @@ from typing import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from .geo import COORD_SCALE, RouteGeometry, closest_points_on_routes, latlon_to_unit, quantize_degrees, route_geometry
+from .geo import COORD_SCALE, RouteGeometry, quantize_degrees, route_geometry
+from .kernels import closest_in_ranges, route_distances_along, unit_vectors
 from .model import OPTION_NAMES, STATUSES, Trip
 
 __all__ = ["TripColumns", "ragged_indices", "currency_code", "currency_name", "STATUS_CODES", "SECONDS_PER_DAY"]
@@ -156,7 +157,7 @@ class TripColumns:
             vert_start=vert_start,
             vert_lat=qlat,
             vert_lon=qlon,
-            vert_cum=route_geometry(qlat / COORD_SCALE, qlon / COORD_SCALE, vert_start).cum_len,
+            vert_cum=route_distances_along(qlat, qlon, vert_start),
             stop_start=stop_start,
             stop_time=np.asarray(stop_time, dtype=np.int64),
             stop_along=np.zeros(len(slat), dtype=np.float64),
@@ -170,17 +171,6 @@ class TripColumns:
         """Return the unit-vector geometry of the routes of ``rows`` (repeats allowed)."""
         idx = ragged_indices(self.vert_start[rows], self.vert_start[rows + 1])
         counts = self.vert_start[rows + 1] - self.vert_start[rows]
-        starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-        return route_geometry(self.vert_lat[idx] / COORD_SCALE, self.vert_lon[idx] / COORD_SCALE, starts, self.vert_cum[idx])
-
-    def window_geometry(self, rows: NDArray[np.int64], first: NDArray[np.int64], last: NDArray[np.int64]) -> RouteGeometry:
-        """Return the geometry of vertices ``first..last`` (inclusive, counted within each route) of each row's route.
-
-        Distances along stay those of the whole route.
-        """
-        base = self.vert_start[rows]
-        idx = ragged_indices(base + first, base + last + 1)
-        counts = last - first + 1
         starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
         return route_geometry(self.vert_lat[idx] / COORD_SCALE, self.vert_lon[idx] / COORD_SCALE, starts, self.vert_cum[idx])
 
@@ -209,10 +199,9 @@ class TripColumns:
         inner = np.flatnonzero(inner_mask)
         if len(inner):
             owner = np.searchsorted(self.stop_start, inner, side="right") - 1
-            geom = self.route_geometry(owner)
-            targets = latlon_to_unit(self.stop_lat[inner] / COORD_SCALE, self.stop_lon[inner] / COORD_SCALE)
-            closest = closest_points_on_routes(geom, (targets[:, 0], targets[:, 1], targets[:, 2]))
-            along[inner] = closest.along_km
+            tx, ty, tz = unit_vectors(self.stop_lat[inner], self.stop_lon[inner])
+            first, last = self.vert_start[owner], self.vert_start[owner + 1] - 1
+            along[inner] = closest_in_ranges(self.vert_lat, self.vert_lon, self.vert_cum, first, last, tx, ty, tz, False)[1]
         # places never decrease: running maximum within each trip
         for k in range(1, int(np.diff(self.stop_start).max())):
             rows_with_k = self.stop_start[:-1] + k < self.stop_start[1:]

@@ -1,4 +1,4 @@
-"""Great-circle geometry on arrays: distances, closest points on routes.
+"""Great-circle geometry on arrays: unit vectors, distances, route geometry for sampling.
 
 Everything here works on the unit sphere with float64 numpy arrays and is
 vectorised over many routes at once. A route is its great-circle segments
@@ -29,8 +29,6 @@ __all__ = [
     "ClosestPoints",
     "RouteGeometry",
     "route_geometry",
-    "cumulative_km",
-    "closest_points_on_routes",
 ]
 
 EARTH_RADIUS_KM = 6371.0088
@@ -98,8 +96,9 @@ def route_geometry(lat_deg: F64, lon_deg: F64, starts: I64, cum_len: F64 | None 
     """Return the geometry of routes given as vertex coordinates back to back (``starts`` as in :class:`RouteGeometry`).
 
     ``cum_len`` gives each vertex's distance along its route when known (a
-    window of a route keeps the distances of the whole route); otherwise it
-    is summed here, route by route, from 0.
+    window of a route keeps the distances of the whole route); otherwise an
+    approximation is summed here (exact distances along come from
+    :func:`tripsearch.kernels.route_distances_along`).
     """
     lat = np.radians(lat_deg)
     lon = np.radians(lon_deg)
@@ -112,21 +111,11 @@ def route_geometry(lat_deg: F64, lon_deg: F64, starts: I64, cum_len: F64 | None 
         seg_len[:-1] = _angle(x[:-1], y[:-1], z[:-1], x[1:], y[1:], z[1:]) * EARTH_RADIUS_KM
         seg_len[starts[1:] - 1] = 0.0
     if cum_len is None:
-        cum_len = cumulative_km(seg_len, starts)
+        cum = np.cumsum(seg_len)
+        cum_len = np.concatenate(([0.0], cum[:-1])) if len(cum) else cum
+        if len(counts):
+            cum_len = cum_len - np.repeat(cum_len[starts[:-1]], counts)
     return RouteGeometry(x, y, z, seg_len, cum_len, starts, owner)
-
-
-def cumulative_km(seg_len: F64, starts: I64) -> F64:
-    """Return each vertex's distance along its route: a plain left-to-right sum per route, from 0.
-
-    Summed route by route (not one running sum minus offsets) so that a
-    route's distances do not depend on which other routes sit beside it.
-    """
-    cum = np.zeros(len(seg_len), dtype=np.float64)
-    for start, end in zip(starts[:-1].tolist(), starts[1:].tolist()):
-        if end - start > 1:
-            np.cumsum(seg_len[start : end - 1], out=cum[start + 1 : end])
-    return cum
 
 
 def _angle(ax, ay, az, bx, by, bz):  # type: ignore[no-untyped-def]
@@ -135,70 +124,3 @@ def _angle(ax, ay, az, bx, by, bz):  # type: ignore[no-untyped-def]
     cy = az * bx - ax * bz
     cz = ax * by - ay * bx
     return np.arctan2(np.sqrt(cx * cx + cy * cy + cz * cz), ax * bx + ay * by + az * bz)
-
-
-def closest_points_on_routes(geom: RouteGeometry, target: tuple[F64 | float, F64 | float, F64 | float], last: bool = False) -> ClosestPoints:
-    """Return, for each route, the route point closest to its target.
-
-    ``target`` is one unit vector (x, y, z) for every route, or arrays of one
-    per route. Ties (a route that passes the same place twice) go to the
-    earliest point along the route, or to the latest with ``last=True``.
-
-    Only segments that can hold the closest point are measured exactly: a
-    point of a segment is at most half its length from one of its ends, so a
-    segment whose nearer end is farther than the route's nearest vertex plus
-    half its length cannot win.
-    """
-    x, y, z, seg_len, cum_len, starts, owner = geom
-    n_routes = len(starts) - 1
-    tx, ty, tz = target
-    per_route = np.ndim(tx) > 0
-    vx, vy, vz = (tx[owner], ty[owner], tz[owner]) if per_route else (tx, ty, tz)  # type: ignore[index]
-    ang = _angle(vx, vy, vz, x, y, z)
-    best_vertex = np.minimum.reduceat(ang, starts[:-1]) if n_routes else ang[:0]
-
-    # Vertex candidates: the nearest vertices of each route (all of them on a tie).
-    vert = np.flatnonzero(ang <= best_vertex[owner])
-
-    # Segment candidates: those that may come closer than the nearest vertex.
-    seg_ang = seg_len / EARTH_RADIUS_KM
-    lower = np.minimum(ang[:-1], ang[1:]) - seg_ang[:-1] / 2
-    seg = np.flatnonzero((seg_len[:-1] > 0) & (lower <= best_vertex[owner[:-1]] + 1e-12))
-    ax, ay, az = x[seg], y[seg], z[seg]
-    bx, by, bz = x[seg + 1], y[seg + 1], z[seg + 1]
-    sx, sy, sz = (tx[owner[seg]], ty[owner[seg]], tz[owner[seg]]) if per_route else (tx, ty, tz)  # type: ignore[index]
-    nx, ny, nz = ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx
-    norm = np.sqrt(nx * nx + ny * ny + nz * nz)
-    ok = norm > 1e-15
-    safe = np.where(ok, norm, 1.0)
-    nx, ny, nz = nx / safe, ny / safe, nz / safe
-    d = sx * nx + sy * ny + sz * nz
-    cx, cy, cz = sx - d * nx, sy - d * ny, sz - d * nz
-    cnorm = np.sqrt(cx * cx + cy * cy + cz * cz)
-    ok &= cnorm > 1e-15
-    csafe = np.where(ok, cnorm, 1.0)
-    cx, cy, cz = cx / csafe, cy / csafe, cz / csafe
-    # the foot lies strictly inside the arc: a -> c and c -> b turn the same way as a -> b
-    side_a = (ay * cz - az * cy) * nx + (az * cx - ax * cz) * ny + (ax * cy - ay * cx) * nz
-    side_b = (cy * bz - cz * by) * nx + (cz * bx - cx * bz) * ny + (cx * by - cy * bx) * nz
-    inside = ok & (side_a > 0) & (side_b > 0)
-    seg, cx, cy, cz = seg[inside], cx[inside], cy[inside], cz[inside]
-    if per_route:
-        sx, sy, sz = sx[inside], sy[inside], sz[inside]  # type: ignore[index]
-    foot_dist = _angle(sx, sy, sz, cx, cy, cz)
-    foot_along = cum_len[seg] + np.minimum(_angle(x[seg], y[seg], z[seg], cx, cy, cz) * EARTH_RADIUS_KM, seg_len[seg])
-
-    cand_route = np.concatenate((owner[vert], owner[seg]))
-    cand_dist = np.concatenate((ang[vert], foot_dist))
-    cand_along = np.concatenate((cum_len[vert], foot_along))
-    px = np.concatenate((x[vert], cx))
-    py = np.concatenate((y[vert], cy))
-    pz = np.concatenate((z[vert], cz))
-    order = np.lexsort((-cand_along if last else cand_along, cand_dist, cand_route))
-    sorted_routes = cand_route[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = sorted_routes[1:] != sorted_routes[:-1]
-    best = order[first]
-    lat = np.degrees(np.arcsin(np.clip(pz[best], -1.0, 1.0)))
-    lon = np.degrees(np.arctan2(py[best], px[best]))
-    return ClosestPoints(cand_dist[best] * EARTH_RADIUS_KM, cand_along[best], lat, lon)

@@ -24,6 +24,7 @@ can count "everything but my own filter".
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -31,7 +32,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..columns import SECONDS_PER_DAY, STATUS_CODES, TripColumns
-from ..geo import ClosestPoints, closest_points_on_routes, latlon_to_unit
+from ..geo import ClosestPoints
+from ..kernels import closest_in_ranges
 from ..model import OPTION_NAMES
 from .model import Query
 
@@ -119,18 +121,20 @@ def evaluate(cols: TripColumns, rows: NDArray[np.int64], query: Query, windows: 
     """
     rows = np.asarray(rows, dtype=np.int64)
     n = len(rows)
+    base = cols.vert_start[rows]
     if windows is None:
         last_segment = np.maximum(cols.route_sizes(rows) - 2, 0)
-        zero = np.zeros(n, dtype=np.int64)
-        windows = Windows(zero, last_segment, zero, last_segment)
-    pickup = closest_points_on_routes(cols.window_geometry(rows, windows.from_lo, windows.from_hi + 1), _unit(query.from_point))
-    dropoff = closest_points_on_routes(cols.window_geometry(rows, windows.to_lo, windows.to_hi + 1), _unit(query.to_point), last=True)
-    geo = (
-        (cols.status[rows] == _PUBLISHED)
-        & (pickup.distance_km <= query.from_radius_km)
-        & (dropoff.distance_km <= query.to_radius_km)
-        & (pickup.along_km < dropoff.along_km)
-    )
+        windows = Windows(np.zeros(n, dtype=np.int64), last_segment, np.zeros(n, dtype=np.int64), last_segment)
+    # Pickup first; only trips with a pickup within the radius are measured for the dropoff.
+    pickup = _closest(cols, base + windows.from_lo, base + windows.from_hi + 1, query.from_point, latest=False)
+    near = (cols.status[rows] == _PUBLISHED) & (pickup.distance_km <= query.from_radius_km)
+    dropoff = _empty_points(n)
+    if near.any():
+        sel = np.flatnonzero(near)
+        found = _closest(cols, base[sel] + windows.to_lo[sel], base[sel] + windows.to_hi[sel] + 1, query.to_point, latest=True)
+        for part, values in zip(dropoff, found):
+            part[sel] = values
+    geo = near & (dropoff.distance_km <= query.to_radius_km) & (pickup.along_km < dropoff.along_km)
     pickup_time = interpolate_stop_times(cols, rows, pickup.along_km)
     dropoff_time = interpolate_stop_times(cols, rows, dropoff.along_km)
     local = pickup_time + cols.offset_s[rows]
@@ -147,9 +151,17 @@ def evaluate(cols: TripColumns, rows: NDArray[np.int64], query: Query, windows: 
     return Evaluation(rows, geo, masks, pickup, dropoff, pickup_time, dropoff_time, local_day, local_minute)
 
 
-def _unit(point: tuple[float, float]) -> tuple[float, float, float]:
-    x, y, z = latlon_to_unit(np.array(point[0]), np.array(point[1])).tolist()
-    return x, y, z
+def _closest(cols: TripColumns, first: NDArray[np.int64], last: NDArray[np.int64], point: tuple[float, float], latest: bool) -> ClosestPoints:
+    # The target as Python's math computes it, so the compiled loop matches a plain-Python reading of the rules.
+    lat, lon = math.radians(point[0]), math.radians(point[1])
+    n = len(first)
+    target = (math.cos(lat) * math.cos(lon), math.cos(lat) * math.sin(lon), math.sin(lat))
+    tx, ty, tz = (np.full(n, c) for c in target)
+    return ClosestPoints(*closest_in_ranges(cols.vert_lat, cols.vert_lon, cols.vert_cum, first, last, tx, ty, tz, latest))
+
+
+def _empty_points(n: int) -> ClosestPoints:
+    return ClosestPoints(np.full(n, np.inf), np.zeros(n), np.zeros(n), np.zeros(n))
 
 
 def _time_mask(local_minute: NDArray[np.int64], query: Query) -> NDArray[np.bool_]:

@@ -1,0 +1,145 @@
+"""Compiled loops (numba) for the exact geometry: closest route points and distances along routes.
+
+They read the trip columns in place (int32 coordinates in 1e-7 degree,
+per-vertex distances along) over vertex ranges, so a search measures only
+the part of each route its index points at, with no copies. numba's math
+functions are the C library's, the same as Python's ``math`` module, so these
+loops compute bit for bit what the plain-Python reference in the tests
+computes with the same formulas.
+
+Formulas (unit sphere, mean Earth radius :data:`~tripsearch.geo.EARTH_RADIUS_KM`):
+
+- angle between unit vectors a, b: ``atan2(|a x b|, a . b)``;
+- closest point of segment a-b to x: the foot c of x on the great circle
+  through a and b when it lies strictly inside the arc, else the nearer end;
+- a tie between points at the same distance goes to the earliest point along
+  the route, or to the latest when ``latest`` is set.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["route_distances_along", "closest_in_ranges", "unit_vectors"]
+
+R = 6371.0088
+SCALE = 10_000_000.0
+_DEG = math.pi / 180.0
+
+
+@numba.njit(cache=True, inline="always")
+def _unit(lat_step: int, lon_step: int) -> tuple[float, float, float]:
+    la = math.radians(lat_step / SCALE)
+    lo = math.radians(lon_step / SCALE)
+    return math.cos(la) * math.cos(lo), math.cos(la) * math.sin(lo), math.sin(la)
+
+
+@numba.njit(cache=True, inline="always")
+def _angle(ax: float, ay: float, az: float, bx: float, by: float, bz: float) -> float:
+    cx = ay * bz - az * by
+    cy = az * bx - ax * bz
+    cz = ax * by - ay * bx
+    return math.atan2(math.sqrt(cx * cx + cy * cy + cz * cz), ax * bx + ay * by + az * bz)
+
+
+@numba.njit(cache=True)
+def route_distances_along(vert_lat: NDArray[np.int32], vert_lon: NDArray[np.int32], starts: NDArray[np.int64]) -> NDArray[np.float64]:  # pragma: no cover - compiled
+    """Return each vertex's distance along its route (km), summed left to right from 0 per route."""
+    cum = np.zeros(vert_lat.shape[0], dtype=np.float64)
+    for r in range(starts.shape[0] - 1):
+        start = starts[r]
+        end = starts[r + 1]
+        if end - start < 2:
+            continue
+        px, py, pz = _unit(vert_lat[start], vert_lon[start])
+        for k in range(start + 1, end):
+            vx, vy, vz = _unit(vert_lat[k], vert_lon[k])
+            cum[k] = cum[k - 1] + _angle(px, py, pz, vx, vy, vz) * R
+            px, py, pz = vx, vy, vz
+    return cum
+
+
+@numba.njit(cache=True)
+def closest_in_ranges(
+    vert_lat: NDArray[np.int32],
+    vert_lon: NDArray[np.int32],
+    vert_cum: NDArray[np.float64],
+    first: NDArray[np.int64],
+    last: NDArray[np.int64],
+    target_x: NDArray[np.float64],
+    target_y: NDArray[np.float64],
+    target_z: NDArray[np.float64],
+    latest: bool,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:  # pragma: no cover - compiled
+    """Return (distance km, distance along km, lat, lon) of the closest point to each target.
+
+    Item i searches vertices ``first[i]..last[i]`` (absolute indexes, inclusive)
+    and the segments between them, for the target unit vector i.
+    """
+    n = first.shape[0]
+    out_dist = np.empty(n, dtype=np.float64)
+    out_along = np.empty(n, dtype=np.float64)
+    out_lat = np.empty(n, dtype=np.float64)
+    out_lon = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        x = target_x[i]
+        y = target_y[i]
+        z = target_z[i]
+        best_d = np.inf
+        best_a = 0.0
+        bx = 0.0
+        by = 0.0
+        bz = 0.0
+        ax = 0.0
+        ay = 0.0
+        az = 0.0
+        for k in range(first[i], last[i] + 1):
+            vx, vy, vz = _unit(vert_lat[k], vert_lon[k])
+            along = vert_cum[k]
+            d = _angle(x, y, z, vx, vy, vz)
+            if d < best_d or (d == best_d and ((along > best_a) if latest else (along < best_a))):
+                best_d, best_a, bx, by, bz = d, along, vx, vy, vz
+            if k > first[i]:
+                # segment (k-1) -> k: a -> v
+                nx = ay * vz - az * vy
+                ny = az * vx - ax * vz
+                nz = ax * vy - ay * vx
+                nn = math.sqrt(nx * nx + ny * ny + nz * nz)
+                if nn > 1e-15:
+                    nx, ny, nz = nx / nn, ny / nn, nz / nn
+                    dd = x * nx + y * ny + z * nz
+                    cx, cy, cz = x - dd * nx, y - dd * ny, z - dd * nz
+                    cn = math.sqrt(cx * cx + cy * cy + cz * cz)
+                    if cn > 1e-15:
+                        cx, cy, cz = cx / cn, cy / cn, cz / cn
+                        # c -> inside the arc when a -> c and c -> b turn like a -> b
+                        s1 = (ay * cz - az * cy) * nx + (az * cx - ax * cz) * ny + (ax * cy - ay * cx) * nz
+                        s2 = (cy * vz - cz * vy) * nx + (cz * vx - cx * vz) * ny + (cx * vy - cy * vx) * nz
+                        if s1 > 0 and s2 > 0:
+                            seg = vert_cum[k] - vert_cum[k - 1]
+                            fd = _angle(x, y, z, cx, cy, cz)
+                            fa = vert_cum[k - 1] + min(_angle(ax, ay, az, cx, cy, cz) * R, seg)
+                            if fd < best_d or (fd == best_d and ((fa > best_a) if latest else (fa < best_a))):
+                                best_d, best_a, bx, by, bz = fd, fa, cx, cy, cz
+            ax, ay, az = vx, vy, vz
+        out_dist[i] = best_d * R
+        out_along[i] = best_a
+        out_lat[i] = math.degrees(math.asin(min(1.0, max(-1.0, bz))))
+        out_lon[i] = math.degrees(math.atan2(by, bx))
+    return out_dist, out_along, out_lat, out_lon
+
+
+@numba.njit(cache=True)
+def unit_vectors(vert_lat: NDArray[np.int32], vert_lon: NDArray[np.int32]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:  # pragma: no cover - compiled
+    """Return the unit vectors (x, y, z) of points in 1e-7 degree steps."""
+    n = vert_lat.shape[0]
+    ox = np.empty(n, dtype=np.float64)
+    oy = np.empty(n, dtype=np.float64)
+    oz = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        ox[i], oy[i], oz[i] = _unit(vert_lat[i], vert_lon[i])
+    return ox, oy, oz
