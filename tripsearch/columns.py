@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .geo import COORD_SCALE, RouteGeometry, quantize_degrees, route_geometry
-from .kernels import closest_in_ranges, route_distances_along, unit_vectors
+from .kernels import closest_in_ranges, route_distances_along
 from .model import OPTION_NAMES, STATUSES, Trip
 
 __all__ = ["TripColumns", "ragged_indices", "currency_code", "currency_name", "STATUS_CODES", "SECONDS_PER_DAY"]
@@ -199,9 +199,9 @@ class TripColumns:
         inner = np.flatnonzero(inner_mask)
         if len(inner):
             owner = np.searchsorted(self.stop_start, inner, side="right") - 1
-            tx, ty, tz = unit_vectors(self.stop_lat[inner], self.stop_lon[inner])
             first, last = self.vert_start[owner], self.vert_start[owner + 1] - 1
-            along[inner] = closest_in_ranges(self.vert_lat, self.vert_lon, self.vert_cum, first, last, tx, ty, tz, False)[1]
+            lat, lon = self.stop_lat[inner] / COORD_SCALE, self.stop_lon[inner] / COORD_SCALE
+            along[inner] = closest_in_ranges(self.vert_lat, self.vert_lon, self.vert_cum, first, last, lat, lon, False, np.inf)[1]
         # places never decrease: running maximum within each trip
         for k in range(1, int(np.diff(self.stop_start).max())):
             rows_with_k = self.stop_start[:-1] + k < self.stop_start[1:]

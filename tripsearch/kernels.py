@@ -63,6 +63,24 @@ def route_distances_along(vert_lat: NDArray[np.int32], vert_lon: NDArray[np.int3
     return cum
 
 
+@numba.njit(cache=True, inline="always")
+def _hav_lower_bound(lat_step: int, lon_step: int, x_lat: float, x_lon: float, cos2: float) -> float:
+    """A lower bound of hav(distance) between a vertex and a target, with no trigonometry.
+
+    hav(d) = sin^2(dlat/2) + cos(lat1) cos(lat2) sin^2(dlon/2), with
+    sin(u) >= u - u^3/6 for u in [0, pi/2] and cos(lat) >= the window's
+    smallest cosine (``cos2`` is its square).
+    """
+    dlat = abs(lat_step / SCALE * _DEG - x_lat) / 2.0
+    dlon = abs(lon_step / SCALE * _DEG - x_lon)
+    if dlon > math.pi:
+        dlon = 2.0 * math.pi - dlon
+    dlon /= 2.0
+    s1 = dlat - dlat * dlat * dlat / 6.0
+    s2 = dlon - dlon * dlon * dlon / 6.0
+    return s1 * s1 + cos2 * s2 * s2
+
+
 @numba.njit(cache=True)
 def closest_in_ranges(
     vert_lat: NDArray[np.int32],
@@ -70,15 +88,19 @@ def closest_in_ranges(
     vert_cum: NDArray[np.float64],
     first: NDArray[np.int64],
     last: NDArray[np.int64],
-    target_x: NDArray[np.float64],
-    target_y: NDArray[np.float64],
-    target_z: NDArray[np.float64],
+    target_lat: NDArray[np.float64],
+    target_lon: NDArray[np.float64],
     latest: bool,
+    within_km: float,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:  # pragma: no cover - compiled
     """Return (distance km, distance along km, lat, lon) of the closest point to each target.
 
-    Item i searches vertices ``first[i]..last[i]`` (absolute indexes, inclusive)
-    and the segments between them, for the target unit vector i.
+    Item i searches vertices ``first[i]..last[i]`` (absolute indexes,
+    inclusive) and the segments between them, for the target i (degrees).
+    Only the closest point *within* ``within_km`` matters to the caller: route
+    parts provably farther are skipped, and a route with nothing that near
+    reports a distance above ``within_km`` (infinity). ``within_km=inf``
+    measures everything.
     """
     n = first.shape[0]
     out_dist = np.empty(n, dtype=np.float64)
@@ -86,9 +108,33 @@ def closest_in_ranges(
     out_lat = np.empty(n, dtype=np.float64)
     out_lon = np.empty(n, dtype=np.float64)
     for i in range(n):
-        x = target_x[i]
-        y = target_y[i]
-        z = target_z[i]
+        # The target as Python's math computes it, so results match a plain-Python reading of the rules.
+        tla = math.radians(target_lat[i])
+        tlo = math.radians(target_lon[i])
+        x = math.cos(tla) * math.cos(tlo)
+        y = math.cos(tla) * math.sin(tlo)
+        z = math.sin(tla)
+        lo = first[i]
+        hi = last[i]
+        # Pruning thresholds: a vertex farther than within_km cannot be the answer, and a segment whose
+        # ends are both farther than within_km + half the longest segment cannot come within within_km.
+        prune = within_km < R * math.pi / 2
+        h_vertex = 0.0
+        h_segment = 0.0
+        cos2 = 0.0
+        if prune:
+            widest = 0.0
+            max_abs_lat = abs(tla)
+            for k in range(lo, hi + 1):
+                a_lat = abs(vert_lat[k] / SCALE * _DEG)
+                if a_lat > max_abs_lat:
+                    max_abs_lat = a_lat
+                if k > lo and vert_cum[k] - vert_cum[k - 1] > widest:
+                    widest = vert_cum[k] - vert_cum[k - 1]
+            c = math.cos(min(max_abs_lat, math.pi / 2))
+            cos2 = c * c * (1.0 - 1e-12)
+            h_vertex = math.sin(min(math.pi / 2, (within_km / R + 1e-9) / 2.0)) ** 2 + 1e-15
+            h_segment = math.sin(min(math.pi / 2, ((within_km + widest / 2.0) / R + 1e-9) / 2.0)) ** 2 + 1e-15
         best_d = np.inf
         best_a = 0.0
         bx = 0.0
@@ -97,13 +143,29 @@ def closest_in_ranges(
         ax = 0.0
         ay = 0.0
         az = 0.0
-        for k in range(first[i], last[i] + 1):
+        have_prev = False
+        prev_far = True
+        for k in range(lo, hi + 1):
+            near_vertex = True
+            far_for_segment = False
+            if prune:
+                h = _hav_lower_bound(vert_lat[k], vert_lon[k], tla, tlo, cos2)
+                near_vertex = h <= h_vertex
+                far_for_segment = h > h_segment
+            use_segment = k > lo and not (far_for_segment and prev_far)
+            prev_far = far_for_segment
+            if not (near_vertex or use_segment):
+                have_prev = False
+                continue
+            if use_segment and not have_prev:
+                ax, ay, az = _unit(vert_lat[k - 1], vert_lon[k - 1])
             vx, vy, vz = _unit(vert_lat[k], vert_lon[k])
             along = vert_cum[k]
-            d = _angle(x, y, z, vx, vy, vz)
-            if d < best_d or (d == best_d and ((along > best_a) if latest else (along < best_a))):
-                best_d, best_a, bx, by, bz = d, along, vx, vy, vz
-            if k > first[i]:
+            if near_vertex:
+                d = _angle(x, y, z, vx, vy, vz)
+                if d < best_d or (d == best_d and ((along > best_a) if latest else (along < best_a))):
+                    best_d, best_a, bx, by, bz = d, along, vx, vy, vz
+            if use_segment:
                 # segment (k-1) -> k: a -> v
                 nx = ay * vz - az * vy
                 ny = az * vx - ax * vz
@@ -116,7 +178,7 @@ def closest_in_ranges(
                     cn = math.sqrt(cx * cx + cy * cy + cz * cz)
                     if cn > 1e-15:
                         cx, cy, cz = cx / cn, cy / cn, cz / cn
-                        # c -> inside the arc when a -> c and c -> b turn like a -> b
+                        # c lies inside the arc when a -> c and c -> b turn like a -> b
                         s1 = (ay * cz - az * cy) * nx + (az * cx - ax * cz) * ny + (ax * cy - ay * cx) * nz
                         s2 = (cy * vz - cz * vy) * nx + (cz * vx - cx * vz) * ny + (cx * vy - cy * vx) * nz
                         if s1 > 0 and s2 > 0:
@@ -126,6 +188,7 @@ def closest_in_ranges(
                             if fd < best_d or (fd == best_d and ((fa > best_a) if latest else (fa < best_a))):
                                 best_d, best_a, bx, by, bz = fd, fa, cx, cy, cz
             ax, ay, az = vx, vy, vz
+            have_prev = True
         out_dist[i] = best_d * R
         out_along[i] = best_a
         out_lat[i] = math.degrees(math.asin(min(1.0, max(-1.0, bz))))

@@ -32,6 +32,7 @@ __all__ = [
     "CORRIDOR_RES",
     "SAMPLE_KM",
     "SNAP_DEG",
+    "CELL_SHIFT",
     "INDEX_MARGIN_KM",
     "CorridorCells",
     "route_to_cells",
@@ -39,9 +40,9 @@ __all__ = [
     "point_to_cell",
 ]
 
-CORRIDOR_RES = 5
-SAMPLE_KM = 6.0
-SNAP_DEG = 0.05
+CORRIDOR_RES = 6
+SAMPLE_KM = 3.0
+SNAP_DEG = 0.02
 # Half the sample spacing, plus the farthest a sample can be from its grid point.
 INDEX_MARGIN_KM = SAMPLE_KM / 2 + math.radians(SNAP_DEG) * math.sqrt(2) / 2 * EARTH_RADIUS_KM + 0.01
 
@@ -56,8 +57,11 @@ def point_to_cell(lat: float, lon: float, res: int) -> int:
 _grid_cells: dict[int, int] = {}
 _GRID_CACHE_MAX = 4_000_000
 _GRID_LON_STEPS = 40_000
-_CELL_SHIFT = 30  # below bit 30 a resolution-5 index holds only unused digits (all ones)
-_CELL_TAIL = (1 << _CELL_SHIFT) - 1
+# Below this bit an index of CORRIDOR_RES holds only its unused digits (all ones): the rest identifies the cell.
+CELL_SHIFT = 3 * (15 - CORRIDOR_RES)
+_CELL_TAIL = (1 << CELL_SHIFT) - 1
+_CELL_BITS = 64 - CELL_SHIFT  # what is left of a cell once shifted
+_OWNER_SHIFT = _CELL_BITS
 
 
 def _grid_key_cells(keys: NDArray[np.int64]) -> NDArray[np.uint64]:
@@ -135,15 +139,15 @@ def route_to_cells(cols: TripColumns, rows: NDArray[np.int64]) -> CorridorCells:
     unique_keys, inverse = np.unique(grid_key, return_inverse=True)
     cells = _grid_key_cells(unique_keys)[inverse.ravel()]
     # One entry per (owner, cell): the lowest and highest segment sampled there.
-    pair = (sample_owner.astype(np.uint64) << np.uint64(34)) | (cells >> np.uint64(_CELL_SHIFT))
+    pair = (sample_owner.astype(np.uint64) << np.uint64(_OWNER_SHIFT)) | (cells >> np.uint64(CELL_SHIFT))
     order = np.argsort(pair, kind="stable")
     pair = pair[order]
     heads = np.flatnonzero(np.concatenate(([True], pair[1:] != pair[:-1])))
     lo = np.minimum.reduceat(seg_lo[order], heads)
     hi = np.maximum.reduceat(seg_hi[order], heads)
     pair = pair[heads]
-    owners = (pair >> np.uint64(34)).astype(np.int64)
-    out_cells = ((pair & np.uint64((1 << 34) - 1)) << np.uint64(_CELL_SHIFT)) | np.uint64(_CELL_TAIL)
+    owners = (pair >> np.uint64(_OWNER_SHIFT)).astype(np.int64)
+    out_cells = ((pair & np.uint64((1 << _CELL_BITS) - 1)) << np.uint64(CELL_SHIFT)) | np.uint64(_CELL_TAIL)
     return CorridorCells(rows[owners], out_cells, lo.astype(np.int64), hi.astype(np.int64))
 
 

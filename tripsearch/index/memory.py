@@ -23,17 +23,16 @@ from numpy.typing import NDArray
 
 from ..columns import TripColumns, ragged_indices
 from ..model import Trip
-from .cells import disk_to_cells, route_to_cells
+from .cells import CELL_SHIFT, disk_to_cells, route_to_cells
 
 __all__ = ["IndexView", "MemoryIndex", "PostingSegment", "Candidates", "cell_day_keys"]
 
-_CELL_SHIFT = 30  # a resolution-5 H3 index keeps its information above bit 30
 _DAY_BITS = 24
 
 
 def cell_day_keys(cells: NDArray[np.uint64], days: NDArray[np.int64]) -> NDArray[np.uint64]:
     """Return one posting key per (cell, day) pair (broadcast)."""
-    return (cells.astype(np.uint64) >> np.uint64(_CELL_SHIFT)) << np.uint64(_DAY_BITS) | days.astype(np.uint64)
+    return (cells.astype(np.uint64) >> np.uint64(CELL_SHIFT)) << np.uint64(_DAY_BITS) | days.astype(np.uint64)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from .memory import PostingSegment
 
 __all__ = ["write_snapshot", "read_snapshot", "SnapshotError", "FORMAT"]
 
-FORMAT = "tripsearch-snapshot-3"
+FORMAT = "tripsearch-snapshot-4"
 _ARRAY_FIELDS = [f.name for f in fields(TripColumns) if f.name != "ids"]
 
 

@@ -24,7 +24,6 @@ can count "everything but my own filter".
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -126,17 +125,22 @@ def evaluate(cols: TripColumns, rows: NDArray[np.int64], query: Query, windows: 
         last_segment = np.maximum(cols.route_sizes(rows) - 2, 0)
         windows = Windows(np.zeros(n, dtype=np.int64), last_segment, np.zeros(n, dtype=np.int64), last_segment)
     # Pickup first; only trips with a pickup within the radius are measured for the dropoff.
-    pickup = _closest(cols, base + windows.from_lo, base + windows.from_hi + 1, query.from_point, latest=False)
+    pickup = _closest(cols, base + windows.from_lo, base + windows.from_hi + 1, query.from_point, query.from_radius_km, latest=False)
     near = (cols.status[rows] == _PUBLISHED) & (pickup.distance_km <= query.from_radius_km)
     dropoff = _empty_points(n)
     if near.any():
         sel = np.flatnonzero(near)
-        found = _closest(cols, base[sel] + windows.to_lo[sel], base[sel] + windows.to_hi[sel] + 1, query.to_point, latest=True)
+        found = _closest(cols, base[sel] + windows.to_lo[sel], base[sel] + windows.to_hi[sel] + 1, query.to_point, query.to_radius_km, latest=True)
         for part, values in zip(dropoff, found):
             part[sel] = values
     geo = near & (dropoff.distance_km <= query.to_radius_km) & (pickup.along_km < dropoff.along_km)
-    pickup_time = interpolate_stop_times(cols, rows, pickup.along_km)
-    dropoff_time = interpolate_stop_times(cols, rows, dropoff.along_km)
+    # Times only for geometric matches; the rest can match nothing.
+    pickup_time = np.zeros(n, dtype=np.int64)
+    dropoff_time = np.zeros(n, dtype=np.int64)
+    hit = np.flatnonzero(geo)
+    if len(hit):
+        pickup_time[hit] = interpolate_stop_times(cols, rows[hit], pickup.along_km[hit])
+        dropoff_time[hit] = interpolate_stop_times(cols, rows[hit], dropoff.along_km[hit])
     local = pickup_time + cols.offset_s[rows]
     local_day = np.floor_divide(local, SECONDS_PER_DAY)
     local_minute = np.mod(local, SECONDS_PER_DAY) // 60
@@ -151,13 +155,10 @@ def evaluate(cols: TripColumns, rows: NDArray[np.int64], query: Query, windows: 
     return Evaluation(rows, geo, masks, pickup, dropoff, pickup_time, dropoff_time, local_day, local_minute)
 
 
-def _closest(cols: TripColumns, first: NDArray[np.int64], last: NDArray[np.int64], point: tuple[float, float], latest: bool) -> ClosestPoints:
-    # The target as Python's math computes it, so the compiled loop matches a plain-Python reading of the rules.
-    lat, lon = math.radians(point[0]), math.radians(point[1])
+def _closest(cols: TripColumns, first: NDArray[np.int64], last: NDArray[np.int64], point: tuple[float, float], within_km: float, latest: bool) -> ClosestPoints:
     n = len(first)
-    target = (math.cos(lat) * math.cos(lon), math.cos(lat) * math.sin(lon), math.sin(lat))
-    tx, ty, tz = (np.full(n, c) for c in target)
-    return ClosestPoints(*closest_in_ranges(cols.vert_lat, cols.vert_lon, cols.vert_cum, first, last, tx, ty, tz, latest))
+    lat, lon = np.full(n, point[0]), np.full(n, point[1])
+    return ClosestPoints(*closest_in_ranges(cols.vert_lat, cols.vert_lon, cols.vert_cum, first, last, lat, lon, latest, within_km))
 
 
 def _empty_points(n: int) -> ClosestPoints:
