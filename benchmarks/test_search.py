@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from tripsearch.workload import build_workload
 
 from .conftest import workload_sample
 
-N_QUERIES = 2000
+N_QUERIES = int(os.environ.get("TRIPSEARCH_BENCH_QUERIES", "200"))
 
 
 def _percentiles(benchmark) -> None:  # type: ignore[no-untyped-def]

@@ -24,7 +24,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["route_distances_along", "closest_in_ranges", "unit_vectors"]
+__all__ = ["route_distances_along", "closest_in_ranges", "unit_vectors", "gather_windows"]
 
 R = 6371.0088
 SCALE = 10_000_000.0
@@ -206,3 +206,43 @@ def unit_vectors(vert_lat: NDArray[np.int32], vert_lon: NDArray[np.int32]) -> tu
     for i in range(n):
         ox[i], oy[i], oz[i] = _unit(vert_lat[i], vert_lon[i])
     return ox, oy, oz
+
+
+@numba.njit(cache=True)
+def gather_windows(
+    entry_rows: NDArray[np.int32],
+    entry_lo: NDArray[np.uint16],
+    entry_hi: NDArray[np.uint16],
+    positions: NDArray[np.int64],
+    mark: int,
+    require: NDArray[np.int32],
+    need_required: bool,
+    seen: NDArray[np.int32],
+    lo: NDArray[np.int64],
+    hi: NDArray[np.int64],
+    out: NDArray[np.int64],
+    n_out: int,
+) -> int:  # pragma: no cover - compiled
+    """Merge posting entries into one segment window per row; return the new count of rows in ``out``.
+
+    ``seen[row] == mark`` says the row already has a window (``lo``/``hi``)
+    in this search; with ``need_required``, entries of rows whose
+    ``require[row] != mark`` are skipped (the dropoff side keeps only rows
+    found on the pickup side).
+    """
+    for p in positions:
+        r = entry_rows[p]
+        if need_required and require[r] != mark:
+            continue
+        if seen[r] != mark:
+            seen[r] = mark
+            lo[r] = entry_lo[p]
+            hi[r] = entry_hi[p]
+            out[n_out] = r
+            n_out += 1
+        else:
+            if entry_lo[p] < lo[r]:
+                lo[r] = entry_lo[p]
+            if entry_hi[p] > hi[r]:
+                hi[r] = entry_hi[p]
+    return n_out

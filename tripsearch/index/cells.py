@@ -52,11 +52,6 @@ def point_to_cell(lat: float, lon: float, res: int) -> int:
     return int(h3.str_to_int(h3.latlng_to_cell(lat, lon, res)))
 
 
-# Grid point -> cell. Routes share roads, so this stays far smaller than the number of samples;
-# it is cleared if it ever grows past _GRID_CACHE_MAX.
-_grid_cells: dict[int, int] = {}
-_GRID_CACHE_MAX = 4_000_000
-_GRID_LON_STEPS = 40_000
 # Below this bit an index of CORRIDOR_RES holds only its unused digits (all ones): the rest identifies the cell.
 CELL_SHIFT = 3 * (15 - CORRIDOR_RES)
 _CELL_TAIL = (1 << CELL_SHIFT) - 1
@@ -64,21 +59,48 @@ _CELL_BITS = 64 - CELL_SHIFT  # what is left of a cell once shifted
 _OWNER_SHIFT = _CELL_BITS
 
 
-def _grid_key_cells(keys: NDArray[np.int64]) -> NDArray[np.uint64]:
-    """Return the corridor cell of each grid key ((lat step + 9000) * 40000 + lon step + 18000)."""
-    if len(_grid_cells) > _GRID_CACHE_MAX:
-        _grid_cells.clear()
-    cache = _grid_cells
-    to_cell = h3_int.latlng_to_cell
-    out = np.empty(len(keys), dtype=np.uint64)
-    for i, key in enumerate(keys.tolist()):
-        cell = cache.get(key)
-        if cell is None:
-            lat = max(-90.0, min(90.0, (key // _GRID_LON_STEPS - 9000) * SNAP_DEG))
-            lon = ((key % _GRID_LON_STEPS - 18000) * SNAP_DEG + 180.0) % 360.0 - 180.0
-            cell = cache[key] = to_cell(lat, lon, CORRIDOR_RES)
-        out[i] = cell
-    return out
+class _GridCells:
+    """Cells of the snapping grid, computed a 1x1 degree tile at a time and kept, so lookups are array indexing.
+
+    Routes stay on land in a few regions, so the tiles ever touched are a small
+    part of the globe (Europe: about 2,000 tiles of 20 KB).
+    """
+
+    STEPS = round(1.0 / SNAP_DEG)  # grid steps per tile side
+    LAT_TILES = 181
+    LON_TILES = 361
+
+    def __init__(self) -> None:
+        self.slot = np.full(self.LAT_TILES * self.LON_TILES, -1, dtype=np.int64)
+        self.table = np.zeros((0, self.STEPS * self.STEPS), dtype=np.uint64)
+
+    def lookup(self, lat_step: NDArray[np.int64], lon_step: NDArray[np.int64]) -> NDArray[np.uint64]:
+        tile_lat = np.floor_divide(lat_step, self.STEPS)
+        tile_lon = np.floor_divide(lon_step, self.STEPS)
+        tile = (tile_lat + 90) * self.LON_TILES + (tile_lon + 180)
+        missing = np.unique(tile[self.slot[tile] < 0])
+        if len(missing):
+            self._load(missing)
+        offset = (lat_step - tile_lat * self.STEPS) * self.STEPS + (lon_step - tile_lon * self.STEPS)
+        return self.table[self.slot[tile], offset]
+
+    def _load(self, tiles: NDArray[np.int64]) -> None:
+        to_cell = h3_int.latlng_to_cell
+        rows = np.empty((len(tiles), self.STEPS * self.STEPS), dtype=np.uint64)
+        steps = range(self.STEPS)
+        for t, tile in enumerate(tiles.tolist()):
+            lat0 = (tile // self.LON_TILES - 90) * self.STEPS
+            lon0 = (tile % self.LON_TILES - 180) * self.STEPS
+            rows[t] = [
+                to_cell(max(-90.0, min(90.0, (lat0 + i) * SNAP_DEG)), ((lon0 + j) * SNAP_DEG + 180.0) % 360.0 - 180.0, CORRIDOR_RES)
+                for i in steps
+                for j in steps
+            ]
+        self.slot[tiles] = np.arange(len(self.table), len(self.table) + len(tiles))
+        self.table = np.concatenate((self.table, rows))
+
+
+_grid = _GridCells()
 
 
 class CorridorCells(NamedTuple):
@@ -135,9 +157,7 @@ def route_to_cells(cols: TripColumns, rows: NDArray[np.int64]) -> CorridorCells:
     n_vert = np.diff(geom.starts)[sample_owner]
     seg_lo = local - ((piece == 0) & (local > 0))
     seg_hi = np.minimum(local, n_vert - 2)
-    grid_key = (lat_step + 9000) * _GRID_LON_STEPS + (lon_step + 18000)
-    unique_keys, inverse = np.unique(grid_key, return_inverse=True)
-    cells = _grid_key_cells(unique_keys)[inverse.ravel()]
+    cells = _grid.lookup(lat_step, lon_step)
     # One entry per (owner, cell): the lowest and highest segment sampled there.
     pair = (sample_owner.astype(np.uint64) << np.uint64(_OWNER_SHIFT)) | (cells >> np.uint64(CELL_SHIFT))
     order = np.argsort(pair, kind="stable")

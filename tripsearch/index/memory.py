@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 from ..columns import TripColumns, ragged_indices
 from ..model import Trip
+from ..kernels import gather_windows
 from .cells import CELL_SHIFT, disk_to_cells, route_to_cells
 
 __all__ = ["IndexView", "MemoryIndex", "PostingSegment", "Candidates", "cell_day_keys"]
@@ -120,39 +121,74 @@ class IndexView:
         near ``from`` and its dropoff on a segment listed near ``to``, and
         the pickup comes first, so ``from_lo <= to_hi``.
         """
-        f_rows, f_lo, f_hi = self._near(from_point, from_radius_km, days)
-        if len(f_rows) == 0:
-            none = np.zeros(0, dtype=np.int64)
-            return Candidates(none, none, none, none, none)
-        t_rows, t_lo, t_hi = self._near(to_point, to_radius_km, days)
-        rows, i, j = np.intersect1d(f_rows, t_rows, assume_unique=True, return_indices=True)
-        keep = self.alive[rows] & (f_lo[i] <= t_hi[j])
-        i, j = i[keep], j[keep]
-        return Candidates(rows[keep], f_lo[i], f_hi[i], t_lo[j], t_hi[j])
-
-    def _near(self, point: tuple[float, float], radius_km: float, days: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
-        """Return rows with an entry in the cells around ``point``, each with its widest segment window there."""
-        cells = disk_to_cells(point[0], point[1], radius_km)
-        wanted = np.unique(cell_day_keys(cells[:, None], days[None, :]).ravel())
-        rows, lo, hi = [], [], []
+        scratch = _scratch(len(self.alive))
+        mark = scratch.next_mark()
+        from_keys = _cover_keys(from_point, from_radius_km, days)
+        to_keys = _cover_keys(to_point, to_radius_km, days)
+        n_from = 0
         for seg in self.segments:
-            pos = seg.lookup(wanted)
-            rows.append(seg.rows[pos])
-            lo.append(seg.seg_lo[pos])
-            hi.append(seg.seg_hi[pos])
-        if not rows:
-            none = np.zeros(0, dtype=np.int64)
-            return none, none, none
-        all_rows = np.concatenate(rows).astype(np.int64)
-        order = np.argsort(all_rows, kind="stable")
-        all_rows = all_rows[order]
-        heads = np.flatnonzero(np.concatenate(([True], all_rows[1:] != all_rows[:-1]))) if len(all_rows) else np.zeros(0, dtype=np.int64)
-        if len(heads) == 0:
-            none = np.zeros(0, dtype=np.int64)
-            return none, none, none
-        lo_all = np.concatenate(lo).astype(np.int64)[order]
-        hi_all = np.concatenate(hi).astype(np.int64)[order]
-        return all_rows[heads], np.minimum.reduceat(lo_all, heads), np.maximum.reduceat(hi_all, heads)
+            pos = seg.lookup(from_keys)
+            out = scratch.out_buffer(n_from + len(pos))
+            n_from = gather_windows(seg.rows, seg.seg_lo, seg.seg_hi, pos, mark, scratch.seen_from, False, scratch.seen_from, scratch.from_lo, scratch.from_hi, out, n_from)
+        n_both = 0
+        if n_from:
+            for seg in self.segments:
+                pos = seg.lookup(to_keys)
+                both = scratch.both_buffer(n_both + len(pos))
+                n_both = gather_windows(seg.rows, seg.seg_lo, seg.seg_hi, pos, mark, scratch.seen_from, True, scratch.seen_to, scratch.to_lo, scratch.to_hi, both, n_both)
+        rows = np.sort(scratch.both[:n_both])
+        from_lo, from_hi = scratch.from_lo[rows], scratch.from_hi[rows]
+        to_lo, to_hi = scratch.to_lo[rows], scratch.to_hi[rows]
+        keep = self.alive[rows] & (from_lo <= to_hi)
+        return Candidates(rows[keep], from_lo[keep], from_hi[keep], to_lo[keep], to_hi[keep])
+
+
+def _cover_keys(point: tuple[float, float], radius_km: float, days: NDArray[np.int64]) -> NDArray[np.uint64]:
+    cells = disk_to_cells(point[0], point[1], radius_km)
+    return np.unique(cell_day_keys(cells[:, None], days[None, :]).ravel())
+
+
+class _Scratch:
+    """Per-thread work arrays indexed by row, reused across searches: a search stamps what it touches with its mark."""
+
+    def __init__(self, size: int) -> None:
+        self.seen_from = np.zeros(size, dtype=np.int32)
+        self.seen_to = np.zeros(size, dtype=np.int32)
+        self.from_lo = np.zeros(size, dtype=np.int64)
+        self.from_hi = np.zeros(size, dtype=np.int64)
+        self.to_lo = np.zeros(size, dtype=np.int64)
+        self.to_hi = np.zeros(size, dtype=np.int64)
+        self.out = np.zeros(1024, dtype=np.int64)
+        self.both = np.zeros(1024, dtype=np.int64)
+        self.mark = 0
+
+    def next_mark(self) -> int:
+        if self.mark >= 2**31 - 2:
+            self.seen_from[:] = 0
+            self.seen_to[:] = 0
+            self.mark = 0
+        self.mark += 1
+        return self.mark
+
+    def out_buffer(self, need: int) -> NDArray[np.int64]:
+        if need > len(self.out):
+            self.out = np.concatenate((self.out, np.zeros(need, dtype=np.int64)))
+        return self.out
+
+    def both_buffer(self, need: int) -> NDArray[np.int64]:
+        if need > len(self.both):
+            self.both = np.concatenate((self.both, np.zeros(need, dtype=np.int64)))
+        return self.both
+
+
+_local = threading.local()
+
+
+def _scratch(rows: int) -> _Scratch:
+    scratch: _Scratch | None = getattr(_local, "scratch", None)
+    if scratch is None or len(scratch.seen_from) < rows:
+        scratch = _local.scratch = _Scratch(max(rows, 1024) + rows // 4)
+    return scratch
 
 
 class _Buffer:

@@ -1,0 +1,252 @@
+"""The engine contract: versions, deletes, rejects, get, pagination under writes, refresh across processes, snapshots."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+import tripsearch
+from tripsearch.errors import InvalidQuery, NotFound
+
+
+def paris_lyon(tid: str = "t-1", version: int = 1, **changes: Any) -> dict[str, Any]:
+    trip: dict[str, Any] = {
+        "id": tid,
+        "version": version,
+        "departure_time": "2026-12-01T08:30:00+01:00",
+        "stops": [
+            {"name": "Paris", "lat": 48.8566, "lon": 2.3522, "time": "2026-12-01T08:30:00+01:00"},
+            {"name": "Dijon", "lat": 47.322, "lon": 5.041, "time": "2026-12-01T11:20:00+01:00"},
+            {"name": "Lyon", "lat": 45.764, "lon": 4.8357, "time": "2026-12-01T13:10:00+01:00"},
+        ],
+        "seats_total": 4,
+        "seats_available": 3,
+        "price": {"amount": 25.5, "currency": "EUR"},
+        "options": {"instant_booking": True, "pets": False, "smoking": False, "women_only": False, "max_two_back": True},
+        "driver": {"id": "u-9", "rating": 4.8, "verified": True},
+        "status": "published",
+    }
+    trip.update(changes)
+    return trip
+
+
+QUERY = {"from": [48.85, 2.35], "to": [45.76, 4.84], "date": "2026-12-01"}
+
+
+def ids(result) -> list[str]:  # type: ignore[no-untyped-def]
+    return [h.id for h in result.trips]
+
+
+def test_search_reports_pickup_dropoff_and_times(make_engine) -> None:
+    engine = make_engine([paris_lyon()])
+    hit = engine.search(QUERY).trips[0]
+    assert hit.pickup.time.startswith("2026-12-01T08:3") and hit.pickup.time.endswith("+01:00")
+    assert hit.dropoff.time == "2026-12-01T13:10:00+01:00"
+    assert hit.pickup.distance_km < 1 and hit.dropoff.distance_km < 1
+    assert hit.trip["stops"][1]["name"] == "Dijon"
+    # Dijon -> Lyon picks up mid-route, interpolated between the stop times
+    mid = engine.search({**QUERY, "from": [47.3, 5.0]}).trips[0]
+    assert "11:" in mid.pickup.time[11:14]
+    # wrong direction: no match
+    assert engine.search({**QUERY, "from": QUERY["to"], "to": QUERY["from"]}).total == 0
+
+
+def test_versions_only_move_forward(make_engine) -> None:
+    engine = make_engine()
+    assert engine.upsert([paris_lyon(version=3)], refresh=True).stored == 1
+    report = engine.upsert([paris_lyon(version=2, seats_available=1), paris_lyon(version=3, seats_available=1)], refresh=True)
+    assert [i.result for i in report.items] == ["unchanged", "unchanged"]
+    assert engine.get("t-1")["seats_available"] == 3
+    report = engine.upsert([paris_lyon(version=5, seats_available=2), paris_lyon(version=4, seats_available=1)], refresh=True)
+    assert [i.result for i in report.items] == ["stored", "unchanged"]
+    assert engine.get("t-1")["version"] == 5
+    assert engine.search(QUERY).trips[0].trip["seats_available"] == 2
+
+
+def test_cancel_and_delete_leave_results_and_tombstone_keeps_version(make_engine) -> None:
+    engine = make_engine([paris_lyon("a"), paris_lyon("b"), paris_lyon("c")])
+    assert engine.search(QUERY).total == 3
+    engine.upsert([paris_lyon("a", version=2, status="cancelled"), paris_lyon("b", version=2, status="full", seats_available=0)], refresh=True)
+    assert ids(engine.search(QUERY)) == ["c"]
+    report = engine.delete(["c", "nope"], refresh=True)
+    assert [i.result for i in report.items] == ["deleted", "not_found"]
+    assert engine.search(QUERY).total == 0
+    with pytest.raises(NotFound):
+        engine.get("c")
+    # a late, older version does not resurrect a deleted trip; a newer one does
+    assert engine.upsert([paris_lyon("c", version=1)], refresh=True).unchanged == 1
+    assert engine.search(QUERY).total == 0
+    assert engine.upsert([paris_lyon("c", version=2)], refresh=True).stored == 1
+    assert ids(engine.search(QUERY)) == ["c"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"stops": []}, "stops"),
+        ({"seats_available": 9}, "seats_available"),
+        ({"status": "draft"}, "status"),
+        ({"price": {"amount": -1, "currency": "EUR"}}, "price.amount"),
+        ({"version": "three"}, "version"),
+        ({"route": {"type": "LineString", "coordinates": [[2.35, 48.85], [9.0, 45.0]]}}, "route"),
+        ({"route": {"type": "LineString", "coordinates": [[2.35, 48.85], [4.8357, 95.0]]}}, "route.coordinates[1]"),
+    ],
+)
+def test_bad_trips_are_rejected_with_field_and_reason(make_engine, change: dict[str, Any], field: str) -> None:
+    engine = make_engine([paris_lyon("kept")])
+    report = engine.upsert([paris_lyon("bad", **change)])
+    (item,) = report.items
+    assert item.result == "rejected" and item.field == field and item.reason
+    assert engine.get("kept")["id"] == "kept"
+
+
+def test_stop_checks_name_fields() -> None:
+    trip = paris_lyon()
+    trip["stops"][1]["time"] = "2026-12-01T07:00:00+01:00"
+    with pytest.raises(tripsearch.InvalidTrip) as err:
+        tripsearch.parse_trip(trip)
+    assert err.value.field == "stops[1].time"
+    trip = paris_lyon()
+    trip["stops"][0]["lat"] = 91
+    with pytest.raises(tripsearch.InvalidTrip) as err:
+        tripsearch.parse_trip(trip)
+    assert err.value.field == "stops[0].lat"
+
+
+def test_bulk_lines_report_line_numbers(make_engine) -> None:
+    engine = make_engine()
+    lines = [orjson.dumps(paris_lyon("a")), b"{not json", orjson.dumps(paris_lyon("b", seats_total=0)), orjson.dumps(paris_lyon("c"))]
+    report = engine.upsert(lines, refresh=True)
+    assert [(i.line, i.result) for i in report.items] == [(1, "stored"), (2, "rejected"), (3, "rejected"), (4, "stored")]
+    assert report.items[2].field == "seats_total"
+    assert engine.search(QUERY).total == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"from": [95, 2]}, "from.lat"),
+        ({"date": "2026-02-30"}, "date"),
+        ({"from_radius_km": 101}, "from_radius_km"),
+        ({"limit": 1000}, "limit"),
+        ({"sort": "cheapest"}, "sort"),
+        ({"facets": ["colour"]}, "facets"),
+        ({"price_interval": 0}, "price_interval"),
+        ({"cell_resolution": 16}, "cell_resolution"),
+        ({"cursor": "garbage"}, "cursor"),
+        ({"time_from": "25:00"}, "time_from"),
+        ({"options": ["jacuzzi"]}, "options"),
+        ({"radius": 3}, "radius"),
+    ],
+)
+def test_bad_queries_name_the_field(make_engine, change: dict[str, Any], field: str) -> None:
+    engine = make_engine()
+    with pytest.raises(InvalidQuery) as err:
+        engine.search({**QUERY, **change})
+    assert err.value.field == field
+
+
+def test_cursor_belongs_to_its_query(make_engine) -> None:
+    engine = make_engine([paris_lyon(f"t-{i}") for i in range(3)])
+    page = engine.search({**QUERY, "limit": 1})
+    assert page.next_cursor
+    with pytest.raises(InvalidQuery):
+        engine.search({**QUERY, "limit": 1, "sort": "price", "cursor": page.next_cursor})
+
+
+def test_pages_stay_exact_while_trips_are_written(make_engine) -> None:
+    trips = []
+    for i in range(40):
+        t = paris_lyon(f"t-{i:02d}", departure_time=f"2026-12-01T{6 + i % 12:02d}:{i:02d}:00+01:00")
+        for s in t["stops"]:
+            s["time"] = t["departure_time"]
+        trips.append(t)
+    engine = make_engine(trips)
+    seen: list[str] = []
+    cursor = None
+    for n in range(100):
+        page = engine.search({**QUERY, "sort": "departure", "limit": 7, **({"cursor": cursor} if cursor else {})})
+        seen += ids(page)
+        # writes between pages: new trips, and cancellations of trips not yet seen do not duplicate anything
+        engine.upsert([paris_lyon(f"new-{n}")], refresh=True)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen))
+    assert {f"t-{i:02d}" for i in range(40)} <= set(seen)
+
+
+def test_facets_are_disjunctive(make_engine) -> None:
+    engine = make_engine([paris_lyon("a"), paris_lyon("b", options={"pets": True}), paris_lyon("c", price={"amount": 80, "currency": "EUR"})])
+    result = engine.search({**QUERY, "options": ["pets"], "max_price": 50})
+    assert result.total == 1
+    assert result.facets["options"]["pets"] == 1
+    # options ignore the options filter but keep max_price: a and b are counted, c (80 EUR) is not
+    assert result.facets["options"]["instant_booking"] == 1
+    prices = result.facets["price"]["currencies"][0]
+    assert prices["count"] == 1 and prices["max"] == 25.5  # b only: price ignores max_price, keeps pets
+    assert [d["count"] for d in result.facets["dates"]][3] == 1
+
+
+def test_refresh_across_processes(tmp_path: Path) -> None:
+    """A write made by another process becomes searchable here after refresh (and by itself within the interval)."""
+    data = tmp_path / "shared"
+    reader = tripsearch.open(data, refresh_interval=0.2)
+    try:
+        code = f"import tripsearch, json; e = tripsearch.open({str(data)!r}, refresh_interval=0); e.upsert([json.loads({orjson.dumps(paris_lyon('remote')).decode()!r})]); e.close()"
+        subprocess.run([sys.executable, "-c", code], check=True)
+        import time
+
+        deadline = time.monotonic() + 5
+        while reader.search(QUERY).total == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ids(reader.search(QUERY)) == ["remote"]
+    finally:
+        reader.close()
+
+
+def test_restart_uses_snapshot_and_rebuilds_a_corrupted_one(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    engine = tripsearch.open(data, refresh_interval=0)
+    engine.upsert([paris_lyon(f"t-{i}") for i in range(50)], refresh=True)
+    engine.snapshot()  # type: ignore[attr-defined]
+    engine.upsert([paris_lyon("after-snapshot")], refresh=True)
+    engine.close()
+    reopened = tripsearch.open(data, refresh_interval=0)
+    assert reopened.search(QUERY).total == 51  # snapshot plus the change feed after it
+    reopened.close()
+    snapshot = data / "index.snapshot"
+    raw = bytearray(snapshot.read_bytes())
+    raw[-100] ^= 0xFF  # flip bits in the last array
+    snapshot.write_bytes(bytes(raw))
+    rebuilt = tripsearch.open(data, refresh_interval=0)
+    assert rebuilt.search(QUERY).total == 51
+    rebuilt.close()
+    snapshot.write_bytes(bytes(raw[: len(raw) // 2]))  # torn
+    again = tripsearch.open(data, refresh_interval=0)
+    assert again.search(QUERY).total == 51
+    again.close()
+
+
+def test_trip_without_route_uses_stops(make_engine) -> None:
+    engine = make_engine([paris_lyon()])
+    assert engine.get("t-1").get("route") is None
+    assert engine.search(QUERY).total == 1
+
+
+def test_round_trip_matches_both_ways(make_engine) -> None:
+    trip = paris_lyon("loop")
+    back = copy.deepcopy(trip["stops"][0])
+    back["time"] = "2026-12-01T18:00:00+01:00"
+    trip["stops"].append(back)
+    engine = make_engine([trip])
+    paris, lyon = [48.8566, 2.3522], [45.764, 4.8357]
+    # Paris is passed twice at distance 0: the pickup takes the first pass, the dropoff the last
+    assert engine.search({**QUERY, "from": paris, "to": lyon}).total == 1
+    assert engine.search({**QUERY, "from": lyon, "to": paris}).total == 1
