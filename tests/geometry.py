@@ -156,6 +156,8 @@ def random_queries(trips: list[dict[str, Any]], n: int, seed: int) -> list[dict[
             q["options"] = sorted(set(rng.choice(["pets", "instant_booking", "max_two_back", "smoking"], size=int(rng.integers(1, 3))).tolist()))
         if rng.random() < 0.15:
             q["min_rating"] = float(rng.choice([3.0, 3.5, 4.0, 4.5, 4.8]))
+        if rng.random() < 0.3:
+            q["cell_resolution"] = int(rng.integers(0, 16))
         if rng.random() < 0.2:
             q["price_interval"] = float(rng.choice([1.0, 2.5, 10.0, 7.3]))
         queries.append(q)

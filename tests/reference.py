@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import h3
+
 R = 6371.0088
 OPTIONS = ("instant_booking", "pets", "smoking", "women_only", "max_two_back")
 
@@ -225,6 +227,16 @@ def facets(evaluated: list[RefHit], q: dict[str, Any]) -> dict[str, Any]:
     out["seats_available"] = dict(sorted(seats.items()))
     ratings = [(h.doc.get("driver") or {}).get("rating") for h in without("rating")]
     out["driver_rating"] = [sum(1 for r in ratings if r is not None and r >= t) for t in (4.5, 4.0, 3.5, 3.0)] + [len(ratings)]
+    res = q.get("cell_resolution", 7)
+    for name, attr in (("pickup_cells", "pickup_point"), ("dropoff_cells", "dropoff_point")):
+        cells: dict[str, int] = {}
+        for h in without(None):
+            x, y, z = getattr(h, attr)
+            lat = math.degrees(math.asin(min(1.0, max(-1.0, z))))
+            lon = math.degrees(math.atan2(y, x))
+            cell = h3.latlng_to_cell(lat, lon, res)
+            cells[cell] = cells.get(cell, 0) + 1
+        out[name] = cells
     day = day_of(q["date"])
     date_hits = without("date")
     out["dates"] = [sum(1 for h in date_hits if h.local_day == day + k) for k in range(-3, 4)]

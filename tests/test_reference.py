@@ -48,6 +48,8 @@ def engine_facets(result) -> dict[str, Any]:
         "seats_available": {b["seats"]: b["count"] for b in f["seats_available"]},
         "driver_rating": [b["count"] for b in f["driver_rating"]],
         "dates": [b["count"] for b in f["dates"]],
+        "pickup_cells": {c["cell"]: c["count"] for c in f["pickup_cells"]},
+        "dropoff_cells": {c["cell"]: c["count"] for c in f["dropoff_cells"]},
     }
 
 
