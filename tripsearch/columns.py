@@ -109,8 +109,12 @@ class TripColumns:
         return cls.from_trips([])
 
     @classmethod
-    def from_trips(cls, trips: Sequence[Trip]) -> TripColumns:
-        """Return the columns of validated trips, computing each stop's place along its route."""
+    def from_trips(cls, trips: Sequence[Trip], routes: Sequence[np.ndarray | None] | None = None) -> TripColumns:
+        """Return the columns of validated trips, computing each stop's place along its route.
+
+        ``routes`` may give each trip's route as read by
+        :func:`~tripsearch.model.parse_trip_route` ([lon, lat] rows), to save reading it again.
+        """
         n = len(trips)
         route_lat: list[np.ndarray] = []
         route_lon: list[np.ndarray] = []
@@ -120,7 +124,11 @@ class TripColumns:
         n_stops = np.empty(n, dtype=np.int64)
         option_bits = np.empty(n, dtype=np.uint8)
         for i, trip in enumerate(trips):
-            lat, lon = trip.route_latlon()
+            known = routes[i] if routes is not None else None
+            if known is not None:
+                lat, lon = known[:, 1], known[:, 0]
+            else:
+                lat, lon = trip.route_latlon()
             route_lat.append(lat)
             route_lon.append(lon)
             n_stops[i] = len(trip.stops)

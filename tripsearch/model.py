@@ -37,6 +37,7 @@ __all__ = [
     "Driver",
     "Trip",
     "parse_trip",
+    "parse_trip_route",
     "trip_to_dict",
     "trip_to_json",
 ]
@@ -141,14 +142,22 @@ def _msgspec_field(message: str) -> tuple[str, str]:
 
 
 def parse_trip(data: bytes | str | dict[str, Any] | Trip) -> Trip:
-    """Return a validated, normalised :class:`Trip`, or raise :class:`InvalidTrip` naming the field.
+    """Return a validated :class:`Trip`, or raise :class:`InvalidTrip` naming the field (see :func:`parse_trip_route`)."""
+    return parse_trip_route(data)[0]
 
-    >>> t = parse_trip({"id": "t-1", "version": 1, "departure_time": "2026-12-01T08:30:00+01:00",
+
+def parse_trip_route(data: bytes | str | dict[str, Any] | Trip) -> tuple[Trip, np.ndarray]:
+    """Return a validated :class:`Trip`, or raise :class:`InvalidTrip` naming the field.
+
+    >>> t, route = parse_trip_route({"id": "t-1", "version": 1, "departure_time": "2026-12-01T08:30:00+01:00",
     ...     "stops": [{"name": "Paris", "lat": 48.8566, "lon": 2.3522, "time": "2026-12-01T08:30:00+01:00"},
     ...               {"name": "Lyon", "lat": 45.764, "lon": 4.8357, "time": "2026-12-01T13:10:00+01:00"}],
     ...     "seats_total": 4, "seats_available": 3, "price": {"amount": 25.5, "currency": "EUR"}})
     >>> t.utc_offset_s, t.status
     (3600, 'published')
+
+    Also returns the route as an (n, 2) array of [lon, lat] (the stops when
+    there is no route), read once here for the checks and the index.
     """
     if isinstance(data, Trip):
         trip = data
@@ -163,11 +172,10 @@ def parse_trip(data: bytes | str | dict[str, Any] | Trip) -> Trip:
             raise InvalidTrip(field, reason) from None
         except msgspec.DecodeError as exc:
             raise InvalidTrip("", f"not valid JSON ({exc})") from None
-    _check(trip)
-    return trip
+    return trip, _check(trip)
 
 
-def _check(trip: Trip) -> None:
+def _check(trip: Trip) -> np.ndarray:
     if not _ID_PATTERN.match(trip.id):
         raise InvalidTrip("id", f"must be 1 to {MAX_ID_LENGTH} characters without control characters or '/'")
     if trip.version < 0 or trip.version >= 2**63:
@@ -230,6 +238,9 @@ def _check(trip: Trip) -> None:
             raise InvalidTrip("driver.rating", "must be from 0 to 5")
     if trip.status not in STATUSES:
         raise InvalidTrip("status", f"must be one of {', '.join(STATUSES)}, got {trip.status!r}")
+    if trip.route is None:
+        return np.array([(s.lon, s.lat) for s in trip.stops], dtype=np.float64)
+    return arr
 
 
 def _check_point(field: str, lat: float, lon: float) -> None:

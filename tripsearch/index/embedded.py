@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import msgspec
+import numpy as np
 import orjson
 
 from ..backend import DeleteReport, ItemResult, SearchResult, TripInput, UpsertReport
 from ..errors import InvalidTrip, NotFound, StoreReadOnly
-from ..model import Trip, parse_trip, trip_to_json
+from ..model import Trip, parse_trip_route, trip_to_json
 from ..query.execute import candidate_days, execute
 from ..query.matching import Windows
 from ..query.model import Query, parse_query
@@ -48,7 +49,7 @@ class EmbeddedBackend:
         self._store = Store(self.path / DB_NAME)
         self._index = MemoryIndex()
         self._refresh_lock = threading.Lock()
-        self._own: dict[str, Trip] = {}  # trips this process just wrote, to skip decoding them again
+        self._own: dict[str, tuple[Trip, np.ndarray]] = {}  # trips this process just wrote (and their routes), to skip reading them again
         self._loaded_seq = 0
         self._last_refresh = time.monotonic()
         self.started_s = self._load()
@@ -83,11 +84,12 @@ class EmbeddedBackend:
         are ``unchanged``, as they would be if sent one by one.
         """
         parsed: list[Trip | ItemResult] = []
+        routes: dict[int, np.ndarray] = {}
         docs: dict[int, bytes] = {}
         best: dict[str, int] = {}  # id -> position of its highest version in this call
         for pos, raw in enumerate(trips):
             try:
-                trip = parse_trip(raw)
+                trip, route = parse_trip_route(raw)
             except InvalidTrip as exc:
                 parsed.append(ItemResult(pos + 1, _raw_id(raw), "rejected", field=exc.field or None, reason=exc.reason))
                 continue
@@ -95,6 +97,7 @@ class EmbeddedBackend:
             seen = best.get(trip.id)
             if seen is None or trip.version > parsed[seen].version:  # type: ignore[union-attr]
                 best[trip.id] = pos
+                routes[pos] = route
                 # JSON text decoded strictly is already the stored form; anything else is re-encoded.
                 docs[pos] = raw.strip() if isinstance(raw, bytes) else trip_to_json(trip)
         rows = [(parsed[pos].id, parsed[pos].version, docs[pos]) for pos in best.values()]  # type: ignore[union-attr]
@@ -105,7 +108,7 @@ class EmbeddedBackend:
             if isinstance(entry, ItemResult):
                 items.append(entry)
             elif pos in winners:
-                self._own[entry.id] = entry
+                self._own[entry.id] = (entry, routes[pos])
                 items.append(ItemResult(pos + 1, entry.id, "stored", entry.version))
             else:
                 items.append(ItemResult(pos + 1, entry.id, "unchanged", entry.version, reason="a version at least as high is stored"))
@@ -148,12 +151,17 @@ class EmbeddedBackend:
         """Apply every change acknowledged by any process since the last refresh."""
         with self._refresh_lock:
             view = self._index.view
-            for batch in self._store.changes(view.seq):
+            for batch in self._store.changes(view.seq, self._knows):
                 self._apply(batch)
             self._last_refresh = time.monotonic()
 
+    def _knows(self, trip_id: str, version: int) -> bool:
+        own = self._own.get(trip_id)
+        return own is not None and own[0].version == version
+
     def _apply(self, changes: list[Change]) -> IndexView:
         upserts: list[Trip] = []
+        routes: list[np.ndarray | None] = []
         deletes: list[str] = []
         for change in changes:
             if change.doc is None:
@@ -161,11 +169,18 @@ class EmbeddedBackend:
                 self._own.pop(change.id, None)
                 continue
             own = self._own.pop(change.id, None)
-            if own is not None and own.version == change.version:
-                upserts.append(own)
-            else:
-                upserts.append(_trip_decoder.decode(change.doc))
-        return self._index.apply(upserts, deletes, changes[-1].seq)
+            if own is not None and own[0].version == change.version:
+                upserts.append(own[0])
+                routes.append(own[1])
+                continue
+            doc = change.doc
+            if not doc:
+                # A newer local write replaced the trip we were going to reuse; read what the feed says.
+                doc = self._store.docs([change.id]).get(change.id)
+            if doc:
+                upserts.append(_trip_decoder.decode(doc))
+                routes.append(None)
+        return self._index.apply(upserts, deletes, changes[-1].seq, routes)
 
     def _refresh_loop(self) -> None:
         while not self._closed.wait(self.refresh_interval):

@@ -243,8 +243,8 @@ class MemoryIndex:
             **{name: buf.view() for name, buf in self._buffers.items()},
         )
 
-    def apply(self, upserts: Sequence[Trip], deletes: Iterable[str], seq: int) -> IndexView:
-        """Add new trip versions and remove deleted ids, then publish and return the new view."""
+    def apply(self, upserts: Sequence[Trip], deletes: Iterable[str], seq: int, routes: Sequence[np.ndarray | None] | None = None) -> IndexView:
+        """Add new trip versions and remove deleted ids, then publish and return the new view (``routes``: see ``TripColumns.from_trips``)."""
         with self._lock:
             alive = self._alive
             dead: list[int] = []
@@ -253,16 +253,17 @@ class MemoryIndex:
                 if row is not None:
                     dead.append(row)
             # Within one batch the last version of an id wins (the feed is in seq order).
-            latest: dict[str, Trip] = {}
-            for trip in upserts:
-                latest[trip.id] = trip
-            trips = list(latest.values())
+            latest: dict[str, int] = {}
+            for pos, trip in enumerate(upserts):
+                latest[trip.id] = pos
+            trips = [upserts[pos] for pos in latest.values()]
+            known = [routes[pos] for pos in latest.values()] if routes is not None else None
             for trip in trips:
                 row = self._row_of.get(trip.id)
                 if row is not None:
                     dead.append(row)
             if trips:
-                self._append(TripColumns.from_trips(trips))
+                self._append(TripColumns.from_trips(trips, known))
             alive_arr = alive.view()
             alive_arr[np.asarray(dead, dtype=np.int64)] = False
             self._maybe_merge()

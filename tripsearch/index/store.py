@@ -20,7 +20,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from ..errors import BackendUnavailable, StoreReadOnly
 
@@ -190,19 +190,30 @@ class Store:
         with self._translate("count trips"):
             return int(self._conn().execute("SELECT COUNT(*) FROM trips WHERE deleted = 0").fetchone()[0])
 
-    def changes(self, after_seq: int, batch: int = 20_000) -> Iterator[list[Change]]:
-        """Yield, in seq order and in batches, every change with ``seq > after_seq``."""
+    def changes(self, after_seq: int, known: Callable[[str, int], bool] | None = None, batch: int = 20_000) -> Iterator[list[Change]]:
+        """Yield, in seq order and in batches, every change with ``seq > after_seq``.
+
+        Documents the caller already holds (``known(id, version)`` is true) are
+        not read again; their ``doc`` is ``b""``. Each batch is read in one
+        transaction, so versions and documents agree.
+        """
         conn = self._conn()
         last = after_seq
         while True:
             with self._translate("read the change feed"):
-                rows = conn.execute(
-                    "SELECT id, version, seq, CASE WHEN deleted THEN NULL ELSE doc END FROM trips WHERE seq > ? ORDER BY seq LIMIT ?",
-                    (last, batch),
-                ).fetchall()
+                conn.execute("BEGIN")
+                try:
+                    rows = conn.execute("SELECT id, version, seq, deleted FROM trips WHERE seq > ? ORDER BY seq LIMIT ?", (last, batch)).fetchall()
+                    wanted = [tid for tid, version, _, deleted in rows if not deleted and not (known is not None and known(tid, version))]
+                    docs: dict[str, bytes] = {}
+                    for i in range(0, len(wanted), _CHUNK):
+                        chunk = wanted[i : i + _CHUNK]
+                        docs.update(conn.execute(f"SELECT id, doc FROM trips WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+                finally:
+                    conn.execute("COMMIT")
             if not rows:
                 return
-            yield [Change(*r) for r in rows]
+            yield [Change(tid, version, seq, None if deleted else docs.get(tid, b"")) for tid, version, seq, deleted in rows]
             last = rows[-1][2]
 
     def close(self) -> None:
