@@ -130,8 +130,8 @@ class Backend(Protocol):
         """Store trips whose version is higher than the stored one; report each trip's fate."""
         ...
 
-    def delete(self, ids: Iterable[str], refresh: bool = False) -> DeleteReport:
-        """Delete trips by id."""
+    def delete(self, ids: Iterable[str | tuple[str, int]], refresh: bool = False) -> DeleteReport:
+        """Delete trips by id, or by (id, version): a versioned delete applies only over a lower stored version."""
         ...
 
     def get(self, trip_id: str) -> dict[str, Any]:

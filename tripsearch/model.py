@@ -172,6 +172,10 @@ def parse_trip_route(data: bytes | str | dict[str, Any] | Trip) -> tuple[Trip, n
             raise InvalidTrip(field, reason) from None
         except msgspec.DecodeError as exc:
             raise InvalidTrip("", f"not valid JSON ({exc})") from None
+        except UnicodeDecodeError:
+            raise InvalidTrip("", "not valid UTF-8 text") from None
+        except RecursionError:
+            raise InvalidTrip("", "JSON nested too deeply") from None
     return trip, _check(trip)
 
 

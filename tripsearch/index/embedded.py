@@ -116,11 +116,17 @@ class EmbeddedBackend:
             self.refresh()
         return UpsertReport(tuple(items))
 
-    def delete(self, ids: Iterable[str], refresh: bool = False) -> DeleteReport:
-        """Delete trips by id; a tombstone keeps the version so a late lower version cannot bring a trip back."""
-        ids = [str(i) for i in ids]
-        deleted = set(self._store.write([], ids)[1])
-        items = tuple(ItemResult(pos + 1, tid, "deleted" if tid in deleted else "not_found") for pos, tid in enumerate(ids))
+    def delete(self, ids: Iterable[str | tuple[str, int]], refresh: bool = False) -> DeleteReport:
+        """Delete trips by id, or by (id, version) as an event stream sends them.
+
+        A tombstone keeps the version, so a late lower version cannot bring
+        the trip back. A versioned delete only applies over a lower stored
+        version; it is then ``deleted`` if the trip was live, else
+        ``not_found`` (the tombstone is still recorded).
+        """
+        wanted = [(i, None) if isinstance(i, str) else (str(i[0]), int(i[1])) for i in ids]
+        deleted = set(self._store.write([], wanted)[1])
+        items = tuple(ItemResult(pos + 1, tid, "deleted" if tid in deleted else "not_found", version) for pos, (tid, version) in enumerate(wanted))
         if refresh:
             self.refresh()
         return DeleteReport(items)

@@ -114,20 +114,23 @@ class Store:
                     out[tid] = StoredRow(version, bool(deleted))
         return out
 
-    def write(self, upserts: list[tuple[str, int, bytes]], deletes: Iterable[str] = ()) -> tuple[list[str], list[str]]:
+    def write(self, upserts: list[tuple[str, int, bytes]], deletes: Iterable[tuple[str, int | None]] = ()) -> tuple[list[str], list[str]]:
         """Apply a batch in one transaction; return (ids stored, ids deleted).
 
         An upsert is applied only if its version is higher than the stored
         one, checked inside the transaction so concurrent writers cannot
-        interleave; a delete applies to a live trip and keeps its version as
-        a tombstone, so a late lower version cannot bring it back.
+        interleave. A delete leaves a tombstone that keeps a version, so a
+        late lower version cannot bring the trip back: an unversioned delete
+        applies to a live trip and keeps its version; a versioned delete
+        applies when its version is higher than the stored one (or the trip
+        is unknown) and stores that version, like an upsert.
         """
         deletes = list(deletes)
         conn = self._conn()
         with self._translate("write trips"):
             conn.execute("BEGIN IMMEDIATE")
             try:
-                current = self._versions_in(conn, [u[0] for u in upserts] + deletes)
+                current = self._versions_in(conn, [u[0] for u in upserts] + [d[0] for d in deletes])
                 seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM trips").fetchone()[0]
                 rows = []
                 stored = []
@@ -145,14 +148,24 @@ class Store:
                     rows,
                 )
                 deleted = []
-                for tid in deletes:
+                for tid, version in deletes:
                     old = current.get(tid)
-                    if old is None or old.deleted:
+                    if version is None:
+                        if old is None or old.deleted:
+                            continue
+                        version = old.version
+                    elif old is not None and version <= old.version:
                         continue
                     seq += 1
-                    conn.execute("UPDATE trips SET deleted = 1, doc = NULL, seq = ? WHERE id = ?", (seq, tid))
-                    current[tid] = StoredRow(old.version, True)
-                    deleted.append(tid)
+                    conn.execute(
+                        "INSERT INTO trips (id, version, seq, deleted, doc) VALUES (?, ?, ?, 1, NULL) "
+                        "ON CONFLICT (id) DO UPDATE SET version = excluded.version, seq = excluded.seq, deleted = 1, doc = NULL",
+                        (tid, version, seq),
+                    )
+                    was_live = old is not None and not old.deleted
+                    current[tid] = StoredRow(version, True)
+                    if was_live:
+                        deleted.append(tid)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
