@@ -15,6 +15,7 @@ of the process and of the machine.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import uuid
@@ -25,6 +26,13 @@ from typing import Callable, Iterable, Iterator
 from ..errors import BackendUnavailable, StoreReadOnly
 
 __all__ = ["Store", "StoredRow", "Change"]
+
+
+def _read_only_fs(directory: Path) -> bool:
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -61,9 +69,12 @@ class Store:
         self.path = path
         self._busy_timeout_s = busy_timeout_s
         self._local = threading.local()
+        # A store on a read-only file system still serves reads; writes then fail with StoreReadOnly.
+        self.read_only = not os.access(path.parent, os.W_OK) or _read_only_fs(path.parent)
         with self._translate("open the store"):
             conn = self._conn()
-            conn.executescript(_SCHEMA)
+            if not self.read_only:
+                conn.executescript(_SCHEMA)
             row = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
             if row is None:
                 conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?)", (uuid.uuid4().hex,))
@@ -74,6 +85,11 @@ class Store:
         # One connection per thread: sqlite3 connections must not be shared across threads.
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
+            if self.read_only:
+                # immutable: SQLite reads the file as it is, without the WAL's shared memory it cannot create here
+                conn = sqlite3.connect(f"{self.path.as_uri()}?immutable=1", uri=True, isolation_level=None, check_same_thread=True)
+                self._local.conn = conn
+                return conn
             conn = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=True)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
@@ -126,6 +142,8 @@ class Store:
         is unknown) and stores that version, like an upsert.
         """
         deletes = list(deletes)
+        if self.read_only:
+            raise StoreReadOnly(f"cannot write trips: the data directory {self.path.parent} is read-only", retry_after=30.0)
         conn = self._conn()
         with self._translate("write trips"):
             conn.execute("BEGIN IMMEDIATE")
