@@ -20,13 +20,12 @@ import math
 from functools import lru_cache
 from typing import NamedTuple
 
-import h3
 import h3.api.basic_int as h3_int
 import numpy as np
 from numpy.typing import NDArray
 
 from ..columns import TripColumns
-from ..geo import EARTH_RADIUS_KM, great_circle_km, latlon_to_unit
+from ..geo import EARTH_RADIUS_KM, haversine_km
 
 __all__ = [
     "CORRIDOR_RES",
@@ -49,7 +48,7 @@ INDEX_MARGIN_KM = SAMPLE_KM / 2 + math.radians(SNAP_DEG) * math.sqrt(2) / 2 * EA
 
 def point_to_cell(lat: float, lon: float, res: int) -> int:
     """Return the H3 cell (as an integer) of a point."""
-    return int(h3.str_to_int(h3.latlng_to_cell(lat, lon, res)))
+    return int(h3_int.latlng_to_cell(lat, lon, res))
 
 
 # Below this bit an index of CORRIDOR_RES holds only its unused digits (all ones): the rest identifies the cell.
@@ -171,56 +170,42 @@ def route_to_cells(cols: TripColumns, rows: NDArray[np.int64]) -> CorridorCells:
     return CorridorCells(rows[owners], out_cells, lo.astype(np.int64), hi.astype(np.int64))
 
 
-@lru_cache(maxsize=1 << 16)
-def _circumradius_km(cell: int) -> float:
-    center = h3.cell_to_latlng(h3.int_to_str(cell))
-    boundary = h3.cell_to_boundary(h3.int_to_str(cell))
-    lats = np.array([v[0] for v in boundary])
-    lons = np.array([v[1] for v in boundary])
+@lru_cache(maxsize=1 << 18)
+def _cell_reach(cell: int) -> tuple[float, float, float]:
+    """Return a cell's centre (lat, lon) and its circumradius in km."""
+    lat, lon = h3_int.cell_to_latlng(cell)
     # Cell edges are great-circle arcs (gnomonic straight lines), so the farthest point is a vertex;
-    # 1% more for the rounding of the boundary coordinates.
-    return float(great_circle_km(center[0], center[1], lats, lons).max()) * 1.01 + 0.01
-
-
-@lru_cache(maxsize=1 << 16)
-def _cell_center(cell: int) -> tuple[float, float]:
-    lat, lon = h3.cell_to_latlng(h3.int_to_str(cell))
-    return float(lat), float(lon)
+    # 1% more (and 10 m) for the rounding of the boundary coordinates.
+    radius = max(haversine_km(lat, lon, vlat, vlon) for vlat, vlon in h3_int.cell_to_boundary(cell))
+    return lat, lon, radius * 1.01 + 0.01
 
 
 @lru_cache(maxsize=4096)
 def disk_to_cells(lat: float, lon: float, radius_km: float, res: int = CORRIDOR_RES) -> NDArray[np.uint64]:
-    """Return, sorted, every cell that may hold a point within ``radius_km`` (plus the index margin) of a point."""
+    """Return, sorted, every cell that may hold a point within ``radius_km`` (plus the index margin) of a point.
+
+    A walk from the point's cell over neighbours, keeping a cell unless its
+    centre is farther than the reach plus its own circumradius: the cells
+    that meet the disk are connected, so the walk finds all of them.
+    """
     reach = radius_km + INDEX_MARGIN_KM
-    target = latlon_to_unit(np.array(lat), np.array(lon))
-    start = h3.latlng_to_cell(lat, lon, res)
+    start = h3_int.latlng_to_cell(lat, lon, res)
     seen = {start}
     keep = [start]
     frontier = [start]
+    neighbours = h3_int.grid_disk
     while frontier:
-        ring: set[str] = set()
+        next_frontier = []
         for cell in frontier:
-            ring.update(h3.grid_disk(cell, 1))
-        ring -= seen
-        seen |= ring
-        frontier = []
-        if not ring:
-            break
-        ring_list = sorted(ring)
-        ints = [int(h3.str_to_int(c)) for c in ring_list]
-        centers = np.array([_cell_center(c) for c in ints])
-        dist = _angle_km(target, latlon_to_unit(centers[:, 0], centers[:, 1]))
-        radii = np.array([_circumradius_km(c) for c in ints])
-        for cell, d, r in zip(ring_list, dist, radii):
-            if d - r <= reach:
-                keep.append(cell)
-                frontier.append(cell)
-    out = np.array(sorted(int(h3.str_to_int(c)) for c in keep), dtype=np.uint64)
+            for near in neighbours(cell, 1):
+                if near in seen:
+                    continue
+                seen.add(near)
+                clat, clon, circumradius = _cell_reach(near)
+                if haversine_km(lat, lon, clat, clon) - circumradius <= reach:
+                    keep.append(near)
+                    next_frontier.append(near)
+        frontier = next_frontier
+    out = np.array(sorted(keep), dtype=np.uint64)
     out.setflags(write=False)
     return out
-
-
-def _angle_km(u: NDArray[np.float64], v: NDArray[np.float64]) -> NDArray[np.float64]:
-    cross = np.cross(u, v)
-    return np.arctan2(np.linalg.norm(cross, axis=-1), (u * v).sum(axis=-1)) * EARTH_RADIUS_KM
-

@@ -1,0 +1,64 @@
+"""The H3 candidate index never misses: covers hold every point in reach, corridors every route point."""
+
+from __future__ import annotations
+
+import math
+
+import h3.api.basic_int as h3_int
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tripsearch.columns import TripColumns
+from tripsearch.index.cells import CORRIDOR_RES, INDEX_MARGIN_KM, disk_to_cells, route_to_cells
+from tripsearch.model import parse_trip
+
+from .geometry import destination, random_trips
+
+latitudes = st.one_of(st.floats(-89.99, 89.99), st.sampled_from([89.9, -89.9, 0.0, 60.0]))
+longitudes = st.one_of(st.floats(-180.0, 180.0), st.sampled_from([179.99, -179.99, 180.0, -180.0]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(lat=latitudes, lon=longitudes, radius=st.floats(0.0, 100.0), bearing=st.floats(0, 360), frac=st.floats(0, 1))
+def test_cover_holds_every_point_in_reach(lat: float, lon: float, radius: float, bearing: float, frac: float) -> None:
+    cover = set(disk_to_cells(lat, lon, radius).tolist())
+    plat, plon = destination(lat, lon, bearing, (radius + INDEX_MARGIN_KM) * frac)
+    assert h3_int.latlng_to_cell(plat, plon, CORRIDOR_RES) in cover
+
+
+@settings(max_examples=40, deadline=None)
+@given(region=st.sampled_from(["antimeridian", "north_pole", "europe", "south_pole"]), seed=st.integers(0, 10_000), frac=st.floats(0, 1))
+def test_every_route_point_is_near_a_sample_in_its_segment_window(region: str, seed: int, frac: float) -> None:
+    """For any point X of a route, the cover of X (radius 0) holds a corridor cell listing X's segment."""
+    trips = [parse_trip(t) for t in random_trips(region, 5, seed)]
+    cols = TripColumns.from_trips(trips)
+    corridor = route_to_cells(cols, np.arange(len(cols)))
+    for row in range(len(cols)):
+        start, end = int(cols.vert_start[row]), int(cols.vert_start[row + 1])
+        seg = min(int(frac * (end - start - 1)), end - start - 2)
+        a = (cols.vert_lat[start + seg] / 1e7, cols.vert_lon[start + seg] / 1e7)
+        b = (cols.vert_lat[start + seg + 1] / 1e7, cols.vert_lon[start + seg + 1] / 1e7)
+        x = _slerp(a, b, frac)
+        cover = set(disk_to_cells(x[0], x[1], 0.0).tolist())
+        mine = corridor.rows == row
+        listed = [
+            lo <= seg <= hi
+            for cell, lo, hi in zip(corridor.cells[mine].tolist(), corridor.seg_lo[mine].tolist(), corridor.seg_hi[mine].tolist())
+            if cell in cover
+        ]
+        assert any(listed), (region, seed, row, seg)
+
+
+def _slerp(a: tuple[float, float], b: tuple[float, float], t: float) -> tuple[float, float]:
+    def unit(p: tuple[float, float]) -> np.ndarray:
+        la, lo = math.radians(p[0]), math.radians(p[1])
+        return np.array([math.cos(la) * math.cos(lo), math.cos(la) * math.sin(lo), math.sin(la)])
+
+    u, v = unit(a), unit(b)
+    omega = math.acos(max(-1.0, min(1.0, float(u @ v))))
+    if omega < 1e-12:
+        p = u
+    else:
+        p = (math.sin((1 - t) * omega) * u + math.sin(t * omega) * v) / math.sin(omega)
+    return math.degrees(math.asin(max(-1.0, min(1.0, p[2])))), math.degrees(math.atan2(p[1], p[0]))
