@@ -1,0 +1,364 @@
+"""Request and response models of the HTTP API, kept apart from the domain model.
+
+They describe the wire format in the OpenAPI schema (for ``/docs``, client
+generators and schemathesis). They do not validate on the hot path: the
+engine's own parsers (:func:`tripsearch.parse_query`,
+:func:`tripsearch.parse_trip`) are the one validator, so the API, the
+command line and the library accept and refuse the same inputs with the
+same messages. Bounds and names come from the engine's constants, so the
+schema cannot drift from what the engine checks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Iterable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tripsearch.model import MAX_STOPS, OPTION_NAMES, STATUSES
+from tripsearch.query.model import FACET_NAMES, MAX_LIMIT, MAX_RADIUS_KM, SORTS
+
+__all__ = [
+    "SearchRequest",
+    "SearchResponse",
+    "Hit",
+    "HitPoint",
+    "Facets",
+    "Trip",
+    "Stop",
+    "Route",
+    "Price",
+    "TripOptions",
+    "Driver",
+    "PlacesResponse",
+    "PlaceItem",
+    "WriteResult",
+    "BulkItem",
+    "BulkResponse",
+    "Health",
+    "Ready",
+    "ProblemDetails",
+    "search_parameters",
+    "register_schemas",
+    "DOCUMENTED_MODELS",
+]
+
+_NUMBER = r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?"
+POINT_PATTERN = rf"^\s*{_NUMBER}\s*,\s*{_NUMBER}\s*$"
+TIME_PATTERN = r"^\d{1,2}:\d{2}$"
+OPTIONS_PATTERN = rf"^(({'|'.join(OPTION_NAMES)})(,({'|'.join(OPTION_NAMES)}))*)?$"
+FACETS_PATTERN = rf"^(all|(({'|'.join(FACET_NAMES)})(,({'|'.join(FACET_NAMES)}))*)?)$"
+ID_PATTERN = r"^[^\x00-\x1f\x7f/]{1,128}$"
+
+
+def _enum(values: Iterable[str]) -> dict[str, Any]:
+    return {"enum": list(values)}
+
+
+# -- search -------------------------------------------------------------------
+
+PointText = Annotated[str, Field(pattern=POINT_PATTERN)]
+LatLonPair = Annotated[list[float], Field(min_length=2, max_length=2)]
+OptionsText = Annotated[str, Field(pattern=OPTIONS_PATTERN)]
+OptionName = Annotated[str, Field(json_schema_extra=_enum(OPTION_NAMES))]
+FacetsText = Annotated[str, Field(pattern=FACETS_PATTERN)]
+FacetName = Annotated[str, Field(json_schema_extra=_enum(FACET_NAMES))]
+
+
+class SearchRequest(BaseModel):
+    """The fields of a search. ``GET /v1/search`` takes them as query parameters, ``POST /v1/search`` as a JSON object."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: PointText | LatLonPair = Field(
+        alias="from",
+        description="Where the passenger starts: `LAT,LON` (or `[lat, lon]` in a JSON body).",
+        json_schema_extra={"examples": ["48.8566,2.3522"]},
+    )
+    to: PointText | LatLonPair = Field(
+        description="Where the passenger goes: `LAT,LON` (or `[lat, lon]` in a JSON body).",
+        json_schema_extra={"examples": ["45.764,4.8357"]},
+    )
+    date: dt.date = Field(description="The day of departure, `YYYY-MM-DD`, in the trip's local time.")
+    from_radius_km: float = Field(10.0, ge=0, le=MAX_RADIUS_KM, description="How far from `from` the pickup may be.")
+    to_radius_km: float = Field(10.0, ge=0, le=MAX_RADIUS_KM, description="How far from `to` the dropoff may be.")
+    seats: int = Field(1, ge=1, le=99, description="Seats needed.")
+    time_from: str | None = Field(None, pattern=TIME_PATTERN, description="Earliest pickup time, local `HH:MM`.")
+    time_to: str | None = Field(None, pattern=TIME_PATTERN, description="Latest pickup time, local `HH:MM`.")
+    max_price: float | None = Field(None, ge=0, le=1e9, description="Highest price per seat.")
+    options: OptionsText | list[OptionName] | None = Field(
+        None,
+        description=f"Options every trip must have, a comma list of: {', '.join(OPTION_NAMES)}.",
+    )
+    min_rating: float | None = Field(None, ge=0, le=5, description="Lowest driver rating.")
+    sort: str = Field("relevance", json_schema_extra=_enum(SORTS), description="Order of the trips.")
+    limit: int = Field(20, ge=1, le=MAX_LIMIT, description="Trips per page.")
+    cursor: str | None = Field(None, max_length=1000, description="`next_cursor` of the previous page of the same search.")
+    facets: FacetsText | list[FacetName] = Field(
+        "all",
+        description=f"Facets to compute: `all`, empty for none, or a comma list of: {', '.join(FACET_NAMES)}.",
+    )
+    price_interval: float = Field(5.0, gt=0, le=1e9, description="Width of the price facet's buckets.")
+    cell_resolution: int = Field(7, ge=0, le=15, description="H3 resolution of the pickup and dropoff cell facets.")
+
+
+class HitPoint(BaseModel):
+    """Where a passenger is picked up or dropped off: a point of the route, its distance from what was asked, and when."""
+
+    lat: float
+    lon: float
+    distance_km: float
+    time: str = Field(description="ISO 8601 with the trip's UTC offset.")
+
+
+class Stop(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    time: dt.datetime = Field(description="With a UTC offset, never earlier than the stop before.")
+
+
+class Route(BaseModel):
+    """A GeoJSON LineString of ``[lon, lat]`` points from the first stop to the last."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["LineString"]
+    coordinates: list[tuple[float, float]] = Field(min_length=2)
+
+
+class Price(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: float = Field(ge=0, le=1_000_000)
+    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
+
+
+class TripOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    instant_booking: bool = False
+    pets: bool = False
+    smoking: bool = False
+    women_only: bool = False
+    max_two_back: bool = False
+
+
+class Driver(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    rating: float | None = Field(None, ge=0, le=5)
+    verified: bool = False
+
+
+class Trip(BaseModel):
+    """A trip document, stored as given. In ``PUT /v1/trips/{trip_id}`` the ``id`` may be left out; if given it must be the path's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=ID_PATTERN)
+    version: int = Field(ge=0, description="A write is applied only if its version is higher than the stored one.")
+    departure_time: dt.datetime = Field(description="The time of the first stop, with a UTC offset.")
+    stops: list[Stop] = Field(min_length=2, max_length=MAX_STOPS)
+    seats_total: int = Field(ge=1, le=99)
+    seats_available: int = Field(ge=0, le=99)
+    price: Price
+    options: TripOptions | None = None
+    driver: Driver | None = None
+    status: str = Field("published", json_schema_extra=_enum(STATUSES))
+    route: Route | None = None
+
+
+class Hit(BaseModel):
+    id: str
+    score: float
+    pickup: HitPoint
+    dropoff: HitPoint
+    trip: Trip
+
+
+class HourCount(BaseModel):
+    hour: int
+    count: int
+
+
+class TimeOfDayCount(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    key: str
+    from_: str = Field(alias="from")
+    to: str
+    count: int
+
+
+class PriceBucket(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: float = Field(alias="from")
+    to: float
+    count: int
+
+
+class CurrencyPrices(BaseModel):
+    currency: str
+    count: int
+    min: float
+    max: float
+    avg: float
+    buckets: list[PriceBucket]
+
+
+class PriceFacet(BaseModel):
+    interval: float
+    currencies: list[CurrencyPrices]
+
+
+class SeatsCount(BaseModel):
+    seats: int
+    count: int
+
+
+class RatingCount(BaseModel):
+    min: float | None = Field(description="Trips whose driver is rated at least this; null counts every trip.")
+    count: int
+
+
+class DateCount(BaseModel):
+    date: dt.date
+    count: int
+
+
+class CellCount(BaseModel):
+    cell: str
+    count: int
+    lat: float
+    lon: float
+
+
+class Facets(BaseModel):
+    """Counts beside the filters; each facet ignores its own filter. Only the facets asked for are present."""
+
+    departure_hour: list[HourCount] | None = None
+    time_of_day: list[TimeOfDayCount] | None = None
+    price: PriceFacet | None = None
+    options: dict[str, int] | None = None
+    seats_available: list[SeatsCount] | None = None
+    driver_rating: list[RatingCount] | None = None
+    dates: list[DateCount] | None = None
+    pickup_cells: list[CellCount] | None = None
+    dropoff_cells: list[CellCount] | None = None
+
+
+class SearchResponse(BaseModel):
+    total: int = Field(description="How many trips match (all pages).")
+    trips: list[Hit]
+    facets: Facets
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+# -- places -------------------------------------------------------------------
+
+
+class PlaceItem(BaseModel):
+    name: str
+    country: str = Field(description="ISO 3166-1 alpha-2 code.")
+    lat: float
+    lon: float
+    population: int
+
+
+class PlacesResponse(BaseModel):
+    places: list[PlaceItem]
+
+
+# -- writes -------------------------------------------------------------------
+
+
+class WriteResult(BaseModel):
+    """What one write did: ``stored``, ``unchanged`` (a version at least as high is stored) or ``deleted``."""
+
+    id: str
+    result: Literal["stored", "unchanged", "deleted"]
+    version: int | None = None
+    reason: str | None = None
+
+
+class BulkItem(BaseModel):
+    """The fate of one line of a bulk request."""
+
+    line: int = Field(description="Line number in the request body, from 1.")
+    id: str | None = None
+    result: Literal["stored", "unchanged", "rejected"]
+    version: int | None = None
+    field: str | None = Field(None, description="The field at fault, for rejected lines.")
+    reason: str | None = None
+
+
+class BulkResponse(BaseModel):
+    stored: int
+    unchanged: int
+    rejected: int
+    items: list[BulkItem] = Field(description="One per non-blank line, in order.")
+
+
+# -- operations ---------------------------------------------------------------
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    pid: int = Field(description="The worker process that answered.")
+
+
+class Ready(BaseModel):
+    status: Literal["ready"]
+    backend: str | None = None
+    trips: int | None = None
+    refresh_lag_s: float | None = None
+
+
+class ProblemDetails(BaseModel):
+    """An error, as RFC 9457 problem details (`application/problem+json`)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str = Field(description="What is wrong, for a person; names the field.")
+    code: str = Field(description="A stable short name of the error, e.g. `invalid_query`.")
+    field: str | None = Field(None, description="The input field at fault.")
+
+
+# Models the routes document by hand (bodies the engine parses, problem documents): see register_schemas.
+DOCUMENTED_MODELS: tuple[type[BaseModel], ...] = (SearchRequest, Trip, ProblemDetails)
+
+
+def search_parameters() -> list[dict[str, Any]]:
+    """Return the OpenAPI query parameters of ``GET /v1/search``: the fields of :class:`SearchRequest` in their text form."""
+    schema = SearchRequest.model_json_schema(by_alias=True)
+    required = set(schema.get("required", ()))
+    out = []
+    for name, prop in schema["properties"].items():
+        prop = dict(prop)
+        description = prop.pop("description", None)
+        prop.pop("title", None)
+        variants = [v for v in prop.pop("anyOf", [prop]) if v.get("type") != "null"]
+        # A query parameter is text: of "string or array", keep the string form.
+        chosen = next((v for v in variants if v.get("type") == "string"), variants[0])
+        param_schema = {**prop, **chosen}
+        if param_schema.get("default", "") is None:
+            del param_schema["default"]
+        out.append({"name": name, "in": "query", "required": name in required, "description": description, "schema": param_schema})
+    return out
+
+
+def register_schemas(openapi: dict[str, Any], models: Iterable[type[BaseModel]] = DOCUMENTED_MODELS) -> None:
+    """Add the schemas of ``models`` (and the models they use) to ``openapi``'s components."""
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    for model in models:
+        schema = model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+        for name, definition in schema.pop("$defs", {}).items():
+            schemas.setdefault(name, definition)
+        schemas.setdefault(model.__name__, schema)

@@ -1,0 +1,63 @@
+"""JSON responses encoded by orjson, and the validators that let a reverse proxy cache them.
+
+A cacheable response carries a weak ``ETag`` (a hash of the body: weak,
+because the gzip and identity encodings of one body share it) and
+``Cache-Control: public, max-age=N``. A request whose ``If-None-Match``
+names the current tag gets ``304 Not Modified`` with no body.
+
+>>> tag = etag_of(b'{"total":0}')
+>>> tag
+'W/"e5429beedea8616cfb637e8c"'
+>>> etag_matches(f'"x", {tag}', tag), etag_matches("*", tag), etag_matches('"other"', tag)
+(True, True, False)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Mapping
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+__all__ = ["json_response", "cached_json", "etag_of", "etag_matches", "dumps"]
+
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def dumps(data: Any) -> bytes:
+    """Return ``data`` as JSON bytes (numpy scalars and arrays included)."""
+    return orjson.dumps(data, option=_OPTIONS)
+
+
+def json_response(data: Any, status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """Return a JSON response encoded by orjson."""
+    return Response(dumps(data), status_code=status_code, headers=headers, media_type="application/json")
+
+
+def cached_json(request: Request, body: bytes, max_age: int, *, public: bool = True, headers: Mapping[str, str] | None = None) -> Response:
+    """Return ``body`` as a cacheable JSON response, or 304 if the client's copy is current.
+
+    ``public=False`` (answers that needed a token) lets only the client cache it, not shared caches.
+    """
+    tag = etag_of(body)
+    cache = {"ETag": tag, "Cache-Control": f"{'public' if public else 'private'}, max-age={max_age}"}
+    condition = request.headers.get("if-none-match")
+    if condition is not None and etag_matches(condition, tag):
+        # The 200 this stands for varies by encoding (the gzip middleware says so on it, not on a 304).
+        return Response(status_code=304, headers={**cache, "Vary": "Accept-Encoding"})
+    return Response(body, headers={**cache, **(headers or {})}, media_type="application/json")
+
+
+def etag_of(body: bytes) -> str:
+    """Return the weak entity tag of a response body."""
+    return f'W/"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
+
+
+def etag_matches(if_none_match: str, tag: str) -> bool:
+    """Tell whether an ``If-None-Match`` header names ``tag`` (weak comparison, RFC 9110 section 13.1.2)."""
+    if if_none_match.strip() == "*":
+        return True
+    opaque = tag.removeprefix("W/")
+    return any(candidate.strip().removeprefix("W/") == opaque for candidate in if_none_match.split(","))

@@ -1,0 +1,179 @@
+"""Writes and reads of trip documents: ``PUT``, ``GET``, ``DELETE /v1/trips/{trip_id}`` and ``POST /v1/trips/_bulk``.
+
+Writes need a token with the scope ``trips:write``. A write is applied
+only if its version is higher than the stored one (``unchanged`` otherwise),
+so indexers can retry freely.
+
+``?refresh=wait_for`` answers once the write is searchable through every
+worker: the write is refreshed into this worker's index at once, then the
+answer waits one refresh interval of the backend, by the end of which every
+other worker's periodic refresh has followed the store's change feed past
+it (plus the time the write took here, which another worker also takes to
+apply it). ``?refresh=true`` refreshes this worker only; without ``refresh`` the
+write becomes searchable within a refresh interval.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Annotated, Any, Callable, Literal, TypeVar
+
+import anyio
+import orjson
+from fastapi import APIRouter, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from tripsearch.backend import ItemResult
+from tripsearch.errors import InvalidTrip, NotFound
+
+from ..auth import WriteAccess
+from ..bodies import ndjson_lines, parse_json
+from ..deps import EngineDep, HolderDep, SettingsDep
+from ..models import BulkResponse, Trip, WriteResult
+from ..problems import Problem
+from ..responses import json_response
+from . import problems
+
+__all__ = ["router", "refresh_mode"]
+
+router = APIRouter(prefix="/v1/trips", tags=["trips"])
+
+RefreshMode = Literal["false", "true", "wait_for"]
+_T = TypeVar("_T")
+
+TripId = Annotated[str, Path(max_length=128, description="The trip's id (1 to 128 characters, no `/`).")]
+RefreshParam = Annotated[
+    str | None,
+    Query(
+        description="`wait_for`: answer once the write is searchable through every worker; "
+        "`true` (or empty): searchable through the worker that answers; `false` (default): within a refresh interval.",
+        json_schema_extra={"enum": ["false", "true", "wait_for", ""]},
+    ),
+]
+
+_TRIP_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{Trip.__name__}"}}}}}
+_NDJSON_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-ndjson": {
+                "schema": {"type": "string", "description": "One trip document (JSON) per line; blank lines are skipped."},
+            }
+        },
+    }
+}
+
+
+@router.put(
+    "/{trip_id}",
+    summary="Store a trip",
+    response_model=WriteResult,
+    responses=problems(400, 401, 403, 413, 422, 503),
+    openapi_extra=_TRIP_BODY,
+)
+async def put_trip(trip_id: TripId, request: Request, engine: EngineDep, holder: HolderDep, settings: SettingsDep, _: WriteAccess, refresh: RefreshParam = None) -> Response:
+    """Store the trip if its `version` is higher than the stored one.
+
+    The answer says `stored`, or `unchanged` when a version at least as high
+    is already stored. A trip that breaks a rule gets 422 naming the field.
+    """
+    mode = refresh_mode(refresh)
+    body = await request.body()
+    doc = parse_json(body, settings.max_json_depth)
+    if not isinstance(doc, dict):
+        raise InvalidTrip("", "a trip must be a JSON object")
+    if "id" not in doc:
+        body = orjson.dumps({"id": trip_id, **doc})
+    elif doc["id"] != trip_id:
+        raise InvalidTrip("id", f"is {str(doc['id'])[:130]!r} in the body but {trip_id[:130]!r} in the path")
+    report = await _write(lambda now: engine.upsert([body], refresh=now), mode, holder.refresh_interval_s)
+    item = report.items[0]
+    if item.result == "rejected":
+        raise InvalidTrip(item.field or "", item.reason or "is not a valid trip")
+    return json_response(_write_result(item))
+
+
+@router.get(
+    "/{trip_id}",
+    summary="Get a trip",
+    response_model=Trip,
+    responses=problems(400, 404, 413, 503),
+)
+async def get_trip(trip_id: TripId, engine: EngineDep) -> Response:
+    """Return the stored document of a trip."""
+    return json_response(await run_in_threadpool(engine.get, trip_id))
+
+
+@router.delete(
+    "/{trip_id}",
+    summary="Delete a trip",
+    response_model=WriteResult,
+    responses=problems(400, 401, 403, 404, 413, 503),
+)
+async def delete_trip(trip_id: TripId, engine: EngineDep, holder: HolderDep, _: WriteAccess, refresh: RefreshParam = None) -> Response:
+    """Delete a trip. Its version is kept, so a late write of a lower version cannot bring it back."""
+    mode = refresh_mode(refresh)
+    report = await _write(lambda now: engine.delete([trip_id], refresh=now), mode, holder.refresh_interval_s)
+    item = report.items[0]
+    if item.result == "not_found":
+        raise NotFound(trip_id)
+    return json_response(_write_result(item))
+
+
+@router.post(
+    "/_bulk",
+    summary="Store many trips (NDJSON)",
+    response_model=BulkResponse,
+    responses=problems(400, 401, 403, 413, 503),
+    openapi_extra=_NDJSON_BODY,
+)
+async def bulk(request: Request, engine: EngineDep, holder: HolderDep, settings: SettingsDep, _: WriteAccess, refresh: RefreshParam = None) -> Response:
+    """Store the trips of an NDJSON body, one per line, each as `PUT` would.
+
+    The answer has one item per non-blank line, in order, with its line
+    number in the body: `stored`, `unchanged` (by version) or `rejected`
+    with the field and the reason. Rejected lines do not fail the others.
+    At most TRIPSEARCH_MAX_BULK_LINES lines (default 10,000) and
+    TRIPSEARCH_MAX_BULK_BYTES (default 10 MiB) per request: more gets 413.
+    """
+    mode = refresh_mode(refresh)
+    numbers, lines = ndjson_lines(await request.body(), settings.max_bulk_lines)
+    report = await _write(lambda now: engine.upsert(lines, refresh=now), mode, holder.refresh_interval_s)
+    items = [replace(item, line=numbers[item.line - 1]).to_dict() for item in report.items]
+    return json_response({"stored": report.stored, "unchanged": report.unchanged, "rejected": report.rejected, "items": items})
+
+
+def refresh_mode(value: str | None) -> RefreshMode:
+    """Return the refresh mode of a ``?refresh=`` value (empty means ``true``, as in Elasticsearch)."""
+    if value is None or value == "false":
+        return "false"
+    if value in ("", "true"):
+        return "true"
+    if value == "wait_for":
+        return "wait_for"
+    raise Problem(400, f"refresh: must be false, true or wait_for, got {value[:40]!r}", code="invalid_parameter", field="refresh")
+
+
+async def _write(apply: Callable[[bool], _T], mode: RefreshMode, refresh_interval_s: float) -> _T:
+    """Run a write in the threadpool; for ``wait_for``, then wait until every worker has refreshed past it.
+
+    Another worker refreshes every interval, counted from the end of its
+    previous refresh, and takes about as long as this one to apply the
+    write: so the wait is the interval plus the time the write took here.
+    """
+    started = time.perf_counter()
+    result = await run_in_threadpool(apply, mode != "false")
+    if mode == "wait_for" and refresh_interval_s > 0:
+        await anyio.sleep(refresh_interval_s + (time.perf_counter() - started))
+    return result
+
+
+def _write_result(item: ItemResult) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": item.id, "result": item.result}
+    if item.version is not None:
+        out["version"] = item.version
+    if item.reason is not None:
+        out["reason"] = item.reason
+    return out

@@ -1,0 +1,176 @@
+"""Configuration of the HTTP API: one frozen value, read from environment variables.
+
+Every worker process builds its own :class:`Settings` from the environment
+(``serve()`` passes the command-line flags down that way), so workers share
+nothing but the backend they open.
+
+>>> s = Settings.from_env({"TRIPSEARCH_DATA": "/srv/trips", "TRIPSEARCH_CORS_ORIGINS": "https://a.example, https://b.example"})
+>>> s.target, s.cors_origins, s.public_search, s.cache_max_age
+('/srv/trips', ('https://a.example', 'https://b.example'), True, 5)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from tripsearch.errors import TripSearchError
+
+__all__ = ["Settings", "SettingsError", "ENV"]
+
+MIB = 1024 * 1024
+# RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output.
+MIN_HS256_SECRET_BYTES = 32
+
+
+class SettingsError(TripSearchError, ValueError):
+    """An environment variable that cannot be used; names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one API process needs to know; see ``ENV`` for the variable of each field."""
+
+    data: str = "data"
+    backend_url: str | None = None
+    refresh_interval: float = 1.0
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None  # PEM text (a path is read by from_env)
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    public_search: bool = True
+    cache_max_age: int = 5
+    places_cache_max_age: int = 3600
+    cors_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 1 * MIB
+    max_bulk_bytes: int = 10 * MIB
+    max_bulk_lines: int = 10_000
+    max_json_depth: int = 32
+
+    def __post_init__(self) -> None:
+        if self.jwt_secret is not None and len(self.jwt_secret.encode()) < MIN_HS256_SECRET_BYTES:
+            raise SettingsError(f"TRIPSEARCH_JWT_SECRET must be at least {MIN_HS256_SECRET_BYTES} bytes (RFC 7518, section 3.2)")
+        if self.jwt_public_key is not None and "-----BEGIN" not in self.jwt_public_key:
+            raise SettingsError("TRIPSEARCH_JWT_PUBLIC_KEY must be a PEM public key or the path of a file holding one")
+        for name in ("cache_max_age", "places_cache_max_age", "refresh_interval"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{ENV[name]} must be at least 0")
+        for name in ("max_body_bytes", "max_bulk_bytes", "max_bulk_lines", "max_json_depth"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{ENV[name]} must be at least 1")
+
+    @property
+    def target(self) -> str:
+        """Return what ``tripsearch.open`` opens: the Elasticsearch address if set, else the data directory."""
+        return self.backend_url or self.data
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Return the settings that the ``TRIPSEARCH_*`` variables of ``environ`` (default ``os.environ``) give."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(ENV[f.name])
+            if raw is None or raw.strip() == "":
+                continue
+            values[f.name] = _PARSERS[f.name](ENV[f.name], raw.strip())
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """Return the environment variables that :meth:`from_env` turns back into these settings."""
+        out: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                out[ENV[f.name]] = "true" if value else "false"
+            elif isinstance(value, tuple):
+                out[ENV[f.name]] = ",".join(value)
+            else:
+                out[ENV[f.name]] = str(value)
+        return out
+
+
+ENV: dict[str, str] = {
+    "data": "TRIPSEARCH_DATA",
+    "backend_url": "TRIPSEARCH_BACKEND_URL",
+    "refresh_interval": "TRIPSEARCH_REFRESH_INTERVAL",
+    "jwt_secret": "TRIPSEARCH_JWT_SECRET",
+    "jwt_public_key": "TRIPSEARCH_JWT_PUBLIC_KEY",
+    "jwt_audience": "TRIPSEARCH_JWT_AUDIENCE",
+    "jwt_issuer": "TRIPSEARCH_JWT_ISSUER",
+    "public_search": "TRIPSEARCH_PUBLIC_SEARCH",
+    "cache_max_age": "TRIPSEARCH_CACHE_MAX_AGE",
+    "places_cache_max_age": "TRIPSEARCH_PLACES_CACHE_MAX_AGE",
+    "cors_origins": "TRIPSEARCH_CORS_ORIGINS",
+    "max_body_bytes": "TRIPSEARCH_MAX_BODY_BYTES",
+    "max_bulk_bytes": "TRIPSEARCH_MAX_BULK_BYTES",
+    "max_bulk_lines": "TRIPSEARCH_MAX_BULK_LINES",
+    "max_json_depth": "TRIPSEARCH_MAX_JSON_DEPTH",
+}
+
+
+def _text(name: str, raw: str) -> str:
+    return raw
+
+
+def _integer(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw[:40]!r}") from None
+
+
+def _number(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw[:40]!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise SettingsError(f"{name} must be a finite number")
+    return value
+
+
+def _boolean(name: str, raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw[:40]!r}")
+
+
+def _origins(name: str, raw: str) -> tuple[str, ...]:
+    return tuple(o.strip() for o in raw.split(",") if o.strip())
+
+
+def _public_key(name: str, raw: str) -> str:
+    if "-----BEGIN" in raw:
+        return raw
+    path = Path(raw).expanduser()
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise SettingsError(f"{name}: cannot read the public key file {raw!r} ({exc.strerror})") from None
+
+
+_PARSERS: dict[str, Callable[[str, str], Any]] = {
+    "data": _text,
+    "backend_url": _text,
+    "refresh_interval": _number,
+    "jwt_secret": _text,
+    "jwt_public_key": _public_key,
+    "jwt_audience": _text,
+    "jwt_issuer": _text,
+    "public_search": _boolean,
+    "cache_max_age": _integer,
+    "places_cache_max_age": _integer,
+    "cors_origins": _origins,
+    "max_body_bytes": _integer,
+    "max_bulk_bytes": _integer,
+    "max_bulk_lines": _integer,
+    "max_json_depth": _integer,
+}
