@@ -6,6 +6,7 @@ DATA ?= data
 DEMO_TRIPS ?= 20000
 HOST ?= 127.0.0.1
 PORT ?= 8000
+WORKERS ?= 2
 
 .PHONY: serve test install dev demo-data bench clean
 
@@ -31,7 +32,8 @@ demo-data: install
 	fi
 
 serve: demo-data
-	$(VENV)/bin/tripsearch demo --data $(DATA)
+	@echo "tripsearch: search page and API on http://$(HOST):$(PORT)/  (API docs: http://$(HOST):$(PORT)/docs)"
+	$(VENV)/bin/tripsearch serve --host $(HOST) --port $(PORT) --data $(DATA) --workers $(WORKERS)
 
 test: dev
 	$(PY) -m pytest

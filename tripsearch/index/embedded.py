@@ -26,7 +26,7 @@ from ..query.execute import candidate_days, execute
 from ..query.matching import Windows
 from ..query.model import Query, parse_query
 from .memory import IndexView, MemoryIndex
-from .snapshot import SnapshotError, read_snapshot, write_snapshot
+from .snapshot import SnapshotError, read_snapshot, snapshot_seq, write_snapshot
 from .store import Change, Store
 
 __all__ = ["EmbeddedBackend", "DB_NAME", "SNAPSHOT_NAME"]
@@ -204,6 +204,10 @@ class EmbeddedBackend:
         with open(lock_path, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             view = self._index.view
+            if snapshot_seq(self.path / SNAPSHOT_NAME) >= view.seq:
+                # another process (a sibling worker) already saved this state or a later one
+                self._loaded_seq = view.seq
+                return (self.path / SNAPSHOT_NAME).stat().st_size
             segment = self._index.compacted_segment()
             size = write_snapshot(self.path / SNAPSHOT_NAME, self._store.store_id, view.seq, view.cols, view.alive, segment)
         self._loaded_seq = view.seq

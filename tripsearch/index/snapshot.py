@@ -23,7 +23,7 @@ import orjson
 from ..columns import TripColumns
 from .memory import PostingSegment
 
-__all__ = ["write_snapshot", "read_snapshot", "SnapshotError", "FORMAT"]
+__all__ = ["write_snapshot", "read_snapshot", "snapshot_seq", "SnapshotError", "FORMAT"]
 
 FORMAT = "tripsearch-snapshot-4"
 _ARRAY_FIELDS = [f.name for f in fields(TripColumns) if f.name != "ids"]
@@ -60,6 +60,16 @@ def write_snapshot(path: Path, store_id: str, seq: int, cols: TripColumns, alive
     finally:
         os.close(dir_fd)
     return path.stat().st_size
+
+
+def snapshot_seq(path: Path) -> int:
+    """Return the change-feed position a snapshot file claims (-1 if none or unreadable), without verifying it."""
+    try:
+        with open(path, "rb") as f:
+            header = orjson.loads(f.readline())
+        return int(header["seq"]) if header.get("format") == FORMAT else -1
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return -1
 
 
 def read_snapshot(path: Path, store_id: str, max_seq: int) -> tuple[int, TripColumns, np.ndarray, PostingSegment]:

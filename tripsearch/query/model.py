@@ -50,6 +50,7 @@ MAX_RADIUS_KM = 100.0
 DEFAULT_RADIUS_KM = 10.0
 MAX_LIMIT = 100
 DATES_FACET_SPAN = 3  # the dates facet covers date - 3 .. date + 3
+MIN_PRICE_INTERVAL = 0.01  # a cent: finer buckets say nothing and break the bucket arithmetic
 MIN_DATE = dt.date(1970, 1, 2)
 MAX_DATE = dt.date(2149, 12, 30)
 
@@ -162,7 +163,7 @@ def parse_query(data: Mapping[str, Any] | Query) -> Query:
         limit=_integer("limit", data.get("limit", 20), 1, MAX_LIMIT),
         cursor=_optional_str("cursor", data.get("cursor")),
         facets=_facets(data.get("facets", "all")),
-        price_interval=_number("price_interval", data.get("price_interval", 5.0), 0.0, 1e9, open_low=True),
+        price_interval=_number("price_interval", data.get("price_interval", 5.0), MIN_PRICE_INTERVAL, 1e9),
         cell_resolution=_integer("cell_resolution", data.get("cell_resolution", 7), 0, 15),
     )
     if q.cursor is not None:
