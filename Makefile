@@ -36,6 +36,7 @@ serve: demo-data
 	$(VENV)/bin/tripsearch serve --host $(HOST) --port $(PORT) --data $(DATA) --workers $(WORKERS)
 
 test: dev
+	scripts/install-test-deps
 	$(PY) -m pytest
 
 bench: dev
