@@ -33,7 +33,7 @@ from .deps import EngineHolder
 from .metrics import Metrics, MetricsMiddleware
 from .models import register_schemas
 from .problems import Problem, problem_response, retry_after_header
-from .routes import health, page, places, search, trips
+from .routes import docs, health, page, places, search, trips
 from .settings import Settings
 
 __all__ = ["create_app", "BodyLimitMiddleware"]
@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None, *, opener: Callable[..., Backen
         middleware=middleware,
         exception_handlers=_EXCEPTION_HANDLERS,
         separate_input_output_schemas=False,
+        docs_url=None,  # served by routes/docs.py from local files: no CDN can be reached
     )
     app.state.settings = settings
     app.state.holder = holder
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None, *, opener: Callable[..., Backen
     app.include_router(places.router, dependencies=public)
     app.include_router(trips.router)
     app.include_router(health.router)
+    app.include_router(docs.router)
     app.include_router(page.router)  # the search page: no `public` dependency, so it loads even when search needs a token
     _document_hand_written_schemas(app)
     return app

@@ -61,3 +61,12 @@ def test_the_sync_and_async_clients_have_the_same_methods() -> None:
 def test_doctests(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_docs_page_loads_swagger_from_this_server(http) -> None:  # type: ignore[no-untyped-def]
+    page = http.get("/docs")
+    assert page.status_code == 200
+    assert "/docs/files/swagger-ui-bundle.js" in page.text and "cdn" not in page.text.lower()
+    js = http.get("/docs/files/swagger-ui-bundle.js")
+    assert js.status_code == 200 and len(js.content) > 100_000
+    assert http.get("/docs/files/secret.txt").status_code == 404
