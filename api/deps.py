@@ -66,7 +66,12 @@ class EngineHolder:
             self._engine = None
 
     def _open(self) -> None:
-        options: dict[str, Any] = {} if self._settings.backend_url else {"refresh_interval": self._settings.refresh_interval}
+        settings = self._settings
+        options: dict[str, Any] = (
+            {"index": settings.backend_index, "request_timeout": settings.backend_timeout}
+            if settings.backend_url
+            else {"refresh_interval": settings.refresh_interval}
+        )
         delay = _RETRY_FIRST_S
         while not self._stop.is_set():
             try:

@@ -35,6 +35,8 @@ class Settings:
 
     data: str = "data"
     backend_url: str | None = None
+    backend_index: str = "trips"
+    backend_timeout: float = 5.0  # seconds an Elasticsearch request may take before the API answers 503
     refresh_interval: float = 1.0
     jwt_secret: str | None = None
     jwt_public_key: str | None = None  # PEM text (a path is read by from_env)
@@ -54,6 +56,8 @@ class Settings:
             raise SettingsError(f"TRIPSEARCH_JWT_SECRET must be at least {MIN_HS256_SECRET_BYTES} bytes (RFC 7518, section 3.2)")
         if self.jwt_public_key is not None and "-----BEGIN" not in self.jwt_public_key:
             raise SettingsError("TRIPSEARCH_JWT_PUBLIC_KEY must be a PEM public key or the path of a file holding one")
+        if self.backend_timeout <= 0:
+            raise SettingsError(f"{ENV['backend_timeout']} must be greater than 0")
         for name in ("cache_max_age", "places_cache_max_age", "refresh_interval"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{ENV[name]} must be at least 0")
@@ -97,6 +101,8 @@ class Settings:
 ENV: dict[str, str] = {
     "data": "TRIPSEARCH_DATA",
     "backend_url": "TRIPSEARCH_BACKEND_URL",
+    "backend_index": "TRIPSEARCH_BACKEND_INDEX",
+    "backend_timeout": "TRIPSEARCH_BACKEND_TIMEOUT",
     "refresh_interval": "TRIPSEARCH_REFRESH_INTERVAL",
     "jwt_secret": "TRIPSEARCH_JWT_SECRET",
     "jwt_public_key": "TRIPSEARCH_JWT_PUBLIC_KEY",
@@ -160,6 +166,8 @@ def _public_key(name: str, raw: str) -> str:
 _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "data": _text,
     "backend_url": _text,
+    "backend_index": _text,
+    "backend_timeout": _number,
     "refresh_interval": _number,
     "jwt_secret": _text,
     "jwt_public_key": _public_key,
