@@ -28,12 +28,12 @@ the fallback: no ``route_shape`` (the densified ``route_points`` remain) and
 from __future__ import annotations
 
 import base64
-import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import h3
 import numpy as np
+import orjson
 from elasticsearch.dsl import (
     Binary,
     Boolean,
@@ -54,10 +54,10 @@ from elasticsearch.dsl import (
 )
 from numpy.typing import NDArray
 
-from ..columns import SECONDS_PER_DAY, TripColumns, ragged_indices
+from ..columns import TripColumns, ragged_indices
 from ..geo import EARTH_RADIUS_KM
-from ..model import Trip
-from .cells import route_to_cells
+from ..model import MAX_ROUTE_POINTS, OPTION_NAMES, Trip
+from .cells import CorridorCells, route_to_cells
 
 __all__ = [
     "MAPPING_VERSION",
@@ -75,6 +75,7 @@ __all__ = [
     "tombstone_document",
     "columns_to_compact",
     "compact_to_columns",
+    "Corridor",
     "CompactFormatError",
 ]
 
@@ -199,23 +200,29 @@ def cells_to_keywords(cells: NDArray[np.uint64]) -> list[str]:
     return [format(c, "x") for c in cells.tolist()]
 
 
-def tombstone_document(trip_id: str, version: int) -> dict[str, Any]:
+def tombstone_document(trip_id: str, version: int) -> bytes:
     """Return the document a delete leaves at the trip's version."""
-    return {"id": trip_id, "version": version, "deleted": True}
+    return orjson.dumps({"id": trip_id, "version": version, "deleted": True})
 
 
-def trips_to_documents(trips: Sequence[Trip], sources: Sequence[dict[str, Any]], features: MappingFeatures) -> list[dict[str, Any]]:
-    """Return the Elasticsearch document of each trip; ``sources[i]`` is trip ``i`` as stored and returned by ``get``."""
+def trips_to_documents(trips: Sequence[Trip], sources: Sequence[bytes], features: MappingFeatures) -> list[bytes]:
+    """Return the Elasticsearch document of each trip, as one line of JSON.
+
+    ``sources[i]`` is trip ``i`` as stored and returned by ``get``: a JSON
+    object on one line, set in the document as it is (not parsed again).
+    """
     n = len(trips)
     if n == 0:
         return []
     cols = TripColumns.from_trips(trips)
     rows = np.arange(n, dtype=np.int64)
-    compact = columns_to_compact(cols)
-    corridor = _group(*route_to_cells(cols, rows), n)
-    first_day, last_day = cols.local_days()
+    cells = route_to_cells(cols, rows)
+    compact = columns_to_compact(cols, cells)
+    cell_bounds = np.searchsorted(cells.rows, np.arange(n + 1)).tolist()
+    cell_names = cells_to_keywords(cells.cells)
+    first_day, last_day = (d.tolist() for d in cols.local_days())
     point_owner, point_lat, point_lon = _route_samples(cols, ROUTE_POINT_KM)
-    point_bounds = np.searchsorted(point_owner, np.arange(n + 1))
+    point_bounds = np.searchsorted(point_owner, np.arange(n + 1)).tolist()
     points = np.stack((np.round(point_lon, 5), np.round(point_lat, 5)), axis=1).tolist()
     docs = []
     for i, trip in enumerate(trips):
@@ -230,10 +237,10 @@ def trips_to_documents(trips: Sequence[Trip], sources: Sequence[dict[str, Any]],
             "destination": [last.lon, last.lat],
             "stops": [[s.lon, s.lat] for s in trip.stops],
             "route_points": points[point_bounds[i] : point_bounds[i + 1]],
-            "corridor_cells": cells_to_keywords(corridor[i]),
+            "corridor_cells": cell_names[cell_bounds[i] : cell_bounds[i + 1]],
             "origin_cells": [h3.latlng_to_cell(first.lat, first.lon, r) for r in ENDPOINT_CELL_RESOLUTIONS],
             "destination_cells": [h3.latlng_to_cell(last.lat, last.lon, r) for r in ENDPOINT_CELL_RESOLUTIONS],
-            "local_days": list(range(int(first_day[i]), int(last_day[i]) + 1)),
+            "local_days": list(range(first_day[i], last_day[i] + 1)),
             "departure_time": trip.departure_time.isoformat(),
             "arrival_time": last.time.isoformat(),
             "stop_times": [s.time.isoformat() for s in trip.stops],
@@ -241,9 +248,8 @@ def trips_to_documents(trips: Sequence[Trip], sources: Sequence[dict[str, Any]],
             "currency": trip.price.currency,
             "seats_total": trip.seats_total,
             "seats_available": trip.seats_available,
-            "options": {name: getattr(trip.options, name) for name in TripOptions._doc_type.mapping},
+            "options": {name: getattr(trip.options, name) for name in OPTION_NAMES},
             "compact": compact[i],
-            "trip": sources[i],
         }
         if features.geo_shape:
             doc["route_shape"] = _route_shape(trip)
@@ -252,15 +258,8 @@ def trips_to_documents(trips: Sequence[Trip], sources: Sequence[dict[str, Any]],
             doc["driver_verified"] = driver.verified
             if driver.rating is not None:
                 doc["driver_rating"] = driver.rating
-        docs.append(doc)
+        docs.append(orjson.dumps(doc)[:-1] + b',"trip":' + sources[i] + b"}")
     return docs
-
-
-def _group(owner: NDArray[np.int64], values: NDArray[np.uint64], n: int) -> list[NDArray[np.uint64]]:
-    order = np.argsort(owner, kind="stable")
-    bounds = np.searchsorted(owner[order], np.arange(n + 1))
-    values = values[order]
-    return [values[bounds[i] : bounds[i + 1]] for i in range(n)]
 
 
 def _route_shape(trip: Trip) -> dict[str, Any]:
@@ -310,11 +309,16 @@ def _route_samples(cols: TripColumns, step_km: float) -> tuple[NDArray[np.int64]
 # -- the compact form ---------------------------------------------------------
 #
 # One trip, little-endian, in 4-byte words so that many can be read back as one int32 array:
-#   header (48 bytes, _HEADER), then stop_time int64[s], stop_along float64[s], stop_lat int32[s],
-#   stop_lon int32[s], vert_lat int32[v], vert_lon int32[v]; coordinates in 1e-7 degree steps.
-# Stop places along the route are computed once when indexing, as the embedded index does.
+#   header (_HEADER, 13 words), then
+#   stop_time int64[s], stop_along float64[s], stop_lat int32[s], stop_lon int32[s],
+#   vert_lat int32[v], vert_lon int32[v], vert_cum float64[v],
+#   corridor cell uint64[c], corridor segments uint32[c] (seg_lo | seg_hi << 16);
+# coordinates in 1e-7 degree steps. Everything computed from the trip (places of stops, distances
+# along, corridor) is computed once when indexing, by the code the embedded index uses.
 
-COMPACT_FORMAT = 1
+COMPACT_FORMAT = 2
+# Segment numbers are packed two to a 32-bit word (as the embedded postings keep them in uint16).
+assert MAX_ROUTE_POINTS <= 1 << 16, "segment numbers no longer fit in 16 bits: change the compact format"
 _HEADER = np.dtype(
     [
         ("version", "<i8"),
@@ -324,6 +328,7 @@ _HEADER = np.dtype(
         ("currency", "<i4"),
         ("n_vert", "<i4"),
         ("n_stop", "<i4"),
+        ("n_cell", "<i4"),
         ("seats_total", "<i2"),
         ("seats_available", "<i2"),
         ("status", "i1"),
@@ -339,23 +344,40 @@ class CompactFormatError(ValueError):
     """A compact trip that this code cannot read (another format, or damaged)."""
 
 
-def columns_to_compact(cols: TripColumns) -> list[str]:
-    """Return each row of ``cols`` in the compact form, base64 (what the ``binary`` field holds)."""
+class Corridor(NamedTuple):
+    """Corridor cells of many trips back to back (``start`` as in TripColumns), each with the route segments sampled in it."""
+
+    start: NDArray[np.int64]  # len n + 1
+    cells: NDArray[np.uint64]
+    seg_lo: NDArray[np.int64]
+    seg_hi: NDArray[np.int64]
+
+
+def columns_to_compact(cols: TripColumns, corridor: CorridorCells) -> list[str]:
+    """Return each row of ``cols`` with its corridor in the compact form, base64 (what the ``binary`` field holds).
+
+    ``corridor`` is :func:`~tripsearch.index.cells.route_to_cells` of all rows, in row order.
+    """
     n = len(cols)
     head = np.zeros(n, dtype=_HEADER)
     for name in ("version", "price", "rating", "offset_s", "currency", "seats_total", "seats_available", "status", "options"):
         head[name] = getattr(cols, name)
+    cell_start = np.searchsorted(corridor.rows, np.arange(n + 1))
     head["n_vert"] = np.diff(cols.vert_start)
     head["n_stop"] = np.diff(cols.stop_start)
+    head["n_cell"] = np.diff(cell_start)
     head["format"] = COMPACT_FORMAT
     stop_time = cols.stop_time.astype("<i8")
     stop_along = cols.stop_along.astype("<f8")
     stop_lat, stop_lon = cols.stop_lat.astype("<i4"), cols.stop_lon.astype("<i4")
     vert_lat, vert_lon = cols.vert_lat.astype("<i4"), cols.vert_lon.astype("<i4")
+    vert_cum = cols.vert_cum.astype("<f8")
+    cells = corridor.cells.astype("<u8")
+    segs = (corridor.seg_lo.astype(np.uint32) | (corridor.seg_hi.astype(np.uint32) << np.uint32(16))).astype("<u4")
     out = []
-    vs, ss = cols.vert_start.tolist(), cols.stop_start.tolist()
+    vs, ss, cs = cols.vert_start.tolist(), cols.stop_start.tolist(), cell_start.tolist()
     for i in range(n):
-        s0, s1, v0, v1 = ss[i], ss[i + 1], vs[i], vs[i + 1]
+        s0, s1, v0, v1, c0, c1 = ss[i], ss[i + 1], vs[i], vs[i + 1], cs[i], cs[i + 1]
         blob = b"".join(
             (
                 head[i].tobytes(),
@@ -365,17 +387,21 @@ def columns_to_compact(cols: TripColumns) -> list[str]:
                 stop_lon[s0:s1].tobytes(),
                 vert_lat[v0:v1].tobytes(),
                 vert_lon[v0:v1].tobytes(),
+                vert_cum[v0:v1].tobytes(),
+                cells[c0:c1].tobytes(),
+                segs[c0:c1].tobytes(),
             )
         )
         out.append(base64.b64encode(blob).decode("ascii"))
     return out
 
 
-def compact_to_columns(ids: Sequence[str], blobs: Sequence[str]) -> TripColumns:
-    """Return the columns of trips given in the compact form (the inverse of :func:`columns_to_compact`)."""
+def compact_to_columns(ids: Sequence[str], blobs: Sequence[str]) -> tuple[TripColumns, Corridor]:
+    """Return the columns and corridors of trips given in the compact form (the inverse of :func:`columns_to_compact`)."""
     n = len(ids)
     if n == 0:
-        return TripColumns.empty()
+        none = np.zeros(0, dtype=np.int64)
+        return TripColumns.empty(), Corridor(np.zeros(1, dtype=np.int64), none.astype(np.uint64), none, none)
     raw = [base64.b64decode(b) for b in blobs]
     sizes = np.fromiter(map(len, raw), dtype=np.int64, count=n)
     if (sizes % 4).any() or (sizes < _HEADER.itemsize).any():
@@ -387,20 +413,27 @@ def compact_to_columns(ids: Sequence[str], blobs: Sequence[str]) -> TripColumns:
         raise CompactFormatError(f"compact trips of format {sorted(set(head['format'].tolist()) - {COMPACT_FORMAT})}, this code reads {COMPACT_FORMAT}")
     nv = head["n_vert"].astype(np.int64)
     ns = head["n_stop"].astype(np.int64)
-    if (sizes != _HEADER.itemsize + 24 * ns + 8 * nv).any():
+    nc = head["n_cell"].astype(np.int64)
+    if (sizes != _HEADER.itemsize + 24 * ns + 16 * nv + 12 * nc).any():
         raise CompactFormatError("a compact trip is cut short or too long")
 
-    def section(offset_words: NDArray[np.int64], count_words: NDArray[np.int64], dtype: str) -> NDArray[Any]:
-        return words[ragged_indices(offset_words, offset_words + count_words)].view(dtype)
+    def section(offset: NDArray[np.int64], count: NDArray[np.int64], dtype: str) -> NDArray[Any]:
+        """Return the words ``offset .. offset + count`` of every trip, back to back, as ``dtype``."""
+        return words[ragged_indices(offset, offset + count)].view(dtype)
 
     p = start + _HEADER_WORDS
     stop_time = section(p, 2 * ns, "<i8")
     stop_along = section(p + 2 * ns, 2 * ns, "<f8")
     stop_lat = section(p + 4 * ns, ns, "<i4")
     stop_lon = section(p + 5 * ns, ns, "<i4")
-    vert_lat = section(p + 6 * ns, nv, "<i4")
-    vert_lon = section(p + 6 * ns + nv, nv, "<i4")
-    return TripColumns(
+    p = p + 6 * ns
+    vert_lat = section(p, nv, "<i4")
+    vert_lon = section(p + nv, nv, "<i4")
+    vert_cum = section(p + 2 * nv, 2 * nv, "<f8")
+    p = p + 4 * nv
+    cells = section(p, 2 * nc, "<u8")
+    segs = section(p + 2 * nc, nc, "<u4").astype(np.int64)
+    cols = TripColumns(
         ids=tuple(ids),
         version=head["version"].astype(np.int64),
         status=head["status"].astype(np.int8),
@@ -414,13 +447,12 @@ def compact_to_columns(ids: Sequence[str], blobs: Sequence[str]) -> TripColumns:
         vert_start=np.concatenate(([0], np.cumsum(nv))).astype(np.int64),
         vert_lat=vert_lat.astype(np.int32),
         vert_lon=vert_lon.astype(np.int32),
+        vert_cum=vert_cum.astype(np.float64),
         stop_start=np.concatenate(([0], np.cumsum(ns))).astype(np.int64),
         stop_time=stop_time.astype(np.int64),
         stop_along=stop_along.astype(np.float64),
         stop_lat=stop_lat.astype(np.int32),
         stop_lon=stop_lon.astype(np.int32),
     )
-
-
-def _unused() -> None:  # pragma: no cover
-    del math, SECONDS_PER_DAY
+    corridor = Corridor(np.concatenate(([0], np.cumsum(nc))).astype(np.int64), cells.astype(np.uint64), segs & 0xFFFF, segs >> 16)
+    return cols, corridor
