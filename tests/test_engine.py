@@ -250,3 +250,11 @@ def test_round_trip_matches_both_ways(make_engine) -> None:
     # Paris is passed twice at distance 0: the pickup takes the first pass, the dropoff the last
     assert engine.search({**QUERY, "from": paris, "to": lyon}).total == 1
     assert engine.search({**QUERY, "from": lyon, "to": paris}).total == 1
+
+
+@pytest.mark.parametrize("bad", [[("a", 2**64)], [("a", -1)], [3], [("a", "1")]])
+def test_bad_deletes_name_the_position(make_engine, bad: list[Any]) -> None:
+    engine = make_engine()
+    with pytest.raises(tripsearch.InvalidInput) as err:
+        engine.delete(bad)
+    assert err.value.field.startswith("ids[0]")

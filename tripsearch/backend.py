@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal, Mapping, Protocol, runtime_checkable
 
+from .errors import InvalidInput
 from .model import Trip
 from .query.model import Query
 
-__all__ = ["Backend", "TripInput", "ItemResult", "UpsertReport", "DeleteReport", "Point", "Hit", "SearchResult"]
+__all__ = ["Backend", "delete_targets", "TripInput", "ItemResult", "UpsertReport", "DeleteReport", "Point", "Hit", "SearchResult"]
 
 TripInput = Mapping[str, Any] | Trip | bytes | str
 
@@ -120,6 +121,22 @@ class SearchResult:
             "next_cursor": self.next_cursor,
             "took_ms": self.took_ms,
         }
+
+
+def delete_targets(ids: Iterable[str | tuple[str, int]]) -> list[tuple[str, int | None]]:
+    """Return each delete as (id, version or None), or raise :class:`InvalidInput` naming the bad one."""
+    out: list[tuple[str, int | None]] = []
+    for pos, item in enumerate(ids):
+        if isinstance(item, str):
+            out.append((item, None))
+            continue
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], int) and not isinstance(item[1], bool):
+            if not 0 <= item[1] < 2**63:
+                raise InvalidInput(f"ids[{pos}].version", "must be an integer from 0 to 2^63-1")
+            out.append((item[0], item[1]))
+            continue
+        raise InvalidInput(f"ids[{pos}]", "must be a trip id or an (id, version) pair")
+    return out
 
 
 @runtime_checkable

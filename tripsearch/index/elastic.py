@@ -39,7 +39,7 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 from elasticsearch.serializer import OrjsonSerializer
 from numpy.typing import NDArray
 
-from ..backend import DeleteReport, ItemResult, SearchResult, TripInput, UpsertReport
+from ..backend import DeleteReport, ItemResult, SearchResult, TripInput, UpsertReport, delete_targets
 from ..columns import TripColumns
 from ..errors import BackendUnavailable, InvalidTrip, NotFound, TripSearchError
 from ..model import Trip, parse_trip, trip_to_json
@@ -274,7 +274,7 @@ class ElasticBackend:
         was live and got deleted by this call, else ``not_found``, as in the
         embedded backend.
         """
-        wanted = [(i, None) if isinstance(i, str) else (str(i[0]), int(i[1])) for i in ids]
+        wanted = delete_targets(ids)
         lines: dict[str, list[int | None]] = {}
         for tid, version in wanted:
             if tid:

@@ -19,7 +19,7 @@ import msgspec
 import numpy as np
 import orjson
 
-from ..backend import DeleteReport, ItemResult, SearchResult, TripInput, UpsertReport
+from ..backend import DeleteReport, ItemResult, SearchResult, TripInput, UpsertReport, delete_targets
 from ..errors import InvalidTrip, NotFound, StoreReadOnly
 from ..model import Trip, parse_trip_route, trip_to_json
 from ..query.execute import candidate_days, execute
@@ -124,7 +124,7 @@ class EmbeddedBackend:
         version; it is then ``deleted`` if the trip was live, else
         ``not_found`` (the tombstone is still recorded).
         """
-        wanted = [(i, None) if isinstance(i, str) else (str(i[0]), int(i[1])) for i in ids]
+        wanted = delete_targets(ids)
         deleted = set(self._store.write([], wanted)[1])
         items = tuple(ItemResult(pos + 1, tid, "deleted" if tid in deleted else "not_found", version) for pos, (tid, version) in enumerate(wanted))
         if refresh:
