@@ -29,6 +29,7 @@ __all__ = [
     "ClosestPoints",
     "RouteGeometry",
     "route_geometry",
+    "interpolate_on_arcs",
 ]
 
 EARTH_RADIUS_KM = 6371.0088
@@ -116,6 +117,22 @@ def route_geometry(lat_deg: F64, lon_deg: F64, starts: I64, cum_len: F64 | None 
         if len(counts):
             cum_len = cum_len - np.repeat(cum_len[starts[:-1]], counts)
     return RouteGeometry(x, y, z, seg_len, cum_len, starts, owner)
+
+
+def interpolate_on_arcs(a: F64, b: F64, frac: F64, length_km: F64) -> tuple[F64, F64]:
+    """Return (lat, lon) in degrees of the points ``frac`` of the way along the arcs from ``a`` to ``b`` (unit vectors, (n, 3)).
+
+    Spherical interpolation, so points are evenly spaced along each arc.
+    """
+    theta = length_km / EARTH_RADIUS_KM
+    sin_theta = np.sin(theta)
+    tiny = sin_theta < 1e-12
+    safe = np.where(tiny, 1.0, sin_theta)
+    wa = np.where(tiny, 1.0 - frac, np.sin((1.0 - frac) * theta) / safe)
+    wb = np.where(tiny, frac, np.sin(frac * theta) / safe)
+    p = a * wa[:, None] + b * wb[:, None]
+    p /= np.linalg.norm(p, axis=1)[:, None]
+    return np.degrees(np.arcsin(np.clip(p[:, 2], -1.0, 1.0))), np.degrees(np.arctan2(p[:, 1], p[:, 0]))
 
 
 def _angle(ax, ay, az, bx, by, bz):  # type: ignore[no-untyped-def]

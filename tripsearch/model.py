@@ -39,6 +39,7 @@ __all__ = [
     "parse_trip",
     "parse_trip_route",
     "trip_to_dict",
+    "raw_trip_id",
     "trip_to_json",
 ]
 
@@ -252,6 +253,22 @@ def _check_point(field: str, lat: float, lon: float) -> None:
         raise InvalidTrip(f"{field}.lat", f"must be in [-90, 90], got {lat}")
     if not (np.isfinite(lon) and -180.0 <= lon <= 180.0):
         raise InvalidTrip(f"{field}.lon", f"must be in [-180, 180], got {lon}")
+
+
+def raw_trip_id(raw: object) -> str | None:
+    """Return the id of a trip input that may be invalid, if one can be read (for reports of rejected lines)."""
+    if isinstance(raw, Trip):
+        return raw.id
+    if isinstance(raw, dict):
+        tid = raw.get("id")
+        return tid if isinstance(tid, str) else None
+    if isinstance(raw, (bytes, str)):
+        try:
+            obj = msgspec.json.decode(raw)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            return None
+        return raw_trip_id(obj) if isinstance(obj, dict) else None
+    return None
 
 
 def trip_to_dict(trip: Trip) -> dict[str, Any]:

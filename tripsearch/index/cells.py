@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..columns import TripColumns
-from ..geo import EARTH_RADIUS_KM, haversine_km
+from ..geo import EARTH_RADIUS_KM, haversine_km, interpolate_on_arcs
 
 __all__ = [
     "CORRIDOR_RES",
@@ -136,18 +136,8 @@ def route_to_cells(cols: TripColumns, rows: NDArray[np.int64]) -> CorridorCells:
     heads = np.concatenate(([0], np.cumsum(pieces)[:-1]))
     piece = np.arange(len(seg)) - np.repeat(heads, pieces)
     frac = piece / np.repeat(pieces, pieces)
-    a = unit[seg]
-    b = unit[np.minimum(seg + 1, len(owner) - 1)]
     # Spherical interpolation, so samples are evenly spaced along the arc, at most SAMPLE_KM apart.
-    theta = (geom.seg_len / EARTH_RADIUS_KM)[seg]
-    sin_theta = np.sin(theta)
-    tiny = sin_theta < 1e-12
-    wa = np.where(tiny, 1.0 - frac, np.sin((1.0 - frac) * theta) / np.where(tiny, 1.0, sin_theta))
-    wb = np.where(tiny, frac, np.sin(frac * theta) / np.where(tiny, 1.0, sin_theta))
-    p = a * wa[:, None] + b * wb[:, None]
-    p /= np.linalg.norm(p, axis=1)[:, None]
-    lat = np.degrees(np.arcsin(np.clip(p[:, 2], -1, 1)))
-    lon = np.degrees(np.arctan2(p[:, 1], p[:, 0]))
+    lat, lon = interpolate_on_arcs(unit[seg], unit[np.minimum(seg + 1, len(owner) - 1)], frac, geom.seg_len[seg])
     lat_step = np.rint(lat / SNAP_DEG).astype(np.int64)
     lon_step = np.rint(lon / SNAP_DEG).astype(np.int64)
     sample_owner = owner[seg]

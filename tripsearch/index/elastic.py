@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 from ..backend import DeleteReport, ItemResult, SearchResult, TripInput, UpsertReport, delete_targets
 from ..columns import TripColumns
 from ..errors import BackendUnavailable, InvalidTrip, NotFound, TripSearchError
-from ..model import Trip, parse_trip, trip_to_json
+from ..model import Trip, parse_trip, raw_trip_id, trip_to_json
 from ..query.elastic import DEFAULT_PAGE_SIZE, compile_candidates
 from ..query.execute import execute
 from ..query.matching import Windows
@@ -247,7 +247,7 @@ class ElasticBackend:
             try:
                 trip = parse_trip(raw)  # type: ignore[arg-type]
             except InvalidTrip as exc:
-                parsed.append(ItemResult(pos + 1, _raw_id(raw), "rejected", field=exc.field or None, reason=exc.reason))
+                parsed.append(ItemResult(pos + 1, raw_trip_id(raw), "rejected", field=exc.field or None, reason=exc.reason))
                 continue
             parsed.append(trip)
             seen = best.get(trip.id)
@@ -749,17 +749,3 @@ def _source(raw: TripInput, trip: Trip) -> bytes:
             return text
         return orjson.dumps(orjson.loads(text))
     return trip_to_json(trip)
-
-
-def _raw_id(raw: object) -> str | None:
-    """Return the id of a rejected input if one can be read, for the report."""
-    if isinstance(raw, Mapping):
-        tid = raw.get("id")
-        return tid if isinstance(tid, str) else None
-    if isinstance(raw, (bytes, str)):
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return None
-        return _raw_id(obj) if isinstance(obj, dict) else None
-    return None

@@ -55,7 +55,7 @@ from elasticsearch.dsl import (
 from numpy.typing import NDArray
 
 from ..columns import TripColumns, ragged_indices
-from ..geo import EARTH_RADIUS_KM
+from ..geo import interpolate_on_arcs
 from ..model import MAX_ROUTE_POINTS, OPTION_NAMES, Trip
 from .cells import CorridorCells, route_to_cells
 
@@ -294,15 +294,7 @@ def _route_samples(cols: TripColumns, step_km: float) -> tuple[NDArray[np.int64]
     frac = np.where(seg_len > 0, np.clip((along - geom.cum_len[seg]) / np.where(seg_len > 0, seg_len, 1.0), 0.0, 1.0), 0.0)
     a = np.stack((geom.x[seg], geom.y[seg], geom.z[seg]), axis=1)
     b = np.stack((geom.x[nxt], geom.y[nxt], geom.z[nxt]), axis=1)
-    theta = seg_len / EARTH_RADIUS_KM
-    sin_theta = np.sin(theta)
-    tiny = sin_theta < 1e-12
-    wa = np.where(tiny, 1.0 - frac, np.sin((1.0 - frac) * theta) / np.where(tiny, 1.0, sin_theta))
-    wb = np.where(tiny, frac, np.sin(frac * theta) / np.where(tiny, 1.0, sin_theta))
-    p = a * wa[:, None] + b * wb[:, None]
-    p /= np.linalg.norm(p, axis=1)[:, None]
-    lat = np.degrees(np.arcsin(np.clip(p[:, 2], -1.0, 1.0)))
-    lon = np.degrees(np.arctan2(p[:, 1], p[:, 0]))
+    lat, lon = interpolate_on_arcs(a, b, frac, seg_len)
     return owner, lat, lon
 
 

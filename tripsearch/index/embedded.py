@@ -21,7 +21,7 @@ import orjson
 
 from ..backend import DeleteReport, ItemResult, SearchResult, TripInput, UpsertReport, delete_targets
 from ..errors import InvalidTrip, NotFound, StoreReadOnly
-from ..model import Trip, parse_trip_route, trip_to_json
+from ..model import Trip, parse_trip_route, raw_trip_id, trip_to_json
 from ..query.execute import candidate_days, execute
 from ..query.matching import Windows
 from ..query.model import Query, parse_query
@@ -91,7 +91,7 @@ class EmbeddedBackend:
             try:
                 trip, route = parse_trip_route(raw)
             except InvalidTrip as exc:
-                parsed.append(ItemResult(pos + 1, _raw_id(raw), "rejected", field=exc.field or None, reason=exc.reason))
+                parsed.append(ItemResult(pos + 1, raw_trip_id(raw), "rejected", field=exc.field or None, reason=exc.reason))
                 continue
             parsed.append(trip)
             seen = best.get(trip.id)
@@ -252,18 +252,4 @@ class EmbeddedBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _raw_id(raw: object) -> str | None:
-    """Return the id of a rejected input if one can be read, for the report."""
-    if isinstance(raw, Mapping):
-        tid = raw.get("id")
-        return tid if isinstance(tid, str) else None
-    if isinstance(raw, (bytes, str)):
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return None
-        return _raw_id(obj) if isinstance(obj, dict) else None
-    return None
 
