@@ -76,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=DEFAULT_DATA)
     p.add_argument("--backend", default=os.environ.get("TRIPSEARCH_BACKEND_URL"))
 
+    p = sub.add_parser("reindex", help="rebuild the Elasticsearch index as its next generation and swap the alias (searches never stop)")
+    p.add_argument("--backend", default=os.environ.get("TRIPSEARCH_BACKEND_URL"), help="Elasticsearch address (env TRIPSEARCH_BACKEND_URL)")
+    p.add_argument("--index", default="trips", help="the alias the trips are searched through (default: %(default)s)")
+    p.add_argument("--shards", type=int, help="primary shards of the new index (default: as now)")
+    p.add_argument("--replicas", type=int, help="replicas of the new index (default: as now)")
+    p.add_argument("--keep-old", action="store_true", help="keep the old index (default: delete it after the swap)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
     p = sub.add_parser("serve", help="run the HTTP API (uvicorn)")
     p.add_argument("--host", default=os.environ.get("TRIPSEARCH_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("TRIPSEARCH_PORT", "8000")))
@@ -83,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default=os.environ.get("TRIPSEARCH_BACKEND_URL"), help="Elasticsearch address instead of --data")
     p.add_argument("--workers", type=int, default=int(os.environ.get("TRIPSEARCH_WORKERS", "1")))
     p.add_argument("--log-level", default="warning")
+
+    from .capacity.cli import add_arguments as add_capacity_arguments
+
+    p = sub.add_parser("capacity", help="measure this machine, plan a deployment from the measurements, write a report with plots")
+    add_capacity_arguments(p)
     return parser
 
 
@@ -225,17 +238,45 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reindex(args: argparse.Namespace) -> int:
+    if not args.backend:
+        raise _UsageError("--backend (or TRIPSEARCH_BACKEND_URL) must give the Elasticsearch address")
+    if (args.shards is not None and args.shards < 1) or (args.replicas is not None and args.replicas < 0):
+        raise _UsageError("--shards must be >= 1 and --replicas >= 0")
+    from .index.elastic import ElasticBackend
+
+    def progress(stage: str, count: int) -> None:
+        if not args.quiet:
+            print(f"\r{stage}: {count:,} trips    ", end="", file=sys.stderr, flush=True)
+
+    engine = ElasticBackend(args.backend, index=args.index, create=False)
+    try:
+        report = engine.reindex(number_of_shards=args.shards, number_of_replicas=args.replicas, keep_old=args.keep_old, progress=progress)
+    finally:
+        engine.close()
+        if not args.quiet:
+            print(file=sys.stderr)
+    sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from api.server import serve
 
     return serve(host=args.host, port=args.port, data=args.data, backend=args.backend, workers=args.workers, log_level=args.log_level)
 
 
+def cmd_capacity(args: argparse.Namespace) -> int:
+    from .capacity.cli import run
+
+    return run(args)
+
+
 class _UsageError(Exception):
     pass
 
 
-COMMANDS = {"fixtures": cmd_fixtures, "index": cmd_index, "search": cmd_search, "stats": cmd_stats, "serve": cmd_serve}
+COMMANDS = {"fixtures": cmd_fixtures, "index": cmd_index, "search": cmd_search, "stats": cmd_stats, "reindex": cmd_reindex, "serve": cmd_serve, "capacity": cmd_capacity}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

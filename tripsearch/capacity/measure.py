@@ -1,0 +1,867 @@
+"""``tripsearch capacity measure``: measure this machine and save the figures as JSON.
+
+What is measured, per index size (built once and cached, or given):
+
+- in-process search latency (p50/p90/p99, CPU per search, candidates per
+  match) with all facets and with none, and the open time and resident
+  memory of the index, each in a fresh process (:mod:`.probe`);
+- HTTP throughput and latency through ``tripsearch serve`` at 1 and 2
+  workers: a closed loop finds the saturation rate, then open-loop runs at
+  fractions of it give the latency each traffic level gets (the knee); and
+  the resident memory and CPU per search of each worker;
+- writes: bulk load trips/s (batches of 5,000), one-trip transactions/s
+  (an API ``PUT`` each), and how fast a worker following the store applies
+  other processes' writes (the cost every worker pays per write);
+- with Elasticsearch, the same data and queries: bulk load, latency, store
+  bytes per trip, CPU per search of the node, HTTP through the API.
+
+Every step is saved as it finishes (``<out>.partial.json``), and the full
+file is written at the end. Ctrl-C (or SIGTERM) stops the step under way
+(its servers and load processes are stopped), then saves the finished steps
+to ``out`` marked incomplete, or with ``save_partial=False`` discards them
+and leaves ``out`` as it was; the message says which. ``resume`` keeps the
+finished steps of the saved run and measures the rest (``redo`` names steps
+to measure again).
+
+The machine is recorded with the figures (CPU model, cores, memory,
+versions, commit, load average), and so is the CPU that other processes
+took during each HTTP run: on a shared machine that is why figures move.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import orjson
+
+import tripsearch
+
+from ..errors import TripSearchError
+from ..loadgen import LoadResult, LoadSpec, run_load, workload_calls
+from ..workload import build_workload
+from .probe import cpu_seconds, rss_bytes
+
+__all__ = ["MeasureOptions", "measure", "machine_info", "build_data_dir", "DEFAULT_OUT", "SCHEMA", "CapacityError"]
+
+SCHEMA = 1
+SEED = 42
+START = dt.date(2026, 12, 1)
+DAYS = 30
+WORKLOAD_SAMPLE = 5000
+DEFAULT_OUT = Path("benchmarks") / "results" / "capacity.json"
+ROOT = Path(__file__).resolve().parents[2]
+ES_SCRIPT = ROOT / "scripts" / "elasticsearch"
+ES_CLUSTER = "tripsearch-capacity"
+API_INDEX = "trips"  # the alias `tripsearch serve --backend` searches
+
+
+class CapacityError(TripSearchError, ValueError):
+    """A capacity command cannot do what was asked (missing measurements, a bad option); says why."""
+
+
+@dataclass(frozen=True)
+class MeasureOptions:
+    """What ``measure`` does; the defaults are the full run, :meth:`quick_options` the seconds-long one for tests."""
+
+    out: Path = DEFAULT_OUT
+    sizes: tuple[int, ...] = (10_000, 100_000)
+    data_dirs: tuple[Path, ...] = ()  # existing data directories (e.g. --data-1m), measured as they are
+    http_sizes: tuple[int, ...] | None = None  # None: every size
+    workers: tuple[int, ...] = (1, 2)
+    queries: int = 300  # in-process searches per size and facet mode
+    http_searches: int = 2000  # searches in the HTTP workload (plus its autocompletes)
+    seconds: float = 5.0  # per load point
+    warmup_s: float = 2.0
+    load_fractions: tuple[float, ...] = (0.3, 0.5, 0.7, 0.8, 0.9, 1.0, 1.1)
+    load_trips: int = 100_000  # bulk load (and the Elasticsearch index)
+    single_writes: int = 300
+    elasticsearch: str | None = None
+    start_elasticsearch: bool = False
+    keep_elasticsearch: bool = False
+    cache: Path = Path(os.environ.get("TRIPSEARCH_BENCH_DIR", Path.home() / ".cache" / "tripsearch" / "bench"))
+    save_partial: bool = True
+    resume: bool = False  # keep the finished steps saved at ``out``
+    redo: tuple[str, ...] = ()  # with resume: step ids (or prefixes) to measure again
+    quick: bool = False
+    ready_timeout_s: float = 900.0
+    repeats: int = 2  # of each load point; the best is kept (see http_curve)
+
+    @classmethod
+    def quick_options(cls, **overrides: Any) -> MeasureOptions:
+        """Return options for a run of seconds: tiny indexes, short load points, HTTP on the largest only."""
+        base: dict[str, Any] = {
+            "sizes": (500, 2000),
+            "http_sizes": (2000,),
+            "queries": 30,
+            "http_searches": 200,
+            "seconds": 0.6,
+            "warmup_s": 0.4,
+            "load_fractions": (0.5, 0.9),
+            "load_trips": 1000,
+            "single_writes": 20,
+            "repeats": 1,
+            "quick": True,
+        }
+        base.update(overrides)
+        return cls(**base)
+
+
+# -- machine ------------------------------------------------------------------
+
+
+def machine_info() -> dict[str, Any]:
+    """Return what the figures depend on: CPU model and cores, memory, software versions, date and commit."""
+    model = None
+    try:
+        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
+        info = {k.strip().lower(): v.strip() for k, v in info.items()}
+        model = info.get("model name") or info.get("hardware") or info.get("cpu model")
+    except OSError:
+        pass
+    memory = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count() or 1
+    cpu_limit = None
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cpu_limit = round(int(quota) / int(period), 2)
+    except (OSError, ValueError):
+        pass
+    versions: dict[str, str] = {"python": platform.python_version(), "tripsearch": tripsearch.__version__}
+    for name in ("numpy", "numba", "h3", "uvicorn", "fastapi", "elasticsearch"):
+        try:
+            from importlib.metadata import version
+
+            versions[name] = version(name)
+        except Exception:  # not installed: nothing to record
+            pass
+    return {
+        "cpu_model": model or platform.processor() or "unknown",
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "cgroup_cpu_limit": cpu_limit,
+        "memory_bytes": memory,
+        "platform": platform.platform(),
+        "hostname": socket.gethostname(),
+        "versions": versions,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": _git_commit(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _git_commit() -> str | None:
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # read only: never refresh the index file
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10, env=env)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "diff-index", "--quiet", "HEAD", "--"], cwd=ROOT, capture_output=True, timeout=30, env=env)
+        return head.stdout.strip() + ("-dirty" if dirty.returncode == 1 else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+# -- data ---------------------------------------------------------------------
+
+
+def fixture_trips(n: int, seed: int = SEED) -> Iterator[dict[str, Any]]:
+    from ..fixtures import generate_trips
+
+    return iter(generate_trips(n, seed, START, DAYS))
+
+
+def build_data_dir(size: int, cache: Path, say: Callable[[str], None] = lambda s: None) -> Path:
+    """Return a data directory of ``size`` fixture trips, building it if absent (the layout benchmarks/conftest.py shares)."""
+    path = cache / f"data-{size}-seed{SEED}-days{DAYS}"
+    if (path / "READY").exists():
+        return path
+    if path.exists():
+        shutil.rmtree(path)  # an interrupted build
+    say(f"building {size:,} trips in {path} (once; cached)")
+    engine = tripsearch.open(path, refresh_interval=0)
+    try:
+        batch: list[dict[str, Any]] = []
+        done = 0
+        last = time.monotonic()
+        for trip in fixture_trips(size):
+            batch.append(trip)
+            if len(batch) == 5000:
+                engine.upsert(batch, refresh=True)
+                done += len(batch)
+                batch = []
+                if time.monotonic() - last > 10:
+                    say(f"  {done:,} / {size:,} trips")
+                    last = time.monotonic()
+        if batch:
+            engine.upsert(batch, refresh=True)
+        engine.snapshot()  # type: ignore[attr-defined]
+    finally:
+        engine.close()
+    (path / "READY").write_text("ok\n")
+    return path
+
+
+@functools.lru_cache(maxsize=2)
+def _sample(n: int) -> tuple[dict[str, Any], ...]:
+    """Return the first ``n`` trips of every data set: drawn by the same distribution as the whole."""
+    return tuple(fixture_trips(n))
+
+
+def workload_queries(n: int, facets: str | list[str], seed: int = 1, sample: int = WORKLOAD_SAMPLE) -> list[dict[str, Any]]:
+    """Return ``n`` searches of the realistic mix (city pairs drawn by population, a share with filters)."""
+    return build_workload(_sample(sample), n, seed=seed, facets=facets).searches
+
+
+def http_calls(n: int, sample: int = WORKLOAD_SAMPLE) -> list[tuple[str, str, bool]]:
+    """Return the HTTP workload: searches with all facets, page-2 follows and autocompletes, shuffled."""
+    return workload_calls(build_workload(_sample(sample), n, seed=2, facets="all"), seed=3)
+
+
+# -- processes ----------------------------------------------------------------
+
+
+def run_probe(target: str, queries: dict[str, list[dict[str, Any]]], options: dict[str, Any] | None = None, warmup: int = 20, es_counters: bool = False) -> dict[str, Any]:
+    """Run :mod:`.probe` in a fresh process and return what it printed."""
+    with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as f:
+        f.write(orjson.dumps({"target": target, "queries": queries, "options": options or {}, "warmup": warmup, "es_counters": es_counters}))
+        spec_path = f.name
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "tripsearch.capacity.probe", spec_path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            out, err = proc.communicate()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        if proc.returncode != 0:
+            raise CapacityError(f"probe of {target} failed: {err.strip().splitlines()[-1] if err.strip() else proc.returncode}")
+        return dict(json.loads(out))
+    finally:
+        os.unlink(spec_path)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ApiServer:
+    """One ``tripsearch serve`` on a free loopback port, in a process group of its own (stopped by its id)."""
+
+    def __init__(self, workers: int, data: str | None = None, backend: str | None = None) -> None:
+        self.workers = workers
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.NamedTemporaryFile("w+b", prefix="tripsearch-capacity-serve-", suffix=".log", delete=False)
+        args = [sys.executable, "-m", "tripsearch.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
+        args += ["--backend", backend] if backend else ["--data", str(data)]
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.pids: list[int] = []
+        self.ready_s: float | None = None
+
+    def wait_ready(self, timeout_s: float) -> None:
+        """Wait until every worker answers /ready (each connection stays with one worker: /health names it)."""
+        import httpx
+
+        ready: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        while len(ready) < self.workers:
+            if self.proc.poll() is not None:
+                raise CapacityError(f"tripsearch serve exited with {self.proc.returncode}: {self.tail()}")
+            if time.monotonic() > deadline:
+                raise CapacityError(f"tripsearch serve: {len(ready)} of {self.workers} workers ready after {timeout_s:.0f} s: {self.tail()}")
+            try:
+                with httpx.Client(base_url=self.url, timeout=10) as client:
+                    pid = int(client.get("/health").json()["pid"])
+                    if client.get("/ready").status_code == 200:
+                        ready.add(pid)
+                        continue
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass
+            time.sleep(0.2)
+        self.ready_s = time.perf_counter() - self.started
+        self.pids = sorted(ready)
+
+    def tail(self) -> str:
+        self.log.flush()
+        text = Path(self.log.name).read_bytes()[-2000:].decode(errors="replace").strip()
+        return " | ".join(text.splitlines()[-4:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+            except ProcessLookupError:
+                pass
+        self.log.close()
+        os.unlink(self.log.name)
+
+
+def machine_cpu() -> tuple[float, float] | None:
+    """Return (busy, total) CPU seconds of the whole machine so far, from /proc/stat; None where there is none."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / tick, sum(fields[:8]) / tick
+
+
+def _load(url: str, calls: list[tuple[str, str, bool]], opts: MeasureOptions, seed: int, *, concurrency: int | None = None, rate: float | None = None, seconds: float | None = None, warmup: float = 0.0) -> LoadResult:
+    return run_load(LoadSpec(url, calls, concurrency=concurrency, rate=rate, duration_s=seconds or opts.seconds, warmup_s=warmup, seed=seed, timeout_s=30.0))
+
+
+def _point(res: LoadResult) -> dict[str, Any]:
+    searches = res.by_kind.get("searches", {})
+    return {
+        "mode": res.mode,
+        "concurrency": res.concurrency,
+        "offered_calls_per_s": res.offered_rate,
+        "searches_per_s": res.searches_per_s,
+        "requests_per_s": res.requests_per_s,
+        "p50_ms": searches.get("p50"),
+        "p90_ms": searches.get("p90"),
+        "p99_ms": searches.get("p99"),
+        "max_ms": searches.get("max"),
+        "all_requests_p99_ms": res.latency_ms.get("p99"),
+        "places_p99_ms": res.by_kind.get("places", {}).get("p99"),
+        "searches": res.searches,
+        "page2": res.page2,
+        "places": res.places,
+        "errors": res.errors,
+        "dropped": res.dropped,
+        "first_error": res.first_error,
+        "client_cpu_share": res.client_cpu_share,
+        "duration_s": res.duration_s,
+    }
+
+
+def _accounted(server: ApiServer, es_cpu: Callable[[], float | None] | None, run: Callable[[], LoadResult]) -> tuple[LoadResult, dict[str, Any]]:
+    """Run a load and return it with the CPU the workers, Elasticsearch and the rest of the machine used meanwhile."""
+    cpu0 = [cpu_seconds(p) for p in server.pids]
+    es0 = es_cpu() if es_cpu else None
+    box0 = machine_cpu()
+    res = run()
+    box1 = machine_cpu()
+    cpu1 = [cpu_seconds(p) for p in server.pids]
+    es1 = es_cpu() if es_cpu else None
+    worker = sum(b - a for a, b in zip(cpu0, cpu1) if a is not None and b is not None)
+    es = (es1 - es0) if es0 is not None and es1 is not None else None
+    figures: dict[str, Any] = {
+        "worker_cpu_ms_per_search": round(worker * 1000.0 / max(1, res.searches), 3),
+        "worker_cpu_ms_per_request": round(worker * 1000.0 / max(1, res.requests), 3),
+        "es_cpu_ms_per_search": round(es * 1000.0 / max(1, res.searches), 3) if es is not None else None,
+    }
+    if box0 is not None and box1 is not None and box1[1] > box0[1]:
+        wall = (box1[1] - box0[1]) / (os.cpu_count() or 1)
+        busy = (box1[0] - box0[0]) / wall
+        ours = (worker + res.client_cpu_s + (es or 0.0)) / wall
+        # what else ran on the machine meanwhile: on a shared machine, the reason figures move between runs
+        figures.update({"machine_busy_cores": round(busy, 2), "other_busy_cores": round(max(0.0, busy - ours), 2)})
+    return res, figures
+
+
+def _p99(point: dict[str, Any]) -> float:
+    return float("inf") if point.get("errors") or point.get("dropped") or point.get("p99_ms") is None else float(point["p99_ms"])
+
+
+def http_curve(server_args: dict[str, Any], workers: int, calls: list[tuple[str, str, bool]], opts: MeasureOptions, say: Callable[[str], None], es_cpu: Callable[[], float | None] | None = None) -> dict[str, Any]:
+    """Start a server, find its saturation rate (closed loop), then measure latency at fractions of it (open loop).
+
+    Each run is repeated ``opts.repeats`` times and the best kept (the most
+    searches/s at saturation, the lowest p99 at a load): other work on the
+    machine only ever slows a run down, so the best run is the closest to
+    what the server itself does. Every repeat's figure is kept beside it.
+    """
+    server = ApiServer(workers, **server_args)
+    try:
+        server.wait_ready(opts.ready_timeout_s)
+        say(f"    {workers} worker(s) ready after {server.ready_s:.1f} s; warming up")
+        _load(server.url, calls, opts, seed=10, concurrency=2 * workers, seconds=max(opts.warmup_s, 0.2))
+        runs = [_accounted(server, es_cpu, functools.partial(_load, server.url, calls, opts, seed=11 + r, concurrency=3 * workers, warmup=0.2)) for r in range(opts.repeats)]
+        sat, figures = max(runs, key=lambda rf: rf[0].searches_per_s)
+        saturation = {**_point(sat), **{k: v for k, v in figures.items() if k.endswith("busy_cores")}, "repeats_searches_per_s": [r.searches_per_s for r, _ in runs]}
+        say(f"    saturation: {sat.searches_per_s:,.0f} searches/s ({sat.requests_per_s:,.0f} requests/s), p50 {sat.by_kind['searches'].get('p50')} ms, p99 {sat.by_kind['searches'].get('p99')} ms"
+            + (f"; other processes used {figures['other_busy_cores']} cores meanwhile" if "other_busy_cores" in figures else "")
+            + (f"; repeats {', '.join(f'{r.searches_per_s:,.0f}' for r, _ in runs)}" if len(runs) > 1 else ""))
+        calls_per_s = max(1.0, sat.requests_per_s - sat.page2 / max(sat.duration_s, 1e-9))
+        points = []
+        for i, fraction in enumerate(opts.load_fractions):
+            tries = []
+            for r in range(opts.repeats):
+                res, extra = _accounted(server, None, functools.partial(_load, server.url, calls, opts, seed=20 + 10 * i + r, rate=fraction * calls_per_s, warmup=0.2))
+                tries.append({"fraction": fraction, **_point(res), **{k: v for k, v in extra.items() if k.endswith("busy_cores")}})
+            best = min(tries, key=_p99)
+            points.append({**best, "repeats_p99_ms": [t["p99_ms"] for t in tries]})
+            say(f"    {fraction:>4.0%} of saturation: {best['searches_per_s']:,.0f} searches/s, p50 {best['p50_ms']} ms, p99 {best['p99_ms']} ms"
+                + (f" (repeats: {', '.join(str(t['p99_ms']) for t in tries)})" if len(tries) > 1 else "")
+                + (f", {best['errors']} errors" if best["errors"] else "") + (f", {best['dropped']} unanswered" if best["dropped"] else ""))
+        rss = [rss_bytes(p) for p in server.pids]
+        return {
+            "workers": workers,
+            "ready_s": round(server.ready_s or 0.0, 3),
+            "worker_rss_bytes": rss,
+            "saturation": saturation,
+            **{k: v for k, v in figures.items() if not k.endswith("busy_cores")},
+            "repeats": opts.repeats,
+            "open_loop": points,
+        }
+    finally:
+        server.stop()
+
+
+# -- steps --------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    opts: MeasureOptions
+    results: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+    data: dict[int, Path] = field(default_factory=dict)
+    es_url: str | None = None
+    es_alias: str | None = None
+    es_started: bool = False
+
+    def say(self, message: str) -> None:
+        elapsed = time.perf_counter() - self.started
+        print(f"[{elapsed:6.0f} s] {message}", file=sys.stderr, flush=True)
+
+
+def _steps(run: _Run) -> list[tuple[str, str, Callable[[], Any]]]:
+    """Return (id, title, function) of every step, in order."""
+    opts = run.opts
+    steps: list[tuple[str, str, Callable[[], Any]]] = []
+    sizes = sorted(set(opts.sizes))
+    for size in sizes:
+        steps.append((f"data:{size}", f"data directory of {size:,} trips", functools.partial(_step_data, run, size)))
+    for i, path in enumerate(opts.data_dirs):
+        steps.append((f"data:dir{i}", f"data directory {path}", functools.partial(_step_data_dir, run, i, path)))
+    labels = [f"{s}" for s in sizes] + [f"dir{i}" for i in range(len(opts.data_dirs))]
+
+    def words(label: str) -> str:
+        return f"{int(label):,} trips" if label.isdigit() else str(opts.data_dirs[int(label[3:])])
+
+    for label in labels:
+        steps.append((f"probe:embedded:{label}", f"open, memory and in-process latency, {words(label)}", functools.partial(_step_probe, run, label)))
+    steps.append(("writes:embedded", "writes: bulk load, one-trip transactions, follower apply rate", lambda: _step_writes(run)))
+    http_labels = labels if opts.http_sizes is None else [str(s) for s in opts.http_sizes] + [f"dir{i}" for i in range(len(opts.data_dirs))]
+    for label in http_labels:
+        for workers in opts.workers:
+            steps.append((f"http:embedded:{label}:{workers}", f"HTTP, {words(label)}, {workers} worker(s)", functools.partial(_step_http, run, label, workers)))
+    if opts.elasticsearch or opts.start_elasticsearch:
+        steps.append(("es:cluster", "Elasticsearch cluster", lambda: _step_es_cluster(run)))
+        steps.append(("es:load", f"Elasticsearch bulk load of {opts.load_trips:,} trips and store size", lambda: _step_es_load(run)))
+        steps.append(("probe:embedded:es-size", f"embedded in-process latency at {opts.load_trips:,} trips (the Elasticsearch comparison)", lambda: _step_probe_es_size(run)))
+        steps.append(("probe:elasticsearch", "Elasticsearch in-process latency (same queries)", lambda: _step_es_probe(run)))
+        for workers in opts.workers:
+            steps.append((f"http:elasticsearch:{opts.load_trips}:{workers}", f"HTTP over Elasticsearch, {workers} worker(s)", functools.partial(_step_es_http, run, workers)))
+    return steps
+
+
+def _label_target(run: _Run, label: str) -> Path:
+    if label.startswith("dir"):
+        return run.opts.data_dirs[int(label[3:])]
+    size = int(label)
+    if size not in run.data:
+        run.data[size] = build_data_dir(size, run.opts.cache, run.say)
+    return run.data[size]
+
+
+def _step_data(run: _Run, size: int) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    path = build_data_dir(size, run.opts.cache, run.say)
+    run.data[size] = path
+    return {"kind": "data", "trips": size, "path": str(path), "seconds": round(time.perf_counter() - t0, 3), **_dir_sizes(path)}
+
+
+def _step_data_dir(run: _Run, i: int, path: Path) -> dict[str, Any]:
+    if not (path / "trips.sqlite").is_file():
+        raise CapacityError(f"{path} is not a tripsearch data directory (no trips.sqlite)")
+    return {"kind": "data", "path": str(path), **_dir_sizes(path)}
+
+
+def _dir_sizes(path: Path) -> dict[str, Any]:
+    def size(name: str) -> int | None:
+        p = path / name
+        return p.stat().st_size if p.exists() else None
+
+    return {"sqlite_bytes": size("trips.sqlite"), "snapshot_bytes": size("index.snapshot")}
+
+
+def _probe_queries(opts: MeasureOptions) -> dict[str, list[dict[str, Any]]]:
+    sample = min(WORKLOAD_SAMPLE, min(opts.sizes))
+    return {"facets": workload_queries(opts.queries, "all", sample=sample), "no_facets": workload_queries(opts.queries, [], sample=sample)}
+
+
+def _step_probe(run: _Run, label: str) -> dict[str, Any]:
+    target = _label_target(run, label)
+    # the files in the page cache, as on a machine that has served a while: the open time is then the index's own
+    # (a cold start also reads index.snapshot from disk: its size is saved beside, to divide by the disk's read rate)
+    for name in ("trips.sqlite", "index.snapshot"):
+        if (target / name).exists():
+            warm_page_cache(target / name)
+    out = run_probe(str(target), _probe_queries(run.opts), {"refresh_interval": 0, "snapshot_on_close": False}, warmup=min(20, run.opts.queries))
+    lat = out["latency"]
+    run.say(f"    {out['trips']:,} trips: open {out['open_s']:.2f} s, RSS +{(out['rss_delta'] or 0) / 2**20:,.0f} MiB; "
+            f"facets p50 {lat['facets']['p50_ms']} ms p99 {lat['facets']['p99_ms']} ms; no facets p50 {lat['no_facets']['p50_ms']} ms p99 {lat['no_facets']['p99_ms']} ms")
+    return {"kind": "probe", "backend": "embedded", "label": label, **out, **_dir_sizes(target)}
+
+
+def _step_writes(run: _Run) -> dict[str, Any]:
+    """Bulk load, one-trip transactions and the follower's apply rate, in a temporary data directory."""
+    opts = run.opts
+    lines = [orjson.dumps(t) for t in fixture_trips(opts.load_trips, seed=SEED + 1)]
+    tmp = Path(tempfile.mkdtemp(prefix="tripsearch-capacity-writes-"))
+    try:
+        follower = tripsearch.open(tmp / "data", refresh_interval=0, snapshot_on_close=False)
+        writer = tripsearch.open(tmp / "data", refresh_interval=0, snapshot_on_close=False)
+        try:
+            t0 = time.perf_counter()
+            last = t0
+            for i in range(0, len(lines), 5000):
+                report = writer.upsert(lines[i : i + 5000], refresh=True)
+                if report.rejected:
+                    raise CapacityError(f"bulk load rejected {report.rejected} fixture trips")
+                if time.perf_counter() - last > 10:
+                    run.say(f"    bulk load: {i + 5000:,} / {len(lines):,}")
+                    last = time.perf_counter()
+            bulk_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            follower.refresh()
+            apply_s = time.perf_counter() - t0
+            singles = [orjson.dumps(t) for t in fixture_trips(opts.single_writes, seed=SEED + 2)]
+            t0 = time.perf_counter()
+            for line in singles:
+                writer.upsert([line])
+            single_s = time.perf_counter() - t0
+        finally:
+            writer.close()
+            follower.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    out = {
+        "kind": "writes",
+        "backend": "embedded",
+        "bulk_trips": len(lines),
+        "bulk_batch": 5000,
+        "bulk_s": round(bulk_s, 3),
+        "bulk_trips_per_s": round(len(lines) / bulk_s, 1),
+        "follower_apply_s": round(apply_s, 3),
+        "follower_apply_trips_per_s": round(len(lines) / apply_s, 1),
+        "single_writes": len(singles),
+        "single_writes_per_s": round(len(singles) / single_s, 1),
+    }
+    run.say(f"    bulk {out['bulk_trips_per_s']:,.0f} trips/s; one-trip transactions {out['single_writes_per_s']:,.0f}/s; a follower applies {out['follower_apply_trips_per_s']:,.0f} trips/s")
+    return out
+
+
+def warm_page_cache(path: Path) -> float:
+    """Read a file once so that the OS page cache holds it, as it does on a server that has run a while; return the seconds."""
+    t0 = time.perf_counter()
+    with open(path, "rb", buffering=0) as f:
+        while f.read(8 << 20):
+            pass
+    return time.perf_counter() - t0
+
+
+def _step_http(run: _Run, label: str, workers: int) -> dict[str, Any]:
+    target = _label_target(run, label)
+    # A search reads its page of trips from trips.sqlite: measure with the file in the page cache (what the plan
+    # provides for), not with whatever other work on the machine left there.
+    warm_s = warm_page_cache(target / "trips.sqlite")
+    curve = http_curve({"data": str(target)}, workers, http_calls(run.opts.http_searches, min(WORKLOAD_SAMPLE, min(run.opts.sizes))), run.opts, run.say)
+    trips = _trips_of(run, label)
+    return {"kind": "http", "backend": "embedded", "label": label, "trips": trips, "page_cache_warmed_s": round(warm_s, 3), **curve}
+
+
+def _trips_of(run: _Run, label: str) -> int | None:
+    probe = run.results.get(f"probe:embedded:{label}")
+    if probe:
+        return int(probe["trips"])
+    return int(label) if label.isdigit() else None
+
+
+# -- Elasticsearch steps ------------------------------------------------------
+
+
+def _es_client(run: _Run) -> Any:
+    from elasticsearch import Elasticsearch
+
+    assert run.es_url is not None
+    return Elasticsearch(run.es_url.split(","), request_timeout=60)
+
+
+def _step_es_cluster(run: _Run) -> dict[str, Any]:
+    opts = run.opts
+    if opts.elasticsearch:
+        run.es_url = opts.elasticsearch
+        run.es_alias = f"capacity-{uuid.uuid4().hex[:10]}"  # never touch an index of the operator's
+    else:
+        if not ES_SCRIPT.is_file():
+            raise CapacityError(f"--start-elasticsearch needs {ES_SCRIPT} (run from a checkout of the repository)")
+        run.say(f"    starting {ES_CLUSTER} with scripts/elasticsearch (the first start downloads Elasticsearch)")
+        proc = subprocess.run([sys.executable, str(ES_SCRIPT), "start", "--name", ES_CLUSTER, "--timeout", "300"], capture_output=True, text=True, timeout=900, start_new_session=True)
+        if proc.returncode != 0:
+            raise CapacityError(f"scripts/elasticsearch start failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+        run.es_url = ",".join(json.loads(proc.stdout)["urls"])
+        run.es_alias = API_INDEX
+        run.es_started = True
+        _drop_alias(run, API_INDEX)
+    with _es_client(run) as es:
+        nodes = es.nodes.info(filter_path="nodes.*.version,nodes.*.os.allocated_processors,nodes.*.jvm.mem.heap_max_in_bytes")["nodes"]
+    info = list(nodes.values())
+    return {
+        "kind": "es_cluster",
+        "url": run.es_url,
+        "started_here": run.es_started,
+        "alias": run.es_alias,
+        "nodes": len(info),
+        "version": ", ".join(sorted({n["version"] for n in info})),
+        "allocated_processors": [n.get("os", {}).get("allocated_processors") for n in info],
+        "heap_max_bytes": [n.get("jvm", {}).get("mem", {}).get("heap_max_in_bytes") for n in info],
+    }
+
+
+def _drop_alias(run: _Run, alias: str) -> None:
+    with _es_client(run) as es:
+        es.options(ignore_status=404).indices.delete(index=f"{alias}-*")
+        es.options(ignore_status=404).indices.delete_index_template(name=f"tripsearch-{alias}")
+
+
+def _es_cpu_seconds(run: _Run) -> float | None:
+    with _es_client(run) as es:
+        stats = es.nodes.stats(metric="process", filter_path="nodes.*.process.cpu.total_in_millis")
+    values = [n["process"]["cpu"]["total_in_millis"] for n in stats.get("nodes", {}).values()]
+    return sum(values) / 1000.0 if values else None
+
+
+def _step_es_load(run: _Run) -> dict[str, Any]:
+    from ..index.elastic import ElasticBackend
+
+    opts = run.opts
+    trips = list(fixture_trips(opts.load_trips))
+    engine = ElasticBackend(run.es_url or "", index=run.es_alias or API_INDEX, number_of_shards=1, number_of_replicas=0, request_timeout=120.0)
+    try:
+        cpu0 = _es_cpu_seconds(run)
+        t0 = time.perf_counter()
+        last = t0
+        for i in range(0, len(trips), 2000):
+            report = engine.upsert(trips[i : i + 2000])
+            if report.rejected:
+                raise CapacityError(f"Elasticsearch rejected {report.rejected} fixture trips")
+            if time.perf_counter() - last > 10:
+                run.say(f"    Elasticsearch bulk load: {i + 2000:,} / {len(trips):,}")
+                last = time.perf_counter()
+        engine.refresh()
+        load_s = time.perf_counter() - t0
+        cpu1 = _es_cpu_seconds(run)
+    finally:
+        engine.close()
+    with _es_client(run) as es:
+        es.indices.flush(index=run.es_alias)
+        stats = es.indices.stats(index=run.es_alias, metric="store,docs")["_all"]["primaries"]
+        live = es.count(index=run.es_alias)["count"]
+    store = int(stats["store"]["size_in_bytes"])
+    out = {
+        "kind": "es_load",
+        "trips": len(trips),
+        "load_s": round(load_s, 3),
+        "bulk_trips_per_s": round(len(trips) / load_s, 1),
+        "es_cpu_s": round(cpu1 - cpu0, 3) if cpu0 is not None and cpu1 is not None else None,
+        "store_bytes": store,
+        "documents": int(live),
+        "bytes_per_trip": round(store / max(1, len(trips)), 1),
+        "note": "primary store after bulk load, refresh and flush; segments not force-merged",
+    }
+    run.say(f"    {out['bulk_trips_per_s']:,.0f} trips/s; {store / 2**20:,.0f} MiB primary store, {out['bytes_per_trip']:,.0f} bytes/trip")
+    return out
+
+
+def _step_probe_es_size(run: _Run) -> dict[str, Any]:
+    size = run.opts.load_trips
+    existing = run.results.get(f"probe:embedded:{size}")
+    if existing:
+        return {**existing, "label": f"{size}", "reused": f"probe:embedded:{size}"}
+    return _step_probe(run, str(size))
+
+
+def _step_es_probe(run: _Run) -> dict[str, Any]:
+    out = run_probe(run.es_url or "", _probe_queries(run.opts), {"index": run.es_alias, "request_timeout": 60.0}, warmup=min(20, run.opts.queries), es_counters=True)
+    lat = out["latency"]
+    run.say(f"    facets p50 {lat['facets']['p50_ms']} ms p99 {lat['facets']['p99_ms']} ms; no facets p50 {lat['no_facets']['p50_ms']} ms p99 {lat['no_facets']['p99_ms']} ms")
+    return {"kind": "probe", "backend": "elasticsearch", "label": "es", **out}
+
+
+def _step_es_http(run: _Run, workers: int) -> dict[str, Any]:
+    if run.es_alias != API_INDEX:
+        return {"kind": "http", "backend": "elasticsearch", "skipped": f"the API serves the alias {API_INDEX!r} only, and this run does not write to an operator's cluster; use --start-elasticsearch for HTTP figures"}
+    curve = http_curve({"backend": run.es_url}, workers, http_calls(run.opts.http_searches, min(WORKLOAD_SAMPLE, min(run.opts.sizes))), run.opts, run.say, es_cpu=lambda: _es_cpu_seconds(run))
+    return {"kind": "http", "backend": "elasticsearch", "label": str(run.opts.load_trips), "trips": run.opts.load_trips, **curve}
+
+
+def _es_cleanup(run: _Run) -> None:
+    if run.es_url is None:
+        return
+    if run.es_started:
+        if not run.opts.keep_elasticsearch:
+            subprocess.run([sys.executable, str(ES_SCRIPT), "stop", "--name", ES_CLUSTER, "--clean"], capture_output=True, timeout=180, start_new_session=True)
+    elif run.es_alias and run.es_alias != API_INDEX:
+        try:
+            _drop_alias(run, run.es_alias)
+        except Exception as exc:  # the figures are saved; say what is left behind
+            print(f"capacity: could not remove the index {run.es_alias}-* from {run.es_url}: {exc}", file=sys.stderr)
+
+
+# -- the run ------------------------------------------------------------------
+
+
+def _document(run: _Run, machine: dict[str, Any], steps: Sequence[tuple[str, str, Any]], complete: bool) -> dict[str, Any]:
+    opts = asdict(run.opts)
+    opts = {k: (str(v) if isinstance(v, Path) else [str(p) for p in v] if k == "data_dirs" else v) for k, v in opts.items()}
+    return {
+        "schema": SCHEMA,
+        "complete": complete,
+        "machine": machine,
+        "options": opts,
+        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "steps_missing": [sid for sid, _, _ in steps if sid not in run.results],
+        "steps_failed": [sid for sid, r in run.results.items() if "error" in r],
+        "results": run.results,
+    }
+
+
+def _resume(run: _Run, steps: Sequence[tuple[str, str, Any]]) -> None:
+    """Keep the finished steps of an earlier run saved at ``out`` (or its partial file) that this run would measure."""
+    opts = run.opts
+    partial = opts.out.with_name(opts.out.stem + ".partial.json")
+    source = partial if partial.exists() else opts.out
+    if not source.exists():
+        run.say(f"--resume: nothing saved at {opts.out} yet; measuring everything")
+        return
+    doc = orjson.loads(source.read_bytes())
+    if doc.get("schema") != SCHEMA:
+        raise CapacityError(f"--resume: {source} has schema {doc.get('schema')!r}, not {SCHEMA}")
+    wanted = {sid for sid, _, _ in steps}
+    redo = tuple(opts.redo)
+    kept = {sid: r for sid, r in doc.get("results", {}).items() if sid in wanted and "error" not in r and not sid.startswith(redo or ("\0",))}
+    es_steps = {sid for sid in wanted if sid.startswith(("es:", "probe:elasticsearch", "http:elasticsearch"))}
+    if not es_steps <= set(kept):
+        # the cluster of the earlier run is gone (stopped, or its index removed): measure Elasticsearch again as a whole
+        kept = {sid: r for sid, r in kept.items() if sid not in es_steps}
+    for sid, r in kept.items():
+        if r.get("kind") == "data" and r.get("trips"):
+            run.data[int(r["trips"])] = Path(r["path"])
+    run.results.update(kept)
+    run.say(f"--resume: keeping {len(kept)} finished steps from {source} (measured {doc.get('machine', {}).get('date', '?')})")
+
+
+def _write(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS) + b"\n")
+    os.replace(tmp, path)
+
+
+def measure(opts: MeasureOptions) -> int:
+    """Run every step, saving as it goes; return 0, or 130 when interrupted (after saving or discarding, as it says)."""
+    run = _Run(opts)
+    machine = machine_info()
+    steps = _steps(run)
+    if opts.resume:
+        _resume(run, steps)
+    partial = opts.out.with_name(opts.out.stem + ".partial.json")
+    run.say(f"measuring on {machine['cpu_model']}, {machine['cores']} cores, {(machine['memory_bytes'] or 0) / 2**30:.1f} GiB; load average {machine['load_average_at_start']}; {len(steps)} steps")
+    current = ""
+    failed: list[str] = []
+
+    def interrupted(signum: int, frame: Any) -> None:
+        # a kill stops servers and saves like Ctrl-C, rather than orphaning them
+        print(f"capacity measure: interrupted; stopping what runs, then {'saving' if opts.save_partial else 'discarding'} the finished steps", file=sys.stderr, flush=True)
+        raise KeyboardInterrupt
+
+    previous_term = signal.signal(signal.SIGTERM, interrupted)
+    previous_int = signal.signal(signal.SIGINT, interrupted)
+    try:
+        for number, (sid, title, fn) in enumerate(steps, 1):
+            current = title
+            if sid in run.results:
+                run.say(f"[{number}/{len(steps)}] {title}: kept from {opts.out} (--resume)")
+                continue
+            run.say(f"[{number}/{len(steps)}] {title}")
+            t0 = time.perf_counter()
+            try:
+                result = fn()
+            except Exception as exc:  # noqa: BLE001
+                # one failed step (a server that did not start, no Elasticsearch, a broken checkout) must not cost the others
+                run.say(f"    failed: {exc}")
+                failed.append(sid)
+                result = {"error": f"{type(exc).__name__}: {exc}"}
+            result["step_s"] = round(time.perf_counter() - t0, 3)
+            result["at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            result["load_average"] = [round(x, 2) for x in os.getloadavg()]
+            run.results[sid] = result
+            _write(partial, _document(run, machine, steps, complete=False))
+    except KeyboardInterrupt:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not tear the file
+        try:
+            _es_cleanup(run)
+            if opts.save_partial and run.results:
+                _write(opts.out, _document(run, machine, steps, complete=False))
+                partial.unlink(missing_ok=True)
+                print(f"capacity measure: interrupted during {current!r}: saved the {len(run.results)} finished steps of {len(steps)} to {opts.out}, "
+                      f"marked incomplete (plan and report use what is there and say what is missing)", file=sys.stderr)
+            else:
+                partial.unlink(missing_ok=True)
+                print(f"capacity measure: interrupted during {current!r}: discarded {len(run.results)} finished steps; {opts.out} is unchanged", file=sys.stderr)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        return 130
+    except BaseException:
+        _es_cleanup(run)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
+    _es_cleanup(run)
+    _write(opts.out, _document(run, machine, steps, complete=not failed))
+    partial.unlink(missing_ok=True)
+    if failed:
+        run.say(f"saved {opts.out}, incomplete: {len(failed)} step(s) failed ({', '.join(failed)}); the rest is usable")
+        return 1
+    run.say(f"saved {opts.out}")
+    return 0

@@ -1,0 +1,437 @@
+"""``tripsearch capacity plan``: turn saved measurements and a target into machines, workers and memory.
+
+Every number of a plan is a :class:`Figure` whose ``source`` says where it
+comes from: a measurement of the saved run, or a stated rule (Elastic's
+shard-size guidance, one worker per core, the headroom). A figure that goes
+beyond what was measured (a bigger index, more cores) is marked as a
+projection, with the model it uses.
+
+The model, embedded backend:
+
+- per-worker searches/s at the p99 target: the open-loop HTTP curve of the
+  most workers measured, at the smallest measured index at least as big as
+  the target (a smaller index is faster). Above the biggest measured index,
+  the curve is *time-scaled* (projection): a server whose every search takes
+  k times longer does k times fewer searches/s at k times the latency, with
+  k from the in-process search time (power law through the two biggest
+  sizes) plus the HTTP overhead measured at the biggest size;
+- every worker applies every write (it follows the store's change feed), so
+  a worker keeps ``1 - writes/s ÷ measured apply rate`` of its time for
+  searches; one SQLite writer at a time takes the writes themselves;
+- workers = ceil(searches/s × (1 + headroom) ÷ per-worker rate);
+  one worker per core (a search is CPU work on the worker's event loop);
+  machines = ceil(workers ÷ cores per machine);
+- memory per worker = measured base + trips × measured bytes per trip (each
+  worker holds the whole index); plus the page cache of trips.sqlite.
+
+Elasticsearch: primaries from the store bytes per trip measured in the same
+run and Elastic's guidance (10-50 GB and under 200 million documents per
+shard); nodes from the measured node CPU per search; replicas at least 1 and
+enough copies for every node to serve; API workers from their measured CPU
+per search.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .data import Curve, Measurements, rate_at_p99
+from .measure import CapacityError
+
+__all__ = ["Targets", "Figure", "Plan", "make_plan", "render_plan", "format_bytes", "GB", "SHARD_MAX_BYTES", "SHARD_MIN_BYTES", "SHARD_MAX_DOCS"]
+
+GB = 1_000_000_000
+GIB = 2**30
+SHARD_MIN_BYTES = 10 * GB  # Elastic: "aim for shards of between 10GB and 50GB"
+SHARD_MAX_BYTES = 50 * GB
+SHARD_MAX_DOCS = 200_000_000  # Elastic: "aim for fewer than 200M documents per shard"
+SHARDS_PER_HEAP_GB = 20  # Elastic: at most 20 shards per GB of heap on a node
+HEAP_MAX_BYTES = 31 * GIB  # compressed object pointers
+DISK_LOW_WATERMARK = 0.85  # Elasticsearch cluster.routing.allocation.disk.watermark.low default
+
+
+@dataclass(frozen=True)
+class Targets:
+    trips: int
+    searches_per_s: float
+    writes_per_s: float
+    p99_ms: float
+    backend: str = "embedded"
+    headroom: float = 0.3
+    cores_per_machine: int | None = None  # None: the measured machine's
+
+    def __post_init__(self) -> None:
+        if self.trips < 1 or self.searches_per_s <= 0 or self.writes_per_s < 0 or self.p99_ms <= 0:
+            raise CapacityError("--trips and --searches-per-s must be above 0, --writes-per-s at least 0, --p99-ms above 0")
+        if not 0 <= self.headroom < 10:
+            raise CapacityError("--headroom is a fraction, e.g. 0.3 for 30%")
+        if self.backend not in ("embedded", "elasticsearch"):
+            raise CapacityError("--backend is embedded or elasticsearch")
+        if self.cores_per_machine is not None and self.cores_per_machine < 1:
+            raise CapacityError("--cores-per-machine must be at least 1")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One number of a plan and where it comes from."""
+
+    section: str
+    name: str
+    value: float | int | str | None
+    unit: str
+    source: str
+    projection: bool = False
+
+    def text(self) -> str:
+        v = self.value
+        if v is None:
+            shown = "n/a"
+        elif isinstance(v, str):
+            shown = v
+        elif self.unit == "bytes":
+            shown = format_bytes(float(v))
+        elif isinstance(v, int) or float(v).is_integer():
+            shown = f"{int(v):,}"
+        else:
+            shown = f"{v:,.3g}" if abs(v) < 100 else f"{v:,.0f}"
+        if self.unit and self.unit != "bytes":
+            shown += f" {self.unit}"
+        return shown
+
+
+@dataclass
+class Plan:
+    targets: Targets
+    figures: list[Figure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    machine: dict[str, Any] = field(default_factory=dict)
+    feasible: bool = True
+
+    def add(self, section: str, name: str, value: Any, unit: str, source: str, projection: bool = False) -> Any:
+        self.figures.append(Figure(section, name, value, unit, source, projection))
+        return value
+
+    def get(self, name: str) -> Any:
+        for f in self.figures:
+            if f.name == name:
+                return f.value
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"targets": asdict(self.targets), "feasible": self.feasible, "machine": self.machine, "figures": [asdict(f) for f in self.figures], "warnings": self.warnings}
+
+
+def format_bytes(n: float) -> str:
+    """Return a byte count in binary units.
+
+    >>> format_bytes(1536), format_bytes(3 * 2**30)
+    ('1.5 KiB', '3.0 GiB')
+    """
+    for unit, size in (("TiB", 2**40), ("GiB", GIB), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{n:,.0f} B"
+
+
+def _machine_words(m: dict[str, Any]) -> str:
+    mem = m.get("memory_bytes")
+    return f"{m.get('cpu_model', 'unknown CPU')}, {m.get('usable_cores') or m.get('cores')} cores, {format_bytes(mem) if mem else '? memory'}"
+
+
+def make_plan(meas: Measurements, targets: Targets) -> Plan:
+    """Return the plan for ``targets`` from the measurements; see the module docstring for the model."""
+    plan = Plan(targets, machine=meas.machine)
+    cores_measured = int(meas.machine.get("usable_cores") or meas.machine.get("cores") or 1)
+    cores = targets.cores_per_machine or cores_measured
+    if not meas.complete:
+        plan.warnings.append(f"the measurements are incomplete (missing or failed: {', '.join(meas.gaps) or 'unknown'}); figures that need them are n/a")
+    load = meas.machine.get("load_average_at_start") or []
+    if load and load[0] > 0.5 * cores_measured:
+        plan.warnings.append(f"the machine was busy when measured (load average {load[0]} on {cores_measured} cores): the figures are pessimistic and noisy")
+    if targets.backend == "embedded":
+        _embedded(meas, targets, plan, cores, cores_measured)
+    else:
+        _elasticsearch(meas, targets, plan, cores, cores_measured)
+    return plan
+
+
+# -- embedded -----------------------------------------------------------------
+
+
+def _pick_curves(curves: list[Curve], trips: int) -> tuple[list[Curve], bool]:
+    """Return the curves of the smallest measured size >= trips (else the biggest), and whether that is beyond them."""
+    sizes = sorted({c.trips for c in curves})
+    above = [s for s in sizes if s >= trips]
+    size = above[0] if above else sizes[-1]
+    return [c for c in curves if c.trips == size], not above
+
+
+def _time_scale(meas: Measurements, curve: Curve, trips: int, backend: str = "embedded") -> tuple[float, str, bool]:
+    """Return k (how much longer a search takes at ``trips`` than on ``curve``) and how it was computed."""
+    if trips <= curve.trips:
+        return 1.0, "", False
+    lat = meas.inprocess_latency("embedded", facets=True, stat="mean_ms")
+    if lat is None:
+        raise CapacityError("no in-process latency measured: cannot project beyond the measured index size")
+    t_m, _ = lat(curve.trips)
+    t_n, _ = lat(trips)
+    one = [c for c in meas.curves(backend) if c.trips == curve.trips and c.workers == 1] or [curve]
+    per_search_ms = 1000.0 * one[0].workers / one[0].saturation
+    overhead = max(0.0, per_search_ms - t_m)
+    k = (t_n + overhead) / (t_m + overhead)
+    how = (f"time-scaled by k = {k:.2f}: in-process search {t_m:.2f} ms at {curve.trips:,} trips -> {t_n:.2f} ms at {trips:,} "
+           f"(power law through the measured sizes), plus {overhead:.2f} ms of HTTP and autocomplete work per search measured at {curve.trips:,} trips")
+    return k, how, True
+
+
+def _search_capacity(meas: Measurements, targets: Targets, plan: Plan, backend: str) -> tuple[float | None, Curve | None, bool]:
+    """Add the per-worker searches/s at the p99 target; return it, the curve read, and whether it is a projection."""
+    curves = meas.curves(backend)
+    if not curves:
+        plan.add("search", "searches/s per worker at the p99 target", None, "", f"no HTTP measurement of the {backend} backend")
+        plan.feasible = False
+        return None, None, False
+    chosen, beyond = _pick_curves(curves, targets.trips)
+    curve = max(chosen, key=lambda c: c.workers)
+    k, how, projected = _time_scale(meas, curve, targets.trips, backend)
+    rate, read = rate_at_p99(curve.points, targets.p99_ms / k)
+    where = f"open-loop HTTP load, {curve.trips:,} trips, {curve.workers} worker(s) on the measured {_machine_words(meas.machine)}"
+    if rate is None:
+        plan.add("search", "searches/s per worker at the p99 target", None, "", f"{where}: {read}" + (f"; {how}" if projected else ""), projected)
+        lowest = min((p["p99_ms"] for p in curve.points if p.get("p99_ms") is not None), default=None)
+        plan.warnings.append(
+            f"p99 <= {targets.p99_ms:g} ms is not reached on this hardware at {targets.trips:,} trips"
+            + (f" (lowest measured p99: {lowest * k:.1f} ms)" if lowest is not None else "")
+            + ": more machines do not lower the latency of one search; lower the target, shrink the index, or use faster cores"
+        )
+        plan.feasible = False
+        return None, curve, projected
+    per_worker = rate / k / curve.workers
+    others = curve.data.get("saturation", {}).get("other_busy_cores")
+    if others is not None and others > 0.25:
+        plan.warnings.append(f"while the HTTP curve this plan reads was measured, other processes kept {others} of the machine's cores busy: the per-worker rate is pessimistic; measure on a quiet machine for a tighter plan")
+    source = f"{where}: p99 <= {targets.p99_ms / k:.1f} ms up to {rate:,.0f} searches/s ({read}), ÷ {curve.workers} worker(s)"
+    if projected:
+        source += f"; {how}"
+    plan.add("search", "searches/s per worker at the p99 target", round(per_worker, 1), "searches/s", source, projected)
+    sat1 = [c for c in curves if c.trips == curve.trips and c.workers == 1]
+    if curve.workers > 1 and sat1:
+        eff = curve.saturation / (curve.workers * sat1[0].saturation)
+        plan.add("search", f"scaling from 1 to {curve.workers} workers", round(eff, 2), "× linear",
+                 f"saturation searches/s with {curve.workers} workers ({curve.saturation:,.0f}) ÷ ({curve.workers} × 1 worker: {sat1[0].saturation:,.0f}); "
+                 f"the load generator ran on the same machine ({curve.data['saturation'].get('client_cpu_share', 0):.0%} of a core), so this is a lower bound")
+    return per_worker, curve, projected
+
+
+def _embedded(meas: Measurements, targets: Targets, plan: Plan, cores: int, cores_measured: int) -> None:
+    t, h = targets, targets.headroom
+    per_worker, curve, projected = _search_capacity(meas, t, plan, "embedded")
+    writes = meas.one("writes", "embedded")
+    share = 1.0
+    if writes is not None:
+        apply_rate = float(writes["follower_apply_trips_per_s"])
+        cost = t.writes_per_s / apply_rate
+        share = plan.add("writes", "share of each worker left for searches", round(1.0 - cost, 4), "",
+                         f"1 - {t.writes_per_s:g} writes/s ÷ {apply_rate:,.0f} trips/s a worker applies from the change feed (measured, {writes['bulk_trips']:,} trips); every worker applies every write")
+        if share <= 0:
+            plan.warnings.append("every worker would spend all its time applying writes: the embedded backend cannot take this write rate")
+            plan.feasible = False
+        single = float(writes["single_writes_per_s"])
+        bulk = float(writes["bulk_trips_per_s"])
+        need = t.writes_per_s * (1 + h)
+        plan.add("writes", "one-trip write transactions/s (one writer at a time)", single, "writes/s", f"measured: {writes['single_writes']} upserts of one trip each (an API PUT), SQLite WAL, synchronous=FULL")
+        plan.add("writes", "bulk load trips/s (one writer at a time)", bulk, "trips/s", f"measured: {writes['bulk_trips']:,} trips in batches of {writes['bulk_batch']:,}")
+        if need <= single:
+            mode = f"fits: one trip per request uses {t.writes_per_s / single:.0%} of the single writer"
+        elif need <= bulk:
+            mode = f"batch the writes (POST /v1/trips/_bulk): {need:,.0f} writes/s with headroom exceed {single:,.0f} one-trip transactions/s but fit in {bulk:,.0f} bulk trips/s"
+        else:
+            mode = f"does not fit: {need:,.0f} writes/s with headroom exceed even bulk loading ({bulk:,.0f} trips/s); SQLite takes one writer at a time: use Elasticsearch"
+            plan.feasible = False
+            plan.warnings.append("the write rate exceeds what one SQLite writer takes: use --backend elasticsearch")
+        plan.add("writes", "write path", mode, "", f"{t.writes_per_s:g} writes/s × {1 + h:.2f} headroom against the two measured write rates")
+    else:
+        plan.warnings.append("no write measurements: writes are not accounted for")
+
+    if per_worker is not None and share > 0:
+        effective = per_worker * share
+        workers = math.ceil(t.searches_per_s * (1 + h) / effective)
+        plan.add("deployment", "API workers", workers, "",
+                 f"ceil({t.searches_per_s:,.0f} searches/s × {1 + h:.2f} headroom ÷ ({per_worker:,.1f} searches/s per worker × {share:.3f} left after writes))", projected)
+    else:
+        workers = None
+        plan.add("deployment", "API workers", None, "", "needs the per-worker rate above")
+    beyond_cores = cores > cores_measured
+    plan.add("deployment", "workers per machine", cores, "",
+             f"rule: one worker per core (searches are CPU work on the worker's event loop); {cores} cores per machine"
+             + (" (the measured machine)" if cores == cores_measured else f" (given; measured machine: {cores_measured} cores)")
+             + (f"; projection: per-worker rate assumed to hold up to {cores} workers, measured up to {curve.workers if curve else '?'}" if beyond_cores else ""),
+             beyond_cores)
+    machines = math.ceil(workers / cores) if workers else None
+    plan.add("deployment", "machines", machines, "", f"ceil({workers} workers ÷ {cores} per machine)" if workers else "needs the workers above", projected or beyond_cores)
+    if machines and machines > 1:
+        plan.warnings.append(
+            f"{machines} machines: the embedded backend's data directory belongs to one machine (SQLite on a local disk); "
+            "each machine needs its own copy fed with every write, or use --backend elasticsearch (docs/api.md, Scaling)"
+        )
+
+    mem = meas.worker_memory()
+    if mem is not None:
+        base, per_trip, how = mem
+        plan.add("memory", "bytes per trip in a worker", round(per_trip, 1), "bytes", f"{how}: slope")
+        plan.add("memory", "worker base (no trips)", round(base), "bytes", f"{how}: intercept")
+        worker_bytes = t.trips * per_trip * (1 + h) + base
+        plan.add("memory", "memory per worker", round(worker_bytes), "bytes",
+                 f"{t.trips:,} trips × {per_trip:,.0f} bytes × {1 + h:.2f} headroom + {format_bytes(base)} base; each worker holds the whole index (no sharing between worker processes)",
+                 t.trips > max(c.trips for c in meas.curves("embedded")) if meas.curves("embedded") else True)
+        dirs = meas.data_dirs()
+        cache = 0.0
+        if dirs:
+            big = dirs[-1]
+            sqlite_per_trip = big["sqlite_bytes"] / big["trips"]
+            cache = t.trips * sqlite_per_trip
+            plan.add("memory", "page cache for trips.sqlite (shared)", round(cache), "bytes",
+                     f"{t.trips:,} trips × {sqlite_per_trip:,.0f} bytes/trip (trips.sqlite at {big['trips']:,} trips); recommended, not required: a search reads only its page of trips from it")
+            snap = (big.get("snapshot_bytes") or 0) / big["trips"]
+            plan.add("memory", "disk per machine", round(t.trips * (sqlite_per_trip + snap) * (1 + h)), "bytes",
+                     f"{t.trips:,} trips × ({sqlite_per_trip:,.0f} SQLite + {snap:,.0f} snapshot bytes/trip at {big['trips']:,} trips) × {1 + h:.2f} headroom")
+        plan.add("memory", "memory per machine", round(cores * worker_bytes + cache), "bytes", f"{cores} workers × {format_bytes(worker_bytes)} + {format_bytes(cache)} page cache")
+        total = meas.machine.get("memory_bytes")
+        if total and cores * worker_bytes + cache > total and cores == cores_measured:
+            plan.warnings.append(f"a machine like the measured one has {format_bytes(total)}: fewer workers per machine, or more memory")
+    else:
+        plan.add("memory", "memory per worker", None, "", "no memory measurements")
+
+    probes = [p for p in meas.probes() if p.get("open_s")]
+    if probes:
+        from .data import linear_fit
+
+        a, b = linear_fit([p["trips"] for p in probes], [p["open_s"] for p in probes])
+        restart = max(a + b * t.trips, min(p["open_s"] for p in probes))
+        sizes = ", ".join(f"{p['trips']:,}" for p in probes)
+        plan.add("operations", "restart of a worker (index load)", round(restart, 1), "s",
+                 f"open time of a fresh process (snapshot + catch-up) at {sizes} trips, least-squares line", t.trips > probes[-1]["trips"])
+    plan.add("operations", "headroom", f"{h:.0%}", "", "given (--headroom): capacity above the target for peaks, a failed machine and noisy neighbours")
+
+
+# -- Elasticsearch ------------------------------------------------------------
+
+
+def _elasticsearch(meas: Measurements, targets: Targets, plan: Plan, cores: int, cores_measured: int) -> None:
+    t, h = targets, targets.headroom
+    load = meas.one("es_load")
+    cluster = meas.one("es_cluster")
+    if load is None:
+        plan.add("elasticsearch", "bytes per trip in Elasticsearch", None, "", "no Elasticsearch measurements: run `tripsearch capacity measure --start-elasticsearch`")
+        plan.feasible = False
+        return
+    per_trip = float(load["bytes_per_trip"])
+    plan.add("elasticsearch", "bytes per trip in Elasticsearch", per_trip, "bytes", f"measured: _stats primary store {format_bytes(load['store_bytes'])} ÷ {load['trips']:,} trips ({load.get('note', '')})")
+    data = t.trips * per_trip
+    plan.add("elasticsearch", "primary data", round(data), "bytes", f"{t.trips:,} trips × {per_trip:,.0f} bytes")
+    primaries = max(1, math.ceil(data / SHARD_MAX_BYTES), math.ceil(t.trips / SHARD_MAX_DOCS))
+    rule = "rule (Elastic's shard sizing guidance): 10-50 GB and fewer than 200M documents per shard; fewer, bigger shards, since every search reads every shard"
+    if data < SHARD_MIN_BYTES:
+        rule += f"; {format_bytes(data)} is below 10 GB, so one shard"
+    plan.add("elasticsearch", "primary shards", primaries, "", f"max(1, ceil({format_bytes(data)} ÷ 50 GB), ceil({t.trips:,} ÷ 200M)); {rule}")
+
+    http = [c for c in meas.curves("elasticsearch")]
+    es_cpu = None
+    curve = max(http, key=lambda c: (c.trips, c.workers)) if http else None
+    if curve is not None and curve.data.get("es_cpu_ms_per_search"):
+        es_cpu = float(curve.data["es_cpu_ms_per_search"])
+    k, how, projected = (1.0, "", False)
+    measured_trips = curve.trips if curve is not None else int(load["trips"])
+    if t.trips != measured_trips:
+        lat = meas.inprocess_latency("embedded", facets=True)
+        if lat is not None:
+            k = lat(t.trips)[0] / lat(measured_trips)[0]
+            projected = t.trips > measured_trips
+            how = f"scaled by {k:.2f}, as the embedded in-process search time scales from {measured_trips:,} to {t.trips:,} trips (both grow with the candidates per search)"
+    if es_cpu is not None:
+        per_search = es_cpu * k
+        plan.add("elasticsearch", "node CPU per search", round(per_search, 3), "ms",
+                 f"measured: node CPU (_nodes/stats process.cpu) during the HTTP saturation run at {measured_trips:,} trips ÷ searches" + (f"; {how}" if how else ""), projected)
+        es_cores = t.searches_per_s * (1 + h) * per_search / 1000.0
+        plan.add("elasticsearch", "Elasticsearch cores", round(es_cores, 1), "cores", f"{t.searches_per_s:,.0f} searches/s × {1 + h:.2f} headroom × {per_search:.2f} ms CPU per search", projected)
+        nodes_cpu = math.ceil(es_cores / cores)
+    else:
+        plan.warnings.append("no node CPU per search measured (needs the HTTP run over Elasticsearch, --start-elasticsearch): nodes are sized for availability and data only")
+        nodes_cpu = 1
+    nodes = max(2, nodes_cpu)
+    replicas = max(1, math.ceil(nodes / primaries) - 1)
+    nodes = max(nodes, replicas + 1)
+    plan.add("elasticsearch", "replicas", replicas, "",
+             f"max(1, ceil({nodes} nodes ÷ {primaries} primaries) - 1): at least one for availability, and enough copies that every node holds one and serves searches (a search reads one copy of each shard)")
+    plan.add("elasticsearch", "data nodes", nodes, "",
+             f"max(replicas + 1 = {replicas + 1} for availability, ceil(CPU cores ÷ {cores} per node) = {nodes_cpu}) (projection: search throughput assumed linear in nodes holding a copy)", True)
+    copies = primaries * (1 + replicas)
+    per_node = data * (1 + replicas) / nodes
+    shards_per_node = math.ceil(copies / nodes)
+    heap_measured = max([b for b in (cluster or {}).get("heap_max_bytes", []) if b] or [0])
+    heap = min(HEAP_MAX_BYTES, max(GIB, heap_measured, shards_per_node / SHARDS_PER_HEAP_GB * GIB))
+    plan.add("elasticsearch", "heap per node", round(heap), "bytes",
+             f"rule: max(1 GiB, the {format_bytes(heap_measured)} measured node's heap, {shards_per_node} shards ÷ 20 per GB of heap (Elastic)), at most 31 GiB (compressed pointers)")
+    ram = max(2 * heap, heap + per_node * (1 + h))
+    plan.add("elasticsearch", "memory per node", round(ram), "bytes",
+             f"rule: heap + the node's {format_bytes(per_node)} of shard copies in the filesystem cache × {1 + h:.2f} headroom, and at least twice the heap (Elastic: heap at most half the RAM)")
+    plan.add("elasticsearch", "disk per node", round(per_node * (1 + h) / DISK_LOW_WATERMARK), "bytes",
+             f"{format_bytes(per_node)} of shard copies × {1 + h:.2f} headroom ÷ 0.85 (the default low disk watermark)")
+    es_bulk = float(load["bulk_trips_per_s"])
+    plan.add("elasticsearch", "bulk load trips/s (one node, measured)", es_bulk, "trips/s",
+             f"measured: {load['trips']:,} trips through the backend's _bulk, one node, one shard, no replica, on the measured machine")
+    if t.writes_per_s * (1 + h) * (1 + replicas) > es_bulk * nodes:
+        plan.warnings.append("the write rate with replicas exceeds the measured bulk rate times the nodes: add nodes or batch writes")
+
+    # API workers in front of Elasticsearch
+    if curve is not None:
+        cpu = float(curve.data.get("worker_cpu_ms_per_search") or 0.0)
+        if cpu > 0:
+            workers = math.ceil(t.searches_per_s * (1 + h) * cpu / 1000.0)
+            plan.add("deployment", "API workers", workers, "",
+                     f"ceil({t.searches_per_s:,.0f} searches/s × {1 + h:.2f} × {cpu:.2f} ms of worker CPU per search, measured at saturation with {curve.workers} worker(s) over Elasticsearch); the index lives in Elasticsearch, so workers hold no index")
+            plan.add("deployment", "workers per machine", cores, "", f"rule: one worker per core; {cores} cores per machine")
+            plan.add("deployment", "API machines", math.ceil(workers / cores), "", f"ceil({workers} ÷ {cores})")
+            rss = max([r for r in curve.data.get("worker_rss_bytes", []) if r] or [0])
+            if rss:
+                plan.add("deployment", "memory per API machine", round(cores * rss * (1 + h)), "bytes", f"{cores} workers × {format_bytes(rss)} measured worker RSS × {1 + h:.2f}")
+        rate, read = rate_at_p99(curve.points, t.p99_ms / k)
+        if rate is None:
+            plan.warnings.append(f"over Elasticsearch the p99 target was not met on the measured machine ({read}); more nodes raise throughput, not the latency of one search")
+            plan.feasible = False
+        else:
+            plan.add("search", "searches/s within the p99 target, measured over Elasticsearch", rate, "searches/s",
+                     f"open-loop HTTP, {curve.trips:,} trips, {curve.workers} worker(s) and one node sharing the measured machine: {read}", projected)
+    else:
+        plan.add("deployment", "API workers", None, "", "no HTTP measurement over Elasticsearch (needs --start-elasticsearch)")
+    embedded = [p for p in meas.probes("embedded") if p["trips"] == int(load["trips"])]
+    es_probe = meas.probes("elasticsearch")
+    if embedded and es_probe:
+        e, s = embedded[0]["latency"]["facets"], es_probe[0]["latency"]["facets"]
+        plan.add("comparison", "Elasticsearch ÷ embedded, in-process p99 with facets", round(s["p99_ms"] / e["p99_ms"], 2), "×", f"same run, same {load['trips']:,} trips and queries: {s['p99_ms']} ms ÷ {e['p99_ms']} ms")
+
+
+def render_plan(plan: Plan) -> str:
+    """Return the plan as text: each figure with the line it comes from."""
+    t = plan.targets
+    m = plan.machine
+    lines = [
+        f"Capacity plan: {t.trips:,} trips, {t.searches_per_s:,.0f} searches/s, {t.writes_per_s:,.0f} writes/s, p99 <= {t.p99_ms:g} ms, {t.backend} backend, headroom {t.headroom:.0%}",
+        f"Measured on: {_machine_words(m)}; {m.get('date', '?')}, commit {m.get('git_commit') or '?'}; load average at start {', '.join(str(x) for x in m.get('load_average_at_start', []))}",
+        "Absolute figures hold for machines like this one; figures marked [projection] go beyond what was measured, with the model named.",
+    ]
+    section = None
+    width = max((len(f.name) for f in plan.figures), default=20) + 2
+    for f in plan.figures:
+        if f.section != section:
+            section = f.section
+            lines += ["", f"{section.upper()}"]
+        tag = "  [projection]" if f.projection else ""
+        lines.append(f"  {f.name.ljust(width, '.')} {f.text()}{tag}")
+        lines.append(f"      from: {f.source}")
+    if plan.warnings:
+        lines += ["", "WARNINGS"] + [f"  - {w}" for w in plan.warnings]
+    lines += ["", "feasible on this model: " + ("yes" if plan.feasible else "no (see the warnings)")]
+    return "\n".join(lines)
