@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import collections
 import ipaddress
 import itertools
@@ -425,14 +426,22 @@ async def _run(spec: LoadSpec) -> LoadResult:
 
 
 def run_load_here(spec: LoadSpec) -> LoadResult:
-    """Run the load in this process (the caller's GIL); :func:`run_load` is usually what you want."""
+    """Run the load in this process (the caller's GIL); :func:`run_load` is usually what you want.
+
+    The event loop runs in a thread of its own, so this works even when the
+    calling thread already runs one (a test session with other async fixtures).
+    """
     check_loopback(spec.url)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tripsearch-loadgen") as pool:
+        return pool.submit(_run_in_new_loop, spec).result()
+
+
+def _run_in_new_loop(spec: LoadSpec) -> LoadResult:
     try:
         import uvloop
-
-        return uvloop.run(_run(spec))
     except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
         return asyncio.run(_run(spec))
+    return uvloop.run(_run(spec))
 
 
 def run_load(spec: LoadSpec) -> LoadResult:
