@@ -12,7 +12,7 @@ seconds plus the trip's UTC offset, options a bit mask.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -217,61 +217,3 @@ class TripColumns:
             along[pos] = np.maximum(along[pos], along[pos - 1])
         # the destination closes the route even if a stopover was placed at its very end
         along[self.stop_start[1:] - 1] = np.maximum(lengths, along[self.stop_start[1:] - 1])
-
-    def take(self, rows: NDArray[np.int64]) -> TripColumns:
-        """Return the columns of ``rows``, in that order."""
-        rows = np.asarray(rows, dtype=np.int64)
-        vidx = ragged_indices(self.vert_start[rows], self.vert_start[rows + 1])
-        sidx = ragged_indices(self.stop_start[rows], self.stop_start[rows + 1])
-        vcount = self.vert_start[rows + 1] - self.vert_start[rows]
-        scount = self.stop_start[rows + 1] - self.stop_start[rows]
-        per_row = {f.name: getattr(self, f.name)[rows] for f in fields(self) if f.name in _PER_ROW}
-        return TripColumns(
-            ids=tuple(self.ids[i] for i in rows.tolist()),
-            vert_start=np.concatenate(([0], np.cumsum(vcount))).astype(np.int64),
-            vert_lat=self.vert_lat[vidx],
-            vert_lon=self.vert_lon[vidx],
-            vert_cum=self.vert_cum[vidx],
-            stop_start=np.concatenate(([0], np.cumsum(scount))).astype(np.int64),
-            stop_time=self.stop_time[sidx],
-            stop_along=self.stop_along[sidx],
-            stop_lat=self.stop_lat[sidx],
-            stop_lon=self.stop_lon[sidx],
-            **per_row,
-        )
-
-    @staticmethod
-    def concat(parts: Sequence[TripColumns]) -> TripColumns:
-        """Return the rows of every part, one after the other."""
-        parts = [p for p in parts if len(p)] or list(parts[:1]) or [TripColumns.empty()]
-        if len(parts) == 1:
-            return parts[0]
-        out: dict[str, object] = {"ids": tuple(i for p in parts for i in p.ids)}
-        for f in fields(TripColumns):
-            name = f.name
-            if name == "ids":
-                continue
-            if name in ("vert_start", "stop_start"):
-                pieces = [getattr(parts[0], name)]
-                base = pieces[0][-1]
-                for p in parts[1:]:
-                    arr = getattr(p, name)
-                    pieces.append(arr[1:] + base)
-                    base += arr[-1]
-                out[name] = np.concatenate(pieces)
-            else:
-                out[name] = np.concatenate([getattr(p, name) for p in parts])
-        return TripColumns(**out)  # type: ignore[arg-type]
-
-
-_PER_ROW = {
-    "version",
-    "status",
-    "seats_total",
-    "seats_available",
-    "price",
-    "currency",
-    "options",
-    "rating",
-    "offset_s",
-}

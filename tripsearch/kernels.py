@@ -24,7 +24,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["route_distances_along", "closest_in_ranges", "unit_vectors", "gather_windows"]
+__all__ = ["route_distances_along", "closest_in_ranges", "gather_windows"]
 
 R = 6371.0088
 SCALE = 10_000_000.0
@@ -194,18 +194,6 @@ def closest_in_ranges(
         out_lat[i] = math.degrees(math.asin(min(1.0, max(-1.0, bz))))
         out_lon[i] = math.degrees(math.atan2(by, bx))
     return out_dist, out_along, out_lat, out_lon
-
-
-@numba.njit(cache=True)
-def unit_vectors(vert_lat: NDArray[np.int32], vert_lon: NDArray[np.int32]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:  # pragma: no cover - compiled
-    """Return the unit vectors (x, y, z) of points in 1e-7 degree steps."""
-    n = vert_lat.shape[0]
-    ox = np.empty(n, dtype=np.float64)
-    oy = np.empty(n, dtype=np.float64)
-    oz = np.empty(n, dtype=np.float64)
-    for i in range(n):
-        ox[i], oy[i], oz[i] = _unit(vert_lat[i], vert_lon[i])
-    return ox, oy, oz
 
 
 @numba.njit(cache=True)
