@@ -169,10 +169,10 @@ class Measurements:
     def skipped(self) -> dict[str, str]:
         return {k: v["skipped"] for k, v in self.doc.get("results", {}).items() if "skipped" in v}
 
-    def probes(self, backend: str = "embedded") -> list[dict[str, Any]]:
-        """In-process probes of a backend, one per index size, by size."""
+    def probes(self, backend: str = "embedded", beside_elasticsearch: bool = False) -> list[dict[str, Any]]:
+        """In-process probes of a backend, one per index size, by size; ``beside_elasticsearch``: the one measured next to Elasticsearch first."""
         by_trips: dict[int, dict[str, Any]] = {}
-        for key, r in self.results.items():
+        for key, r in sorted(self.results.items(), key=lambda kv: (kv[0] == "probe:embedded:es-size") != beside_elasticsearch):
             if r.get("kind") == "probe" and r.get("backend") == backend:
                 by_trips.setdefault(int(r["trips"]), r)
         return [by_trips[t] for t in sorted(by_trips)]

@@ -422,7 +422,7 @@ def http_curve(server_args: dict[str, Any], workers: int, calls: list[tuple[str,
         for i, fraction in enumerate(opts.load_fractions):
             tries = []
             for r in range(opts.repeats):
-                res, extra = _accounted(server, None, functools.partial(_load, server.url, calls, opts, seed=20 + 10 * i + r, rate=fraction * calls_per_s, warmup=0.2))
+                res, extra = _accounted(server, es_cpu, functools.partial(_load, server.url, calls, opts, seed=20 + 10 * i + r, rate=fraction * calls_per_s, warmup=0.2))
                 tries.append({"fraction": fraction, **_point(res), **{k: v for k, v in extra.items() if k.endswith("busy_cores")}})
             best = min(tries, key=_p99)
             points.append({**best, "repeats_p99_ms": [t["p99_ms"] for t in tries]})
@@ -712,11 +712,8 @@ def _step_es_load(run: _Run) -> dict[str, Any]:
 
 
 def _step_probe_es_size(run: _Run) -> dict[str, Any]:
-    size = run.opts.load_trips
-    existing = run.results.get(f"probe:embedded:{size}")
-    if existing:
-        return {**existing, "label": f"{size}", "reused": f"probe:embedded:{size}"}
-    return _step_probe(run, str(size))
+    # measured again, next to the Elasticsearch probe, so that their ratio compares the same moment of the machine
+    return _step_probe(run, str(run.opts.load_trips))
 
 
 def _step_es_probe(run: _Run) -> dict[str, Any]:
@@ -779,7 +776,7 @@ def _resume(run: _Run, steps: Sequence[tuple[str, str, Any]]) -> None:
     wanted = {sid for sid, _, _ in steps}
     redo = tuple(opts.redo)
     kept = {sid: r for sid, r in doc.get("results", {}).items() if sid in wanted and "error" not in r and not sid.startswith(redo or ("\0",))}
-    es_steps = {sid for sid in wanted if sid.startswith(("es:", "probe:elasticsearch", "http:elasticsearch"))}
+    es_steps = {sid for sid in wanted if sid.startswith(("es:", "probe:elasticsearch", "http:elasticsearch", "probe:embedded:es-size"))}
     if not es_steps <= set(kept):
         # the cluster of the earlier run is gone (stopped, or its index removed): measure Elasticsearch again as a whole
         kept = {sid: r for sid, r in kept.items() if sid not in es_steps}

@@ -10,11 +10,13 @@ The model, embedded backend:
 
 - per-worker searches/s at the p99 target: the open-loop HTTP curve of the
   most workers measured, at the smallest measured index at least as big as
-  the target (a smaller index is faster). Above the biggest measured index,
-  the curve is *time-scaled* (projection): a server whose every search takes
-  k times longer does k times fewer searches/s at k times the latency, with
-  k from the in-process search time (power law through the two biggest
-  sizes) plus the HTTP overhead measured at the biggest size;
+  the target (a smaller index is faster), read as
+  :func:`~tripsearch.capacity.data.rate_at_p99` says. Above the biggest
+  measured index, the curve is *time-scaled* (projection): a server whose
+  every search takes k times the work does k times fewer searches/s at k
+  times the latency, with k from the in-process CPU per search (power law
+  through the two biggest sizes) plus the HTTP work per search measured at
+  the biggest size;
 - every worker applies every write (it follows the store's change feed), so
   a worker keeps ``1 - writes/s ÷ measured apply rate`` of its time for
   searches; one SQLite writer at a time takes the writes themselves;
@@ -169,20 +171,24 @@ def _pick_curves(curves: list[Curve], trips: int) -> tuple[list[Curve], bool]:
 
 
 def _time_scale(meas: Measurements, curve: Curve, trips: int, backend: str = "embedded") -> tuple[float, str, bool]:
-    """Return k (how much longer a search takes at ``trips`` than on ``curve``) and how it was computed."""
+    """Return k (how much more work a search is at ``trips`` than on ``curve``) and how it was computed.
+
+    Work is CPU time, not wall time: other processes on a shared machine
+    stretch wall times, not the CPU a search needs.
+    """
     if trips <= curve.trips:
         return 1.0, "", False
-    lat = meas.inprocess_latency("embedded", facets=True, stat="mean_ms")
-    if lat is None:
-        raise CapacityError("no in-process latency measured: cannot project beyond the measured index size")
-    t_m, _ = lat(curve.trips)
-    t_n, _ = lat(trips)
-    one = [c for c in meas.curves(backend) if c.trips == curve.trips and c.workers == 1] or [curve]
-    per_search_ms = 1000.0 * one[0].workers / one[0].saturation
-    overhead = max(0.0, per_search_ms - t_m)
+    cpu = meas.inprocess_latency("embedded", facets=True, stat="cpu_ms_per_search")
+    if cpu is None:
+        raise CapacityError("no in-process measurements: cannot project beyond the measured index size")
+    t_m, _ = cpu(curve.trips)
+    t_n, _ = cpu(trips)
+    worker = curve.data.get("worker_cpu_ms_per_search")
+    overhead = max(0.0, float(worker) - t_m) if worker else 0.0
     k = (t_n + overhead) / (t_m + overhead)
-    how = (f"time-scaled by k = {k:.2f}: in-process search {t_m:.2f} ms at {curve.trips:,} trips -> {t_n:.2f} ms at {trips:,} "
-           f"(power law through the measured sizes), plus {overhead:.2f} ms of HTTP and autocomplete work per search measured at {curve.trips:,} trips")
+    how = (f"time-scaled by k = {k:.2f}: in-process CPU per search (all facets) {t_m:.2f} ms at {curve.trips:,} trips -> {t_n:.2f} ms at {trips:,} "
+           f"(power law through the measured sizes, exponent held within 0..1), plus {overhead:.2f} ms per search of HTTP and autocomplete work "
+           f"(worker CPU per search {worker or 0:.2f} ms at {curve.trips:,} trips, minus the in-process figure; at least 0)")
     return k, how, True
 
 
@@ -345,11 +351,12 @@ def _elasticsearch(meas: Measurements, targets: Targets, plan: Plan, cores: int,
     k, how, projected = (1.0, "", False)
     measured_trips = curve.trips if curve is not None else int(load["trips"])
     if t.trips != measured_trips:
-        lat = meas.inprocess_latency("embedded", facets=True)
+        lat = meas.inprocess_latency("embedded", facets=True, stat="cpu_ms_per_search")
         if lat is not None:
-            k = lat(t.trips)[0] / lat(measured_trips)[0]
+            k = max(1.0, lat(t.trips)[0] / lat(measured_trips)[0]) if t.trips > measured_trips else 1.0
             projected = t.trips > measured_trips
-            how = f"scaled by {k:.2f}, as the embedded in-process search time scales from {measured_trips:,} to {t.trips:,} trips (both grow with the candidates per search)"
+            how = (f"scaled by {k:.2f}, as the embedded in-process CPU per search scales from {measured_trips:,} to {t.trips:,} trips (both grow with the candidates per search)"
+                   if projected else f"measured at {measured_trips:,} trips, more than the {t.trips:,} planned: not scaled down")
     if es_cpu is not None:
         per_search = es_cpu * k
         plan.add("elasticsearch", "node CPU per search", round(per_search, 3), "ms",
@@ -387,11 +394,13 @@ def _elasticsearch(meas: Measurements, targets: Targets, plan: Plan, cores: int,
 
     # API workers in front of Elasticsearch
     if curve is not None:
-        cpu = float(curve.data.get("worker_cpu_ms_per_search") or 0.0)
+        measured_cpu = float(curve.data.get("worker_cpu_ms_per_search") or 0.0)
+        cpu = measured_cpu * k
         if cpu > 0:
             workers = math.ceil(t.searches_per_s * (1 + h) * cpu / 1000.0)
             plan.add("deployment", "API workers", workers, "",
-                     f"ceil({t.searches_per_s:,.0f} searches/s × {1 + h:.2f} × {cpu:.2f} ms of worker CPU per search, measured at saturation with {curve.workers} worker(s) over Elasticsearch); the index lives in Elasticsearch, so workers hold no index")
+                     f"ceil({t.searches_per_s:,.0f} searches/s × {1 + h:.2f} × {cpu:.2f} ms of worker CPU per search): measured {measured_cpu:.2f} ms at saturation with {curve.workers} worker(s) over Elasticsearch"
+                     + (f", {how}" if projected else "") + "; a worker decodes and checks the candidates, the index lives in Elasticsearch, so workers hold no index", projected)
             plan.add("deployment", "workers per machine", cores, "", f"rule: one worker per core; {cores} cores per machine")
             plan.add("deployment", "API machines", math.ceil(workers / cores), "", f"ceil({workers} ÷ {cores})")
             rss = max([r for r in curve.data.get("worker_rss_bytes", []) if r] or [0])
@@ -406,7 +415,7 @@ def _elasticsearch(meas: Measurements, targets: Targets, plan: Plan, cores: int,
                      f"open-loop HTTP, {curve.trips:,} trips, {curve.workers} worker(s) and one node sharing the measured machine: {read}", projected)
     else:
         plan.add("deployment", "API workers", None, "", "no HTTP measurement over Elasticsearch (needs --start-elasticsearch)")
-    embedded = [p for p in meas.probes("embedded") if p["trips"] == int(load["trips"])]
+    embedded = [p for p in meas.probes("embedded", beside_elasticsearch=True) if p["trips"] == int(load["trips"])]
     es_probe = meas.probes("elasticsearch")
     if embedded and es_probe:
         e, s = embedded[0]["latency"]["facets"], es_probe[0]["latency"]["facets"]

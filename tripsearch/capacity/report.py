@@ -96,11 +96,15 @@ def _plot_throughput_vs_workers(meas: Measurements, path: Path) -> bool:
     groups: dict[tuple[str, int], list[Curve]] = {}
     for c in curves:
         groups.setdefault((c.backend, c.trips), []).append(c)
-    for i, ((backend, trips), group) in enumerate(sorted(groups.items())):
+    for i, ((backend, trips), group) in enumerate(sorted(groups.items(), key=lambda kv: (kv[0][0] != "embedded", kv[0][1]))):
         group.sort(key=lambda c: c.workers)
         color = f"C{i}"
         name = f"{'ES' if backend == 'elasticsearch' else 'embedded'}, {_trips_label(trips)} trips"
         ax.plot([c.workers for c in group], [c.saturation for c in group], "-o", color=color, label=f"{name} (measured)")
+        for c in group:
+            others = c.data["saturation"].get("other_busy_cores") or 0
+            if others > 0.25:  # say where other work on the machine pulled a point down
+                ax.annotate(f"others: {others:g} cores", (c.workers, c.saturation), textcoords="offset points", xytext=(6, -10), fontsize=7, color=color)
         last = group[-1]
         per_worker = last.saturation / last.workers
         ax.plot([last.workers, reach], [last.saturation, per_worker * reach], ":", color=color, alpha=0.7)
@@ -108,7 +112,7 @@ def _plot_throughput_vs_workers(meas: Measurements, path: Path) -> bool:
     ax.text(cores, ax.get_ylim()[1] * 0.95, f"  {cores} cores on this machine\n  dotted: projection, linear per worker\n  (one worker per core, on more cores)", va="top", fontsize=8, color="grey")
     ax.set_xlabel("API workers (tripsearch serve --workers)")
     ax.set_ylabel("searches/s at saturation (closed loop)")
-    ax.set_title("HTTP throughput against workers (all facets, with page-2 follows and autocompletes)")
+    ax.set_title("HTTP throughput against workers (all facets, page-2 follows, autocompletes)\n'others': cores that other processes took meanwhile", fontsize=9)
     ax.set_xlim(0.5, reach + 0.5)
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=7, loc="upper left")
@@ -132,13 +136,15 @@ def _plot_latency_vs_load(meas: Measurements, path: Path) -> bool:
         for c in sorted(group, key=lambda c: c.workers):
             pts = sorted((p for p in c.data.get("open_loop", []) if p.get("p99_ms") is not None), key=lambda p: p.get("fraction", 0))
             color = f"C{c.workers - 1}"
-            xs = [p["searches_per_s"] for p in pts]
+            # x is the load offered (a fraction of saturation), so each line runs left to right; an overloaded
+            # server achieves less than it is offered, and its latency shows it
+            xs = [p.get("fraction", 1.0) * c.saturation for p in pts]
             ax.plot(xs, [p["p99_ms"] for p in pts], "-o", color=color, markersize=4, label=f"{c.workers} worker{'s' if c.workers > 1 else ''}: p99")
             ax.plot(xs, [p["p50_ms"] for p in pts], "--", color=color, alpha=0.5, label="p50")
             ax.axvline(c.saturation, color=color, linestyle=":", alpha=0.6)
             bad = [p for p in pts if p.get("errors") or p.get("dropped")]
             if bad:
-                ax.plot([p["searches_per_s"] for p in bad], [p["p99_ms"] for p in bad], "x", color="black", markersize=8)
+                ax.plot([p.get("fraction", 1.0) * c.saturation for p in bad], [p["p99_ms"] for p in bad], "x", color="black", markersize=8)
         ax.set_yscale("log")
         ax.set_xlim(left=0)
         ax.set_title(f"{'Elasticsearch' if backend == 'elasticsearch' else 'embedded'}, {_trips_label(trips)} trips", fontsize=9)
@@ -146,7 +152,7 @@ def _plot_latency_vs_load(meas: Measurements, path: Path) -> bool:
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     for ax in axes[-1]:
-        ax.set_xlabel("searches/s achieved", fontsize=8)
+        ax.set_xlabel("searches/s offered (Poisson arrivals)", fontsize=8)
     for ax in axes[:, 0]:
         ax.set_ylabel("latency (ms)", fontsize=8)
     fig.suptitle("Latency against load (open loop; dotted: saturation): the knee is where p99 turns up", fontsize=10)
@@ -186,26 +192,32 @@ def _plot_memory_vs_trips(meas: Measurements, path: Path) -> bool:
     return True
 
 
+def _when(*results: dict[str, Any]) -> str:
+    """Return when results were measured (HH:MM UTC), to show figures of resumed runs for what they are."""
+    times = [str(r.get("at", ""))[11:16] for r in results]
+    return " / ".join(t or "?" for t in times)
+
+
 def _comparisons(meas: Measurements) -> list[tuple[str, float, str]]:
     """Return (what, Elasticsearch ÷ embedded, how) for the figures measured for both in this run."""
     out: list[tuple[str, float, str]] = []
     load = meas.one("es_load")
     writes = meas.one("writes", "embedded")
     if load and writes:
-        out.append(("bulk load trips/s", load["bulk_trips_per_s"] / writes["bulk_trips_per_s"], f"{load['bulk_trips_per_s']:,.0f} ÷ {writes['bulk_trips_per_s']:,.0f} trips/s"))
+        out.append(("bulk load trips/s", load["bulk_trips_per_s"] / writes["bulk_trips_per_s"], f"{load['bulk_trips_per_s']:,.0f} ÷ {writes['bulk_trips_per_s']:,.0f} trips/s; at {_when(load, writes)}"))
     es = meas.probes("elasticsearch")
-    emb = [p for p in meas.probes("embedded") if es and p["trips"] == es[0]["trips"]]
+    emb = [p for p in meas.probes("embedded", beside_elasticsearch=True) if es and p["trips"] == es[0]["trips"]]
     if es and emb:
         for name, words in (("facets", "all facets"), ("no_facets", "no facets")):
             for stat in ("p50_ms", "p99_ms"):
                 a, b = es[0]["latency"][name][stat], emb[0]["latency"][name][stat]
-                out.append((f"in-process {stat[:3]}, {words}", a / b, f"{a:g} ÷ {b:g} ms"))
+                out.append((f"in-process {stat[:3]}, {words}", a / b, f"{a:g} ÷ {b:g} ms; at {_when(es[0], emb[0])}"))
         a, b = es[0]["latency"]["facets"]["candidate_ratio"], emb[0]["latency"]["facets"]["candidate_ratio"]
         out.append(("candidates per match", a / b if b else float("nan"), f"{a:g} ÷ {b:g}"))
     for c in meas.curves("elasticsearch"):
         twin = [e for e in meas.curves("embedded") if e.trips == c.trips and e.workers == c.workers]
         if twin:
-            out.append((f"HTTP searches/s, {c.workers} worker(s)", c.saturation / twin[0].saturation, f"{c.saturation:,.0f} ÷ {twin[0].saturation:,.0f}"))
+            out.append((f"HTTP searches/s, {c.workers} worker(s)", c.saturation / twin[0].saturation, f"{c.saturation:,.0f} ÷ {twin[0].saturation:,.0f}; at {_when(c.data, twin[0].data)}"))
     return out
 
 
@@ -272,6 +284,9 @@ def write_report(meas: Measurements, out_dir: Path) -> Path:
         f"- Mode: {'quick (tiny sizes, for tests only)' if opts.get('quick') else 'full'}; "
         + ("complete" if meas.complete else f"**incomplete**: missing or failed steps {', '.join(meas.gaps)}"),
     ]
+    times = sorted(str(r["at"]) for r in meas.doc.get("results", {}).values() if r.get("at"))
+    if times and times[0][:13] != times[-1][:13]:
+        lines.append(f"- Steps measured from {times[0]} to {times[-1]} (a resumed run: compare figures measured close together, see the times)")
     for step, why in meas.skipped().items():
         lines.append(f"- Skipped `{step}`: {why}")
     lines += [
@@ -350,13 +365,14 @@ def write_report(meas: Measurements, out_dir: Path) -> Path:
         lines += [""] + _md_table(["trips", "trips.sqlite", "index.snapshot", "SQLite bytes/trip"], rows)
     rows = [[f"{p['trips']:,}", f"{p['open_s']:.2f}", format_bytes(p["rss_delta"]) if p.get("rss_delta") else "?", f"{p['rss_delta'] / p['trips']:,.0f}" if p.get("rss_delta") else "?"] for p in meas.probes()]
     if rows:
-        lines += ["", "Restart: a fresh process opening the index (snapshot, then the change feed since):", ""] + _md_table(["trips", "open s", "RSS growth", "bytes/trip"], rows)
+        lines += ["", "Restart: a fresh process opening the index (snapshot, then the change feed since), with the files in the page cache;"
+                  " a cold start also reads index.snapshot from disk (its size is in the table above):", ""] + _md_table(["trips", "open s", "RSS growth", "bytes/trip"], rows)
     if made["memory_vs_trips"]:
         lines += ["", f"![memory against trips]({PLOTS['memory_vs_trips']})"]
     lines += ["", "## Elasticsearch against embedded", ""]
     comparisons = _comparisons(meas)
     if comparisons:
-        lines += _md_table(["figure", "Elasticsearch ÷ embedded", "from"], [[n, f"{v:.2f}", how] for n, v, how in comparisons])
+        lines += _md_table(["figure", "Elasticsearch ÷ embedded", "from (and when, UTC: Elasticsearch / embedded)"], [[n, f"{v:.2f}", how] for n, v, how in comparisons])
         if made["embedded_vs_elasticsearch"]:
             lines += ["", f"![Elasticsearch against embedded]({PLOTS['embedded_vs_elasticsearch']})"]
     else:
