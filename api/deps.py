@@ -8,6 +8,7 @@ The place index (a few seconds to build) warms up the same way.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from typing import Annotated, Any, Callable
@@ -88,6 +89,7 @@ class EngineHolder:
                 return
             self.refresh_interval_s = interval
             self._engine = engine
+            _freeze_long_lived()
             return
 
     def _warm_places(self) -> None:
@@ -98,7 +100,19 @@ class EngineHolder:
         except Exception:
             log.exception("the place index could not be built")
             return
+        _freeze_long_lived()
         self.places_loaded.set()
+
+
+def _freeze_long_lived() -> None:
+    """Move what is alive now (the loaded index, the place index) out of the garbage collector's sight.
+
+    They live as long as the process; without this, every full collection
+    walks them (about 40 ms at 1,000,000 trips), a pause in the middle of
+    some search.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 # Dependencies are coroutines so FastAPI calls them inline instead of in the threadpool.
