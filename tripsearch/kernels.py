@@ -24,7 +24,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["route_distances_along", "closest_in_ranges", "gather_windows"]
+__all__ = ["route_distances_along", "closest_in_ranges", "gather_windows", "stop_times_at"]
 
 R = 6371.0088
 SCALE = 10_000_000.0
@@ -234,3 +234,39 @@ def gather_windows(
             if entry_hi[p] > hi[r]:
                 hi[r] = entry_hi[p]
     return n_out
+
+
+@numba.njit(cache=True)
+def stop_times_at(
+    stop_start: NDArray[np.int64],
+    stop_along: NDArray[np.float64],
+    stop_time: NDArray[np.int64],
+    rows: NDArray[np.int64],
+    along_km: NDArray[np.float64],
+) -> NDArray[np.int64]:  # pragma: no cover - compiled
+    """Return the time (epoch seconds, floored) at ``along_km`` on the route of each row.
+
+    Linear in distance between the last stop at or before the point (at
+    least the origin) and the next stop; a point past the last stop gets the
+    last stop's time.
+    """
+    n = rows.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    for k in range(n):
+        first = stop_start[rows[k]]
+        count = stop_start[rows[k] + 1] - first
+        at_or_before = 0
+        for m in range(count):
+            if stop_along[first + m] <= along_km[k]:
+                at_or_before += 1
+        last = count - 1
+        i = max(at_or_before - 1, 0)
+        j = min(i + 1, last)
+        t_i = float(stop_time[first + i])
+        t_j = float(stop_time[first + j])
+        a_i = stop_along[first + i]
+        span = stop_along[first + j] - a_i
+        frac = (along_km[k] - a_i) / span if i < last and span > 0 else 0.0
+        frac = min(max(frac, 0.0), 1.0)
+        out[k] = int(math.floor(t_i + (t_j - t_i) * frac))
+    return out

@@ -138,11 +138,14 @@ def _dates(ev: Evaluation, cols: TripColumns, query: Query, mask: NDArray[np.boo
 def _cells(lat: NDArray[np.float64], lon: NDArray[np.float64], res: int) -> list[dict[str, Any]]:
     if len(lat) == 0:
         return []
-    # Many hits share a pickup point (a city centre): one H3 call per distinct point.
-    points, counts = np.unique(np.stack((lat, lon), axis=1), axis=0, return_counts=True)
+    # Many hits share a pickup point (a city centre): one H3 call per distinct point. A complex number
+    # holds both coordinates exactly and sorts by lat then lon, much faster than np.unique(axis=0).
+    both = np.empty(len(lat), dtype=np.complex128)
+    both.real, both.imag = lat, lon
+    points, counts = np.unique(both, return_counts=True)
     per_cell: dict[str, int] = {}
-    for (la, lo), c in zip(points.tolist(), counts.tolist()):
-        cell = h3.latlng_to_cell(la, lo, res)
+    for point, c in zip(points.tolist(), counts.tolist()):
+        cell = h3.latlng_to_cell(point.real, point.imag, res)
         per_cell[cell] = per_cell.get(cell, 0) + c
     out = []
     for cell, count in sorted(per_cell.items(), key=lambda kv: (-kv[1], kv[0])):

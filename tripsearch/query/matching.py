@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from ..columns import SECONDS_PER_DAY, STATUS_CODES, TripColumns
 from ..geo import ClosestPoints
-from ..kernels import closest_in_ranges
+from ..kernels import closest_in_ranges, stop_times_at
 from ..model import OPTION_NAMES
 from .model import Query
 
@@ -73,29 +73,8 @@ class Evaluation:
 
 
 def interpolate_stop_times(cols: TripColumns, rows: NDArray[np.int64], along_km: NDArray[np.float64]) -> NDArray[np.int64]:
-    """Return the time (epoch seconds, floored) at ``along_km`` on the route of each row."""
-    starts = cols.stop_start[rows]
-    counts = cols.stop_start[rows + 1] - starts
-    width = int(counts.max()) if len(rows) else 0
-    pad = np.arange(width)[None, :]
-    idx = np.minimum(starts[:, None] + pad, starts[:, None] + counts[:, None] - 1)
-    valid = pad < counts[:, None]
-    s_along = np.where(valid, cols.stop_along[idx], np.inf)
-    s_time = cols.stop_time[idx]
-    # i: the last stop whose place is at or before the point (at least the origin)
-    i = np.maximum((s_along <= along_km[:, None]).sum(axis=1) - 1, 0)
-    last = counts - 1
-    j = np.minimum(i + 1, last)
-    k = np.arange(len(rows))
-    t_i = s_time[k, i].astype(np.float64)
-    t_j = s_time[k, j].astype(np.float64)
-    a_i = s_along[k, i]
-    a_j = s_along[k, j]
-    span = a_j - a_i
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frac = np.where((i < last) & (span > 0), (along_km - a_i) / span, 0.0)
-    frac = np.clip(frac, 0.0, 1.0)
-    return np.floor(t_i + (t_j - t_i) * frac).astype(np.int64)
+    """Return the time (epoch seconds, floored) at ``along_km`` on the route of each row (see rule 3)."""
+    return stop_times_at(cols.stop_start, cols.stop_along, cols.stop_time, np.asarray(rows, dtype=np.int64), np.asarray(along_km, dtype=np.float64))
 
 
 class Windows(NamedTuple):
