@@ -201,7 +201,8 @@ def gather_windows(
     entry_rows: NDArray[np.int32],
     entry_lo: NDArray[np.uint16],
     entry_hi: NDArray[np.uint16],
-    positions: NDArray[np.int64],
+    starts: NDArray[np.int64],
+    ends: NDArray[np.int64],
     mark: int,
     require: NDArray[np.int32],
     need_required: bool,
@@ -211,28 +212,29 @@ def gather_windows(
     out: NDArray[np.int64],
     n_out: int,
 ) -> int:  # pragma: no cover - compiled
-    """Merge posting entries into one segment window per row; return the new count of rows in ``out``.
+    """Merge the posting entries ``starts[i]:ends[i]`` into one segment window per row; return the new count of rows in ``out``.
 
     ``seen[row] == mark`` says the row already has a window (``lo``/``hi``)
     in this search; with ``need_required``, entries of rows whose
     ``require[row] != mark`` are skipped (the dropoff side keeps only rows
     found on the pickup side).
     """
-    for p in positions:
-        r = entry_rows[p]
-        if need_required and require[r] != mark:
-            continue
-        if seen[r] != mark:
-            seen[r] = mark
-            lo[r] = entry_lo[p]
-            hi[r] = entry_hi[p]
-            out[n_out] = r
-            n_out += 1
-        else:
-            if entry_lo[p] < lo[r]:
+    for i in range(starts.shape[0]):
+        for p in range(starts[i], ends[i]):
+            r = entry_rows[p]
+            if need_required and require[r] != mark:
+                continue
+            if seen[r] != mark:
+                seen[r] = mark
                 lo[r] = entry_lo[p]
-            if entry_hi[p] > hi[r]:
                 hi[r] = entry_hi[p]
+                out[n_out] = r
+                n_out += 1
+            else:
+                if entry_lo[p] < lo[r]:
+                    lo[r] = entry_lo[p]
+                if entry_hi[p] > hi[r]:
+                    hi[r] = entry_hi[p]
     return n_out
 
 

@@ -21,7 +21,7 @@ from typing import Iterable, NamedTuple, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from ..columns import TripColumns, ragged_indices
+from ..columns import TripColumns
 from ..model import Trip
 from ..kernels import gather_windows
 from .cells import CELL_SHIFT, disk_to_cells, route_to_cells
@@ -69,15 +69,13 @@ class PostingSegment:
         none = np.zeros(0, dtype=np.int64)
         return cls.build(none.astype(np.uint64), none, none, none)
 
-    def lookup(self, wanted: NDArray[np.uint64]) -> NDArray[np.int64]:
-        """Return the entry positions of the wanted keys (sorted, unique)."""
+    def lookup(self, wanted: NDArray[np.uint64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Return the entry ranges (starts, ends) of the wanted keys (sorted, unique) that the segment holds."""
         pos = np.searchsorted(self.keys, wanted)
         inside = pos < len(self.keys)
         pos = pos[inside]
         pos = pos[self.keys[pos] == wanted[inside]]
-        if len(pos) == 0:
-            return np.zeros(0, dtype=np.int64)
-        return ragged_indices(self.offsets[pos], self.offsets[pos + 1])
+        return self.offsets[pos], self.offsets[pos + 1]
 
     def expanded(self) -> tuple[NDArray[np.uint64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
         return np.repeat(self.keys, np.diff(self.offsets)), self.rows.astype(np.int64), self.seg_lo.astype(np.int64), self.seg_hi.astype(np.int64)
@@ -127,15 +125,15 @@ class IndexView:
         to_keys = _cover_keys(to_point, to_radius_km, days)
         n_from = 0
         for seg in self.segments:
-            pos = seg.lookup(from_keys)
-            out = scratch.out_buffer(n_from + len(pos))
-            n_from = gather_windows(seg.rows, seg.seg_lo, seg.seg_hi, pos, mark, scratch.seen_from, False, scratch.seen_from, scratch.from_lo, scratch.from_hi, out, n_from)
+            starts, ends = seg.lookup(from_keys)
+            out = scratch.out_buffer(n_from + int((ends - starts).sum()))
+            n_from = gather_windows(seg.rows, seg.seg_lo, seg.seg_hi, starts, ends, mark, scratch.seen_from, False, scratch.seen_from, scratch.from_lo, scratch.from_hi, out, n_from)
         n_both = 0
         if n_from:
             for seg in self.segments:
-                pos = seg.lookup(to_keys)
-                both = scratch.both_buffer(n_both + len(pos))
-                n_both = gather_windows(seg.rows, seg.seg_lo, seg.seg_hi, pos, mark, scratch.seen_from, True, scratch.seen_to, scratch.to_lo, scratch.to_hi, both, n_both)
+                starts, ends = seg.lookup(to_keys)
+                both = scratch.both_buffer(n_both + int((ends - starts).sum()))
+                n_both = gather_windows(seg.rows, seg.seg_lo, seg.seg_hi, starts, ends, mark, scratch.seen_from, True, scratch.seen_to, scratch.to_lo, scratch.to_hi, both, n_both)
         rows = np.sort(scratch.both[:n_both])
         from_lo, from_hi = scratch.from_lo[rows], scratch.from_hi[rows]
         to_lo, to_hi = scratch.to_lo[rows], scratch.to_hi[rows]
