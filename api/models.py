@@ -279,10 +279,10 @@ class PlacesResponse(BaseModel):
 
 
 class WriteResult(BaseModel):
-    """What one write did: ``stored``, ``unchanged`` (a version at least as high is stored) or ``deleted``."""
+    """What one write did: ``stored``, ``unchanged`` (a version at least as high is stored), ``deleted``, or ``not_found`` (a versioned delete that found no live trip)."""
 
     id: str
-    result: Literal["stored", "unchanged", "deleted"]
+    result: Literal["stored", "unchanged", "deleted", "not_found"]
     version: int | None = None
     reason: str | None = None
 

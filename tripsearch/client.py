@@ -175,7 +175,7 @@ def _upsert_call(trip: TripLike, refresh: Refresh) -> _Call[ItemResult]:
     return _Call("PUT", _trip_url(trip_id), read, params=_refresh_params(refresh), content=body, headers={"Content-Type": "application/json"})
 
 
-def _delete_call(trip_id: str, refresh: Refresh) -> _Call[ItemResult]:
+def _delete_call(trip_id: str, refresh: Refresh, version: int | None) -> _Call[ItemResult]:
     def read(response: httpx.Response) -> ItemResult:
         if response.status_code == 404 and _problem(response).get("code") == "not_found":
             return ItemResult(1, trip_id, "not_found")
@@ -183,7 +183,8 @@ def _delete_call(trip_id: str, refresh: Refresh) -> _Call[ItemResult]:
         data = orjson.loads(response.content)
         return ItemResult(1, data["id"], data["result"], data.get("version"))
 
-    return _Call("DELETE", _trip_url(trip_id), read, params=_refresh_params(refresh))
+    params = {**(_refresh_params(refresh) or {}), **({"version": str(version)} if version is not None else {})}
+    return _Call("DELETE", _trip_url(trip_id), read, params=params or None)
 
 
 def _trip_url(trip_id: str) -> str:
@@ -393,9 +394,9 @@ class TripSearchClient:
         """Store one trip (``stored`` or ``unchanged``); raise :class:`InvalidTrip` if it breaks a rule."""
         return self._run(_upsert_call(trip, refresh))
 
-    def delete(self, trip_id: str, refresh: Refresh = False) -> ItemResult:
-        """Delete one trip: ``deleted`` or ``not_found``."""
-        return self._run(_delete_call(trip_id, refresh))
+    def delete(self, trip_id: str, refresh: Refresh = False, *, version: int | None = None) -> ItemResult:
+        """Delete one trip: ``deleted`` or ``not_found``; with ``version``, a delete event that applies only over a lower stored version."""
+        return self._run(_delete_call(trip_id, refresh, version))
 
     def bulk(self, trips: Iterable[TripLike], batch_size: int = DEFAULT_BATCH_SIZE, refresh: Refresh = False, max_batch_bytes: int = DEFAULT_BATCH_BYTES) -> list[ItemResult]:
         """Store trips in NDJSON batches; return one result per trip, in order, ``line`` counting from 1."""
@@ -483,9 +484,9 @@ class AsyncTripSearchClient:
         """Store one trip (``stored`` or ``unchanged``); raise :class:`InvalidTrip` if it breaks a rule."""
         return await self._run(_upsert_call(trip, refresh))
 
-    async def delete(self, trip_id: str, refresh: Refresh = False) -> ItemResult:
-        """Delete one trip: ``deleted`` or ``not_found``."""
-        return await self._run(_delete_call(trip_id, refresh))
+    async def delete(self, trip_id: str, refresh: Refresh = False, *, version: int | None = None) -> ItemResult:
+        """Delete one trip: ``deleted`` or ``not_found``; with ``version``, a delete event that applies only over a lower stored version."""
+        return await self._run(_delete_call(trip_id, refresh, version))
 
     async def bulk(self, trips: Iterable[TripLike] | AsyncIterable[TripLike], batch_size: int = DEFAULT_BATCH_SIZE, refresh: Refresh = False, max_batch_bytes: int = DEFAULT_BATCH_BYTES) -> list[ItemResult]:
         """Store trips in NDJSON batches; return one result per trip, in order."""

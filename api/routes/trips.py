@@ -53,6 +53,15 @@ RefreshParam = Annotated[
     ),
 ]
 
+VersionParam = Annotated[
+    str | None,
+    Query(
+        description="The version of the delete event (an integer from 0 to 2^63-1): it applies only over a lower stored version, "
+        "and leaves a tombstone at this version even when the trip is not stored yet, so a late lower version cannot bring it back.",
+        json_schema_extra={"pattern": "^[0-9]{1,19}$"},
+    ),
+]
+
 _TRIP_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{Trip.__name__}"}}}}}
 _NDJSON_BODY = {
     "requestBody": {
@@ -112,12 +121,20 @@ async def get_trip(trip_id: TripId, engine: EngineDep) -> Response:
     response_model=WriteResult,
     responses=problems(400, 401, 403, 404, 413, 503),
 )
-async def delete_trip(trip_id: TripId, engine: EngineDep, holder: HolderDep, _: WriteAccess, refresh: RefreshParam = None) -> Response:
-    """Delete a trip. Its version is kept, so a late write of a lower version cannot bring it back."""
+async def delete_trip(trip_id: TripId, engine: EngineDep, holder: HolderDep, _: WriteAccess, refresh: RefreshParam = None, version: VersionParam = None) -> Response:
+    """Delete a trip. Its version is kept, so a late write of a lower version cannot bring it back.
+
+    Without `version`, a trip that is not stored gets 404. With `version`
+    (a delete event of an event stream), the answer is 200 either way:
+    `deleted` when a live trip of a lower version was deleted, `not_found`
+    when there was none (a tombstone at `version` is recorded all the same,
+    unless a version at least as high is stored).
+    """
     mode = refresh_mode(refresh)
-    report = await _write(lambda now: engine.delete([trip_id], refresh=now), mode, holder.refresh_interval_s)
+    target: str | tuple[str, int] = trip_id if version is None else (trip_id, delete_version(version))
+    report = await _write(lambda now: engine.delete([target], refresh=now), mode, holder.refresh_interval_s)
     item = report.items[0]
-    if item.result == "not_found":
+    if item.result == "not_found" and version is None:
         raise NotFound(trip_id)
     return json_response(_write_result(item))
 
@@ -154,6 +171,13 @@ def refresh_mode(value: str | None) -> RefreshMode:
     if value == "wait_for":
         return "wait_for"
     raise Problem(400, f"refresh: must be false, true or wait_for, got {value[:40]!r}", code="invalid_parameter", field="refresh")
+
+
+def delete_version(value: str) -> int:
+    """Return the version of a ``?version=`` value, or answer 400 naming the parameter."""
+    if not (value.isascii() and value.isdigit() and len(value) <= 19 and int(value) < 2**63):
+        raise Problem(400, f"version: must be an integer from 0 to 2^63-1, got {value[:40]!r}", code="invalid_parameter", field="version")
+    return int(value)
 
 
 async def _write(apply: Callable[[bool], _T], mode: RefreshMode, refresh_interval_s: float) -> _T:

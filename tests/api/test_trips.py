@@ -140,6 +140,31 @@ def test_chunked_bodies_over_the_limit_are_413(http: httpx.Client) -> None:
     assert response.status_code == 413
 
 
+def test_versioned_deletes_are_events_in_any_order(http: httpx.Client) -> None:
+    # a delete event that arrives before its trip leaves a tombstone at its version
+    early = _id()
+    first = http.delete(f"/v1/trips/{early}", headers=AUTH, params={"version": "2"})
+    assert first.status_code == 200, first.text
+    assert first.json() == {"id": early, "result": "not_found", "version": 2}
+    assert http.put(f"/v1/trips/{early}", json=make_trip(early, version=1), headers=AUTH).json()["result"] == "unchanged"
+    assert http.get(f"/v1/trips/{early}").status_code == 404
+    # a late delete event of a lower version leaves the newer trip alone
+    late = _id()
+    http.put(f"/v1/trips/{late}", json=make_trip(late, version=3), headers=AUTH)
+    assert http.delete(f"/v1/trips/{late}", headers=AUTH, params={"version": "2"}).json()["result"] == "not_found"
+    assert http.get(f"/v1/trips/{late}").json()["version"] == 3
+    assert http.delete(f"/v1/trips/{late}", headers=AUTH, params={"version": "4"}).json() == {"id": late, "result": "deleted", "version": 4}
+    assert http.put(f"/v1/trips/{late}", json=make_trip(late, version=4), headers=AUTH).json()["result"] == "unchanged"
+
+
+@pytest.mark.parametrize("value", ["-1", "1.5", "x", "9223372036854775808", ""])
+def test_bad_delete_versions_are_400_naming_it(http: httpx.Client, value: str) -> None:
+    response = http.delete(f"/v1/trips/{_id()}", headers=AUTH, params={"version": value})
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["field"] == "version"
+
+
 @pytest.mark.parametrize("value", ["yes", "wait"])
 def test_unknown_refresh_is_400(http: httpx.Client, value: str) -> None:
     response = http.put(f"/v1/trips/{_id()}", json=make_trip("x"), headers=AUTH, params={"refresh": value})
