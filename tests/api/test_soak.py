@@ -1,9 +1,11 @@
 """Soak: mixed search and write traffic against `tripsearch serve --workers 2`, bounded in time, on loopback.
 
 No errors, worker memory does not keep growing, and every write
-acknowledged during the soak is searchable at the end; the search p99 is
-printed against the API target (25 ms), not asserted (a benchmark figure). ``TRIPSEARCH_SOAK_SECONDS`` sets the length (CI: 30 s; the long run
-in benchmarks/README.md: 600 s).
+acknowledged during the soak is searchable at the end.
+``TRIPSEARCH_SOAK_SECONDS`` sets the length. The short run of CI (30 s)
+prints the search p99 against the API target (25 ms); the long run
+(600 s, recorded in benchmarks/README.md, meant for a machine doing
+nothing else) also asserts it, since that is the figure it exists for.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ SOAK_SECONDS = float(os.environ.get("TRIPSEARCH_SOAK_SECONDS", "30"))
 SEARCH_RATE = 80.0  # searches per second, open loop: latency is service time, not a queue we build ourselves
 WRITE_RATE = 10.0  # single-trip writes per second
 P99_TARGET_MS = 25.0
+LONG_RUN_S = 300.0  # from this length on, the soak is the benchmark run and holds the p99 to its target
 DAYS = [dt.date(2027, 3, 1) + dt.timedelta(days=i) for i in range(5)]
 
 
@@ -104,9 +107,12 @@ def test_soak_two_workers(start_api: Callable[..., Server]) -> None:
     assert len(latencies) >= SOAK_SECONDS * SEARCH_RATE * 0.8
     p99 = float(np.percentile(latencies, 99))
     p50, p90 = np.percentile(latencies, [50, 90])
-    # Latency targets are benchmarks, not assertions that flake on a shared CI machine: the figure is
-    # printed here and recorded for the long run in benchmarks/README.md (target: p99 <= P99_TARGET_MS).
-    print(f"soak: search p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms over {len(latencies)} searches (target p99 <= {P99_TARGET_MS} ms)")
+    # Latency targets are benchmarks, not assertions that flake on a shared CI machine: the short run
+    # prints the figure; the long run, recorded in benchmarks/README.md, asserts it.
+    print(f"soak: search p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms over {len(latencies)} searches (target p99 <= {P99_TARGET_MS} ms); "
+          f"{len(acked)} trips written, workers' RSS {rss_start / 2**20:.0f} -> {rss_end / 2**20:.0f} MB")
+    if SOAK_SECONDS >= LONG_RUN_S:
+        assert p99 <= P99_TARGET_MS, f"search p99 {p99:.1f} ms over the {P99_TARGET_MS} ms target"
     # memory: the writes add a few hundred trips; the workers must not grow by more than a sliver
     assert rss_end - rss_start < 64 * 2**20, f"workers grew from {rss_start >> 20} MB to {rss_end >> 20} MB"
     # every acknowledged write is searchable, through both workers, at its latest version
