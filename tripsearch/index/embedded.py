@@ -81,7 +81,8 @@ class EmbeddedBackend:
         """Store every valid trip whose version is higher than the stored one; report each by input line.
 
         Within one call, the highest version of an id wins; its other lines
-        are ``unchanged``, as they would be if sent one by one.
+        are ``unchanged`` (the final state is that of sending them one by
+        one; a lower version sent first would have been ``stored``, then replaced).
         """
         parsed: list[Trip | ItemResult] = []
         routes: dict[int, np.ndarray] = {}
