@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -70,9 +72,7 @@ def test_sigkill_during_bulk_load_loses_no_acknowledged_trip(tmp_path: Path) -> 
             for tid, version in acked.items():
                 assert engine.get(tid)["version"] >= version, f"round {round_no}: {tid} lost version {version}"
             # nothing half-written: every stored document is a whole, valid trip
-            import sqlite3
-
-            with sqlite3.connect(data / "trips.sqlite") as conn:
+            with closing(sqlite3.connect(data / "trips.sqlite")) as conn:
                 docs = [row[0] for row in conn.execute("SELECT doc FROM trips WHERE deleted = 0")]
             stored = [tripsearch.parse_trip(doc) for doc in docs]
             assert len(stored) == engine.stats()["trips"]
