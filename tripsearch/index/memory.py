@@ -29,6 +29,9 @@ from .cells import CELL_SHIFT, disk_to_cells, route_to_cells
 __all__ = ["IndexView", "MemoryIndex", "PostingSegment", "Candidates", "cell_day_keys"]
 
 _DAY_BITS = 24
+# A search gathers the bigger side of its postings only if it has at most this many times the entries of the
+# smaller side; past that, its rows go to the exact check with the whole route as their window.
+_SKIP_RATIO = 16
 
 
 def cell_day_keys(cells: NDArray[np.uint64], days: NDArray[np.int64]) -> NDArray[np.uint64]:
@@ -118,23 +121,45 @@ class IndexView:
         A superset of the matches: a match's pickup lies on a segment listed
         near ``from`` and its dropoff on a segment listed near ``to``, and
         the pickup comes first, so ``from_lo <= to_hi``.
+
+        The side with fewer posting entries is gathered first, and the other
+        side only for its rows. When the other side is much bigger (a
+        village to a capital), it is not gathered at all: its window is then
+        the whole route, which the exact check measures faster than the
+        postings of a capital can be read.
         """
         scratch = _scratch(len(self.alive))
         mark = scratch.next_mark()
-        from_keys = _cover_keys(from_point, from_radius_km, days)
-        to_keys = _cover_keys(to_point, to_radius_km, days)
-        n_from = 0
-        for seg in self.segments:
-            starts, ends = seg.lookup(from_keys)
-            out = scratch.out_buffer(n_from + int((ends - starts).sum()))
-            n_from = gather_windows(seg.rows, seg.seg_lo, seg.seg_hi, starts, ends, mark, scratch.seen_from, False, scratch.seen_from, scratch.from_lo, scratch.from_hi, out, n_from)
+        from_ranges = [seg.lookup(_cover_keys(from_point, from_radius_km, days)) for seg in self.segments]
+        to_ranges = [seg.lookup(_cover_keys(to_point, to_radius_km, days)) for seg in self.segments]
+        n_from_entries = sum(int((ends - starts).sum()) for starts, ends in from_ranges)
+        n_to_entries = sum(int((ends - starts).sum()) for starts, ends in to_ranges)
+        from_side = (from_ranges, scratch.seen_from, scratch.from_lo, scratch.from_hi)
+        to_side = (to_ranges, scratch.seen_to, scratch.to_lo, scratch.to_hi)
+        (first, n_first_entries), (second, n_second_entries) = sorted(((from_side, n_from_entries), (to_side, n_to_entries)), key=lambda side: side[1])
+        ranges, seen, lo, hi = first
+        out = scratch.out_buffer(n_first_entries)
+        n_first = 0
+        for seg, (starts, ends) in zip(self.segments, ranges):
+            n_first = gather_windows(seg.rows, seg.seg_lo, seg.seg_hi, starts, ends, mark, seen, False, seen, lo, hi, out, n_first)
+        if n_second_entries > _SKIP_RATIO * n_first_entries:
+            rows = np.sort(out[:n_first])
+            rows = rows[self.alive[rows]]
+            whole_lo = np.zeros(len(rows), dtype=np.int64)
+            whole_hi = np.maximum(self.cols.route_sizes(rows) - 2, 0)
+            if first is from_side:
+                from_lo, from_hi, to_lo, to_hi = scratch.from_lo[rows], scratch.from_hi[rows], whole_lo, whole_hi
+            else:
+                from_lo, from_hi, to_lo, to_hi = whole_lo, whole_hi, scratch.to_lo[rows], scratch.to_hi[rows]
+            keep = from_lo <= to_hi
+            return Candidates(rows[keep], from_lo[keep], from_hi[keep], to_lo[keep], to_hi[keep])
+        ranges, seen_second, lo, hi = second
+        both = scratch.both_buffer(n_second_entries)
         n_both = 0
-        if n_from:
-            for seg in self.segments:
-                starts, ends = seg.lookup(to_keys)
-                both = scratch.both_buffer(n_both + int((ends - starts).sum()))
-                n_both = gather_windows(seg.rows, seg.seg_lo, seg.seg_hi, starts, ends, mark, scratch.seen_from, True, scratch.seen_to, scratch.to_lo, scratch.to_hi, both, n_both)
-        rows = np.sort(scratch.both[:n_both])
+        if n_first:
+            for seg, (starts, ends) in zip(self.segments, ranges):
+                n_both = gather_windows(seg.rows, seg.seg_lo, seg.seg_hi, starts, ends, mark, seen, True, seen_second, lo, hi, both, n_both)
+        rows = np.sort(both[:n_both])
         from_lo, from_hi = scratch.from_lo[rows], scratch.from_hi[rows]
         to_lo, to_hi = scratch.to_lo[rows], scratch.to_hi[rows]
         keep = self.alive[rows] & (from_lo <= to_hi)
