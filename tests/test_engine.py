@@ -6,6 +6,7 @@ import copy
 import subprocess
 import sys
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -125,6 +126,14 @@ def test_bulk_lines_report_line_numbers(make_engine) -> None:
     report = engine.upsert(lines, refresh=True)
     assert [(i.line, i.result) for i in report.items] == [(1, "stored"), (2, "rejected"), (3, "rejected"), (4, "stored")]
     assert report.items[2].field == "seats_total"
+    assert engine.search(QUERY).total == 2
+
+
+def test_inputs_that_are_no_trip_are_rejected(make_engine) -> None:
+    engine = make_engine()
+    report = engine.upsert([5, None, [1], MappingProxyType(paris_lyon("m")), paris_lyon("d")], refresh=True)
+    assert [i.result for i in report.items] == ["rejected", "rejected", "rejected", "stored", "stored"]
+    assert all("JSON object" in (i.reason or "") for i in report.items[:3])
     assert engine.search(QUERY).total == 2
 
 

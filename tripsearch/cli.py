@@ -13,11 +13,15 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Sequence
 
 import orjson
 
 from .errors import TripSearchError
+
+if TYPE_CHECKING:  # the CLI imports these lazily, to start fast
+    from .backend import Backend
+    from .client import TripSearchClient
 
 __all__ = ["main", "build_parser"]
 
@@ -173,18 +177,19 @@ class _Sink:
     """Where `tripsearch index` writes: an engine, or the HTTP API through the client."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        self.client = None
-        self.engine = None
+        self.client: TripSearchClient | None = None
+        self.engine: Backend | None = None
         if args.url:
-            from .client import TripSearchClient
+            from . import client
 
-            self.client = TripSearchClient(args.url, token=args.token)
+            self.client = client.TripSearchClient(args.url, token=args.token)
         else:
             self.engine = _open(args)
 
     def write(self, lines: list[bytes]) -> list[dict[str, Any]]:
         if self.client is not None:
             return [r.to_dict() for r in self.client.bulk(lines, batch_size=len(lines) or 1)]
+        assert self.engine is not None
         return [i.to_dict() for i in self.engine.upsert(lines, refresh=True).items]
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import msgspec
@@ -142,12 +143,12 @@ def _msgspec_field(message: str) -> tuple[str, str]:
     return field, reason[0].lower() + reason[1:] if reason else reason
 
 
-def parse_trip(data: bytes | str | dict[str, Any] | Trip) -> Trip:
+def parse_trip(data: bytes | str | Mapping[str, Any] | Trip) -> Trip:
     """Return a validated :class:`Trip`, or raise :class:`InvalidTrip` naming the field (see :func:`parse_trip_route`)."""
     return parse_trip_route(data)[0]
 
 
-def parse_trip_route(data: bytes | str | dict[str, Any] | Trip) -> tuple[Trip, np.ndarray]:
+def parse_trip_route(data: bytes | str | Mapping[str, Any] | Trip) -> tuple[Trip, np.ndarray]:
     """Return a validated :class:`Trip`, or raise :class:`InvalidTrip` naming the field.
 
     >>> t, route = parse_trip_route({"id": "t-1", "version": 1, "departure_time": "2026-12-01T08:30:00+01:00",
@@ -164,10 +165,12 @@ def parse_trip_route(data: bytes | str | dict[str, Any] | Trip) -> tuple[Trip, n
         trip = data
     else:
         try:
-            if isinstance(data, dict):
-                trip = msgspec.convert(data, Trip, strict=False)
-            else:
+            if isinstance(data, Mapping):
+                trip = msgspec.convert(data if isinstance(data, dict) else dict(data), Trip, strict=False)
+            elif isinstance(data, (bytes, bytearray, memoryview, str)):
                 trip = _decoder.decode(data)
+            else:
+                raise InvalidTrip("", f"must be a JSON object, JSON text or a Trip, not {type(data).__name__}")
         except msgspec.ValidationError as exc:
             field, reason = _msgspec_field(str(exc))
             raise InvalidTrip(field, reason) from None
@@ -259,7 +262,7 @@ def raw_trip_id(raw: object) -> str | None:
     """Return the id of a trip input that may be invalid, if one can be read (for reports of rejected lines)."""
     if isinstance(raw, Trip):
         return raw.id
-    if isinstance(raw, dict):
+    if isinstance(raw, Mapping):
         tid = raw.get("id")
         return tid if isinstance(tid, str) else None
     if isinstance(raw, (bytes, str)):

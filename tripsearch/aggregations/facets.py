@@ -83,7 +83,7 @@ def _price(ev: Evaluation, cols: TripColumns, query: Query, mask: NDArray[np.boo
     prices = cols.price[rows]
     currencies = cols.currency[rows]
     interval = query.price_interval
-    per_currency = []
+    per_currency: list[dict[str, Any]] = []
     for code in np.unique(currencies).tolist():
         amounts = prices[currencies == code]
         keys = np.floor(amounts / interval).astype(np.int64)

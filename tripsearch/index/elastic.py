@@ -246,7 +246,7 @@ class ElasticBackend:
         best: dict[str, tuple[int, Trip, TripInput]] = {}  # id -> position, trip and input of its highest version
         for pos, raw in enumerate(trips):
             try:
-                trip = parse_trip(raw)  # type: ignore[arg-type]
+                trip = parse_trip(raw)
             except InvalidTrip as exc:
                 parsed.append(ItemResult(pos + 1, raw_trip_id(raw), "rejected", field=exc.field or None, reason=exc.reason))
                 continue

@@ -87,7 +87,7 @@ class EmbeddedBackend:
         parsed: list[Trip | ItemResult] = []
         routes: dict[int, np.ndarray] = {}
         docs: dict[int, bytes] = {}
-        best: dict[str, int] = {}  # id -> position of its highest version in this call
+        best: dict[str, tuple[int, Trip]] = {}  # id -> position and trip of its highest version in this call
         for pos, raw in enumerate(trips):
             try:
                 trip, route = parse_trip_route(raw)
@@ -96,14 +96,14 @@ class EmbeddedBackend:
                 continue
             parsed.append(trip)
             seen = best.get(trip.id)
-            if seen is None or trip.version > parsed[seen].version:  # type: ignore[union-attr]
-                best[trip.id] = pos
+            if seen is None or trip.version > seen[1].version:
+                best[trip.id] = (pos, trip)
                 routes[pos] = route
                 # JSON text decoded strictly is already the stored form; anything else is re-encoded.
                 docs[pos] = raw.strip() if isinstance(raw, bytes) else trip_to_json(trip)
-        rows = [(parsed[pos].id, parsed[pos].version, docs[pos]) for pos in best.values()]  # type: ignore[union-attr]
+        rows = [(trip.id, trip.version, docs[pos]) for pos, trip in best.values()]
         stored = set(self._store.write(rows)[0]) if rows else set()
-        winners = {pos for tid, pos in best.items() if tid in stored}
+        winners = {pos for tid, (pos, _) in best.items() if tid in stored}
         items: list[ItemResult] = []
         for pos, entry in enumerate(parsed):
             if isinstance(entry, ItemResult):
@@ -180,7 +180,7 @@ class EmbeddedBackend:
                 upserts.append(own[0])
                 routes.append(own[1])
                 continue
-            doc = change.doc
+            doc: bytes | None = change.doc
             if not doc:
                 # A newer local write replaced the trip we were going to reuse; read what the feed says.
                 doc = self._store.docs([change.id]).get(change.id)

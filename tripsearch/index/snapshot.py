@@ -45,12 +45,12 @@ def write_snapshot(path: Path, store_id: str, seq: int, cols: TripColumns, alive
     arrays["ids"] = np.frombuffer("\n".join(cols.ids).encode("utf-8"), dtype=np.uint8)
     header: dict[str, Any] = {"format": FORMAT, "store_id": store_id, "seq": seq, "rows": len(cols), "arrays": []}
     for name, arr in arrays.items():
-        header["arrays"].append({"name": name, "dtype": arr.dtype.str, "length": int(arr.shape[0]), "crc32": zlib.crc32(memoryview(arr).cast("B"))})
+        header["arrays"].append({"name": name, "dtype": arr.dtype.str, "length": int(arr.shape[0]), "crc32": zlib.crc32(_bytes_of(arr))})
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
     with open(tmp, "wb") as f:
         f.write(orjson.dumps(header) + b"\n")
         for arr in arrays.values():
-            f.write(memoryview(arr).cast("B"))
+            f.write(_bytes_of(arr))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -94,7 +94,7 @@ def read_snapshot(path: Path, store_id: str, max_seq: int) -> tuple[int, TripCol
         for spec in header["arrays"]:
             dtype = np.dtype(spec["dtype"])
             arr = np.empty(spec["length"], dtype=dtype)
-            view = memoryview(arr).cast("B")
+            view = _bytes_of(arr)
             if f.readinto(view) != len(view):
                 raise SnapshotError(f"torn snapshot: {spec['name']} is cut short")
             if zlib.crc32(view) != spec["crc32"]:
@@ -110,3 +110,8 @@ def read_snapshot(path: Path, store_id: str, max_seq: int) -> tuple[int, TripCol
     alive = arrays.pop("alive")
     cols = TripColumns(ids=ids, **arrays)  # type: ignore[arg-type]
     return seq, cols, alive, segment
+
+
+def _bytes_of(arr: np.ndarray) -> memoryview:
+    """Return the bytes of a contiguous array, without a copy (writable when the array is)."""
+    return memoryview(arr).cast("B")  # type: ignore[arg-type]  # numpy arrays are buffers; its stubs do not say so

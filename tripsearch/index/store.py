@@ -166,22 +166,24 @@ class Store:
                     rows,
                 )
                 deleted = []
-                for tid, version in deletes:
+                for tid, wanted in deletes:
                     old = current.get(tid)
-                    if version is None:
+                    if wanted is None:
                         if old is None or old.deleted:
                             continue
-                        version = old.version
-                    elif old is not None and version <= old.version:
+                        tombstone = old.version
+                    elif old is not None and wanted <= old.version:
                         continue
+                    else:
+                        tombstone = wanted
                     seq += 1
                     conn.execute(
                         "INSERT INTO trips (id, version, seq, deleted, doc) VALUES (?, ?, ?, 1, NULL) "
                         "ON CONFLICT (id) DO UPDATE SET version = excluded.version, seq = excluded.seq, deleted = 1, doc = NULL",
-                        (tid, version, seq),
+                        (tid, tombstone, seq),
                     )
                     was_live = old is not None and not old.deleted
-                    current[tid] = StoredRow(version, True)
+                    current[tid] = StoredRow(tombstone, True)
                     if was_live:
                         deleted.append(tid)
                 conn.execute("COMMIT")

@@ -172,6 +172,7 @@ def parse_query(data: Mapping[str, Any] | Query) -> Query:
 
 
 def _point(name: str, value: Any) -> tuple[float, float]:
+    parts: list[Any]
     if isinstance(value, str):
         parts = value.split(",")
     elif isinstance(value, Mapping):
