@@ -8,9 +8,7 @@ from typing import Any
 
 import pytest
 
-import tripsearch
 from tests import reference
-from tripsearch.index import memory
 from tests.geometry import REGIONS, random_queries, random_trips
 
 QUERIES_PER_REGION = 400
@@ -79,20 +77,3 @@ def test_engine_equals_brute_force(make_engine, region: str) -> None:
     # the queries are built around routes: most must match something, or the test proves little
     assert matched_queries > QUERIES_PER_REGION * 0.15
 
-
-@pytest.mark.parametrize("region", sorted(REGIONS))
-def test_whole_route_windows_equal_brute_force(tmp_path, monkeypatch: pytest.MonkeyPatch, region: str) -> None:
-    """The embedded index's other path: the bigger side of the postings not read, its windows the whole route."""
-    monkeypatch.setattr(memory, "_SKIP_RATIO", 0)
-    trips = random_trips(region, 150, seed=zlib.crc32(region.encode()) % 1000)
-    engine = tripsearch.open(tmp_path / "data", refresh_interval=0)
-    try:
-        engine.upsert(trips, refresh=True)
-        refs = [reference.make_ref(engine.get(t["id"])) for t in latest_versions(trips)]
-        for q in random_queries(trips, QUERIES_PER_REGION // 4, seed=8):
-            expected, evaluated = reference.search(refs, q)
-            result = engine.search(q)
-            assert (result.total, [h.id for h in result.trips]) == (len(expected), [h.id for h in expected[: q["limit"]]]), q
-            assert engine_facets(result) == reference.facets(evaluated, q), q
-    finally:
-        engine.close()

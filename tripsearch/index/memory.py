@@ -29,10 +29,6 @@ from .cells import CELL_SHIFT, disk_to_cells, route_to_cells
 __all__ = ["IndexView", "MemoryIndex", "PostingSegment", "Candidates", "cell_day_keys"]
 
 _DAY_BITS = 24
-# A search gathers the bigger side of its postings only if it has at most this many times the entries of the
-# smaller side; past that, its rows go to the exact check with the whole route as their window.
-_SKIP_RATIO = 16
-
 
 def cell_day_keys(cells: NDArray[np.uint64], days: NDArray[np.int64]) -> NDArray[np.uint64]:
     """Return one posting key per (cell, day) pair (broadcast)."""
@@ -122,11 +118,9 @@ class IndexView:
         near ``from`` and its dropoff on a segment listed near ``to``, and
         the pickup comes first, so ``from_lo <= to_hi``.
 
-        The side with fewer posting entries is gathered first, and the other
-        side only for its rows. When the other side is much bigger (a
-        village to a capital), it is not gathered at all: its window is then
-        the whole route, which the exact check measures faster than the
-        postings of a capital can be read.
+        The side with fewer posting entries (a village, against a capital)
+        is gathered first, so the other side only reads marks and writes
+        windows for the rows they share.
         """
         scratch = _scratch(len(self.alive))
         mark = scratch.next_mark()
@@ -142,17 +136,6 @@ class IndexView:
         n_first = 0
         for seg, (starts, ends) in zip(self.segments, ranges):
             n_first = gather_windows(seg.rows, seg.seg_lo, seg.seg_hi, starts, ends, mark, seen, False, seen, lo, hi, out, n_first)
-        if n_second_entries > _SKIP_RATIO * n_first_entries:
-            rows = np.sort(out[:n_first])
-            rows = rows[self.alive[rows]]
-            whole_lo = np.zeros(len(rows), dtype=np.int64)
-            whole_hi = np.maximum(self.cols.route_sizes(rows) - 2, 0)
-            if first is from_side:
-                from_lo, from_hi, to_lo, to_hi = scratch.from_lo[rows], scratch.from_hi[rows], whole_lo, whole_hi
-            else:
-                from_lo, from_hi, to_lo, to_hi = whole_lo, whole_hi, scratch.to_lo[rows], scratch.to_hi[rows]
-            keep = from_lo <= to_hi
-            return Candidates(rows[keep], from_lo[keep], from_hi[keep], to_lo[keep], to_hi[keep])
         ranges, seen_second, lo, hi = second
         both = scratch.both_buffer(n_second_entries)
         n_both = 0
