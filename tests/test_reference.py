@@ -76,4 +76,3 @@ def test_engine_equals_brute_force(make_engine, region: str) -> None:
             assert [h.id for h in hits] == [h.id for h in expected]
     # the queries are built around routes: most must match something, or the test proves little
     assert matched_queries > QUERIES_PER_REGION * 0.15
-
