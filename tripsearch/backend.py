@@ -8,13 +8,15 @@ against both.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Mapping, Protocol, runtime_checkable
+from typing import Any, Iterable, Literal, Mapping, NamedTuple, Protocol, runtime_checkable
 
-from .errors import InvalidInput
-from .model import Trip
+import numpy as np
+
+from .errors import InvalidInput, InvalidTrip
+from .model import Trip, parse_trip_route, raw_trip_id
 from .query.model import Query
 
-__all__ = ["Backend", "delete_targets", "TripInput", "ItemResult", "UpsertReport", "DeleteReport", "Point", "Hit", "SearchResult"]
+__all__ = ["Backend", "delete_targets", "parse_upserts", "Latest", "TripInput", "ItemResult", "UpsertReport", "DeleteReport", "Point", "Hit", "SearchResult"]
 
 TripInput = Mapping[str, Any] | Trip | bytes | str
 
@@ -121,6 +123,36 @@ class SearchResult:
             "next_cursor": self.next_cursor,
             "took_ms": self.took_ms,
         }
+
+
+class Latest(NamedTuple):
+    """The highest version of an id in one upsert call: its position in the input, the trip, its route and the input as given."""
+
+    pos: int
+    trip: Trip
+    route: np.ndarray
+    raw: TripInput
+
+
+def parse_upserts(trips: Iterable[TripInput]) -> tuple[list[Trip | ItemResult], dict[str, Latest]]:
+    """Parse the inputs of an upsert: each becomes a :class:`Trip` or a ``rejected`` item (``line`` = position + 1).
+
+    Also returns, by id, the input holding its highest version in the call
+    (the first of equal versions), the only one a backend needs to write.
+    """
+    parsed: list[Trip | ItemResult] = []
+    latest: dict[str, Latest] = {}
+    for pos, raw in enumerate(trips):
+        try:
+            trip, route = parse_trip_route(raw)
+        except InvalidTrip as exc:
+            parsed.append(ItemResult(pos + 1, raw_trip_id(raw), "rejected", field=exc.field or None, reason=exc.reason))
+            continue
+        parsed.append(trip)
+        seen = latest.get(trip.id)
+        if seen is None or trip.version > seen.trip.version:
+            latest[trip.id] = Latest(pos, trip, route, raw)
+    return parsed, latest
 
 
 def delete_targets(ids: Iterable[str | tuple[str, int]]) -> list[tuple[str, int | None]]:

@@ -39,10 +39,10 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 from elasticsearch.serializer import OrjsonSerializer
 from numpy.typing import NDArray
 
-from ..backend import DeleteReport, ItemResult, SearchResult, TripInput, UpsertReport, delete_targets
+from ..backend import DeleteReport, ItemResult, SearchResult, TripInput, UpsertReport, delete_targets, parse_upserts
 from ..columns import TripColumns
-from ..errors import BackendUnavailable, InvalidTrip, NotFound, TripSearchError
-from ..model import Trip, parse_trip, raw_trip_id, trip_to_json
+from ..errors import BackendUnavailable, NotFound, TripSearchError
+from ..model import Trip, parse_trip, trip_to_json
 from ..query.elastic import DEFAULT_PAGE_SIZE, compile_candidates
 from ..query.execute import execute
 from ..query.matching import Windows
@@ -242,19 +242,8 @@ class ElasticBackend:
         are ``unchanged`` (the final state is that of sending them one by
         one; a lower version sent first would have been ``stored``, then replaced).
         """
-        parsed: list[Trip | ItemResult] = []
-        best: dict[str, tuple[int, Trip, TripInput]] = {}  # id -> position, trip and input of its highest version
-        for pos, raw in enumerate(trips):
-            try:
-                trip = parse_trip(raw)
-            except InvalidTrip as exc:
-                parsed.append(ItemResult(pos + 1, raw_trip_id(raw), "rejected", field=exc.field or None, reason=exc.reason))
-                continue
-            parsed.append(trip)
-            seen = best.get(trip.id)
-            if seen is None or trip.version > seen[1].version:
-                best[trip.id] = (pos, trip, raw)
-        winners = list(best.values())
+        parsed, latest = parse_upserts(trips)
+        winners = [(w.pos, w.trip, w.raw) for w in latest.values()]
         results: dict[int, dict[str, Any]] = {}
         for chunk in _chunks(winners, BULK_MAX_TRIPS):
             docs = trips_to_documents([t for _, t, _ in chunk], [_source(raw, t) for _, t, raw in chunk], self.features)

@@ -19,9 +19,9 @@ import msgspec
 import numpy as np
 import orjson
 
-from ..backend import DeleteReport, ItemResult, SearchResult, TripInput, UpsertReport, delete_targets
-from ..errors import InvalidTrip, NotFound, StoreReadOnly
-from ..model import Trip, parse_trip_route, raw_trip_id, trip_to_json
+from ..backend import DeleteReport, ItemResult, SearchResult, TripInput, UpsertReport, delete_targets, parse_upserts
+from ..errors import NotFound, StoreReadOnly
+from ..model import Trip, trip_to_json
 from ..query.execute import candidate_days, execute
 from ..query.matching import Windows
 from ..query.model import Query, parse_query
@@ -84,31 +84,16 @@ class EmbeddedBackend:
         are ``unchanged`` (the final state is that of sending them one by
         one; a lower version sent first would have been ``stored``, then replaced).
         """
-        parsed: list[Trip | ItemResult] = []
-        routes: dict[int, np.ndarray] = {}
-        docs: dict[int, bytes] = {}
-        best: dict[str, tuple[int, Trip]] = {}  # id -> position and trip of its highest version in this call
-        for pos, raw in enumerate(trips):
-            try:
-                trip, route = parse_trip_route(raw)
-            except InvalidTrip as exc:
-                parsed.append(ItemResult(pos + 1, raw_trip_id(raw), "rejected", field=exc.field or None, reason=exc.reason))
-                continue
-            parsed.append(trip)
-            seen = best.get(trip.id)
-            if seen is None or trip.version > seen[1].version:
-                best[trip.id] = (pos, trip)
-                routes[pos] = route
-                # JSON text decoded strictly is already the stored form; anything else is re-encoded.
-                docs[pos] = raw.strip() if isinstance(raw, bytes) else trip_to_json(trip)
-        rows = [(trip.id, trip.version, docs[pos]) for pos, trip in best.values()]
+        parsed, latest = parse_upserts(trips)
+        # JSON text decoded strictly is already the stored form; anything else is re-encoded.
+        rows = [(w.trip.id, w.trip.version, w.raw.strip() if isinstance(w.raw, bytes) else trip_to_json(w.trip)) for w in latest.values()]
         stored = set(self._store.write(rows)[0]) if rows else set()
-        winners = {pos for tid, (pos, _) in best.items() if tid in stored}
+        routes = {w.pos: w.route for tid, w in latest.items() if tid in stored}
         items: list[ItemResult] = []
         for pos, entry in enumerate(parsed):
             if isinstance(entry, ItemResult):
                 items.append(entry)
-            elif pos in winners:
+            elif pos in routes:
                 self._own[entry.id] = (entry, routes[pos])
                 items.append(ItemResult(pos + 1, entry.id, "stored", entry.version))
             else:
