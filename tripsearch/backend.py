@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal, Mapping, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
+import orjson
 
 from .errors import InvalidInput, InvalidTrip
 from .model import Trip, parse_trip_route, raw_trip_id
@@ -95,15 +96,29 @@ class Point:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
+    """One result: the trip, where and when it picks up and drops off, and its sort key (for the cursor).
+
+    ``source`` is the trip document, or the JSON bytes a backend stored it as:
+    ``trip`` decodes those when read, and the HTTP API copies them into its
+    answer without decoding (``to_dict(raw=True)``).
+    """
+
     id: str
     score: float
     pickup: Point
     dropoff: Point
-    trip: dict[str, Any]
+    source: dict[str, Any] | bytes
     sort: tuple[Any, ...]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "score": self.score, "pickup": self.pickup.to_dict(), "dropoff": self.dropoff.to_dict(), "trip": self.trip}
+    @property
+    def trip(self) -> dict[str, Any]:
+        source = self.source
+        return orjson.loads(source) if isinstance(source, bytes) else source
+
+    def to_dict(self, raw: bool = False) -> dict[str, Any]:
+        """Return the hit as JSON data; with ``raw``, stored JSON stays bytes in an ``orjson.Fragment``."""
+        trip = orjson.Fragment(self.source) if raw and isinstance(self.source, bytes) else self.trip
+        return {"id": self.id, "score": self.score, "pickup": self.pickup.to_dict(), "dropoff": self.dropoff.to_dict(), "trip": trip}
 
 
 @dataclass(frozen=True)
@@ -115,10 +130,11 @@ class SearchResult:
     took_ms: float = 0.0
     candidates: int = 0  # trips the index proposed before the exact rules
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, raw: bool = False) -> dict[str, Any]:
+        """Return the result as JSON data (``raw``: see :meth:`Hit.to_dict`)."""
         return {
             "total": self.total,
-            "trips": [h.to_dict() for h in self.trips],
+            "trips": [h.to_dict(raw) for h in self.trips],
             "facets": self.facets,
             "next_cursor": self.next_cursor,
             "took_ms": self.took_ms,

@@ -129,7 +129,7 @@ def _read_search(response: httpx.Response) -> SearchResult:
     _raise_for(response)
     data = orjson.loads(response.content)
     hits = [
-        Hit(id=h["id"], score=h["score"], pickup=Point(**h["pickup"]), dropoff=Point(**h["dropoff"]), trip=h["trip"], sort=())
+        Hit(id=h["id"], score=h["score"], pickup=Point(**h["pickup"]), dropoff=Point(**h["dropoff"]), source=h["trip"], sort=())
         for h in data["trips"]
     ]
     return SearchResult(total=data["total"], trips=hits, facets=data["facets"], next_cursor=data["next_cursor"], took_ms=_server_timing(response))

@@ -100,9 +100,10 @@ def search_body(result: SearchResult) -> tuple[bytes, str]:
     """Return the JSON body of a result and its ``Server-Timing`` header.
 
     The engine's time goes in the header, not the body, so the body (and its
-    ETag) only changes when the answer does.
+    ETag) only changes when the answer does. Stored trip documents are copied
+    in as they are, not decoded and encoded again.
     """
-    data: dict[str, Any] = result.to_dict()
+    data: dict[str, Any] = result.to_dict(raw=True)
     took_ms = data.pop("took_ms", result.took_ms)
     return dumps(data), f"engine;dur={took_ms}"
 

@@ -134,8 +134,8 @@ class EmbeddedBackend:
         found = view.candidates(q.from_point, q.from_radius_km, q.to_point, q.to_radius_km, candidate_days(q))
         return execute(q, view.cols, found.rows, self._fetch_docs, started, Windows(*found[1:]))
 
-    def _fetch_docs(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        return {tid: orjson.loads(doc) for tid, doc in self._store.docs(ids).items()}
+    def _fetch_docs(self, ids: list[str]) -> dict[str, bytes]:
+        return self._store.docs(ids)
 
     # -- refresh --------------------------------------------------------------
 

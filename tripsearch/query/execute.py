@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,7 +23,8 @@ from .ranking import score_of, select_page, sort_keys
 
 __all__ = ["execute", "candidate_days", "DocFetcher"]
 
-DocFetcher = Callable[[list[str]], dict[str, dict[str, Any]]]
+# Documents by id: decoded, or the JSON bytes a backend stored (see ``Hit.source``).
+DocFetcher = Callable[[list[str]], Mapping[str, dict[str, Any] | bytes]]
 
 
 def candidate_days(query: Query) -> NDArray[np.int64]:
@@ -68,7 +69,7 @@ def execute(query: Query, cols: TripColumns, rows: NDArray[np.int64], fetch_docs
                 score=score_of(float(walk[pos])),
                 pickup=_point(ev.pickup.lat[i], ev.pickup.lon[i], ev.pickup.distance_km[i], int(ev.pickup_time[i]), offset),
                 dropoff=_point(ev.dropoff.lat[i], ev.dropoff.lon[i], ev.dropoff.distance_km[i], int(ev.dropoff_time[i]), offset),
-                trip=docs.get(tid, {"id": tid}),
+                source=docs.get(tid, {"id": tid}),
                 sort=(float(primary[pos]), int(secondary[pos]), tid),
             )
         )
