@@ -81,6 +81,19 @@ def _hav_lower_bound(lat_step: int, lon_step: int, x_lat: float, x_lon: float, c
     return s1 * s1 + cos2 * s2 * s2
 
 
+@numba.njit(cache=True, inline="always")
+def _tighten(best: float, half_widest: float, h_vertex: float, h_segment: float) -> tuple[float, float]:
+    """Lower the pruning thresholds to the best angle found so far.
+
+    Nothing farther than the best can win or tie: a vertex whose lower bound
+    is above hav(best), or a segment whose ends are both above
+    hav(best + half the longest segment), is skipped (1e-9 rad of margin).
+    """
+    h_best = math.sin(min(math.pi / 2, (best + 1e-9) / 2.0)) ** 2 + 1e-15
+    h_best_segment = math.sin(min(math.pi / 2, (best + half_widest + 1e-9) / 2.0)) ** 2 + 1e-15
+    return min(h_vertex, h_best), min(h_segment, h_best_segment)
+
+
 @numba.njit(cache=True)
 def closest_in_ranges(
     vert_lat: NDArray[np.int32],
@@ -98,8 +111,9 @@ def closest_in_ranges(
     Item i searches vertices ``first[i]..last[i]`` (absolute indexes,
     inclusive) and the segments between them, for the target i (degrees).
     Only the closest point *within* ``within_km`` matters to the caller: route
-    parts provably farther are skipped, and a route with nothing that near
-    reports a distance above ``within_km`` (infinity). ``within_km=inf``
+    parts provably farther, or farther than the best point found so far, are
+    skipped, and a route with nothing that near reports a distance above
+    ``within_km`` (infinity). ``within_km=inf``
     measures everything.
     """
     n = first.shape[0]
@@ -107,13 +121,16 @@ def closest_in_ranges(
     out_along = np.empty(n, dtype=np.float64)
     out_lat = np.empty(n, dtype=np.float64)
     out_lon = np.empty(n, dtype=np.float64)
+    tla = tlo = x = y = z = 0.0
     for i in range(n):
-        # The target as Python's math computes it, so results match a plain-Python reading of the rules.
-        tla = math.radians(target_lat[i])
-        tlo = math.radians(target_lon[i])
-        x = math.cos(tla) * math.cos(tlo)
-        y = math.cos(tla) * math.sin(tlo)
-        z = math.sin(tla)
+        # The target as Python's math computes it, so results match a plain-Python reading of the rules
+        # (a search has one target for every item: computed once).
+        if i == 0 or target_lat[i] != target_lat[i - 1] or target_lon[i] != target_lon[i - 1]:
+            tla = math.radians(target_lat[i])
+            tlo = math.radians(target_lon[i])
+            x = math.cos(tla) * math.cos(tlo)
+            y = math.cos(tla) * math.sin(tlo)
+            z = math.sin(tla)
         lo = first[i]
         hi = last[i]
         # Pruning thresholds: a vertex farther than within_km cannot be the answer, and a segment whose
@@ -122,6 +139,7 @@ def closest_in_ranges(
         h_vertex = 0.0
         h_segment = 0.0
         cos2 = 0.0
+        half_widest = 0.0
         if prune:
             widest = 0.0
             max_abs_lat = abs(tla)
@@ -135,6 +153,7 @@ def closest_in_ranges(
             cos2 = c * c * (1.0 - 1e-12)
             h_vertex = math.sin(min(math.pi / 2, (within_km / R + 1e-9) / 2.0)) ** 2 + 1e-15
             h_segment = math.sin(min(math.pi / 2, ((within_km + widest / 2.0) / R + 1e-9) / 2.0)) ** 2 + 1e-15
+            half_widest = widest / 2.0 / R
         best_d = np.inf
         best_a = 0.0
         bx = 0.0
@@ -165,6 +184,8 @@ def closest_in_ranges(
                 d = _angle(x, y, z, vx, vy, vz)
                 if d < best_d or (d == best_d and ((along > best_a) if latest else (along < best_a))):
                     best_d, best_a, bx, by, bz = d, along, vx, vy, vz
+                    if prune:
+                        h_vertex, h_segment = _tighten(best_d, half_widest, h_vertex, h_segment)
             if use_segment:
                 # segment (k-1) -> k: a -> v
                 nx = ay * vz - az * vy
@@ -187,6 +208,8 @@ def closest_in_ranges(
                             fa = vert_cum[k - 1] + min(_angle(ax, ay, az, cx, cy, cz) * R, seg)
                             if fd < best_d or (fd == best_d and ((fa > best_a) if latest else (fa < best_a))):
                                 best_d, best_a, bx, by, bz = fd, fa, cx, cy, cz
+                                if prune:
+                                    h_vertex, h_segment = _tighten(best_d, half_widest, h_vertex, h_segment)
             ax, ay, az = vx, vy, vz
             have_prev = True
         out_dist[i] = best_d * R
