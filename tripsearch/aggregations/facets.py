@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from functools import lru_cache
 from typing import Any, Callable
 
 import h3
@@ -62,7 +63,26 @@ FACET_FILTER: dict[str, str | None] = {
 
 def compute_facets(ev: Evaluation, cols: TripColumns, query: Query) -> dict[str, Any]:
     """Return the facets ``query.facets`` asks for, over the evaluated candidates."""
-    return {name: _BUILDERS[name](ev, cols, query, ev.matched(FACET_FILTER[name])) for name in query.facets}
+    matched = _MatchedBut(ev)
+    return {name: _BUILDERS[name](ev, cols, query, matched(FACET_FILTER[name])) for name in query.facets}
+
+
+class _MatchedBut:
+    """``ev.matched(without)`` for every facet, from one count of the filters each row fails."""
+
+    def __init__(self, ev: Evaluation) -> None:
+        self._ev = ev
+        self._fails = np.zeros(len(ev.rows), dtype=np.int8)
+        for mask in ev.masks.values():
+            self._fails += ~mask
+        self._cache: dict[str | None, NDArray[np.bool_]] = {}
+
+    def __call__(self, without: str | None) -> NDArray[np.bool_]:
+        mask = self._cache.get(without)
+        if mask is None:
+            fails = self._fails if without is None else self._fails - ~self._ev.masks[without]
+            mask = self._cache[without] = self._ev.geo & (fails == 0)
+        return mask
 
 
 def _departure_hour(ev: Evaluation, cols: TripColumns, query: Query, mask: NDArray[np.bool_]) -> list[dict[str, int]]:
@@ -70,12 +90,13 @@ def _departure_hour(ev: Evaluation, cols: TripColumns, query: Query, mask: NDArr
     return [{"hour": h, "count": int(c)} for h, c in enumerate(counts)]
 
 
+_BUCKET_STARTS = np.array([lo for _, lo, _ in TIME_OF_DAY_BUCKETS[1:]])
+
+
 def _time_of_day(ev: Evaluation, cols: TripColumns, query: Query, mask: NDArray[np.bool_]) -> list[dict[str, Any]]:
-    minutes = ev.local_minute[mask]
-    return [
-        {"key": key, "from": f"{lo // 60:02d}:00", "to": f"{hi // 60:02d}:00", "count": int(((minutes >= lo) & (minutes < hi)).sum())}
-        for key, lo, hi in TIME_OF_DAY_BUCKETS
-    ]
+    # The buckets cover the day end to end: a minute's bucket is how many later buckets start at or before it.
+    counts = np.bincount(np.searchsorted(_BUCKET_STARTS, ev.local_minute[mask], side="right"), minlength=len(TIME_OF_DAY_BUCKETS)).tolist()
+    return [{"key": key, "from": f"{lo // 60:02d}:00", "to": f"{hi // 60:02d}:00", "count": c} for (key, lo, hi), c in zip(TIME_OF_DAY_BUCKETS, counts)]
 
 
 def _price(ev: Evaluation, cols: TripColumns, query: Query, mask: NDArray[np.bool_]) -> dict[str, Any]:
@@ -84,8 +105,10 @@ def _price(ev: Evaluation, cols: TripColumns, query: Query, mask: NDArray[np.boo
     currencies = cols.currency[rows]
     interval = query.price_interval
     per_currency: list[dict[str, Any]] = []
-    for code in np.unique(currencies).tolist():
-        amounts = prices[currencies == code]
+    # Most searches stay within one country, so one currency: no grouping needed.
+    codes = [int(currencies[0])] if len(currencies) and currencies.min() == currencies.max() else np.unique(currencies).tolist()
+    for code in codes:
+        amounts = prices if len(codes) == 1 else prices[currencies == code]
         keys = np.floor(amounts / interval).astype(np.int64)
         values, counts = np.unique(keys, return_counts=True)
         per_currency.append(
@@ -127,12 +150,15 @@ def _driver_rating(ev: Evaluation, cols: TripColumns, query: Query, mask: NDArra
 
 
 def _dates(ev: Evaluation, cols: TripColumns, query: Query, mask: NDArray[np.bool_]) -> list[dict[str, Any]]:
-    days = ev.local_day[mask]
-    out = []
-    for offset in range(-DATES_FACET_SPAN, DATES_FACET_SPAN + 1):
-        day = query.day + offset
-        out.append({"date": (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat(), "count": int((days == day).sum())})
-    return out
+    first = query.day - DATES_FACET_SPAN
+    offsets = ev.local_day[mask] - first
+    counts = np.bincount(offsets[(offsets >= 0) & (offsets <= 2 * DATES_FACET_SPAN)], minlength=2 * DATES_FACET_SPAN + 1).tolist()
+    return [{"date": _iso_day(first + k), "count": c} for k, c in enumerate(counts)]
+
+
+@lru_cache(maxsize=4096)
+def _iso_day(day: int) -> str:
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat()
 
 
 def _cells(lat: NDArray[np.float64], lon: NDArray[np.float64], res: int) -> list[dict[str, Any]]:
@@ -145,13 +171,21 @@ def _cells(lat: NDArray[np.float64], lon: NDArray[np.float64], res: int) -> list
     points, counts = np.unique(both, return_counts=True)
     per_cell: dict[str, int] = {}
     for point, c in zip(points.tolist(), counts.tolist()):
-        cell = h3.latlng_to_cell(point.real, point.imag, res)
+        cell = _cell_of(point.real, point.imag, res)
         per_cell[cell] = per_cell.get(cell, 0) + c
-    out = []
-    for cell, count in sorted(per_cell.items(), key=lambda kv: (-kv[1], kv[0])):
-        clat, clon = h3.cell_to_latlng(cell)
-        out.append({"cell": cell, "count": count, "lat": round(clat, 6), "lon": round(clon, 6)})
-    return out
+    return [{"cell": cell, "count": count, **_cell_centre(cell)} for cell, count in sorted(per_cell.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+# Pickups and dropoffs come back to the same points (city centres, stops) search after search.
+@lru_cache(maxsize=1 << 16)
+def _cell_of(lat: float, lon: float, res: int) -> str:
+    return str(h3.latlng_to_cell(lat, lon, res))
+
+
+@lru_cache(maxsize=1 << 16)
+def _cell_centre(cell: str) -> dict[str, float]:
+    clat, clon = h3.cell_to_latlng(cell)
+    return {"lat": round(clat, 6), "lon": round(clon, 6)}
 
 
 def _pickup_cells(ev: Evaluation, cols: TripColumns, query: Query, mask: NDArray[np.bool_]) -> list[dict[str, Any]]:

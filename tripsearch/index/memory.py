@@ -150,8 +150,9 @@ class IndexView:
 
 
 def _cover_keys(point: tuple[float, float], radius_km: float, days: NDArray[np.int64]) -> NDArray[np.uint64]:
+    # Cells sorted and distinct, days rising (below 2**24): the keys come out sorted and distinct, as lookup wants.
     cells = disk_to_cells(point[0], point[1], radius_km)
-    return np.unique(cell_day_keys(cells[:, None], days[None, :]).ravel())
+    return cell_day_keys(cells[:, None], days[None, :]).ravel()
 
 
 class _Scratch:
