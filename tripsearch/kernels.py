@@ -227,37 +227,42 @@ def gather_windows(
     starts: NDArray[np.int64],
     ends: NDArray[np.int64],
     mark: int,
-    require: NDArray[np.int32],
+    require: NDArray[np.uint64],
     need_required: bool,
-    seen: NDArray[np.int32],
-    lo: NDArray[np.int64],
-    hi: NDArray[np.int64],
+    state: NDArray[np.uint64],
     out: NDArray[np.int64],
     n_out: int,
 ) -> int:  # pragma: no cover - compiled
     """Merge the posting entries ``starts[i]:ends[i]`` into one segment window per row; return the new count of rows in ``out``.
 
-    ``seen[row] == mark`` says the row already has a window (``lo``/``hi``)
-    in this search; with ``need_required``, entries of rows whose
-    ``require[row] != mark`` are skipped (the dropoff side keeps only rows
-    found on the pickup side).
+    ``state[row]`` packs the search's mark and the row's window:
+    ``mark << 32 | lo << 16 | hi``, one word, so
+    the random access per entry touches one cache line, not three. A row
+    whose mark is not this search's has no window yet. With
+    ``need_required``, entries of rows whose ``require`` mark is not this
+    search's are skipped (the second side keeps only rows the first found).
     """
+    stamp = np.uint64(mark) << np.uint64(32)
     for i in range(starts.shape[0]):
         for p in range(starts[i], ends[i]):
             r = entry_rows[p]
-            if need_required and require[r] != mark:
+            if need_required and (require[r] >> np.uint64(32)) != np.uint64(mark):
                 continue
-            if seen[r] != mark:
-                seen[r] = mark
-                lo[r] = entry_lo[p]
-                hi[r] = entry_hi[p]
+            s = state[r]
+            lo = np.uint64(entry_lo[p])
+            hi = np.uint64(entry_hi[p])
+            if (s >> np.uint64(32)) != np.uint64(mark):
+                state[r] = stamp | (lo << np.uint64(16)) | hi
                 out[n_out] = r
                 n_out += 1
             else:
-                if entry_lo[p] < lo[r]:
-                    lo[r] = entry_lo[p]
-                if entry_hi[p] > hi[r]:
-                    hi[r] = entry_hi[p]
+                cur_lo = (s >> np.uint64(16)) & np.uint64(0xFFFF)
+                cur_hi = s & np.uint64(0xFFFF)
+                if lo < cur_lo:
+                    cur_lo = lo
+                if hi > cur_hi:
+                    cur_hi = hi
+                state[r] = stamp | (cur_lo << np.uint64(16)) | cur_hi
     return n_out
 
 

@@ -128,25 +128,30 @@ class IndexView:
         to_ranges = [seg.lookup(_cover_keys(to_point, to_radius_km, days)) for seg in self.segments]
         n_from_entries = sum(int((ends - starts).sum()) for starts, ends in from_ranges)
         n_to_entries = sum(int((ends - starts).sum()) for starts, ends in to_ranges)
-        from_side = (from_ranges, scratch.seen_from, scratch.from_lo, scratch.from_hi)
-        to_side = (to_ranges, scratch.seen_to, scratch.to_lo, scratch.to_hi)
+        from_side = (from_ranges, scratch.state_from)
+        to_side = (to_ranges, scratch.state_to)
         (first, n_first_entries), (second, n_second_entries) = sorted(((from_side, n_from_entries), (to_side, n_to_entries)), key=lambda side: side[1])
-        ranges, seen, lo, hi = first
+        ranges, first_state = first
         out = scratch.out_buffer(n_first_entries)
         n_first = 0
         for seg, (starts, ends) in zip(self.segments, ranges):
-            n_first = gather_windows(seg.rows, seg.seg_lo, seg.seg_hi, starts, ends, mark, seen, False, seen, lo, hi, out, n_first)
-        ranges, seen_second, lo, hi = second
+            n_first = gather_windows(seg.rows, seg.seg_lo, seg.seg_hi, starts, ends, mark, first_state, False, first_state, out, n_first)
+        ranges, second_state = second
         both = scratch.both_buffer(n_second_entries)
         n_both = 0
         if n_first:
             for seg, (starts, ends) in zip(self.segments, ranges):
-                n_both = gather_windows(seg.rows, seg.seg_lo, seg.seg_hi, starts, ends, mark, seen, True, seen_second, lo, hi, both, n_both)
+                n_both = gather_windows(seg.rows, seg.seg_lo, seg.seg_hi, starts, ends, mark, first_state, True, second_state, both, n_both)
         rows = np.sort(both[:n_both])
-        from_lo, from_hi = scratch.from_lo[rows], scratch.from_hi[rows]
-        to_lo, to_hi = scratch.to_lo[rows], scratch.to_hi[rows]
+        from_lo, from_hi = _unpack_windows(scratch.state_from[rows])
+        to_lo, to_hi = _unpack_windows(scratch.state_to[rows])
         keep = self.alive[rows] & (from_lo <= to_hi)
         return Candidates(rows[keep], from_lo[keep], from_hi[keep], to_lo[keep], to_hi[keep])
+
+
+def _unpack_windows(state: NDArray[np.uint64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Return the (lo, hi) segment windows packed in ``gather_windows`` states."""
+    return ((state >> np.uint64(16)) & np.uint64(0xFFFF)).astype(np.int64), (state & np.uint64(0xFFFF)).astype(np.int64)
 
 
 def _cover_keys(point: tuple[float, float], radius_km: float, days: NDArray[np.int64]) -> NDArray[np.uint64]:
@@ -159,20 +164,17 @@ class _Scratch:
     """Per-thread work arrays indexed by row, reused across searches: a search stamps what it touches with its mark."""
 
     def __init__(self, size: int) -> None:
-        self.seen_from = np.zeros(size, dtype=np.int32)
-        self.seen_to = np.zeros(size, dtype=np.int32)
-        self.from_lo = np.zeros(size, dtype=np.int64)
-        self.from_hi = np.zeros(size, dtype=np.int64)
-        self.to_lo = np.zeros(size, dtype=np.int64)
-        self.to_hi = np.zeros(size, dtype=np.int64)
+        # Per row: the mark of the last search that reached it and its segment window (see gather_windows).
+        self.state_from = np.zeros(size, dtype=np.uint64)
+        self.state_to = np.zeros(size, dtype=np.uint64)
         self.out = np.zeros(1024, dtype=np.int64)
         self.both = np.zeros(1024, dtype=np.int64)
         self.mark = 0
 
     def next_mark(self) -> int:
         if self.mark >= 2**31 - 2:
-            self.seen_from[:] = 0
-            self.seen_to[:] = 0
+            self.state_from[:] = 0
+            self.state_to[:] = 0
             self.mark = 0
         self.mark += 1
         return self.mark
@@ -193,7 +195,7 @@ _local = threading.local()
 
 def _scratch(rows: int) -> _Scratch:
     scratch: _Scratch | None = getattr(_local, "scratch", None)
-    if scratch is None or len(scratch.seen_from) < rows:
+    if scratch is None or len(scratch.state_from) < rows:
         scratch = _local.scratch = _Scratch(max(rows, 1024) + rows // 4)
     return scratch
 
