@@ -30,6 +30,7 @@ from tripsearch.errors import BackendUnavailable, InvalidCursor, InvalidInput, I
 
 from .auth import READ_SCOPE, TokenVerifier, require_scope
 from .deps import EngineHolder
+from .fastpath import GZIP_LEVEL, GZIP_MINIMUM_SIZE, SearchFastPath
 from .metrics import Metrics, MetricsMiddleware
 from .models import register_schemas
 from .problems import Problem, problem_response, retry_after_header
@@ -66,7 +67,11 @@ def create_app(settings: Settings | None = None, *, opener: Callable[..., Backen
         finally:
             await run_in_threadpool(holder.close)
 
-    middleware = [Middleware(MetricsMiddleware, metrics=metrics)]
+    middleware = [
+        # First: a public GET /v1/search is answered there, the same as the route would (api/fastpath.py).
+        Middleware(SearchFastPath, settings=settings, holder=holder, metrics=metrics),
+        Middleware(MetricsMiddleware, metrics=metrics),
+    ]
     if settings.cors_origins:
         middleware.append(
             Middleware(
@@ -79,7 +84,7 @@ def create_app(settings: Settings | None = None, *, opener: Callable[..., Backen
             )
         )
     middleware += [
-        Middleware(GZipMiddleware, minimum_size=1000, compresslevel=5),
+        Middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_SIZE, compresslevel=GZIP_LEVEL),
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, bulk_max_bytes=settings.max_bulk_bytes),
     ]
     app = FastAPI(

@@ -50,6 +50,7 @@ class Settings:
     max_bulk_bytes: int = 10 * MIB
     max_bulk_lines: int = 10_000
     max_json_depth: int = 32
+    search_fast_path: bool = True  # answer public GET /v1/search in one ASGI layer (api/fastpath.py)
 
     def __post_init__(self) -> None:
         if self.jwt_secret is not None and len(self.jwt_secret.encode()) < MIN_HS256_SECRET_BYTES:
@@ -116,6 +117,7 @@ ENV: dict[str, str] = {
     "max_bulk_bytes": "TRIPSEARCH_MAX_BULK_BYTES",
     "max_bulk_lines": "TRIPSEARCH_MAX_BULK_LINES",
     "max_json_depth": "TRIPSEARCH_MAX_JSON_DEPTH",
+    "search_fast_path": "TRIPSEARCH_SEARCH_FAST_PATH",
 }
 
 
@@ -181,4 +183,5 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "max_bulk_bytes": _integer,
     "max_bulk_lines": _integer,
     "max_json_depth": _integer,
+    "search_fast_path": _boolean,
 }
