@@ -18,27 +18,34 @@ import sys
 import time
 from pathlib import Path
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("data")
-parser.add_argument("--tree", help="checkout whose tripsearch and api packages to run (default: this one)")
-parser.add_argument("--searches", type=int, default=3000)
-args = parser.parse_args()
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout, for `benchmarks`
-if args.tree:
-    sys.path.insert(0, args.tree)
 
-import tripsearch  # noqa: E402
-from api.routes.search import search_body  # noqa: E402
-from benchmarks.conftest import workload_sample  # noqa: E402
-from tripsearch.workload import build_workload  # noqa: E402
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data")
+    parser.add_argument("--tree", help="checkout whose tripsearch and api packages to run (default: this one)")
+    parser.add_argument("--searches", type=int, default=3000)
+    args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout, for `benchmarks`
+    if args.tree:
+        sys.path.insert(0, args.tree)
 
-engine = tripsearch.open(args.data, refresh_interval=0)
-gc.freeze()
-queries = build_workload(workload_sample(1_000_000), args.searches, seed=1, facets="all").searches
-for query in queries[:200]:
-    search_body(engine.search(query))
-started = time.process_time()
-for query in queries:
-    search_body(engine.search(query))
-print(f"{tripsearch.__file__}: {(time.process_time() - started) / len(queries) * 1000:.3f} ms of CPU per search")
-engine.close()
+    # Imported here, after the path is set, so --tree decides which code runs.
+    import tripsearch
+    from api.routes.search import search_body
+    from benchmarks.conftest import workload_sample
+    from tripsearch.workload import build_workload
+
+    engine = tripsearch.open(args.data, refresh_interval=0)
+    gc.freeze()
+    queries = build_workload(workload_sample(1_000_000), args.searches, seed=1, facets="all").searches
+    for query in queries[:200]:
+        search_body(engine.search(query))
+    started = time.process_time()
+    for query in queries:
+        search_body(engine.search(query))
+    print(f"{tripsearch.__file__}: {(time.process_time() - started) / len(queries) * 1000:.3f} ms of CPU per search")
+    engine.close()
+
+
+if __name__ == "__main__":
+    main()
