@@ -112,7 +112,7 @@ class IndexView:
         return int(self.alive.sum())
 
     def candidates(self, from_point: tuple[float, float], from_radius_km: float, to_point: tuple[float, float], to_radius_km: float, days: NDArray[np.int64]) -> Candidates:
-        """Return live rows whose corridor passes near ``from`` and then near ``to`` on one of ``days``.
+        """Return live rows whose corridor passes near ``from`` and then near ``to`` on one of ``days`` (distinct, rising).
 
         A superset of the matches: a match's pickup lies on a segment listed
         near ``from`` and its dropoff on a segment listed near ``to``, and
