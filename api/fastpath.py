@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .deps import EngineHolder
 from .metrics import Metrics
-from .responses import etag_matches, etag_of
+from .responses import cache_control, etag_matches, etag_of
 from .routes.search import query_from_params, search_body
 from .settings import Settings
 
@@ -46,7 +46,7 @@ class SearchFastPath:
         self.holder = holder
         self.metrics = metrics
         self.enabled = settings.search_fast_path and settings.public_search and not settings.backend_url and not settings.cors_origins
-        self.cache_control = f"public, max-age={settings.cache_max_age}".encode("latin-1")
+        self.cache_control = cache_control(settings.cache_max_age).encode("latin-1")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.enabled and scope["type"] == "http" and scope["path"] == SEARCH_PATH and scope["method"] == "GET":

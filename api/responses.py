@@ -21,7 +21,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["json_response", "cached_json", "etag_of", "etag_matches", "dumps"]
+__all__ = ["json_response", "cached_json", "cache_control", "etag_of", "etag_matches", "dumps"]
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
@@ -42,12 +42,17 @@ def cached_json(request: Request, body: bytes, max_age: int, *, public: bool = T
     ``public=False`` (answers that needed a token) lets only the client cache it, not shared caches.
     """
     tag = etag_of(body)
-    cache = {"ETag": tag, "Cache-Control": f"{'public' if public else 'private'}, max-age={max_age}"}
+    cache = {"ETag": tag, "Cache-Control": cache_control(max_age, public)}
     condition = request.headers.get("if-none-match")
     if condition is not None and etag_matches(condition, tag):
         # The 200 this stands for varies by encoding (the gzip middleware says so on it, not on a 304).
         return Response(status_code=304, headers={**cache, "Vary": "Accept-Encoding"})
     return Response(body, headers={**cache, **(headers or {})}, media_type="application/json")
+
+
+def cache_control(max_age: int, public: bool = True) -> str:
+    """Return the ``Cache-Control`` of a cacheable answer: shared caches may keep public ones."""
+    return f"{'public' if public else 'private'}, max-age={max_age}"
 
 
 def etag_of(body: bytes) -> str:
