@@ -63,26 +63,7 @@ FACET_FILTER: dict[str, str | None] = {
 
 def compute_facets(ev: Evaluation, cols: TripColumns, query: Query) -> dict[str, Any]:
     """Return the facets ``query.facets`` asks for, over the evaluated candidates."""
-    matched = _MatchedBut(ev)
-    return {name: _BUILDERS[name](ev, cols, query, matched(FACET_FILTER[name])) for name in query.facets}
-
-
-class _MatchedBut:
-    """``ev.matched(without)`` for every facet, from one count of the filters each row fails."""
-
-    def __init__(self, ev: Evaluation) -> None:
-        self._ev = ev
-        self._fails = np.zeros(len(ev.rows), dtype=np.int8)
-        for mask in ev.masks.values():
-            self._fails += ~mask
-        self._cache: dict[str | None, NDArray[np.bool_]] = {}
-
-    def __call__(self, without: str | None) -> NDArray[np.bool_]:
-        mask = self._cache.get(without)
-        if mask is None:
-            fails = self._fails if without is None else self._fails - ~self._ev.masks[without]
-            mask = self._cache[without] = self._ev.geo & (fails == 0)
-        return mask
+    return {name: _BUILDERS[name](ev, cols, query, ev.matched(FACET_FILTER[name])) for name in query.facets}
 
 
 def _departure_hour(ev: Evaluation, cols: TripColumns, query: Query, mask: NDArray[np.bool_]) -> list[dict[str, int]]:

@@ -56,6 +56,7 @@ class Evaluation:
     rows: NDArray[np.int64]
     geo: NDArray[np.bool_]  # rules 1 and 2, and published
     masks: dict[str, NDArray[np.bool_]]  # one per name in FILTERS
+    fails: NDArray[np.int8]  # how many of the masks each row fails
     pickup: ClosestPoints
     dropoff: ClosestPoints
     pickup_time: NDArray[np.int64]
@@ -65,11 +66,8 @@ class Evaluation:
 
     def matched(self, without: str | None = None) -> NDArray[np.bool_]:
         """Return which rows match every rule, or every rule but the filter ``without``."""
-        mask = self.geo.copy()
-        for name, filt in self.masks.items():
-            if name != without:
-                mask &= filt
-        return mask
+        fails = self.fails if without is None else self.fails - ~self.masks[without]
+        return self.geo & (fails == 0)
 
 
 def interpolate_stop_times(cols: TripColumns, rows: NDArray[np.int64], along_km: NDArray[np.float64]) -> NDArray[np.int64]:
@@ -131,7 +129,10 @@ def evaluate(cols: TripColumns, rows: NDArray[np.int64], query: Query, windows: 
         "rating": np.ones(n, dtype=bool) if query.min_rating is None else cols.rating[rows] >= query.min_rating,
         "seats": cols.seats_available[rows] >= query.seats,
     }
-    return Evaluation(rows, geo, masks, pickup, dropoff, pickup_time, dropoff_time, local_day, local_minute)
+    fails = np.zeros(n, dtype=np.int8)
+    for mask in masks.values():
+        fails += ~mask
+    return Evaluation(rows, geo, masks, fails, pickup, dropoff, pickup_time, dropoff_time, local_day, local_minute)
 
 
 def _closest(cols: TripColumns, first: NDArray[np.int64], last: NDArray[np.int64], point: tuple[float, float], within_km: float, latest: bool) -> ClosestPoints:
