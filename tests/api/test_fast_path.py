@@ -15,6 +15,7 @@ import httpx
 import orjson
 import pytest
 
+from tripsearch.loadgen import query_to_params
 from tripsearch.workload import build_workload
 
 from .conftest import FIXTURE, Server
@@ -33,8 +34,8 @@ def _requests() -> list[tuple[str, dict[str, str]]]:
     """(query string, headers): a workload of real searches, then the awkward cases."""
     trips = [orjson.loads(line) for line in FIXTURE.read_bytes().splitlines()]
     work = build_workload(trips, 60, seed=7, facets="all")
-    out = [(str(httpx.QueryParams(_flat(q))), {}) for q in work.searches]
-    base = str(httpx.QueryParams(_flat(LONDON_READING)))
+    out = [(str(httpx.QueryParams(query_to_params(q))), {}) for q in work.searches]
+    base = str(httpx.QueryParams(query_to_params(LONDON_READING)))
     out += [
         (base, {"Accept-Encoding": "gzip"}),
         (base, {"Accept-Encoding": "br, gzip;q=0.5"}),
@@ -50,10 +51,6 @@ def _requests() -> list[tuple[str, dict[str, str]]]:
         (base, {"Content-Length": "5"}),  # a GET with a body goes to the full app
     ]
     return out
-
-
-def _flat(query: dict) -> dict[str, str]:
-    return {k: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v) for k, v in query.items()}
 
 
 def _comparable(response: httpx.Response) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -84,8 +81,8 @@ def test_fast_path_searches_are_counted_in_the_metrics(servers: tuple[Server, Se
     with fast.client() as http:
         before = _search_count(http)
         for _ in range(3):
-            assert http.get("/v1/search", params=_flat(LONDON_READING)).status_code == 200
-        assert http.get("/v1/search", params={**_flat(LONDON_READING), "limit": "1000"}).status_code == 400
+            assert http.get("/v1/search", params=query_to_params(LONDON_READING)).status_code == 200
+        assert http.get("/v1/search", params={**query_to_params(LONDON_READING), "limit": "1000"}).status_code == 400
         after = _search_count(http)
     assert after.get("200", 0) - before.get("200", 0) == 3
     assert after.get("400", 0) - before.get("400", 0) == 1

@@ -132,10 +132,7 @@ class EmbeddedBackend:
         q = parse_query(query)
         view = self._index.view
         found = view.candidates(q.from_point, q.from_radius_km, q.to_point, q.to_radius_km, candidate_days(q))
-        return execute(q, view.cols, found.rows, self._fetch_docs, started, Windows(*found[1:]))
-
-    def _fetch_docs(self, ids: list[str]) -> dict[str, bytes]:
-        return self._store.docs(ids)
+        return execute(q, view.cols, found.rows, self._store.docs, started, Windows(*found[1:]))
 
     # -- refresh --------------------------------------------------------------
 
