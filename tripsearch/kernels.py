@@ -24,7 +24,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["route_distances_along", "closest_in_ranges", "gather_windows", "stop_times_at"]
+__all__ = ["route_distances_along", "closest_in_ranges", "table_insert", "table_join", "stop_times_at"]
 
 R = 6371.0088
 SCALE = 10_000_000.0
@@ -219,51 +219,90 @@ def closest_in_ranges(
     return out_dist, out_along, out_lat, out_lon
 
 
+# Row tables: open addressing with linear probing over a power-of-two number of slots, keyed by row
+# (-1 marks an empty slot). A search's candidates are a few thousand rows: the table stays in the CPU
+# caches, where a per-row array of the whole index would not.
+_EMPTY = -1
+
+
+@numba.njit(cache=True, inline="always")
+def _find(keys: NDArray[np.int32], row: int, mask: int) -> np.int64:
+    """Return the slot holding ``row``, or the empty slot where it would go (multiplicative hashing, then the next slots)."""
+    h = ((np.int64(row) * 2654435761) >> 7) & mask
+    while keys[h] != row and keys[h] != _EMPTY:
+        h = (h + 1) & mask
+    return h
+
+
+@numba.njit(cache=True, inline="always")
+def _widen(lo: NDArray[np.int32], hi: NDArray[np.int32], h: np.int64, e_lo: int, e_hi: int) -> None:
+    if e_lo < lo[h]:
+        lo[h] = e_lo
+    if e_hi > hi[h]:
+        hi[h] = e_hi
+
+
 @numba.njit(cache=True)
-def gather_windows(
+def table_insert(
+    keys: NDArray[np.int32],
+    lo: NDArray[np.int32],
+    hi: NDArray[np.int32],
     entry_rows: NDArray[np.int32],
     entry_lo: NDArray[np.uint16],
     entry_hi: NDArray[np.uint16],
     starts: NDArray[np.int64],
     ends: NDArray[np.int64],
-    mark: int,
-    require: NDArray[np.uint64],
-    need_required: bool,
-    state: NDArray[np.uint64],
-    out: NDArray[np.int64],
-    n_out: int,
 ) -> int:  # pragma: no cover - compiled
-    """Merge the posting entries ``starts[i]:ends[i]`` into one segment window per row; return the new count of rows in ``out``.
+    """Add the posting entries ``starts[i]:ends[i]`` to a row table, merging each row's segment window; return how many rows were new.
 
-    ``state[row]`` packs the search's mark and the row's window:
-    ``mark << 32 | lo << 16 | hi``, one word, so
-    the random access per entry touches one cache line, not three. A row
-    whose mark is not this search's has no window yet. With
-    ``need_required``, entries of rows whose ``require`` mark is not this
-    search's are skipped (the second side keeps only rows the first found).
+    The table must have room: at least one empty slot for every entry.
     """
-    stamp = np.uint64(mark) << np.uint64(32)
+    mask = keys.shape[0] - 1
+    added = 0
     for i in range(starts.shape[0]):
         for p in range(starts[i], ends[i]):
             r = entry_rows[p]
-            if need_required and (require[r] >> np.uint64(32)) != np.uint64(mark):
-                continue
-            s = state[r]
-            lo = np.uint64(entry_lo[p])
-            hi = np.uint64(entry_hi[p])
-            if (s >> np.uint64(32)) != np.uint64(mark):
-                state[r] = stamp | (lo << np.uint64(16)) | hi
-                out[n_out] = r
-                n_out += 1
+            h = _find(keys, r, mask)
+            if keys[h] == _EMPTY:
+                keys[h] = r
+                lo[h] = entry_lo[p]
+                hi[h] = entry_hi[p]
+                added += 1
             else:
-                cur_lo = (s >> np.uint64(16)) & np.uint64(0xFFFF)
-                cur_hi = s & np.uint64(0xFFFF)
-                if lo < cur_lo:
-                    cur_lo = lo
-                if hi > cur_hi:
-                    cur_hi = hi
-                state[r] = stamp | (cur_lo << np.uint64(16)) | cur_hi
-    return n_out
+                _widen(lo, hi, h, entry_lo[p], entry_hi[p])
+    return added
+
+
+@numba.njit(cache=True)
+def table_join(
+    keys: NDArray[np.int32],
+    lo: NDArray[np.int32],
+    hi: NDArray[np.int32],
+    entry_rows: NDArray[np.int32],
+    entry_lo: NDArray[np.uint16],
+    entry_hi: NDArray[np.uint16],
+    starts: NDArray[np.int64],
+    ends: NDArray[np.int64],
+) -> int:  # pragma: no cover - compiled
+    """Merge the entries ``starts[i]:ends[i]`` of rows a table holds into a second window per slot (``hi`` is -1 while it has none); return how many slots got one.
+
+    Entries of rows the table does not hold are skipped: this is the join
+    of the two sides of a search.
+    """
+    mask = keys.shape[0] - 1
+    joined = 0
+    for i in range(starts.shape[0]):
+        for p in range(starts[i], ends[i]):
+            h = _find(keys, entry_rows[p], mask)
+            if keys[h] == _EMPTY:
+                continue
+            if hi[h] < 0:
+                lo[h] = entry_lo[p]
+                hi[h] = entry_hi[p]
+                joined += 1
+            else:
+                _widen(lo, hi, h, entry_lo[p], entry_hi[p])
+    return joined
 
 
 @numba.njit(cache=True)

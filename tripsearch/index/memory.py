@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from ..columns import TripColumns
 from ..model import Trip
-from ..kernels import gather_windows
+from ..kernels import table_insert, table_join
 from .cells import CELL_SHIFT, disk_to_cells, route_to_cells
 
 __all__ = ["IndexView", "MemoryIndex", "PostingSegment", "Candidates", "cell_day_keys"]
@@ -119,85 +119,38 @@ class IndexView:
         the pickup comes first, so ``from_lo <= to_hi``.
 
         The side with fewer posting entries (a village, against a capital)
-        is gathered first, so the other side only reads marks and writes
-        windows for the rows they share.
+        fills a table of its rows and their windows, sized for that side
+        alone; the other side's entries only look rows up in it. The table
+        stays in the CPU caches, whatever the size of the index.
         """
-        scratch = _scratch(len(self.alive))
-        mark = scratch.next_mark()
         from_ranges = [seg.lookup(_cover_keys(from_point, from_radius_km, days)) for seg in self.segments]
         to_ranges = [seg.lookup(_cover_keys(to_point, to_radius_km, days)) for seg in self.segments]
-        n_from_entries = sum(int((ends - starts).sum()) for starts, ends in from_ranges)
-        n_to_entries = sum(int((ends - starts).sum()) for starts, ends in to_ranges)
-        from_side = (from_ranges, scratch.state_from)
-        to_side = (to_ranges, scratch.state_to)
-        (first, n_first_entries), (second, n_second_entries) = sorted(((from_side, n_from_entries), (to_side, n_to_entries)), key=lambda side: side[1])
-        ranges, first_state = first
-        out = scratch.out_buffer(n_first_entries)
-        n_first = 0
-        for seg, (starts, ends) in zip(self.segments, ranges):
-            n_first = gather_windows(seg.rows, seg.seg_lo, seg.seg_hi, starts, ends, mark, first_state, False, first_state, out, n_first)
-        ranges, second_state = second
-        both = scratch.both_buffer(n_second_entries)
-        n_both = 0
-        if n_first:
-            for seg, (starts, ends) in zip(self.segments, ranges):
-                n_both = gather_windows(seg.rows, seg.seg_lo, seg.seg_hi, starts, ends, mark, first_state, True, second_state, both, n_both)
-        rows = np.sort(both[:n_both])
-        from_lo, from_hi = _unpack_windows(scratch.state_from[rows])
-        to_lo, to_hi = _unpack_windows(scratch.state_to[rows])
+        n_from = sum(int((ends - starts).sum()) for starts, ends in from_ranges)
+        n_to = sum(int((ends - starts).sum()) for starts, ends in to_ranges)
+        from_first = n_from <= n_to
+        first, second = (from_ranges, to_ranges) if from_first else (to_ranges, from_ranges)
+        # At least two slots per entry of the first side: at most half full, so lookups stay short.
+        size = 1 << max(4, (2 * min(n_from, n_to) - 1).bit_length())
+        keys = np.full(size, -1, dtype=np.int32)
+        first_lo, first_hi = np.empty(size, dtype=np.int32), np.empty(size, dtype=np.int32)
+        second_lo, second_hi = np.empty(size, dtype=np.int32), np.full(size, -1, dtype=np.int32)
+        for seg, (starts, ends) in zip(self.segments, first):
+            table_insert(keys, first_lo, first_hi, seg.rows, seg.seg_lo, seg.seg_hi, starts, ends)
+        for seg, (starts, ends) in zip(self.segments, second):
+            table_join(keys, second_lo, second_hi, seg.rows, seg.seg_lo, seg.seg_hi, starts, ends)
+        both = np.flatnonzero(second_hi >= 0)
+        both = both[np.argsort(keys[both])]
+        rows = keys[both].astype(np.int64)
+        windows = [w[both].astype(np.int64) for w in (first_lo, first_hi, second_lo, second_hi)]
+        from_lo, from_hi, to_lo, to_hi = windows if from_first else windows[2:] + windows[:2]
         keep = self.alive[rows] & (from_lo <= to_hi)
         return Candidates(rows[keep], from_lo[keep], from_hi[keep], to_lo[keep], to_hi[keep])
-
-
-def _unpack_windows(state: NDArray[np.uint64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Return the (lo, hi) segment windows packed in ``gather_windows`` states."""
-    return ((state >> np.uint64(16)) & np.uint64(0xFFFF)).astype(np.int64), (state & np.uint64(0xFFFF)).astype(np.int64)
 
 
 def _cover_keys(point: tuple[float, float], radius_km: float, days: NDArray[np.int64]) -> NDArray[np.uint64]:
     # Cells sorted and distinct, days rising (below 2**24): the keys come out sorted and distinct, as lookup wants.
     cells = disk_to_cells(point[0], point[1], radius_km)
     return cell_day_keys(cells[:, None], days[None, :]).ravel()
-
-
-class _Scratch:
-    """Per-thread work arrays indexed by row, reused across searches: a search stamps what it touches with its mark."""
-
-    def __init__(self, size: int) -> None:
-        # Per row: the mark of the last search that reached it and its segment window (see gather_windows).
-        self.state_from = np.zeros(size, dtype=np.uint64)
-        self.state_to = np.zeros(size, dtype=np.uint64)
-        self.out = np.zeros(1024, dtype=np.int64)
-        self.both = np.zeros(1024, dtype=np.int64)
-        self.mark = 0
-
-    def next_mark(self) -> int:
-        if self.mark >= 2**31 - 2:
-            self.state_from[:] = 0
-            self.state_to[:] = 0
-            self.mark = 0
-        self.mark += 1
-        return self.mark
-
-    def out_buffer(self, need: int) -> NDArray[np.int64]:
-        if need > len(self.out):
-            self.out = np.concatenate((self.out, np.zeros(need, dtype=np.int64)))
-        return self.out
-
-    def both_buffer(self, need: int) -> NDArray[np.int64]:
-        if need > len(self.both):
-            self.both = np.concatenate((self.both, np.zeros(need, dtype=np.int64)))
-        return self.both
-
-
-_local = threading.local()
-
-
-def _scratch(rows: int) -> _Scratch:
-    scratch: _Scratch | None = getattr(_local, "scratch", None)
-    if scratch is None or len(scratch.state_from) < rows:
-        scratch = _local.scratch = _Scratch(max(rows, 1024) + rows // 4)
-    return scratch
 
 
 class _Buffer:
