@@ -292,34 +292,48 @@ async def _call(conn: _Connection, call: Call, due: float, rec: _Recorder | None
 
 
 async def _closed_loop(spec: LoadSpec, target: tuple[str, int, str], rec: _Recorder, start: float, end: float) -> tuple[int, int]:
-    """C connections back to back; a call counts if it is sent inside [start, end) and answers before ``end``."""
+    """C connections back to back; a call counts if it is sent inside [start, end) and answers before ``end``.
+
+    The connections open one after another, each once the one before has
+    had an answer and is sending again: a server worker busy with a request
+    does not accept, so the next connection goes to a worker that has time.
+    Opened all at once, C connections fall on a server's worker processes
+    at random (uvicorn's workers accept from one socket), and a worker
+    left with fewer of them sits idle while the others queue.
+    """
     assert spec.concurrency is not None
     order = itertools.cycle(np.random.default_rng(spec.seed).permutation(len(spec.calls)).tolist())
     counted = 0
+    opened = [asyncio.Event() for _ in range(spec.concurrency)]
 
-    async def worker() -> None:
+    async def worker(i: int) -> None:
         nonlocal counted
+        if i:
+            await opened[i - 1].wait()
         conn = _Connection(*target)
         try:
             while (now := time.perf_counter()) < end and counted < spec.max_requests:
                 call = spec.calls[next(order)]
                 if now < start:
                     await _call(conn, call, now, None, spec.timeout_s)
-                    continue
-                counted += 1
-                late = _Recorder()
-                await _call(conn, call, now, late, spec.timeout_s)
-                if time.perf_counter() <= end:
-                    for kind, values in late.latencies.items():
-                        rec.latencies[kind] += values
-                    for key, n in late.statuses.items():
-                        rec.statuses[key] = rec.statuses.get(key, 0) + n
-                    rec.errors += late.errors
-                    rec.first_error = rec.first_error or late.first_error
+                else:
+                    counted += 1
+                    late = _Recorder()
+                    await _call(conn, call, now, late, spec.timeout_s)
+                    if time.perf_counter() <= end:
+                        for kind, values in late.latencies.items():
+                            rec.latencies[kind] += values
+                        for key, n in late.statuses.items():
+                            rec.statuses[key] = rec.statuses.get(key, 0) + n
+                        rec.errors += late.errors
+                        rec.first_error = rec.first_error or late.first_error
+                # The next connection opens when this one next waits: once its next request is sent.
+                opened[i].set()
         finally:
+            opened[i].set()
             conn.close()
 
-    await asyncio.gather(*(worker() for _ in range(spec.concurrency)))
+    await asyncio.gather(*(worker(i) for i in range(spec.concurrency)))
     return spec.concurrency, 0
 
 
