@@ -24,7 +24,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["route_distances_along", "closest_in_ranges", "table_insert", "table_join", "stop_times_at"]
+__all__ = ["route_distances_along", "closest_in_ranges", "table_merge", "stop_times_at"]
 
 R = 6371.0088
 SCALE = 10_000_000.0
@@ -220,8 +220,8 @@ def closest_in_ranges(
 
 
 # Row tables: open addressing with linear probing over a power-of-two number of slots, keyed by row
-# (-1 marks an empty slot). A search's candidates are a few thousand rows: the table stays in the CPU
-# caches, where a per-row array of the whole index would not.
+# (-1 marks an empty slot). A search reaches a few thousand rows: its table is sized for them, not for
+# the index.
 _EMPTY = -1
 
 
@@ -234,16 +234,8 @@ def _find(keys: NDArray[np.int32], row: int, mask: int) -> np.int64:
     return h
 
 
-@numba.njit(cache=True, inline="always")
-def _widen(lo: NDArray[np.int32], hi: NDArray[np.int32], h: np.int64, e_lo: int, e_hi: int) -> None:
-    if e_lo < lo[h]:
-        lo[h] = e_lo
-    if e_hi > hi[h]:
-        hi[h] = e_hi
-
-
 @numba.njit(cache=True)
-def table_insert(
+def table_merge(
     keys: NDArray[np.int32],
     lo: NDArray[np.int32],
     hi: NDArray[np.int32],
@@ -252,57 +244,36 @@ def table_insert(
     entry_hi: NDArray[np.uint16],
     starts: NDArray[np.int64],
     ends: NDArray[np.int64],
+    add_rows: bool,
 ) -> int:  # pragma: no cover - compiled
-    """Add the posting entries ``starts[i]:ends[i]`` to a row table, merging each row's segment window; return how many rows were new.
+    """Merge the posting entries ``starts[i]:ends[i]`` into one segment window per row of a table; return how many slots got their first window.
 
-    The table must have room: at least one empty slot for every entry.
+    ``lo``/``hi`` hold a window per slot (``hi`` is -1 while it has none).
+    With ``add_rows`` a row the table does not hold yet is added (the table
+    must have an empty slot for every entry); without, its entries are
+    skipped: with the other side's windows in a second pair of arrays, that
+    is the join of the two sides of a search.
     """
     mask = keys.shape[0] - 1
-    added = 0
+    first = 0
     for i in range(starts.shape[0]):
         for p in range(starts[i], ends[i]):
             r = entry_rows[p]
             h = _find(keys, r, mask)
             if keys[h] == _EMPTY:
+                if not add_rows:
+                    continue
                 keys[h] = r
-                lo[h] = entry_lo[p]
-                hi[h] = entry_hi[p]
-                added += 1
-            else:
-                _widen(lo, hi, h, entry_lo[p], entry_hi[p])
-    return added
-
-
-@numba.njit(cache=True)
-def table_join(
-    keys: NDArray[np.int32],
-    lo: NDArray[np.int32],
-    hi: NDArray[np.int32],
-    entry_rows: NDArray[np.int32],
-    entry_lo: NDArray[np.uint16],
-    entry_hi: NDArray[np.uint16],
-    starts: NDArray[np.int64],
-    ends: NDArray[np.int64],
-) -> int:  # pragma: no cover - compiled
-    """Merge the entries ``starts[i]:ends[i]`` of rows a table holds into a second window per slot (``hi`` is -1 while it has none); return how many slots got one.
-
-    Entries of rows the table does not hold are skipped: this is the join
-    of the two sides of a search.
-    """
-    mask = keys.shape[0] - 1
-    joined = 0
-    for i in range(starts.shape[0]):
-        for p in range(starts[i], ends[i]):
-            h = _find(keys, entry_rows[p], mask)
-            if keys[h] == _EMPTY:
-                continue
             if hi[h] < 0:
                 lo[h] = entry_lo[p]
                 hi[h] = entry_hi[p]
-                joined += 1
+                first += 1
             else:
-                _widen(lo, hi, h, entry_lo[p], entry_hi[p])
-    return joined
+                if entry_lo[p] < lo[h]:
+                    lo[h] = entry_lo[p]
+                if entry_hi[p] > hi[h]:
+                    hi[h] = entry_hi[p]
+    return first
 
 
 @numba.njit(cache=True)

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from ..columns import TripColumns
 from ..model import Trip
-from ..kernels import table_insert, table_join
+from ..kernels import table_merge
 from .cells import CELL_SHIFT, disk_to_cells, route_to_cells
 
 __all__ = ["IndexView", "MemoryIndex", "PostingSegment", "Candidates", "cell_day_keys"]
@@ -120,8 +120,8 @@ class IndexView:
 
         The side with fewer posting entries (a village, against a capital)
         fills a table of its rows and their windows, sized for that side
-        alone; the other side's entries only look rows up in it. The table
-        stays in the CPU caches, whatever the size of the index.
+        alone, not for the index; the other side's entries only look rows up
+        in it.
         """
         from_ranges = [seg.lookup(_cover_keys(from_point, from_radius_km, days)) for seg in self.segments]
         to_ranges = [seg.lookup(_cover_keys(to_point, to_radius_km, days)) for seg in self.segments]
@@ -132,12 +132,12 @@ class IndexView:
         # At least two slots per entry of the first side: at most half full, so lookups stay short.
         size = 1 << max(4, (2 * min(n_from, n_to) - 1).bit_length())
         keys = np.full(size, -1, dtype=np.int32)
-        first_lo, first_hi = np.empty(size, dtype=np.int32), np.empty(size, dtype=np.int32)
+        first_lo, first_hi = np.empty(size, dtype=np.int32), np.full(size, -1, dtype=np.int32)
         second_lo, second_hi = np.empty(size, dtype=np.int32), np.full(size, -1, dtype=np.int32)
         for seg, (starts, ends) in zip(self.segments, first):
-            table_insert(keys, first_lo, first_hi, seg.rows, seg.seg_lo, seg.seg_hi, starts, ends)
+            table_merge(keys, first_lo, first_hi, seg.rows, seg.seg_lo, seg.seg_hi, starts, ends, True)
         for seg, (starts, ends) in zip(self.segments, second):
-            table_join(keys, second_lo, second_hi, seg.rows, seg.seg_lo, seg.seg_hi, starts, ends)
+            table_merge(keys, second_lo, second_hi, seg.rows, seg.seg_lo, seg.seg_hi, starts, ends, False)
         both = np.flatnonzero(second_hi >= 0)
         both = both[np.argsort(keys[both])]
         rows = keys[both].astype(np.int64)
