@@ -12,7 +12,7 @@ import pytest
 from tripsearch.loadgen import LoadSpec, run_load_here
 
 
-class _Recorder(socketserver.ThreadingTCPServer):
+class _LoggingServer(socketserver.ThreadingTCPServer):
     """A small keep-alive HTTP server on loopback that answers every request after a pause and logs what happened, in order."""
 
     daemon_threads = True
@@ -30,7 +30,7 @@ class _Recorder(socketserver.ThreadingTCPServer):
 
 
 class _Handler(socketserver.StreamRequestHandler):
-    server: _Recorder
+    server: _LoggingServer
 
     def handle(self) -> None:
         with self.server.lock:
@@ -51,8 +51,8 @@ class _Handler(socketserver.StreamRequestHandler):
 
 
 @pytest.fixture
-def recorder() -> Iterator[_Recorder]:
-    server = _Recorder()
+def recorder() -> Iterator[_LoggingServer]:
+    server = _LoggingServer()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -60,7 +60,7 @@ def recorder() -> Iterator[_Recorder]:
     server.server_close()
 
 
-def test_closed_loop_opens_each_connection_after_the_one_before_was_answered(recorder: _Recorder) -> None:
+def test_closed_loop_opens_each_connection_after_the_one_before_was_answered(recorder: _LoggingServer) -> None:
     port = recorder.server_address[1]
     result = run_load_here(LoadSpec(f"http://127.0.0.1:{port}", [("places", "/v1/places?q=Pa", False)], concurrency=4, duration_s=0.3, warmup_s=0.2))
     assert result.errors == 0 and result.requests > 0
