@@ -7,11 +7,11 @@ sample that snaps to the same grid point). Any point of the route is then
 within :data:`INDEX_MARGIN_KM` of the grid point of some sample.
 
 A query disk (centre, radius r) is covered by every cell that may hold a
-point within ``r + INDEX_MARGIN_KM`` of the centre, found by a walk from
-the centre's cell that keeps a cell unless its centre is farther than that
-distance plus the cell's circumradius. So if a route passes within r of the
-centre, one of its cells is in the cover: H3 only narrows the search, the
-exact rules in :mod:`tripsearch.query.matching` decide.
+point within ``r + INDEX_MARGIN_KM`` of the centre, found ring by ring
+around the centre's cell, keeping a cell unless its centre is farther
+than that distance plus the cell's circumradius. So if a route passes
+within r of the centre, one of its cells is in the cover: H3 only narrows
+the search, the exact rules in :mod:`tripsearch.query.matching` decide.
 """
 
 from __future__ import annotations
@@ -170,32 +170,36 @@ def _cell_reach(cell: int) -> tuple[float, float, float]:
     return lat, lon, radius * 1.01 + 0.01
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=16384)
 def disk_to_cells(lat: float, lon: float, radius_km: float, res: int = CORRIDOR_RES) -> NDArray[np.uint64]:
     """Return, sorted, every cell that may hold a point within ``radius_km`` (plus the index margin) of a point.
 
-    A walk from the point's cell over neighbours, keeping a cell unless its
-    centre is farther than the reach plus its own circumradius: the cells
-    that meet the disk are connected, so the walk finds all of them.
+    A cell is kept unless its centre is farther than the reach plus its own
+    circumradius. The cells are read ring by ring around the point's cell
+    (grid distance 0, 1, 2, ...) up to the first ring that keeps none: the
+    cells that meet the disk are connected and hold the point's cell, and
+    a path of neighbours leaves the rings read only through that empty
+    ring, so none of them lies beyond it.
     """
     reach = radius_km + INDEX_MARGIN_KM
     start = h3_int.latlng_to_cell(lat, lon, res)
-    seen = {start}
-    keep = [start]
-    frontier = [start]
-    neighbours = h3_int.grid_disk
-    while frontier:
-        next_frontier = []
-        for cell in frontier:
-            for near in neighbours(cell, 1):
-                if near in seen:
-                    continue
-                seen.add(near)
-                clat, clon, circumradius = _cell_reach(near)
-                if haversine_km(lat, lon, clat, clon) - circumradius <= reach:
-                    keep.append(near)
-                    next_frontier.append(near)
-        frontier = next_frontier
+    keep = [start]  # it holds the point
+    inside = {start}
+    k = 1
+    while True:
+        disk = h3_int.grid_disk(start, k)
+        kept = 0
+        for cell in disk:
+            if cell in inside:
+                continue
+            clat, clon, circumradius = _cell_reach(cell)
+            if haversine_km(lat, lon, clat, clon) - circumradius <= reach:
+                keep.append(cell)
+                kept += 1
+        if not kept:
+            break
+        inside.update(disk)
+        k += 1
     out = np.array(sorted(keep), dtype=np.uint64)
     out.setflags(write=False)
     return out
