@@ -134,10 +134,12 @@ class IndexView:
         keys = np.full(size, -1, dtype=np.int32)
         first_lo, first_hi = np.empty(size, dtype=np.int32), np.full(size, -1, dtype=np.int32)
         second_lo, second_hi = np.empty(size, dtype=np.int32), np.full(size, -1, dtype=np.int32)
+        n_rows = 0
         for seg, (starts, ends) in zip(self.segments, first):
-            table_merge(keys, first_lo, first_hi, seg.rows, seg.seg_lo, seg.seg_hi, starts, ends, True)
-        for seg, (starts, ends) in zip(self.segments, second):
-            table_merge(keys, second_lo, second_hi, seg.rows, seg.seg_lo, seg.seg_hi, starts, ends, False)
+            n_rows += table_merge(keys, first_lo, first_hi, seg.rows, seg.seg_lo, seg.seg_hi, starts, ends, True)
+        if n_rows:  # else nothing can join: the other side's entries need not be read
+            for seg, (starts, ends) in zip(self.segments, second):
+                table_merge(keys, second_lo, second_hi, seg.rows, seg.seg_lo, seg.seg_hi, starts, ends, False)
         both = np.flatnonzero(second_hi >= 0)
         both = both[np.argsort(keys[both])]
         rows = keys[both].astype(np.int64)
