@@ -1,9 +1,11 @@
 """The compiled closest-point loop skips route parts it can prove farther; it must still find what the plain reference finds.
 
-``closest_in_ranges`` prunes with a trigonometry-free lower bound, against
-the radius and against the best point found so far. Pruning may only skip
-work: for every route within the radius, the distance, the distance along,
-the point and the tie-breaking must equal the reference's bit for bit.
+``closest_in_ranges`` prunes with trigonometry-free bounds: the smallest
+upper bound of a window's vertices caps the answer, and a vertex or segment
+whose lower bound is above the cap, the radius or the best point found so
+far is skipped. Pruning may only skip work: for every route within the
+radius, the distance, the distance along, the point and the tie-breaking
+must equal the reference's bit for bit.
 """
 
 from __future__ import annotations

@@ -64,12 +64,12 @@ def route_distances_along(vert_lat: NDArray[np.int32], vert_lon: NDArray[np.int3
 
 
 @numba.njit(cache=True, inline="always")
-def _hav_lower_bound(lat_step: int, lon_step: int, x_lat: float, x_lon: float, cos2: float) -> float:
-    """A lower bound of hav(distance) between a vertex and a target, with no trigonometry.
+def _hav_bounds(lat_step: int, lon_step: int, x_lat: float, x_lon: float, cos_x: float) -> tuple[float, float]:
+    """Lower and upper bounds of hav(distance) between a vertex and a target, with no trigonometry.
 
     hav(d) = sin^2(dlat/2) + cos(lat1) cos(lat2) sin^2(dlon/2), with
-    sin(u) >= u - u^3/6 for u in [0, pi/2] and cos(lat) >= the window's
-    smallest cosine (``cos2`` is its square).
+    u - u^3/6 <= sin(u) <= u for u in [0, pi/2], and cos(lat2) within
+    |lat2 - lat1| of cos(lat1) = ``cos_x`` (cos is 1-Lipschitz).
     """
     dlat = abs(lat_step / SCALE * _DEG - x_lat) / 2.0
     dlon = abs(lon_step / SCALE * _DEG - x_lon)
@@ -78,20 +78,15 @@ def _hav_lower_bound(lat_step: int, lon_step: int, x_lat: float, x_lon: float, c
     dlon /= 2.0
     s1 = dlat - dlat * dlat * dlat / 6.0
     s2 = dlon - dlon * dlon * dlon / 6.0
-    return s1 * s1 + cos2 * s2 * s2
+    low = s1 * s1 + cos_x * max(0.0, cos_x - 2.0 * dlat) * s2 * s2
+    high = dlat * dlat + cos_x * (cos_x + 2.0 * dlat) * dlon * dlon
+    return low * (1.0 - 1e-12), high * (1.0 + 1e-12)
 
 
 @numba.njit(cache=True, inline="always")
-def _tighten(best: float, half_widest: float, h_vertex: float, h_segment: float) -> tuple[float, float]:
-    """Lower the pruning thresholds to the best angle found so far.
-
-    Nothing farther than the best can win or tie: a vertex whose lower bound
-    is above hav(best), or a segment whose ends are both above
-    hav(best + half the longest segment), is skipped (1e-9 rad of margin).
-    """
-    h_best = math.sin(min(math.pi / 2, (best + 1e-9) / 2.0)) ** 2 + 1e-15
-    h_best_segment = math.sin(min(math.pi / 2, (best + half_widest + 1e-9) / 2.0)) ** 2 + 1e-15
-    return min(h_vertex, h_best), min(h_segment, h_best_segment)
+def _hav_limit(angle: float) -> float:
+    """The largest hav(distance) a vertex may have and still be within ``angle`` (1e-9 rad of margin)."""
+    return math.sin(min(math.pi / 2, (angle + 1e-9) / 2.0)) ** 2 + 1e-15
 
 
 @numba.njit(cache=True)
@@ -113,15 +108,22 @@ def closest_in_ranges(
     Only the closest point *within* ``within_km`` matters to the caller: route
     parts provably farther, or farther than the best point found so far, are
     skipped, and a route with nothing that near reports a distance above
-    ``within_km`` (infinity). ``within_km=inf``
-    measures everything.
+    ``within_km`` (infinity). ``within_km=inf`` measures everything.
+
+    Pruning, all in angles on the unit sphere: a first pass bounds every
+    vertex's distance with no trigonometry, and the smallest upper bound
+    caps the answer; the exact pass then skips a vertex whose lower bound is
+    above the cap (or the best so far), and a segment a-b whose points are
+    all provably farther: by the triangle inequality a point c of the
+    segment has d(x, c) >= (d(x, a) + d(x, b) - |ab|) / 2.
     """
     n = first.shape[0]
     out_dist = np.empty(n, dtype=np.float64)
     out_along = np.empty(n, dtype=np.float64)
     out_lat = np.empty(n, dtype=np.float64)
     out_lon = np.empty(n, dtype=np.float64)
-    tla = tlo = x = y = z = 0.0
+    tla = tlo = cos_t = x = y = z = 0.0
+    prune = within_km < R * math.pi / 2
     for i in range(n):
         # The target as Python's math computes it, so results match a plain-Python reading of the rules
         # (a search has one target for every item: computed once).
@@ -131,29 +133,16 @@ def closest_in_ranges(
             x = math.cos(tla) * math.cos(tlo)
             y = math.cos(tla) * math.sin(tlo)
             z = math.sin(tla)
+            cos_t = math.cos(tla)
         lo = first[i]
         hi = last[i]
-        # Pruning thresholds: a vertex farther than within_km cannot be the answer, and a segment whose
-        # ends are both farther than within_km + half the longest segment cannot come within within_km.
-        prune = within_km < R * math.pi / 2
-        h_vertex = 0.0
-        h_segment = 0.0
-        cos2 = 0.0
-        half_widest = 0.0
+        cap = within_km / R  # nothing farther can be the answer
         if prune:
-            widest = 0.0
-            max_abs_lat = abs(tla)
+            h_cap = 1.0
             for k in range(lo, hi + 1):
-                a_lat = abs(vert_lat[k] / SCALE * _DEG)
-                if a_lat > max_abs_lat:
-                    max_abs_lat = a_lat
-                if k > lo and vert_cum[k] - vert_cum[k - 1] > widest:
-                    widest = vert_cum[k] - vert_cum[k - 1]
-            c = math.cos(min(max_abs_lat, math.pi / 2))
-            cos2 = c * c * (1.0 - 1e-12)
-            h_vertex = math.sin(min(math.pi / 2, (within_km / R + 1e-9) / 2.0)) ** 2 + 1e-15
-            h_segment = math.sin(min(math.pi / 2, ((within_km + widest / 2.0) / R + 1e-9) / 2.0)) ** 2 + 1e-15
-            half_widest = widest / 2.0 / R
+                h_cap = min(h_cap, _hav_bounds(vert_lat[k], vert_lon[k], tla, tlo, cos_t)[1])
+            cap = min(cap, 2.0 * math.asin(min(1.0, math.sqrt(h_cap))))
+        h_vertex = _hav_limit(cap)
         best_d = np.inf
         best_a = 0.0
         bx = 0.0
@@ -163,16 +152,17 @@ def closest_in_ranges(
         ay = 0.0
         az = 0.0
         have_prev = False
-        prev_far = True
+        prev_low = 0.0
         for k in range(lo, hi + 1):
             near_vertex = True
-            far_for_segment = False
+            use_segment = k > lo
             if prune:
-                h = _hav_lower_bound(vert_lat[k], vert_lon[k], tla, tlo, cos2)
+                h = _hav_bounds(vert_lat[k], vert_lon[k], tla, tlo, cos_t)[0]
                 near_vertex = h <= h_vertex
-                far_for_segment = h > h_segment
-            use_segment = k > lo and not (far_for_segment and prev_far)
-            prev_far = far_for_segment
+                low = 2.0 * math.sqrt(h)  # asin(u) >= u
+                if use_segment:
+                    use_segment = (prev_low + low - (vert_cum[k] - vert_cum[k - 1]) / R) / 2.0 <= min(cap, best_d) + 1e-9
+                prev_low = low
             if not (near_vertex or use_segment):
                 have_prev = False
                 continue
@@ -184,8 +174,7 @@ def closest_in_ranges(
                 d = _angle(x, y, z, vx, vy, vz)
                 if d < best_d or (d == best_d and ((along > best_a) if latest else (along < best_a))):
                     best_d, best_a, bx, by, bz = d, along, vx, vy, vz
-                    if prune:
-                        h_vertex, h_segment = _tighten(best_d, half_widest, h_vertex, h_segment)
+                    h_vertex = min(h_vertex, _hav_limit(best_d))
             if use_segment:
                 # segment (k-1) -> k: a -> v
                 nx = ay * vz - az * vy
@@ -208,8 +197,7 @@ def closest_in_ranges(
                             fa = vert_cum[k - 1] + min(_angle(ax, ay, az, cx, cy, cz) * R, seg)
                             if fd < best_d or (fd == best_d and ((fa > best_a) if latest else (fa < best_a))):
                                 best_d, best_a, bx, by, bz = fd, fa, cx, cy, cz
-                                if prune:
-                                    h_vertex, h_segment = _tighten(best_d, half_widest, h_vertex, h_segment)
+                                h_vertex = min(h_vertex, _hav_limit(best_d))
             ax, ay, az = vx, vy, vz
             have_prev = True
         out_dist[i] = best_d * R
