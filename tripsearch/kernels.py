@@ -19,9 +19,13 @@ Formulas (unit sphere, mean Earth radius :data:`~tripsearch.geo.EARTH_RADIUS_KM`
 from __future__ import annotations
 
 import math
+from typing import Any, Callable, cast
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 from numpy.typing import NDArray
 
 __all__ = ["route_distances_along", "closest_in_ranges", "table_merge", "stop_times_at"]
@@ -29,6 +33,30 @@ __all__ = ["route_distances_along", "closest_in_ranges", "table_merge", "stop_ti
 R = 6371.0088
 SCALE = 10_000_000.0
 _DEG = math.pi / 180.0
+# How many items ahead the closest-point loop asks for its vertices: a candidate's route lies anywhere in
+# the vertex columns (hundreds of MB at 1M trips), so reading it is a cache miss the loop would wait for.
+_PREFETCH_AHEAD = 4
+
+
+@intrinsic
+def _prefetch_intrinsic(typingctx, array, index):  # type: ignore[no-untyped-def]
+    """Ask the CPU to bring ``array[index]`` into its caches (LLVM's prefetch; a hint, it changes no value)."""
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        array_type = signature.args[0]
+        view = context.make_array(array_type)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, array_type, view, [args[1]], wraparound=False)
+        byte_pointer = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        prefetch = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]), "llvm.prefetch.p0")
+        # read, keep in all cache levels, data
+        builder.call(prefetch, [builder.bitcast(pointer, byte_pointer), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen
+
+
+_prefetch = cast(Callable[[NDArray[Any], int], None], _prefetch_intrinsic)  # as the compiled loops call it
 
 
 @numba.njit(cache=True, inline="always")
@@ -134,6 +162,15 @@ def closest_in_ranges(
             y = math.cos(tla) * math.sin(tlo)
             z = math.sin(tla)
             cos_t = math.cos(tla)
+        if i + _PREFETCH_AHEAD < n:
+            ahead_first = first[i + _PREFETCH_AHEAD]
+            ahead_last = last[i + _PREFETCH_AHEAD]
+            _prefetch(vert_lat, ahead_first)
+            _prefetch(vert_lat, ahead_last)
+            _prefetch(vert_lon, ahead_first)
+            _prefetch(vert_lon, ahead_last)
+            _prefetch(vert_cum, ahead_first)
+            _prefetch(vert_cum, ahead_last)
         lo = first[i]
         hi = last[i]
         cap = within_km / R  # nothing farther can be the answer
