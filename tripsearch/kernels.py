@@ -28,7 +28,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 from numpy.typing import NDArray
 
-__all__ = ["route_distances_along", "closest_in_ranges", "table_merge", "stop_times_at"]
+__all__ = ["route_distances_along", "closest_in_ranges", "table_merge", "stop_times_at", "facet_counts"]
 
 R = 6371.0088
 SCALE = 10_000_000.0
@@ -335,3 +335,64 @@ def stop_times_at(
         frac = min(max(frac, 0.0), 1.0)
         out[k] = int(math.floor(t_i + (t_j - t_i) * frac))
     return out
+
+
+@numba.njit(cache=True)
+def facet_counts(
+    rows: NDArray[np.int64],
+    geo: NDArray[np.bool_],
+    failed: NDArray[np.uint8],
+    local_minute: NDArray[np.int64],
+    local_day: NDArray[np.int64],
+    options: NDArray[np.uint8],
+    seats_available: NDArray[np.int16],
+    rating: NDArray[np.float64],
+    bits: NDArray[np.int64],
+    n_options: int,
+    rating_thresholds: NDArray[np.float64],
+    first_day: int,
+    n_days: int,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:  # pragma: no cover - compiled
+    """Count the counting facets in one pass over evaluated candidates; each leaves out its own filter.
+
+    Candidate i is row ``rows[i]`` of the columns ``options``,
+    ``seats_available`` and ``rating``; it counts when it is a geometric match
+    and fails no filter but the facet's own (``bits``: the failed-filter bits
+    of time, options, seats, rating and date). Returns counts by local hour of
+    the pickup; of trips with each option; by seats available (index = seats);
+    of ratings at or above each threshold, then of all trips; by local day
+    ``first_day .. first_day + n_days - 1``.
+    """
+    time_bit, options_bit, seats_bit, rating_bit, date_bit = bits[0], bits[1], bits[2], bits[3], bits[4]
+    most_seats = 0
+    for i in range(rows.shape[0]):
+        if geo[i] and seats_available[rows[i]] > most_seats:
+            most_seats = seats_available[rows[i]]
+    hours = np.zeros(24, dtype=np.int64)
+    with_option = np.zeros(n_options, dtype=np.int64)
+    seats = np.zeros(most_seats + 1, dtype=np.int64)
+    ratings = np.zeros(rating_thresholds.shape[0] + 1, dtype=np.int64)
+    days = np.zeros(n_days, dtype=np.int64)
+    for i in range(rows.shape[0]):
+        if not geo[i]:
+            continue
+        f = failed[i]
+        row = rows[i]
+        if f & ~time_bit == 0:
+            hours[local_minute[i] // 60] += 1
+        if f & ~options_bit == 0:
+            for o in range(n_options):
+                if options[row] >> o & 1:
+                    with_option[o] += 1
+        if f & ~seats_bit == 0:
+            seats[seats_available[row]] += 1
+        if f & ~rating_bit == 0:
+            for t in range(rating_thresholds.shape[0]):
+                if rating[row] >= rating_thresholds[t]:
+                    ratings[t] += 1
+            ratings[rating_thresholds.shape[0]] += 1
+        if f & ~date_bit == 0:
+            d = local_day[i] - first_day
+            if 0 <= d < n_days:
+                days[d] += 1
+    return hours, with_option, seats, ratings, days

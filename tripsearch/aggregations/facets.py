@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections import Counter
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import h3
 import numpy as np
@@ -35,7 +36,8 @@ from numpy.typing import NDArray
 
 from ..columns import TripColumns, currency_name
 from ..model import OPTION_NAMES
-from ..query.matching import Evaluation
+from ..kernels import facet_counts
+from ..query.matching import Evaluation, filter_bit
 from ..query.model import DATES_FACET_SPAN, Query
 
 __all__ = ["compute_facets", "TIME_OF_DAY_BUCKETS", "RATING_THRESHOLDS", "FACET_FILTER"]
@@ -61,47 +63,65 @@ FACET_FILTER: dict[str, str | None] = {
 }
 
 
+class _Counts(NamedTuple):
+    """The counting facets, from one compiled pass (:func:`~tripsearch.kernels.facet_counts`)."""
+
+    hours: NDArray[np.int64]
+    options: NDArray[np.int64]
+    seats: NDArray[np.int64]
+    ratings: NDArray[np.int64]
+    dates: NDArray[np.int64]
+
+
+# The filters the counting facets leave out (see FACET_FILTER), in the order facet_counts takes them.
+_COUNTED_BITS = np.array([filter_bit(name) for name in ("time", "options", "seats", "rating", "date")], dtype=np.int64)
+_RATING_THRESHOLDS = np.array(RATING_THRESHOLDS, dtype=np.float64)
+
+
 def compute_facets(ev: Evaluation, cols: TripColumns, query: Query) -> dict[str, Any]:
     """Return the facets ``query.facets`` asks for, over the evaluated candidates."""
-    return {name: _BUILDERS[name](ev, cols, query, ev.matched(FACET_FILTER[name])) for name in query.facets}
+    counts = _Counts(
+        *facet_counts(
+            ev.rows, ev.geo, ev.failed, ev.local_minute, ev.local_day, cols.options, cols.seats_available, cols.rating,
+            _COUNTED_BITS, len(OPTION_NAMES), _RATING_THRESHOLDS, query.day - DATES_FACET_SPAN, 2 * DATES_FACET_SPAN + 1,
+        )
+    )
+    return {name: _BUILDERS[name](ev, cols, query, counts) for name in query.facets}
 
 
-def _departure_hour(ev: Evaluation, cols: TripColumns, query: Query, mask: NDArray[np.bool_]) -> list[dict[str, int]]:
-    counts = np.bincount(ev.local_minute[mask] // 60, minlength=24)
-    return [{"hour": h, "count": int(c)} for h, c in enumerate(counts)]
+def _departure_hour(ev: Evaluation, cols: TripColumns, query: Query, counted: _Counts) -> list[dict[str, int]]:
+    return [{"hour": h, "count": c} for h, c in enumerate(counted.hours.tolist())]
 
 
-_BUCKET_STARTS = np.array([lo for _, lo, _ in TIME_OF_DAY_BUCKETS[1:]])
+def _time_of_day(ev: Evaluation, cols: TripColumns, query: Query, counted: _Counts) -> list[dict[str, Any]]:
+    # The buckets start and end on whole hours: a bucket's count is the sum of its hours'.
+    hours = counted.hours.tolist()
+    return [
+        {"key": key, "from": f"{lo // 60:02d}:00", "to": f"{hi // 60:02d}:00", "count": sum(hours[lo // 60 : hi // 60])}
+        for key, lo, hi in TIME_OF_DAY_BUCKETS
+    ]
 
 
-def _time_of_day(ev: Evaluation, cols: TripColumns, query: Query, mask: NDArray[np.bool_]) -> list[dict[str, Any]]:
-    # The buckets cover the day end to end: a minute's bucket is how many later buckets start at or before it.
-    counts = np.bincount(np.searchsorted(_BUCKET_STARTS, ev.local_minute[mask], side="right"), minlength=len(TIME_OF_DAY_BUCKETS)).tolist()
-    return [{"key": key, "from": f"{lo // 60:02d}:00", "to": f"{hi // 60:02d}:00", "count": c} for (key, lo, hi), c in zip(TIME_OF_DAY_BUCKETS, counts)]
-
-
-def _price(ev: Evaluation, cols: TripColumns, query: Query, mask: NDArray[np.bool_]) -> dict[str, Any]:
-    rows = ev.rows[mask]
-    prices = cols.price[rows]
-    currencies = cols.currency[rows]
+def _price(ev: Evaluation, cols: TripColumns, query: Query, counted: _Counts) -> dict[str, Any]:
+    rows = ev.rows[ev.matched("price")]
     interval = query.price_interval
+    # A facet counts tens of trips, rarely thousands: plain Python lists cost less than numpy calls here.
+    by_currency: dict[int, list[float]] = {}
+    for code, amount in zip(cols.currency[rows].tolist(), cols.price[rows].tolist()):
+        by_currency.setdefault(code, []).append(amount)
     per_currency: list[dict[str, Any]] = []
-    # Most searches stay within one country, so one currency: no grouping needed.
-    codes = [int(currencies[0])] if len(currencies) and currencies.min() == currencies.max() else np.unique(currencies).tolist()
-    for code in codes:
-        amounts = prices if len(codes) == 1 else prices[currencies == code]
-        keys = np.floor(amounts / interval).astype(np.int64)
-        values, counts = np.unique(keys, return_counts=True)
+    for code, amounts in by_currency.items():
+        per_bucket = Counter(math.floor(amount / interval) for amount in amounts)
         per_currency.append(
             {
                 "currency": currency_name(code),
-                "count": int(len(amounts)),
-                "min": float(amounts.min()),
-                "max": float(amounts.max()),
-                "avg": round(math.fsum(amounts.tolist()) / len(amounts), 2),
+                "count": len(amounts),
+                "min": min(amounts),
+                "max": max(amounts),
+                "avg": round(math.fsum(amounts) / len(amounts), 2),
                 "buckets": [
-                    {"from": _bucket_edge(k, interval), "to": _bucket_edge(k + 1, interval), "count": int(c)}
-                    for k, c in zip(values.tolist(), counts.tolist())
+                    {"from": _bucket_edge(k, interval), "to": _bucket_edge(k + 1, interval), "count": c}
+                    for k, c in sorted(per_bucket.items())
                 ],
             }
         )
@@ -113,28 +133,21 @@ def _bucket_edge(k: int, interval: float) -> float:
     return round(k * interval, 10)
 
 
-def _options(ev: Evaluation, cols: TripColumns, query: Query, mask: NDArray[np.bool_]) -> dict[str, int]:
-    bits = cols.options[ev.rows[mask]]
-    return {name: int(((bits >> i) & 1).sum()) for i, name in enumerate(OPTION_NAMES)}
+def _options(ev: Evaluation, cols: TripColumns, query: Query, counted: _Counts) -> dict[str, int]:
+    return dict(zip(OPTION_NAMES, counted.options.tolist()))
 
 
-def _seats_available(ev: Evaluation, cols: TripColumns, query: Query, mask: NDArray[np.bool_]) -> list[dict[str, int]]:
-    values, counts = np.unique(cols.seats_available[ev.rows[mask]], return_counts=True)
-    return [{"seats": int(v), "count": int(c)} for v, c in zip(values.tolist(), counts.tolist())]
+def _seats_available(ev: Evaluation, cols: TripColumns, query: Query, counted: _Counts) -> list[dict[str, int]]:
+    return [{"seats": seats, "count": c} for seats, c in enumerate(counted.seats.tolist()) if c]
 
 
-def _driver_rating(ev: Evaluation, cols: TripColumns, query: Query, mask: NDArray[np.bool_]) -> list[dict[str, Any]]:
-    ratings = cols.rating[ev.rows[mask]]
-    out: list[dict[str, Any]] = [{"min": t, "count": int((ratings >= t).sum())} for t in RATING_THRESHOLDS]
-    out.append({"min": None, "count": int(len(ratings))})
-    return out
+def _driver_rating(ev: Evaluation, cols: TripColumns, query: Query, counted: _Counts) -> list[dict[str, Any]]:
+    return [{"min": t, "count": c} for t, c in zip((*RATING_THRESHOLDS, None), counted.ratings.tolist())]
 
 
-def _dates(ev: Evaluation, cols: TripColumns, query: Query, mask: NDArray[np.bool_]) -> list[dict[str, Any]]:
+def _dates(ev: Evaluation, cols: TripColumns, query: Query, counted: _Counts) -> list[dict[str, Any]]:
     first = query.day - DATES_FACET_SPAN
-    offsets = ev.local_day[mask] - first
-    counts = np.bincount(offsets[(offsets >= 0) & (offsets <= 2 * DATES_FACET_SPAN)], minlength=2 * DATES_FACET_SPAN + 1).tolist()
-    return [{"date": _iso_day(first + k), "count": c} for k, c in enumerate(counts)]
+    return [{"date": _iso_day(first + k), "count": c} for k, c in enumerate(counted.dates.tolist())]
 
 
 @lru_cache(maxsize=4096)
@@ -143,16 +156,10 @@ def _iso_day(day: int) -> str:
 
 
 def _cells(lat: NDArray[np.float64], lon: NDArray[np.float64], res: int) -> list[dict[str, Any]]:
-    if len(lat) == 0:
-        return []
-    # Many hits share a pickup point (a city centre): one H3 call per distinct point. A complex number
-    # holds both coordinates exactly and sorts by lat then lon, much faster than np.unique(axis=0).
-    both = np.empty(len(lat), dtype=np.complex128)
-    both.real, both.imag = lat, lon
-    points, counts = np.unique(both, return_counts=True)
+    # Many hits share a pickup point (a city centre): one H3 call per distinct point.
     per_cell: dict[str, int] = {}
-    for point, c in zip(points.tolist(), counts.tolist()):
-        cell = _cell_of(point.real, point.imag, res)
+    for (point_lat, point_lon), c in Counter(zip(lat.tolist(), lon.tolist())).items():
+        cell = _cell_of(point_lat, point_lon, res)
         per_cell[cell] = per_cell.get(cell, 0) + c
     return [{"cell": cell, "count": count, **_cell_centre(cell)} for cell, count in sorted(per_cell.items(), key=lambda kv: (-kv[1], kv[0]))]
 
@@ -169,15 +176,17 @@ def _cell_centre(cell: str) -> dict[str, float]:
     return {"lat": round(clat, 6), "lon": round(clon, 6)}
 
 
-def _pickup_cells(ev: Evaluation, cols: TripColumns, query: Query, mask: NDArray[np.bool_]) -> list[dict[str, Any]]:
+def _pickup_cells(ev: Evaluation, cols: TripColumns, query: Query, counted: _Counts) -> list[dict[str, Any]]:
+    mask = ev.matched()
     return _cells(ev.pickup.lat[mask], ev.pickup.lon[mask], query.cell_resolution)
 
 
-def _dropoff_cells(ev: Evaluation, cols: TripColumns, query: Query, mask: NDArray[np.bool_]) -> list[dict[str, Any]]:
+def _dropoff_cells(ev: Evaluation, cols: TripColumns, query: Query, counted: _Counts) -> list[dict[str, Any]]:
+    mask = ev.matched()
     return _cells(ev.dropoff.lat[mask], ev.dropoff.lon[mask], query.cell_resolution)
 
 
-_BUILDERS: dict[str, Callable[[Evaluation, TripColumns, Query, NDArray[np.bool_]], Any]] = {
+_BUILDERS: dict[str, Callable[[Evaluation, TripColumns, Query, _Counts], Any]] = {
     "departure_hour": _departure_hour,
     "time_of_day": _time_of_day,
     "price": _price,

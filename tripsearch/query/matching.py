@@ -18,8 +18,8 @@ same code everywhere. A published trip matches a query when:
 4. ``seats_available >= seats``, ``price <= max_price``, every listed
    option is true, ``rating >= min_rating`` (an unrated driver fails it).
 
-:class:`Evaluation` keeps each rule as its own boolean mask so the facets
-can count "everything but my own filter".
+:class:`Evaluation` keeps which filters each row fails, one bit per filter,
+so the facets can count "everything but my own filter".
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from ..kernels import closest_in_ranges, stop_times_at
 from ..model import OPTION_NAMES
 from .model import Query
 
-__all__ = ["Evaluation", "Windows", "evaluate", "interpolate_stop_times", "option_mask", "FILTERS"]
+__all__ = ["Evaluation", "Windows", "evaluate", "interpolate_stop_times", "option_mask", "filter_bit", "FILTERS"]
 
 # The filters a facet may leave out, by name.
 FILTERS = ("date", "time", "price", "options", "rating", "seats")
@@ -55,8 +55,7 @@ class Evaluation:
 
     rows: NDArray[np.int64]
     geo: NDArray[np.bool_]  # rules 1 and 2, and published
-    masks: dict[str, NDArray[np.bool_]]  # one per name in FILTERS
-    fails: NDArray[np.int8]  # how many of the masks each row fails
+    failed: NDArray[np.uint8]  # the filters each row fails: bit i for FILTERS[i]
     pickup: ClosestPoints
     dropoff: ClosestPoints
     pickup_time: NDArray[np.int64]
@@ -66,8 +65,13 @@ class Evaluation:
 
     def matched(self, without: str | None = None) -> NDArray[np.bool_]:
         """Return which rows match every rule, or every rule but the filter ``without``."""
-        fails = self.fails if without is None else self.fails - ~self.masks[without]
-        return self.geo & (fails == 0)
+        failed = self.failed if without is None else self.failed & np.uint8(~filter_bit(without) & 0xFF)
+        return self.geo & (failed == 0)
+
+
+def filter_bit(name: str) -> int:
+    """Return the bit of the filter ``name`` in :attr:`Evaluation.failed`."""
+    return 1 << FILTERS.index(name)
 
 
 def interpolate_stop_times(cols: TripColumns, rows: NDArray[np.int64], along_km: NDArray[np.float64]) -> NDArray[np.int64]:
@@ -129,10 +133,10 @@ def evaluate(cols: TripColumns, rows: NDArray[np.int64], query: Query, windows: 
         "rating": np.ones(n, dtype=bool) if query.min_rating is None else cols.rating[rows] >= query.min_rating,
         "seats": cols.seats_available[rows] >= query.seats,
     }
-    fails = np.zeros(n, dtype=np.int8)
-    for mask in masks.values():
-        fails += ~mask
-    return Evaluation(rows, geo, masks, fails, pickup, dropoff, pickup_time, dropoff_time, local_day, local_minute)
+    failed = np.zeros(n, dtype=np.uint8)
+    for name, mask in masks.items():
+        failed |= np.uint8(filter_bit(name)) * ~mask
+    return Evaluation(rows, geo, failed, pickup, dropoff, pickup_time, dropoff_time, local_day, local_minute)
 
 
 def _closest(cols: TripColumns, first: NDArray[np.int64], last: NDArray[np.int64], point: tuple[float, float], within_km: float, latest: bool) -> ClosestPoints:
