@@ -28,7 +28,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 from numpy.typing import NDArray
 
-__all__ = ["route_distances_along", "closest_in_ranges", "table_merge", "stop_times_at", "facet_counts"]
+__all__ = ["route_distances_along", "closest_in_ranges", "match_geometry", "table_merge", "facet_counts"]
 
 R = 6371.0088
 SCALE = 10_000_000.0
@@ -117,6 +117,108 @@ def _hav_limit(angle: float) -> float:
     return math.sin(min(math.pi / 2, (angle + 1e-9) / 2.0)) ** 2 + 1e-15
 
 
+@numba.njit(cache=True, inline="always")
+def _target(lat: float, lon: float) -> tuple[float, float, float, float, float, float]:
+    """Return a target's latitude and longitude in radians, the cosine of its latitude and its unit vector.
+
+    As Python's math computes them, so results match a plain-Python reading of the rules.
+    """
+    tla = math.radians(lat)
+    tlo = math.radians(lon)
+    return tla, tlo, math.cos(tla), math.cos(tla) * math.cos(tlo), math.cos(tla) * math.sin(tlo), math.sin(tla)
+
+
+@numba.njit(cache=True, inline="always")
+def _prefetch_vertices(vert_lat: NDArray[np.int32], vert_lon: NDArray[np.int32], vert_cum: NDArray[np.float64], lo: int, hi: int) -> None:
+    _prefetch(vert_lat, lo)
+    _prefetch(vert_lat, hi)
+    _prefetch(vert_lon, lo)
+    _prefetch(vert_lon, hi)
+    _prefetch(vert_cum, lo)
+    _prefetch(vert_cum, hi)
+
+
+@numba.njit(cache=True, inline="always")
+def _closest_one(
+    vert_lat: NDArray[np.int32],
+    vert_lon: NDArray[np.int32],
+    vert_cum: NDArray[np.float64],
+    lo: int,
+    hi: int,
+    target: tuple[float, float, float, float, float, float],
+    latest: bool,
+    within_km: float,
+) -> tuple[float, float, float, float]:  # pragma: no cover - compiled
+    """Return (distance km, distance along km, lat, lon) of the point of vertices ``lo..hi`` closest to ``target`` (see :func:`closest_in_ranges`)."""
+    tla, tlo, cos_t, x, y, z = target
+    prune = within_km < R * math.pi / 2
+    cap = within_km / R  # nothing farther can be the answer
+    if prune:
+        h_cap = 1.0
+        for k in range(lo, hi + 1):
+            h_cap = min(h_cap, _hav_bounds(vert_lat[k], vert_lon[k], tla, tlo, cos_t)[1])
+        cap = min(cap, 2.0 * math.asin(min(1.0, math.sqrt(h_cap))))
+    h_vertex = _hav_limit(cap)
+    best_d = np.inf
+    best_a = 0.0
+    bx = 0.0
+    by = 0.0
+    bz = 0.0
+    ax = 0.0
+    ay = 0.0
+    az = 0.0
+    have_prev = False
+    prev_low = 0.0
+    for k in range(lo, hi + 1):
+        near_vertex = True
+        use_segment = k > lo
+        if prune:
+            h = _hav_bounds(vert_lat[k], vert_lon[k], tla, tlo, cos_t)[0]
+            near_vertex = h <= h_vertex
+            low = 2.0 * math.sqrt(h)  # asin(u) >= u
+            if use_segment:
+                use_segment = (prev_low + low - (vert_cum[k] - vert_cum[k - 1]) / R) / 2.0 <= min(cap, best_d) + 1e-9
+            prev_low = low
+        if not (near_vertex or use_segment):
+            have_prev = False
+            continue
+        if use_segment and not have_prev:
+            ax, ay, az = _unit(vert_lat[k - 1], vert_lon[k - 1])
+        vx, vy, vz = _unit(vert_lat[k], vert_lon[k])
+        along = vert_cum[k]
+        if near_vertex:
+            d = _angle(x, y, z, vx, vy, vz)
+            if d < best_d or (d == best_d and ((along > best_a) if latest else (along < best_a))):
+                best_d, best_a, bx, by, bz = d, along, vx, vy, vz
+                h_vertex = min(h_vertex, _hav_limit(best_d))
+        if use_segment:
+            # segment (k-1) -> k: a -> v
+            nx = ay * vz - az * vy
+            ny = az * vx - ax * vz
+            nz = ax * vy - ay * vx
+            nn = math.sqrt(nx * nx + ny * ny + nz * nz)
+            if nn > 1e-15:
+                nx, ny, nz = nx / nn, ny / nn, nz / nn
+                dd = x * nx + y * ny + z * nz
+                cx, cy, cz = x - dd * nx, y - dd * ny, z - dd * nz
+                cn = math.sqrt(cx * cx + cy * cy + cz * cz)
+                if cn > 1e-15:
+                    cx, cy, cz = cx / cn, cy / cn, cz / cn
+                    # c lies inside the arc when a -> c and c -> b turn like a -> b
+                    s1 = (ay * cz - az * cy) * nx + (az * cx - ax * cz) * ny + (ax * cy - ay * cx) * nz
+                    s2 = (cy * vz - cz * vy) * nx + (cz * vx - cx * vz) * ny + (cx * vy - cy * vx) * nz
+                    if s1 > 0 and s2 > 0:
+                        seg = vert_cum[k] - vert_cum[k - 1]
+                        fd = _angle(x, y, z, cx, cy, cz)
+                        fa = vert_cum[k - 1] + min(_angle(ax, ay, az, cx, cy, cz) * R, seg)
+                        if fd < best_d or (fd == best_d and ((fa > best_a) if latest else (fa < best_a))):
+                            best_d, best_a, bx, by, bz = fd, fa, cx, cy, cz
+                            h_vertex = min(h_vertex, _hav_limit(best_d))
+        ax, ay, az = vx, vy, vz
+        have_prev = True
+    return best_d * R, best_a, math.degrees(math.asin(min(1.0, max(-1.0, bz)))), math.degrees(math.atan2(by, bx))
+
+
 @numba.njit(cache=True)
 def closest_in_ranges(
     vert_lat: NDArray[np.int32],
@@ -150,97 +252,14 @@ def closest_in_ranges(
     out_along = np.empty(n, dtype=np.float64)
     out_lat = np.empty(n, dtype=np.float64)
     out_lon = np.empty(n, dtype=np.float64)
-    tla = tlo = cos_t = x = y = z = 0.0
-    prune = within_km < R * math.pi / 2
+    target = _target(0.0, 0.0)
     for i in range(n):
-        # The target as Python's math computes it, so results match a plain-Python reading of the rules
-        # (a search has one target for every item: computed once).
+        # A search has one target for every item: computed once.
         if i == 0 or target_lat[i] != target_lat[i - 1] or target_lon[i] != target_lon[i - 1]:
-            tla = math.radians(target_lat[i])
-            tlo = math.radians(target_lon[i])
-            x = math.cos(tla) * math.cos(tlo)
-            y = math.cos(tla) * math.sin(tlo)
-            z = math.sin(tla)
-            cos_t = math.cos(tla)
+            target = _target(target_lat[i], target_lon[i])
         if i + _PREFETCH_AHEAD < n:
-            ahead_first = first[i + _PREFETCH_AHEAD]
-            ahead_last = last[i + _PREFETCH_AHEAD]
-            _prefetch(vert_lat, ahead_first)
-            _prefetch(vert_lat, ahead_last)
-            _prefetch(vert_lon, ahead_first)
-            _prefetch(vert_lon, ahead_last)
-            _prefetch(vert_cum, ahead_first)
-            _prefetch(vert_cum, ahead_last)
-        lo = first[i]
-        hi = last[i]
-        cap = within_km / R  # nothing farther can be the answer
-        if prune:
-            h_cap = 1.0
-            for k in range(lo, hi + 1):
-                h_cap = min(h_cap, _hav_bounds(vert_lat[k], vert_lon[k], tla, tlo, cos_t)[1])
-            cap = min(cap, 2.0 * math.asin(min(1.0, math.sqrt(h_cap))))
-        h_vertex = _hav_limit(cap)
-        best_d = np.inf
-        best_a = 0.0
-        bx = 0.0
-        by = 0.0
-        bz = 0.0
-        ax = 0.0
-        ay = 0.0
-        az = 0.0
-        have_prev = False
-        prev_low = 0.0
-        for k in range(lo, hi + 1):
-            near_vertex = True
-            use_segment = k > lo
-            if prune:
-                h = _hav_bounds(vert_lat[k], vert_lon[k], tla, tlo, cos_t)[0]
-                near_vertex = h <= h_vertex
-                low = 2.0 * math.sqrt(h)  # asin(u) >= u
-                if use_segment:
-                    use_segment = (prev_low + low - (vert_cum[k] - vert_cum[k - 1]) / R) / 2.0 <= min(cap, best_d) + 1e-9
-                prev_low = low
-            if not (near_vertex or use_segment):
-                have_prev = False
-                continue
-            if use_segment and not have_prev:
-                ax, ay, az = _unit(vert_lat[k - 1], vert_lon[k - 1])
-            vx, vy, vz = _unit(vert_lat[k], vert_lon[k])
-            along = vert_cum[k]
-            if near_vertex:
-                d = _angle(x, y, z, vx, vy, vz)
-                if d < best_d or (d == best_d and ((along > best_a) if latest else (along < best_a))):
-                    best_d, best_a, bx, by, bz = d, along, vx, vy, vz
-                    h_vertex = min(h_vertex, _hav_limit(best_d))
-            if use_segment:
-                # segment (k-1) -> k: a -> v
-                nx = ay * vz - az * vy
-                ny = az * vx - ax * vz
-                nz = ax * vy - ay * vx
-                nn = math.sqrt(nx * nx + ny * ny + nz * nz)
-                if nn > 1e-15:
-                    nx, ny, nz = nx / nn, ny / nn, nz / nn
-                    dd = x * nx + y * ny + z * nz
-                    cx, cy, cz = x - dd * nx, y - dd * ny, z - dd * nz
-                    cn = math.sqrt(cx * cx + cy * cy + cz * cz)
-                    if cn > 1e-15:
-                        cx, cy, cz = cx / cn, cy / cn, cz / cn
-                        # c lies inside the arc when a -> c and c -> b turn like a -> b
-                        s1 = (ay * cz - az * cy) * nx + (az * cx - ax * cz) * ny + (ax * cy - ay * cx) * nz
-                        s2 = (cy * vz - cz * vy) * nx + (cz * vx - cx * vz) * ny + (cx * vy - cy * vx) * nz
-                        if s1 > 0 and s2 > 0:
-                            seg = vert_cum[k] - vert_cum[k - 1]
-                            fd = _angle(x, y, z, cx, cy, cz)
-                            fa = vert_cum[k - 1] + min(_angle(ax, ay, az, cx, cy, cz) * R, seg)
-                            if fd < best_d or (fd == best_d and ((fa > best_a) if latest else (fa < best_a))):
-                                best_d, best_a, bx, by, bz = fd, fa, cx, cy, cz
-                                h_vertex = min(h_vertex, _hav_limit(best_d))
-            ax, ay, az = vx, vy, vz
-            have_prev = True
-        out_dist[i] = best_d * R
-        out_along[i] = best_a
-        out_lat[i] = math.degrees(math.asin(min(1.0, max(-1.0, bz))))
-        out_lon[i] = math.degrees(math.atan2(by, bx))
+            _prefetch_vertices(vert_lat, vert_lon, vert_cum, first[i + _PREFETCH_AHEAD], last[i + _PREFETCH_AHEAD])
+        out_dist[i], out_along[i], out_lat[i], out_lon[i] = _closest_one(vert_lat, vert_lon, vert_cum, first[i], last[i], target, latest, within_km)
     return out_dist, out_along, out_lat, out_lon
 
 
@@ -301,40 +320,87 @@ def table_merge(
     return first
 
 
-@numba.njit(cache=True)
-def stop_times_at(
-    stop_start: NDArray[np.int64],
-    stop_along: NDArray[np.float64],
-    stop_time: NDArray[np.int64],
-    rows: NDArray[np.int64],
-    along_km: NDArray[np.float64],
-) -> NDArray[np.int64]:  # pragma: no cover - compiled
-    """Return the time (epoch seconds, floored) at ``along_km`` on the route of each row.
+@numba.njit(cache=True, inline="always")
+def _stop_time_at(stop_start: NDArray[np.int64], stop_along: NDArray[np.float64], stop_time: NDArray[np.int64], row: int, along_km: float) -> int:
+    """Return the time (epoch seconds, floored) at ``along_km`` on the route of ``row``.
 
     Linear in distance between the last stop at or before the point (at
     least the origin) and the next stop; a point past the last stop gets the
     last stop's time.
     """
+    first = stop_start[row]
+    count = stop_start[row + 1] - first
+    at_or_before = 0
+    for m in range(count):
+        if stop_along[first + m] <= along_km:
+            at_or_before += 1
+    last = count - 1
+    i = max(at_or_before - 1, 0)
+    j = min(i + 1, last)
+    t_i = float(stop_time[first + i])
+    t_j = float(stop_time[first + j])
+    a_i = stop_along[first + i]
+    span = stop_along[first + j] - a_i
+    frac = (along_km - a_i) / span if i < last and span > 0 else 0.0
+    frac = min(max(frac, 0.0), 1.0)
+    return int(math.floor(t_i + (t_j - t_i) * frac))
+
+
+@numba.njit(cache=True)
+def match_geometry(
+    vert_lat: NDArray[np.int32],
+    vert_lon: NDArray[np.int32],
+    vert_cum: NDArray[np.float64],
+    vert_start: NDArray[np.int64],
+    stop_start: NDArray[np.int64],
+    stop_along: NDArray[np.float64],
+    stop_time: NDArray[np.int64],
+    published: NDArray[np.bool_],
+    rows: NDArray[np.int64],
+    windows: NDArray[np.int64],
+    from_point: tuple[float, float, float],
+    to_point: tuple[float, float, float],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_], NDArray[np.int64]]:  # pragma: no cover - compiled
+    """Rules 1 and 2 for candidate rows: the pickup and dropoff points, which rows match, and their times.
+
+    ``windows`` holds, per row, the first and last segment (counted within
+    the route) that can hold the pickup, then the same for the dropoff;
+    ``from_point`` and ``to_point`` are (lat, lon, radius km). ``published``
+    says which candidates may match at all. Returns the pickup and the
+    dropoff as (distance km, distance along km, lat, lon) rows of two 4 x n
+    arrays (the dropoff is measured only where the pickup is within its
+    radius, else infinitely far), the geometric matches, and the pickup and
+    dropoff times of the matches (2 x n; 0 elsewhere).
+    """
     n = rows.shape[0]
-    out = np.empty(n, dtype=np.int64)
-    for k in range(n):
-        first = stop_start[rows[k]]
-        count = stop_start[rows[k] + 1] - first
-        at_or_before = 0
-        for m in range(count):
-            if stop_along[first + m] <= along_km[k]:
-                at_or_before += 1
-        last = count - 1
-        i = max(at_or_before - 1, 0)
-        j = min(i + 1, last)
-        t_i = float(stop_time[first + i])
-        t_j = float(stop_time[first + j])
-        a_i = stop_along[first + i]
-        span = stop_along[first + j] - a_i
-        frac = (along_km[k] - a_i) / span if i < last and span > 0 else 0.0
-        frac = min(max(frac, 0.0), 1.0)
-        out[k] = int(math.floor(t_i + (t_j - t_i) * frac))
-    return out
+    pickup = np.empty((4, n), dtype=np.float64)
+    dropoff = np.zeros((4, n), dtype=np.float64)
+    geo = np.zeros(n, dtype=np.bool_)
+    times = np.zeros((2, n), dtype=np.int64)
+    from_target = _target(from_point[0], from_point[1])
+    to_target = _target(to_point[0], to_point[1])
+    for i in range(n):
+        # A candidate's route is a cache miss anywhere in the columns: ask for the start of a later
+        # candidate's route now and for its vertices a few candidates later.
+        if i + 2 * _PREFETCH_AHEAD < n:
+            _prefetch(vert_start, rows[i + 2 * _PREFETCH_AHEAD])
+        if i + _PREFETCH_AHEAD < n:
+            ahead = vert_start[rows[i + _PREFETCH_AHEAD]]
+            _prefetch_vertices(vert_lat, vert_lon, vert_cum, ahead + windows[i + _PREFETCH_AHEAD, 0], ahead + windows[i + _PREFETCH_AHEAD, 1] + 1)
+            _prefetch_vertices(vert_lat, vert_lon, vert_cum, ahead + windows[i + _PREFETCH_AHEAD, 2], ahead + windows[i + _PREFETCH_AHEAD, 3] + 1)
+        base = vert_start[rows[i]]
+        p = _closest_one(vert_lat, vert_lon, vert_cum, base + windows[i, 0], base + windows[i, 1] + 1, from_target, False, from_point[2])
+        pickup[0, i], pickup[1, i], pickup[2, i], pickup[3, i] = p
+        dropoff[0, i] = np.inf
+        if not (published[i] and p[0] <= from_point[2]):
+            continue
+        q = _closest_one(vert_lat, vert_lon, vert_cum, base + windows[i, 2], base + windows[i, 3] + 1, to_target, True, to_point[2])
+        dropoff[0, i], dropoff[1, i], dropoff[2, i], dropoff[3, i] = q
+        if q[0] <= to_point[2] and p[1] < q[1]:
+            geo[i] = True
+            times[0, i] = _stop_time_at(stop_start, stop_along, stop_time, rows[i], p[1])
+            times[1, i] = _stop_time_at(stop_start, stop_along, stop_time, rows[i], q[1])
+    return pickup, dropoff, geo, times
 
 
 @numba.njit(cache=True)

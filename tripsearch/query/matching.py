@@ -32,11 +32,11 @@ from numpy.typing import NDArray
 
 from ..columns import SECONDS_PER_DAY, STATUS_CODES, TripColumns
 from ..geo import ClosestPoints
-from ..kernels import closest_in_ranges, stop_times_at
+from ..kernels import match_geometry
 from ..model import OPTION_NAMES
 from .model import Query
 
-__all__ = ["Evaluation", "Windows", "evaluate", "interpolate_stop_times", "option_mask", "filter_bit", "FILTERS"]
+__all__ = ["Evaluation", "Windows", "evaluate", "option_mask", "filter_bit", "FILTERS"]
 
 # The filters a facet may leave out, by name.
 FILTERS = ("date", "time", "price", "options", "rating", "seats")
@@ -74,11 +74,6 @@ def filter_bit(name: str) -> int:
     return 1 << FILTERS.index(name)
 
 
-def interpolate_stop_times(cols: TripColumns, rows: NDArray[np.int64], along_km: NDArray[np.float64]) -> NDArray[np.int64]:
-    """Return the time (epoch seconds, floored) at ``along_km`` on the route of each row (see rule 3)."""
-    return stop_times_at(cols.stop_start, cols.stop_along, cols.stop_time, np.asarray(rows, dtype=np.int64), np.asarray(along_km, dtype=np.float64))
-
-
 class Windows(NamedTuple):
     """For each candidate, the segments (counted within its route) that can hold the pickup and the dropoff."""
 
@@ -101,27 +96,17 @@ def evaluate(cols: TripColumns, rows: NDArray[np.int64], query: Query, windows: 
     """
     rows = np.asarray(rows, dtype=np.int64)
     n = len(rows)
-    base = cols.vert_start[rows]
     if windows is None:
         last_segment = np.maximum(cols.route_sizes(rows) - 2, 0)
         windows = Windows(np.zeros(n, dtype=np.int64), last_segment, np.zeros(n, dtype=np.int64), last_segment)
-    # Pickup first; only trips with a pickup within the radius are measured for the dropoff.
-    pickup = _closest(cols, base + windows.from_lo, base + windows.from_hi + 1, query.from_point, query.from_radius_km, latest=False)
-    near = (cols.status[rows] == _PUBLISHED) & (pickup.distance_km <= query.from_radius_km)
-    dropoff = _empty_points(n)
-    if near.any():
-        sel = np.flatnonzero(near)
-        found = _closest(cols, base[sel] + windows.to_lo[sel], base[sel] + windows.to_hi[sel] + 1, query.to_point, query.to_radius_km, latest=True)
-        for part, values in zip(dropoff, found):
-            part[sel] = values
-    geo = near & (dropoff.distance_km <= query.to_radius_km) & (pickup.along_km < dropoff.along_km)
-    # Times only for geometric matches; the rest can match nothing.
-    pickup_time = np.zeros(n, dtype=np.int64)
-    dropoff_time = np.zeros(n, dtype=np.int64)
-    hit = np.flatnonzero(geo)
-    if len(hit):
-        pickup_time[hit] = interpolate_stop_times(cols, rows[hit], pickup.along_km[hit])
-        dropoff_time[hit] = interpolate_stop_times(cols, rows[hit], dropoff.along_km[hit])
+    # Pickup first; only trips with a pickup within the radius are measured for the dropoff, and
+    # only geometric matches get times (the rest can match nothing).
+    pickup, dropoff, geo, times = match_geometry(
+        cols.vert_lat, cols.vert_lon, cols.vert_cum, cols.vert_start, cols.stop_start, cols.stop_along, cols.stop_time,
+        cols.status[rows] == _PUBLISHED, rows, np.stack(windows, axis=1).astype(np.int64, copy=False),
+        (*query.from_point, query.from_radius_km), (*query.to_point, query.to_radius_km),
+    )
+    pickup_time, dropoff_time = times
     local = pickup_time + cols.offset_s[rows]
     local_day = np.floor_divide(local, SECONDS_PER_DAY)
     local_minute = np.mod(local, SECONDS_PER_DAY) // 60
@@ -136,17 +121,7 @@ def evaluate(cols: TripColumns, rows: NDArray[np.int64], query: Query, windows: 
     failed = np.zeros(n, dtype=np.uint8)
     for name, mask in masks.items():
         failed |= np.uint8(filter_bit(name)) * ~mask
-    return Evaluation(rows, geo, failed, pickup, dropoff, pickup_time, dropoff_time, local_day, local_minute)
-
-
-def _closest(cols: TripColumns, first: NDArray[np.int64], last: NDArray[np.int64], point: tuple[float, float], within_km: float, latest: bool) -> ClosestPoints:
-    n = len(first)
-    lat, lon = np.full(n, point[0]), np.full(n, point[1])
-    return ClosestPoints(*closest_in_ranges(cols.vert_lat, cols.vert_lon, cols.vert_cum, first, last, lat, lon, latest, within_km))
-
-
-def _empty_points(n: int) -> ClosestPoints:
-    return ClosestPoints(np.full(n, np.inf), np.zeros(n), np.zeros(n), np.zeros(n))
+    return Evaluation(rows, geo, failed, ClosestPoints(*pickup), ClosestPoints(*dropoff), pickup_time, dropoff_time, local_day, local_minute)
 
 
 def _time_mask(local_minute: NDArray[np.int64], query: Query) -> NDArray[np.bool_]:
