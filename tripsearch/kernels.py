@@ -28,7 +28,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 from numpy.typing import NDArray
 
-__all__ = ["route_distances_along", "closest_in_ranges", "match_geometry", "table_merge", "facet_counts"]
+__all__ = ["route_distances_along", "closest_in_ranges", "match_geometry", "table_merge", "table_join", "facet_counts"]
 
 R = 6371.0088
 SCALE = 10_000_000.0
@@ -318,6 +318,43 @@ def table_merge(
                 if entry_hi[p] > hi[h]:
                     hi[h] = entry_hi[p]
     return first
+
+
+@numba.njit(cache=True)
+def table_join(
+    keys: NDArray[np.int32],
+    first_lo: NDArray[np.int32],
+    first_hi: NDArray[np.int32],
+    second_lo: NDArray[np.int32],
+    second_hi: NDArray[np.int32],
+    alive: NDArray[np.bool_],
+    from_first: bool,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:  # pragma: no cover - compiled
+    """Return the rows of a table (:func:`table_merge`) with a window on both sides, rising, and their windows.
+
+    Only live rows whose pickup window can come before the dropoff window
+    (``from_lo <= to_hi``) are kept. The windows come as an n x 4 array of
+    (from_lo, from_hi, to_lo, to_hi); ``from_first`` says whether the first
+    side of the table is ``from``.
+    """
+    slots = np.flatnonzero(second_hi >= 0)
+    slots = slots[np.argsort(keys[slots])]
+    rows = np.empty(slots.shape[0], dtype=np.int64)
+    windows = np.empty((slots.shape[0], 4), dtype=np.int64)
+    kept = 0
+    for h in slots:
+        if from_first:
+            from_lo, from_hi, to_lo, to_hi = first_lo[h], first_hi[h], second_lo[h], second_hi[h]
+        else:
+            from_lo, from_hi, to_lo, to_hi = second_lo[h], second_hi[h], first_lo[h], first_hi[h]
+        if alive[keys[h]] and from_lo <= to_hi:
+            rows[kept] = keys[h]
+            windows[kept, 0] = from_lo
+            windows[kept, 1] = from_hi
+            windows[kept, 2] = to_lo
+            windows[kept, 3] = to_hi
+            kept += 1
+    return rows[:kept], windows[:kept]
 
 
 @numba.njit(cache=True, inline="always")

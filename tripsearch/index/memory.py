@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from ..columns import TripColumns
 from ..model import Trip
-from ..kernels import table_merge
+from ..kernels import table_join, table_merge
 from .cells import CELL_SHIFT, disk_to_cells, route_to_cells
 
 __all__ = ["IndexView", "MemoryIndex", "PostingSegment", "Candidates", "cell_day_keys"]
@@ -140,13 +140,8 @@ class IndexView:
         if n_rows:  # else nothing can join: the other side's entries need not be read
             for seg, (starts, ends) in zip(self.segments, second):
                 table_merge(keys, second_lo, second_hi, seg.rows, seg.seg_lo, seg.seg_hi, starts, ends, False)
-        both = np.flatnonzero(second_hi >= 0)
-        both = both[np.argsort(keys[both])]
-        rows = keys[both].astype(np.int64)
-        windows = [w[both].astype(np.int64) for w in (first_lo, first_hi, second_lo, second_hi)]
-        from_lo, from_hi, to_lo, to_hi = windows if from_first else windows[2:] + windows[:2]
-        keep = self.alive[rows] & (from_lo <= to_hi)
-        return Candidates(rows[keep], from_lo[keep], from_hi[keep], to_lo[keep], to_hi[keep])
+        rows, windows = table_join(keys, first_lo, first_hi, second_lo, second_hi, self.alive, from_first)
+        return Candidates(rows, *windows.T)
 
 
 def _cover_keys(point: tuple[float, float], radius_km: float, days: NDArray[np.int64]) -> NDArray[np.uint64]:
