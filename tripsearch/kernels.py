@@ -421,10 +421,14 @@ def match_geometry(
         # candidate's route now and for its vertices a few candidates later.
         if i + 2 * _PREFETCH_AHEAD < n:
             _prefetch(vert_start, rows[i + 2 * _PREFETCH_AHEAD])
+            _prefetch(stop_start, rows[i + 2 * _PREFETCH_AHEAD])
         if i + _PREFETCH_AHEAD < n:
             ahead = vert_start[rows[i + _PREFETCH_AHEAD]]
             _prefetch_vertices(vert_lat, vert_lon, vert_cum, ahead + windows[i + _PREFETCH_AHEAD, 0], ahead + windows[i + _PREFETCH_AHEAD, 1] + 1)
             _prefetch_vertices(vert_lat, vert_lon, vert_cum, ahead + windows[i + _PREFETCH_AHEAD, 2], ahead + windows[i + _PREFETCH_AHEAD, 3] + 1)
+            stops = stop_start[rows[i + _PREFETCH_AHEAD]]
+            _prefetch(stop_along, stops)
+            _prefetch(stop_time, stops)
         base = vert_start[rows[i]]
         p = _closest_one(vert_lat, vert_lon, vert_cum, base + windows[i, 0], base + windows[i, 1] + 1, from_target, False, from_point[2])
         pickup[0, i], pickup[1, i], pickup[2, i], pickup[3, i] = p
