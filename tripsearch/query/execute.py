@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from functools import lru_cache
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -17,6 +18,7 @@ from numpy.typing import NDArray
 from ..aggregations import compute_facets
 from ..backend import Hit, Point, SearchResult
 from ..columns import TripColumns
+from ..geo import ClosestPoints
 from .matching import Windows, evaluate
 from .model import DATES_FACET_SPAN, Query, encode_cursor
 from .ranking import score_of, select_page, sort_keys
@@ -59,20 +61,18 @@ def execute(query: Query, cols: TripColumns, rows: NDArray[np.int64], fetch_docs
 
     ids = [cols.ids[int(match_rows[p])] for p in page]
     docs = fetch_docs(ids) if ids else {}
-    hits = []
-    for pos, tid in zip(page, ids):
-        i = matched[pos]
-        offset = dt.timezone(dt.timedelta(seconds=int(cols.offset_s[ev.rows[i]])))
-        hits.append(
-            Hit(
-                id=tid,
-                score=score_of(float(walk[pos])),
-                pickup=_point(ev.pickup.lat[i], ev.pickup.lon[i], ev.pickup.distance_km[i], int(ev.pickup_time[i]), offset),
-                dropoff=_point(ev.dropoff.lat[i], ev.dropoff.lon[i], ev.dropoff.distance_km[i], int(ev.dropoff_time[i]), offset),
-                source=docs.get(tid, {"id": tid}),
-                sort=(float(primary[pos]), int(secondary[pos]), tid),
-            )
-        )
+    # The page's values as Python lists, read once: a few tens of hits, each a dozen values.
+    at = matched[page]
+    walks = walk[page].tolist()
+    primaries = primary[page].tolist()
+    secondaries = secondary[page].tolist()
+    offsets = cols.offset_s[ev.rows[at]].tolist()
+    pickups = _points(ev.pickup, ev.pickup_time, at, offsets)
+    dropoffs = _points(ev.dropoff, ev.dropoff_time, at, offsets)
+    hits = [
+        Hit(id=tid, score=score_of(walk_km), pickup=pickup, dropoff=dropoff, source=docs.get(tid, {"id": tid}), sort=(primary_key, secondary_key, tid))
+        for tid, walk_km, primary_key, secondary_key, pickup, dropoff in zip(ids, walks, primaries, secondaries, pickups, dropoffs)
+    ]
     next_cursor = encode_cursor(query, hits[-1].sort) if more and hits else None
     facets = compute_facets(ev, cols, query) if query.facets else {}
     return SearchResult(
@@ -85,6 +85,16 @@ def execute(query: Query, cols: TripColumns, rows: NDArray[np.int64], fetch_docs
     )
 
 
-def _point(lat: float, lon: float, distance_km: float, epoch_s: int, offset: dt.timezone) -> Point:
-    when = dt.datetime.fromtimestamp(epoch_s, offset).isoformat()
-    return Point(round(float(lat), 6), round(float(lon), 6), round(float(distance_km), 3), when)
+def _points(points: ClosestPoints, times: NDArray[np.int64], at: NDArray[np.int64], offsets_s: list[int]) -> list[Point]:
+    """Return the points ``at`` those positions, with their times in the trips' UTC offsets."""
+    return [
+        Point(round(lat, 6), round(lon, 6), round(distance_km, 3), dt.datetime.fromtimestamp(epoch_s, _zone(offset_s)).isoformat())
+        for lat, lon, distance_km, epoch_s, offset_s in zip(
+            points.lat[at].tolist(), points.lon[at].tolist(), points.distance_km[at].tolist(), times[at].tolist(), offsets_s
+        )
+    ]
+
+
+@lru_cache(maxsize=1024)
+def _zone(offset_s: int) -> dt.timezone:
+    return dt.timezone(dt.timedelta(seconds=offset_s))
