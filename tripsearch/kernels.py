@@ -28,7 +28,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 from numpy.typing import NDArray
 
-__all__ = ["route_distances_along", "closest_in_ranges", "match_geometry", "table_merge", "table_join", "facet_counts"]
+__all__ = ["route_distances_along", "closest_in_ranges", "match_geometry", "key_ranges", "table_merge", "table_join", "facet_counts"]
 
 R = 6371.0088
 SCALE = 10_000_000.0
@@ -261,6 +261,39 @@ def closest_in_ranges(
             _prefetch_vertices(vert_lat, vert_lon, vert_cum, first[i + _PREFETCH_AHEAD], last[i + _PREFETCH_AHEAD])
         out_dist[i], out_along[i], out_lat[i], out_lon[i] = _closest_one(vert_lat, vert_lon, vert_cum, first[i], last[i], target, latest, within_km)
     return out_dist, out_along, out_lat, out_lon
+
+
+@numba.njit(cache=True)
+def key_ranges(keys: NDArray[np.uint64], offsets: NDArray[np.int64], wanted: NDArray[np.uint64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:  # pragma: no cover - compiled
+    """Return the entry ranges (``offsets[i]``, ``offsets[i + 1]``) of the ``wanted`` keys (sorted, distinct) found in ``keys`` (sorted).
+
+    The next wanted key is often one of the next few keys (the same cell on
+    the next day), so those are read first; otherwise a binary search over
+    the keys not yet passed.
+    """
+    starts = np.empty(wanted.shape[0], dtype=np.int64)
+    ends = np.empty(wanted.shape[0], dtype=np.int64)
+    found = 0
+    pos = 0
+    size = keys.shape[0]
+    for key in wanted:
+        near = min(pos + 4, size)
+        while pos < near and keys[pos] < key:
+            pos += 1
+        if pos == near and pos < size and keys[pos] < key:
+            lo, hi = pos, size
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if keys[mid] < key:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            pos = lo
+        if pos < size and keys[pos] == key:
+            starts[found] = offsets[pos]
+            ends[found] = offsets[pos + 1]
+            found += 1
+    return starts[:found], ends[:found]
 
 
 # Row tables: open addressing with linear probing over a power-of-two number of slots, keyed by row

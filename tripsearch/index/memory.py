@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from ..columns import TripColumns
 from ..model import Trip
-from ..kernels import table_join, table_merge
+from ..kernels import key_ranges, table_join, table_merge
 from .cells import CELL_SHIFT, disk_to_cells, route_to_cells
 
 __all__ = ["IndexView", "MemoryIndex", "PostingSegment", "Candidates", "cell_day_keys"]
@@ -70,11 +70,7 @@ class PostingSegment:
 
     def lookup(self, wanted: NDArray[np.uint64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """Return the entry ranges (starts, ends) of the wanted keys (sorted, unique) that the segment holds."""
-        pos = np.searchsorted(self.keys, wanted)
-        inside = pos < len(self.keys)
-        pos = pos[inside]
-        pos = pos[self.keys[pos] == wanted[inside]]
-        return self.offsets[pos], self.offsets[pos + 1]
+        return key_ranges(self.keys, self.offsets, wanted)
 
     def expanded(self) -> tuple[NDArray[np.uint64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
         return np.repeat(self.keys, np.diff(self.offsets)), self.rows.astype(np.int64), self.seg_lo.astype(np.int64), self.seg_hi.astype(np.int64)
