@@ -28,11 +28,12 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 from numpy.typing import NDArray
 
-__all__ = ["route_distances_along", "closest_in_ranges", "match_geometry", "key_ranges", "table_merge", "table_join", "facet_counts"]
+__all__ = ["route_distances_along", "closest_in_ranges", "match_geometry", "key_ranges", "table_merge", "table_join", "filter_failures", "facet_counts"]
 
 R = 6371.0088
 SCALE = 10_000_000.0
 _DEG = math.pi / 180.0
+_SECONDS_PER_DAY = 86_400  # columns.SECONDS_PER_DAY (columns imports this module)
 # How many items ahead the closest-point loop asks for its vertices: a candidate's route lies anywhere in
 # the vertex columns (hundreds of MB at 1M trips), so reading it is a cache miss the loop would wait for.
 _PREFETCH_AHEAD = 4
@@ -475,6 +476,62 @@ def match_geometry(
             times[0, i] = _stop_time_at(stop_start, stop_along, stop_time, rows[i], p[1])
             times[1, i] = _stop_time_at(stop_start, stop_along, stop_time, rows[i], q[1])
     return pickup, dropoff, geo, times
+
+
+@numba.njit(cache=True)
+def filter_failures(
+    rows: NDArray[np.int64],
+    pickup_time: NDArray[np.int64],
+    offset_s: NDArray[np.int32],
+    price: NDArray[np.float64],
+    options: NDArray[np.uint8],
+    rating: NDArray[np.float64],
+    seats_available: NDArray[np.int16],
+    bits: NDArray[np.int64],
+    day: int,
+    minutes: tuple[int, int],
+    max_price: float,
+    option_bits: int,
+    min_rating: float,
+    seats: int,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.uint8]]:  # pragma: no cover - compiled
+    """Return the local day and minute of each candidate's pickup and the filters it fails (rules 3 and 4).
+
+    Candidate i is row ``rows[i]`` of the columns, picking up at
+    ``pickup_time[i]``. ``bits`` holds the failed-filter bits of date, time,
+    price, options, rating and seats. The filters: the pickup's local day is
+    ``day``; its local minute is in ``minutes`` (both ends included; a start
+    after the end wraps around midnight); price at most ``max_price``; every
+    option of ``option_bits``; rating at least ``min_rating`` (NaN, an
+    unrated driver, fails it); at least ``seats`` seats. A ``max_price`` of
+    inf or a ``min_rating`` of -inf stands for no filter.
+    """
+    n = rows.shape[0]
+    local_day = np.empty(n, dtype=np.int64)
+    local_minute = np.empty(n, dtype=np.int64)
+    failed = np.zeros(n, dtype=np.uint8)
+    low, high = minutes
+    for i in range(n):
+        row = rows[i]
+        local = pickup_time[i] + offset_s[row]
+        local_day[i] = local // _SECONDS_PER_DAY
+        minute = local % _SECONDS_PER_DAY // 60
+        local_minute[i] = minute
+        f = 0
+        if local_day[i] != day:
+            f |= bits[0]
+        if not ((low <= minute <= high) if low <= high else (minute >= low or minute <= high)):
+            f |= bits[1]
+        if max_price != np.inf and not price[row] <= max_price:
+            f |= bits[2]
+        if options[row] & option_bits != option_bits:
+            f |= bits[3]
+        if min_rating != -np.inf and not rating[row] >= min_rating:
+            f |= bits[4]
+        if seats_available[row] < seats:
+            f |= bits[5]
+        failed[i] = f
+    return local_day, local_minute, failed
 
 
 @numba.njit(cache=True)

@@ -30,9 +30,9 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from ..columns import SECONDS_PER_DAY, STATUS_CODES, TripColumns
+from ..columns import STATUS_CODES, TripColumns
 from ..geo import ClosestPoints
-from ..kernels import match_geometry
+from ..kernels import filter_failures, match_geometry
 from ..model import OPTION_NAMES
 from .model import Query
 
@@ -74,6 +74,9 @@ def filter_bit(name: str) -> int:
     return 1 << FILTERS.index(name)
 
 
+_FILTER_BITS = np.array([filter_bit(name) for name in FILTERS], dtype=np.int64)
+
+
 class Windows(NamedTuple):
     """For each candidate, the segments (counted within its route) that can hold the pickup and the dropoff."""
 
@@ -107,27 +110,13 @@ def evaluate(cols: TripColumns, rows: NDArray[np.int64], query: Query, windows: 
         (*query.from_point, query.from_radius_km), (*query.to_point, query.to_radius_km),
     )
     pickup_time, dropoff_time = times
-    local = pickup_time + cols.offset_s[rows]
-    local_day = np.floor_divide(local, SECONDS_PER_DAY)
-    local_minute = np.mod(local, SECONDS_PER_DAY) // 60
-    masks = {
-        "date": local_day == query.day,
-        "time": _time_mask(local_minute, query),
-        "price": np.ones(n, dtype=bool) if query.max_price is None else cols.price[rows] <= query.max_price,
-        "options": (cols.options[rows] & option_mask(query.options)) == option_mask(query.options),
-        "rating": np.ones(n, dtype=bool) if query.min_rating is None else cols.rating[rows] >= query.min_rating,
-        "seats": cols.seats_available[rows] >= query.seats,
-    }
-    failed = np.zeros(n, dtype=np.uint8)
-    for name, mask in masks.items():
-        failed |= np.uint8(filter_bit(name)) * ~mask
+    local_day, local_minute, failed = filter_failures(
+        rows, pickup_time, cols.offset_s, cols.price, cols.options, cols.rating, cols.seats_available, _FILTER_BITS,
+        query.day,
+        (0 if query.time_from is None else query.time_from, 24 * 60 - 1 if query.time_to is None else query.time_to),
+        np.inf if query.max_price is None else float(query.max_price),
+        option_mask(query.options),
+        -np.inf if query.min_rating is None else float(query.min_rating),
+        query.seats,
+    )
     return Evaluation(rows, geo, failed, ClosestPoints(*pickup), ClosestPoints(*dropoff), pickup_time, dropoff_time, local_day, local_minute)
-
-
-def _time_mask(local_minute: NDArray[np.int64], query: Query) -> NDArray[np.bool_]:
-    low = 0 if query.time_from is None else query.time_from
-    high = 24 * 60 - 1 if query.time_to is None else query.time_to
-    if low <= high:
-        return (local_minute >= low) & (local_minute <= high)
-    return (local_minute >= low) | (local_minute <= high)
-
