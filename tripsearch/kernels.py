@@ -371,8 +371,13 @@ def table_join(
     (from_lo, from_hi, to_lo, to_hi); ``from_first`` says whether the first
     side of the table is ``from``.
     """
-    slots = np.flatnonzero(second_hi >= 0)
-    slots = slots[np.argsort(keys[slots])]
+    # Sorted by row: a row and its slot packed in one integer, row above (both below 2**31).
+    both = np.flatnonzero(second_hi >= 0)
+    packed = np.empty(both.shape[0], dtype=np.int64)
+    for j in range(both.shape[0]):
+        packed[j] = np.int64(keys[both[j]]) << 32 | both[j]
+    packed.sort()
+    slots = packed & 0xFFFFFFFF
     rows = np.empty(slots.shape[0], dtype=np.int64)
     windows = np.empty((slots.shape[0], 4), dtype=np.int64)
     kept = 0

@@ -53,6 +53,7 @@ class EmbeddedBackend:
         self._loaded_seq = 0
         self._last_refresh = time.monotonic()
         self.started_s = self._load()
+        self._compile_search()
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
         if refresh_interval > 0:
@@ -74,6 +75,14 @@ class EmbeddedBackend:
         self._loaded_seq = self._index.view.seq
         self.refresh()
         return time.perf_counter() - started
+
+    def _compile_search(self) -> None:
+        """Run one search so its compiled loops are built (or read from numba's cache) now, not in the first user's search.
+
+        Built, they take seconds on this machine; read from the cache that
+        the first build writes next to the package, a fraction of one.
+        """
+        self.search({"from": [0.0, 0.0], "to": [0.0, 0.1], "date": "2000-01-10", "facets": "all"})
 
     # -- writes ---------------------------------------------------------------
 
