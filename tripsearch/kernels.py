@@ -1,6 +1,6 @@
-"""Compiled loops (numba) for the exact geometry: closest route points and distances along routes.
+"""Compiled loops (numba) for a search: the exact geometry (closest route points, distances along routes), the rest of the rules, the join of posting lists and the counting facets.
 
-They read the trip columns in place (int32 coordinates in 1e-7 degree,
+The geometry loops read the trip columns in place (int32 coordinates in 1e-7 degree,
 per-vertex distances along) over vertex ranges, so a search measures only
 the part of each route its index points at, with no copies. numba's math
 functions are the C library's, the same as Python's ``math`` module, so these
