@@ -59,9 +59,9 @@ def execute(query: Query, cols: TripColumns, rows: NDArray[np.int64], fetch_docs
     primary, secondary = sort_keys(query, walk, ev.pickup.distance_km[matched], ev.pickup_time[matched], cols.price[match_rows])
     page, more = select_page(primary, secondary, _Ids(cols, match_rows), query.after, query.limit)
 
-    ids = [cols.ids[int(match_rows[p])] for p in page]
-    docs = fetch_docs(ids) if ids else {}
     # The page's values as Python lists, read once: a few tens of hits, each a dozen values.
+    ids = [cols.ids[row] for row in match_rows[page].tolist()]
+    docs = fetch_docs(ids) if ids else {}
     at = matched[page]
     walks = walk[page].tolist()
     primaries = primary[page].tolist()
