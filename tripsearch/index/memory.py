@@ -119,8 +119,10 @@ class IndexView:
         alone, not for the index; the other side's entries only look rows up
         in it.
         """
-        from_ranges = [seg.lookup(_cover_keys(from_point, from_radius_km, days)) for seg in self.segments]
-        to_ranges = [seg.lookup(_cover_keys(to_point, to_radius_km, days)) for seg in self.segments]
+        from_keys = _cover_keys(from_point, from_radius_km, days)
+        to_keys = _cover_keys(to_point, to_radius_km, days)
+        from_ranges = [seg.lookup(from_keys) for seg in self.segments]
+        to_ranges = [seg.lookup(to_keys) for seg in self.segments]
         n_from = sum(int((ends - starts).sum()) for starts, ends in from_ranges)
         n_to = sum(int((ends - starts).sum()) for starts, ends in to_ranges)
         from_first = n_from <= n_to

@@ -87,14 +87,16 @@ def execute(query: Query, cols: TripColumns, rows: NDArray[np.int64], fetch_docs
 
 def _points(points: ClosestPoints, times: NDArray[np.int64], at: NDArray[np.int64], offsets_s: list[int]) -> list[Point]:
     """Return the points ``at`` those positions, with their times in the trips' UTC offsets."""
+    local = np.datetime_as_string((times[at] + np.asarray(offsets_s, dtype=np.int64)).astype("datetime64[s]")).tolist()
     return [
-        Point(round(lat, 6), round(lon, 6), round(distance_km, 3), dt.datetime.fromtimestamp(epoch_s, _zone(offset_s)).isoformat())
-        for lat, lon, distance_km, epoch_s, offset_s in zip(
-            points.lat[at].tolist(), points.lon[at].tolist(), points.distance_km[at].tolist(), times[at].tolist(), offsets_s
+        Point(round(lat, 6), round(lon, 6), round(distance_km, 3), wall + _utc_offset(offset_s))
+        for lat, lon, distance_km, wall, offset_s in zip(
+            points.lat[at].tolist(), points.lon[at].tolist(), points.distance_km[at].tolist(), local, offsets_s
         )
     ]
 
 
 @lru_cache(maxsize=1024)
-def _zone(offset_s: int) -> dt.timezone:
-    return dt.timezone(dt.timedelta(seconds=offset_s))
+def _utc_offset(offset_s: int) -> str:
+    """Return the ISO 8601 suffix of a UTC offset, as ``datetime.isoformat`` writes it ("+05:30", "-03:00:30")."""
+    return dt.datetime(2000, 1, 1, tzinfo=dt.timezone(dt.timedelta(seconds=offset_s))).isoformat()[len("2000-01-01T00:00:00") :]
