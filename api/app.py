@@ -29,6 +29,7 @@ from tripsearch.backend import Backend
 from tripsearch.errors import BackendUnavailable, InvalidCursor, InvalidInput, InvalidTrip, NotFound, StoreReadOnly
 
 from .auth import READ_SCOPE, TokenVerifier, require_scope
+from .connections import KeepAliveLimit
 from .deps import EngineHolder
 from .fastpath import GZIP_LEVEL, GZIP_MINIMUM_SIZE, SearchFastPath
 from .metrics import Metrics, MetricsMiddleware
@@ -68,7 +69,9 @@ def create_app(settings: Settings | None = None, *, opener: Callable[..., Backen
             await run_in_threadpool(holder.close)
 
     middleware = [
-        # First: a public GET /v1/search is answered there, the same as the route would (api/fastpath.py).
+        # Outermost: the N-th response of a kept-alive connection closes it, so connections rebalance over workers.
+        Middleware(KeepAliveLimit, requests=settings.keepalive_requests),
+        # Then: a public GET /v1/search is answered there, the same as the route would (api/fastpath.py).
         Middleware(SearchFastPath, settings=settings, holder=holder, metrics=metrics),
         Middleware(MetricsMiddleware, metrics=metrics),
     ]

@@ -51,6 +51,7 @@ class Settings:
     max_bulk_lines: int = 10_000
     max_json_depth: int = 32
     search_fast_path: bool = True  # answer public GET /v1/search in one ASGI layer (api/fastpath.py)
+    keepalive_requests: int = 100  # requests per kept-alive connection before the server closes it (0: no limit; api/connections.py)
 
     def __post_init__(self) -> None:
         if self.jwt_secret is not None and len(self.jwt_secret.encode()) < MIN_HS256_SECRET_BYTES:
@@ -59,7 +60,7 @@ class Settings:
             raise SettingsError("TRIPSEARCH_JWT_PUBLIC_KEY must be a PEM public key or the path of a file holding one")
         if self.backend_timeout <= 0:
             raise SettingsError(f"{ENV['backend_timeout']} must be greater than 0")
-        for name in ("cache_max_age", "places_cache_max_age", "refresh_interval"):
+        for name in ("cache_max_age", "places_cache_max_age", "refresh_interval", "keepalive_requests"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{ENV[name]} must be at least 0")
         for name in ("max_body_bytes", "max_bulk_bytes", "max_bulk_lines", "max_json_depth"):
@@ -118,6 +119,7 @@ ENV: dict[str, str] = {
     "max_bulk_lines": "TRIPSEARCH_MAX_BULK_LINES",
     "max_json_depth": "TRIPSEARCH_MAX_JSON_DEPTH",
     "search_fast_path": "TRIPSEARCH_SEARCH_FAST_PATH",
+    "keepalive_requests": "TRIPSEARCH_KEEPALIVE_REQUESTS",
 }
 
 
@@ -184,4 +186,5 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "max_bulk_lines": _integer,
     "max_json_depth": _integer,
     "search_fast_path": _boolean,
+    "keepalive_requests": _integer,
 }

@@ -47,6 +47,7 @@ def test_every_field_has_a_variable_and_round_trips() -> None:
         ({"TRIPSEARCH_PUBLIC_SEARCH": "maybe"}, "TRIPSEARCH_PUBLIC_SEARCH must be true or false"),
         ({"TRIPSEARCH_REFRESH_INTERVAL": "nan"}, "TRIPSEARCH_REFRESH_INTERVAL must be a finite number"),
         ({"TRIPSEARCH_MAX_BULK_LINES": "0"}, "TRIPSEARCH_MAX_BULK_LINES must be at least 1"),
+        ({"TRIPSEARCH_KEEPALIVE_REQUESTS": "-5"}, "TRIPSEARCH_KEEPALIVE_REQUESTS must be at least 0"),
         ({"TRIPSEARCH_JWT_PUBLIC_KEY": "/no/such/key.pem"}, "cannot read the public key file"),
     ],
 )
