@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from tripsearch.fixtures import MAX_DETOUR, MAX_TRIP_KM, MIN_TRIP_KM, generate_trips, write_ndjson
+from tripsearch.fixtures import MAX_DETOUR, MAX_TRIP_KM, MIN_TRIP_KM, corridor_trips, generate_trips, write_ndjson
 from tripsearch.places import load_places
 
 __all__: list[str] = []
@@ -81,10 +81,10 @@ def test_degenerate_arguments() -> None:
         generate_trips(1, 1, START, days=0)
 
 
-def check_trip(t: dict[str, Any], start: dt.date, days: int) -> None:
+def check_trip(t: dict[str, Any], start: dt.date, days: int, id_prefix: str = "t-") -> None:
     """Assert every rule the engine validates, and the generator's own promises."""
     assert list(t) == KEYS
-    assert isinstance(t["id"], str) and t["id"].startswith("t-")
+    assert isinstance(t["id"], str) and t["id"].startswith(id_prefix)
     assert isinstance(t["version"], int) and t["version"] >= 1
     stops = t["stops"]
     assert 2 <= len(stops) <= 5
@@ -221,3 +221,57 @@ def test_engine_accepts_the_trips(trips: list[dict[str, Any]]) -> None:
 def test_ready_made_files_are_current(name: str, n: int, seed: int) -> None:
     path = ROOT / "fixtures" / name
     assert path.read_bytes() == ndjson(n, seed), f"regenerate {path} (see its generator arguments in this test)"
+
+
+def corridor_ndjson(per_day: int, seed: int, days: int = 3, route_points: int = 200) -> bytes:
+    out = io.BytesIO()
+    write_ndjson(corridor_trips("Paris", "Lyon", per_day, START, days, seed, route_points=route_points), out)
+    return out.getvalue()
+
+
+def test_corridor_same_seed_same_bytes() -> None:
+    a = corridor_ndjson(20, 3)
+    assert a == corridor_ndjson(20, 3)
+    assert a != corridor_ndjson(20, 4)
+    assert a.count(b"\n") == 20 * 2 * 3
+
+
+def test_corridor_counts_routes_and_rules() -> None:
+    model = pytest.importorskip("tripsearch.model")
+    paris = next(p for p in load_places() if p.name == "Paris" and p.country == "FR")
+    lyon = ("Lyon", 45.764, 4.8357)  # any (name, lat, lon) will do
+    trips = list(corridor_trips(paris, lyon, 40, START, 4, seed=9))
+    per_day_and_way = collections.Counter((t["departure_time"][:10], t["stops"][0]["name"]) for t in trips)
+    assert per_day_and_way == {(str(START + dt.timedelta(days=d)), name): 40 for d in range(4) for name in ("Paris", "Lyon")}
+    assert len({t["id"] for t in trips}) == len(trips)
+    assert trips[0]["id"] == "paris-lyon-9-0" and trips[40]["id"] == "lyon-paris-9-0"
+    ends = {(round(paris.lat, 5), round(paris.lon, 5)), (45.764, 4.8357)}
+    for t in trips:
+        check_trip(t, START, 4, id_prefix="paris-lyon-" if t["stops"][0]["name"] == "Paris" else "lyon-paris-")
+        assert {(s["lat"], s["lon"]) for s in t["stops"]} == ends and t["version"] == 1
+        model.parse_trip(orjson.dumps(t))
+    points = [len(t["route"]["coordinates"]) for t in trips]
+    assert 190 <= sum(points) / len(points) <= 210 and 150 <= min(points) and max(points) <= 250
+    hours = collections.Counter(int(t["departure_time"][11:13]) for t in trips)
+    assert hours[8] + hours[17] > hours[2] + hours[3] + hours[4], "the day's hour profile"
+    assert collections.Counter(t["status"] for t in trips).most_common(1)[0][0] == "published"
+    assert {t["price"]["currency"] for t in trips} == {"EUR"}
+
+
+@pytest.mark.parametrize("route_points", [20, 1000])
+def test_corridor_route_points(route_points: int) -> None:
+    trips = list(corridor_trips("Lyon", "Marseille", 10, START, 1, seed=1, route_points=route_points))
+    mean = sum(len(t["route"]["coordinates"]) for t in trips) / len(trips)
+    assert 0.9 * route_points <= mean <= 1.1 * route_points
+
+
+def test_corridor_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="too close"):
+        corridor_trips("Paris", ("Paris centre", 48.8566, 2.3522), 1, START)
+    with pytest.raises(ValueError, match="no city"):
+        corridor_trips("Atlantis", "Lyon", 1, START)
+    with pytest.raises(ValueError):
+        corridor_trips("Paris", "Lyon", -1, START)
+    with pytest.raises(ValueError):
+        corridor_trips("Paris", "Lyon", 1, START, route_points=1)
+    assert list(corridor_trips("Paris", "Lyon", 0, START)) == []

@@ -26,6 +26,11 @@ By default the trips are in Europe (the GeoNames continent ``EU``, without
 far-off islands and Asian Russia); pass ``countries`` for another market.
 Districts and suburbs of bigger cities (GeoNames lists "Marzahn" or
 "Putney" as towns) are left out, so trips start and end at the city.
+
+:func:`corridor_trips` adds a hot corridor: a fixed number of trips a day
+each way between two places (Paris and Lyon, say), drawn the same way, to
+put among the trips of :func:`generate_trips` for benchmarks of big result
+sets.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
-from .places import Place, load_places
+from .places import Place, load_places, normalize_place_name
 
 __all__ = [
     "MIN_TRIP_KM",
@@ -53,6 +58,7 @@ __all__ = [
     "GRAVITY_EXPONENT",
     "CROSS_BORDER_FACTOR",
     "generate_trips",
+    "corridor_trips",
     "write_ndjson",
 ]
 
@@ -414,21 +420,31 @@ class _Routes:
 
 
 def _routes(rng: np.random.Generator, market: _Market, paths: list[list[int]]) -> _Routes:
+    """Draw the polylines of many trips through market cities (``paths`` of city indices)."""
+    n_stops = np.fromiter((len(p) for p in paths), dtype=np.int64, count=len(paths))
+    flat = np.fromiter((c for p in paths for c in p), dtype=np.int64, count=int(n_stops.sum()))
+    return _polylines(rng, market.xyz[flat], market.lat[flat], market.lon[flat], n_stops)
+
+
+def _polylines(
+    rng: np.random.Generator, xyz: F64, stop_lat: F64, stop_lon: F64, n_stops: I64, spacing_scale: float = 1.0
+) -> _Routes:
     """Draw the polylines of many trips at once (numpy per batch, not per trip, is what makes 1M fast).
 
-    Every trip's stops are laid on one long axis, trip after trip with a gap
-    between trips, so vertex positions, their legs and the merge with the
-    stops are a handful of array operations over the whole batch.
+    The stops of all trips come flat, trip after trip (``n_stops`` each), as
+    unit vectors and rounded degrees. Every trip's stops are laid on one
+    long axis, trip after trip with a gap between trips, so vertex
+    positions, their legs and the merge with the stops are a handful of
+    array operations over the whole batch. ``spacing_scale`` scales the
+    distance between vertices (1: one every 1 to 5 km).
     """
-    n_trips = len(paths)
-    n_stops = np.fromiter((len(p) for p in paths), dtype=np.int64, count=n_trips)
-    flat = np.fromiter((c for p in paths for c in p), dtype=np.int64, count=int(n_stops.sum()))
+    n_trips = len(n_stops)
+    n_flat = len(stop_lat)
     last = np.cumsum(n_stops) - 1  # flat index of each trip's destination
     first = last - n_stops + 1
-    is_last = np.zeros(len(flat), dtype=bool)
+    is_last = np.zeros(n_flat, dtype=bool)
     is_last[last] = True
     leg_from = np.flatnonzero(~is_last)  # a leg goes from each stop but the last to the next
-    xyz = market.xyz[flat]
     a = xyz[leg_from]
     b = xyz[leg_from + 1]
     omega = np.arccos(np.clip(np.einsum("ij,ij->i", a, b), -1.0, 1.0))
@@ -436,7 +452,7 @@ def _routes(rng: np.random.Generator, market: _Market, paths: list[list[int]]) -
     n_legs = len(leg_from)
 
     # Position of every stop on the shared axis.
-    step = np.full(len(flat), _TRIP_GAP_KM)
+    step = np.full(n_flat, _TRIP_GAP_KM)
     step[leg_from + 1] = leg_km
     step[0] = 0.0
     stop_pos = np.cumsum(step)
@@ -448,8 +464,8 @@ def _routes(rng: np.random.Generator, market: _Market, paths: list[list[int]]) -
     # little, so 1 to 4.3 km here gives 1 to about 5 km on the route. Each
     # trip draws enough spacings that running short is all but impossible
     # (and would only leave a longer last segment).
-    counts = (trip_km / 2.2).astype(np.int64) + 12
-    spacing = rng.uniform(1.0, 4.3, int(counts.sum()))
+    counts = (trip_km / (2.2 * spacing_scale)).astype(np.int64) + 12
+    spacing = rng.uniform(1.0 * spacing_scale, 4.3 * spacing_scale, int(counts.sum()))
     run = np.cumsum(spacing)
     before = np.concatenate(([0.0], run))[np.cumsum(counts) - counts]
     local = run - np.repeat(before, counts)
@@ -466,7 +482,7 @@ def _routes(rng: np.random.Generator, market: _Market, paths: list[list[int]]) -
     leg = np.searchsorted(leg_start, pos, side="right") - 1
     t = (pos - leg_start[leg]) / leg_km[leg]
     # A stop starts its leg (t = 0); a destination ends the leg before it (t = 1).
-    leg_of_stop = np.zeros(len(flat), dtype=np.int64)
+    leg_of_stop = np.zeros(n_flat, dtype=np.int64)
     leg_of_stop[leg_from] = np.arange(n_legs)
     leg_of_stop[last] = leg_of_stop[last - 1]
     leg[stop_vertex] = leg_of_stop
@@ -495,8 +511,8 @@ def _routes(rng: np.random.Generator, market: _Market, paths: list[list[int]]) -
     lat = np.degrees(np.arcsin(np.clip(p[:, 2], -1.0, 1.0)))
     lon = np.degrees(np.arctan2(p[:, 1], p[:, 0]))
     # The route passes exactly through every stop: same rounded numbers.
-    lat[stop_vertex] = market.lat[flat]
-    lon[stop_vertex] = market.lon[flat]
+    lat[stop_vertex] = stop_lat
+    lon[stop_vertex] = stop_lon
     coords = np.round(np.stack((lon, lat), axis=1), 5)
 
     chord = np.sqrt(np.einsum("ij,ij->i", np.diff(p, axis=0), np.diff(p, axis=0)))
@@ -542,7 +558,12 @@ class _Drivers:
 
 
 def _drivers(rng: np.random.Generator, market: _Market, n: int) -> _Drivers:
-    share = market.population / market.population.sum()
+    return _driver_pool(rng, market.population, n)
+
+
+def _driver_pool(rng: np.random.Generator, weights: F64, n: int) -> _Drivers:
+    """Draw the drivers of ``n`` trips: a block of ids per home, sized by ``weights``, with ratings."""
+    share = weights / weights.sum()
     count = np.maximum(1, np.ceil(n * share / _TRIPS_PER_DRIVER)).astype(np.int64)
     first_id = np.cumsum(count) - count
     pool = int(count.sum())
@@ -659,6 +680,175 @@ def _generate(
                 "driver": {"id": f"u-{driver}", "rating": drivers.rating[driver], "verified": drivers.verified[driver]},
                 "status": state,
             }
+
+
+Endpoint = Place | tuple[str, float, float] | str
+
+
+@dataclass(frozen=True, slots=True)
+class _End:
+    """One end of a corridor: what its trips print, where they start or end, and its local rules."""
+
+    name: str
+    lat: float  # rounded to 5 decimals, as every stop and route point
+    lon: float
+    timezone: str
+    country: int  # index into the market's countries (currency, pricing)
+    slug: str  # for ids
+
+
+def _corridor_end(market: _Market, end: Endpoint) -> _End:
+    """Resolve a city name (the biggest of that name), a :class:`Place` or a ``(name, lat, lon)``."""
+    if isinstance(end, str):
+        key = normalize_place_name(end)
+        # market.places is biggest first, as load_places returns them.
+        found = next((i for i, p in enumerate(market.places) if normalize_place_name(p.name) == key), None)
+        if found is None:
+            raise ValueError(f"no city named {end!r} in the market")
+        end = market.places[found]
+    if isinstance(end, Place):
+        name, lat, lon = end.name, end.lat, end.lon
+    else:
+        name, lat, lon = end
+    if not -90.0 <= lat <= 90.0 or not -180.0 <= lon <= 180.0:
+        raise ValueError(f"{name}: ({lat}, {lon}) is not a place on Earth")
+    lat, lon = round(float(lat), 5), round(float(lon), 5)
+    # Local rules (time zone, currency) are those of the nearest market city.
+    nearest = int(np.argmax(market.xyz @ _unit(np.array(lat), np.array(lon))))
+    timezone = end.timezone if isinstance(end, Place) else market.timezones[nearest]
+    slug = normalize_place_name(name).replace(" ", "-") or "place"
+    return _End(name, lat, lon, timezone, market.country_list[nearest], slug)
+
+
+def corridor_trips(
+    origin: Endpoint,
+    destination: Endpoint,
+    per_day: int,
+    start_date: dt.date,
+    days: int = 9,
+    seed: int = 0,
+    *,
+    route_points: int = 200,
+    countries: Collection[str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Yield ``per_day`` trips a day in each direction between two places: a hot corridor.
+
+    ``origin`` and ``destination`` are city names (the biggest city of the
+    name in the market), :class:`~tripsearch.places.Place` values or
+    ``(name, lat, lon)``. Every trip runs straight from one end to the
+    other, without stopovers, starting and ending exactly at the end's
+    coordinates (rounded to 5 decimals), along a bent great-circle
+    polyline of about ``route_points`` points like those of
+    :func:`generate_trips`. Departures spread over each day by the same
+    hour profile, local to the departure city; seats, prices, options and
+    drivers are drawn as for :func:`generate_trips` (the drivers live at
+    either end and drive several trips each); every trip is at version 1,
+    and about 91% are published.
+
+    Trips come day by day, origin to destination first, each direction in
+    order of departure; ids are ``{from}-{to}-{seed}-{n}``, counted per
+    direction. Same arguments, same trips.
+
+    >>> trips = list(corridor_trips("Paris", "Lyon", per_day=2, start_date=dt.date(2026, 12, 1), days=2, seed=1))
+    >>> [t["id"] for t in trips]
+    ['paris-lyon-1-0', 'paris-lyon-1-1', 'lyon-paris-1-0', 'lyon-paris-1-1', 'paris-lyon-1-2', 'paris-lyon-1-3', 'lyon-paris-1-2', 'lyon-paris-1-3']
+    >>> [s["name"] for s in trips[2]["stops"]], trips[2]["route"]["coordinates"][0] == [4.84789, 45.74906]
+    (['Lyon', 'Paris'], True)
+    >>> 180 <= len(trips[0]["route"]["coordinates"]) <= 220
+    True
+    """
+    if per_day < 0:
+        raise ValueError("per_day must be >= 0")
+    if seed < 0:
+        raise ValueError("seed must be >= 0")
+    if days < 1:
+        raise ValueError("days must be >= 1")
+    if not 2 <= route_points <= 20_000:
+        raise ValueError("route_points must be between 2 and 20000")
+    market = _market(frozenset(countries) if countries is not None else None)
+    a, b = _corridor_end(market, origin), _corridor_end(market, destination)
+    xyz = _unit(np.array([a.lat, b.lat]), np.array([a.lon, b.lon]))
+    km = _angle(xyz[0].tolist(), xyz[1].tolist()) * EARTH_RADIUS_KM
+    if km < 2.0 * _MIN_SEGMENT_KM + 1.0:
+        raise ValueError(f"{a.name} and {b.name} are {km:.1f} km apart: too close for a corridor")
+    return _corridor(market, (a, b), xyz, km, per_day, start_date, days, seed, route_points)
+
+
+def _corridor(
+    m: _Market,
+    ends: tuple[_End, _End],
+    ends_xyz: F64,
+    km: float,
+    per_day: int,
+    start_date: dt.date,
+    days: int,
+    seed: int,
+    route_points: int,
+) -> Iterator[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    a, b = ends
+    ends_lat = np.array([a.lat, b.lat])
+    ends_lon = np.array([a.lon, b.lon])
+    # Vertices come every 1 to 4.3 km (2.65 on average) at spacing_scale 1.
+    spacing_scale = km / (2.65 * (route_points - 1))
+    drivers = _driver_pool(rng, np.ones(2), 2 * per_day * days)  # one block of drivers at each end
+    corridor = f"{a.slug}-{b.slug}"
+    counters = [0, 0]
+    for day in range(days):
+        date = start_date + dt.timedelta(days=day)
+        for direction, (start, end) in enumerate(((a, b), (b, a))):
+            if per_day == 0:
+                continue
+            minutes = np.sort(_hour_minutes(rng, per_day)).tolist()
+            speeds = rng.uniform(65.0, 100.0, per_day).tolist()
+            price_noise = np.exp(rng.normal(0.0, 0.15, per_day)).tolist()
+            options = (rng.random((per_day, len(_OPTION_NAMES))) < _OPTION_SHARES).tolist()
+            seats_total = (rng.choice(4, size=per_day, p=_SEATS_WEIGHTS) + 1).tolist()
+            status = rng.choice(3, size=per_day, p=_STATUS_WEIGHTS).tolist()
+            seat_u = rng.random(per_day).tolist()
+            driver_home_is_start = (rng.random(per_day) < 0.65).tolist()
+            driver_u = (rng.random(per_day) ** 1.2).tolist()
+            order = [direction, 1 - direction]  # start, end
+            routes = _polylines(
+                rng,
+                np.tile(ends_xyz[order], (per_day, 1)),
+                np.tile(ends_lat[order], per_day),
+                np.tile(ends_lon[order], per_day),
+                np.full(per_day, 2, dtype=np.int64),
+                spacing_scale,
+            )
+            pricing, currency = m.pricing[start.country], m.currency[start.country]
+            for j in range(per_day):
+                departure = _local_departure(date, minutes[j], start.timezone)
+                route_km = routes.stop_km[j][-1]
+                arrival = departure + dt.timedelta(minutes=round(route_km / speeds[j] * 60.0))
+                total = seats_total[j]
+                state = _STATUS_NAMES[status[j]]
+                if state == "full":
+                    available = 0
+                elif state == "cancelled":
+                    available = int(seat_u[j] * (total + 1))
+                else:
+                    available = 1 + int(seat_u[j] * total)
+                home = order[0] if driver_home_is_start[j] else order[1]
+                driver = drivers.first_id[home] + int(driver_u[j] * drivers.count[home])
+                yield {
+                    "id": f"{start.slug}-{end.slug}-{seed}-{counters[direction]}",
+                    "version": 1,
+                    "departure_time": departure.isoformat(),
+                    "stops": [
+                        {"name": start.name, "lat": start.lat, "lon": start.lon, "time": departure.isoformat()},
+                        {"name": end.name, "lat": end.lat, "lon": end.lon, "time": arrival.isoformat()},
+                    ],
+                    "route": {"type": "LineString", "coordinates": routes.coordinates[j].tolist()},
+                    "seats_total": total,
+                    "seats_available": available,
+                    "price": {"amount": _price(route_km, price_noise[j], pricing), "currency": currency},
+                    "options": dict(zip(_OPTION_NAMES, options[j])),
+                    "driver": {"id": f"u-{corridor}-{seed}-{driver}", "rating": drivers.rating[driver], "verified": drivers.verified[driver]},
+                    "status": state,
+                }
+                counters[direction] += 1
 
 
 def write_ndjson(trips: Iterable[dict[str, Any]], stream: IO[bytes] | IO[str]) -> int:
