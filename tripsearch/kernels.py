@@ -28,7 +28,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 from numpy.typing import NDArray
 
-__all__ = ["route_distances_along", "closest_in_ranges", "match_geometry", "key_ranges", "table_merge", "table_join", "filter_failures", "facet_counts"]
+__all__ = ["route_distances_along", "closest_in_ranges", "times_along", "match_geometry", "key_ranges", "table_merge", "table_join", "filter_failures", "facet_counts"]
 
 R = 6371.0088
 SCALE = 10_000_000.0
@@ -420,6 +420,15 @@ def _stop_time_at(stop_start: NDArray[np.int64], stop_along: NDArray[np.float64]
     frac = (along_km - a_i) / span if i < last and span > 0 else 0.0
     frac = min(max(frac, 0.0), 1.0)
     return int(math.floor(t_i + (t_j - t_i) * frac))
+
+
+@numba.njit(cache=True)
+def times_along(stop_start: NDArray[np.int64], stop_along: NDArray[np.float64], stop_time: NDArray[np.int64], rows: NDArray[np.int64], along_km: NDArray[np.float64]) -> NDArray[np.int64]:  # pragma: no cover - compiled
+    """Return the time (epoch seconds, floored) at each distance along the route of its row, by the pickup time rule."""
+    out = np.empty(len(rows), dtype=np.int64)
+    for i in range(len(rows)):
+        out[i] = _stop_time_at(stop_start, stop_along, stop_time, rows[i], along_km[i])
+    return out
 
 
 @numba.njit(cache=True)

@@ -1,10 +1,8 @@
 """What the Elasticsearch backend sends, checked without a server: template, mapping, documents, requests.
 
-The production mapping (``geo_shape`` route, ``scaled_float`` price) cannot
-be tried on the test distribution, which lacks both mappers: it is checked
-here against a literal. The candidate request is checked against a literal
-too, and by interpreting it over the documents it would run on: it must
-select exactly the embedded index's candidates.
+The template and the compiled requests are checked against literals; what
+they select on a real cluster is checked in test_parity.py (no match is
+ever left out, every trip the shards count as certain matches).
 """
 
 from __future__ import annotations
@@ -17,14 +15,13 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.geometry import REGIONS, random_queries, random_trips
+from tests.geometry import REGIONS, random_trips
 from tripsearch.columns import TripColumns
 from tripsearch.fixtures import generate_trips
-from tripsearch.index.cells import disk_to_cells, route_to_cells
-from tripsearch.index.elastic import corridor_windows
+from tripsearch.index.cells import route_to_cells, route_to_samples
+from tripsearch.index.elastic_encoding import ROUTE_POINT_KM, cells_to_keywords, local_times, route_cell_days, route_cell_sentences, route_points, span_cover
 from tripsearch.index.elastic_mapping import (
     CompactFormatError,
-    MappingFeatures,
     TripDocument,
     columns_to_compact,
     compact_to_columns,
@@ -32,13 +29,13 @@ from tripsearch.index.elastic_mapping import (
     trip_mapping,
     trips_to_documents,
 )
-from tripsearch.index.memory import MemoryIndex
+from tripsearch.index.elastic_query import CERTAIN_DATES, compile_search
+from tripsearch.geo import haversine_km
 from tripsearch.model import OPTION_NAMES, parse_trip, trip_to_json
-from tripsearch.query.elastic import compile_candidates
-from tripsearch.query.execute import candidate_days
+from tripsearch.query.matching import evaluate
 from tripsearch.query.model import parse_query
 
-PRODUCTION_TEMPLATE = {
+TEMPLATE = {
     "index_patterns": ["trips-*"],
     "priority": 5,
     "template": {
@@ -47,24 +44,19 @@ PRODUCTION_TEMPLATE = {
             "dynamic": "strict",
             "properties": {
                 "id": {"type": "keyword"},
-                "version": {"type": "long"},
                 "deleted": {"type": "boolean"},
                 "status": {"type": "keyword"},
-                "origin": {"type": "geo_point"},
-                "destination": {"type": "geo_point"},
-                "stops": {"type": "geo_point"},
-                "route_shape": {"type": "geo_shape", "ignore_malformed": True},
+                "route_cells": {"type": "text", "analyzer": "whitespace", "index_options": "positions", "norms": False},
                 "route_points": {"type": "geo_point"},
+                "route_cell_days": {"type": "keyword"},
                 "corridor_cells": {"type": "keyword"},
-                "origin_cells": {"type": "keyword"},
-                "destination_cells": {"type": "keyword"},
                 "local_days": {"type": "integer"},
-                "departure_time": {"type": "date"},
-                "arrival_time": {"type": "date"},
-                "stop_times": {"type": "date"},
-                "price": {"type": "scaled_float", "scaling_factor": 100},
+                "local_day_first": {"type": "integer"},
+                "local_day_span": {"type": "short"},
+                "local_minute_first": {"type": "short"},
+                "local_minute_last": {"type": "short"},
+                "price": {"type": "double"},
                 "currency": {"type": "keyword"},
-                "seats_total": {"type": "short"},
                 "seats_available": {"type": "short"},
                 "options": {
                     "type": "object",
@@ -76,31 +68,20 @@ PRODUCTION_TEMPLATE = {
                         "max_two_back": {"type": "boolean"},
                     },
                 },
-                "driver_id": {"type": "keyword"},
-                "driver_rating": {"type": "float"},
-                "driver_verified": {"type": "boolean"},
-                "compact": {"type": "binary"},
+                "driver_rating": {"type": "double"},
+                "compact": {"type": "binary", "doc_values": True},
                 "trip": {"type": "object", "enabled": False},
             },
-            "_meta": {"tripsearch_mapping": 1},
+            "_source": {"excludes": ["route_cells", "route_points", "route_cell_days", "corridor_cells", "compact"]},
+            "_meta": {"tripsearch_mapping": 2},
         },
     },
-    "_meta": {"tripsearch_mapping": 1, "alias": "trips"},
+    "_meta": {"tripsearch_mapping": 2, "alias": "trips"},
 }
 
 
-def test_production_template() -> None:
-    assert index_template("trips", shards=3, replicas=1, refresh_interval="1s") == PRODUCTION_TEMPLATE
-
-
-def test_fallback_mapping_drops_geo_shape_and_scaled_float_only() -> None:
-    production = trip_mapping()["properties"]
-    fallback = trip_mapping(MappingFeatures(geo_shape=False, scaled_float=False))["properties"]
-    assert set(production) - set(fallback) == {"route_shape"}
-    assert fallback["price"] == {"type": "double"}
-    assert {k: v for k, v in production.items() if k not in ("route_shape", "price")} == {k: v for k, v in fallback.items() if k != "price"}
-    assert MappingFeatures.of_mapping(trip_mapping()) == MappingFeatures()
-    assert MappingFeatures.of_mapping(trip_mapping(MappingFeatures(False, False))) == MappingFeatures(False, False)
+def test_template() -> None:
+    assert index_template("trips", shards=3, replicas=1, refresh_interval="1s") == TEMPLATE
 
 
 def test_template_priorities_never_tie_when_patterns_overlap() -> None:
@@ -112,31 +93,106 @@ def test_options_follow_the_trip_model() -> None:
     assert set(trip_mapping()["properties"]["options"]["properties"]) == set(OPTION_NAMES)
 
 
-def test_compile_candidates() -> None:
-    q = parse_query({"from": [48.8566, 2.3522], "to": [45.764, 4.8357], "date": "2026-12-01", "facets": [], "from_radius_km": 0.5, "to_radius_km": 0.5})
-    assert compile_candidates(q, page_size=1000) == {
+PARIS_CELLS = ["861fb4647ffffff", "861fb4667ffffff", "861fb466fffffff", "861fb4677ffffff", "861fb475fffffff"]
+LYON_CELLS = ["861f9020fffffff", "861f9022fffffff", "861f90257ffffff", "861f90277ffffff", "861f902e7ffffff"]
+PARIS_SPAN = ["861fb4297ffffff", "861fb460fffffff", "861fb462fffffff", "861fb4647ffffff", "861fb4657ffffff", "861fb4667ffffff", "861fb466fffffff", "861fb4677ffffff", "861fb474fffffff", "861fb475fffffff"]
+LYON_SPAN = ["861f90207ffffff", "861f9020fffffff", "861f9021fffffff", "861f9022fffffff", "861f90247ffffff", "861f90257ffffff", "861f9025fffffff", "861f90277ffffff", "861f902e7ffffff", "861f902efffffff", "861f9035fffffff"]
+
+
+def span(first: list[str], then: list[str]) -> dict[str, Any]:
+    return {
+        "span_near": {
+            "clauses": [{"span_or": {"clauses": [{"span_term": {"route_cells": c}} for c in cells]}} for cells in (first, then)],
+            "slop": 2**31 - 1,
+            "in_order": True,
+        }
+    }
+
+
+def test_compile_search_without_facets_filters_in_the_shards() -> None:
+    q = parse_query({"from": [48.8566, 2.3522], "to": [45.764, 4.8357], "date": "2026-12-01", "facets": [], "from_radius_km": 0.5, "to_radius_km": 0.5, "seats": 2, "max_price": 30, "options": ["pets"], "time_from": "07:00", "time_to": "09:30"})
+    plan = compile_search(q, page_size=1000)
+    assert plan.band is None
+    assert plan.candidates == {
         "query": {
             "bool": {
                 "filter": [
-                    {"terms": {"corridor_cells": ["861fb4647ffffff", "861fb4667ffffff", "861fb466fffffff", "861fb4677ffffff", "861fb475fffffff"]}},
-                    {"terms": {"corridor_cells": ["861f9020fffffff", "861f9022fffffff", "861f90257ffffff", "861f90277ffffff", "861f902e7ffffff"]}},
-                    {"terms": {"local_days": [20788]}},
+                    {"terms": {"corridor_cells": PARIS_CELLS}},
+                    {"terms": {"corridor_cells": LYON_CELLS}},
+                    span(PARIS_SPAN, LYON_SPAN),
+                    {"geo_distance": {"distance": "3005.000m", "route_points": {"lat": 48.8566, "lon": 2.3522}}},
+                    {"geo_distance": {"distance": "3005.000m", "route_points": {"lat": 45.764, "lon": 4.8357}}},
+                    {"term": {"local_days": 20788}},
                     {"term": {"status": "published"}},
                     {"term": {"deleted": False}},
-                ]
+                    {"range": {"seats_available": {"gte": 2}}},
+                    {"range": {"price": {"lte": 30.0}}},
+                    {"term": {"options.pets": True}},
+                ],
+                # a one-day trip with no minute between departure and arrival in 07:00..09:30
+                "must_not": [
+                    {"bool": {"filter": [
+                        {"term": {"local_day_span": 0}},
+                        {"bool": {"should": [{"range": {"local_minute_last": {"lt": 420}}}, {"range": {"local_minute_first": {"gt": 570}}}], "minimum_should_match": 1}},
+                    ]}}
+                ],
             }
         },
         "sort": ["_doc"],
         "size": 1000,
         "track_total_hits": True,
-        "_source": ["compact"],
+        "stored_fields": "_none_",
+        "docvalue_fields": ["id", "compact"],
     }
 
 
-def test_compile_candidates_with_the_dates_facet_looks_at_a_week() -> None:
-    q = parse_query({"from": [48.8566, 2.3522], "to": [45.764, 4.8357], "date": "2026-12-01", "facets": ["dates"]})
-    days = compile_candidates(q)["query"]["bool"]["filter"][2]
-    assert days == {"terms": {"local_days": list(range(20785, 20792))}}
+def test_compile_search_leaves_to_this_process_the_filters_a_facet_ignores() -> None:
+    q = parse_query({"from": [48.8566, 2.3522], "to": [45.764, 4.8357], "date": "2026-12-01", "facets": ["price", "options"], "seats": 2, "max_price": 30, "options": ["pets"]})
+    filters = compile_search(q).candidates["query"]["bool"]["filter"]
+    assert filters[-1] == {"range": {"seats_available": {"gte": 2}}}, "only seats is pushed: price and options are facets here"
+
+
+def test_compile_search_with_the_dates_facet_counts_certain_trips_of_the_other_days() -> None:
+    q = parse_query({"from": [48.8566, 2.3522], "to": [45.764, 4.8357], "date": "2026-12-01", "facets": ["dates"], "min_rating": 4.5})
+    plan = compile_search(q)
+    others = [20785, 20786, 20787, 20789, 20790, 20791]
+    assert plan.candidates["query"]["bool"]["filter"][5] == {"term": {"local_days": 20788}}
+    assert plan.band is not None
+    band = plan.band["query"]["bool"]
+    assert band["filter"][5] == {"terms": {"local_days": others}}
+    assert band["filter"][-1] == {"range": {"driver_rating": {"gte": 4.5}}}, "the band applies every filter but the date"
+    in_order = band["filter"][2]["span_near"]
+    paris_span = [c["span_term"]["route_cells"] for c in in_order["clauses"][0]["span_or"]["clauses"]]
+    certain = {
+        "bool": {
+            "filter": [
+                {"geo_distance": {"distance": "9995.000m", "route_points": {"lat": 48.8566, "lon": 2.3522}}},
+                {"geo_distance": {"distance": "9995.000m", "route_points": {"lat": 45.764, "lon": 4.8357}}},
+            ],
+            "must_not": [{"span_near": {**in_order, "clauses": in_order["clauses"][::-1]}}],  # no cell near Lyon before one near Paris
+        }
+    }
+
+    def on(day: int) -> dict[str, Any]:
+        return {
+            "bool": {
+                "filter": [{"terms": {"route_cell_days": [f"{c}@{day}" for c in paris_span]}}, {"range": {"local_day_span": {"lte": 1}}}],
+                "must_not": [{"terms": {"route_cell_days": [f"{c}@{day - 1}" for c in paris_span] + [f"{c}@{day + 1}" for c in paris_span]}}],
+            }
+        }
+
+    assert band["must_not"] == [{"term": {"local_days": 20788}}, {"bool": {"filter": [certain], "should": [on(d) for d in others], "minimum_should_match": 1}}]
+    agg = plan.candidates["aggs"][CERTAIN_DATES]
+    assert agg["global"] == {}
+    assert agg["aggs"]["certain"]["filter"] == {"bool": {"filter": band["filter"] + [certain], "must_not": [{"term": {"local_days": 20788}}]}}
+    assert agg["aggs"]["certain"]["aggs"] == {"days": {"filters": {"filters": {str(d): on(d) for d in others}}}}
+
+
+def test_the_certain_set_is_empty_below_the_geo_tolerance() -> None:
+    q = parse_query({"from": [48.8566, 2.3522], "to": [45.764, 4.8357], "date": "2026-12-01", "from_radius_km": 0.001})
+    plan = compile_search(q)
+    assert "aggs" not in plan.candidates and plan.band is not None
+    assert plan.band["query"]["bool"]["must_not"] == [{"term": {"local_days": 20788}}]
 
 
 def awkward_trips() -> list[dict[str, Any]]:
@@ -173,56 +229,90 @@ def test_compact_form_refuses_what_it_cannot_read() -> None:
         compact_to_columns(cols.ids, [blobs[0], blobs[1], blobs[2] + "AAAA"])
 
 
-@pytest.mark.parametrize("features", [MappingFeatures(), MappingFeatures(geo_shape=False, scaled_float=False)])
-def test_documents_fit_the_mapping(features: MappingFeatures) -> None:
+def test_documents_fit_the_mapping() -> None:
     raw = awkward_trips()
     trips = [parse_trip(t) for t in raw]
     sources = [trip_to_json(t) for t in trips]
-    docs = [orjson.loads(d) for d in trips_to_documents(trips, sources, features)]
-    props = trip_mapping(features)["properties"]
-    for doc, trip, source in zip(docs, trips, sources):
+    docs = [orjson.loads(d) for d in trips_to_documents(trips, sources)]
+    props = trip_mapping()["properties"]
+    cols = TripColumns.from_trips(trips)
+    times = local_times(cols)
+    for i, (doc, trip, source) in enumerate(zip(docs, trips, sources)):
         assert set(doc) <= set(props)
         assert set(doc["options"]) <= set(props["options"]["properties"])
         assert doc["trip"] == orjson.loads(source)
-        assert doc["id"] == trip.id and doc["version"] == trip.version and doc["deleted"] is False
-        assert ("route_shape" in doc) == features.geo_shape
-        assert doc["origin"] == [trip.stops[0].lon, trip.stops[0].lat]
-        assert doc["route_points"][0] == pytest.approx(doc["origin"], abs=1e-5) or trip.route is not None
+        assert doc["id"] == trip.id and doc["deleted"] is False
+        assert doc["local_days"] == list(range(doc["local_day_first"], doc["local_day_first"] + doc["local_day_span"] + 1))
+        assert (doc["local_day_first"], doc["local_minute_first"], doc["local_minute_last"]) == (times.day_first[i], times.minute_first[i], times.minute_last[i])
+        departure = trip.departure_time
+        assert doc["local_minute_first"] == departure.hour * 60 + departure.minute
 
 
 def test_document_classes_name_every_field_once() -> None:
     assert set(TripDocument._doc_type.mapping) == set(trip_mapping()["properties"])
 
 
-def _matches(doc: dict[str, Any], clause: dict[str, Any]) -> bool:
-    """Evaluate one filter clause of the compiled request on a document, as Elasticsearch would."""
-    (kind, spec), = clause.items()
-    (field, wanted), = spec.items()
-    have = doc.get(field)
-    have = have if isinstance(have, list) else [have]
-    return bool(set(have) & (set(wanted) if kind == "terms" else {wanted}))
+@pytest.mark.parametrize("region", sorted(REGIONS))
+def test_route_points_are_close_enough_together(region: str) -> None:
+    """Every point of a route is within ROUTE_POINT_KM / 2 of a route point: consecutive ones are at most that far apart, ends included."""
+    cols = TripColumns.from_trips([parse_trip(t) for t in random_trips(region, 40, seed=5)])
+    for row, points in enumerate(route_points(cols)):
+        lon, lat = np.array(points).T
+        gaps = [haversine_km(lat[k], lon[k], lat[k + 1], lon[k + 1]) for k in range(len(lat) - 1)]
+        assert max(gaps, default=0.0) <= ROUTE_POINT_KM + 1e-6
+        first, last = cols.vert_start[row], cols.vert_start[row + 1] - 1
+        for at, (plat, plon) in ((first, (lat[0], lon[0])), (last, (lat[-1], lon[-1]))):
+            assert haversine_km(cols.vert_lat[at] / 1e7, cols.vert_lon[at] / 1e7, plat, plon) < 1e-3
 
 
-@pytest.mark.parametrize("region", ["europe", "antimeridian", "north_pole"])
-def test_compiled_request_selects_the_embedded_candidates(region: str) -> None:
-    """Interpreted over the documents, the request plus the corridor windows gives the embedded index's candidates."""
-    raw = random_trips(region, 120, seed=11)
-    latest: dict[str, dict[str, Any]] = {}
-    for t in raw:
-        if t["id"] not in latest or t["version"] > latest[t["id"]]["version"]:
-            latest[t["id"]] = t
-    trips = [parse_trip(t) for t in latest.values()]
-    docs = [orjson.loads(d) for d in trips_to_documents(trips, [trip_to_json(t) for t in trips], MappingFeatures(False, False))]
-    index = MemoryIndex()
-    view = index.apply(trips, [], 1)
-    for query in random_queries(list(latest.values()), 150, seed=2):
-        q = parse_query(query)
-        body = compile_candidates(q)
-        hits = [i for i, doc in enumerate(docs) if all(_matches(doc, c) for c in body["query"]["bool"]["filter"])]
-        cols, corridor = compact_to_columns([docs[i]["id"] for i in hits], [docs[i]["compact"] for i in hits])
-        rows, windows = corridor_windows(corridor, disk_to_cells(*q.from_point, q.from_radius_km), disk_to_cells(*q.to_point, q.to_radius_km))
-        got = {cols.ids[r]: w for r, *w in zip(rows.tolist(), *(a.tolist() for a in windows))}
-        found = view.candidates(q.from_point, q.from_radius_km, q.to_point, q.to_radius_km, candidate_days(q))
-        published = view.cols.status[found.rows] == 0
-        want = {view.cols.ids[r]: w for r, *w in zip(*(a[published].tolist() for a in found))}
-        assert got == want, query
+@pytest.mark.parametrize("region", sorted(REGIONS))
+def test_route_sentence_is_the_samples_cells_in_order(region: str) -> None:
+    cols = TripColumns.from_trips([parse_trip(t) for t in random_trips(region, 40, seed=6)])
+    owner, cells, _, _, _ = route_to_samples(cols, np.arange(len(cols)))
+    for row, sentence in enumerate(route_cell_sentences(cols)):
+        mine = [format(c, "x") for c in cells[owner == row].tolist()]
+        assert sentence.split() == [c for k, c in enumerate(mine) if k == 0 or c != mine[k - 1]]
+
+
+def _in_order(sentence: list[str], first: set[str], then: set[str]) -> bool:
+    """Interpret the order clause of the candidates request on one route sentence, as Lucene would."""
+    seen_first = False
+    for token in sentence:
+        if token in first and token in then:
+            return True  # a cell near both places
+        if seen_first and token in then:
+            return True
+        seen_first = seen_first or token in first
+    return False
+
+
+@pytest.mark.parametrize("region", sorted(REGIONS))
+def test_order_clause_never_drops_a_geometric_match_and_sure_days_are_right(region: str) -> None:
+    """For places near random route points, every trip the exact rules 1 and 2 select passes the route sentence clause,
+    and picks up on the day of its samples near ``from`` when they have one."""
+    trips = [parse_trip(t) for t in random_trips(region, 60, seed=8)]
+    cols = TripColumns.from_trips(trips)
+    sentences = [s.split() for s in route_cell_sentences(cols)]
+    cell_days = route_cell_days(cols)
+    rows = np.arange(len(cols), dtype=np.int64)
+    rng = np.random.default_rng(8)
+    checked = one_day = 0
+    for _ in range(400):
+        row = int(rng.integers(len(cols)))
+        first, last = int(cols.vert_start[row]), int(cols.vert_start[row + 1]) - 1
+        a, b = sorted(rng.integers(first, last + 1, size=2).tolist())
+        radius = float(rng.choice([0.0, 0.3, 2.0, 10.0]))
+        places = [(cols.vert_lat[k] / 1e7 + rng.normal(0, 0.01), cols.vert_lon[k] / 1e7 + rng.normal(0, 0.01)) for k in (a, b)]
+        places = [(float(np.clip(lat, -90, 90)), float((lon + 180) % 360 - 180)) for lat, lon in places]
+        q = parse_query({"from": list(places[0]), "to": list(places[1]), "date": "2026-12-01", "from_radius_km": radius, "to_radius_km": radius})
+        ev = evaluate(cols, rows, q)
+        near_from = set(cells_to_keywords(span_cover(*places[0], radius)))
+        near_to = set(cells_to_keywords(span_cover(*places[1], radius)))
+        for r in np.flatnonzero(ev.geo & (cols.status == 0)).tolist():
+            assert _in_order(sentences[r], near_from, near_to), (region, q, cols.ids[r])
+            days_near = {int(word.split("@")[1]) for word in cell_days[r] if word.split("@")[0] in near_from}
+            if len(days_near) == 1:  # what the shards take for a sure pickup day
+                assert ev.local_day[r] == days_near.pop(), (region, q, cols.ids[r])
+                one_day += 1
+            checked += 1
+    assert checked > 50 and one_day > 25, "the places are drawn on routes: many trips must match, or this proves little"

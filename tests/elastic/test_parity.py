@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 from tripsearch.backend import Backend, SearchResult
-from tripsearch.index.cells import disk_to_cells
-from tripsearch.index.elastic import ElasticBackend, corridor_windows
-from tripsearch.query.elastic import compile_candidates
+from tripsearch.index.elastic import ElasticBackend
+from tripsearch.index.elastic_query import CERTAIN_DATES, compile_search
 from tripsearch.query.execute import candidate_days
+from tripsearch.query.matching import evaluate
 from tripsearch.query.model import parse_query
 
 from .cluster import Cluster
@@ -90,19 +90,53 @@ def test_same_results_on_two_nodes(es_cluster_2nodes: Cluster, parity_engines: C
     print(f"\nparity 2-nodes: {figures}")
 
 
-def test_same_candidates_as_embedded(parity_engines: Callable[[str], ElasticBackend], parity_embedded: Backend, parity_queries: list[dict[str, Any]]) -> None:
-    """The Elasticsearch request finds the embedded index's candidates (the published ones), with the same windows."""
-    engine = parity_engines("1-shard")
+def test_shards_never_leave_out_a_match_and_count_only_sure_ones(parity_engines: Callable[[str], ElasticBackend], parity_embedded: Backend, parity_queries: list[dict[str, Any]]) -> None:
+    """What the shards decide, checked against the exact rules on the embedded index.
+
+    The trips fetched for the date hold every match; those fetched for the
+    other days of the dates facet (the band) and those the shards count as
+    certain hold every match of those days that is not posted on the date,
+    without overlap; and every certain trip matches on its departure day.
+    """
+    engine = parity_engines("3-shards")
     view = parity_embedded._index.view  # type: ignore[attr-defined]
-    for query in parity_queries[::3]:
-        q = parse_query(query)
+    certain_total = fetched_total = week_total = 0
+    for query in parity_queries[::2]:
+        q = parse_query({**query, "facets": "all"})
+        plan = compile_search(q, engine.page_size)
+        assert plan.band is not None
+        fetched = {h["fields"]["id"][0] for h in engine._hits(plan.candidates)}
+        band = {h["fields"]["id"][0] for h in engine._hits(plan.band)}
+        agg = plan.candidates.get("aggs", {}).get(CERTAIN_DATES)
+        certain: dict[str, int] = {}
+        if agg is not None:
+            sure = agg["aggs"]["certain"]
+            for day, on_day in sure["aggs"]["days"]["filters"]["filters"].items():
+                body = {"query": {"bool": {"filter": [sure["filter"], on_day]}}, "size": 10_000, "_source": False}
+                for h in engine._hits(body):
+                    assert h["_id"] not in certain, "a trip is certain on one day at most"
+                    certain[h["_id"]] = int(day)
         found = view.candidates(q.from_point, q.from_radius_km, q.to_point, q.to_radius_km, candidate_days(q))
-        published = view.cols.status[found.rows] == 0
-        want = {view.cols.ids[r]: (lo, hi, tlo, thi) for r, lo, hi, tlo, thi in zip(*(a[published].tolist() for a in found))}
-        cols, corridor = engine._candidates(compile_candidates(q, engine.page_size))
-        rows, windows = corridor_windows(corridor, disk_to_cells(*q.from_point, q.from_radius_km), disk_to_cells(*q.to_point, q.to_radius_km))
-        got = {cols.ids[r]: w for r, *w in zip(rows.tolist(), *(a.tolist() for a in windows))}
-        assert got == {k: list(v) for k, v in want.items()}, query
+        ev = evaluate(view.cols, found.rows, q)
+        ids = [view.cols.ids[r] for r in ev.rows.tolist()]
+        posted_on_date = view.cols.local_days()
+        for pos in np.flatnonzero(ev.matched()).tolist():
+            assert ids[pos] in fetched, (query, ids[pos])
+        for pos in np.flatnonzero(ev.matched("date")).tolist():
+            row, tid = int(ev.rows[pos]), ids[pos]
+            if posted_on_date[0][row] <= q.day <= posted_on_date[1][row]:
+                assert tid in fetched, (query, tid)
+            else:
+                assert (tid in band) != (tid in certain), (query, tid)
+        for tid, day in certain.items():
+            pos = ids.index(tid)
+            assert ev.matched("date")[pos] and ev.local_day[pos] == day, (query, tid, day)
+        certain_total += len(certain)
+        fetched_total += len(fetched) + len(band)
+        week_total += len(found.rows)
+    print(f"\nfetched {fetched_total:,} trips where the week's candidates are {week_total:,}; {certain_total:,} counted as certain in the shards")
+    assert certain_total > 0
+    assert fetched_total < week_total, "the shards fetch fewer trips than the week's candidates (what a search fetched before they decided)"
 
 
 def test_searches_answer_with_a_node_stopped(es_cluster_2nodes: Cluster, parity_engines: Callable[[str], ElasticBackend], parity_embedded: Backend, parity_queries: list[dict[str, Any]]) -> None:

@@ -28,7 +28,7 @@ import datetime as dt
 import math
 from collections import Counter
 from functools import lru_cache
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import h3
 import numpy as np
@@ -78,14 +78,23 @@ _COUNTED_BITS = np.array([filter_bit(name) for name in ("time", "options", "seat
 _RATING_THRESHOLDS = np.array(RATING_THRESHOLDS, dtype=np.float64)
 
 
-def compute_facets(ev: Evaluation, cols: TripColumns, query: Query) -> dict[str, Any]:
-    """Return the facets ``query.facets`` asks for, over the evaluated candidates."""
+def compute_facets(ev: Evaluation, cols: TripColumns, query: Query, certain_dates: Mapping[int, int] | None = None) -> dict[str, Any]:
+    """Return the facets ``query.facets`` asks for, over the evaluated candidates.
+
+    ``certain_dates`` adds, per local day, matches that were counted
+    without being candidates (see :func:`~tripsearch.query.execute.execute`).
+    """
     counts = _Counts(
         *facet_counts(
             ev.rows, ev.geo, ev.failed, ev.local_minute, ev.local_day, cols.options, cols.seats_available, cols.rating,
             _COUNTED_BITS, len(OPTION_NAMES), _RATING_THRESHOLDS, query.day - DATES_FACET_SPAN, 2 * DATES_FACET_SPAN + 1,
         )
     )
+    if certain_dates:
+        first = query.day - DATES_FACET_SPAN
+        for day, count in certain_dates.items():
+            if 0 <= day - first < len(counts.dates):
+                counts.dates[day - first] += count
     return {name: _BUILDERS[name](ev, cols, query, counts) for name in query.facets}
 
 

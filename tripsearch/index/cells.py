@@ -34,6 +34,8 @@ __all__ = [
     "CELL_SHIFT",
     "INDEX_MARGIN_KM",
     "CorridorCells",
+    "RouteSamples",
+    "route_to_samples",
     "route_to_cells",
     "disk_to_cells",
     "point_to_cell",
@@ -118,12 +120,27 @@ class CorridorCells(NamedTuple):
     seg_hi: NDArray[np.int64]
 
 
-def route_to_cells(cols: TripColumns, rows: NDArray[np.int64]) -> CorridorCells:
-    """Return the corridor cells of each route in ``rows``, with the segments each cell holds."""
+class RouteSamples(NamedTuple):
+    """Points sampled along routes, in route order: one entry per sample, each with its corridor cell.
+
+    Consecutive samples of a route are at most :data:`SAMPLE_KM` apart along
+    it (every vertex is a sample), so every point of a route lies on the
+    piece between two consecutive samples.
+    """
+
+    owner: NDArray[np.int64]  # the position, in the rows given, of each sample's route
+    cells: NDArray[np.uint64]  # cell (CORRIDOR_RES) of the sample's grid point
+    seg_lo: NDArray[np.int64]  # the segments (counted within the route) the sample counts for
+    seg_hi: NDArray[np.int64]
+    along_km: NDArray[np.float64]  # distance along the route
+
+
+def route_to_samples(cols: TripColumns, rows: NDArray[np.int64]) -> RouteSamples:
+    """Return the samples of each route in ``rows``, route after route, each in order along its route."""
     rows = np.asarray(rows, dtype=np.int64)
     if len(rows) == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return CorridorCells(empty, np.zeros(0, dtype=np.uint64), empty, empty)
+        return RouteSamples(empty, np.zeros(0, dtype=np.uint64), empty, empty, np.zeros(0, dtype=np.float64))
     geom = cols.route_geometry(rows)
     owner = geom.owner
     unit = np.stack((geom.x, geom.y, geom.z), axis=1)
@@ -146,7 +163,20 @@ def route_to_cells(cols: TripColumns, rows: NDArray[np.int64]) -> CorridorCells:
     n_vert = np.diff(geom.starts)[sample_owner]
     seg_lo = local - ((piece == 0) & (local > 0))
     seg_hi = np.minimum(local, n_vert - 2)
-    cells = _grid.lookup(lat_step, lon_step)
+    along = geom.cum_len[seg] + frac * geom.seg_len[seg]
+    return RouteSamples(sample_owner, _grid.lookup(lat_step, lon_step), seg_lo, seg_hi, along)
+
+
+def route_to_cells(cols: TripColumns, rows: NDArray[np.int64], samples: RouteSamples | None = None) -> CorridorCells:
+    """Return the corridor cells of each route in ``rows``, with the segments each cell holds.
+
+    ``samples`` may give :func:`route_to_samples` of the same rows, to save computing them again.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return CorridorCells(empty, np.zeros(0, dtype=np.uint64), empty, empty)
+    sample_owner, cells, seg_lo, seg_hi, _ = route_to_samples(cols, rows) if samples is None else samples
     # One entry per (owner, cell): the lowest and highest segment sampled there.
     pair = (sample_owner.astype(np.uint64) << np.uint64(_OWNER_SHIFT)) | (cells >> np.uint64(CELL_SHIFT))
     order = np.argsort(pair, kind="stable")

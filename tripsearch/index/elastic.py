@@ -9,19 +9,22 @@ reindex`` builds the next generation and swaps the alias (:meth:`ElasticBackend.
   version is the document version, so Elasticsearch itself keeps the highest
   one. A delete leaves a tombstone document at the trip's version
   (``external_gte``), so a late lower version cannot bring the trip back.
-- A search compiles to one request for its candidates
-  (:func:`~tripsearch.query.elastic.compile_candidates`: the corridor cells
-  and local days the embedded index uses), fetched in pages of compact rows
-  (with a point in time when there is more than one page), turned into
-  :class:`~tripsearch.columns.TripColumns`, then decided, ranked, paged and
-  faceted by the shared :func:`~tripsearch.query.execute.execute`. Only the
-  page of hits is fetched in full (``mget``).
+- A search compiles to a :class:`~tripsearch.index.elastic_query.SearchPlan`:
+  the shards keep only the trips whose route may match (cells near both
+  places in order along the route, route points near both, the day, the
+  filters no facet leaves out) and count, for the ``dates`` facet, the
+  trips of the other days that certainly match; the trips they cannot
+  decide come back as compact rows (with a point in time when there is
+  more than one page), turned into :class:`~tripsearch.columns.TripColumns`,
+  then decided, ranked, paged and faceted by the shared
+  :func:`~tripsearch.query.execute.execute`. Only the page of hits is
+  fetched in full (``mget``).
 - Every client error is translated here: a cluster that cannot answer gives
   :class:`~tripsearch.errors.BackendUnavailable` within ``request_timeout``
   (times ``1 + max_retries`` at worst).
 
-See docs/elasticsearch.md for the design, the fallbacks on clusters without
-``geo_shape``/``scaled_float``, and shard sizing.
+See docs/elasticsearch.md for the design, the proofs of exactness, and
+shard sizing.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -43,22 +48,23 @@ from ..backend import DeleteReport, ItemResult, SearchResult, TripInput, UpsertR
 from ..columns import TripColumns
 from ..errors import BackendUnavailable, NotFound, TripSearchError
 from ..model import Trip, parse_trip, trip_to_json
-from ..query.elastic import DEFAULT_PAGE_SIZE, compile_candidates
 from ..query.execute import execute
 from ..query.matching import Windows
 from ..query.model import Query, parse_query
 from .cells import disk_to_cells
 from .elastic_mapping import (
+    MAPPING_VERSION,
     CompactFormatError,
     Corridor,
-    MappingFeatures,
     compact_to_columns,
     index_name,
     index_template,
+    mapping_version,
     template_name,
     tombstone_document,
     trips_to_documents,
 )
+from .elastic_query import CERTAIN_DATES, DEFAULT_PAGE_SIZE, SearchPlan, compile_search
 
 __all__ = ["ElasticBackend", "DEFAULT_INDEX", "corridor_windows"]
 
@@ -67,12 +73,35 @@ log = logging.getLogger("tripsearch")
 DEFAULT_INDEX = "trips"
 PIT_KEEP_ALIVE = "1m"
 BULK_MAX_BYTES = 8 << 20  # per _bulk request, far below http.max_content_length (100 MB)
-BULK_MAX_TRIPS = 2000
+BULK_MAX_TRIPS = 1000
+BULK_IN_FLIGHT = 2  # bulk requests sent and not yet answered, per upsert call
 ID_BATCH = 1000  # ids per mget
 DELETE_ATTEMPTS = 3
-# simulate_template refuses a template that overlaps another of equal priority; no real template uses this one.
-_PROBE_PRIORITY = 2_000_000_011
-_PROBES = {"geo_shape": {"type": "geo_shape"}, "scaled_float": {"type": "scaled_float", "scaling_factor": 100}}
+
+
+# What a search reads of an msearch answer: every other key is left out by Elasticsearch, so fewer
+# bytes cross the wire and fewer objects are made here.
+_MSEARCH_FIELDS = [
+    "took",
+    "responses.error",
+    "responses.hits.total",
+    "responses.hits.hits.fields",
+    "responses.aggregations",
+]
+
+
+class _MeasuringSerializer(OrjsonSerializer):
+    """The client's JSON serializer, remembering per thread the size of the last answer it read (answers come chunked)."""
+
+    _local = threading.local()
+
+    def loads(self, data: bytes) -> Any:
+        _MeasuringSerializer._local.size = len(data)
+        return super().loads(data)
+
+    @classmethod
+    def last_size(cls) -> int:
+        return int(getattr(cls._local, "size", 0))
 
 
 class _Retry(Exception):
@@ -117,25 +146,26 @@ class ElasticBackend:
                 request_timeout=request_timeout,
                 max_retries=max_retries,
                 retry_on_timeout=False,
-                serializer=OrjsonSerializer(),
+                serializer=_MeasuringSerializer(),
             )
         except ValueError as exc:  # the client checks addresses before any request
             raise BackendUnavailable(f"cannot use Elasticsearch at {url!r}: {exc}", retry_after=60.0) from None
         self._counters_lock = threading.Lock()
-        self._counters = {"searches": 0, "fetched": 0, "candidates": 0, "matches": 0}
+        self._bulk_pool: ThreadPoolExecutor | None = None
+        self._counters = {"searches": 0, "fetched": 0, "candidates": 0, "matches": 0, "es_requests": 0, "took_ms": 0, "fetched_bytes": 0}
         try:
-            self.features = self._open_index()
+            self.mapping_version = self._open_index()
         except BaseException:
             self._es.close()
             raise
 
     # -- the index ------------------------------------------------------------
 
-    def _open_index(self) -> MappingFeatures:
-        """Create the template, the first index and the alias if missing; return the mapping features in use."""
+    def _open_index(self) -> int:
+        """Create the template, the first index and the alias if missing; return the mapping version of the index."""
         with self._translate("open the index"):
             if self.create and self._alias_target() is None:
-                self._put_template(self._probe_features())
+                self._put_template()
                 try:
                     self._es.indices.create(index=index_name(self.alias, 1), aliases={self.alias: {}})
                 except ApiError as exc:
@@ -145,7 +175,10 @@ class ElasticBackend:
             concrete = self._concrete_index()
             mapping = self._es.indices.get_mapping(index=concrete)[concrete]["mappings"]
             self._adjust_settings(concrete)
-        return MappingFeatures.of_mapping(mapping)
+        version = mapping_version(mapping)
+        if version != MAPPING_VERSION:
+            log.warning("index %s has mapping version %d, this code searches version %d: run `tripsearch reindex` (searches fail until then)", concrete, version, MAPPING_VERSION)
+        return version
 
     def _concrete_index(self) -> str:
         """Return the index behind the alias."""
@@ -166,39 +199,12 @@ class ElasticBackend:
             raise BackendUnavailable(f"the alias {self.alias!r} points to {len(names)} indices ({', '.join(names)}); it must point to one", retry_after=60.0)
         return names[0]
 
-    def _probe_features(self) -> MappingFeatures:
-        """Return which optional mappers the cluster has, trying each in a simulated template; warn once about fallbacks."""
-        supported = {}
-        for name, spec in _PROBES.items():
-            try:
-                self._es.indices.simulate_template(
-                    index_patterns=[f"tripsearch-probe-{name.replace('_', '-')}"],
-                    priority=_PROBE_PRIORITY,
-                    template={"mappings": {"properties": {"probe": spec}}},
-                )
-                supported[name] = True
-            except ApiError as exc:
-                if exc.meta.status != 400 or "mapper_parsing_exception" not in orjson.dumps(exc.body).decode():
-                    raise
-                supported[name] = False
-        features = MappingFeatures(geo_shape=supported["geo_shape"], scaled_float=supported["scaled_float"])
-        if features.fallbacks:
-            log.warning(
-                "Elasticsearch at %s lacks %s: index %r uses the fallback mapping (%s); search results are unchanged (see docs/elasticsearch.md)",
-                ", ".join(self.hosts),
-                " and ".join(name for name, ok in supported.items() if not ok),
-                self.alias,
-                "; ".join(features.fallbacks),
-            )
-        return features
-
-    def _put_template(self, features: MappingFeatures, shards: int | None = None, replicas: int | None = None) -> None:
+    def _put_template(self, shards: int | None = None, replicas: int | None = None) -> None:
         body = index_template(
             self.alias,
             shards=shards or self.number_of_shards or 1,
             replicas=replicas if replicas is not None else (self.number_of_replicas if self.number_of_replicas is not None else 1),
             refresh_interval=_interval(self.refresh_interval),
-            features=features,
         )
         self._es.indices.put_index_template(name=template_name(self.alias), **body)
 
@@ -245,14 +251,33 @@ class ElasticBackend:
         parsed, latest = parse_upserts(trips)
         winners = [(w.pos, w.trip, w.raw) for w in latest.values()]
         results: dict[int, dict[str, Any]] = {}
-        for chunk in _chunks(winners, BULK_MAX_TRIPS):
-            docs = trips_to_documents([t for _, t, _ in chunk], [_source(raw, t) for _, t, raw in chunk], self.features)
-            ops = [({"index": {"_id": t.id, "version": t.version, "version_type": "external"}}, doc) for (_, t, _), doc in zip(chunk, docs)]
-            results.update(zip((p for p, _, _ in chunk), self._bulk(ops, "store trips")))
+        # Documents are built here while the cluster indexes the chunks before (the request waits
+        # without the GIL): the two overlap, and at most BULK_IN_FLIGHT chunks wait at a time.
+        in_flight: deque[tuple[list[int], Future[list[dict[str, Any]]]]] = deque()
+        try:
+            for chunk in _chunks(winners, BULK_MAX_TRIPS):
+                docs = trips_to_documents([t for _, t, _ in chunk], [_source(raw, t) for _, t, raw in chunk])
+                ops = [({"index": {"_id": t.id, "version": t.version, "version_type": "external"}}, doc) for (_, t, _), doc in zip(chunk, docs)]
+                in_flight.append(([p for p, _, _ in chunk], self._writer().submit(self._bulk, ops, "store trips")))
+                while len(in_flight) > BULK_IN_FLIGHT:
+                    positions, done = in_flight.popleft()
+                    results.update(zip(positions, done.result()))
+            while in_flight:
+                positions, done = in_flight.popleft()
+                results.update(zip(positions, done.result()))
+        finally:
+            for _, pending in in_flight:
+                pending.cancel()
         items = [entry if isinstance(entry, ItemResult) else _upsert_item(pos + 1, entry, results.get(pos)) for pos, entry in enumerate(parsed)]
         if refresh and winners:
             self.refresh()
         return UpsertReport(tuple(items))
+
+    def _writer(self) -> ThreadPoolExecutor:
+        with self._counters_lock:
+            if self._bulk_pool is None:
+                self._bulk_pool = ThreadPoolExecutor(max_workers=BULK_IN_FLIGHT, thread_name_prefix="tripsearch-bulk")
+            return self._bulk_pool
 
     def delete(self, ids: Iterable[str | tuple[str, int]], refresh: bool = False) -> DeleteReport:
         """Delete trips by id, or by (id, version) as an event stream sends them.
@@ -274,7 +299,7 @@ class ElasticBackend:
         for _ in range(DELETE_ATTEMPTS):
             stored = self._versions(pending)
             plans = {tid: plan for tid in pending if (plan := _tombstone_plan(stored.get(tid), lines[tid])) is not None}
-            ops = [({"index": {"_id": tid, "version": version, "version_type": kind}}, tombstone_document(tid, version)) for tid, (version, kind, _) in plans.items()]
+            ops = [({"index": {"_id": tid, "version": version, "version_type": kind}}, tombstone_document(tid)) for tid, (version, kind, _) in plans.items()]
             pending = []
             for (tid, (_, _, was_live)), item in zip(plans.items(), self._bulk(ops, "delete trips")):
                 if item["status"] < 300:
@@ -355,13 +380,15 @@ class ElasticBackend:
         """Return the matching trips, ranked and paged, with facets."""
         started = time.perf_counter()
         q = parse_query(query)
-        cols, corridor = self._candidates(compile_candidates(q, self.page_size))
+        self._check_mapping()
+        hits, certain_dates = self._plan_hits(compile_search(q, self.page_size))
+        cols, corridor = self._columns(hits)
         rows, windows = corridor_windows(
             corridor,
             disk_to_cells(q.from_point[0], q.from_point[1], q.from_radius_km),
             disk_to_cells(q.to_point[0], q.to_point[1], q.to_radius_km),
         )
-        result = execute(q, cols, rows, self._fetch_docs, started, windows)
+        result = execute(q, cols, rows, self._fetch_docs, started, windows, certain_dates)
         with self._counters_lock:
             self._counters["searches"] += 1
             self._counters["fetched"] += len(cols)
@@ -369,39 +396,95 @@ class ElasticBackend:
             self._counters["matches"] += result.total
         return result
 
-    def _candidates(self, body: dict[str, Any]) -> tuple[TripColumns, Corridor]:
-        """Return the trips a compiled query finds, as columns in id order (so no result depends on shard order).
+    def _check_mapping(self) -> None:
+        """Refuse to search an index of another mapping version (its fields mean other things), reading it again first."""
+        if self.mapping_version == MAPPING_VERSION:
+            return
+        with self._translate("read the mapping"):
+            concrete = self._concrete_index()
+            self.mapping_version = mapping_version(self._es.indices.get_mapping(index=concrete)[concrete]["mappings"])
+        if self.mapping_version != MAPPING_VERSION:
+            raise BackendUnavailable(
+                f"index {concrete} has mapping version {self.mapping_version} and this tripsearch searches version {MAPPING_VERSION}: run `tripsearch reindex`",
+                retry_after=60.0,
+            )
+
+    def _plan_hits(self, plan: SearchPlan) -> tuple[list[dict[str, Any]], dict[int, int]]:
+        """Return the trips a search plan fetches (its candidates, then its band) and the shards' certain counts per day.
 
         A search whose index went away under it (a reindex deletes the old
         index after swapping the alias) or whose shard copy failed is tried
-        once more; partial results are never used, since candidates must
-        hold every match.
+        once more; partial results are never used, since the trips fetched
+        and counted must hold every match.
         """
+        bodies = [plan.candidates] if plan.band is None else [plan.candidates, plan.band]
         for attempt in (1, 2):
             try:
                 with self._translate("search"):
-                    hits = self._candidate_hits(body)
+                    answers = self._msearch(bodies)
+                    aggs: dict[str, Any] = answers[0].get("aggregations", {})
+                    hits = [h for body, answer in zip(bodies, answers) for h in self._all_hits(body, answer)]
                 break
             except _Retry as exc:
                 if attempt == 2:
                     raise BackendUnavailable(f"cannot search: {exc}", retry_after=1.0) from None
-        hits.sort(key=lambda h: h["_id"])
+        certain: dict[int, int] = {}
+        if CERTAIN_DATES in aggs:
+            certain = {int(day): int(b["doc_count"]) for day, b in aggs[CERTAIN_DATES]["certain"]["days"]["buckets"].items()}
+        return hits, certain
+
+    def _columns(self, hits: list[dict[str, Any]]) -> tuple[TripColumns, Corridor]:
+        """Return fetched trips as columns in id order (so no result depends on shard order)."""
         try:
-            return compact_to_columns([h["_id"] for h in hits], [h["_source"]["compact"] for h in hits])
+            rows = sorted((h["fields"]["id"][0], h["fields"]["compact"][0]) for h in hits)
+            return compact_to_columns([tid for tid, _ in rows], [blob for _, blob in rows])
         except (CompactFormatError, KeyError) as exc:
             raise BackendUnavailable(f"cannot search: index {self.alias!r} holds trips this version cannot read ({exc}); run `tripsearch reindex`", retry_after=60.0) from None
 
-    def _candidate_hits(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+    def _search(self, **request: Any) -> Any:
+        """Send one search request, counting what it cost the cluster (``took``) and the wire (bytes)."""
         try:
-            resp = self._es.search(index=self.alias, body=body, allow_partial_search_results=False)
+            resp = self._es.search(**request, allow_partial_search_results=False)
         except ApiError as exc:
             raise _Retry(_reason(exc.body) or exc.message) from None
-        hits: list[dict[str, Any]] = resp["hits"]["hits"]
-        if resp["hits"]["total"]["value"] <= len(hits):
+        size = _MeasuringSerializer.last_size()
+        with self._counters_lock:
+            self._counters["es_requests"] += 1
+            self._counters["took_ms"] += int(resp.get("took", 0))
+            self._counters["fetched_bytes"] += size
+        return resp
+
+    def _msearch(self, bodies: list[dict[str, Any]]) -> list[Any]:
+        """Send several searches in one round trip; return their answers, counted as :meth:`_search` counts."""
+        searches: list[dict[str, Any]] = []
+        for body in bodies:
+            searches += [{"index": self.alias, "allow_partial_search_results": False}, body]
+        try:
+            resp = self._es.msearch(searches=searches, filter_path=_MSEARCH_FIELDS)
+        except ApiError as exc:
+            raise _Retry(_reason(exc.body) or exc.message) from None
+        answers = resp["responses"]
+        failed = [a for a in answers if "error" in a]
+        if failed:
+            raise _Retry(_reason(failed[0]))
+        with self._counters_lock:
+            self._counters["es_requests"] += 1
+            self._counters["took_ms"] += int(resp.get("took", 0))
+            self._counters["fetched_bytes"] += _MeasuringSerializer.last_size()
+        return list(answers)
+
+    def _hits(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """Return every hit of ``body``."""
+        return self._all_hits(body, self._search(index=self.alias, body=body))
+
+    def _all_hits(self, body: dict[str, Any], first: Any) -> list[dict[str, Any]]:
+        """Return every hit of ``body``, given the answer to its first page."""
+        hits: list[dict[str, Any]] = first["hits"].get("hits", [])  # absent when none (filter_path)
+        if first["hits"]["total"]["value"] <= len(hits):
             return hits
         # More than one page: start again from a point in time, so the pages agree with each other.
         hits = []
-        for page in self._pit_pages(self.alias, body):
+        for page in self._pit_pages(self.alias, {k: v for k, v in body.items() if k != "aggs"}):
             hits.extend(page)
         return hits
 
@@ -414,10 +497,7 @@ class ElasticBackend:
             page_body.update(sort=[{"_shard_doc": "asc"}], track_total_hits=False, size=size)
             while True:
                 page_body["pit"] = {"id": pit, "keep_alive": PIT_KEEP_ALIVE}
-                try:
-                    resp = self._es.search(body=page_body, allow_partial_search_results=False)
-                except ApiError as exc:
-                    raise _Retry(_reason(exc.body) or exc.message) from None
+                resp = self._search(body=page_body)
                 pit = resp.get("pit_id", pit)
                 page = resp["hits"]["hits"]
                 if page:
@@ -434,6 +514,9 @@ class ElasticBackend:
     def _fetch_docs(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         with self._translate("read the trips of a result page"):
             resp = self._es.mget(index=self.alias, ids=ids, source_includes=["trip"])
+        with self._counters_lock:
+            self._counters["es_requests"] += 1
+            self._counters["fetched_bytes"] += _MeasuringSerializer.last_size()
         return {d["_id"]: d["_source"]["trip"] for d in resp["docs"] if d.get("found") and "trip" in d.get("_source", {})}
 
     # -- refresh, stats -------------------------------------------------------
@@ -468,10 +551,7 @@ class ElasticBackend:
             "health": health["status"],
             "refresh_interval_s": refresh_s,
             "nodes": health["number_of_nodes"],
-            "mapping": {
-                "route": "geo_shape + route_points" if self.features.geo_shape else "route_points (geo_point; fallback, no geo_shape)",
-                "price": "scaled_float" if self.features.scaled_float else "double (fallback, no scaled_float)",
-            },
+            "mapping_version": self.mapping_version,
             "page_size": self.page_size,
             "request_timeout_s": self.request_timeout,
             **counters,
@@ -515,23 +595,22 @@ class ElasticBackend:
             old_shards, old_replicas, _ = self._index_settings(old)
             shards = number_of_shards or old_shards
             replicas = number_of_replicas if number_of_replicas is not None else old_replicas
-            features = self._probe_features()
-            self._put_template(features, shards, replicas)
+            self._put_template(shards, replicas)
             new = index_name(self.alias, _generation(old, self.alias) + 1)
             # Loading is faster without replicas and refreshes; both are restored before the swap.
             self._es.indices.create(index=new, settings={"index.number_of_replicas": 0, "index.refresh_interval": "-1"})
         blocked = False
         swapped = False
         try:
-            copied = self._copy(old, new, features, batch_size, lambda n: say("copy", n))
+            copied = self._copy(old, new, batch_size, lambda n: say("copy", n))
             # A first catch-up while writes go on, so the one under the write block has little left to do.
-            caught_up = self._catch_up(old, new, features, lambda n: say("catch up", n))
+            caught_up = self._catch_up(old, new, lambda n: say("catch up", n))
             with self._translate("block writes on the old index"):
                 self._es.indices.put_settings(index=old, settings={"index.blocks.write": True})
                 blocked = True
                 paused = time.perf_counter()
                 self._es.indices.refresh(index=old)
-            caught_up += self._catch_up(old, new, features, lambda n: say("catch up (writes paused)", n))
+            caught_up += self._catch_up(old, new, lambda n: say("catch up (writes paused)", n))
             with self._translate("open the new index"):
                 self._es.indices.put_settings(index=new, settings={"index.number_of_replicas": replicas, "index.refresh_interval": _interval(self.refresh_interval)})
                 self._es.indices.refresh(index=new)
@@ -551,7 +630,7 @@ class ElasticBackend:
             time.sleep(self.request_timeout if grace_s is None else grace_s)
             with self._translate("delete the old index"):
                 self._es.options(ignore_status=404).indices.delete(index=old)
-        self.features = features
+        self.mapping_version = MAPPING_VERSION
         return {
             "alias": self.alias,
             "from": old,
@@ -561,25 +640,25 @@ class ElasticBackend:
             "old_deleted": not keep_old,
             "shards": shards,
             "replicas": replicas,
-            "mapping": features.fallbacks or ["production"],
+            "mapping_version": MAPPING_VERSION,
             "write_pause_s": round(pause_s, 3),
             "took_s": round(time.perf_counter() - started, 3),
         }
 
-    def _copy(self, old: str, new: str, features: MappingFeatures, batch_size: int, say: Callable[[int], None]) -> int:
+    def _copy(self, old: str, new: str, batch_size: int, say: Callable[[int], None]) -> int:
         """Copy every document of ``old`` into ``new``, rebuilt from its stored trip; return how many."""
         body = {"query": {"match_all": {}}, "size": batch_size, "version": True, "_source": ["trip", "deleted"]}
         copied = 0
         with self._translate("copy the trips"):
             try:
                 for page in self._pit_pages(old, body):
-                    copied += self._write_copies(page, new, features)
+                    copied += self._write_copies(page, new)
                     say(copied)
             except _Retry as exc:
                 raise BackendUnavailable(f"cannot copy the trips: {exc}") from None
         return copied
 
-    def _catch_up(self, old: str, new: str, features: MappingFeatures, say: Callable[[int], None]) -> int:
+    def _catch_up(self, old: str, new: str, say: Callable[[int], None]) -> int:
         """Copy the documents whose version in ``old`` differs from ``new`` (written during the copy); return how many."""
         body = {"query": {"match_all": {}}, "size": 5000, "version": True, "_source": ["deleted"]}
         changed = 0
@@ -591,19 +670,19 @@ class ElasticBackend:
                     stale = [h["_id"] for h in page if have.get(h["_id"]) != (int(h["_version"]), bool(h["_source"].get("deleted")))]
                     for chunk in _chunks(stale, ID_BATCH):
                         resp = self._es.mget(index=old, ids=chunk, source_includes=["trip", "deleted"])
-                        changed += self._write_copies([d for d in resp["docs"] if d.get("found")], new, features)
+                        changed += self._write_copies([d for d in resp["docs"] if d.get("found")], new)
                     say(changed)
             except _Retry as exc:
                 raise BackendUnavailable(f"cannot catch up: {exc}") from None
         return changed
 
-    def _write_copies(self, hits: list[dict[str, Any]], new: str, features: MappingFeatures) -> int:
+    def _write_copies(self, hits: list[dict[str, Any]], new: str) -> int:
         live = [h for h in hits if not h["_source"].get("deleted")]
         trips = [parse_trip(h["_source"]["trip"]) for h in live]
-        docs = dict(zip((h["_id"] for h in live), trips_to_documents(trips, [orjson.dumps(h["_source"]["trip"]) for h in live], features)))
+        docs = dict(zip((h["_id"] for h in live), trips_to_documents(trips, [orjson.dumps(h["_source"]["trip"]) for h in live])))
         ops = []
         for h in hits:
-            doc = docs.get(h["_id"]) or tombstone_document(h["_id"], int(h["_version"]))
+            doc = docs.get(h["_id"]) or tombstone_document(h["_id"])
             # external_gte: the old index is the truth, and nothing else writes to the new one before the swap
             ops.append(({"index": {"_id": h["_id"], "version": int(h["_version"]), "version_type": "external_gte"}}, doc))
         items = self._bulk(ops, "copy trips", index=new)
@@ -616,6 +695,8 @@ class ElasticBackend:
 
     def close(self) -> None:
         """Close the connections to the cluster."""
+        if self._bulk_pool is not None:
+            self._bulk_pool.shutdown(wait=True)
         self._es.close()
 
     def __enter__(self) -> ElasticBackend:

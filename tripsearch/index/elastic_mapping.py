@@ -3,74 +3,62 @@
 One document per trip id, ``_id`` = trip id, ``_version`` = trip version
 (external versioning). It holds:
 
-- searchable fields derived from the trip: origin, destination and stops as
-  ``geo_point``; the route as ``geo_shape`` plus densified route points as a
-  multi-valued ``geo_point``; the corridor H3 cells (the very cells the
-  embedded index posts, :func:`~tripsearch.index.cells.route_to_cells`) and
-  origin/destination cells at several resolutions as ``keyword``; the local
-  days the trip spans as a multi-valued ``integer``; times as ``date``;
-  price, currency, seats, options and driver as typed fields;
+- the fields a search reads in the shards, each encoded as
+  :mod:`~tripsearch.index.elastic_encoding` says: the route as a sentence of
+  cells (``route_cells``) and as points (``route_points``), the corridor
+  cells the embedded index posts (``corridor_cells``,
+  :func:`~tripsearch.index.cells.route_to_cells`), the local days the trip
+  spans (``local_days``) and the local day and minute of its departure and
+  arrival, the status, and the filter values (price, seats, options,
+  rating) in types that compare exactly as the shared rules do (``double``,
+  never ``float`` or ``scaled_float``, which round);
 - ``compact``: the trip as one row of :class:`~tripsearch.columns.TripColumns`
-  in a small binary form (see :func:`columns_to_compact`), which is all a
-  search fetches for its candidates;
+  in a small binary form (see :func:`columns_to_compact`), which is what a
+  search fetches for the trips the shards cannot decide;
 - ``trip``: the trip document as stored (not indexed), which ``get`` and the
   page of hits return.
 
-A delete leaves a tombstone ``{"id", "version", "deleted": true}`` at the
-trip's version, so a late lower version cannot bring the trip back.
-
-Some clusters lack the ``geo_shape`` mapper (no spatial module) or
-``scaled_float`` (no mapper-extras module). :func:`trip_mapping` then gives
-the fallback: no ``route_shape`` (the densified ``route_points`` remain) and
-``price`` as ``double``. Nothing exact depends on either field.
+A delete leaves a tombstone ``{"id", "deleted": true}`` at the trip's
+version (its ``_version``), so a late lower version cannot bring the trip back.
+Nothing else is indexed: a field no query reads costs bulk time and disk.
 """
 
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from typing import Any, NamedTuple, Sequence
 
-import h3
 import numpy as np
 import orjson
 from elasticsearch.dsl import (
     Binary,
     Boolean,
-    Date,
     Document,
     Double,
-    Float,
     GeoPoint,
-    GeoShape,
     InnerDoc,
     Integer,
     Keyword,
-    Long,
     MetaField,
     Object,
-    ScaledFloat,
     Short,
+    Text,
 )
 from numpy.typing import NDArray
 
 from ..columns import TripColumns, ragged_indices
-from ..geo import interpolate_on_arcs
 from ..model import MAX_ROUTE_POINTS, OPTION_NAMES, Trip
-from .cells import CorridorCells, route_to_cells
+from .cells import CorridorCells, route_to_cells, route_to_samples
+from .elastic_encoding import ROUTE_CELLS_ANALYZER, cells_to_keywords, local_times, route_cell_days, route_cell_sentences, route_points
 
 __all__ = [
     "MAPPING_VERSION",
-    "ROUTE_POINT_KM",
-    "ENDPOINT_CELL_RESOLUTIONS",
-    "PRICE_SCALING_FACTOR",
-    "MappingFeatures",
     "TripDocument",
     "trip_mapping",
     "index_template",
     "template_name",
     "index_name",
-    "cells_to_keywords",
+    "mapping_version",
     "trips_to_documents",
     "tombstone_document",
     "columns_to_compact",
@@ -79,12 +67,8 @@ __all__ = [
     "CompactFormatError",
 ]
 
-MAPPING_VERSION = 1
-# Route points are resampled every ROUTE_POINT_KM along the route: every point of the route is
-# within ROUTE_POINT_KM / 2 (plus 1 m of rounding) of one of them.
-ROUTE_POINT_KM = 5.0
-ENDPOINT_CELL_RESOLUTIONS = (5, 7, 9)
-PRICE_SCALING_FACTOR = 100
+# 2: route_cells and the local times, for searches decided in the shards; price and rating as double.
+MAPPING_VERSION = 2
 
 
 class TripOptions(InnerDoc):
@@ -96,75 +80,49 @@ class TripOptions(InnerDoc):
 
 
 class TripDocument(Document):
-    """The production mapping of a trip (``geo_shape`` route, ``scaled_float`` price)."""
+    """The mapping of a trip."""
 
     id = Keyword()
-    version = Long()
     deleted = Boolean()
     status = Keyword()
-    origin = GeoPoint()
-    destination = GeoPoint()
-    stops = GeoPoint(multi=True)
-    # A shape ES cannot parse (it has its own rules on degenerate lines) must not reject the trip:
-    # nothing exact depends on it.
-    route_shape = GeoShape(ignore_malformed=True)
+    route_cells = Text(analyzer=ROUTE_CELLS_ANALYZER, index_options="positions", norms=False)
     route_points = GeoPoint(multi=True)
+    route_cell_days = Keyword(multi=True)
     corridor_cells = Keyword(multi=True)
-    origin_cells = Keyword(multi=True)
-    destination_cells = Keyword(multi=True)
     local_days = Integer(multi=True)
-    departure_time = Date()
-    arrival_time = Date()
-    stop_times = Date(multi=True)
-    price = ScaledFloat(scaling_factor=PRICE_SCALING_FACTOR)
+    local_day_first = Integer()
+    local_day_span = Short()
+    local_minute_first = Short()
+    local_minute_last = Short()
+    price = Double()
     currency = Keyword()
-    seats_total = Short()
     seats_available = Short()
     options = Object(TripOptions)
-    driver_id = Keyword()
-    driver_rating = Float()
-    driver_verified = Boolean()
-    compact = Binary()
+    driver_rating = Double()
+    compact = Binary(doc_values=True)
     trip = Object(enabled=False)
 
     class Meta:
         dynamic = MetaField("strict")
 
 
-@dataclass(frozen=True)
-class MappingFeatures:
-    """Which optional field types the index uses: the production ones, or their fallbacks."""
-
-    geo_shape: bool = True
-    scaled_float: bool = True
-
-    @property
-    def fallbacks(self) -> list[str]:
-        """Return the fallbacks in use, in words (empty for the production mapping)."""
-        out = []
-        if not self.geo_shape:
-            out.append("route as densified geo_point only (no geo_shape mapper)")
-        if not self.scaled_float:
-            out.append("price as double (no scaled_float mapper)")
-        return out
-
-    @classmethod
-    def of_mapping(cls, mapping: dict[str, Any]) -> MappingFeatures:
-        """Return the features of a mapping read back from Elasticsearch."""
-        props = mapping.get("properties", {})
-        return cls(geo_shape="route_shape" in props, scaled_float=props.get("price", {}).get("type") == "scaled_float")
+# Indexed (or kept in doc values) and never read back from _source: a search reads the compact row from
+# doc values, get and reindex read the stored trip. Left out of _source, they cost no stored bytes and
+# no JSON parsing when a hit's source is read.
+SOURCE_EXCLUDES = ("route_cells", "route_points", "route_cell_days", "corridor_cells", "compact")
 
 
-def trip_mapping(features: MappingFeatures = MappingFeatures()) -> dict[str, Any]:
-    """Return the mapping of :class:`TripDocument`, with the fallbacks ``features`` asks for."""
+def trip_mapping() -> dict[str, Any]:
+    """Return the mapping of :class:`TripDocument`, with its version in ``_meta``."""
     mapping: dict[str, Any] = TripDocument._doc_type.mapping.to_dict()
-    props = mapping["properties"]
-    if not features.geo_shape:
-        del props["route_shape"]
-    if not features.scaled_float:
-        props["price"] = Double().to_dict()
+    mapping["_source"] = {"excludes": list(SOURCE_EXCLUDES)}
     mapping["_meta"] = {"tripsearch_mapping": MAPPING_VERSION}
     return mapping
+
+
+def mapping_version(mapping: dict[str, Any]) -> int:
+    """Return the version of a mapping read back from Elasticsearch."""
+    return int(mapping.get("_meta", {}).get("tripsearch_mapping", 1))
 
 
 def template_name(alias: str) -> str:
@@ -176,7 +134,7 @@ def index_name(alias: str, generation: int) -> str:
     return f"{alias}-{generation:06d}"
 
 
-def index_template(alias: str, *, shards: int, replicas: int, refresh_interval: str | None = None, features: MappingFeatures = MappingFeatures()) -> dict[str, Any]:
+def index_template(alias: str, *, shards: int, replicas: int, refresh_interval: str | None = None) -> dict[str, Any]:
     """Return the body of the composable index template for the versioned indices behind ``alias``."""
     settings: dict[str, Any] = {"number_of_shards": shards, "number_of_replicas": replicas}
     if refresh_interval is not None:
@@ -186,26 +144,17 @@ def index_template(alias: str, *, shards: int, replicas: int, refresh_interval: 
         # Patterns of two aliases overlap only when one alias is a prefix of the other; ES refuses
         # overlapping templates of equal priority, and with this one the more specific wins.
         "priority": len(alias),
-        "template": {"settings": settings, "mappings": trip_mapping(features)},
+        "template": {"settings": settings, "mappings": trip_mapping()},
         "_meta": {"tripsearch_mapping": MAPPING_VERSION, "alias": alias},
     }
 
 
-def cells_to_keywords(cells: NDArray[np.uint64]) -> list[str]:
-    """Return H3 cells as their usual hexadecimal strings (what the keyword fields hold).
-
-    >>> cells_to_keywords(np.array([0x85283473FFFFFFF], dtype=np.uint64))
-    ['85283473fffffff']
-    """
-    return [format(c, "x") for c in cells.tolist()]
+def tombstone_document(trip_id: str) -> bytes:
+    """Return the document a delete leaves (written at the trip's version: its ``_version`` keeps it)."""
+    return orjson.dumps({"id": trip_id, "deleted": True})
 
 
-def tombstone_document(trip_id: str, version: int) -> bytes:
-    """Return the document a delete leaves at the trip's version."""
-    return orjson.dumps({"id": trip_id, "version": version, "deleted": True})
-
-
-def trips_to_documents(trips: Sequence[Trip], sources: Sequence[bytes], features: MappingFeatures) -> list[bytes]:
+def trips_to_documents(trips: Sequence[Trip], sources: Sequence[bytes]) -> list[bytes]:
     """Return the Elasticsearch document of each trip, as one line of JSON.
 
     ``sources[i]`` is trip ``i`` as stored and returned by ``get``: a JSON
@@ -216,86 +165,42 @@ def trips_to_documents(trips: Sequence[Trip], sources: Sequence[bytes], features
         return []
     cols = TripColumns.from_trips(trips)
     rows = np.arange(n, dtype=np.int64)
-    cells = route_to_cells(cols, rows)
+    samples = route_to_samples(cols, rows)
+    cells = route_to_cells(cols, rows, samples)
     compact = columns_to_compact(cols, cells)
     cell_bounds = np.searchsorted(cells.rows, np.arange(n + 1)).tolist()
     cell_names = cells_to_keywords(cells.cells)
-    first_day, last_day = (d.tolist() for d in cols.local_days())
-    point_owner, point_lat, point_lon = _route_samples(cols, ROUTE_POINT_KM)
-    point_bounds = np.searchsorted(point_owner, np.arange(n + 1)).tolist()
-    points = np.stack((np.round(point_lon, 5), np.round(point_lat, 5)), axis=1).tolist()
+    sentences = route_cell_sentences(cols, samples)
+    cell_days = route_cell_days(cols, samples)
+    points = route_points(cols)
+    times = local_times(cols)
+    day_first, day_last, minute_first, minute_last = (a.tolist() for a in times)
     docs = []
     for i, trip in enumerate(trips):
-        first, last = trip.stops[0], trip.stops[-1]
         driver = trip.driver
         doc: dict[str, Any] = {
             "id": trip.id,
-            "version": trip.version,
             "deleted": False,
             "status": trip.status,
-            "origin": [first.lon, first.lat],
-            "destination": [last.lon, last.lat],
-            "stops": [[s.lon, s.lat] for s in trip.stops],
-            "route_points": points[point_bounds[i] : point_bounds[i + 1]],
+            "route_cells": sentences[i],
+            "route_points": points[i],
+            "route_cell_days": cell_days[i],
             "corridor_cells": cell_names[cell_bounds[i] : cell_bounds[i + 1]],
-            "origin_cells": [h3.latlng_to_cell(first.lat, first.lon, r) for r in ENDPOINT_CELL_RESOLUTIONS],
-            "destination_cells": [h3.latlng_to_cell(last.lat, last.lon, r) for r in ENDPOINT_CELL_RESOLUTIONS],
-            "local_days": list(range(first_day[i], last_day[i] + 1)),
-            "departure_time": trip.departure_time.isoformat(),
-            "arrival_time": last.time.isoformat(),
-            "stop_times": [s.time.isoformat() for s in trip.stops],
+            "local_days": list(range(day_first[i], day_last[i] + 1)),
+            "local_day_first": day_first[i],
+            "local_day_span": day_last[i] - day_first[i],
+            "local_minute_first": minute_first[i],
+            "local_minute_last": minute_last[i],
             "price": trip.price.amount,
             "currency": trip.price.currency,
-            "seats_total": trip.seats_total,
             "seats_available": trip.seats_available,
             "options": {name: getattr(trip.options, name) for name in OPTION_NAMES},
             "compact": compact[i],
         }
-        if features.geo_shape:
-            doc["route_shape"] = _route_shape(trip)
-        if driver is not None:
-            doc["driver_id"] = driver.id
-            doc["driver_verified"] = driver.verified
-            if driver.rating is not None:
-                doc["driver_rating"] = driver.rating
-        docs.append(orjson.dumps(doc)[:-1] + b',"trip":' + sources[i] + b"}")
+        if driver is not None and driver.rating is not None:
+            doc["driver_rating"] = driver.rating
+        docs.append(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)[:-1] + b',"trip":' + sources[i] + b"}")
     return docs
-
-
-def _route_shape(trip: Trip) -> dict[str, Any]:
-    """Return the route as GeoJSON for ``geo_shape``, without repeated points (ES refuses them in some cases)."""
-    lat, lon = trip.route_latlon()
-    keep = np.ones(len(lat), dtype=bool)
-    keep[1:] = (lat[1:] != lat[:-1]) | (lon[1:] != lon[:-1])
-    coords = np.stack((lon[keep], lat[keep]), axis=1).tolist()
-    if len(coords) < 2:
-        return {"type": "Point", "coordinates": coords[0]}
-    return {"type": "LineString", "coordinates": coords}
-
-
-def _route_samples(cols: TripColumns, step_km: float) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
-    """Return (row, lat, lon) of points every ``step_km`` or less along each route, both ends included."""
-    n = len(cols)
-    geom = cols.route_geometry(np.arange(n, dtype=np.int64))
-    ends = geom.starts[1:] - 1
-    length = geom.cum_len[ends]
-    count = np.where(length > 0, np.ceil(length / step_km).astype(np.int64) + 1, 1)
-    owner = np.repeat(np.arange(n, dtype=np.int64), count)
-    heads = np.concatenate(([0], np.cumsum(count)[:-1]))
-    k = np.arange(len(owner)) - np.repeat(heads, count)
-    along = length[owner] * k / np.maximum(count[owner] - 1, 1)
-    # One search over all routes: route r's distances are shifted by r * span so they never interleave.
-    span = float(length.max()) + 1.0 if n else 1.0
-    vert_key = geom.cum_len + geom.owner * span
-    seg = np.searchsorted(vert_key, along + owner * span, side="right") - 1
-    seg = np.clip(seg, geom.starts[owner], np.maximum(ends[owner] - 1, geom.starts[owner]))
-    nxt = np.minimum(seg + 1, ends[owner])
-    seg_len = geom.seg_len[seg]
-    frac = np.where(seg_len > 0, np.clip((along - geom.cum_len[seg]) / np.where(seg_len > 0, seg_len, 1.0), 0.0, 1.0), 0.0)
-    a = np.stack((geom.x[seg], geom.y[seg], geom.z[seg]), axis=1)
-    b = np.stack((geom.x[nxt], geom.y[nxt], geom.z[nxt]), axis=1)
-    lat, lon = interpolate_on_arcs(a, b, frac, seg_len)
-    return owner, lat, lon
 
 
 # -- the compact form ---------------------------------------------------------

@@ -49,8 +49,21 @@ class _Ids(Sequence[str]):
         return self._ids[int(self._rows[pos])]
 
 
-def execute(query: Query, cols: TripColumns, rows: NDArray[np.int64], fetch_docs: DocFetcher, started: float | None = None, windows: Windows | None = None) -> SearchResult:
-    """Return the result page of ``query`` over the candidate ``rows`` of ``cols`` (see :func:`evaluate` for ``windows``)."""
+def execute(
+    query: Query,
+    cols: TripColumns,
+    rows: NDArray[np.int64],
+    fetch_docs: DocFetcher,
+    started: float | None = None,
+    windows: Windows | None = None,
+    certain_dates: Mapping[int, int] | None = None,
+) -> SearchResult:
+    """Return the result page of ``query`` over the candidate ``rows`` of ``cols`` (see :func:`evaluate` for ``windows``).
+
+    ``certain_dates`` counts, per local day, matches of the ``dates`` facet
+    that a backend decided without proposing them as candidates (the
+    Elasticsearch shards' sure matches on the days around the date).
+    """
     started = time.perf_counter() if started is None else started
     ev = evaluate(cols, rows, query, windows)
     matched = np.flatnonzero(ev.matched())
@@ -74,7 +87,7 @@ def execute(query: Query, cols: TripColumns, rows: NDArray[np.int64], fetch_docs
         for tid, walk_km, primary_key, secondary_key, pickup, dropoff in zip(ids, walks, primaries, secondaries, pickups, dropoffs)
     ]
     next_cursor = encode_cursor(query, hits[-1].sort) if more and hits else None
-    facets = compute_facets(ev, cols, query) if query.facets else {}
+    facets = compute_facets(ev, cols, query, certain_dates) if query.facets else {}
     return SearchResult(
         total=len(matched),
         trips=hits,
