@@ -24,7 +24,8 @@ from tripsearch.cli import main
 from tripsearch.errors import BackendUnavailable, NotFound
 from tripsearch.fixtures import generate_trips
 from tripsearch.index.elastic import ElasticBackend
-from tripsearch.index.elastic_mapping import MAPPING_VERSION
+from tripsearch.index.elastic import reindex as elastic_reindex
+from tripsearch.index.elastic.mapping import MAPPING_VERSION
 
 from .cluster import Cluster, fresh_alias
 
@@ -345,15 +346,15 @@ def test_a_failed_reindex_leaves_the_old_index_in_charge(es_cluster: Cluster, es
     engine = es_engine()
     engine.upsert(trips[:50], refresh=True)
     calls = [0]
-    real = ElasticBackend._catch_up
+    real = elastic_reindex._catch_up
 
-    def fail_second(self: ElasticBackend, *args: Any) -> int:
+    def fail_second(*args: Any) -> int:
         calls[0] += 1
         if calls[0] == 2:  # under the write block
             raise BackendUnavailable("lost the cluster")
-        return real(self, *args)
+        return real(*args)
 
-    monkeypatch.setattr(ElasticBackend, "_catch_up", fail_second)
+    monkeypatch.setattr(elastic_reindex, "_catch_up", fail_second)
     with pytest.raises(BackendUnavailable, match="lost the cluster"):
         engine.reindex()
     with es_cluster.client() as es:

@@ -39,7 +39,7 @@ def test_every_option_is_documented() -> None:
         assert f"| `{option}` |" in DOC, f"docs/elasticsearch.md does not list the option {option}"
 
 
-@pytest.mark.parametrize("module", ["tripsearch.index.elastic_query", "tripsearch.index.elastic_encoding", "tripsearch.index.elastic_mapping", "tripsearch.index.elastic"])
+@pytest.mark.parametrize("module", ["tripsearch.index.elastic.query", "tripsearch.index.elastic.encoding", "tripsearch.index.elastic.connection", "tripsearch.index.elastic.indices"])
 def test_doctests(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
     assert result.failed == 0

@@ -19,8 +19,8 @@ from tests.geometry import REGIONS, random_trips
 from tripsearch.columns import TripColumns
 from tripsearch.fixtures import generate_trips
 from tripsearch.index.cells import route_to_cells, route_to_samples
-from tripsearch.index.elastic_encoding import ROUTE_POINT_KM, cells_to_keywords, local_times, route_cell_days, route_cell_sentences, route_points, span_cover
-from tripsearch.index.elastic_mapping import (
+from tripsearch.index.elastic.encoding import ROUTE_POINT_KM, cells_to_keywords, local_times, route_cell_days, route_cell_sentences, route_points, span_cover
+from tripsearch.index.elastic.mapping import (
     CompactFormatError,
     TripDocument,
     columns_to_compact,
@@ -29,7 +29,7 @@ from tripsearch.index.elastic_mapping import (
     trip_mapping,
     trips_to_documents,
 )
-from tripsearch.index.elastic_query import CERTAIN_DATES, compile_search
+from tripsearch.index.elastic.query import CERTAIN_DATES, compile_search
 from tripsearch.geo import haversine_km
 from tripsearch.model import OPTION_NAMES, parse_trip, trip_to_json
 from tripsearch.query.matching import evaluate

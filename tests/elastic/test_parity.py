@@ -20,7 +20,7 @@ import pytest
 
 from tripsearch.backend import Backend, SearchResult
 from tripsearch.index.elastic import ElasticBackend
-from tripsearch.index.elastic_query import CERTAIN_DATES, compile_search
+from tripsearch.index.elastic.query import CERTAIN_DATES, compile_search
 from tripsearch.query.execute import candidate_days
 from tripsearch.query.matching import evaluate
 from tripsearch.query.model import parse_query
@@ -105,15 +105,15 @@ def test_shards_never_leave_out_a_match_and_count_only_sure_ones(parity_engines:
         q = parse_query({**query, "facets": "all"})
         plan = compile_search(q, engine.page_size)
         assert plan.band is not None
-        fetched = {h["fields"]["id"][0] for h in engine._hits(plan.candidates)}
-        band = {h["fields"]["id"][0] for h in engine._hits(plan.band)}
+        fetched = {h["fields"]["id"][0] for h in engine._connection.hits(plan.candidates)}
+        band = {h["fields"]["id"][0] for h in engine._connection.hits(plan.band)}
         agg = plan.candidates.get("aggs", {}).get(CERTAIN_DATES)
         certain: dict[str, int] = {}
         if agg is not None:
             sure = agg["aggs"]["certain"]
             for day, on_day in sure["aggs"]["days"]["filters"]["filters"].items():
                 body = {"query": {"bool": {"filter": [sure["filter"], on_day]}}, "size": 10_000, "_source": False}
-                for h in engine._hits(body):
+                for h in engine._connection.hits(body):
                     assert h["_id"] not in certain, "a trip is certain on one day at most"
                     certain[h["_id"]] = int(day)
         found = view.candidates(q.from_point, q.from_radius_km, q.to_point, q.to_radius_km, candidate_days(q))

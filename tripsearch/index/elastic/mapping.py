@@ -4,7 +4,7 @@ One document per trip id, ``_id`` = trip id, ``_version`` = trip version
 (external versioning). It holds:
 
 - the fields a search reads in the shards, each encoded as
-  :mod:`~tripsearch.index.elastic_encoding` says: the route as a sentence of
+  :mod:`~tripsearch.index.elastic.encoding` says: the route as a sentence of
   cells (``route_cells``) and as points (``route_points``), the corridor
   cells the embedded index posts (``corridor_cells``,
   :func:`~tripsearch.index.cells.route_to_cells`), the local days the trip
@@ -46,10 +46,10 @@ from elasticsearch.dsl import (
 )
 from numpy.typing import NDArray
 
-from ..columns import TripColumns, ragged_indices
-from ..model import MAX_ROUTE_POINTS, OPTION_NAMES, Trip
-from .cells import CorridorCells, route_to_cells, route_to_samples
-from .elastic_encoding import ROUTE_CELLS_ANALYZER, cells_to_keywords, local_times, route_cell_days, route_cell_sentences, route_points
+from ...columns import TripColumns, ragged_indices
+from ...model import MAX_ROUTE_POINTS, OPTION_NAMES, Trip
+from ..cells import CorridorCells, route_to_cells, route_to_samples
+from .encoding import ROUTE_CELLS_ANALYZER, cells_to_keywords, local_times, route_cell_days, route_cell_sentences, route_points
 
 __all__ = [
     "MAPPING_VERSION",

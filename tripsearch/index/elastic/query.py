@@ -1,7 +1,7 @@
 """Compile a search into the Elasticsearch requests that decide what the shards can decide.
 
 A search becomes a :class:`SearchPlan` of up to two requests, each a filter
-that Lucene answers with the fields of :mod:`~tripsearch.index.elastic_encoding`:
+that Lucene answers with the fields of :mod:`~tripsearch.index.elastic.encoding`:
 
 ``candidates``
     The trips posted on the query's date whose route may match: a corridor
@@ -40,11 +40,11 @@ from typing import Any
 
 import numpy as np
 
-from ..aggregations.facets import FACET_FILTER
-from ..model import OPTION_NAMES
-from ..query.model import DATES_FACET_SPAN, Query
-from .cells import disk_to_cells
-from .elastic_encoding import GEO_TOLERANCE_KM, ROUTE_POINT_KM, cell_day_keywords, cells_to_keywords, span_cover
+from ...aggregations.facets import FACET_FILTER
+from ...model import OPTION_NAMES
+from ...query.model import DATES_FACET_SPAN, Query
+from ..cells import disk_to_cells
+from .encoding import GEO_TOLERANCE_KM, ROUTE_POINT_KM, cell_day_keywords, cells_to_keywords, span_cover
 
 __all__ = ["SearchPlan", "compile_search", "certain_clauses", "CANDIDATE_FIELDS", "CERTAIN_DATES", "DEFAULT_PAGE_SIZE"]
 

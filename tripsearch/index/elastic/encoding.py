@@ -21,7 +21,7 @@ so everything a shard decides is encoded when the trip is indexed:
   A pickup happens between them, so a trip that departs and arrives on one
   day (span 0) picks up on that day, at a minute between the two.
 
-Each statement above is what :mod:`tripsearch.index.elastic_query` relies on
+Each statement above is what :mod:`tripsearch.index.elastic.query` relies on
 (see docs/elasticsearch.md for the proofs).
 """
 
@@ -33,10 +33,10 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from ..columns import SECONDS_PER_DAY, TripColumns
-from ..geo import interpolate_on_arcs
-from ..kernels import times_along
-from .cells import SAMPLE_KM, RouteSamples, disk_to_cells, route_to_samples
+from ...columns import SECONDS_PER_DAY, TripColumns
+from ...geo import interpolate_on_arcs
+from ...kernels import times_along
+from ..cells import SAMPLE_KM, RouteSamples, disk_to_cells, route_to_samples
 
 __all__ = [
     "ROUTE_POINT_KM",

@@ -1,0 +1,52 @@
+"""The Elasticsearch backend: the same contract and the same results as the embedded one.
+
+Open it with ``tripsearch.open("http://host:9200")`` (or several addresses
+separated by commas). The trips live in a versioned index (``trips-000001``)
+behind an alias (``trips``) made from an index template; ``tripsearch
+reindex`` builds the next generation and swaps the alias (:meth:`ElasticBackend.reindex`).
+
+- Writes go through ``_bulk`` with ``version_type=external``: the trip
+  version is the document version, so Elasticsearch itself keeps the highest
+  one. A delete leaves a tombstone document at the trip's version
+  (``external_gte``), so a late lower version cannot bring the trip back.
+- A search compiles to a :class:`~tripsearch.index.elastic.query.SearchPlan`:
+  the shards keep only the trips whose route may match (cells near both
+  places in order along the route, route points near both, the day, the
+  filters no facet leaves out) and count, for the ``dates`` facet, the
+  trips of the other days that certainly match; the trips they cannot
+  decide come back as compact rows (with a point in time when there is
+  more than one page), turned into :class:`~tripsearch.columns.TripColumns`,
+  then decided, ranked, paged and faceted by the shared
+  :func:`~tripsearch.query.execute.execute`. Only the page of hits is
+  fetched in full (``mget``).
+- Every client error is translated in one place: a cluster that cannot
+  answer gives :class:`~tripsearch.errors.BackendUnavailable` within
+  ``request_timeout`` (times ``1 + max_retries`` at worst).
+
+The modules, one job each:
+
+- :mod:`~tripsearch.index.elastic.backend`: :class:`ElasticBackend`, the
+  contract, each call handed to the module of its job;
+- :mod:`~tripsearch.index.elastic.connection`: the client, the translation
+  of its errors, the counters of ``stats()``, and the requests several jobs
+  share (searches paged from a point in time, ``_bulk``, versions, ``mget``);
+- :mod:`~tripsearch.index.elastic.indices`: the alias, the template, the
+  settings and the mapping version of the index behind it;
+- :mod:`~tripsearch.index.elastic.writes`: upserts and deletes;
+- :mod:`~tripsearch.index.elastic.search`: a search, from the compiled plan
+  to the page of hits;
+- :mod:`~tripsearch.index.elastic.reindex`: the next generation of the
+  index and the alias swap;
+- :mod:`~tripsearch.index.elastic.encoding` (what the searchable fields
+  mean), :mod:`~tripsearch.index.elastic.mapping` (the mapping, the
+  template and the documents) and :mod:`~tripsearch.index.elastic.query`
+  (a search compiled to requests): what the index holds and how it is asked.
+
+See docs/elasticsearch.md for the design, the proofs of exactness, and
+shard sizing.
+"""
+
+from .backend import DEFAULT_INDEX, ElasticBackend
+from .search import corridor_windows
+
+__all__ = ["ElasticBackend", "DEFAULT_INDEX", "corridor_windows"]

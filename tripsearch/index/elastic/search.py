@@ -1,0 +1,109 @@
+"""A search on the cluster: the compiled plan sent, the trips it fetches decided exactly here.
+
+A query compiles to a :class:`~tripsearch.index.elastic.query.SearchPlan`:
+the shards keep only the trips whose route may match (cells near both
+places in order along the route, route points near both, the day, the
+filters no facet leaves out) and count, for the ``dates`` facet, the trips
+of the other days that certainly match. The trips they cannot decide come
+back as compact rows (with a point in time when there is more than one
+page), turned into :class:`~tripsearch.columns.TripColumns` and segment
+windows (:func:`corridor_windows`), then decided, ranked, paged and faceted
+by the shared :func:`~tripsearch.query.execute.execute`. Only the page of
+hits is fetched in full (``mget``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ...backend import SearchResult
+from ...columns import TripColumns
+from ...errors import BackendUnavailable
+from ...query.execute import execute
+from ...query.matching import Windows
+from ...query.model import Query, parse_query
+from ..cells import disk_to_cells
+from .connection import Connection, Retryable
+from .indices import Indices
+from .mapping import CompactFormatError, Corridor, compact_to_columns
+from .query import CERTAIN_DATES, SearchPlan, compile_search
+
+__all__ = ["run_search", "corridor_windows"]
+
+
+def run_search(connection: Connection, indices: Indices, query: Query | Mapping[str, Any]) -> SearchResult:
+    """Return the matching trips, ranked and paged, with facets."""
+    started = time.perf_counter()
+    q = parse_query(query)
+    indices.check_mapping()
+    hits, certain_dates = _plan_hits(connection, compile_search(q, connection.page_size))
+    cols, corridor = _columns(hits, connection.alias)
+    rows, windows = corridor_windows(
+        corridor,
+        disk_to_cells(q.from_point[0], q.from_point[1], q.from_radius_km),
+        disk_to_cells(q.to_point[0], q.to_point[1], q.to_radius_km),
+    )
+    result = execute(q, cols, rows, connection.fetch_docs, started, windows, certain_dates)
+    connection.count(searches=1, fetched=len(cols), candidates=result.candidates, matches=result.total)
+    return result
+
+
+def _plan_hits(connection: Connection, plan: SearchPlan) -> tuple[list[dict[str, Any]], dict[int, int]]:
+    """Return the trips a search plan fetches (its candidates, then its band) and the shards' certain counts per day.
+
+    A search whose index went away under it (a reindex deletes the old
+    index after swapping the alias) or whose shard copy failed is tried
+    once more; partial results are never used, since the trips fetched
+    and counted must hold every match.
+    """
+    bodies = [plan.candidates] if plan.band is None else [plan.candidates, plan.band]
+    for attempt in (1, 2):
+        try:
+            with connection.translate("search"):
+                answers = connection.msearch(bodies)
+                aggs: dict[str, Any] = answers[0].get("aggregations", {})
+                hits = [h for body, answer in zip(bodies, answers) for h in connection.all_hits(body, answer)]
+            break
+        except Retryable as exc:
+            if attempt == 2:
+                raise BackendUnavailable(f"cannot search: {exc}", retry_after=1.0) from None
+    certain: dict[int, int] = {}
+    if CERTAIN_DATES in aggs:
+        certain = {int(day): int(b["doc_count"]) for day, b in aggs[CERTAIN_DATES]["certain"]["days"]["buckets"].items()}
+    return hits, certain
+
+
+def _columns(hits: list[dict[str, Any]], alias: str) -> tuple[TripColumns, Corridor]:
+    """Return fetched trips as columns in id order (so no result depends on shard order)."""
+    try:
+        rows = sorted((h["fields"]["id"][0], h["fields"]["compact"][0]) for h in hits)
+        return compact_to_columns([tid for tid, _ in rows], [blob for _, blob in rows])
+    except (CompactFormatError, KeyError) as exc:
+        raise BackendUnavailable(f"cannot search: index {alias!r} holds trips this version cannot read ({exc}); run `tripsearch reindex`", retry_after=60.0) from None
+
+
+def corridor_windows(corridor: Corridor, from_cells: NDArray[np.uint64], to_cells: NDArray[np.uint64]) -> tuple[NDArray[np.int64], Windows]:
+    """Return the rows whose corridor passes near ``from`` and then near ``to``, with their segment windows.
+
+    The rule of the embedded index (:meth:`~tripsearch.index.memory.IndexView.candidates`):
+    a route's window near a point spans the segments of all its corridor
+    cells around that point, and the pickup window must not start after the
+    dropoff window ends.
+    """
+    n = len(corridor.start) - 1
+    owner = np.repeat(np.arange(n), np.diff(corridor.start))
+    windows = []
+    for cells in (from_cells, to_cells):
+        near = np.isin(corridor.cells, cells)
+        lo = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+        hi = np.full(n, -1, dtype=np.int64)
+        np.minimum.at(lo, owner[near], corridor.seg_lo[near])
+        np.maximum.at(hi, owner[near], corridor.seg_hi[near])
+        windows.append((lo, hi))
+    (f_lo, f_hi), (t_lo, t_hi) = windows
+    rows = np.flatnonzero((f_hi >= 0) & (t_hi >= 0) & (f_lo <= t_hi)).astype(np.int64)
+    return rows, Windows(f_lo[rows], f_hi[rows], t_lo[rows], t_hi[rows])
