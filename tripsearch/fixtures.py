@@ -557,6 +557,15 @@ class _Drivers:
     verified: list[bool]  # per driver id
 
 
+def _seats_available(state: str, total: int, u: float) -> int:
+    """Return the free seats of a trip of ``total`` seats in ``state``, from a uniform draw ``u``: none when full."""
+    if state == "full":
+        return 0
+    if state == "cancelled":
+        return int(u * (total + 1))
+    return 1 + int(u * total)
+
+
 def _drivers(rng: np.random.Generator, market: _Market, n: int) -> _Drivers:
     return _driver_pool(rng, market.population, n)
 
@@ -656,12 +665,7 @@ def _generate(
 
             total = seats_total[j]
             state = _STATUS_NAMES[status[j]]
-            if state == "full":
-                available = 0
-            elif state == "cancelled":
-                available = int(seat_u[j] * (total + 1))
-            else:
-                available = 1 + int(seat_u[j] * total)
+            available = _seats_available(state, total, seat_u[j])
             # Bookings and cancellations are edits: such trips are past version 1.
             version = versions[j] if state == "published" else max(2, versions[j])
             c = m.country_list[origin]
@@ -824,12 +828,7 @@ def _corridor(
                 arrival = departure + dt.timedelta(minutes=round(route_km / speeds[j] * 60.0))
                 total = seats_total[j]
                 state = _STATUS_NAMES[status[j]]
-                if state == "full":
-                    available = 0
-                elif state == "cancelled":
-                    available = int(seat_u[j] * (total + 1))
-                else:
-                    available = 1 + int(seat_u[j] * total)
+                available = _seats_available(state, total, seat_u[j])
                 home = order[0] if driver_home_is_start[j] else order[1]
                 driver = drivers.first_id[home] + int(driver_u[j] * drivers.count[home])
                 yield {
