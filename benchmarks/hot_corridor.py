@@ -267,6 +267,16 @@ def measure(
     return rows
 
 
+def _timed(engine: Backend, query: dict[str, Any], wall: list[float], cpu: list[float]) -> SearchResult:
+    """Run one search, appending its wall time and this process's CPU time (seconds)."""
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    result = engine.search(query)
+    wall.append(time.perf_counter() - t0)
+    cpu.append(time.process_time() - c0)
+    return result
+
+
 def _measure_kind(
     embedded: Backend,
     elastic: Backend,
@@ -284,17 +294,9 @@ def _measure_kind(
     before, wire_before = elastic.stats(), wire.snapshot()
     for n in range(n_searches):
         i = n % len(embedded_queries)
-        c0 = time.process_time()
-        t0 = time.perf_counter()
-        want = embedded.search(embedded_queries[i])
-        wall["embedded"].append(time.perf_counter() - t0)
-        cpu["embedded"].append(time.process_time() - c0)
+        want = _timed(embedded, embedded_queries[i], wall["embedded"], cpu["embedded"])
         wire.on = True
-        c0 = time.process_time()
-        t0 = time.perf_counter()
-        got = elastic.search(elastic_queries[i])
-        wall["elasticsearch"].append(time.perf_counter() - t0)
-        cpu["elasticsearch"].append(time.process_time() - c0)
+        got = _timed(elastic, elastic_queries[i], wall["elasticsearch"], cpu["elasticsearch"])
         wire.on = False
         check_same(want, got, embedded_queries[i], kind)
         totals.append(want.total)
