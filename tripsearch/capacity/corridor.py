@@ -149,7 +149,8 @@ def at_size(points: Sequence[tuple[float, float]], size: float) -> tuple[float, 
     xs = sorted({float(x) for x, _ in points})
     fit = loglog_fit([x for x, _ in points], [y for _, y in points])
     if size <= xs[0]:
-        return fit(xs[0])[0], False, f"measured at {xs[0]:,.0f}" + ("; not scaled down" if size < xs[0] else "")
+        measured = max(float(y) for x, y in points if float(x) == xs[0])
+        return measured, False, f"measured at {xs[0]:,.0f}" + ("; not scaled down" if size < xs[0] else "")
     value, _ = fit(size)
     beyond = size > xs[-1]
     if not beyond:

@@ -391,7 +391,7 @@ def _elasticsearch(meas: Measurements, targets: Targets, plan: Plan, cores: int,
              "(every search reads one copy of each): the time search threads are busy per search, counted as CPU time (a shard search on cached data is CPU work); "
              "the threads' time is between 1 and 2 × took per primary, the plan takes the upper bound; not counted: serialising the fetched bytes after `took` ends", took_beyond)
     es_cores = rate * shard_ms / 1000.0
-    plan.add("elasticsearch", "data node cores", round(es_cores, 1), "cores",
+    plan.add("elasticsearch", "data node cores", round(es_cores, 2), "cores",
              f"{t.searches_per_s:,.0f} searches/s × {1 + h:.2f} headroom × {shard_ms:,.1f} ms ÷ 1000; rule: one busy search thread takes one core "
              "(the search pool has 1.5 × cores + 1 threads, so cores, not threads, bound CPU-bound shard searches)", took_beyond)
     nodes_cpu = math.ceil(es_cores / cores)
@@ -438,7 +438,7 @@ def _elasticsearch(meas: Measurements, targets: Targets, plan: Plan, cores: int,
              f"measured: CPU of the process that searched (decoding the fetched rows, the exact rules on the band, facets and page), the dearest kind ({top.api_cpu_ms.kind}) "
              f"at {top.trips:,} trips; at {t.trips:,} trips: {cpu_how}; the HTTP layer's own CPU comes on top", cpu_beyond)
     api_cores = rate * cpu / 1000.0
-    plan.add("deployment", "API cores", round(api_cores, 1), "cores", f"{t.searches_per_s:,.0f} searches/s × {1 + h:.2f} headroom × {cpu:,.2f} ms ÷ 1000", cpu_beyond)
+    plan.add("deployment", "API cores", round(api_cores, 2), "cores", f"{t.searches_per_s:,.0f} searches/s × {1 + h:.2f} headroom × {cpu:,.2f} ms ÷ 1000", cpu_beyond)
     workers = max(1, math.ceil(api_cores))
     plan.add("deployment", "API workers", workers, "", f"rule: one worker per core (its search is CPU work on the worker's event loop); ceil({api_cores:,.1f})", cpu_beyond)
     api_cpu_machines = math.ceil(workers / cores)
