@@ -175,7 +175,7 @@ def make_plan(meas: Measurements, targets: Targets, corridor: Sequence[CorridorR
     if targets.backend == "embedded":
         _embedded(meas, targets, plan, cores, cores_measured)
     else:
-        _elasticsearch(meas, targets, plan, cores, corridor)
+        _elasticsearch(meas, targets, plan, cores, cores_measured, corridor)
     return plan
 
 
@@ -345,7 +345,7 @@ def _embedded(meas: Measurements, targets: Targets, plan: Plan, cores: int, core
 # -- Elasticsearch ------------------------------------------------------------
 
 
-def _elasticsearch(meas: Measurements, targets: Targets, plan: Plan, cores: int, corridor: Sequence[CorridorRun]) -> None:
+def _elasticsearch(meas: Measurements, targets: Targets, plan: Plan, cores: int, cores_measured: int, corridor: Sequence[CorridorRun]) -> None:
     t, h = targets, targets.headroom
     rate = t.searches_per_s * (1 + h)
     load = meas.one("es_load")
@@ -395,6 +395,7 @@ def _elasticsearch(meas: Measurements, targets: Targets, plan: Plan, cores: int,
              f"{t.searches_per_s:,.0f} searches/s × {1 + h:.2f} headroom × {shard_ms:,.1f} ms ÷ 1000; rule: one busy search thread takes one core "
              "(the search pool has 1.5 × cores + 1 threads, so cores, not threads, bound CPU-bound shard searches)", took_beyond)
     nodes_cpu = math.ceil(es_cores / cores)
+    node_cores = f"{cores} cores per node" + (" (the measured machine's)" if cores == cores_measured else f" (given; the measured machine: {cores_measured})")
 
     fetched, bytes_beyond, bytes_how = at_size([(r.trips, r.fetched_bytes.value) for r in runs], t.trips)
     plan.add("elasticsearch", "bytes fetched per search", round(fetched), "bytes",
@@ -412,7 +413,7 @@ def _elasticsearch(meas: Measurements, targets: Targets, plan: Plan, cores: int,
              f"max(1, ceil({nodes} nodes ÷ {primaries} primaries) - 1): at least one for availability, and enough copies that every node holds one and serves searches "
              "(a search reads one copy of each shard: replicas add search throughput, primaries do not)")
     plan.add("elasticsearch", "data nodes", nodes, "",
-             f"max(2 for availability, ceil({es_cores:,.1f} cores ÷ {cores} per node) = {nodes_cpu}, ceil({gbit:,.2f} ÷ {t.nic_gbit:g} Gbit/s per node (--nic-gbit)) = {nodes_net}); "
+             f"max(2 for availability, ceil({es_cores:,.1f} cores ÷ {node_cores}) = {nodes_cpu}, ceil({gbit:,.2f} ÷ {t.nic_gbit:g} Gbit/s per node (--nic-gbit)) = {nodes_net}); "
              "search throughput taken as linear in nodes holding a copy", took_beyond or bytes_beyond)
     plan.add("elasticsearch", "shard copies", primaries * (1 + replicas), "", f"{primaries} primaries × (1 + {replicas} replicas), spread over {nodes} nodes")
     per_node = data * (1 + replicas) / nodes
