@@ -178,3 +178,10 @@ def test_plan_command_prints_nodes_shards_and_api_cores(saved: tuple[Path, Path]
     assert figures["data nodes"]["value"] == 3 and figures["API cores"]["value"] == 3.75
     assert main(args[:-2] + ["--backend", "embedded"]) == 2
     assert "--es-measurements goes with --backend elasticsearch" in capsys.readouterr().err
+
+
+def test_the_model_and_its_options_are_documented() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "elasticsearch.md").read_text()
+    section = doc[doc.index("### Capacity planning") :]
+    for words in ("--es-measurements", "--nic-gbit", "`took`", "replicas", "API cores", "benchmarks.hot_corridor"):
+        assert words in section
