@@ -2,16 +2,19 @@
 
 - :func:`measure` runs the measurements on this machine and saves them as JSON;
 - :func:`make_plan` turns them and a target (trips, searches/s, writes/s,
-  p99) into workers, machines, memory and Elasticsearch shards, each number
-  with the measurement or rule it comes from;
+  p99) into workers, machines, memory and, for Elasticsearch, data nodes,
+  primaries, replicas and API cores from the costs per search of saved
+  hot-corridor runs (:func:`load_corridor_runs`), each number with the
+  measurement or rule it comes from;
 - :func:`write_report` writes a Markdown report with PNG plots.
 """
 
 from __future__ import annotations
 
+from .corridor import CorridorRun, load_corridor_runs
 from .data import Measurements
 from .measure import DEFAULT_OUT, CapacityError, MeasureOptions, machine_info, measure
 from .plan import Plan, Targets, make_plan, render_plan
 from .report import write_report
 
-__all__ = ["measure", "MeasureOptions", "machine_info", "Measurements", "Targets", "Plan", "make_plan", "render_plan", "write_report", "CapacityError", "DEFAULT_OUT"]
+__all__ = ["measure", "MeasureOptions", "machine_info", "Measurements", "CorridorRun", "load_corridor_runs", "Targets", "Plan", "make_plan", "render_plan", "write_report", "CapacityError", "DEFAULT_OUT"]

@@ -21,6 +21,7 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``measure``, ``plan`` and ``report`` to the ``capacity`` parser."""
+    from .corridor import DEFAULT_CORRIDOR_RUNS
     from .measure import DEFAULT_OUT
     from .report import DEFAULT_DIR
 
@@ -51,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=("embedded", "elasticsearch"), default="embedded")
     p.add_argument("--headroom", type=float, default=0.3, help="capacity above the target, as a fraction (default 0.3)")
     p.add_argument("--cores-per-machine", type=int, help="plan for machines of this many cores (default: the measured machine's; more is a projection)")
+    p.add_argument("--es-measurements", type=Path, action="append", metavar="PATH",
+                   help="with --backend elasticsearch: a saved hot-corridor run (python -m benchmarks.hot_corridor --json PATH), its cost per search; repeatable, "
+                        f"the busiest corridor is planned for (default: {', '.join(str(p) for p in DEFAULT_CORRIDOR_RUNS)})")
+    p.add_argument("--nic-gbit", type=float, default=10.0, help="network per machine in Gbit/s, for the bytes a search fetches from Elasticsearch (default %(default)g)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
 
     p = sub.add_parser("report", help="write a Markdown report with PNG plots")
@@ -86,10 +91,14 @@ def run(args: argparse.Namespace) -> int:
     if args.capacity_command == "plan":
         import orjson
 
+        from .corridor import DEFAULT_CORRIDOR_RUNS, load_corridor_runs
         from .plan import Targets, make_plan, render_plan
 
-        targets = Targets(args.trips, args.searches_per_s, args.writes_per_s, args.p99_ms, args.backend, args.headroom, args.cores_per_machine)
-        plan = make_plan(meas, targets)
+        targets = Targets(args.trips, args.searches_per_s, args.writes_per_s, args.p99_ms, args.backend, args.headroom, args.cores_per_machine, args.nic_gbit)
+        if args.es_measurements and args.backend != "elasticsearch":
+            raise CapacityError("--es-measurements goes with --backend elasticsearch")
+        corridor = load_corridor_runs(args.es_measurements or DEFAULT_CORRIDOR_RUNS) if args.backend == "elasticsearch" else []
+        plan = make_plan(meas, targets, corridor)
         if args.json:
             sys.stdout.buffer.write(orjson.dumps(plan.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
         else:

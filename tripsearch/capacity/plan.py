@@ -26,19 +26,36 @@ The model, embedded backend:
 - memory per worker = measured base + trips × measured bytes per trip (each
   worker holds the whole index); plus the page cache of trips.sqlite.
 
-Elasticsearch: primaries from the store bytes per trip measured in the same
-run and Elastic's guidance (10-50 GB and under 200 million documents per
-shard); nodes from the measured node CPU per search; replicas at least 1 and
-enough copies for every node to serve; API workers from their measured CPU
-per search.
+The model, Elasticsearch, from the costs per search of saved hot-corridor
+runs (:mod:`.corridor`; the busiest corridor given, the dearest kind of
+search) and the store bytes per trip of ``capacity measure``:
+
+- primaries = data ÷ 50 GB, at least 1 (Elastic's guidance: 10-50 GB and
+  under 200 million documents per shard; fewer, bigger shards, since every
+  search reads one copy of every shard);
+- node CPU per search = ``took`` per shard × searches per ``_msearch`` (2:
+  the candidates and the band run side by side) × primaries: ``took`` is
+  the wall time of a request on the node, and each of its searches is one
+  shard request per primary on one search thread, which takes a core while
+  it runs (CPU work on cached data): an upper bound of the CPU time;
+  ``took`` at the target's trips per shard is read off the measured trips
+  per shard (held beyond them: projection);
+- data nodes = max(2, node cores ÷ cores per node, fetched bytes/s ÷ the
+  network of a node); replicas = max(1, nodes ÷ primaries - 1), since a
+  search reads one copy of each shard and only replicas let more nodes
+  serve the same shards;
+- API cores = searches/s × (1 + headroom) × the measured CPU per search of
+  the process that decides the band and builds the page; one worker per
+  core; API machines from those cores and from the bytes they receive.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
+from .corridor import SEARCHES_PER_MSEARCH, CorridorRun, at_size, busiest
 from .data import Curve, Measurements, rate_at_p99
 from .measure import CapacityError
 
@@ -63,6 +80,7 @@ class Targets:
     backend: str = "embedded"
     headroom: float = 0.3
     cores_per_machine: int | None = None  # None: the measured machine's
+    nic_gbit: float = 10.0  # network per machine, Gbit/s (Elasticsearch: what a search fetches crosses it)
 
     def __post_init__(self) -> None:
         if self.trips < 1 or self.searches_per_s <= 0 or self.writes_per_s < 0 or self.p99_ms <= 0:
@@ -73,6 +91,8 @@ class Targets:
             raise CapacityError("--backend is embedded or elasticsearch")
         if self.cores_per_machine is not None and self.cores_per_machine < 1:
             raise CapacityError("--cores-per-machine must be at least 1")
+        if self.nic_gbit <= 0:
+            raise CapacityError("--nic-gbit must be above 0")
 
 
 @dataclass(frozen=True)
@@ -142,8 +162,8 @@ def _machine_words(m: dict[str, Any]) -> str:
     return f"{m.get('cpu_model', 'unknown CPU')}, {m.get('usable_cores') or m.get('cores')} cores, {format_bytes(mem) if mem else '? memory'}"
 
 
-def make_plan(meas: Measurements, targets: Targets) -> Plan:
-    """Return the plan for ``targets`` from the measurements; see the module docstring for the model."""
+def make_plan(meas: Measurements, targets: Targets, corridor: Sequence[CorridorRun] = ()) -> Plan:
+    """Return the plan for ``targets`` from the measurements (and, for Elasticsearch, the hot-corridor runs); see the module docstring for the model."""
     plan = Plan(targets, machine=meas.machine)
     cores_measured = int(meas.machine.get("usable_cores") or meas.machine.get("cores") or 1)
     cores = targets.cores_per_machine or cores_measured
@@ -155,7 +175,7 @@ def make_plan(meas: Measurements, targets: Targets) -> Plan:
     if targets.backend == "embedded":
         _embedded(meas, targets, plan, cores, cores_measured)
     else:
-        _elasticsearch(meas, targets, plan, cores, cores_measured)
+        _elasticsearch(meas, targets, plan, cores, cores_measured, corridor)
     return plan
 
 
@@ -325,8 +345,9 @@ def _embedded(meas: Measurements, targets: Targets, plan: Plan, cores: int, core
 # -- Elasticsearch ------------------------------------------------------------
 
 
-def _elasticsearch(meas: Measurements, targets: Targets, plan: Plan, cores: int, cores_measured: int) -> None:
+def _elasticsearch(meas: Measurements, targets: Targets, plan: Plan, cores: int, cores_measured: int, corridor: Sequence[CorridorRun]) -> None:
     t, h = targets, targets.headroom
+    rate = t.searches_per_s * (1 + h)
     load = meas.one("es_load")
     cluster = meas.one("es_cluster")
     if load is None:
@@ -334,7 +355,8 @@ def _elasticsearch(meas: Measurements, targets: Targets, plan: Plan, cores: int,
         plan.feasible = False
         return
     per_trip = float(load["bytes_per_trip"])
-    plan.add("elasticsearch", "bytes per trip in Elasticsearch", per_trip, "bytes", f"measured: _stats primary store {format_bytes(load['store_bytes'])} ÷ {load['trips']:,} trips ({load.get('note', '')})")
+    plan.add("elasticsearch", "bytes per trip in Elasticsearch", per_trip, "bytes",
+             f"measured: _stats primary store {format_bytes(load['store_bytes'])} ÷ {load['trips']:,} trips ({load.get('note', '')}; {meas.path or 'measurements'}, {str(load.get('at', '?'))[:16]})")
     data = t.trips * per_trip
     plan.add("elasticsearch", "primary data", round(data), "bytes", f"{t.trips:,} trips × {per_trip:,.0f} bytes")
     primaries = max(1, math.ceil(data / SHARD_MAX_BYTES), math.ceil(t.trips / SHARD_MAX_DOCS))
@@ -343,40 +365,59 @@ def _elasticsearch(meas: Measurements, targets: Targets, plan: Plan, cores: int,
         rule += f"; {format_bytes(data)} is below 10 GB, so one shard"
     plan.add("elasticsearch", "primary shards", primaries, "", f"max(1, ceil({format_bytes(data)} ÷ 50 GB), ceil({t.trips:,} ÷ 200M)); {rule}")
 
-    http = [c for c in meas.curves("elasticsearch")]
-    es_cpu = None
-    curve = max(http, key=lambda c: (c.trips, c.workers)) if http else None
-    if curve is not None and curve.data.get("es_cpu_ms_per_search"):
-        es_cpu = float(curve.data["es_cpu_ms_per_search"])
-    k, how, projected = (1.0, "", False)
-    measured_trips = curve.trips if curve is not None else int(load["trips"])
-    if t.trips != measured_trips:
-        lat = meas.inprocess_latency("embedded", facets=True, stat="cpu_ms_per_search")
-        if lat is not None:
-            k = max(1.0, lat(t.trips)[0] / lat(measured_trips)[0]) if t.trips > measured_trips else 1.0
-            projected = t.trips > measured_trips
-            how = (f"scaled by {k:.2f}, as the embedded in-process CPU per search scales from {measured_trips:,} to {t.trips:,} trips (both grow with the candidates per search)"
-                   if projected else f"measured at {measured_trips:,} trips, more than the {t.trips:,} planned: not scaled down")
-    if es_cpu is not None:
-        per_search = es_cpu * k
-        plan.add("elasticsearch", "node CPU per search", round(per_search, 3), "ms",
-                 f"measured: node CPU (_nodes/stats process.cpu) during the HTTP saturation run at {measured_trips:,} trips ÷ searches" + (f"; {how}" if how else ""), projected)
-        es_cores = t.searches_per_s * (1 + h) * per_search / 1000.0
-        plan.add("elasticsearch", "Elasticsearch cores", round(es_cores, 1), "cores", f"{t.searches_per_s:,.0f} searches/s × {1 + h:.2f} headroom × {per_search:.2f} ms CPU per search", projected)
-        nodes_cpu = math.ceil(es_cores / cores)
-    else:
-        plan.warnings.append("no node CPU per search measured (needs the HTTP run over Elasticsearch, --start-elasticsearch): nodes are sized for availability and data only")
-        nodes_cpu = 1
-    nodes = max(2, nodes_cpu)
+    runs = busiest(corridor)
+    if not runs:
+        plan.add("elasticsearch", "node CPU per search", None, "", "no hot-corridor measurements: run `python -m benchmarks.hot_corridor --json PATH` and give --es-measurements PATH")
+        plan.warnings.append("no Elasticsearch cost per search (hot-corridor runs): data nodes, replicas and API cores cannot be sized")
+        plan.feasible = False
+        return
+    top = runs[-1]
+    plan.add("elasticsearch", "corridor planned for", f"{top.per_day:,} trips a day each way", "",
+             f"measured: the busiest corridor of the hot-corridor runs given ({'; '.join(r.where() for r in runs)}); every search is planned at the dearest of its kinds "
+             "(page 1 with all facets, page 2, no facets), so any mix of searches and quieter corridors costs no more")
+    if len({r.commit for r in corridor}) > 1 or top.commit[:7] not in str(meas.machine.get("git_commit") or ""):
+        plan.warnings.append(f"the corridor runs (commit {', '.join(sorted({r.commit for r in corridor}))}) and the store bytes per trip ({meas.path or 'measurements'}, commit "
+                             f"{str(meas.machine.get('git_commit') or '?')[:7]}) come from different commits: a mapping change since moves the bytes per trip")
+
+    # The shards: took is the wall time of a request on the node; each search of it is one shard request per primary, on one search thread.
+    per_shard = t.trips / primaries
+    took, took_beyond, took_how = at_size([(r.trips_per_shard, r.took_ms.value) for r in runs], per_shard)
+    plan.add("elasticsearch", "took per search, per shard", round(took, 1), "ms",
+             f"measured: Elasticsearch `took` per search, the dearest kind ({top.took_ms.kind}), at {top.trips_per_shard:,.0f} trips per shard; "
+             f"at {per_shard:,.0f} trips per shard: {took_how}", took_beyond)
+    shard_ms = took * SEARCHES_PER_MSEARCH * primaries
+    plan.add("elasticsearch", "node CPU per search", round(shard_ms, 1), "ms",
+             f"rule: {took:,.1f} ms took × {SEARCHES_PER_MSEARCH} searches per _msearch (candidates and band, run side by side, so `took` hides up to both) × {primaries} primaries "
+             "(every search reads one copy of each): the time search threads are busy per search, counted as CPU time (a shard search on cached data is CPU work); "
+             "the threads' time is between 1 and 2 × took per primary, the plan takes the upper bound; not counted: serialising the fetched bytes after `took` ends", took_beyond)
+    es_cores = rate * shard_ms / 1000.0
+    plan.add("elasticsearch", "data node cores", round(es_cores, 2), "cores",
+             f"{t.searches_per_s:,.0f} searches/s × {1 + h:.2f} headroom × {shard_ms:,.1f} ms ÷ 1000; rule: one busy search thread takes one core "
+             "(the search pool has 1.5 × cores + 1 threads, so cores, not threads, bound CPU-bound shard searches)", took_beyond)
+    nodes_cpu = math.ceil(es_cores / cores)
+    node_cores = f"{cores} cores per node" + (" (the measured machine's)" if cores == cores_measured else f" (given; the measured machine: {cores_measured})")
+
+    fetched, bytes_beyond, bytes_how = at_size([(r.trips, r.fetched_bytes.value) for r in runs], t.trips)
+    plan.add("elasticsearch", "bytes fetched per search", round(fetched), "bytes",
+             f"measured: response bytes the backend read per search, the dearest kind ({top.fetched_bytes.kind}; {top.fetched_docs.value:,.0f} documents for {top.matches:,.0f} matches) "
+             f"at {top.trips:,} trips; at {t.trips:,} trips: {bytes_how}", bytes_beyond)
+    gbit = rate * fetched * 8 / 1e9
+    plan.add("elasticsearch", "network from the data nodes to the API", round(gbit, 2), "Gbit/s",
+             f"{t.searches_per_s:,.0f} searches/s × {1 + h:.2f} headroom × {format_bytes(fetched)}", bytes_beyond)
+    nodes_net = math.ceil(gbit / t.nic_gbit)
+
+    nodes = max(2, nodes_cpu, nodes_net)
     replicas = max(1, math.ceil(nodes / primaries) - 1)
     nodes = max(nodes, replicas + 1)
     plan.add("elasticsearch", "replicas", replicas, "",
-             f"max(1, ceil({nodes} nodes ÷ {primaries} primaries) - 1): at least one for availability, and enough copies that every node holds one and serves searches (a search reads one copy of each shard)")
+             f"max(1, ceil({nodes} nodes ÷ {primaries} primaries) - 1): at least one for availability, and enough copies that every node holds one and serves searches "
+             "(a search reads one copy of each shard: replicas add search throughput, primaries do not)")
     plan.add("elasticsearch", "data nodes", nodes, "",
-             f"max(replicas + 1 = {replicas + 1} for availability, ceil(CPU cores ÷ {cores} per node) = {nodes_cpu}) (projection: search throughput assumed linear in nodes holding a copy)", True)
-    copies = primaries * (1 + replicas)
+             f"max(2 for availability, ceil({es_cores:,.1f} cores ÷ {node_cores}) = {nodes_cpu}, ceil({gbit:,.2f} ÷ {t.nic_gbit:g} Gbit/s per node (--nic-gbit)) = {nodes_net}); "
+             "search throughput taken as linear in nodes holding a copy", took_beyond or bytes_beyond)
+    plan.add("elasticsearch", "shard copies", primaries * (1 + replicas), "", f"{primaries} primaries × (1 + {replicas} replicas), spread over {nodes} nodes")
     per_node = data * (1 + replicas) / nodes
-    shards_per_node = math.ceil(copies / nodes)
+    shards_per_node = math.ceil(primaries * (1 + replicas) / nodes)
     heap_measured = max([b for b in (cluster or {}).get("heap_max_bytes", []) if b] or [0])
     heap = min(HEAP_MAX_BYTES, max(GIB, heap_measured, shards_per_node / SHARDS_PER_HEAP_GB * GIB))
     plan.add("elasticsearch", "heap per node", round(heap), "bytes",
@@ -392,34 +433,41 @@ def _elasticsearch(meas: Measurements, targets: Targets, plan: Plan, cores: int,
     if t.writes_per_s * (1 + h) * (1 + replicas) > es_bulk * nodes:
         plan.warnings.append("the write rate with replicas exceeds the measured bulk rate times the nodes: add nodes or batch writes")
 
-    # API workers in front of Elasticsearch
-    if curve is not None:
-        measured_cpu = float(curve.data.get("worker_cpu_ms_per_search") or 0.0)
-        cpu = measured_cpu * k
-        if cpu > 0:
-            workers = math.ceil(t.searches_per_s * (1 + h) * cpu / 1000.0)
-            plan.add("deployment", "API workers", workers, "",
-                     f"ceil({t.searches_per_s:,.0f} searches/s × {1 + h:.2f} × {cpu:.2f} ms of worker CPU per search): measured {measured_cpu:.2f} ms at saturation with {curve.workers} worker(s) over Elasticsearch"
-                     + (f", {how}" if projected else "") + "; a worker decodes and checks the candidates, the index lives in Elasticsearch, so workers hold no index", projected)
-            plan.add("deployment", "workers per machine", cores, "", f"rule: one worker per core; {cores} cores per machine")
-            plan.add("deployment", "API machines", math.ceil(workers / cores), "", f"ceil({workers} ÷ {cores})")
-            rss = max([r for r in curve.data.get("worker_rss_bytes", []) if r] or [0])
-            if rss:
-                plan.add("deployment", "memory per API machine", round(cores * rss * (1 + h)), "bytes", f"{cores} workers × {format_bytes(rss)} measured worker RSS × {1 + h:.2f}")
-        rate, read = rate_at_p99(curve.points, t.p99_ms / k)
-        if rate is None:
-            plan.warnings.append(f"over Elasticsearch the p99 target was not met on the measured machine ({read}); more nodes raise throughput, not the latency of one search")
-            plan.feasible = False
-        else:
-            plan.add("search", "searches/s within the p99 target, measured over Elasticsearch", rate, "searches/s",
-                     f"open-loop HTTP, {curve.trips:,} trips, {curve.workers} worker(s) and one node sharing the measured machine: {read}", projected)
-    else:
-        plan.add("deployment", "API workers", None, "", "no HTTP measurement over Elasticsearch (needs --start-elasticsearch)")
-    embedded = [p for p in meas.probes("embedded", beside_elasticsearch=True) if p["trips"] == int(load["trips"])]
-    es_probe = meas.probes("elasticsearch")
-    if embedded and es_probe:
-        e, s = embedded[0]["latency"]["facets"], es_probe[0]["latency"]["facets"]
-        plan.add("comparison", "Elasticsearch ÷ embedded, in-process p99 with facets", round(s["p99_ms"] / e["p99_ms"], 2), "×", f"same run, same {load['trips']:,} trips and queries: {s['p99_ms']} ms ÷ {e['p99_ms']} ms")
+    # The API processes: they decide the uncertain band and build the page from what was fetched.
+    cpu, cpu_beyond, cpu_how = at_size([(r.trips, r.api_cpu_ms.value) for r in runs], t.trips)
+    plan.add("deployment", "API CPU per search", round(cpu, 2), "ms",
+             f"measured: CPU of the process that searched (decoding the fetched rows, the exact rules on the band, facets and page), the dearest kind ({top.api_cpu_ms.kind}) "
+             f"at {top.trips:,} trips; at {t.trips:,} trips: {cpu_how}; the HTTP layer's own CPU comes on top", cpu_beyond)
+    api_cores = rate * cpu / 1000.0
+    plan.add("deployment", "API cores", round(api_cores, 2), "cores", f"{t.searches_per_s:,.0f} searches/s × {1 + h:.2f} headroom × {cpu:,.2f} ms ÷ 1000", cpu_beyond)
+    workers = max(1, math.ceil(api_cores))
+    plan.add("deployment", "API workers", workers, "", f"rule: one worker per core (its search is CPU work on the worker's event loop); ceil({api_cores:,.1f})", cpu_beyond)
+    api_cpu_machines = math.ceil(workers / cores)
+    api_machines = max(api_cpu_machines, nodes_net)
+    plan.add("deployment", "API machines", api_machines, "",
+             f"max(ceil({workers} workers ÷ {cores} cores per machine) = {api_cpu_machines}, ceil({gbit:,.2f} ÷ {t.nic_gbit:g} Gbit/s per machine) = {nodes_net}); "
+             "the workers hold no index, so any number of machines share the cluster", cpu_beyond or bytes_beyond)
+    curves = meas.curves("elasticsearch")
+    rss = max([r for c in curves for r in c.data.get("worker_rss_bytes", []) if r] or [0])
+    if rss:
+        per_machine = min(cores, workers)
+        plan.add("deployment", "memory per API machine", round(per_machine * rss * (1 + h)), "bytes",
+                 f"{per_machine} workers × {format_bytes(rss)} measured worker RSS over Elasticsearch (HTTP run of {meas.path or 'measurements'}) × {1 + h:.2f}")
+
+    p99 = top.p99_ms
+    plan.add("search", "p99 of one search, measured", round(p99.value, 1), "ms",
+             f"measured: the dearest kind ({p99.kind}), one search at a time, at {top.trips:,} trips; under load at 1/{1 + h:.2f} of capacity queueing adds to it (not measured)",
+             took_beyond)
+    if p99.value > t.p99_ms:
+        plan.feasible = False
+        plan.warnings.append(f"one search on the busiest corridor measured already takes p99 {p99.value:,.0f} ms ({p99.kind}), above the {t.p99_ms:g} ms target: "
+                             "nodes and replicas add throughput, not the speed of one search")
+    if took_beyond or cpu_beyond or bytes_beyond:
+        plan.warnings.append(f"the corridor runs go up to {top.trips:,} trips ({top.trips_per_shard:,.0f} per shard); figures marked [projection] hold the costs measured there "
+                             "(the cells near From and To also carry trips to elsewhere, more of them in a bigger index): run the benchmark with --background near the target")
+    if fetched > 1_000_000:
+        plan.warnings.append(f"{format_bytes(fetched)} fetched per search: the cluster serialises and the API decodes every fetched row; "
+                             "fetching only the page and the uncertain band is what shrinks every figure above (issue 17)")
 
 
 def render_plan(plan: Plan) -> str:

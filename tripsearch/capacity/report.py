@@ -377,7 +377,8 @@ def write_report(meas: Measurements, out_dir: Path) -> Path:
             lines += ["", f"![Elasticsearch against embedded]({PLOTS['embedded_vs_elasticsearch']})"]
     else:
         lines.append("Not measured in this run (`tripsearch capacity measure --start-elasticsearch` or `--elasticsearch URL`).")
-    lines += ["", "## Planning", "", "`tripsearch capacity plan --trips N --searches-per-s S --writes-per-s W --p99-ms P [--backend embedded|elasticsearch]` reads these measurements and prints each figure with where it comes from.", ""]
+    lines += ["", "## Planning", "", "`tripsearch capacity plan --trips N --searches-per-s S --writes-per-s W --p99-ms P [--backend embedded|elasticsearch]` reads these measurements"
+              " (and, for Elasticsearch, the hot-corridor runs' cost per search: `--es-measurements`) and prints each figure with where it comes from.", ""]
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))
     return path
