@@ -15,8 +15,11 @@ import pytest
 
 import tripsearch
 from tripsearch.backend import Backend
+from tripsearch.columns import TripColumns
 from tripsearch.fixtures import generate_trips
 from tripsearch.index.elastic import ElasticBackend
+from tripsearch.index.elastic.anchors import anchor_fields, anchor_places
+from tripsearch.model import parse_trip
 from tripsearch.workload import build_workload
 from tests.geometry import random_queries
 
@@ -107,6 +110,48 @@ def parity_queries(parity_trips: list[dict[str, Any]]) -> list[dict[str, Any]]:
     with_routes = [t for t in parity_trips if t["status"] == "published"][:3000]
     for q in random_queries(with_routes, 140, seed=PARITY_SEED):
         q["facets"] = [] if rng.random() < 0.5 else "all"
+        queries.append(q)
+    return queries + anchored_queries(parity_trips, 120, seed=PARITY_SEED)
+
+
+def anchored_queries(trips: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
+    """Return ``n`` searches between two anchor places some trip passes in that order (the shards answer them in full).
+
+    Radii up to ANCHOR_KM, a few beyond (the general path), dates of the
+    pickup or a day off, every sort, and filters and facets as users set them.
+    """
+    rng = np.random.default_rng(seed)
+    sample = [parse_trip(t) for t in trips[:4000]]
+    found = anchor_fields(TripColumns.from_trips(sample))
+    anchors = anchor_places()
+    point_of = {key: [float(anchors.lat[int(key)]), float(anchors.lon[int(key)])] for key in {e["place"] for entries in found.entries for e in entries}}
+    day_of = {(i, e["place"]): e["day"] for i, entries in enumerate(found.entries) for e in entries}
+    with_pairs = [i for i, pairs in enumerate(found.pairs) if pairs]
+    queries: list[dict[str, Any]] = []
+    for _ in range(n):
+        i = int(rng.choice(with_pairs))
+        f, t = str(rng.choice(found.pairs[i])).split(">")
+        day = int(day_of[(i, f)]) + int(rng.choice([0, 0, 0, -1, 1]))
+        q: dict[str, Any] = {
+            "from": point_of[f],
+            "to": point_of[t],
+            "date": (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat(),
+            "from_radius_km": float(rng.choice([1.0, 5.0, 10.0, 10.0, 25.0, 30.0])),
+            "to_radius_km": float(rng.choice([1.0, 5.0, 10.0, 10.0, 25.0])),
+            "sort": str(rng.choice(["relevance", "departure", "price", "pickup_distance"])),
+            "limit": int(rng.choice([1, 5, 20, 20, 100])),
+            "facets": "all" if rng.random() < 0.7 else list(rng.choice(["dates", "price", "pickup_cells", "departure_hour", "seats_available"], size=2, replace=False)),
+        }
+        if rng.random() < 0.15:
+            q["seats"] = int(rng.integers(2, 4))
+        if rng.random() < 0.15:
+            q["time_from"], q["time_to"] = ("22:00", "05:30") if rng.random() < 0.5 else ("07:00", "12:00")
+        if rng.random() < 0.15:
+            q["max_price"] = float(rng.choice([10.0, 25.0, 40.0]))
+        if rng.random() < 0.1:
+            q["options"] = ["pets"]
+        if rng.random() < 0.1:
+            q["min_rating"] = 4.0
         queries.append(q)
     return queries
 

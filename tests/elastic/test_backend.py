@@ -25,7 +25,10 @@ from tripsearch.errors import BackendUnavailable, NotFound
 from tripsearch.fixtures import generate_trips
 from tripsearch.index.elastic import ElasticBackend
 from tripsearch.index.elastic import reindex as elastic_reindex
+from tripsearch.columns import TripColumns
+from tripsearch.index.elastic.anchors import anchor_fields, anchor_places
 from tripsearch.index.elastic.mapping import MAPPING_VERSION
+from tripsearch.model import parse_trip
 
 from .cluster import Cluster, fresh_alias
 
@@ -70,7 +73,8 @@ def test_versioned_index_behind_an_alias_made_from_a_template(es_cluster: Cluste
         template = es.indices.get_index_template(name=f"tripsearch-{alias}")["index_templates"][0]["index_template"]
         assert template["index_patterns"] == [f"{alias}-*"]
         mapping = es.indices.get_mapping(index=alias)[f"{alias}-000001"]["mappings"]
-    assert mapping["_meta"] == {"tripsearch_mapping": MAPPING_VERSION} and mapping["properties"]["price"]["type"] == "double"
+    assert mapping["_meta"] == {"tripsearch_mapping": MAPPING_VERSION, "tripsearch_anchors": anchor_places().fingerprint}
+    assert mapping["properties"]["price"]["type"] == "double"
     stats = engine.stats()
     assert (stats["index"], stats["concrete_index"], stats["shards"], stats["replicas"], stats["trips"]) == (alias, f"{alias}-000001", 2, 0, 0)
     assert stats["elasticsearch_version"].startswith("9.") and stats["health"] in ("green", "yellow")
@@ -107,6 +111,34 @@ def test_an_index_of_another_mapping_version_is_searched_only_after_a_reindex(es
     assert engine.get(trip["id"])["id"] == trip["id"], "reads and writes go on"
     engine.reindex(grace_s=0)
     assert engine.search(a_search(trip)).total == 1
+
+
+def test_an_index_of_other_anchor_places_is_searched_the_general_way(es_cluster: Cluster, es_engine: Callable[..., ElasticBackend], embedded: Backend, trips: list[dict[str, Any]]) -> None:
+    """Anchor entries written for another set of places say nothing of these: the search between anchors is not used."""
+    old = es_engine()
+    old.upsert(trips, refresh=True)
+    embedded.upsert(trips, refresh=True)
+    anchors = anchor_places()
+    parsed = [parse_trip(t) for t in trips[:500]]
+    found = anchor_fields(TripColumns.from_trips(parsed))
+    i = next(i for i, pairs in enumerate(found.pairs) if pairs and parsed[i].status == "published")
+    f, t = found.pairs[i][0].split(">")
+    day = next(e["day"] for e in found.entries[i] if e["place"] == f)
+    query = {
+        "from": [float(anchors.lat[int(f)]), float(anchors.lon[int(f)])],
+        "to": [float(anchors.lat[int(t)]), float(anchors.lon[int(t)])],
+        "date": (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat(),
+        "from_radius_km": 25.0,
+        "to_radius_km": 25.0,
+        "facets": "all",
+    }
+    same_search(old, embedded, query)
+    assert old.stats()["anchored"] == 1
+    with es_cluster.client() as es:
+        es.indices.put_mapping(index=old.alias, meta={"tripsearch_mapping": MAPPING_VERSION, "tripsearch_anchors": "another set"})
+    engine = es_engine(index=old.alias)
+    same_search(engine, embedded, query)
+    assert engine.stats()["anchored"] == 0 and engine.search(query).total >= 1
 
 
 def test_a_missing_alias_is_an_error_when_not_creating(es_cluster: Cluster) -> None:

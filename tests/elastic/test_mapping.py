@@ -8,6 +8,7 @@ ever left out, every trip the shards count as certain matches).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import fields
 from typing import Any
 
@@ -15,10 +16,13 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.geometry import REGIONS, random_trips
+from tests.geometry import REGIONS, destination, random_trips
 from tripsearch.columns import TripColumns
 from tripsearch.fixtures import generate_trips
 from tripsearch.index.cells import route_to_cells, route_to_samples
+from tripsearch.index.elastic.anchors import ANCHOR_KM, ANCHOR_MIN_POPULATION, Anchors, anchor_fields, anchor_pair, anchor_places, point_key
+from tripsearch.kernels import closest_in_ranges
+from tripsearch.places import load_places
 from tripsearch.index.elastic.encoding import ROUTE_POINT_KM, cells_to_keywords, local_times, route_cell_days, route_cell_sentences, route_points, span_cover
 from tripsearch.index.elastic.mapping import (
     CompactFormatError,
@@ -50,6 +54,20 @@ TEMPLATE = {
                 "route_points": {"type": "geo_point"},
                 "route_cell_days": {"type": "keyword"},
                 "corridor_cells": {"type": "keyword"},
+                "anchors": {
+                    "type": "nested",
+                    "properties": {
+                        "place": {"type": "keyword"},
+                        "km": {"type": "double"},
+                        "time": {"type": "long"},
+                        "drop_time": {"type": "long"},
+                        "day": {"type": "integer"},
+                        "minute": {"type": "short"},
+                        "pickup": {"type": "keyword"},
+                        "dropoff": {"type": "keyword"},
+                    },
+                },
+                "anchor_pairs": {"type": "keyword"},
                 "local_days": {"type": "integer"},
                 "local_day_first": {"type": "integer"},
                 "local_day_span": {"type": "short"},
@@ -69,14 +87,15 @@ TEMPLATE = {
                     },
                 },
                 "driver_rating": {"type": "double"},
+                "utc_offset_s": {"type": "integer"},
                 "compact": {"type": "binary", "doc_values": True},
                 "trip": {"type": "object", "enabled": False},
             },
-            "_source": {"excludes": ["route_cells", "route_points", "route_cell_days", "corridor_cells", "compact"]},
-            "_meta": {"tripsearch_mapping": 2},
+            "_source": {"excludes": ["route_cells", "route_points", "route_cell_days", "corridor_cells", "anchor_pairs", "compact"]},
+            "_meta": {"tripsearch_mapping": 3, "tripsearch_anchors": anchor_places().fingerprint},
         },
     },
-    "_meta": {"tripsearch_mapping": 2, "alias": "trips"},
+    "_meta": {"tripsearch_mapping": 3, "alias": "trips"},
 }
 
 
@@ -316,3 +335,55 @@ def test_order_clause_never_drops_a_geometric_match_and_sure_days_are_right(regi
                 one_day += 1
             checked += 1
     assert checked > 50 and one_day > 25, "the places are drawn on routes: many trips must match, or this proves little"
+
+
+def _region_anchors(region: str, seed: int) -> Anchors:
+    """Return anchors scattered around a region's centre (where its random routes wander), the centre among them."""
+    rng = np.random.default_rng(seed)
+    centre = REGIONS[region]
+    points = [centre] + [destination(*centre, float(rng.uniform(0, 360)), float(rng.uniform(0, 120))) for _ in range(40)]
+    return Anchors.of([(round(lat, 5), round(lon, 5)) for lat, lon in points])
+
+
+@pytest.mark.parametrize("region", sorted(REGIONS))
+def test_anchor_entries_are_what_a_search_computes(region: str) -> None:
+    """Every anchor within ANCHOR_KM of a route has an entry and no other does; entries and pairs hold what the exact rules compute."""
+    trips = [parse_trip(t) for t in random_trips(region, 60, seed=17)]
+    cols = TripColumns.from_trips(trips)
+    anchors = _region_anchors(region, seed=17)
+    found = anchor_fields(cols, anchors)
+    n_places = len(anchors.lat)
+    rows = np.repeat(np.arange(len(cols)), n_places)
+    places = np.tile(np.arange(n_places), len(cols))
+    # Brute force: every place against every whole route, nothing pruned.
+    km, _, _, _ = closest_in_ranges(cols.vert_lat, cols.vert_lon, cols.vert_cum, cols.vert_start[rows], cols.vert_start[rows + 1] - 1, anchors.lat[places], anchors.lon[places], False, np.inf)
+    near = km.reshape(len(cols), n_places) <= ANCHOR_KM
+    point_of = {key: (float(anchors.lat[i]), float(anchors.lon[i])) for i, key in enumerate(sorted(anchors.by_point.values(), key=int))}
+    pairs_checked = 0
+    for i, entries in enumerate(found.entries):
+        assert sorted(int(e["place"]) for e in entries) == np.flatnonzero(near[i]).tolist()
+        by_place = {e["place"]: e for e in entries}
+        for f, t in itertools.permutations(by_place, 2):
+            e_from, e_to = by_place[f], by_place[t]
+            day = dt.date(1970, 1, 1) + dt.timedelta(days=int(e_from["day"]))
+            q = parse_query({"from": point_of[f], "to": point_of[t], "date": day.isoformat(), "from_radius_km": ANCHOR_KM, "to_radius_km": ANCHOR_KM, "facets": []})
+            ev = evaluate(cols, np.array([i]), q)
+            if trips[i].status == "published":  # the rules measure the dropoff of published trips only
+                assert (anchor_pair(f, t) in found.pairs[i]) == bool(ev.geo[0]), (i, f, t)
+            assert e_from["km"] == ev.pickup.distance_km[0]
+            assert e_from["pickup"] == point_key((float(ev.pickup.lat[0]), float(ev.pickup.lon[0])))
+            if ev.geo[0]:
+                pairs_checked += 1
+                assert e_to["km"] == ev.dropoff.distance_km[0]
+                assert e_to["dropoff"] == point_key((float(ev.dropoff.lat[0]), float(ev.dropoff.lon[0])))
+                assert (e_from["time"], e_to["drop_time"]) == (ev.pickup_time[0], ev.dropoff_time[0])
+                assert (e_from["day"], e_from["minute"]) == (ev.local_day[0], ev.local_minute[0])
+    assert pairs_checked > 20
+
+
+def test_anchor_places_are_the_big_cities() -> None:
+    anchors = anchor_places()
+    paris = next(p for p in load_places() if p.name == "Paris")
+    assert anchors.key_of((paris.lat, paris.lon)) is not None
+    assert anchors.key_of((paris.lat + 1e-5, paris.lon)) is None
+    assert len(anchors.lat) == len({(p.lat, p.lon) for p in load_places(ANCHOR_MIN_POPULATION) if p.population >= ANCHOR_MIN_POPULATION})

@@ -7,7 +7,8 @@ a point in time; two nodes with a replica). Every search of
 :func:`~tests.elastic.conftest.parity_queries` must return the same total,
 the same hits in the same order (ids, scores, pickup and dropoff points,
 documents), the same facets and the same cursor; a third of them are
-followed for up to three pages.
+followed for up to three pages. A third of the searches go from one anchor
+place to another, which the shards answer in full (page, total, facets).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def compare_all(engine: ElasticBackend, embedded: Backend, queries: list[dict[st
     """Run every query (and some next pages) on both; return figures about what was compared."""
     latencies: list[float] = []
     with_hits = pages = candidates = matches = 0
+    anchored_before = engine.stats()["anchored"]
     for n, query in enumerate(queries):
         follow = n % FOLLOW_EVERY == 0
         q = {**query, "limit": min(query.get("limit", 20), 5)} if follow else dict(query)
@@ -67,6 +69,7 @@ def compare_all(engine: ElasticBackend, embedded: Backend, queries: list[dict[st
         "queries": len(queries),
         "searches": pages,
         "queries_with_hits": with_hits,
+        "anchored_searches": engine.stats()["anchored"] - anchored_before,
         "candidates_per_match": round(candidates / max(1, matches), 2),
         "p50_ms": round(float(np.percentile(ms, 50)), 1),
         "p90_ms": round(float(np.percentile(ms, 90)), 1),
@@ -77,6 +80,7 @@ def compare_all(engine: ElasticBackend, embedded: Backend, queries: list[dict[st
 def test_same_results_as_embedded(layout: str, parity_engines: Callable[[str], ElasticBackend], parity_embedded: Backend, parity_queries: list[dict[str, Any]], record_property: Callable[[str, Any], None]) -> None:
     figures = compare_all(parity_engines(layout), parity_embedded, parity_queries)
     record_property("parity", figures)
+    assert figures["anchored_searches"] >= 100  # the searches between anchors ran in the shards
     print(f"\nparity {layout}: {figures}")
     assert figures["queries"] >= 300
     assert figures["queries_with_hits"] >= figures["queries"] * 0.5, "most searches must find trips, or parity proves little"

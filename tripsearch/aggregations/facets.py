@@ -18,8 +18,10 @@ pickup_cells   nothing
 dropoff_cells  nothing
 ============== ====================
 
-Every backend computes facets with this module, on the candidates after the
-exact rules, so the counts are exact and equal across backends.
+Every backend computes facets with this module: tallies of the candidates
+after the exact rules (:func:`tally_evaluation`), plus whatever a backend
+counted exactly itself (the Elasticsearch shards' aggregations), written out
+by :func:`render_facets`, so the counts are exact and equal across backends.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ import datetime as dt
 import math
 from collections import Counter
 from functools import lru_cache
-from typing import Any, Callable, Mapping, NamedTuple
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import h3
 import numpy as np
@@ -40,7 +43,7 @@ from ..kernels import facet_counts
 from ..query.matching import Evaluation, filter_bit
 from ..query.model import DATES_FACET_SPAN, Query
 
-__all__ = ["compute_facets", "TIME_OF_DAY_BUCKETS", "RATING_THRESHOLDS", "FACET_FILTER"]
+__all__ = ["tally_evaluation", "render_facets", "FacetTallies", "TIME_OF_DAY_BUCKETS", "RATING_THRESHOLDS", "FACET_FILTER"]
 
 TIME_OF_DAY_BUCKETS = (
     ("night", 0, 6 * 60),
@@ -63,14 +66,36 @@ FACET_FILTER: dict[str, str | None] = {
 }
 
 
-class _Counts(NamedTuple):
-    """The counting facets, from one compiled pass (:func:`~tripsearch.kernels.facet_counts`)."""
+@dataclass
+class FacetTallies:
+    """What the facets count, before they are written out.
+
+    The shared rules tally evaluated candidates (:func:`tally_evaluation`);
+    a backend that counts in its own way (the Elasticsearch shards'
+    aggregations) fills the same tallies, and the facets come out the
+    same. ``dates`` counts local days ``query.day - DATES_FACET_SPAN`` on;
+    ``prices`` holds each currency's distinct amounts with their counts, so
+    sums and buckets are computed here, once, whoever counted.
+    """
 
     hours: NDArray[np.int64]
     options: NDArray[np.int64]
-    seats: NDArray[np.int64]
-    ratings: NDArray[np.int64]
+    seats: dict[int, int]
+    ratings: NDArray[np.int64]  # at or above each of RATING_THRESHOLDS, then all
     dates: NDArray[np.int64]
+    prices: dict[str, Counter[float]] = field(default_factory=dict)
+    pickups: Counter[tuple[float, float]] = field(default_factory=Counter)
+    dropoffs: Counter[tuple[float, float]] = field(default_factory=Counter)
+
+    @classmethod
+    def empty(cls) -> FacetTallies:
+        return cls(
+            hours=np.zeros(24, dtype=np.int64),
+            options=np.zeros(len(OPTION_NAMES), dtype=np.int64),
+            seats={},
+            ratings=np.zeros(len(RATING_THRESHOLDS) + 1, dtype=np.int64),
+            dates=np.zeros(2 * DATES_FACET_SPAN + 1, dtype=np.int64),
+        )
 
 
 # The filters the counting facets leave out (see FACET_FILTER), in the order facet_counts takes them.
@@ -78,56 +103,61 @@ _COUNTED_BITS = np.array([filter_bit(name) for name in ("time", "options", "seat
 _RATING_THRESHOLDS = np.array(RATING_THRESHOLDS, dtype=np.float64)
 
 
-def compute_facets(ev: Evaluation, cols: TripColumns, query: Query, certain_dates: Mapping[int, int] | None = None) -> dict[str, Any]:
-    """Return the facets ``query.facets`` asks for, over the evaluated candidates.
-
-    ``certain_dates`` adds, per local day, matches that were counted
-    without being candidates (see :func:`~tripsearch.query.execute.execute`).
-    """
-    counts = _Counts(
-        *facet_counts(
-            ev.rows, ev.geo, ev.failed, ev.local_minute, ev.local_day, cols.options, cols.seats_available, cols.rating,
-            _COUNTED_BITS, len(OPTION_NAMES), _RATING_THRESHOLDS, query.day - DATES_FACET_SPAN, 2 * DATES_FACET_SPAN + 1,
-        )
+def tally_evaluation(ev: Evaluation, cols: TripColumns, query: Query) -> FacetTallies:
+    """Return the tallies of the facets ``query.facets`` asks for, over evaluated candidates (the others stay empty)."""
+    hours, options, seats, ratings, dates = facet_counts(
+        ev.rows, ev.geo, ev.failed, ev.local_minute, ev.local_day, cols.options, cols.seats_available, cols.rating,
+        _COUNTED_BITS, len(OPTION_NAMES), _RATING_THRESHOLDS, query.day - DATES_FACET_SPAN, 2 * DATES_FACET_SPAN + 1,
     )
-    if certain_dates:
-        first = query.day - DATES_FACET_SPAN
-        for day, count in certain_dates.items():
-            if 0 <= day - first < len(counts.dates):
-                counts.dates[day - first] += count
-    return {name: _BUILDERS[name](ev, cols, query, counts) for name in query.facets}
+    tallies = FacetTallies(hours, options, {s: c for s, c in enumerate(seats.tolist()) if c}, ratings, dates)
+    if "price" in query.facets:
+        # A facet counts tens of trips, rarely thousands: plain Python lists cost less than numpy calls here.
+        rows = ev.rows[ev.matched("price")]
+        for code, amount in zip(cols.currency[rows].tolist(), cols.price[rows].tolist()):
+            tallies.prices.setdefault(currency_name(code), Counter())[amount] += 1
+    if "pickup_cells" in query.facets or "dropoff_cells" in query.facets:
+        mask = ev.matched()
+        tallies.pickups.update(zip(ev.pickup.lat[mask].tolist(), ev.pickup.lon[mask].tolist()))
+        tallies.dropoffs.update(zip(ev.dropoff.lat[mask].tolist(), ev.dropoff.lon[mask].tolist()))
+    return tallies
 
 
-def _departure_hour(ev: Evaluation, cols: TripColumns, query: Query, counted: _Counts) -> list[dict[str, int]]:
-    return [{"hour": h, "count": c} for h, c in enumerate(counted.hours.tolist())]
+def render_facets(tallies: FacetTallies, query: Query) -> dict[str, Any]:
+    """Return the facets ``query.facets`` asks for, written out from their tallies."""
+    return {name: _BUILDERS[name](tallies, query) for name in query.facets}
 
 
-def _time_of_day(ev: Evaluation, cols: TripColumns, query: Query, counted: _Counts) -> list[dict[str, Any]]:
+def _departure_hour(tallies: FacetTallies, query: Query) -> list[dict[str, int]]:
+    return [{"hour": h, "count": c} for h, c in enumerate(tallies.hours.tolist())]
+
+
+def _time_of_day(tallies: FacetTallies, query: Query) -> list[dict[str, Any]]:
     # The buckets start and end on whole hours: a bucket's count is the sum of its hours'.
-    hours = counted.hours.tolist()
+    hours = tallies.hours.tolist()
     return [
         {"key": key, "from": f"{lo // 60:02d}:00", "to": f"{hi // 60:02d}:00", "count": sum(hours[lo // 60 : hi // 60])}
         for key, lo, hi in TIME_OF_DAY_BUCKETS
     ]
 
 
-def _price(ev: Evaluation, cols: TripColumns, query: Query, counted: _Counts) -> dict[str, Any]:
-    rows = ev.rows[ev.matched("price")]
+def _price(tallies: FacetTallies, query: Query) -> dict[str, Any]:
     interval = query.price_interval
-    # A facet counts tens of trips, rarely thousands: plain Python lists cost less than numpy calls here.
-    by_currency: dict[int, list[float]] = {}
-    for code, amount in zip(cols.currency[rows].tolist(), cols.price[rows].tolist()):
-        by_currency.setdefault(code, []).append(amount)
     per_currency: list[dict[str, Any]] = []
-    for code, amounts in by_currency.items():
-        per_bucket = Counter(math.floor(amount / interval) for amount in amounts)
+    for currency, amounts in tallies.prices.items():
+        if not amounts:
+            continue
+        count = sum(amounts.values())
+        per_bucket: Counter[int] = Counter()
+        for amount, c in amounts.items():
+            per_bucket[math.floor(amount / interval)] += c
         per_currency.append(
             {
-                "currency": currency_name(code),
-                "count": len(amounts),
+                "currency": currency,
+                "count": count,
                 "min": min(amounts),
                 "max": max(amounts),
-                "avg": round(math.fsum(amounts) / len(amounts), 2),
+                # fsum is exact: the same sum whatever the order, or whoever counted.
+                "avg": round(math.fsum(amounts.elements()) / count, 2),
                 "buckets": [
                     {"from": _bucket_edge(k, interval), "to": _bucket_edge(k + 1, interval), "count": c}
                     for k, c in sorted(per_bucket.items())
@@ -142,21 +172,21 @@ def _bucket_edge(k: int, interval: float) -> float:
     return round(k * interval, 10)
 
 
-def _options(ev: Evaluation, cols: TripColumns, query: Query, counted: _Counts) -> dict[str, int]:
-    return dict(zip(OPTION_NAMES, counted.options.tolist()))
+def _options(tallies: FacetTallies, query: Query) -> dict[str, int]:
+    return dict(zip(OPTION_NAMES, tallies.options.tolist()))
 
 
-def _seats_available(ev: Evaluation, cols: TripColumns, query: Query, counted: _Counts) -> list[dict[str, int]]:
-    return [{"seats": seats, "count": c} for seats, c in enumerate(counted.seats.tolist()) if c]
+def _seats_available(tallies: FacetTallies, query: Query) -> list[dict[str, int]]:
+    return [{"seats": seats, "count": c} for seats, c in sorted(tallies.seats.items()) if c]
 
 
-def _driver_rating(ev: Evaluation, cols: TripColumns, query: Query, counted: _Counts) -> list[dict[str, Any]]:
-    return [{"min": t, "count": c} for t, c in zip((*RATING_THRESHOLDS, None), counted.ratings.tolist())]
+def _driver_rating(tallies: FacetTallies, query: Query) -> list[dict[str, Any]]:
+    return [{"min": t, "count": c} for t, c in zip((*RATING_THRESHOLDS, None), tallies.ratings.tolist())]
 
 
-def _dates(ev: Evaluation, cols: TripColumns, query: Query, counted: _Counts) -> list[dict[str, Any]]:
+def _dates(tallies: FacetTallies, query: Query) -> list[dict[str, Any]]:
     first = query.day - DATES_FACET_SPAN
-    return [{"date": _iso_day(first + k), "count": c} for k, c in enumerate(counted.dates.tolist())]
+    return [{"date": _iso_day(first + k), "count": c} for k, c in enumerate(tallies.dates.tolist())]
 
 
 @lru_cache(maxsize=4096)
@@ -164,10 +194,10 @@ def _iso_day(day: int) -> str:
     return (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat()
 
 
-def _cells(lat: NDArray[np.float64], lon: NDArray[np.float64], res: int) -> list[dict[str, Any]]:
+def _cells(points: Counter[tuple[float, float]], res: int) -> list[dict[str, Any]]:
     # Many hits share a pickup point (a city centre): one H3 call per distinct point.
     per_cell: dict[str, int] = {}
-    for (point_lat, point_lon), c in Counter(zip(lat.tolist(), lon.tolist())).items():
+    for (point_lat, point_lon), c in points.items():
         cell = _cell_of(point_lat, point_lon, res)
         per_cell[cell] = per_cell.get(cell, 0) + c
     return [{"cell": cell, "count": count, **_cell_centre(cell)} for cell, count in sorted(per_cell.items(), key=lambda kv: (-kv[1], kv[0]))]
@@ -185,17 +215,15 @@ def _cell_centre(cell: str) -> dict[str, float]:
     return {"lat": round(clat, 6), "lon": round(clon, 6)}
 
 
-def _pickup_cells(ev: Evaluation, cols: TripColumns, query: Query, counted: _Counts) -> list[dict[str, Any]]:
-    mask = ev.matched()
-    return _cells(ev.pickup.lat[mask], ev.pickup.lon[mask], query.cell_resolution)
+def _pickup_cells(tallies: FacetTallies, query: Query) -> list[dict[str, Any]]:
+    return _cells(tallies.pickups, query.cell_resolution)
 
 
-def _dropoff_cells(ev: Evaluation, cols: TripColumns, query: Query, counted: _Counts) -> list[dict[str, Any]]:
-    mask = ev.matched()
-    return _cells(ev.dropoff.lat[mask], ev.dropoff.lon[mask], query.cell_resolution)
+def _dropoff_cells(tallies: FacetTallies, query: Query) -> list[dict[str, Any]]:
+    return _cells(tallies.dropoffs, query.cell_resolution)
 
 
-_BUILDERS: dict[str, Callable[[Evaluation, TripColumns, Query, _Counts], Any]] = {
+_BUILDERS: dict[str, Callable[[FacetTallies, Query], Any]] = {
     "departure_hour": _departure_hour,
     "time_of_day": _time_of_day,
     "price": _price,

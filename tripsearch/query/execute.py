@@ -10,20 +10,20 @@ from __future__ import annotations
 import datetime as dt
 import time
 from functools import lru_cache
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..aggregations import compute_facets
+from ..aggregations import FacetTallies, render_facets, tally_evaluation
 from ..backend import Hit, Point, SearchResult
 from ..columns import TripColumns
 from ..geo import ClosestPoints
-from .matching import Windows, evaluate
+from .matching import Evaluation, Windows, evaluate
 from .model import DATES_FACET_SPAN, Query, encode_cursor
 from .ranking import score_of, select_page, sort_keys
 
-__all__ = ["execute", "candidate_days", "DocFetcher"]
+__all__ = ["execute", "sorted_page", "PageRows", "candidate_days", "DocFetcher"]
 
 # Documents by id: decoded, or the JSON bytes a backend stored (see ``Hit.source``).
 DocFetcher = Callable[[list[str]], Mapping[str, dict[str, Any] | bytes]]
@@ -72,22 +72,13 @@ def execute(
     primary, secondary = sort_keys(query, walk, ev.pickup.distance_km[matched], ev.pickup_time[matched], cols.price[match_rows])
     page, more = select_page(primary, secondary, _Ids(cols, match_rows), query.after, query.limit)
 
-    # The page's values as Python lists, read once: a few tens of hits, each a dozen values.
-    ids = [cols.ids[row] for row in match_rows[page].tolist()]
-    docs = fetch_docs(ids) if ids else {}
     at = matched[page]
-    walks = walk[page].tolist()
-    primaries = primary[page].tolist()
-    secondaries = secondary[page].tolist()
-    offsets = cols.offset_s[ev.rows[at]].tolist()
-    pickups = _points(ev.pickup, ev.pickup_time, at, offsets)
-    dropoffs = _points(ev.dropoff, ev.dropoff_time, at, offsets)
-    hits = [
-        Hit(id=tid, score=score_of(walk_km), pickup=pickup, dropoff=dropoff, source=docs.get(tid, {"id": tid}), sort=(primary_key, secondary_key, tid))
-        for tid, walk_km, primary_key, secondary_key, pickup, dropoff in zip(ids, walks, primaries, secondaries, pickups, dropoffs)
-    ]
+    ids = [cols.ids[row] for row in match_rows[page].tolist()]
+    hits = _hits(
+        query, ids, _at(ev.pickup, at), _at(ev.dropoff, at), ev.pickup_time[at], ev.dropoff_time[at], cols.offset_s[ev.rows[at]], cols.price[ev.rows[at]], fetch_docs
+    )
     next_cursor = encode_cursor(query, hits[-1].sort) if more and hits else None
-    facets = compute_facets(ev, cols, query, certain_dates) if query.facets else {}
+    facets = _facets(ev, cols, query, certain_dates) if query.facets else {}
     return SearchResult(
         total=len(matched),
         trips=hits,
@@ -98,14 +89,85 @@ def execute(
     )
 
 
-def _points(points: ClosestPoints, times: NDArray[np.int64], at: NDArray[np.int64], offsets_s: list[int]) -> list[Point]:
-    """Return the points ``at`` those positions, with their times in the trips' UTC offsets."""
-    local = np.datetime_as_string((times[at] + np.asarray(offsets_s, dtype=np.int64)).astype("datetime64[s]")).tolist()
+class PageRows(NamedTuple):
+    """Hits a backend found and sorted itself, in key order: their pickups and dropoffs with times, UTC offsets and prices."""
+
+    ids: list[str]
+    pickup: ClosestPoints
+    dropoff: ClosestPoints
+    pickup_time: NDArray[np.int64]
+    dropoff_time: NDArray[np.int64]
+    offset_s: NDArray[np.int64]
+    price: NDArray[np.float64]
+
+
+def sorted_page(query: Query, rows: PageRows, total: int, tallies: FacetTallies, fetch_docs: DocFetcher, started: float) -> SearchResult:
+    """Return the result page of ``query`` from hits a backend sorted and counted itself.
+
+    ``rows`` are the first hits after the cursor in key order (the shared
+    keys of :mod:`~tripsearch.query.ranking`), one more than the page if
+    there are more; ``total`` and ``tallies`` count every match.
+    """
+    n = min(len(rows.ids), query.limit)
+    at = np.arange(n)
+    hits = _hits(query, rows.ids[:n], _at(rows.pickup, at), _at(rows.dropoff, at), rows.pickup_time[:n], rows.dropoff_time[:n], rows.offset_s[:n], rows.price[:n], fetch_docs)
+    next_cursor = encode_cursor(query, hits[-1].sort) if len(rows.ids) > query.limit and hits else None
+    return SearchResult(
+        total=total,
+        trips=hits,
+        facets=render_facets(tallies, query) if query.facets else {},
+        next_cursor=next_cursor,
+        took_ms=round((time.perf_counter() - started) * 1000, 3),
+        candidates=len(rows.ids),
+    )
+
+
+def _at(points: ClosestPoints, at: NDArray[np.int64]) -> ClosestPoints:
+    return ClosestPoints(*(part[at] for part in points))
+
+
+def _hits(
+    query: Query,
+    ids: list[str],
+    pickup: ClosestPoints,
+    dropoff: ClosestPoints,
+    pickup_time: NDArray[np.int64],
+    dropoff_time: NDArray[np.int64],
+    offset_s: NDArray[np.integer[Any]],
+    price: NDArray[np.float64],
+    fetch_docs: DocFetcher,
+) -> list[Hit]:
+    """Return the hits of a page, in order, with their documents and sort keys."""
+    docs = fetch_docs(ids) if ids else {}
+    walk = pickup.distance_km + dropoff.distance_km
+    primary, secondary = sort_keys(query, walk, pickup.distance_km, pickup_time, price)
+    # The page's values as Python lists, read once: a few tens of hits, each a dozen values.
+    offsets = offset_s.tolist()
+    pickups = _points(pickup, pickup_time, offsets)
+    dropoffs = _points(dropoff, dropoff_time, offsets)
+    return [
+        Hit(id=tid, score=score_of(walk_km), pickup=p, dropoff=d, source=docs.get(tid, {"id": tid}), sort=(primary_key, secondary_key, tid))
+        for tid, walk_km, primary_key, secondary_key, p, d in zip(ids, walk.tolist(), primary.tolist(), secondary.tolist(), pickups, dropoffs)
+    ]
+
+
+def _facets(ev: Evaluation, cols: TripColumns, query: Query, certain_dates: Mapping[int, int] | None) -> dict[str, Any]:
+    """Return the facets of the evaluated candidates, plus the dates a backend counted."""
+    tallies = tally_evaluation(ev, cols, query)
+    if certain_dates:
+        first = query.day - DATES_FACET_SPAN
+        for day, count in certain_dates.items():
+            if 0 <= day - first < len(tallies.dates):
+                tallies.dates[day - first] += count
+    return render_facets(tallies, query)
+
+
+def _points(points: ClosestPoints, times: NDArray[np.int64], offsets_s: list[int]) -> list[Point]:
+    """Return the points, with their times in the trips' UTC offsets."""
+    local = np.datetime_as_string((times + np.asarray(offsets_s, dtype=np.int64)).astype("datetime64[s]")).tolist()
     return [
         Point(round(lat, 6), round(lon, 6), round(distance_km, 3), wall + _utc_offset(offset_s))
-        for lat, lon, distance_km, wall, offset_s in zip(
-            points.lat[at].tolist(), points.lon[at].tolist(), points.distance_km[at].tolist(), local, offsets_s
-        )
+        for lat, lon, distance_km, wall, offset_s in zip(points.lat.tolist(), points.lon.tolist(), points.distance_km.tolist(), local, offsets_s)
     ]
 
 

@@ -38,6 +38,7 @@ _MSEARCH_FIELDS = [
     "responses.error",
     "responses.hits.total",
     "responses.hits.hits.fields",
+    "responses.hits.hits._source",
     "responses.aggregations",
 ]
 
@@ -86,7 +87,7 @@ class Connection:
         except ValueError as exc:  # the client checks addresses before any request
             raise BackendUnavailable(f"cannot use Elasticsearch at {url!r}: {exc}", retry_after=60.0) from None
         self._counters_lock = threading.Lock()
-        self._counters = {"searches": 0, "fetched": 0, "candidates": 0, "matches": 0, "es_requests": 0, "took_ms": 0, "fetched_bytes": 0}
+        self._counters = {"searches": 0, "anchored": 0, "fetched": 0, "candidates": 0, "matches": 0, "es_requests": 0, "shard_searches": 0, "took_ms": 0, "fetched_bytes": 0}
 
     @contextmanager
     def translate(self, action: str) -> Iterator[None]:
@@ -126,7 +127,7 @@ class Connection:
         except ApiError as exc:
             raise Retryable(error_reason(exc.body) or exc.message) from None
         size = _MeasuringSerializer.last_size()
-        self.count(es_requests=1, took_ms=int(resp.get("took", 0)), fetched_bytes=size)
+        self.count(es_requests=1, shard_searches=1, took_ms=int(resp.get("took", 0)), fetched_bytes=size)
         return resp
 
     def msearch(self, bodies: list[dict[str, Any]]) -> list[Any]:
@@ -142,7 +143,7 @@ class Connection:
         failed = [a for a in answers if "error" in a]
         if failed:
             raise Retryable(error_reason(failed[0]))
-        self.count(es_requests=1, took_ms=int(resp.get("took", 0)), fetched_bytes=_MeasuringSerializer.last_size())
+        self.count(es_requests=1, shard_searches=len(bodies), took_ms=int(resp.get("took", 0)), fetched_bytes=_MeasuringSerializer.last_size())
         return list(answers)
 
     def hits(self, body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from elasticsearch import ApiError
 
 from ...errors import BackendUnavailable
 from .connection import Connection
-from .mapping import MAPPING_VERSION, index_name, index_template, mapping_version, template_name
+from .mapping import MAPPING_VERSION, index_name, index_template, mapping_anchors, mapping_version, template_name
 
 __all__ = ["Indices", "refresh_interval_setting", "index_generation"]
 
@@ -50,10 +50,11 @@ class Indices:
         self.number_of_replicas = number_of_replicas
         self.refresh_interval = refresh_interval
         self.create = create
+        self.anchors: str | None = None  # the fingerprint of the anchor places the index's documents hold
         self.mapping_version = self._open_index()
 
     def _open_index(self) -> int:
-        """Create the template, the first index and the alias if missing; return the mapping version of the index."""
+        """Create the template, the first index and the alias if missing; return the mapping version of the index (and note its anchors)."""
         with self._connection.translate("open the index"):
             if self.create and self.alias_target() is None:
                 self.put_template()
@@ -67,6 +68,7 @@ class Indices:
             mapping = self._es.indices.get_mapping(index=concrete)[concrete]["mappings"]
             self._adjust_settings(concrete)
         version = mapping_version(mapping)
+        self.anchors = mapping_anchors(mapping)
         if version != MAPPING_VERSION:
             log.warning("index %s has mapping version %d, this code searches version %d: run `tripsearch reindex` (searches fail until then)", concrete, version, MAPPING_VERSION)
         return version
@@ -121,7 +123,9 @@ class Indices:
             return
         with self._connection.translate("read the mapping"):
             concrete = self.concrete_index()
-            self.mapping_version = mapping_version(self._es.indices.get_mapping(index=concrete)[concrete]["mappings"])
+            mapping = self._es.indices.get_mapping(index=concrete)[concrete]["mappings"]
+            self.mapping_version = mapping_version(mapping)
+            self.anchors = mapping_anchors(mapping)
         if self.mapping_version != MAPPING_VERSION:
             raise BackendUnavailable(
                 f"index {concrete} has mapping version {self.mapping_version} and this tripsearch searches version {MAPPING_VERSION}: run `tripsearch reindex`",

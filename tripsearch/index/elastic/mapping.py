@@ -39,7 +39,9 @@ from elasticsearch.dsl import (
     InnerDoc,
     Integer,
     Keyword,
+    Long,
     MetaField,
+    Nested,
     Object,
     Short,
     Text,
@@ -49,6 +51,7 @@ from numpy.typing import NDArray
 from ...columns import TripColumns, ragged_indices
 from ...model import MAX_ROUTE_POINTS, OPTION_NAMES, Trip
 from ..cells import CorridorCells, route_to_cells, route_to_samples
+from .anchors import anchor_fields, anchor_places
 from .encoding import ROUTE_CELLS_ANALYZER, cells_to_keywords, local_times, route_cell_days, route_cell_sentences, route_points
 
 __all__ = [
@@ -59,6 +62,7 @@ __all__ = [
     "template_name",
     "index_name",
     "mapping_version",
+    "mapping_anchors",
     "trips_to_documents",
     "tombstone_document",
     "columns_to_compact",
@@ -68,7 +72,8 @@ __all__ = [
 ]
 
 # 2: route_cells and the local times, for searches decided in the shards; price and rating as double.
-MAPPING_VERSION = 2
+# 3: anchors, the exact pickup at known places, for pages, facets and totals from the shards.
+MAPPING_VERSION = 3
 
 
 class TripOptions(InnerDoc):
@@ -77,6 +82,19 @@ class TripOptions(InnerDoc):
     smoking = Boolean()
     women_only = Boolean()
     max_two_back = Boolean()
+
+
+class AnchorEntry(InnerDoc):
+    """A trip seen from a known place (:mod:`~tripsearch.index.elastic.anchors`)."""
+
+    place = Keyword()
+    km = Double()
+    time = Long()
+    drop_time = Long()
+    day = Integer()
+    minute = Short()
+    pickup = Keyword()
+    dropoff = Keyword()
 
 
 class TripDocument(Document):
@@ -89,6 +107,8 @@ class TripDocument(Document):
     route_points = GeoPoint(multi=True)
     route_cell_days = Keyword(multi=True)
     corridor_cells = Keyword(multi=True)
+    anchors = Nested(AnchorEntry)
+    anchor_pairs = Keyword(multi=True)
     local_days = Integer(multi=True)
     local_day_first = Integer()
     local_day_span = Short()
@@ -99,6 +119,7 @@ class TripDocument(Document):
     seats_available = Short()
     options = Object(TripOptions)
     driver_rating = Double()
+    utc_offset_s = Integer()
     compact = Binary(doc_values=True)
     trip = Object(enabled=False)
 
@@ -109,20 +130,26 @@ class TripDocument(Document):
 # Indexed (or kept in doc values) and never read back from _source: a search reads the compact row from
 # doc values, get and reindex read the stored trip. Left out of _source, they cost no stored bytes and
 # no JSON parsing when a hit's source is read.
-SOURCE_EXCLUDES = ("route_cells", "route_points", "route_cell_days", "corridor_cells", "compact")
+SOURCE_EXCLUDES = ("route_cells", "route_points", "route_cell_days", "corridor_cells", "anchor_pairs", "compact")
 
 
 def trip_mapping() -> dict[str, Any]:
     """Return the mapping of :class:`TripDocument`, with its version in ``_meta``."""
     mapping: dict[str, Any] = TripDocument._doc_type.mapping.to_dict()
     mapping["_source"] = {"excludes": list(SOURCE_EXCLUDES)}
-    mapping["_meta"] = {"tripsearch_mapping": MAPPING_VERSION}
+    mapping["_meta"] = {"tripsearch_mapping": MAPPING_VERSION, "tripsearch_anchors": anchor_places().fingerprint}
     return mapping
 
 
 def mapping_version(mapping: dict[str, Any]) -> int:
     """Return the version of a mapping read back from Elasticsearch."""
     return int(mapping.get("_meta", {}).get("tripsearch_mapping", 1))
+
+
+def mapping_anchors(mapping: dict[str, Any]) -> str | None:
+    """Return the fingerprint of the anchor places whose entries the documents of a mapping hold."""
+    found = mapping.get("_meta", {}).get("tripsearch_anchors")
+    return None if found is None else str(found)
 
 
 def template_name(alias: str) -> str:
@@ -174,6 +201,7 @@ def trips_to_documents(trips: Sequence[Trip], sources: Sequence[bytes]) -> list[
     cell_days = route_cell_days(cols, samples)
     points = route_points(cols)
     times = local_times(cols)
+    anchors = anchor_fields(cols)
     day_first, day_last, minute_first, minute_last = (a.tolist() for a in times)
     docs = []
     for i, trip in enumerate(trips):
@@ -186,6 +214,8 @@ def trips_to_documents(trips: Sequence[Trip], sources: Sequence[bytes]) -> list[
             "route_points": points[i],
             "route_cell_days": cell_days[i],
             "corridor_cells": cell_names[cell_bounds[i] : cell_bounds[i + 1]],
+            "anchors": anchors.entries[i],
+            "anchor_pairs": anchors.pairs[i],
             "local_days": list(range(day_first[i], day_last[i] + 1)),
             "local_day_first": day_first[i],
             "local_day_span": day_last[i] - day_first[i],
@@ -194,6 +224,7 @@ def trips_to_documents(trips: Sequence[Trip], sources: Sequence[bytes]) -> list[
             "price": trip.price.amount,
             "currency": trip.price.currency,
             "seats_available": trip.seats_available,
+            "utc_offset_s": trip.utc_offset_s,
             "options": {name: getattr(trip.options, name) for name in OPTION_NAMES},
             "compact": compact[i],
         }

@@ -46,7 +46,23 @@ from ...query.model import DATES_FACET_SPAN, Query
 from ..cells import disk_to_cells
 from .encoding import GEO_TOLERANCE_KM, ROUTE_POINT_KM, cell_day_keywords, cells_to_keywords, span_cover
 
-__all__ = ["SearchPlan", "compile_search", "certain_clauses", "CANDIDATE_FIELDS", "CERTAIN_DATES", "DEFAULT_PAGE_SIZE"]
+__all__ = [
+    "SearchPlan",
+    "compile_search",
+    "certain_clauses",
+    "CANDIDATE_FIELDS",
+    "CERTAIN_DATES",
+    "DEFAULT_PAGE_SIZE",
+    "Clause",
+    "Near",
+    "near_cells",
+    "order_clause",
+    "span_clause",
+    "attribute_clauses",
+    "time_window",
+    "bool_clause",
+    "request",
+]
 
 DEFAULT_PAGE_SIZE = 5000
 # What a candidate brings back: its id and the trip as one compact row of columns, both from doc values.
@@ -71,7 +87,7 @@ class SearchPlan:
 
 
 @dataclass(frozen=True)
-class _Near:
+class Near:
     """The cells near ``from`` and ``to`` a query uses: the embedded index's covers, and the wider ones of the route sentence."""
 
     from_cells: list[str]
@@ -81,10 +97,10 @@ class _Near:
     shared: list[str]  # in both wider covers
 
 
-def _near(query: Query) -> _Near:
+def near_cells(query: Query) -> Near:
     from_span = span_cover(query.from_point[0], query.from_point[1], query.from_radius_km)
     to_span = span_cover(query.to_point[0], query.to_point[1], query.to_radius_km)
-    return _Near(
+    return Near(
         from_cells=cells_to_keywords(disk_to_cells(query.from_point[0], query.from_point[1], query.from_radius_km)),
         to_cells=cells_to_keywords(disk_to_cells(query.to_point[0], query.to_point[1], query.to_radius_km)),
         from_span=cells_to_keywords(from_span),
@@ -95,17 +111,17 @@ def _near(query: Query) -> _Near:
 
 def compile_search(query: Query, page_size: int = DEFAULT_PAGE_SIZE) -> SearchPlan:
     """Return the requests of ``query`` (first pages, sorted by ``_doc``; more pages add a point in time)."""
-    near = _near(query)
+    near = near_cells(query)
     ignored = {FACET_FILTER[name] for name in query.facets} - {None}
     pushed = [name for name in _ATTRIBUTE_FILTERS if name not in ignored]
-    filters = _corridor(query, near, [query.day]) + _attribute_clauses(query, pushed)
+    filters = _corridor(query, near, [query.day]) + attribute_clauses(query, pushed)
     must_not = [] if "time" in ignored else _time_fails(query)
-    candidates = _request(filters, must_not, page_size)
+    candidates = request(filters, must_not, page_size)
     if "dates" not in query.facets:
         return SearchPlan(candidates, None)
     others = [d for d in range(query.day - DATES_FACET_SPAN, query.day + DATES_FACET_SPAN + 1) if d != query.day]
     certain = certain_clauses(query, near)
-    band_filters = _corridor(query, near, others) + _attribute_clauses(query, list(_ATTRIBUTE_FILTERS))
+    band_filters = _corridor(query, near, others) + attribute_clauses(query, list(_ATTRIBUTE_FILTERS))
     # Trips posted on the date are candidates already, decided exactly for every day they span.
     posted_on_date: Clause = {"term": {"local_days": query.day}}
     band_not: list[Clause] = [posted_on_date, *_time_fails(query)]
@@ -117,16 +133,16 @@ def compile_search(query: Query, page_size: int = DEFAULT_PAGE_SIZE) -> SearchPl
                 "global": {},
                 "aggs": {
                     "certain": {
-                        "filter": _bool(band_filters + [certain], [posted_on_date]),
+                        "filter": bool_clause(band_filters + [certain], [posted_on_date]),
                         "aggs": {"days": {"filters": {"filters": on_day}}},
                     }
                 },
             }
         }
-    return SearchPlan(candidates, _request(band_filters, band_not, page_size))
+    return SearchPlan(candidates, request(band_filters, band_not, page_size))
 
 
-def certain_clauses(query: Query, near: _Near | None = None) -> Clause | None:
+def certain_clauses(query: Query, near: Near | None = None) -> Clause | None:
     """Return the clause true of a candidate that matches for sure, on whatever day it picks up (None: none is sure).
 
     Sure: a route point within ``r - GEO_TOLERANCE_KM`` of each place, no
@@ -134,19 +150,19 @@ def certain_clauses(query: Query, near: _Near | None = None) -> Clause | None:
     pickup comes first), and the time window holding every minute of the
     trip. Every other filter, and the day, are left to the caller.
     """
-    near = near or _near(query)
+    near = near or near_cells(query)
     inner_from = query.from_radius_km - GEO_TOLERANCE_KM
     inner_to = query.to_radius_km - GEO_TOLERANCE_KM
     if inner_from < 0 or inner_to < 0:
         return None
-    must_not = [_span(near.to_span, near.from_span)]
+    must_not = [span_clause(near.to_span, near.from_span)]
     if near.shared:
         must_not.append({"terms": {"route_cells": near.shared}})
     filters = [_distance(query.from_point, inner_from), _distance(query.to_point, inner_to), *_time_holds(query)]
     return {"bool": {"filter": filters, "must_not": must_not}}
 
 
-def _picks_up_on(near: _Near, day: int) -> Clause:
+def _picks_up_on(near: Near, day: int) -> Clause:
     """Return the clause of a trip whose every sample near ``from`` is on local ``day``, so its pickup is too.
 
     A trip spans at most two days here, so its samples' days are among
@@ -160,28 +176,25 @@ def _picks_up_on(near: _Near, day: int) -> Clause:
     }
 
 
-def _request(filters: list[Clause], must_not: list[Clause], page_size: int) -> dict[str, Any]:
-    query = _bool(filters, must_not)
+def request(filters: list[Clause], must_not: list[Clause], page_size: int) -> dict[str, Any]:
+    query = bool_clause(filters, must_not)
     return {"query": query, "sort": ["_doc"], "size": page_size, "track_total_hits": True, "stored_fields": "_none_", "docvalue_fields": list(CANDIDATE_FIELDS)}
 
 
-def _bool(filters: list[Clause], must_not: list[Clause] | None = None) -> Clause:
+def bool_clause(filters: list[Clause], must_not: list[Clause] | None = None) -> Clause:
     body: dict[str, Any] = {"filter": filters}
     if must_not:
         body["must_not"] = must_not
     return {"bool": body}
 
 
-def _corridor(query: Query, near: _Near, days: list[int]) -> list[Clause]:
+def _corridor(query: Query, near: Near, days: list[int]) -> list[Clause]:
     """Return the clauses every trip that may match on one of ``days`` (its posting days) passes."""
-    in_order = _span(near.from_span, near.to_span)
-    if near.shared:
-        in_order = {"bool": {"should": [in_order, {"terms": {"route_cells": near.shared}}], "minimum_should_match": 1}}
     slack = ROUTE_POINT_KM / 2 + GEO_TOLERANCE_KM
     return [
         {"terms": {"corridor_cells": near.from_cells}},
         {"terms": {"corridor_cells": near.to_cells}},
-        in_order,
+        order_clause(near),
         _distance(query.from_point, query.from_radius_km + slack),
         _distance(query.to_point, query.to_radius_km + slack),
         {"terms": {"local_days": days}} if len(days) > 1 else {"term": {"local_days": days[0]}},
@@ -190,7 +203,15 @@ def _corridor(query: Query, near: _Near, days: list[int]) -> list[Clause]:
     ]
 
 
-def _span(first: list[str], then: list[str]) -> Clause:
+def order_clause(near: Near) -> Clause:
+    """Return the clause every trip whose pickup comes before its dropoff passes: a cell near ``from``, later one near ``to``, or one near both."""
+    in_order = span_clause(near.from_span, near.to_span)
+    if not near.shared:
+        return in_order
+    return {"bool": {"should": [in_order, {"terms": {"route_cells": near.shared}}], "minimum_should_match": 1}}
+
+
+def span_clause(first: list[str], then: list[str]) -> Clause:
     """Return "a token of ``first``, and later one of ``then``" on the route sentence."""
     return {
         "span_near": {
@@ -205,7 +226,7 @@ def _distance(point: tuple[float, float], radius_km: float) -> Clause:
     return {"geo_distance": {"distance": f"{radius_km * 1000:.3f}m", "route_points": {"lat": point[0], "lon": point[1]}}}
 
 
-def _attribute_clauses(query: Query, names: list[str]) -> list[Clause]:
+def attribute_clauses(query: Query, names: list[str]) -> list[Clause]:
     """Return the clauses of the filters ``names`` the query sets (the shared rules, as range and term queries)."""
     out: list[Clause] = []
     if "seats" in names:
@@ -219,7 +240,7 @@ def _attribute_clauses(query: Query, names: list[str]) -> list[Clause]:
     return out
 
 
-def _window(query: Query) -> tuple[int, int] | None:
+def time_window(query: Query) -> tuple[int, int] | None:
     if query.time_from is None and query.time_to is None:
         return None
     return (0 if query.time_from is None else query.time_from, _MINUTES_PER_DAY - 1 if query.time_to is None else query.time_to)
@@ -227,7 +248,7 @@ def _window(query: Query) -> tuple[int, int] | None:
 
 def _time_holds(query: Query) -> list[Clause]:
     """Return the clauses of a one-day trip whose every minute from departure to arrival is in the time window."""
-    window = _window(query)
+    window = time_window(query)
     if window is None:
         return []
     lo, hi = window
@@ -240,7 +261,7 @@ def _time_holds(query: Query) -> list[Clause]:
 
 def _time_fails(query: Query) -> list[Clause]:
     """Return the clause of a one-day trip with no minute from departure to arrival in the time window (none without a window)."""
-    window = _window(query)
+    window = time_window(query)
     if window is None:
         return []
     lo, hi = window

@@ -17,6 +17,7 @@ from elasticsearch import ApiError, TransportError
 
 from ...errors import BackendUnavailable
 from ...model import parse_trip
+from .anchors import anchor_places
 from .connection import ID_BATCH, Connection, Retryable, chunks, error_reason
 from .indices import Indices, index_generation, refresh_interval_setting
 from .mapping import MAPPING_VERSION, index_name, tombstone_document, trips_to_documents
@@ -82,6 +83,7 @@ def run_reindex(
         with connection.translate("delete the old index"):
             es.options(ignore_status=404).indices.delete(index=old)
     indices.mapping_version = MAPPING_VERSION
+    indices.anchors = anchor_places().fingerprint
     return {
         "alias": alias,
         "from": old,

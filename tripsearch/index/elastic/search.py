@@ -23,10 +23,12 @@ from numpy.typing import NDArray
 from ...backend import SearchResult
 from ...columns import TripColumns
 from ...errors import BackendUnavailable
-from ...query.execute import execute
+from ...query.execute import execute, sorted_page
 from ...query.matching import Windows
 from ...query.model import Query, parse_query
 from ..cells import disk_to_cells
+from .anchored import InexactAggregation, compile_anchored, read_page, read_tallies
+from .anchors import ANCHOR_KM, anchor_places
 from .connection import Connection, Retryable
 from .indices import Indices
 from .mapping import CompactFormatError, Corridor, compact_to_columns
@@ -40,6 +42,12 @@ def run_search(connection: Connection, indices: Indices, query: Query | Mapping[
     started = time.perf_counter()
     q = parse_query(query)
     indices.check_mapping()
+    ends = _anchor_keys(q) if indices.anchors == anchor_places().fingerprint else None
+    if ends is not None:
+        try:
+            return _anchored_search(connection, q, *ends, started)
+        except InexactAggregation:
+            pass  # a facet with more distinct values than an aggregation returns: the general path counts it
     hits, certain_dates = _plan_hits(connection, compile_search(q, connection.page_size))
     cols, corridor = _columns(hits, connection.alias)
     rows, windows = corridor_windows(
@@ -49,6 +57,35 @@ def run_search(connection: Connection, indices: Indices, query: Query | Mapping[
     )
     result = execute(q, cols, rows, connection.fetch_docs, started, windows, certain_dates)
     connection.count(searches=1, fetched=len(cols), candidates=result.candidates, matches=result.total)
+    return result
+
+
+def _anchor_keys(query: Query) -> tuple[str, str] | None:
+    """Return the anchor keys of ``from`` and ``to`` when a search between them can run in the shards, else None."""
+    if query.from_radius_km > ANCHOR_KM or query.to_radius_km > ANCHOR_KM:
+        return None
+    anchors = anchor_places()
+    from_key, to_key = anchors.key_of(query.from_point), anchors.key_of(query.to_point)
+    if from_key is None or to_key is None or from_key == to_key:
+        return None
+    return from_key, to_key
+
+
+def _anchored_search(connection: Connection, q: Query, from_key: str, to_key: str, started: float) -> SearchResult:
+    """Return the result of a search between two anchors: page, total and facets from the shards (see :mod:`.anchored`)."""
+    body = compile_anchored(q, from_key, to_key)
+    for attempt in (1, 2):
+        try:
+            with connection.translate("search"):
+                (answer,) = connection.msearch([body])
+            break
+        except Retryable as exc:
+            if attempt == 2:
+                raise BackendUnavailable(f"cannot search: {exc}", retry_after=1.0) from None
+    rows, docs = read_page(answer["hits"].get("hits", []), from_key, to_key)
+    tallies = read_tallies(q, from_key, answer.get("aggregations", {}))
+    result = sorted_page(q, rows, int(answer["hits"]["total"]["value"]), tallies, lambda ids: docs, started)
+    connection.count(searches=1, anchored=1, fetched=len(rows.ids), candidates=result.candidates, matches=result.total)
     return result
 
 

@@ -1,0 +1,290 @@
+"""Searches between two anchors: the page, the total and the facets from the shards, nothing to decide here.
+
+When ``from`` and ``to`` are both anchor places
+(:mod:`~tripsearch.index.elastic.anchors`) and the radii at most
+:data:`~tripsearch.index.elastic.anchors.ANCHOR_KM`, every value the
+matching rules compute for a trip is in its document: the distance of each
+place to the route, the pickup time and its local day and minute, the
+pickup and dropoff points, and whether the pickup at one place comes before
+the dropoff at the other (``anchor_pairs``). So a search is one request
+whose every clause is exact:
+
+- the query: ``from``'s entry within its radius (on the date, or the days of
+  the dates facet), ``to``'s within its radius, the pair in order,
+  published, not deleted;
+- a ``post_filter`` with every filter, so that the aggregations can leave
+  out a facet's own: the date and the time window on ``from``'s entry, the
+  attributes on the trip;
+- the page sorted by the shared sort keys (:mod:`tripsearch.query.ranking`)
+  after the cursor's (``search_after``), one more than the page, with an
+  exact total (``track_total_hits``);
+- one aggregation per facet, a ``filter`` with every filter but the facet's
+  own, read back into :class:`~tripsearch.aggregations.FacetTallies` (the
+  distinct prices and points, so that sums, buckets and cells are computed
+  by the shared code).
+
+Nothing is uncertain: no trip beyond the page is fetched. A hit brings its
+stored trip and its entries (from ``_source``): the pickup and dropoff
+as the shared rules compute them, which :func:`read_page` hands to the
+shared page builder (:func:`~tripsearch.query.execute.sorted_page`).
+
+>>> from tripsearch.query.model import parse_query
+>>> q = parse_query({"from": [48.85341, 2.3488], "to": [45.74906, 4.84789], "date": "2026-12-01", "facets": ["seats_available", "options"]})
+>>> body = compile_anchored(q, "3958", "3121")
+>>> body["query"]["bool"]["filter"][2], body["sort"][0]["anchors.km"]["mode"], body["size"], sorted(body["aggs"])
+({'term': {'anchor_pairs': '3958>3121'}}, 'sum', 21, ['all', 'but_seats'])
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from ...aggregations import FACET_FILTER, RATING_THRESHOLDS, FacetTallies
+from ...model import OPTION_NAMES
+from ...geo import ClosestPoints
+from ...query.execute import PageRows
+from ...query.matching import FILTERS
+from ...query.model import DATES_FACET_SPAN, Query
+from .anchors import ANCHOR_KM, anchor_pair
+from .query import Clause, attribute_clauses, bool_clause, time_window
+
+__all__ = ["compile_anchored", "read_tallies", "read_page", "InexactAggregation", "MAX_TERMS", "HIT_FIELDS"]
+
+# What a hit brings back: its id, UTC offset and price (doc values), and from its source the stored trip and
+# its anchor entries (a few hundred bytes; inner hits cost a nested query per hit).
+HIT_FIELDS = ("id", "utc_offset_s", "price")
+# Distinct values a terms aggregation returns (prices, pickup points): far more than any corridor has in a week.
+MAX_TERMS = 10_000
+# The counts each facet reads, and the entry they are counted over (if any); the two time facets read one.
+_COUNTS: dict[str, tuple[str, str | None]] = {
+    "departure_hour": ("hours", "from"),
+    "time_of_day": ("hours", "from"),
+    "dates": ("dates", "from"),
+    "pickup_cells": ("pickup_cells", "from"),
+    "dropoff_cells": ("dropoff_cells", "to"),
+    "price": ("price", None),
+    "options": ("options", None),
+    "seats_available": ("seats_available", None),
+    "driver_rating": ("driver_rating", None),
+}
+_ENTRY = {"from": "from_entry", "to": "to_entry"}
+
+
+class InexactAggregation(Exception):
+    """An aggregation left values out (more distinct values than :data:`MAX_TERMS`)."""
+
+
+def compile_anchored(query: Query, from_key: str, to_key: str) -> dict[str, Any]:
+    """Return the request of ``query`` from anchor ``from_key`` to anchor ``to_key`` (radii at most ANCHOR_KM)."""
+    assert query.from_radius_km <= ANCHOR_KM and query.to_radius_km <= ANCHOR_KM and from_key != to_key
+    days = list(range(query.day - DATES_FACET_SPAN, query.day + DATES_FACET_SPAN + 1)) if "dates" in query.facets else [query.day]
+    base: list[Clause] = [
+        _entry(from_key, {"range": {"anchors.km": {"lte": query.from_radius_km}}}, _days(days)),
+        _entry(to_key, {"range": {"anchors.km": {"lte": query.to_radius_km}}}),
+        {"term": {"anchor_pairs": anchor_pair(from_key, to_key)}},
+        {"term": {"status": "published"}},
+        {"term": {"deleted": False}},
+    ]
+    by_filter = _filter_clauses(query, from_key)
+    body: dict[str, Any] = {
+        "query": bool_clause(base),
+        "post_filter": bool_clause([c for name in FILTERS for c in by_filter[name]]),
+        "sort": _sort(query, from_key, to_key),
+        "size": query.limit + 1,
+        "track_total_hits": True,
+        "_source": ["trip", "anchors"],
+        "docvalue_fields": list(HIT_FIELDS),
+    }
+    if query.after is not None:
+        body["search_after"] = _search_after(query)
+    aggs = _facet_aggs(query, from_key, to_key, by_filter)
+    if aggs:
+        body["aggs"] = aggs
+    return body
+
+
+def _entry(key: str, *clauses: Clause | None) -> Clause:
+    """Return "the trip's entry for the anchor ``key`` passes every clause" (one entry per place)."""
+    filters = [{"term": {"anchors.place": key}}, *(c for c in clauses if c is not None)]
+    return {"nested": {"path": "anchors", "query": {"bool": {"filter": filters}}}}
+
+
+def _days(days: list[int]) -> Clause:
+    return {"terms": {"anchors.day": days}} if len(days) > 1 else {"term": {"anchors.day": days[0]}}
+
+
+def _filter_clauses(query: Query, from_key: str) -> dict[str, list[Clause]]:
+    """Return the clauses of each filter of ``query`` (empty when it does not set it), by name (:data:`~tripsearch.query.matching.FILTERS`)."""
+    window = time_window(query)
+    time: list[Clause] = []
+    if window is not None:
+        lo, hi = window
+        minutes: Clause = (
+            {"range": {"anchors.minute": {"gte": lo, "lte": hi}}}
+            if lo <= hi
+            else {"bool": {"should": [{"range": {"anchors.minute": {"gte": lo}}}, {"range": {"anchors.minute": {"lte": hi}}}], "minimum_should_match": 1}}
+        )
+        time = [_entry(from_key, minutes)]
+    # Without the dates facet, the query itself holds the date.
+    clauses = {"date": [_entry(from_key, _days([query.day]))] if "dates" in query.facets else [], "time": time}
+    for name in ("price", "options", "rating", "seats"):
+        clauses[name] = attribute_clauses(query, [name])
+    return clauses
+
+
+def _scope(name: str, by_filter: dict[str, list[Clause]]) -> str:
+    """Return the name of the aggregation scope of facet ``name``: every filter the query sets but the facet's own.
+
+    Facets whose own filter is not set share the scope of every filter
+    (``all``), so a search with a date and nothing else counts in two scopes.
+    """
+    own = FACET_FILTER[name]
+    return f"but_{own}" if own is not None and by_filter[own] else "all"
+
+
+def _facet_aggs(query: Query, from_key: str, to_key: str, by_filter: dict[str, list[Clause]]) -> dict[str, Any]:
+    """Return the aggregations of the facets ``query`` asks for: a ``filter`` per scope, then each facet's counts."""
+    keys = {"from": from_key, "to": to_key}
+    scopes: dict[str, dict[str, Any]] = {}
+    for name in query.facets:
+        counts, entry = _COUNTS[name]
+        scope = _scope(name, by_filter)
+        if scope not in scopes:
+            left_out = FACET_FILTER[name] if scope != "all" else None
+            scopes[scope] = {"filter": bool_clause([c for f in FILTERS if f != left_out for c in by_filter[f]]), "aggs": {}}
+        node = scopes[scope]["aggs"]
+        if entry is not None:
+            # Each trip has one entry per place: counting entries of that place counts trips.
+            nested = node.setdefault(_ENTRY[entry], {"nested": {"path": "anchors"}, "aggs": {"entry": {"filter": {"term": {"anchors.place": keys[entry]}}, "aggs": {}}}})
+            node = nested["aggs"]["entry"]["aggs"]
+        node[counts] = _counts(counts)
+    return scopes
+
+
+def _counts(counts: str) -> dict[str, Any]:
+    """Return the aggregation of one kind of counts."""
+    if counts == "hours":
+        return {"histogram": {"field": "anchors.minute", "interval": 60}}
+    if counts == "dates":
+        return {"terms": {"field": "anchors.day", "size": 2 * DATES_FACET_SPAN + 1}}
+    if counts == "pickup_cells":
+        return {"terms": {"field": "anchors.pickup", "size": MAX_TERMS}}
+    if counts == "dropoff_cells":
+        return {"terms": {"field": "anchors.dropoff", "size": MAX_TERMS}}
+    if counts == "price":
+        return {"terms": {"field": "currency", "size": MAX_TERMS}, "aggs": {"amounts": {"terms": {"field": "price", "size": MAX_TERMS}}}}
+    if counts == "options":
+        return {"filters": {"filters": {name: {"term": {f"options.{name}": True}} for name in OPTION_NAMES}}}
+    if counts == "seats_available":
+        return {"terms": {"field": "seats_available", "size": MAX_TERMS}}
+    # driver_rating: at or above each threshold, then all (an unrated driver counts only there)
+    return {"filters": {"filters": {str(t): {"range": {"driver_rating": {"gte": t}}} for t in RATING_THRESHOLDS} | {"all": {"match_all": {}}}}}
+
+
+def _sort(query: Query, from_key: str, to_key: str) -> list[dict[str, Any]]:
+    """Return the sort of the shared keys (tripsearch.query.ranking), over trips that have both entries."""
+
+    def entry(field: str, keys: list[str], mode: str) -> dict[str, Any]:
+        nested_filter = {"term": {"anchors.place": keys[0]}} if len(keys) == 1 else {"terms": {"anchors.place": keys}}
+        return {f"anchors.{field}": {"order": "asc", "mode": mode, "nested": {"path": "anchors", "filter": nested_filter}}}
+
+    pickup_time = entry("time", [from_key], "min")
+    by_id = {"id": {"order": "asc"}}
+    if query.sort == "relevance":
+        # Walking distance = from's distance + to's (the sum of two doubles, in either order, is one double).
+        return [entry("km", [from_key, to_key], "sum"), pickup_time, by_id]
+    if query.sort == "departure":
+        return [pickup_time, by_id]
+    if query.sort == "price":
+        return [{"price": {"order": "asc"}}, pickup_time, by_id]
+    return [entry("km", [from_key], "min"), pickup_time, by_id]
+
+
+def _search_after(query: Query) -> list[Any]:
+    """Return the cursor's key as the sort values of :func:`_sort`."""
+    assert query.after is not None
+    primary, secondary, tid = float(query.after[0]), int(query.after[1]), str(query.after[2])
+    return [secondary, tid] if query.sort == "departure" else [primary, secondary, tid]
+
+
+def read_tallies(query: Query, from_key: str, aggs: dict[str, Any]) -> FacetTallies:
+    """Return the facet tallies of the matches from the aggregations of :func:`compile_anchored` (:class:`InexactAggregation` if one left values out)."""
+    by_filter = _filter_clauses(query, from_key)
+    t = FacetTallies.empty()
+    read: set[str] = set()
+    for name in query.facets:
+        counts, entry = _COUNTS[name]
+        if counts in read:
+            continue
+        read.add(counts)
+        node = aggs[_scope(name, by_filter)]
+        if entry is not None:
+            node = node[_ENTRY[entry]]["entry"]
+        found = node[counts]
+        if counts == "hours":
+            for b in found["buckets"]:
+                t.hours[int(b["key"]) // 60] += b["doc_count"]
+        elif counts == "dates":
+            first = query.day - DATES_FACET_SPAN
+            for b in _exact(found):
+                t.dates[int(b["key"]) - first] += b["doc_count"]
+        elif counts == "pickup_cells":
+            t.pickups.update({_point(b["key"]): b["doc_count"] for b in _exact(found)})
+        elif counts == "dropoff_cells":
+            t.dropoffs.update({_point(b["key"]): b["doc_count"] for b in _exact(found)})
+        elif counts == "price":
+            for b in _exact(found):
+                amounts = t.prices.setdefault(b["key"], Counter())
+                for a in _exact(b["amounts"]):
+                    amounts[float(a["key"])] += a["doc_count"]
+        elif counts == "options":
+            t.options[:] = [found["buckets"][o]["doc_count"] for o in OPTION_NAMES]
+        elif counts == "seats_available":
+            t.seats = {int(b["key"]): b["doc_count"] for b in _exact(found)}
+        elif counts == "driver_rating":
+            t.ratings[:] = [found["buckets"][str(th)]["doc_count"] for th in RATING_THRESHOLDS] + [found["buckets"]["all"]["doc_count"]]
+    return t
+
+
+def _exact(terms: dict[str, Any]) -> list[dict[str, Any]]:
+    if terms.get("sum_other_doc_count", 0) or terms.get("doc_count_error_upper_bound", 0):
+        raise InexactAggregation("more distinct values than a terms aggregation returns")
+    return list(terms["buckets"])
+
+
+def _point(key: str) -> tuple[float, float]:
+    lat, lon = key.split(",")
+    return float(lat), float(lon)
+
+
+def read_page(hits: list[dict[str, Any]], from_key: str, to_key: str) -> tuple[PageRows, dict[str, dict[str, Any]]]:
+    """Return the hits of an answer as page rows in their order (from their entries for ``from_key`` and ``to_key``), and their stored trips by id."""
+    ids: list[str] = []
+    values: list[tuple[float, ...]] = []
+    docs: dict[str, dict[str, Any]] = {}
+    for hit in hits:
+        fields = hit["fields"]
+        tid = fields["id"][0]
+        ids.append(tid)
+        source = hit["_source"]
+        entries = {e["place"]: e for e in source["anchors"]}
+        pickup, dropoff = entries[from_key], entries[to_key]
+        p_lat, p_lon = _point(pickup["pickup"])
+        d_lat, d_lon = _point(dropoff["dropoff"])
+        values.append((pickup["km"], p_lat, p_lon, pickup["time"], dropoff["km"], d_lat, d_lon, dropoff["drop_time"], fields["utc_offset_s"][0], fields["price"][0]))
+        docs[tid] = source["trip"]
+    v = np.array(values, dtype=np.float64).reshape(len(values), 10)
+    none = np.zeros(len(values), dtype=np.float64)
+    rows = PageRows(
+        ids=ids,
+        pickup=ClosestPoints(v[:, 0], none, v[:, 1], v[:, 2]),
+        dropoff=ClosestPoints(v[:, 4], none, v[:, 5], v[:, 6]),
+        pickup_time=np.array([x[3] for x in values], dtype=np.int64),
+        dropoff_time=np.array([x[7] for x in values], dtype=np.int64),
+        offset_s=np.array([x[8] for x in values], dtype=np.int64),
+        price=v[:, 9],
+    )
+    return rows, docs

@@ -1,0 +1,178 @@
+"""Anchors: the places passengers search from, with each trip's exact pickup there written when it is indexed.
+
+A shard cannot compute the pickup point of a trip for a place (no
+scripts), and the page's sort keys, time filters and facets all depend on
+it. But passengers search from a small set of known places: the page and
+MaaS apps send the coordinates of :mod:`tripsearch.places`, and a popular
+corridor is a pair of such places. So for every place of at least
+:data:`ANCHOR_MIN_POPULATION` inhabitants within :data:`ANCHOR_KM` of a
+trip's route, the trip document holds an entry (``anchors``, ``nested``)
+computed by the same kernels a search runs, on the same bits:
+
+- ``place``: the place's key (its position among the anchors);
+- ``km``: the distance from the place to the route (rule 1 of
+  :mod:`tripsearch.query.matching`);
+- ``time``, ``day``, ``minute``: the pickup time there (the earliest
+  closest point) and its local day and minute in the trip's UTC offset;
+  ``drop_time``: the dropoff time there (the latest closest point);
+- ``pickup`` and ``dropoff``: the closest point, earliest and latest on a
+  tie, as ``"lat,lon"`` (the point a hit reports, and its cell).
+
+Rule 2 (pickup before dropoff) compares two entries, which a query cannot
+do; so the document also lists, in ``anchor_pairs``, every ordered pair
+``"A>B"`` of its anchors whose pickup at A comes strictly before the
+dropoff at B along the route. A search from one anchor to another with
+radii up to :data:`ANCHOR_KM` then reads, in the shard, exactly the values
+the shared rules compute: a trip with no entry for a place is farther than
+:data:`ANCHOR_KM` from it, and one without the pair drops off before it
+picks up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ...columns import SECONDS_PER_DAY, TripColumns
+from ...geo import EARTH_RADIUS_KM
+from ...kernels import closest_in_ranges, times_along
+from ...places import load_places
+
+__all__ = ["ANCHOR_KM", "ANCHOR_MIN_POPULATION", "Anchors", "AnchorFields", "anchor_places", "point_key", "anchor_fields", "anchor_pair"]
+
+# Radii of searches that anchors serve; the page's default radius is 10 km.
+ANCHOR_KM = 25.0
+# Cities: a few per metropolitan area, 6,000 places worldwide, about ten entries on a 500 km trip.
+ANCHOR_MIN_POPULATION = 100_000
+# Routes are compared with places by angle on the unit sphere, with this much slack for rounding.
+_ANGLE_MARGIN = 1e-9
+# Routes per block of the route x place comparison (a block is 8 bytes x routes x places).
+_BLOCK = 256
+
+
+@dataclass(frozen=True)
+class Anchors:
+    """The anchor places, in coordinate order (a place's key is its position), and a fingerprint of the set."""
+
+    lat: NDArray[np.float64]
+    lon: NDArray[np.float64]
+    unit: NDArray[np.float64]  # n x 3
+    by_point: dict[tuple[float, float], str]
+    fingerprint: str
+
+    @classmethod
+    def of(cls, points: list[tuple[float, float]]) -> Anchors:
+        """Return the anchors at ``points`` (distinct), keyed by their position in coordinate order."""
+        places = sorted(set(points))
+        lat = np.array([p[0] for p in places], dtype=np.float64)
+        lon = np.array([p[1] for p in places], dtype=np.float64)
+        rlat, rlon = np.radians(lat), np.radians(lon)
+        unit = np.stack((np.cos(rlat) * np.cos(rlon), np.cos(rlat) * np.sin(rlon), np.sin(rlat)), axis=1).reshape(len(places), 3)
+        digest = hashlib.sha256(f"{ANCHOR_KM!r};{';'.join(map(point_key, places))}".encode()).hexdigest()[:16]
+        return cls(lat, lon, unit, {p: str(i) for i, p in enumerate(places)}, f"{len(places)}-{digest}")
+
+    def key_of(self, point: tuple[float, float]) -> str | None:
+        """Return the key of the anchor at exactly ``point``, or None."""
+        return self.by_point.get((float(point[0]), float(point[1])))
+
+
+def point_key(point: tuple[float, float]) -> str:
+    """Return the keyword of a point: its coordinates as Python writes them (read back to the same floats)."""
+    return f"{point[0]!r},{point[1]!r}"
+
+
+def anchor_pair(from_key: str, to_key: str) -> str:
+    """Return the ``anchor_pairs`` keyword of a trip that picks up at ``from_key`` before it drops off at ``to_key``."""
+    return f"{from_key}>{to_key}"
+
+
+class AnchorFields(NamedTuple):
+    """The anchor fields of trip documents: each trip's entries and ordered pairs."""
+
+    entries: list[list[dict[str, object]]]
+    pairs: list[list[str]]
+
+
+@lru_cache(maxsize=1)
+def anchor_places() -> Anchors:
+    """Return the anchor places: every place of :func:`~tripsearch.places.load_places` with enough inhabitants."""
+    return Anchors.of([(p.lat, p.lon) for p in load_places(ANCHOR_MIN_POPULATION) if p.population >= ANCHOR_MIN_POPULATION])
+
+
+def anchor_fields(cols: TripColumns, anchors: Anchors | None = None) -> AnchorFields:
+    """Return the anchor entries and pairs of every trip of ``cols`` (see the module docstring), in the order of the places.
+
+    ``anchors`` defaults to :func:`anchor_places`.
+    """
+    anchors = anchor_places() if anchors is None else anchors
+    n = len(cols)
+    out = AnchorFields([[] for _ in range(n)], [[] for _ in range(n)])
+    rows, places = _near_pairs(cols, anchors)
+    if len(rows) == 0:
+        return out
+    first = cols.vert_start[rows]
+    last = cols.vert_start[rows + 1] - 1
+    # The kernels of a search (kernels.match_geometry): the closest point, the earliest on a tie for the
+    # pickup and the latest for the dropoff, then the pickup time by the pickup time rule.
+    km, along, p_lat, p_lon = closest_in_ranges(cols.vert_lat, cols.vert_lon, cols.vert_cum, first, last, anchors.lat[places], anchors.lon[places], False, ANCHOR_KM)
+    near = km <= ANCHOR_KM
+    rows, places, km, along, p_lat, p_lon = rows[near], places[near], km[near], along[near], p_lat[near], p_lon[near]
+    first, last = first[near], last[near]
+    _, q_along, q_lat, q_lon = closest_in_ranges(cols.vert_lat, cols.vert_lon, cols.vert_cum, first, last, anchors.lat[places], anchors.lon[places], True, ANCHOR_KM)
+    time = times_along(cols.stop_start, cols.stop_along, cols.stop_time, rows, along)
+    drop_time = times_along(cols.stop_start, cols.stop_along, cols.stop_time, rows, q_along)
+    local = time + cols.offset_s[rows].astype(np.int64)
+    day = local // SECONDS_PER_DAY
+    minute = local % SECONDS_PER_DAY // 60
+    for row, place, d, t, dt, dy, mi, plat, plon, qlat, qlon in zip(
+        rows.tolist(), places.tolist(), km.tolist(), time.tolist(), drop_time.tolist(), day.tolist(), minute.tolist(), p_lat.tolist(), p_lon.tolist(), q_lat.tolist(), q_lon.tolist()
+    ):
+        out.entries[row].append(
+            {"place": str(place), "km": d, "time": t, "drop_time": dt, "day": dy, "minute": mi, "pickup": point_key((plat, plon)), "dropoff": point_key((qlat, qlon))}
+        )
+    # Rule 2 for every two anchors of a route: the pickup at one strictly before the dropoff at the other.
+    bounds = np.searchsorted(rows, np.arange(n + 1))
+    for row in np.unique(rows).tolist():
+        lo, hi = bounds[row], bounds[row + 1]
+        keys = places[lo:hi].astype(str).tolist()
+        before = along[lo:hi, None] < q_along[None, lo:hi]
+        out.pairs[row].extend(anchor_pair(keys[i], keys[j]) for i, j in zip(*np.nonzero(before)) if i != j)
+    return out
+
+
+def _near_pairs(cols: TripColumns, anchors: Anchors) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Return (route, place) pairs, by route then place, holding every place within ANCHOR_KM of a route.
+
+    A route lies in the spherical cap around the direction of the sum of its
+    vertices, of the angle to its farthest vertex (a cap under a hemisphere
+    holds the arcs between its points); a place within ANCHOR_KM of the
+    route is within that angle plus ANCHOR_KM of the centre.
+    """
+    n = len(cols)
+    if n == 0 or len(anchors.lat) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    geom = cols.route_geometry(np.arange(n, dtype=np.int64))
+    vertices = np.stack((geom.x, geom.y, geom.z), axis=1)
+    centre = np.add.reduceat(vertices, geom.starts[:-1], axis=0)
+    norm = np.linalg.norm(centre, axis=1)
+    centre = centre / np.where(norm > 0, norm, 1.0)[:, None]
+    cos_far = np.minimum.reduceat(np.einsum("ij,ij->i", vertices, centre[geom.owner]), geom.starts[:-1])
+    spread = np.arccos(np.clip(cos_far, -1.0, 1.0)) + ANCHOR_KM / EARTH_RADIUS_KM + _ANGLE_MARGIN
+    # A route too spread out for a cap under a hemisphere (or degenerate) is compared with every place.
+    wide = (spread >= math.pi / 2) | (norm <= 1e-9)
+    threshold = np.where(wide, -2.0, np.cos(np.minimum(spread, math.pi)))
+    rows: list[NDArray[np.int64]] = []
+    places: list[NDArray[np.int64]] = []
+    for lo in range(0, n, _BLOCK):
+        hi = min(n, lo + _BLOCK)
+        r, p = np.nonzero(centre[lo:hi] @ anchors.unit.T >= threshold[lo:hi, None])
+        rows.append(r.astype(np.int64) + lo)
+        places.append(p.astype(np.int64))
+    return np.concatenate(rows), np.concatenate(places)
