@@ -185,3 +185,17 @@ def test_the_model_and_its_options_are_documented() -> None:
     section = doc[doc.index("### Capacity planning") :]
     for words in ("--es-measurements", "--nic-gbit", "`took`", "replicas", "API cores", "benchmarks.hot_corridor"):
         assert words in section
+
+
+def test_node_cpu_counts_the_searches_each_search_sent(saved: tuple[Path, Path], tmp_path: Path) -> None:
+    """A run that counted its shard searches (one per search between anchors) is planned with that count, not the bound."""
+    doc = orjson.loads(saved[1].read_bytes())
+    for run in doc["runs"]:
+        for row in run["rows"]:
+            if row["backend"] == "elasticsearch":
+                row["counters"]["shard_searches"] = 1.0
+    counted = tmp_path / "counted.json"
+    counted.write_bytes(orjson.dumps(doc))
+    target = Targets(trips=20_000_000, searches_per_s=100.0, writes_per_s=0.0, p99_ms=500.0, backend="elasticsearch", headroom=0.25, cores_per_machine=8, nic_gbit=0.4)
+    plan = make_plan(Measurements.load(saved[0]), target, load_corridor_runs([counted]))
+    assert plan.get("node CPU per search") == 25.0 * 1 * 2  # took x 1 search sent x 2 primaries

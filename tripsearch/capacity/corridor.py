@@ -36,8 +36,9 @@ __all__ = ["CorridorRun", "Cost", "load_corridor_runs", "busiest", "at_size", "D
 
 RESULTS = Path("benchmarks") / "results"
 DEFAULT_CORRIDOR_RUNS = (RESULTS / "hot_corridor_300.json", RESULTS / "hot_corridor_3000.json")
-# The backend sends a search's candidates and its uncertain band as one _msearch
-# (tripsearch/index/elastic/search.py); the node runs the two side by side.
+# Searches the backend sends per request, for runs saved before it counted them (``shard_searches``): at most
+# a search's candidates and its uncertain band as one _msearch (tripsearch/index/elastic/search.py), which
+# the node runs side by side.
 SEARCHES_PER_MSEARCH = 2
 
 
@@ -62,6 +63,7 @@ class CorridorRun:
     searches: int  # per kind
     matches: float  # mean per search
     took_ms: Cost
+    shard_searches: Cost  # searches sent per search (an _msearch runs them side by side: took hides up to all)
     api_cpu_ms: Cost
     fetched_bytes: Cost
     fetched_docs: Cost
@@ -86,6 +88,10 @@ def _dearest(rows: list[dict[str, Any]], key: str, counter: bool = False) -> Cos
     return Cost(value, kind)
 
 
+def _counted(rows: list[dict[str, Any]], key: str) -> bool:
+    return all(isinstance((r.get("counters") or {}).get(key), (int, float)) for r in rows)
+
+
 def _run(path: Path, doc: dict[str, Any], run: dict[str, Any]) -> CorridorRun:
     rows = [r for r in run.get("rows", []) if r.get("backend") == "elasticsearch"]
     if not rows:
@@ -101,6 +107,7 @@ def _run(path: Path, doc: dict[str, Any], run: dict[str, Any]) -> CorridorRun:
             searches=min(int(r["searches"]) for r in rows),
             matches=max(float(r["matches"]) for r in rows),
             took_ms=_dearest(rows, "took_ms", counter=True),
+            shard_searches=_dearest(rows, "shard_searches", counter=True) if _counted(rows, "shard_searches") else Cost(SEARCHES_PER_MSEARCH, "assumed (not counted)"),
             api_cpu_ms=_dearest(rows, "cpu_ms"),
             fetched_bytes=_dearest(rows, "fetched_bytes", counter=True),
             fetched_docs=_dearest(rows, "fetched", counter=True),

@@ -385,11 +385,13 @@ def _elasticsearch(meas: Measurements, targets: Targets, plan: Plan, cores: int,
     plan.add("elasticsearch", "took per search, per shard", round(took, 1), "ms",
              f"measured: Elasticsearch `took` per search, the dearest kind ({top.took_ms.kind}), at {top.trips_per_shard:,.0f} trips per shard; "
              f"at {per_shard:,.0f} trips per shard: {took_how}", took_beyond)
-    shard_ms = took * SEARCHES_PER_MSEARCH * primaries
+    searches = max(r.shard_searches.value for r in runs)
+    shard_ms = took * searches * primaries
     plan.add("elasticsearch", "node CPU per search", round(shard_ms, 1), "ms",
-             f"rule: {took:,.1f} ms took × {SEARCHES_PER_MSEARCH} searches per _msearch (candidates and band, run side by side, so `took` hides up to both) × {primaries} primaries "
+             f"rule: {took:,.1f} ms took × {searches:g} searches sent per search (measured, or {SEARCHES_PER_MSEARCH} where a run did not count them; "
+             f"an _msearch runs its searches side by side, so `took` hides up to all of them) × {primaries} primaries "
              "(every search reads one copy of each): the time search threads are busy per search, counted as CPU time (a shard search on cached data is CPU work); "
-             "the threads' time is between 1 and 2 × took per primary, the plan takes the upper bound; not counted: serialising the fetched bytes after `took` ends", took_beyond)
+             "the threads' time is between 1 and that many × took per primary, the plan takes the upper bound; not counted: serialising the fetched bytes after `took` ends", took_beyond)
     es_cores = rate * shard_ms / 1000.0
     plan.add("elasticsearch", "data node cores", round(es_cores, 2), "cores",
              f"{t.searches_per_s:,.0f} searches/s × {1 + h:.2f} headroom × {shard_ms:,.1f} ms ÷ 1000; rule: one busy search thread takes one core "
