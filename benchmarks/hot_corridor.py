@@ -86,7 +86,7 @@ SEED = 1
 LOAD_BATCH = 2000  # the Elasticsearch backend's bulk size
 KINDS = ("page 1, all facets", "page 2", "page 1, no facets")
 # Counters of ElasticBackend.stats() reported per search; absent ones print "n/a".
-ES_COUNTERS = ("fetched", "fetched_bytes", "took_ms", "es_requests")
+ES_COUNTERS = ("fetched", "fetched_bytes", "took_ms", "es_requests", "shard_searches", "anchored")
 
 
 class Mismatch(AssertionError):
