@@ -20,7 +20,7 @@ from tests.geometry import REGIONS, destination, random_trips
 from tripsearch.columns import TripColumns
 from tripsearch.fixtures import generate_trips
 from tripsearch.index.cells import route_to_cells, route_to_samples
-from tripsearch.index.elastic.anchors import ANCHOR_KM, ANCHOR_MIN_POPULATION, Anchors, anchor_fields, anchor_pair, anchor_places, point_key
+from tripsearch.index.elastic.anchors import ANCHOR_KM, ANCHOR_MIN_POPULATION, Anchors, anchor_fields, anchor_pair, anchor_places, entry_value, point_key, value_entry
 from tripsearch.kernels import closest_in_ranges
 from tripsearch.places import load_places
 from tripsearch.index.elastic.encoding import ROUTE_POINT_KM, cells_to_keywords, local_times, route_cell_days, route_cell_sentences, route_points, span_cover
@@ -68,6 +68,7 @@ TEMPLATE = {
                     },
                 },
                 "anchor_pairs": {"type": "keyword"},
+                "anchor_values": {"type": "keyword", "index": False},
                 "local_days": {"type": "integer"},
                 "local_day_first": {"type": "integer"},
                 "local_day_span": {"type": "short"},
@@ -89,9 +90,10 @@ TEMPLATE = {
                 "driver_rating": {"type": "double"},
                 "utc_offset_s": {"type": "integer"},
                 "compact": {"type": "binary", "doc_values": True},
+                "trip_json": {"type": "binary", "doc_values": True},
                 "trip": {"type": "object", "enabled": False},
             },
-            "_source": {"excludes": ["route_cells", "route_points", "route_cell_days", "corridor_cells", "anchor_pairs", "compact"]},
+            "_source": {"excludes": ["route_cells", "route_points", "route_cell_days", "corridor_cells", "anchors", "anchor_pairs", "anchor_values", "compact", "trip_json"]},
             "_meta": {"tripsearch_mapping": 3, "tripsearch_anchors": anchor_places().fingerprint},
         },
     },
@@ -379,6 +381,7 @@ def test_anchor_entries_are_what_a_search_computes(region: str) -> None:
                 assert (e_from["time"], e_to["drop_time"]) == (ev.pickup_time[0], ev.dropoff_time[0])
                 assert (e_from["day"], e_from["minute"]) == (ev.local_day[0], ev.local_minute[0])
     assert pairs_checked > 20
+    assert all(value_entry(entry_value(e)) == e for entries in found.entries for e in entries)
 
 
 def test_anchor_places_are_the_big_cities() -> None:

@@ -24,7 +24,7 @@ whose every clause is exact:
   by the shared code).
 
 Nothing is uncertain: no trip beyond the page is fetched. A hit brings its
-stored trip and its entries (from ``_source``): the pickup and dropoff
+stored trip and its entries (from doc values): the pickup and dropoff
 as the shared rules compute them, which :func:`read_page` hands to the
 shared page builder (:func:`~tripsearch.query.execute.sorted_page`).
 
@@ -37,6 +37,7 @@ shared page builder (:func:`~tripsearch.query.execute.sorted_page`).
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
 from typing import Any
 
@@ -48,14 +49,15 @@ from ...geo import ClosestPoints
 from ...query.execute import PageRows
 from ...query.matching import FILTERS
 from ...query.model import DATES_FACET_SPAN, Query
-from .anchors import ANCHOR_KM, anchor_pair
+from .anchors import ANCHOR_KM, anchor_pair, value_entry
 from .query import Clause, attribute_clauses, bool_clause, time_window
 
 __all__ = ["compile_anchored", "read_tallies", "read_page", "InexactAggregation", "MAX_TERMS", "HIT_FIELDS"]
 
-# What a hit brings back: its id, UTC offset and price (doc values), and from its source the stored trip and
-# its anchor entries (a few hundred bytes; inner hits cost a nested query per hit).
-HIT_FIELDS = ("id", "utc_offset_s", "price")
+# What a hit brings back, all from doc values (loading the source costs more than the rest of the fetch, and
+# inner hits a nested query per hit): its id, UTC offset and price, the stored trip as JSON bytes, and its
+# anchor entries.
+HIT_FIELDS = ("id", "utc_offset_s", "price", "trip_json", "anchor_values")
 # Distinct values a terms aggregation returns (prices, pickup points): far more than any corridor has in a week.
 MAX_TERMS = 10_000
 # The counts each facet reads, and the entry they are counted over (if any); the two time facets read one.
@@ -95,7 +97,7 @@ def compile_anchored(query: Query, from_key: str, to_key: str) -> dict[str, Any]
         "sort": _sort(query, from_key, to_key),
         "size": query.limit + 1,
         "track_total_hits": True,
-        "_source": ["trip", "anchors"],
+        "stored_fields": "_none_",  # not even _id: loading stored fields costs more than the rest of the fetch
         "docvalue_fields": list(HIT_FIELDS),
     }
     if query.after is not None:
@@ -260,22 +262,21 @@ def _point(key: str) -> tuple[float, float]:
     return float(lat), float(lon)
 
 
-def read_page(hits: list[dict[str, Any]], from_key: str, to_key: str) -> tuple[PageRows, dict[str, dict[str, Any]]]:
-    """Return the hits of an answer as page rows in their order (from their entries for ``from_key`` and ``to_key``), and their stored trips by id."""
+def read_page(hits: list[dict[str, Any]], from_key: str, to_key: str) -> tuple[PageRows, dict[str, bytes]]:
+    """Return the hits of an answer as page rows in their order (from their entries for ``from_key`` and ``to_key``), and their stored trips (JSON bytes) by id."""
     ids: list[str] = []
-    values: list[tuple[float, ...]] = []
-    docs: dict[str, dict[str, Any]] = {}
+    values: list[tuple[Any, ...]] = []
+    docs: dict[str, bytes] = {}
     for hit in hits:
         fields = hit["fields"]
         tid = fields["id"][0]
         ids.append(tid)
-        source = hit["_source"]
-        entries = {e["place"]: e for e in source["anchors"]}
-        pickup, dropoff = entries[from_key], entries[to_key]
+        entries = {v.split("|", 1)[0]: v for v in fields["anchor_values"]}
+        pickup, dropoff = value_entry(entries[from_key]), value_entry(entries[to_key])
         p_lat, p_lon = _point(pickup["pickup"])
         d_lat, d_lon = _point(dropoff["dropoff"])
         values.append((pickup["km"], p_lat, p_lon, pickup["time"], dropoff["km"], d_lat, d_lon, dropoff["drop_time"], fields["utc_offset_s"][0], fields["price"][0]))
-        docs[tid] = source["trip"]
+        docs[tid] = base64.b64decode(fields["trip_json"][0])
     v = np.array(values, dtype=np.float64).reshape(len(values), 10)
     none = np.zeros(len(values), dtype=np.float64)
     rows = PageRows(

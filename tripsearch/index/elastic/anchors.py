@@ -34,7 +34,7 @@ import hashlib
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,7 +44,7 @@ from ...geo import EARTH_RADIUS_KM
 from ...kernels import closest_in_ranges, times_along
 from ...places import load_places
 
-__all__ = ["ANCHOR_KM", "ANCHOR_MIN_POPULATION", "Anchors", "AnchorFields", "anchor_places", "point_key", "anchor_fields", "anchor_pair"]
+__all__ = ["ANCHOR_KM", "ANCHOR_MIN_POPULATION", "Anchors", "AnchorFields", "anchor_places", "point_key", "anchor_fields", "anchor_pair", "entry_value", "value_entry"]
 
 # Radii of searches that anchors serve; the page's default radius is 10 km.
 ANCHOR_KM = 25.0
@@ -90,6 +90,21 @@ def point_key(point: tuple[float, float]) -> str:
 def anchor_pair(from_key: str, to_key: str) -> str:
     """Return the ``anchor_pairs`` keyword of a trip that picks up at ``from_key`` before it drops off at ``to_key``."""
     return f"{from_key}>{to_key}"
+
+
+# An entry as one keyword (doc values, read back with a page's hits without loading the source).
+_ENTRY_KEYS = ("place", "km", "time", "drop_time", "day", "minute", "pickup", "dropoff")
+_ENTRY_TYPES = (str, float, int, int, int, int, str, str)
+
+
+def entry_value(entry: dict[str, object]) -> str:
+    """Return an anchor entry as one keyword, its place first (floats as Python writes them, read back to the same)."""
+    return "|".join(repr(entry[k]) if isinstance(entry[k], float) else str(entry[k]) for k in _ENTRY_KEYS)
+
+
+def value_entry(value: str) -> dict[str, Any]:
+    """Return the anchor entry of a keyword of :func:`entry_value`."""
+    return {k: t(part) for k, t, part in zip(_ENTRY_KEYS, _ENTRY_TYPES, value.split("|"))}
 
 
 class AnchorFields(NamedTuple):

@@ -51,7 +51,7 @@ from numpy.typing import NDArray
 from ...columns import TripColumns, ragged_indices
 from ...model import MAX_ROUTE_POINTS, OPTION_NAMES, Trip
 from ..cells import CorridorCells, route_to_cells, route_to_samples
-from .anchors import anchor_fields, anchor_places
+from .anchors import anchor_fields, anchor_places, entry_value
 from .encoding import ROUTE_CELLS_ANALYZER, cells_to_keywords, local_times, route_cell_days, route_cell_sentences, route_points
 
 __all__ = [
@@ -109,6 +109,7 @@ class TripDocument(Document):
     corridor_cells = Keyword(multi=True)
     anchors = Nested(AnchorEntry)
     anchor_pairs = Keyword(multi=True)
+    anchor_values = Keyword(multi=True, index=False)
     local_days = Integer(multi=True)
     local_day_first = Integer()
     local_day_span = Short()
@@ -121,6 +122,7 @@ class TripDocument(Document):
     driver_rating = Double()
     utc_offset_s = Integer()
     compact = Binary(doc_values=True)
+    trip_json = Binary(doc_values=True)
     trip = Object(enabled=False)
 
     class Meta:
@@ -130,7 +132,7 @@ class TripDocument(Document):
 # Indexed (or kept in doc values) and never read back from _source: a search reads the compact row from
 # doc values, get and reindex read the stored trip. Left out of _source, they cost no stored bytes and
 # no JSON parsing when a hit's source is read.
-SOURCE_EXCLUDES = ("route_cells", "route_points", "route_cell_days", "corridor_cells", "anchor_pairs", "compact")
+SOURCE_EXCLUDES = ("route_cells", "route_points", "route_cell_days", "corridor_cells", "anchors", "anchor_pairs", "anchor_values", "compact", "trip_json")
 
 
 def trip_mapping() -> dict[str, Any]:
@@ -216,6 +218,7 @@ def trips_to_documents(trips: Sequence[Trip], sources: Sequence[bytes]) -> list[
             "corridor_cells": cell_names[cell_bounds[i] : cell_bounds[i + 1]],
             "anchors": anchors.entries[i],
             "anchor_pairs": anchors.pairs[i],
+            "anchor_values": [entry_value(e) for e in anchors.entries[i]],
             "local_days": list(range(day_first[i], day_last[i] + 1)),
             "local_day_first": day_first[i],
             "local_day_span": day_last[i] - day_first[i],
@@ -227,6 +230,7 @@ def trips_to_documents(trips: Sequence[Trip], sources: Sequence[bytes]) -> list[
             "utc_offset_s": trip.utc_offset_s,
             "options": {name: getattr(trip.options, name) for name in OPTION_NAMES},
             "compact": compact[i],
+            "trip_json": base64.b64encode(sources[i]).decode("ascii"),
         }
         if driver is not None and driver.rating is not None:
             doc["driver_rating"] = driver.rating
