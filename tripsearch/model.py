@@ -25,6 +25,7 @@ from .errors import InvalidTrip
 from .geo import great_circle_km, haversine_km
 
 __all__ = [
+    "tombstone_version",
     "OPTION_NAMES",
     "STATUSES",
     "MAX_STOPS",
@@ -290,3 +291,22 @@ _encoder = msgspec.json.Encoder()
 def trip_to_json(trip: Trip) -> bytes:
     """Return the wire-format JSON bytes of a trip."""
     return _encoder.encode(trip_to_dict(trip))
+
+
+def tombstone_version(stored: tuple[int, bool] | None, wanted: int | None) -> int | None:
+    """Return the version of the tombstone a delete leaves over a stored (version, deleted), or None if it does not apply.
+
+    The versioning rule every backend follows: an unversioned delete
+    (``wanted`` None) applies to a live trip and keeps its version; a
+    versioned one applies over a lower stored version or an unknown trip,
+    and stores its own version, as an upsert would.
+
+    >>> tombstone_version((3, False), None), tombstone_version((3, True), None), tombstone_version(None, None)
+    (3, None, None)
+    >>> tombstone_version((3, False), 3), tombstone_version((3, False), 4), tombstone_version(None, 2)
+    (None, 4, 2)
+    """
+    if wanted is None:
+        return None if stored is None or stored[1] else stored[0]
+    return None if stored is not None and wanted <= stored[0] else wanted
+

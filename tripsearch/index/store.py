@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from ..errors import BackendUnavailable, StoreReadOnly
+from ..model import tombstone_version
 
 __all__ = ["Store", "StoredRow", "Change"]
 
@@ -136,10 +137,8 @@ class Store:
         An upsert is applied only if its version is higher than the stored
         one, checked inside the transaction so concurrent writers cannot
         interleave. A delete leaves a tombstone that keeps a version, so a
-        late lower version cannot bring the trip back: an unversioned delete
-        applies to a live trip and keeps its version; a versioned delete
-        applies when its version is higher than the stored one (or the trip
-        is unknown) and stores that version, like an upsert.
+        late lower version cannot bring the trip back
+        (:func:`~tripsearch.model.tombstone_version` says which version).
         """
         deletes = list(deletes)
         if self.read_only:
@@ -168,14 +167,9 @@ class Store:
                 deleted = []
                 for tid, wanted in deletes:
                     old = current.get(tid)
-                    if wanted is None:
-                        if old is None or old.deleted:
-                            continue
-                        tombstone = old.version
-                    elif old is not None and wanted <= old.version:
+                    tombstone = tombstone_version(None if old is None else (old.version, old.deleted), wanted)
+                    if tombstone is None:
                         continue
-                    else:
-                        tombstone = wanted
                     seq += 1
                     conn.execute(
                         "INSERT INTO trips (id, version, seq, deleted, doc) VALUES (?, ?, ?, 1, NULL) "

@@ -20,7 +20,7 @@ import orjson
 
 from ...backend import DeleteReport, ItemResult, TripInput, UpsertReport, delete_targets, parse_upserts
 from ...errors import BackendUnavailable
-from ...model import Trip, trip_to_json
+from ...model import Trip, tombstone_version, trip_to_json
 from .connection import Connection, chunks, error_reason
 from .mapping import tombstone_document, trips_to_documents
 
@@ -112,9 +112,8 @@ class Writes:
 def _tombstone_plan(stored: tuple[int, bool] | None, versions: list[int | None]) -> tuple[int, str, bool] | None:
     """Return the tombstone that the delete lines of one id leave over its stored (version, deleted), or None.
 
-    The lines apply in order, by the store's rule: an unversioned delete
-    applies to a live trip and keeps its version; a versioned one applies
-    over a lower stored version or an unknown trip. Returns the tombstone's
+    The lines apply in order, by the rule of every backend
+    (:func:`~tripsearch.model.tombstone_version`). Returns the tombstone's
     version, the version type that writes it only over what was read
     (``external_gte`` to keep the stored version, ``external`` to raise it)
     and whether a live trip was deleted. A version below 0 is never written:
@@ -122,12 +121,9 @@ def _tombstone_plan(stored: tuple[int, bool] | None, versions: list[int | None])
     """
     state = stored
     was_live = False
-    for version in versions:
+    for wanted in versions:
+        version = tombstone_version(state, wanted)
         if version is None:
-            if state is None or state[1]:
-                continue
-            version = state[0]
-        elif state is not None and version <= state[0]:
             continue
         was_live = was_live or (state is not None and not state[1])
         state = (version, True)
