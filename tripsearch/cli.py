@@ -323,8 +323,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .worker import WorkerSettings, declare_only, run_worker
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("aiormq").setLevel(logging.WARNING)
-    logging.getLogger("aio_pika").setLevel(logging.WARNING)
+    for name in ("aiormq", "aio_pika"):  # the worker logs each lost or refused connection itself, in one line
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         settings = WorkerSettings(args.amqp, _topology(args), prefetch=args.prefetch, batch_size=args.batch_size, batch_timeout_s=args.batch_timeout,
                                   metrics_host=args.metrics_host, metrics_port=args.metrics_port)

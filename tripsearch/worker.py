@@ -189,7 +189,12 @@ class Worker:
             await channel.set_qos(prefetch_count=self.settings.prefetch)
             queue, dead = await declare_topology(channel, self.settings.topology)
             inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-            tag = await queue.consume(inbox.put)
+
+            async def take(message: AbstractIncomingMessage) -> None:
+                self.metrics.in_flight.inc()
+                await inbox.put(message)
+
+            tag = await queue.consume(take)
             closed = asyncio.ensure_future(channel.closed())
             depth = asyncio.ensure_future(self._watch_depth(connection))
             self._consuming = True
@@ -213,6 +218,7 @@ class Worker:
                 closed.cancel()
         finally:
             self._consuming = False
+            self.metrics.in_flight.set(0)  # unacknowledged deliveries go back to the queue with the connection
             try:
                 await connection.close()
             except Exception:  # the connection may already be gone; its messages go back to the queue either way
@@ -247,7 +253,6 @@ class Worker:
     async def _handle(self, messages: list[AbstractIncomingMessage], dead: AbstractExchange) -> None:
         m = self.metrics
         m.consumed.inc(len(messages))
-        m.in_flight.inc(len(messages))
         m.batch_size.observe(len(messages))
         batch = _Batch(messages)
         upserts: list[tuple[AbstractIncomingMessage, TripEvent]] = []
@@ -270,8 +275,9 @@ class Worker:
                                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=message.routing_key or "")
             m.dead_lettered.labels(field_name or "message").inc()
             log.warning("dead-lettered a message (%s): %s", field_name or "message", reason)
-        for message in messages:
-            await message.ack()
+        # Every earlier delivery of this channel is acknowledged already, so one ack of the
+        # last tag with multiple=True acknowledges exactly the events of this batch, each of them.
+        await max(messages, key=lambda msg: msg.delivery_tag or 0).ack(multiple=True)
         m.acked.inc(len(messages))
         m.in_flight.dec(len(messages))
 
