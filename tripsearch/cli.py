@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--amqp", default=os.environ.get("TRIPSEARCH_AMQP_URL", DEFAULT_AMQP), help="broker address (env TRIPSEARCH_AMQP_URL, default %(default)s)")
     p.add_argument("--data", default=DEFAULT_DATA, help="data directory of the embedded backend (default: %(default)s)")
     p.add_argument("--backend", default=os.environ.get("TRIPSEARCH_BACKEND_URL"), help="Elasticsearch address instead of --data")
+    p.add_argument("--index", default="trips", help="with --backend: the alias the trips are searched through (default: %(default)s)")
     p.add_argument("--declare-only", action="store_true", help="declare the exchanges, queues and bindings, then exit")
     p.add_argument("--prefetch", type=int, default=int(os.environ.get("TRIPSEARCH_WORKER_PREFETCH", "2000")), help="unacknowledged events at most (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=int(os.environ.get("TRIPSEARCH_WORKER_BATCH_SIZE", "500")), help="events per write at most (default %(default)s)")
@@ -334,7 +335,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
         asyncio.run(declare_only(settings))
         print(f"declared exchange {settings.topology.exchange}, queue {settings.topology.queue}, dead letters {settings.topology.dead_letter_exchange} -> {settings.topology.dead_letter_queue}")
         return 0
-    engine = _open(args)
+    import tripsearch
+
+    # the embedded backend keeps refreshing (every second) as `serve` does: what it wrote moves from its
+    # write cache into its index, so a worker that runs for weeks holds one index, not every trip it ever wrote
+    engine = tripsearch.open(args.backend, index=args.index) if args.backend else tripsearch.open(args.data)
     try:
         run_worker(engine, settings)
     finally:
