@@ -129,6 +129,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._consuming = False
         self._backend_ok = True
+        self._connected_once = False
         self.metrics_port: int | None = None
 
     @property
@@ -151,20 +152,19 @@ class Worker:
                 try:
                     await self._session()
                     backoff = 0.5
-                except (ChannelPreconditionFailed, ProbableAuthenticationError) as exc:
-                    raise WorkerError(f"the broker refused: {exc}") from None
+                except ProbableAuthenticationError as exc:
+                    if not self._connected_once:  # wrong credentials: say so and exit; later, a broker in trouble
+                        raise WorkerError(f"the broker refused the credentials: {exc}") from None
+                    self._lost(exc)
+                    await self._sleep(backoff * random.uniform(0.5, 1.0))
+                    backoff = min(backoff * 2, self.settings.retry_max_s)
                 except _Abandoned:
                     break
                 except (AMQPError, ConnectionError, OSError, asyncio.TimeoutError, ChannelInvalidStateError, _ConnectionLost) as exc:
-                    self._consuming = False
-                    self.metrics.broker_up.set(0)
-                    self.metrics.in_flight.set(0)
                     if self._stopping.is_set():
                         break
-                    self.metrics.reconnects.inc()
-                    delay = backoff * random.uniform(0.5, 1.0)
-                    log.warning("broker connection lost or refused (%s); reconnecting in %.1f s", exc or type(exc).__name__, delay)
-                    await self._sleep(delay)
+                    self._lost(exc)
+                    await self._sleep(backoff * random.uniform(0.5, 1.0))
                     backoff = min(backoff * 2, self.settings.retry_max_s)
         finally:
             self._consuming = False
@@ -173,6 +173,13 @@ class Worker:
                 server.close()
                 await server.wait_closed()
             self._writer.shutdown(wait=True)
+
+    def _lost(self, exc: BaseException) -> None:
+        self._consuming = False
+        self.metrics.broker_up.set(0)
+        self.metrics.in_flight.set(0)
+        self.metrics.reconnects.inc()
+        log.warning("broker connection lost or refused (%s); reconnecting with backoff", exc or type(exc).__name__)
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, or return early when stopping."""
@@ -187,7 +194,11 @@ class Worker:
         try:
             channel = await connection.channel(publisher_confirms=True)
             await channel.set_qos(prefetch_count=self.settings.prefetch)
-            queue, dead = await declare_topology(channel, self.settings.topology)
+            try:
+                queue, dead = await declare_topology(channel, self.settings.topology)
+            except ChannelPreconditionFailed as exc:  # declared elsewhere with other arguments: retrying cannot fix it
+                raise WorkerError(f"the broker refused the topology: {exc}") from None
+            self._connected_once = True
             inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
 
             async def take(message: AbstractIncomingMessage) -> None:
