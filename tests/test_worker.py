@@ -20,7 +20,7 @@ import sys
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterator
 
 import aio_pika
 import httpx
@@ -320,12 +320,26 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_worker(broker: Broker, topology: Topology, data: Path, *args: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
-    cmd = [sys.executable, "-m", "tripsearch.cli", "worker", "--amqp", broker.url, "--data", str(data), "--metrics-port", str(port),
-           "--exchange", topology.exchange, "--queue", topology.queue, "--dead-letter-exchange", topology.dead_letter_exchange,
-           "--dead-letter-queue", topology.dead_letter_queue, *args]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE), port
+@pytest.fixture
+def spawn(rabbitmq: Broker, tmp_path: Path) -> Iterator[Callable[..., tuple[subprocess.Popen[bytes], int, Path]]]:
+    """Return a function that starts `tripsearch worker` processes (stderr to a file); any still running after the test is killed."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(topology: Topology, data: Path, *args: str) -> tuple[subprocess.Popen[bytes], int, Path]:
+        port = _free_port()
+        log = tmp_path / f"worker-{len(procs)}.log"
+        cmd = [sys.executable, "-m", "tripsearch.cli", "worker", "--amqp", rabbitmq.url, "--data", str(data), "--metrics-port", str(port),
+               "--exchange", topology.exchange, "--queue", topology.queue, "--dead-letter-exchange", topology.dead_letter_exchange,
+               "--dead-letter-queue", topology.dead_letter_queue, *args]
+        with open(log, "wb") as err:
+            procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err))
+        return procs[-1], port, log
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
 
 
 def metric(port: int, name: str) -> float | None:
@@ -339,14 +353,14 @@ def metric(port: int, name: str) -> float | None:
     return None
 
 
-def wait_metric(proc: subprocess.Popen[bytes], port: int, name: str, at_least: float, timeout: float = 60) -> float:
+def wait_metric(proc: subprocess.Popen[bytes], port: int, log: Path, name: str, at_least: float, timeout: float = 60) -> float:
     deadline = time.monotonic() + timeout
     while True:
         value = metric(port, name)
         if value is not None and value >= at_least:
             return value
-        assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
-        assert time.monotonic() < deadline, f"{name} did not reach {at_least} within {timeout} s"
+        assert proc.poll() is None, log.read_text()[-2000:]
+        assert time.monotonic() < deadline, f"{name} did not reach {at_least} within {timeout} s: {log.read_text()[-2000:]}"
         time.sleep(0.05)
 
 
@@ -355,21 +369,22 @@ def stored_versions(data: Path) -> dict[str, int]:
         return dict(conn.execute("SELECT id, version FROM trips WHERE deleted = 0"))
 
 
-def test_sigterm_drains_the_batches_in_flight_and_exits_cleanly(rabbitmq: Broker, tmp_path: Path) -> None:
+def test_sigterm_drains_the_batches_in_flight_and_exits_cleanly(rabbitmq: Broker, spawn: Callable[..., Any], tmp_path: Path) -> None:
     events = [trip_event(dict(_base_trips()[i % 200], id=f"s-{i}", version=1)) for i in range(6000)]
     topology = fresh_topology()
     publish_sync(rabbitmq, topology, events)
     data = tmp_path / "data"
-    proc, port = start_worker(rabbitmq, topology, data, "--batch-size", "100", "--prefetch", "1000", "--batch-timeout", "0.5")
-    wait_metric(proc, port, "tripsearch_worker_events_acked_total", 1)
+    proc, port, log = spawn(topology, data, "--batch-size", "100", "--prefetch", "1000", "--batch-timeout", "0.5")
+    wait_metric(proc, port, log, "tripsearch_worker_events_acked_total", 1)
     assert httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200
     text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
     for name in ("events_consumed_total", "events_applied_total", "events_unchanged_total", "events_dead_lettered_total", "batch_size_bucket", "batch_seconds_bucket", "queue_depth"):
         assert f"tripsearch_worker_{name}" in text
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err.decode()[-2000:]
-    assert b"drained" in err
+    proc.wait(timeout=30)
+    err = log.read_text()
+    assert proc.returncode == 0, err[-2000:]
+    assert "drained" in err
     ready, consumers = asyncio.run(queue_counts(rabbitmq, topology.queue))
     stored = stored_versions(data)
     assert consumers == 0
@@ -377,18 +392,19 @@ def test_sigterm_drains_the_batches_in_flight_and_exits_cleanly(rabbitmq: Broker
     assert len(stored) + ready == len(events)  # every delivered event written and acknowledged; the rest still queued, none held
 
 
-def test_sigkill_at_random_points_loses_no_event(rabbitmq: Broker, embedded: Callable[..., Backend], tmp_path: Path) -> None:
-    events, expected = make_events(6000, seed=5)
+def test_sigkill_at_random_points_loses_no_event(rabbitmq: Broker, embedded: Callable[..., Backend], spawn: Callable[..., Any], tmp_path: Path) -> None:
+    events, expected = make_events(10000, seed=5)
     topology = fresh_topology()
     publish_sync(rabbitmq, topology, events)
     data = tmp_path / "killed"
     rng = random.Random(5)
     for trial in range(KILLS):
-        proc, port = start_worker(rabbitmq, topology, data, "--batch-size", "100", "--prefetch", "500")
-        wait_metric(proc, port, "tripsearch_worker_events_consumed_total", 1)
-        time.sleep(rng.uniform(0, 0.4))
+        # small batches and prefetch, and a kill within 0.3 s of the first delivery: each trial takes a few hundred events, so all ten kill mid-load
+        proc, port, log = spawn(topology, data, "--batch-size", "50", "--prefetch", "200")
+        wait_metric(proc, port, log, "tripsearch_worker_events_consumed_total", 1)
+        time.sleep(rng.uniform(0, 0.3))
         proc.kill()
-        proc.communicate()
+        proc.wait()
     ready, _ = asyncio.run(queue_counts(rabbitmq, topology.queue))
     assert ready > 0, "the load ended before the last kill"
     backend = embedded("killed")
