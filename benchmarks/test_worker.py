@@ -32,7 +32,7 @@ import pytest
 import tripsearch
 from tests.elastic.cluster import Cluster, es_cluster, es_clusters, fresh_alias  # noqa: F401  (session fixtures)
 from tests.rabbitmq import Broker, fresh_topology, rabbitmq  # noqa: F401  (the session broker)
-from tests.test_worker import publish
+from tests.test_worker import publish, run_async
 from tripsearch.events import Topology, trip_event
 
 from .conftest import dataset_trips
@@ -107,7 +107,7 @@ def test_worker_throughput(benchmark, rabbitmq: Broker, backend: str, workers: i
     events = _events(EVENTS, f"b{workers}")
     trips = [e["trip"] for e in events]
     topology = fresh_topology()
-    asyncio.run(publish(rabbitmq, topology, events))
+    run_async(publish(rabbitmq, topology, events))
     target, engine, clean = _target(backend, tmp_path, request)
     try:
         window: dict[str, float] = {}
@@ -184,7 +184,7 @@ def test_publish_to_searchable_latency(benchmark, rabbitmq: Broker, tmp_path: Pa
                 published.append(time.perf_counter())
 
     def run() -> None:
-        asyncio.run(_declare(rabbitmq, topology))
+        run_async(_declare(rabbitmq, topology))
         for procs in _workers(rabbitmq, topology, ["--data", str(data)], 1):
             proc, port = procs[0]
             deadline = time.monotonic() + 120
@@ -193,7 +193,7 @@ def test_publish_to_searchable_latency(benchmark, rabbitmq: Broker, tmp_path: Pa
                 time.sleep(0.05)
             watcher = threading.Thread(target=watch)
             watcher.start()
-            asyncio.run(publish_steadily())
+            run_async(publish_steadily())
             watcher.join(timeout=60)
             done.set()
 

@@ -20,7 +20,8 @@ import sys
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Awaitable, Callable, Iterator, TypeVar
 
 import aio_pika
 import httpx
@@ -37,11 +38,12 @@ from tripsearch.worker import FIELD_HEADER, REASON_HEADER, Worker, WorkerSetting
 
 from .rabbitmq import Broker, fresh_topology
 
-# The issue asks for 100,000 events; `make test` runs a fifth of that to stay within its time budget.
+# The issue asks for 100,000 events; `make test` runs a tenth of that to stay within its time budget.
 # TRIPSEARCH_WORKER_TEST_EVENTS=100000 runs the full size (docs/workers.md gives the timings).
-EVENTS = int(os.environ.get("TRIPSEARCH_WORKER_TEST_EVENTS", "20000"))
+EVENTS = int(os.environ.get("TRIPSEARCH_WORKER_TEST_EVENTS", "10000"))
 ES_EVENTS = int(os.environ.get("TRIPSEARCH_WORKER_TEST_EVENTS", "4000"))  # through a relay, and the cluster is shared: smaller by default
 KILLS = 10
+T = TypeVar("T")
 
 Expected = dict[str, tuple[int, int | None]]  # id -> (version, seats_available), None when the last event deletes it
 
@@ -113,8 +115,21 @@ async def publish(broker: Broker, topology: Topology, events: list[Any]) -> None
         assert await publisher.publish(events) == len(events)
 
 
+def run_async(coroutine: Awaitable[T]) -> T:
+    """Run a coroutine to the end on an event loop of its own thread.
+
+    Not on this thread: a session fixture of the page tests (Playwright's
+    sync API) keeps an event loop running on it for the rest of the session.
+    """
+    async def main() -> T:
+        return await coroutine
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, main()).result()
+
+
 def publish_sync(broker: Broker, topology: Topology, events: list[Any]) -> None:
-    asyncio.run(publish(broker, topology, events))
+    run_async(publish(broker, topology, events))
 
 
 async def queue_counts(broker: Broker, name: str) -> tuple[int, int]:
@@ -155,7 +170,7 @@ def counter(worker: Worker, name: str) -> float:
 
 
 @pytest.fixture
-def embedded(tmp_path: Path) -> Callable[..., Backend]:
+def embedded(tmp_path: Path) -> Iterator[Callable[..., Backend]]:
     opened: list[Backend] = []
 
     def factory(name: str = "data", **options: Any) -> Backend:
@@ -163,7 +178,7 @@ def embedded(tmp_path: Path) -> Callable[..., Backend]:
         opened.append(engine)
         return engine
 
-    yield factory  # type: ignore[misc]
+    yield factory
     for engine in opened:
         engine.close()
 
@@ -173,7 +188,7 @@ def test_duplicates_and_shuffled_versions_end_at_the_highest_version(rabbitmq: B
     topology = fresh_topology()
     publish_sync(rabbitmq, topology, events)
     backend = embedded()
-    worker = asyncio.run(run_worker(backend, rabbitmq, topology))
+    worker = run_async(run_worker(backend, rabbitmq, topology))
     ids = sorted(expected)
     assert state_of(backend, ids) == live(expected)
     reference = embedded("reference")
@@ -203,7 +218,7 @@ def test_bad_events_are_dead_lettered_with_the_reason_and_good_ones_around_them_
     topology = fresh_topology()
     publish_sync(rabbitmq, topology, mixed)
     backend = embedded()
-    worker = asyncio.run(run_worker(backend, rabbitmq, topology, batch_size=50))
+    worker = run_async(run_worker(backend, rabbitmq, topology, batch_size=50))
     assert state_of(backend, sorted(expected)) == live(expected)
     assert counter(worker, "tripsearch_worker_events_dead_lettered") == len(bad)
 
@@ -217,14 +232,14 @@ def test_bad_events_are_dead_lettered_with_the_reason_and_good_ones_around_them_
                 got.append(message)
             return got
 
-    got = {m.body: m.headers for m in asyncio.run(dead_letters())}
+    got = {m.body: m.headers for m in run_async(dead_letters())}
     assert len(got) == len(bad)
     for message, field, words in bad:
         headers = got[message if isinstance(message, bytes) else orjson.dumps(message)]
         assert headers[FIELD_HEADER] == field, headers
         assert words in str(headers[REASON_HEADER]), headers
         assert headers["x-tripsearch-queue"] == topology.queue
-    assert asyncio.run(queue_counts(rabbitmq, topology.queue))[0] == 0  # acknowledged, not retried
+    assert run_async(queue_counts(rabbitmq, topology.queue))[0] == 0  # acknowledged, not retried
 
 
 def test_a_message_returned_again_and_again_is_dead_lettered_by_the_queue(rabbitmq: Broker) -> None:
@@ -255,7 +270,7 @@ def test_a_message_returned_again_and_again_is_dead_lettered_by_the_queue(rabbit
                 await asyncio.sleep(0.1)
             raise AssertionError("nothing reached the dead-letter queue")
 
-    returned, _, headers = asyncio.run(main())
+    returned, _, headers = run_async(main())
     assert returned == 3  # the first delivery and two more, then the queue gave up on it
     assert headers["x-death"][0]["reason"] == "delivery_limit"
 
@@ -265,7 +280,7 @@ def test_a_locked_store_pauses_the_worker_without_acks_or_dead_letters_then_it_f
     topology = fresh_topology()
     publish_sync(rabbitmq, topology, events)
     backend = embedded(busy_timeout_s=0.2)
-    lock = sqlite3.connect(tmp_path / "data" / DB_NAME, isolation_level=None)
+    lock = sqlite3.connect(tmp_path / "data" / DB_NAME, isolation_level=None, check_same_thread=False)
     lock.execute("BEGIN EXCLUSIVE")  # another process's write transaction: SQLite refuses the worker's writes with "database is locked"
     seen: dict[str, Any] = {}
 
@@ -284,7 +299,7 @@ def test_a_locked_store_pauses_the_worker_without_acks_or_dead_letters_then_it_f
         lock.execute("ROLLBACK")
         lock.close()
 
-    worker = asyncio.run(run_worker(backend, rabbitmq, topology, during, prefetch=500, batch_size=200, metrics_port=0))
+    worker = run_async(run_worker(backend, rabbitmq, topology, during, prefetch=500, batch_size=200, metrics_port=0))
     assert seen["ready"] == 503
     assert "tripsearch_worker_backend_up 0.0" in seen["metrics"]
     assert seen["acked"] == 0 and seen["dead"] == 0
@@ -295,7 +310,7 @@ def test_a_locked_store_pauses_the_worker_without_acks_or_dead_letters_then_it_f
 
 
 def test_a_broker_restart_during_a_load_is_survived(rabbitmq: Broker, embedded: Callable[..., Backend]) -> None:
-    events, expected = make_events(8000, seed=4)
+    events, expected = make_events(5000, seed=4)
     topology = fresh_topology()
     publish_sync(rabbitmq, topology, events)
     backend = embedded()
@@ -308,7 +323,7 @@ def test_a_broker_restart_during_a_load_is_survived(rabbitmq: Broker, embedded: 
         left.append((await queue_counts(rabbitmq, topology.queue))[0])
         await asyncio.to_thread(rabbitmq.restart)
 
-    worker = asyncio.run(run_worker(backend, rabbitmq, topology, during, batch_size=100, prefetch=300))
+    worker = run_async(run_worker(backend, rabbitmq, topology, during, batch_size=100, prefetch=300))
     assert left[0] > 0, "the load ended before the restart: nothing was tested"
     assert counter(worker, "tripsearch_worker_reconnects") >= 1
     assert state_of(backend, sorted(expected)) == live(expected)
@@ -385,7 +400,7 @@ def test_sigterm_drains_the_batches_in_flight_and_exits_cleanly(rabbitmq: Broker
     err = log.read_text()
     assert proc.returncode == 0, err[-2000:]
     assert "drained" in err
-    ready, consumers = asyncio.run(queue_counts(rabbitmq, topology.queue))
+    ready, consumers = run_async(queue_counts(rabbitmq, topology.queue))
     stored = stored_versions(data)
     assert consumers == 0
     assert 0 < len(stored) < len(events), "SIGTERM came after the load: nothing was drained"
@@ -405,10 +420,10 @@ def test_sigkill_at_random_points_loses_no_event(rabbitmq: Broker, embedded: Cal
         time.sleep(rng.uniform(0, 0.3))
         proc.kill()
         proc.wait()
-    ready, _ = asyncio.run(queue_counts(rabbitmq, topology.queue))
+    ready, _ = run_async(queue_counts(rabbitmq, topology.queue))
     assert ready > 0, "the load ended before the last kill"
     backend = embedded("killed")
-    asyncio.run(run_worker(backend, rabbitmq, topology))
+    run_async(run_worker(backend, rabbitmq, topology))
     ids = sorted(expected)
     assert state_of(backend, ids) == live(expected)
     reference = embedded("reference")
@@ -424,7 +439,7 @@ def test_declare_only_is_idempotent_and_a_conflicting_declaration_is_a_clear_err
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         assert f"queue {topology.queue}" in done.stdout
-    assert asyncio.run(queue_counts(rabbitmq, topology.queue)) == (0, 0)
+    assert run_async(queue_counts(rabbitmq, topology.queue)) == (0, 0)
     done = subprocess.run([*cmd, "--queue-type", "classic"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "PRECONDITION_FAILED" in done.stderr and "Traceback" not in done.stderr
@@ -440,7 +455,7 @@ def test_publish_replays_an_ndjson_file_of_trips(rabbitmq: Broker, embedded: Cal
     assert done.returncode == 0, done.stderr
     assert "published 50 events" in done.stdout and "line 51: skipped" in done.stderr
     backend = embedded()
-    asyncio.run(run_worker(backend, rabbitmq, topology))
+    run_async(run_worker(backend, rabbitmq, topology))
     assert {tid: v for tid, (v, _) in state_of(backend, [t["id"] for t in trips]).items()} == {t["id"]: t["version"] for t in trips}
 
 
@@ -541,7 +556,7 @@ def test_elasticsearch_duplicates_shuffled_versions_and_a_cluster_gone_mid_load(
             await cut.cut()
 
     try:
-        asyncio.run(main())
+        run_async(main())
     finally:
         es_cluster.drop(alias)
     assert seen["acked_when_cut"] < len(events), "the load ended before the cut: nothing was tested"

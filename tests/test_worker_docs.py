@@ -28,7 +28,7 @@ def test_every_metric_is_documented(name: str) -> None:
 def _worker_options() -> list[str]:
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    worker = sub.choices["worker"]  # type: ignore[attr-defined]
+    worker = sub.choices["worker"]  # type: ignore[index]
     return [opt for action in worker._actions for opt in action.option_strings if opt.startswith("--") and opt != "--help"]
 
 
