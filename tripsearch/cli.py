@@ -96,11 +96,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=int(os.environ.get("TRIPSEARCH_WORKERS", "1")))
     p.add_argument("--log-level", default="warning")
 
+    p = sub.add_parser("worker", help="consume trip events from RabbitMQ into the index (docs/workers.md)")
+    p.add_argument("--amqp", default=os.environ.get("TRIPSEARCH_AMQP_URL", DEFAULT_AMQP), help="broker address (env TRIPSEARCH_AMQP_URL, default %(default)s)")
+    p.add_argument("--data", default=DEFAULT_DATA, help="data directory of the embedded backend (default: %(default)s)")
+    p.add_argument("--backend", default=os.environ.get("TRIPSEARCH_BACKEND_URL"), help="Elasticsearch address instead of --data")
+    p.add_argument("--index", default="trips", help="with --backend: the alias the trips are searched through (default: %(default)s)")
+    p.add_argument("--declare-only", action="store_true", help="declare the exchanges, queues and bindings, then exit")
+    p.add_argument("--prefetch", type=int, default=int(os.environ.get("TRIPSEARCH_WORKER_PREFETCH", "2000")), help="unacknowledged events at most (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=int(os.environ.get("TRIPSEARCH_WORKER_BATCH_SIZE", "500")), help="events per write at most (default %(default)s)")
+    p.add_argument("--batch-timeout", type=float, default=float(os.environ.get("TRIPSEARCH_WORKER_BATCH_TIMEOUT", "0.2")), help="seconds a batch waits for more events after its first (default %(default)s)")
+    p.add_argument("--metrics-port", type=int, default=_env_int("TRIPSEARCH_WORKER_METRICS_PORT"), help="serve /metrics and /ready on this port (0: any free port; default: none)")
+    p.add_argument("--metrics-host", default=os.environ.get("TRIPSEARCH_WORKER_METRICS_HOST", "127.0.0.1"))
+    _add_topology_arguments(p)
+    p.add_argument("--log-level", default=os.environ.get("TRIPSEARCH_LOG_LEVEL", "info"))
+
+    p = sub.add_parser("publish", help="publish the trips of an NDJSON file as events to RabbitMQ (publisher confirms)")
+    p.add_argument("file", help="NDJSON file of trips (or of events, sent as they are), or - for standard input")
+    p.add_argument("--amqp", default=os.environ.get("TRIPSEARCH_AMQP_URL", DEFAULT_AMQP), help="broker address (env TRIPSEARCH_AMQP_URL, default %(default)s)")
+    p.add_argument("--type", choices=("trip.published", "trip.updated"), default="trip.published", help="event type of each trip (default %(default)s)")
+    p.add_argument("--window", type=int, default=1000, help="events awaiting the broker's confirm at most (default %(default)s)")
+    _add_topology_arguments(p)
+
     from .capacity.cli import add_arguments as add_capacity_arguments
 
     p = sub.add_parser("capacity", help="measure this machine, plan a deployment from the measurements, write a report with plots")
     add_capacity_arguments(p)
     return parser
+
+
+DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
+
+
+def _add_topology_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("topology", "names of what is declared on the broker (defaults from TRIPSEARCH_AMQP_*, see docs/workers.md)")
+    g.add_argument("--exchange", help="topic exchange of the events (env TRIPSEARCH_AMQP_EXCHANGE, default tripsearch.events)")
+    g.add_argument("--queue", help="the workers' queue (env TRIPSEARCH_AMQP_QUEUE, default tripsearch.index)")
+    g.add_argument("--dead-letter-exchange", help="env TRIPSEARCH_AMQP_DEAD_LETTER_EXCHANGE, default tripsearch.events.dead")
+    g.add_argument("--dead-letter-queue", help="env TRIPSEARCH_AMQP_DEAD_LETTER_QUEUE, default tripsearch.index.dead")
+    g.add_argument("--queue-type", choices=("quorum", "classic"), help="env TRIPSEARCH_AMQP_QUEUE_TYPE, default quorum")
+    g.add_argument("--delivery-limit", type=int, help="deliveries before the queue dead-letters a message by itself (env TRIPSEARCH_AMQP_DELIVERY_LIMIT, default 20)")
+
+
+def _topology(args: argparse.Namespace) -> Any:
+    from .events import Topology
+
+    names = ("exchange", "queue", "dead_letter_exchange", "dead_letter_queue", "queue_type", "delivery_limit")
+    return Topology(**{name: getattr(args, name) for name in names if getattr(args, name) is not None})
 
 
 def _open(args: argparse.Namespace) -> Any:
@@ -271,6 +317,82 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(host=args.host, port=args.port, data=args.data, backend=args.backend, workers=args.workers, log_level=args.log_level)
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from .worker import WorkerSettings, declare_only, run_worker
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for name in ("aiormq", "aio_pika"):  # the worker logs each lost or refused connection itself, in one line
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        settings = WorkerSettings(args.amqp, _topology(args), prefetch=args.prefetch, batch_size=args.batch_size, batch_timeout_s=args.batch_timeout,
+                                  metrics_host=args.metrics_host, metrics_port=args.metrics_port)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+    if args.declare_only:
+        asyncio.run(declare_only(settings))
+        print(f"declared exchange {settings.topology.exchange}, queue {settings.topology.queue}, dead letters {settings.topology.dead_letter_exchange} -> {settings.topology.dead_letter_queue}")
+        return 0
+    import tripsearch
+
+    # the embedded backend keeps refreshing (every second) as `serve` does: what it wrote moves from its
+    # write cache into its index, so a worker that runs for weeks holds one index, not every trip it ever wrote
+    engine = tripsearch.open(args.backend, index=args.index) if args.backend else tripsearch.open(args.data)
+    try:
+        run_worker(engine, settings)
+    finally:
+        engine.close()
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .events import EventPublisher, trip_event
+
+    if args.window < 1:
+        raise _UsageError("--window must be at least 1")
+    path = None if args.file == "-" else Path(args.file)
+    if path is not None and not path.is_file():
+        raise _UsageError(f"no such file: {args.file}")
+    skipped = 0
+
+    def events(source: BinaryIO) -> Iterator[dict[str, Any]]:
+        nonlocal skipped
+        for number, line in enumerate(_lines(source), 1):
+            if not line.strip():
+                continue
+            try:
+                data = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                data = exc
+            if not isinstance(data, dict):
+                skipped += 1
+                print(f"line {number}: skipped: not a JSON object", file=sys.stderr)
+                continue
+            yield data if "schema" in data else trip_event(data, args.type)
+
+    async def publish() -> int:
+        source = sys.stdin.buffer if path is None else open(path, "rb")
+        try:
+            async with EventPublisher(args.amqp, _topology(args), window=args.window) as publisher:
+                return await publisher.publish(events(source))
+        finally:
+            if path is not None:
+                source.close()
+
+    started = time.perf_counter()
+    try:
+        sent = asyncio.run(publish())
+    except (OSError, ConnectionError) as exc:
+        raise _UsageError(f"cannot publish to {args.amqp}: {exc}") from None
+    elapsed = time.perf_counter() - started
+    print(f"published {sent} events, confirmed by the broker, skipped {skipped} lines in {elapsed:.1f} s ({sent / elapsed if elapsed else 0:,.0f} events/s)")
+    return 0
+
+
 def cmd_capacity(args: argparse.Namespace) -> int:
     from .capacity.cli import run
 
@@ -281,7 +403,7 @@ class _UsageError(Exception):
     pass
 
 
-COMMANDS = {"fixtures": cmd_fixtures, "index": cmd_index, "search": cmd_search, "stats": cmd_stats, "reindex": cmd_reindex, "serve": cmd_serve, "capacity": cmd_capacity}
+COMMANDS = {"fixtures": cmd_fixtures, "index": cmd_index, "search": cmd_search, "stats": cmd_stats, "reindex": cmd_reindex, "serve": cmd_serve, "worker": cmd_worker, "publish": cmd_publish, "capacity": cmd_capacity}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -41,12 +41,13 @@ _trip_decoder = msgspec.json.Decoder(Trip)
 class EmbeddedBackend:
     """A trip search engine over one data directory."""
 
-    def __init__(self, path: str | Path, refresh_interval: float = 1.0, snapshot_on_close: bool = True) -> None:
+    def __init__(self, path: str | Path, refresh_interval: float = 1.0, snapshot_on_close: bool = True, busy_timeout_s: float = 30.0) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.refresh_interval = refresh_interval
         self.snapshot_on_close = snapshot_on_close
-        self._store = Store(self.path / DB_NAME)
+        # how long a write waits for another process's write lock before BackendUnavailable ("the store is busy")
+        self._store = Store(self.path / DB_NAME, busy_timeout_s=busy_timeout_s)
         self._index = MemoryIndex()
         self._refresh_lock = threading.Lock()
         self._own: dict[str, tuple[Trip, np.ndarray]] = {}  # trips this process just wrote (and their routes), to skip reading them again

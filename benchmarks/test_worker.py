@@ -1,0 +1,216 @@
+"""Indexer workers: events/s from RabbitMQ into each backend with 1 and 2 workers, and latency from publish to searchable.
+
+The broker is the tests' session broker (scripts/rabbitmq); Elasticsearch is
+the session's one-node cluster. Each run publishes the events first (with
+publisher confirms), then starts ``tripsearch worker`` processes; the rate is
+read from their ``/metrics`` over the window in which all of them consume,
+so start-up is not counted. The same trips loaded straight into the backend
+in batches of the worker's size give the bulk-load rate the worker is
+compared with (``extra_info["vs_bulk_load"]``).
+
+Sizes: ``TRIPSEARCH_BENCH_WORKER_EVENTS`` (default 1,000, so that `make test`
+runs it once) and, for the latency, ``TRIPSEARCH_BENCH_WORKER_RATE`` events/s
+for ``TRIPSEARCH_BENCH_WORKER_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import numpy as np
+import pytest
+
+import tripsearch
+from tests.elastic.cluster import Cluster, es_cluster, es_clusters, fresh_alias  # noqa: F401  (session fixtures)
+from tests.rabbitmq import Broker, fresh_topology, rabbitmq  # noqa: F401  (the session broker)
+from tests.test_worker import publish, run_async
+from tripsearch.events import Topology, trip_event
+
+from .conftest import dataset_trips
+
+EVENTS = int(os.environ.get("TRIPSEARCH_BENCH_WORKER_EVENTS", "1000"))
+RATE = float(os.environ.get("TRIPSEARCH_BENCH_WORKER_RATE", "100"))
+SECONDS = float(os.environ.get("TRIPSEARCH_BENCH_WORKER_SECONDS", "1"))
+BATCH = 500  # the worker's default batch size
+
+
+@lru_cache(maxsize=1)
+def _base(count: int) -> tuple[dict[str, Any], ...]:
+    return tuple(dataset_trips(count))
+
+
+def _events(count: int, prefix: str) -> list[dict[str, Any]]:
+    base = _base(min(EVENTS, 5000))
+    return [trip_event(dict(base[i % len(base)], id=f"{prefix}-{i}", version=1)) for i in range(count)]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _acked(port: int) -> float | None:
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("tripsearch_worker_events_acked_total "):
+            return float(line.split()[1])
+    return None
+
+
+def _workers(broker: Broker, topology: Topology, target: list[str], count: int) -> Iterator[list[tuple[subprocess.Popen[bytes], int]]]:
+    procs = []
+    for _ in range(count):
+        port = _free_port()
+        cmd = [sys.executable, "-m", "tripsearch.cli", "worker", "--amqp", broker.url, *target, "--metrics-port", str(port), "--log-level", "warning",
+               "--queue", topology.queue, "--exchange", topology.exchange, "--dead-letter-exchange", topology.dead_letter_exchange, "--dead-letter-queue", topology.dead_letter_queue]
+        procs.append((subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE), port))
+    try:
+        yield procs
+    finally:
+        for proc, _ in procs:
+            proc.terminate()
+        for proc, _ in procs:
+            proc.communicate(timeout=60)
+
+
+def _target(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[list[str], Any, Any]:
+    """Return the worker's backend arguments, an engine over the same index, and a clean-up."""
+    if backend == "embedded":
+        data = tmp_path / "data"
+        engine = tripsearch.open(data, refresh_interval=0, snapshot_on_close=False)
+        return ["--data", str(data)], engine, lambda: None
+    cluster: Cluster = request.getfixturevalue("es_cluster")
+    alias = fresh_alias("bench-worker")
+    engine = tripsearch.open(cluster.url, index=alias, number_of_replicas=0, request_timeout=60.0)
+    return ["--backend", cluster.url, "--index", alias], engine, lambda: cluster.drop(alias)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("backend", ["embedded", pytest.param("elasticsearch", marks=pytest.mark.elasticsearch)])
+def test_worker_throughput(benchmark, rabbitmq: Broker, backend: str, workers: int, tmp_path: Path, request: pytest.FixtureRequest) -> None:  # type: ignore[no-untyped-def]
+    """Events/s from a full queue into the backend, against the same trips bulk-loaded in batches of the worker's size."""
+    events = _events(EVENTS, f"b{workers}")
+    trips = [e["trip"] for e in events]
+    topology = fresh_topology()
+    run_async(publish(rabbitmq, topology, events))
+    target, engine, clean = _target(backend, tmp_path, request)
+    try:
+        window: dict[str, float] = {}
+
+        def consume() -> None:
+            for procs in _workers(rabbitmq, topology, target, workers):
+                counts: list[float | None] = [None] * workers
+                deadline = time.monotonic() + 600
+                while True:
+                    for proc, _ in procs:
+                        assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+                    counts = [_acked(port) for _, port in procs]
+                    now = time.perf_counter()
+                    if "start" not in window and all(c is not None for c in counts):
+                        window["start"], window["start_count"] = now, sum(c or 0 for c in counts)
+                    if "start" in window and sum(c or 0 for c in counts) >= len(events):
+                        window["end"], window["end_count"] = now, sum(c or 0 for c in counts)
+                        return
+                    assert time.monotonic() < deadline
+                    time.sleep(0.02)
+
+        benchmark.pedantic(consume, rounds=1, iterations=1)
+        consumed = window["end_count"] - window["start_count"]
+        rate = consumed / (window["end"] - window["start"]) if consumed else 0.0
+        reference = tripsearch.open(tmp_path / "bulk", refresh_interval=0, snapshot_on_close=False) if backend == "embedded" else None
+        bulk_engine = reference or engine
+        if backend == "elasticsearch":
+            trips = [dict(t, id=f"bulk-{t['id']}") for t in trips]
+        started = time.perf_counter()
+        for i in range(0, len(trips), BATCH):
+            assert bulk_engine.upsert(trips[i : i + BATCH]).rejected == 0
+        bulk_rate = len(trips) / (time.perf_counter() - started)
+        if reference is not None:
+            reference.close()
+        benchmark.extra_info.update({"events": len(events), "workers": workers, "events_per_s": round(rate), "measured_events": int(consumed),
+                                     "bulk_load_per_s": round(bulk_rate), "vs_bulk_load": round(rate / bulk_rate, 3)})
+    finally:
+        engine.close()
+        clean()
+
+
+def test_publish_to_searchable_latency(benchmark, rabbitmq: Broker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """At a steady rate, the time from a confirmed publish until the trip is in the search index of a reader over the same data directory.
+
+    The reader refreshes every 10 ms, so the figure is the worker's part
+    (batching, the durable write) plus at most 10 ms; ``tripsearch serve``
+    adds its own refresh interval (1 s by default) on top.
+    """
+    from tripsearch.events import EventPublisher
+
+    count = max(1, int(RATE * SECONDS))
+    events = _events(count, "lat")
+    topology = fresh_topology()
+    data = tmp_path / "data"
+    reader = tripsearch.open(data, refresh_interval=0, snapshot_on_close=False)
+    published: list[float] = []
+    seen: list[float] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set() and len(seen) < count:
+            reader.refresh()
+            visible = reader.stats()["trips"]
+            now = time.perf_counter()
+            seen.extend([now] * (visible - len(seen)))
+            time.sleep(0.01)
+
+    async def publish_steadily() -> None:
+        async with EventPublisher(rabbitmq.url, topology) as publisher:
+            start = time.perf_counter()
+            for i, event in enumerate(events):
+                await asyncio.sleep(max(0.0, start + i / RATE - time.perf_counter()))
+                await publisher.publish([event])
+                published.append(time.perf_counter())
+
+    def run() -> None:
+        run_async(_declare(rabbitmq, topology))
+        for procs in _workers(rabbitmq, topology, ["--data", str(data)], 1):
+            proc, port = procs[0]
+            deadline = time.monotonic() + 120
+            while _acked(port) is None:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1].decode()[-2000:]
+                time.sleep(0.05)
+            watcher = threading.Thread(target=watch)
+            watcher.start()
+            run_async(publish_steadily())
+            watcher.join(timeout=60)
+            done.set()
+
+    try:
+        benchmark.pedantic(run, rounds=1, iterations=1)
+    finally:
+        done.set()
+        reader.close()
+    assert len(seen) == count, f"{len(seen)} of {count} trips became searchable"
+    # one worker applies the events in publish order, so the i-th trip to show up is the i-th published
+    latency = np.array(seen) - np.array(published)
+    benchmark.extra_info.update({"events": count, "rate_per_s": RATE, "latency_p50_ms": round(float(np.percentile(latency, 50)) * 1000, 1),
+                                 "latency_p99_ms": round(float(np.percentile(latency, 99)) * 1000, 1), "latency_max_ms": round(float(latency.max()) * 1000, 1)})
+
+
+async def _declare(broker: Broker, topology: Topology) -> None:
+    from tripsearch.events import EventPublisher
+
+    async with EventPublisher(broker.url, topology):
+        pass

@@ -1,0 +1,566 @@
+"""The indexer worker on a real RabbitMQ broker (scripts/rabbitmq) and a real backend.
+
+Every test publishes trip events with publisher confirms to a topology of its
+own, lets a worker consume them, and compares the index with the expected
+state: each trip at its highest version (absent when that event deletes it),
+the same as applying the events once, in version order, directly to a backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from functools import lru_cache
+from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Awaitable, Callable, Iterator, TypeVar
+
+import aio_pika
+import httpx
+import orjson
+import pytest
+
+import tripsearch
+from tripsearch.backend import Backend
+from tripsearch.errors import NotFound
+from tripsearch.events import EventPublisher, Topology, delete_event, trip_event
+from tripsearch.fixtures import generate_trips
+from tripsearch.index.embedded import DB_NAME
+from tripsearch.worker import FIELD_HEADER, REASON_HEADER, Worker, WorkerSettings
+
+from .rabbitmq import Broker, fresh_topology
+
+# The issue asks for 100,000 events; `make test` runs a tenth of that to stay within its time budget.
+# TRIPSEARCH_WORKER_TEST_EVENTS=100000 runs the full size (docs/workers.md gives the timings).
+EVENTS = int(os.environ.get("TRIPSEARCH_WORKER_TEST_EVENTS", "10000"))
+ES_EVENTS = int(os.environ.get("TRIPSEARCH_WORKER_TEST_EVENTS", "4000"))  # through a relay, and the cluster is shared: smaller by default
+KILLS = 10
+T = TypeVar("T")
+
+Expected = dict[str, tuple[int, int | None]]  # id -> (version, seats_available), None when the last event deletes it
+
+
+@lru_cache(maxsize=1)
+def _base_trips() -> tuple[dict[str, Any], ...]:
+    return tuple(generate_trips(200, 19, dt.date(2026, 12, 1), 5))
+
+
+def make_events(count: int, seed: int, duplicates: float = 0.2, deletes: float = 0.15) -> tuple[list[dict[str, Any]], Expected]:
+    """Return about ``count`` events (versions 1 to 4 of each trip, some ending in a cancel or delete), shuffled, and the expected state.
+
+    Duplicates repeat lower versions only, so every trip's last event exists
+    once: losing any of them would show in the final state.
+    """
+    rng = random.Random(seed)
+    base = _base_trips()
+    per_trip = 2.5 * (1 + duplicates)
+    events: list[dict[str, Any]] = []
+    expected: Expected = {}
+    lower: list[dict[str, Any]] = []
+    for n in range(max(1, int(count / per_trip))):
+        trip = dict(base[n % len(base)], id=f"w{seed}-{n}")
+        trip.pop("route", None)  # smaller messages: the stops make the route
+        versions = rng.randint(1, 4)
+        for version in range(1, versions + 1):
+            seats = rng.randint(0, trip["seats_total"])
+            last = version == versions
+            if last and rng.random() < deletes:
+                event = delete_event(trip["id"], version, type=rng.choice(["trip.cancelled", "trip.deleted"]))
+                expected[trip["id"]] = (version, None)
+            else:
+                event = trip_event(dict(trip, version=version, seats_available=seats), type="trip.published" if version == 1 else "trip.updated")
+                if last:
+                    expected[trip["id"]] = (version, seats)
+            events.append(event)
+            if not last:
+                lower.append(event)
+    events += rng.sample(lower, min(len(lower), int(len(events) * duplicates)))
+    rng.shuffle(events)
+    return events, expected
+
+
+def state_of(backend: Backend, ids: list[str]) -> Expected:
+    out: Expected = {}
+    for tid in ids:
+        try:
+            doc = backend.get(tid)
+        except NotFound:
+            continue
+        out[tid] = (doc["version"], doc["seats_available"])
+    return out
+
+
+def live(expected: Expected) -> Expected:
+    return {tid: v for tid, v in expected.items() if v[1] is not None}
+
+
+def apply_in_version_order(backend: Backend, events: list[dict[str, Any]]) -> None:
+    """The reference: each distinct event once, lowest version first, straight into the backend."""
+    for version in sorted({e["version"] for e in events}):
+        same = [e for e in events if e["version"] == version]
+        backend.upsert([e["trip"] for e in same if "trip" in e])
+        backend.delete([(e["trip_id"], version) for e in same if "trip" not in e])
+
+
+async def publish(broker: Broker, topology: Topology, events: list[Any]) -> None:
+    async with EventPublisher(broker.url, topology) as publisher:
+        assert await publisher.publish(events) == len(events)
+
+
+def run_async(coroutine: Awaitable[T]) -> T:
+    """Run a coroutine to the end on an event loop of its own thread.
+
+    Not on this thread: a session fixture of the page tests (Playwright's
+    sync API) keeps an event loop running on it for the rest of the session.
+    """
+    async def main() -> T:
+        return await coroutine
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, main()).result()
+
+
+def publish_sync(broker: Broker, topology: Topology, events: list[Any]) -> None:
+    run_async(publish(broker, topology, events))
+
+
+async def queue_counts(broker: Broker, name: str) -> tuple[int, int]:
+    """Return (messages ready, consumers) of a queue."""
+    connection = await aio_pika.connect(broker.url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(name, passive=True)
+        result = queue.declaration_result
+        return result.message_count or 0, result.consumer_count or 0
+
+
+async def run_worker(backend: Backend, broker: Broker, topology: Topology, during: Callable[[Worker], Awaitable[None]] | None = None,
+                     timeout: float = 180, **options: Any) -> Worker:
+    """Run a worker in this process until its queue is empty and nothing is in flight (after ``during``), then stop it."""
+    settings = WorkerSettings(broker.url, topology, depth_interval_s=0.2, retry_max_s=2.0, **options)
+    worker = Worker(backend, settings)
+    task = asyncio.create_task(worker.run())
+    try:
+        if during is not None:
+            await during(worker)
+        deadline = time.monotonic() + timeout
+        quiet = 0
+        while quiet < 3:
+            assert not task.done(), task.exception()
+            assert time.monotonic() < deadline, f"the queue was not drained within {timeout} s"
+            await asyncio.sleep(0.1)
+            ready, _ = await queue_counts(broker, topology.queue)
+            quiet = quiet + 1 if worker._consuming and ready == 0 and worker.metrics.in_flight._value.get() == 0 else 0
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 60)
+    return worker
+
+
+def counter(worker: Worker, name: str) -> float:
+    return sum(s.value for m in worker.metrics.registry.collect() if m.name == name for s in m.samples if s.name.endswith("_total"))
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> Iterator[Callable[..., Backend]]:
+    opened: list[Backend] = []
+
+    def factory(name: str = "data", **options: Any) -> Backend:
+        engine = tripsearch.open(tmp_path / name, refresh_interval=0, **options)
+        opened.append(engine)
+        return engine
+
+    yield factory
+    for engine in opened:
+        engine.close()
+
+
+def test_duplicates_and_shuffled_versions_end_at_the_highest_version(rabbitmq: Broker, embedded: Callable[..., Backend]) -> None:
+    events, expected = make_events(EVENTS, seed=1)
+    topology = fresh_topology()
+    publish_sync(rabbitmq, topology, events)
+    backend = embedded()
+    worker = run_async(run_worker(backend, rabbitmq, topology))
+    ids = sorted(expected)
+    assert state_of(backend, ids) == live(expected)
+    reference = embedded("reference")
+    apply_in_version_order(reference, events)
+    assert state_of(reference, ids) == live(expected)
+    assert counter(worker, "tripsearch_worker_events_consumed") == len(events)
+    assert counter(worker, "tripsearch_worker_events_applied") + counter(worker, "tripsearch_worker_events_unchanged") == len(events)
+    assert counter(worker, "tripsearch_worker_events_dead_lettered") == 0
+
+
+def test_bad_events_are_dead_lettered_with_the_reason_and_good_ones_around_them_applied(rabbitmq: Broker, embedded: Callable[..., Backend]) -> None:
+    events, expected = make_events(300, seed=2, duplicates=0)
+    trip = dict(_base_trips()[0], id="bad-1", version=1)
+    bad: list[tuple[Any, str, str]] = [  # (message, field, words in the reason)
+        (b"{not json", "", "not JSON"),
+        (b"[1, 2]", "", "must be a JSON object"),
+        (dict(trip_event(trip), schema="tripsearch.trip-event/9"), "schema", "must be 'tripsearch.trip-event/1'"),
+        (dict(trip_event(trip), type="trip.exploded"), "type", "must be one of"),
+        (delete_event("bad-2", 1) | {"version": "7"}, "version", "must be an integer"),
+        (trip_event(trip) | {"trip_id": "other"}, "trip.id", "must equal trip_id"),
+        (trip_event(dict(trip, seats_available=trip["seats_total"] + 1)), "trip.seats_available", "seats_total"),
+        (trip_event(dict(trip, stops=trip["stops"][:1])), "trip.stops", "must have 2 to 20 stops"),
+    ]
+    mixed: list[Any] = list(events)
+    for i, (message, _, _) in enumerate(bad):
+        mixed.insert(i * len(events) // len(bad), message)
+    topology = fresh_topology()
+    publish_sync(rabbitmq, topology, mixed)
+    backend = embedded()
+    worker = run_async(run_worker(backend, rabbitmq, topology, batch_size=50))
+    assert state_of(backend, sorted(expected)) == live(expected)
+    assert counter(worker, "tripsearch_worker_events_dead_lettered") == len(bad)
+
+    async def dead_letters() -> list[aio_pika.abc.AbstractIncomingMessage]:
+        connection = await aio_pika.connect(rabbitmq.url)
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(topology.dead_letter_queue, passive=True)
+            got = []
+            while (message := await queue.get(fail=False, no_ack=True)) is not None:
+                got.append(message)
+            return got
+
+    got = {m.body: m.headers for m in run_async(dead_letters())}
+    assert len(got) == len(bad)
+    for message, field, words in bad:
+        headers = got[message if isinstance(message, bytes) else orjson.dumps(message)]
+        assert headers[FIELD_HEADER] == field, headers
+        assert words in str(headers[REASON_HEADER]), headers
+        assert headers["x-tripsearch-queue"] == topology.queue
+    assert run_async(queue_counts(rabbitmq, topology.queue))[0] == 0  # acknowledged, not retried
+
+
+def test_a_message_returned_again_and_again_is_dead_lettered_by_the_queue(rabbitmq: Broker) -> None:
+    """The safety net for a message that kills every worker: the quorum queue's delivery limit."""
+    topology = fresh_topology(delivery_limit=2)
+
+    async def main() -> tuple[int, int, dict[str, Any]]:
+        await publish(rabbitmq, topology, [delete_event("poison", 1)])
+        connection = await aio_pika.connect(rabbitmq.url)
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(topology.queue, passive=True)
+            returned = 0
+            for _ in range(10):
+                message = await queue.get(fail=False, timeout=5)
+                if message is None:
+                    await asyncio.sleep(0.2)
+                    message = await queue.get(fail=False, timeout=5)
+                    if message is None:
+                        break
+                await message.nack(requeue=True)  # as a worker killed mid-batch gives it back
+                returned += 1
+            dead = await channel.declare_queue(topology.dead_letter_queue, passive=True)
+            for _ in range(50):
+                letter = await dead.get(fail=False, no_ack=True)
+                if letter is not None:
+                    return returned, dead.declaration_result.message_count or 0, dict(letter.headers)
+                await asyncio.sleep(0.1)
+            raise AssertionError("nothing reached the dead-letter queue")
+
+    returned, _, headers = run_async(main())
+    assert returned == 3  # the first delivery and two more, then the queue gave up on it
+    assert headers["x-death"][0]["reason"] == "delivery_limit"
+
+
+def test_a_locked_store_pauses_the_worker_without_acks_or_dead_letters_then_it_finishes(rabbitmq: Broker, embedded: Callable[..., Backend], tmp_path: Path) -> None:
+    events, expected = make_events(2000, seed=3)
+    topology = fresh_topology()
+    publish_sync(rabbitmq, topology, events)
+    backend = embedded(busy_timeout_s=0.2)
+    lock = sqlite3.connect(tmp_path / "data" / DB_NAME, isolation_level=None, check_same_thread=False)
+    lock.execute("BEGIN EXCLUSIVE")  # another process's write transaction: SQLite refuses the worker's writes with "database is locked"
+    seen: dict[str, Any] = {}
+
+    async def during(worker: Worker) -> None:
+        deadline = time.monotonic() + 30
+        while counter(worker, "tripsearch_worker_backend_retries") < 3:
+            assert time.monotonic() < deadline, "the worker never met the locked store"
+            await asyncio.sleep(0.05)
+        async with httpx.AsyncClient() as http:
+            seen["ready"] = (await http.get(f"http://127.0.0.1:{worker.metrics_port}/ready")).status_code
+            seen["metrics"] = (await http.get(f"http://127.0.0.1:{worker.metrics_port}/metrics")).text
+        seen["acked"] = counter(worker, "tripsearch_worker_events_acked")
+        seen["dead"] = counter(worker, "tripsearch_worker_events_dead_lettered")
+        seen["ready_in_queue"], _ = await queue_counts(rabbitmq, topology.queue)
+        seen["in_flight"] = worker.metrics.in_flight._value.get()
+        lock.execute("ROLLBACK")
+        lock.close()
+
+    worker = run_async(run_worker(backend, rabbitmq, topology, during, prefetch=500, batch_size=200, metrics_port=0))
+    assert seen["ready"] == 503
+    assert "tripsearch_worker_backend_up 0.0" in seen["metrics"]
+    assert seen["acked"] == 0 and seen["dead"] == 0
+    assert seen["in_flight"] <= 500 and seen["ready_in_queue"] + seen["in_flight"] == len(events)  # prefetch holds the rest back in the queue
+    assert state_of(backend, sorted(expected)) == live(expected)
+    assert worker.metrics.backend_up._value.get() == 1
+    assert counter(worker, "tripsearch_worker_events_dead_lettered") == 0
+
+
+def test_a_broker_restart_during_a_load_is_survived(rabbitmq: Broker, embedded: Callable[..., Backend]) -> None:
+    events, expected = make_events(5000, seed=4)
+    topology = fresh_topology()
+    publish_sync(rabbitmq, topology, events)
+    backend = embedded()
+
+    left: list[int] = []
+
+    async def during(worker: Worker) -> None:
+        while counter(worker, "tripsearch_worker_events_acked") < 500:
+            await asyncio.sleep(0.02)
+        left.append((await queue_counts(rabbitmq, topology.queue))[0])
+        await asyncio.to_thread(rabbitmq.restart)
+
+    worker = run_async(run_worker(backend, rabbitmq, topology, during, batch_size=100, prefetch=300))
+    assert left[0] > 0, "the load ended before the restart: nothing was tested"
+    assert counter(worker, "tripsearch_worker_reconnects") >= 1
+    assert state_of(backend, sorted(expected)) == live(expected)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def spawn(rabbitmq: Broker, tmp_path: Path) -> Iterator[Callable[..., tuple[subprocess.Popen[bytes], int, Path]]]:
+    """Return a function that starts `tripsearch worker` processes (stderr to a file); any still running after the test is killed."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(topology: Topology, data: Path, *args: str) -> tuple[subprocess.Popen[bytes], int, Path]:
+        port = _free_port()
+        log = tmp_path / f"worker-{len(procs)}.log"
+        cmd = [sys.executable, "-m", "tripsearch.cli", "worker", "--amqp", rabbitmq.url, "--data", str(data), "--metrics-port", str(port),
+               "--exchange", topology.exchange, "--queue", topology.queue, "--dead-letter-exchange", topology.dead_letter_exchange,
+               "--dead-letter-queue", topology.dead_letter_queue, *args]
+        with open(log, "wb") as err:
+            procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err))
+        return procs[-1], port, log
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def metric(port: int, name: str) -> float | None:
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def wait_metric(proc: subprocess.Popen[bytes], port: int, log: Path, name: str, at_least: float, timeout: float = 60) -> float:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = metric(port, name)
+        if value is not None and value >= at_least:
+            return value
+        assert proc.poll() is None, log.read_text()[-2000:]
+        assert time.monotonic() < deadline, f"{name} did not reach {at_least} within {timeout} s: {log.read_text()[-2000:]}"
+        time.sleep(0.05)
+
+
+def stored_versions(data: Path) -> dict[str, int]:
+    with sqlite3.connect(data / DB_NAME) as conn:
+        return dict(conn.execute("SELECT id, version FROM trips WHERE deleted = 0"))
+
+
+def test_sigterm_drains_the_batches_in_flight_and_exits_cleanly(rabbitmq: Broker, spawn: Callable[..., Any], tmp_path: Path) -> None:
+    events = [trip_event(dict(_base_trips()[i % 200], id=f"s-{i}", version=1)) for i in range(6000)]
+    topology = fresh_topology()
+    publish_sync(rabbitmq, topology, events)
+    data = tmp_path / "data"
+    proc, port, log = spawn(topology, data, "--batch-size", "100", "--prefetch", "1000", "--batch-timeout", "0.5")
+    wait_metric(proc, port, log, "tripsearch_worker_events_acked_total", 1)
+    assert httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    for name in ("events_consumed_total", "events_applied_total", "events_unchanged_total", "events_dead_lettered_total", "batch_size_bucket", "batch_seconds_bucket", "queue_depth"):
+        assert f"tripsearch_worker_{name}" in text
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    err = log.read_text()
+    assert proc.returncode == 0, err[-2000:]
+    assert "drained" in err
+    ready, consumers = run_async(queue_counts(rabbitmq, topology.queue))
+    stored = stored_versions(data)
+    assert consumers == 0
+    assert 0 < len(stored) < len(events), "SIGTERM came after the load: nothing was drained"
+    assert len(stored) + ready == len(events)  # every delivered event written and acknowledged; the rest still queued, none held
+
+
+def test_sigkill_at_random_points_loses_no_event(rabbitmq: Broker, embedded: Callable[..., Backend], spawn: Callable[..., Any], tmp_path: Path) -> None:
+    events, expected = make_events(10000, seed=5)
+    topology = fresh_topology()
+    publish_sync(rabbitmq, topology, events)
+    data = tmp_path / "killed"
+    rng = random.Random(5)
+    for trial in range(KILLS):
+        # small batches and prefetch, and a kill within 0.3 s of the first delivery: each trial takes a few hundred events, so all ten kill mid-load
+        proc, port, log = spawn(topology, data, "--batch-size", "50", "--prefetch", "200")
+        wait_metric(proc, port, log, "tripsearch_worker_events_consumed_total", 1)
+        time.sleep(rng.uniform(0, 0.3))
+        proc.kill()
+        proc.wait()
+    ready, _ = run_async(queue_counts(rabbitmq, topology.queue))
+    assert ready > 0, "the load ended before the last kill"
+    backend = embedded("killed")
+    run_async(run_worker(backend, rabbitmq, topology))
+    ids = sorted(expected)
+    assert state_of(backend, ids) == live(expected)
+    reference = embedded("reference")
+    apply_in_version_order(reference, events)
+    assert state_of(backend, ids) == state_of(reference, ids)
+
+
+def test_declare_only_is_idempotent_and_a_conflicting_declaration_is_a_clear_error(rabbitmq: Broker) -> None:
+    topology = fresh_topology()
+    names = ["--exchange", topology.exchange, "--queue", topology.queue, "--dead-letter-exchange", topology.dead_letter_exchange, "--dead-letter-queue", topology.dead_letter_queue]
+    cmd = [sys.executable, "-m", "tripsearch.cli", "worker", "--declare-only", "--amqp", rabbitmq.url, *names]
+    for _ in range(2):
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert f"queue {topology.queue}" in done.stdout
+    assert run_async(queue_counts(rabbitmq, topology.queue)) == (0, 0)
+    done = subprocess.run([*cmd, "--queue-type", "classic"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "PRECONDITION_FAILED" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_publish_replays_an_ndjson_file_of_trips(rabbitmq: Broker, embedded: Callable[..., Backend], tmp_path: Path) -> None:
+    trips = [dict(t, id=f"p-{i}") for i, t in enumerate(_base_trips()[:50])]
+    source = tmp_path / "trips.ndjson"
+    source.write_bytes(b"\n".join(orjson.dumps(t) for t in trips) + b"\nnot json\n")
+    topology = fresh_topology()
+    names = ["--exchange", topology.exchange, "--queue", topology.queue, "--dead-letter-exchange", topology.dead_letter_exchange, "--dead-letter-queue", topology.dead_letter_queue]
+    done = subprocess.run([sys.executable, "-m", "tripsearch.cli", "publish", str(source), "--amqp", rabbitmq.url, *names], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "published 50 events" in done.stdout and "line 51: skipped" in done.stderr
+    backend = embedded()
+    run_async(run_worker(backend, rabbitmq, topology))
+    assert {tid: v for tid, (v, _) in state_of(backend, [t["id"] for t in trips]).items()} == {t["id"]: t["version"] for t in trips}
+
+
+class _Cut:
+    """A TCP relay on loopback to a server, that can be cut (connections refused and reset) and joined again on the same port.
+
+    From the worker's side this is the server going away and coming back:
+    its client meets refused and reset connections, exactly as when the
+    server process stops.
+    """
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = _free_port()
+        self._server: asyncio.AbstractServer | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def join(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port, reuse_address=True)
+
+    async def cut(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers -= {writer, up_writer}
+
+
+@pytest.mark.elasticsearch
+def test_elasticsearch_duplicates_shuffled_versions_and_a_cluster_gone_mid_load(rabbitmq: Broker, es_cluster: Any, embedded: Callable[..., Backend]) -> None:
+    """On Elasticsearch: every trip ends at its highest version, and the cluster going away mid-load pauses the worker until it is back.
+
+    The cluster is the session's one-node cluster, which other tests share, so
+    it is not stopped: the worker reaches it through a relay that is cut for
+    a few seconds (refused and reset connections, as a stopped node gives).
+    """
+    from urllib.parse import urlsplit
+
+    from .elastic.cluster import fresh_alias
+
+    events, expected = make_events(ES_EVENTS, seed=6)
+    topology = fresh_topology()
+    publish_sync(rabbitmq, topology, events)
+    target = urlsplit(es_cluster.url)
+    alias = fresh_alias("worker")
+    seen: dict[str, float] = {}
+
+    async def main() -> None:
+        cut = _Cut((target.hostname or "127.0.0.1", target.port or 9200))
+        await cut.join()
+        url = f"http://127.0.0.1:{cut.port}"
+        backend = await asyncio.to_thread(tripsearch.open, url, index=alias, number_of_replicas=0, request_timeout=10.0)
+        try:
+
+            async def during(worker: Worker) -> None:
+                while counter(worker, "tripsearch_worker_events_acked") < 1000:
+                    await asyncio.sleep(0.02)
+                await cut.cut()
+                deadline = time.monotonic() + 30
+                while worker.metrics.backend_up._value.get() == 1:
+                    assert time.monotonic() < deadline, "the worker never noticed the cluster was gone"
+                    await asyncio.sleep(0.05)
+                seen["acked_when_cut"] = counter(worker, "tripsearch_worker_events_acked")
+                await asyncio.sleep(3)
+                seen["acked_while_cut"] = counter(worker, "tripsearch_worker_events_acked")
+                seen["dead_while_cut"] = counter(worker, "tripsearch_worker_events_dead_lettered")
+                await cut.join()
+
+            worker = await run_worker(backend, rabbitmq, topology, during, batch_size=200, prefetch=1000)
+            seen["retries"] = counter(worker, "tripsearch_worker_backend_retries")
+            seen["acked"] = counter(worker, "tripsearch_worker_events_acked")
+            await asyncio.to_thread(backend.refresh)  # the relay runs on this loop: block it and the refresh never arrives
+            seen["state_ok"] = float(await asyncio.to_thread(state_of, backend, sorted(expected)) == live(expected))
+        finally:
+            await asyncio.to_thread(backend.close)
+            await cut.cut()
+
+    try:
+        run_async(main())
+    finally:
+        es_cluster.drop(alias)
+    assert seen["acked_when_cut"] < len(events), "the load ended before the cut: nothing was tested"
+    assert seen["acked_while_cut"] == seen["acked_when_cut"] and seen["dead_while_cut"] == 0  # paused: no acks, no dead letters
+    assert seen["retries"] >= 1
+    assert seen["acked"] == len(events)
+    assert seen["state_ok"] == 1.0

@@ -1,0 +1,409 @@
+"""The indexer worker: trip events from a RabbitMQ queue into a backend, nothing lost, nothing applied twice.
+
+The loop, per batch (many events, one write):
+
+1. take messages as the broker delivers them, at most ``prefetch`` unacknowledged
+   (the broker's back-pressure), until ``batch_size`` or ``batch_timeout_s`` after the first;
+2. parse each; a message that is not a valid event is dead-lettered with the reason;
+3. write the upserts and the deletes to the backend: it returns once the write is durable
+   (embedded: committed to SQLite; Elasticsearch: every bulk item acknowledged), and
+   reports trips it rejects, which are dead-lettered too;
+4. publish the dead letters (confirmed by the broker), then acknowledge each message of the batch.
+
+Versions decide what a write changes, so a message delivered again after a crash, or
+an older event arriving late, changes nothing. A backend that cannot write now
+(:class:`~tripsearch.errors.BackendUnavailable`: Elasticsearch down, a full or read-only
+disk) holds the batch, unacknowledged, and the write is retried with backoff; nothing more
+arrives meanwhile (prefetch is full) and nothing is dead-lettered. A lost broker connection
+is reopened with backoff; what was delivered and not acknowledged comes again.
+``stop()`` (SIGTERM) stops taking messages, finishes the batches already delivered,
+and returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
+from aiormq.exceptions import AMQPError, ChannelInvalidStateError, ChannelPreconditionFailed, ProbableAuthenticationError
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from .backend import Backend
+from .errors import BackendUnavailable, TripSearchError
+from .events import InvalidEvent, Topology, TripEvent, declare_topology, parse_event
+
+__all__ = ["WorkerSettings", "Worker", "WorkerMetrics", "WorkerError", "run_worker", "declare_only"]
+
+log = logging.getLogger("tripsearch.worker")
+T = TypeVar("T")
+
+REASON_HEADER = "x-tripsearch-reason"
+FIELD_HEADER = "x-tripsearch-field"
+
+
+class WorkerError(TripSearchError):
+    """A setting or a broker answer that retrying cannot fix (wrong credentials, a queue declared with other arguments)."""
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """How the worker consumes: broker address, topology, batching, back-pressure, retries and the metrics port."""
+
+    amqp_url: str
+    topology: Topology = field(default_factory=Topology)
+    prefetch: int = 2000
+    batch_size: int = 500
+    batch_timeout_s: float = 0.2
+    retry_max_s: float = 30.0  # backoff cap of backend writes and of reconnects
+    depth_interval_s: float = 2.0  # how often the queue depth (lag) is read
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None  # None: no HTTP endpoint
+
+    def __post_init__(self) -> None:
+        if self.prefetch < 1:
+            raise WorkerError("prefetch must be at least 1")
+        if not 1 <= self.batch_size <= self.prefetch:
+            raise WorkerError(f"batch_size must be from 1 to prefetch ({self.prefetch}), got {self.batch_size}")
+        if self.batch_timeout_s < 0 or self.retry_max_s <= 0:
+            raise WorkerError("batch_timeout_s must be >= 0 and retry_max_s > 0")
+
+
+class WorkerMetrics:
+    """The worker's Prometheus metrics, in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.consumed = Counter("tripsearch_worker_events_consumed", "Events taken from the queue (each delivery counts)", registry=r)
+        self.applied = Counter("tripsearch_worker_events_applied", "Events that changed the index (stored or deleted)", ["type"], registry=r)
+        self.unchanged = Counter("tripsearch_worker_events_unchanged", "Events that changed nothing: a version at least as high was stored", registry=r)
+        self.dead_lettered = Counter("tripsearch_worker_events_dead_lettered", "Events sent to the dead-letter queue", ["field"], registry=r)
+        self.acked = Counter("tripsearch_worker_events_acked", "Events acknowledged to the broker", registry=r)
+        self.batch_size = Histogram("tripsearch_worker_batch_size", "Events per batch", buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000), registry=r)
+        self.batch_seconds = Histogram("tripsearch_worker_batch_seconds", "Time to write a batch durably, retries included",
+                                       buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r)
+        self.queue_depth = Gauge("tripsearch_worker_queue_depth", "Messages ready in the work queue (the lag)", registry=r)
+        self.dead_letter_depth = Gauge("tripsearch_worker_dead_letter_queue_depth", "Messages in the dead-letter queue", registry=r)
+        self.in_flight = Gauge("tripsearch_worker_events_in_flight", "Events delivered to this worker and not yet acknowledged", registry=r)
+        self.backend_up = Gauge("tripsearch_worker_backend_up", "1 when the last backend write succeeded, 0 while writes fail", registry=r)
+        self.broker_up = Gauge("tripsearch_worker_broker_connected", "1 while connected to the broker and consuming", registry=r)
+        self.backend_retries = Counter("tripsearch_worker_backend_retries", "Batch writes retried after the backend was unavailable", registry=r)
+        self.reconnects = Counter("tripsearch_worker_reconnects", "Broker connections lost or refused, then retried", registry=r)
+        self.backend_up.set(1)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _ConnectionLost(Exception):
+    pass
+
+
+class _Abandoned(Exception):
+    """Stopping while the backend is down: the batch stays unacknowledged and goes back to the queue."""
+
+
+@dataclass
+class _Batch:
+    messages: list[AbstractIncomingMessage]
+    dead: list[tuple[AbstractIncomingMessage, str, str]] = field(default_factory=list)  # (message, field, reason)
+
+
+class Worker:
+    """Consume trip events from the broker into ``backend`` until :meth:`stop`."""
+
+    def __init__(self, backend: Backend, settings: WorkerSettings, metrics: WorkerMetrics | None = None) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.metrics = metrics or WorkerMetrics()
+        # one thread writes: the SQLite connection and the Elasticsearch client stay on it
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tripsearch-worker-write")
+        self._stopping = asyncio.Event()
+        self._consuming = False
+        self._backend_ok = True
+        self._connected_once = False
+        self.metrics_port: int | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Connected, consuming, and the backend takes writes."""
+        return self._consuming and self._backend_ok
+
+    def stop(self) -> None:
+        """Stop taking messages; the batches already delivered are written and acknowledged first."""
+        if not self._stopping.is_set():
+            log.info("stopping: finishing the batches already delivered")
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop`, reconnecting with backoff when the broker goes away."""
+        server = await self._serve_http() if self.settings.metrics_port is not None else None
+        backoff = 0.5
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self._session()
+                    backoff = 0.5
+                except ProbableAuthenticationError as exc:
+                    if not self._connected_once:  # wrong credentials: say so and exit; later, a broker in trouble
+                        raise WorkerError(f"the broker refused the credentials: {exc}") from None
+                    self._lost(exc)
+                    await self._sleep(backoff * random.uniform(0.5, 1.0))
+                    backoff = min(backoff * 2, self.settings.retry_max_s)
+                except _Abandoned:
+                    break
+                except (AMQPError, ConnectionError, OSError, asyncio.TimeoutError, ChannelInvalidStateError, _ConnectionLost) as exc:
+                    if self._stopping.is_set():
+                        break
+                    self._lost(exc)
+                    await self._sleep(backoff * random.uniform(0.5, 1.0))
+                    backoff = min(backoff * 2, self.settings.retry_max_s)
+        finally:
+            self._consuming = False
+            self.metrics.broker_up.set(0)
+            if server is not None:
+                server.close()
+                await server.wait_closed()
+            self._writer.shutdown(wait=True)
+
+    def _lost(self, exc: BaseException) -> None:
+        self._consuming = False
+        self.metrics.broker_up.set(0)
+        self.metrics.in_flight.set(0)
+        self.metrics.reconnects.inc()
+        log.warning("broker connection lost or refused (%s); reconnecting with backoff", exc or type(exc).__name__)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, or return early when stopping."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _session(self) -> None:
+        """One broker connection: declare, consume, write batches; drain and return when stopping."""
+        connection = await aio_pika.connect(self.settings.amqp_url, timeout=10)
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            await channel.set_qos(prefetch_count=self.settings.prefetch)
+            try:
+                queue, dead = await declare_topology(channel, self.settings.topology)
+            except ChannelPreconditionFailed as exc:  # declared elsewhere with other arguments: retrying cannot fix it
+                raise WorkerError(f"the broker refused the topology: {exc}") from None
+            self._connected_once = True
+            inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+
+            async def take(message: AbstractIncomingMessage) -> None:
+                self.metrics.in_flight.inc()
+                await inbox.put(message)
+
+            tag = await queue.consume(take)
+            closed = asyncio.ensure_future(channel.closed())
+            depth = asyncio.ensure_future(self._watch_depth(connection))
+            self._consuming = True
+            self.metrics.broker_up.set(1)
+            log.info("consuming %s (prefetch %d, batches of up to %d)", queue.name, self.settings.prefetch, self.settings.batch_size)
+            try:
+                while not self._stopping.is_set():
+                    batch = await self._collect(inbox, closed)
+                    if closed.done():
+                        raise _ConnectionLost("the channel closed")
+                    if batch:
+                        await self._handle(batch, dead)
+                self._consuming = False
+                await queue.cancel(tag)
+                # what was delivered before the cancel is ours to finish
+                while not inbox.empty():
+                    await self._handle([inbox.get_nowait() for _ in range(min(inbox.qsize(), self.settings.batch_size))], dead)
+                log.info("drained; stopping")
+            finally:
+                depth.cancel()
+                closed.cancel()
+        finally:
+            self._consuming = False
+            self.metrics.in_flight.set(0)  # unacknowledged deliveries go back to the queue with the connection
+            try:
+                await connection.close()
+            except Exception:  # the connection may already be gone; its messages go back to the queue either way
+                pass
+
+    async def _collect(self, inbox: asyncio.Queue[AbstractIncomingMessage], closed: asyncio.Future[Any]) -> list[AbstractIncomingMessage]:
+        """Return up to ``batch_size`` messages, waiting at most ``batch_timeout_s`` after the first; [] when stopping or closed."""
+        loop = asyncio.get_running_loop()
+        batch: list[AbstractIncomingMessage] = []
+        deadline = 0.0
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            while len(batch) < self.settings.batch_size:
+                if not inbox.empty():
+                    batch.append(inbox.get_nowait())
+                    deadline = deadline or loop.time() + self.settings.batch_timeout_s
+                    continue
+                timeout = None if not batch else deadline - loop.time()
+                if timeout is not None and timeout <= 0:
+                    break
+                getter = asyncio.ensure_future(inbox.get())
+                await asyncio.wait({getter, closed, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    break
+                batch.append(getter.result())
+                deadline = deadline or loop.time() + self.settings.batch_timeout_s
+        finally:
+            stopping.cancel()
+        return batch
+
+    async def _handle(self, messages: list[AbstractIncomingMessage], dead: AbstractExchange) -> None:
+        m = self.metrics
+        m.consumed.inc(len(messages))
+        m.batch_size.observe(len(messages))
+        batch = _Batch(messages)
+        upserts: list[tuple[AbstractIncomingMessage, TripEvent]] = []
+        deletes: list[tuple[AbstractIncomingMessage, TripEvent]] = []
+        for message in messages:
+            try:
+                event = parse_event(message.body)
+            except InvalidEvent as exc:
+                batch.dead.append((message, exc.field, exc.reason))
+                continue
+            (upserts if event.is_upsert else deletes).append((message, event))
+        started = time.perf_counter()
+        await self._write(batch, upserts, deletes)
+        m.batch_seconds.observe(time.perf_counter() - started)
+        for message, field_name, reason in batch.dead:
+            headers = dict(message.headers or {})
+            headers.update({REASON_HEADER: reason, FIELD_HEADER: field_name, "x-tripsearch-queue": self.settings.topology.queue,
+                            "x-tripsearch-routing-key": message.routing_key or ""})
+            await dead.publish(aio_pika.Message(message.body, headers=headers, content_type=message.content_type,
+                                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=message.routing_key or "")
+            m.dead_lettered.labels(field_name or "message").inc()
+            log.warning("dead-lettered a message (%s): %s", field_name or "message", reason)
+        # Every earlier delivery of this channel is acknowledged already, so one ack of the
+        # last tag with multiple=True acknowledges exactly the events of this batch, each of them.
+        await max(messages, key=lambda msg: msg.delivery_tag or 0).ack(multiple=True)
+        m.acked.inc(len(messages))
+        m.in_flight.dec(len(messages))
+
+    async def _write(self, batch: _Batch, upserts: list[tuple[AbstractIncomingMessage, TripEvent]], deletes: list[tuple[AbstractIncomingMessage, TripEvent]]) -> None:
+        """Write the batch durably, retrying while the backend is unavailable; record rejected trips as dead letters."""
+        trips = [e.trip for _, e in upserts]
+        targets = [(e.trip_id, e.version) for _, e in deletes]
+        backoff = 0.25
+        while True:
+            try:
+                report = await self._in_writer(self.backend.upsert, trips) if trips else None
+                removed = await self._in_writer(self.backend.delete, targets) if targets else None
+                break
+            except BackendUnavailable as exc:
+                self._backend_ok = False
+                self.metrics.backend_up.set(0)
+                self.metrics.backend_retries.inc()
+                if self._stopping.is_set():
+                    log.warning("stopping while the backend is unavailable (%s): %d events go back to the queue", exc.reason, len(batch.messages))
+                    raise _Abandoned() from None
+                delay = min(max(backoff, min(exc.retry_after, 5.0)), self.settings.retry_max_s) * random.uniform(0.8, 1.0)
+                log.warning("backend unavailable (%s); holding %d events, retrying in %.1f s", exc.reason, len(batch.messages), delay)
+                await self._sleep(delay)
+                backoff = min(backoff * 2, self.settings.retry_max_s)
+        self._backend_ok = True
+        self.metrics.backend_up.set(1)
+        if report is not None:
+            for (message, event), item in zip(upserts, report.items):
+                if item.result == "rejected":
+                    batch.dead.append((message, f"trip.{item.field}" if item.field else "trip", item.reason or "rejected"))
+                elif item.result == "stored":
+                    self.metrics.applied.labels(event.type).inc()
+                else:
+                    self.metrics.unchanged.inc()
+        if removed is not None:
+            for (message, event), item in zip(deletes, removed.items):
+                if item.result == "deleted":
+                    self.metrics.applied.labels(event.type).inc()
+                else:
+                    self.metrics.unchanged.inc()
+
+    async def _in_writer(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+
+    async def _watch_depth(self, connection: aio_pika.abc.AbstractConnection) -> None:
+        """Read the depth of the work and dead-letter queues every ``depth_interval_s`` (a channel of its own: a failed look closes only it)."""
+        topology = self.settings.topology
+        channel: AbstractChannel | None = None
+        while True:
+            try:
+                if channel is None or channel.is_closed:
+                    channel = await connection.channel()
+                work = await channel.declare_queue(topology.queue, passive=True)
+                dead = await channel.declare_queue(topology.dead_letter_queue, passive=True)
+                self.metrics.queue_depth.set(work.declaration_result.message_count or 0)
+                self.metrics.dead_letter_depth.set(dead.declaration_result.message_count or 0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the consumer's own channel reports a lost connection; here it is only a missed reading
+                log.debug("queue depth not read: %s", exc)
+                channel = None
+            await asyncio.sleep(self.settings.depth_interval_s)
+
+    async def _serve_http(self) -> asyncio.AbstractServer:
+        """Serve ``/metrics`` (Prometheus), ``/ready`` (200 when consuming and the backend writes, else 503) and ``/health``."""
+
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+                path = request.split(b" ", 2)[1].split(b"?")[0] if request.count(b" ") >= 2 else b""
+                if path == b"/metrics":
+                    status, body, kind = "200 OK", self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8"
+                elif path == b"/ready":
+                    status = "200 OK" if self.ready else "503 Service Unavailable"
+                    body, kind = (b"ready\n" if self.ready else b"not ready\n"), "text/plain"
+                elif path == b"/health":
+                    status, body, kind = "200 OK", b"ok\n", "text/plain"
+                else:
+                    status, body, kind = "404 Not Found", b"not found: /metrics, /ready, /health\n", "text/plain"
+                writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+                await writer.drain()
+            except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+                pass
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(answer, self.settings.metrics_host, self.settings.metrics_port)
+        port = server.sockets[0].getsockname()[1]
+        log.info("metrics on http://%s:%d/metrics, readiness on /ready", self.settings.metrics_host, port)
+        self.metrics_port = port
+        return server
+
+
+async def declare_only(settings: WorkerSettings) -> None:
+    """Declare the topology and return (``tripsearch worker --declare-only``)."""
+    try:
+        connection = await aio_pika.connect(settings.amqp_url, timeout=10)
+    except (AMQPError, ConnectionError, OSError, asyncio.TimeoutError) as exc:
+        raise WorkerError(f"cannot connect to the broker: {exc or type(exc).__name__}") from None
+    async with connection:
+        channel = await connection.channel()
+        try:
+            await declare_topology(channel, settings.topology)
+        except ChannelPreconditionFailed as exc:
+            raise WorkerError(f"the broker refused the topology: {exc}") from None
+
+
+def run_worker(backend: Backend, settings: WorkerSettings) -> None:
+    """Run a worker until SIGTERM or SIGINT, then drain and return."""
+
+    async def main() -> None:
+        worker = Worker(backend, settings)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stop)
+        await worker.run()
+
+    asyncio.run(main())
