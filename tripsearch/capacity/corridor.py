@@ -35,7 +35,7 @@ from .measure import CapacityError
 __all__ = ["CorridorRun", "Cost", "load_corridor_runs", "busiest", "at_size", "DEFAULT_CORRIDOR_RUNS", "SEARCHES_PER_MSEARCH"]
 
 RESULTS = Path("benchmarks") / "results"
-DEFAULT_CORRIDOR_RUNS = (RESULTS / "hot_corridor_300.json", RESULTS / "hot_corridor_3000.json")
+DEFAULT_CORRIDOR_RUNS = (RESULTS / "hot_corridor_300.json", RESULTS / "hot_corridor_3000.json", RESULTS / "hot_corridor_1m.json")
 # Searches the backend sends per request, for runs saved before it counted them (``shard_searches``): at most
 # a search's candidates and its uncertain band as one _msearch (tripsearch/index/elastic/search.py), which
 # the node runs side by side.
