@@ -9,7 +9,12 @@ reindex`` builds the next generation and swaps the alias (:meth:`ElasticBackend.
   version is the document version, so Elasticsearch itself keeps the highest
   one. A delete leaves a tombstone document at the trip's version
   (``external_gte``), so a late lower version cannot bring the trip back.
-- A search compiles to a :class:`~tripsearch.index.elastic.query.SearchPlan`:
+- A search between two anchor places (cities of 100,000 inhabitants or
+  more, radii up to 25 km) runs entirely in the shards: every trip holds
+  its exact pickup, times and order at the anchors near its route, so one
+  request returns the sorted page after the cursor, the exact total and the
+  facets (:mod:`~tripsearch.index.elastic.anchored`).
+- Any other search compiles to a :class:`~tripsearch.index.elastic.query.SearchPlan`:
   the shards keep only the trips whose route may match (cells near both
   places in order along the route, route points near both, the day, the
   filters no facet leaves out) and count, for the ``dates`` facet, the
@@ -37,10 +42,13 @@ The modules, one job each:
   to the page of hits;
 - :mod:`~tripsearch.index.elastic.reindex`: the next generation of the
   index and the alias swap;
-- :mod:`~tripsearch.index.elastic.encoding` (what the searchable fields
+- :mod:`~tripsearch.index.elastic.encoding` and
+  :mod:`~tripsearch.index.elastic.anchors` (what the searchable fields
   mean), :mod:`~tripsearch.index.elastic.mapping` (the mapping, the
-  template and the documents) and :mod:`~tripsearch.index.elastic.query`
-  (a search compiled to requests): what the index holds and how it is asked.
+  template and the documents), :mod:`~tripsearch.index.elastic.query` and
+  :mod:`~tripsearch.index.elastic.anchored` (a search compiled to requests,
+  and an anchored one's answer read back): what the index holds and how it
+  is asked.
 
 See docs/elasticsearch.md for the design, the proofs of exactness, and
 shard sizing.

@@ -1,6 +1,10 @@
 """A search on the cluster: the compiled plan sent, the trips it fetches decided exactly here.
 
-A query compiles to a :class:`~tripsearch.index.elastic.query.SearchPlan`:
+A search between two anchor places is answered in full by the shards
+(:mod:`~tripsearch.index.elastic.anchored`): the page, the total and the
+facet tallies come back in one request and the shared
+:func:`~tripsearch.query.execute.sorted_page` writes the result. Any other
+query compiles to a :class:`~tripsearch.index.elastic.query.SearchPlan`:
 the shards keep only the trips whose route may match (cells near both
 places in order along the route, route points near both, the day, the
 filters no facet leaves out) and count, for the ``dates`` facet, the trips
