@@ -19,7 +19,7 @@ Formulas (unit sphere, mean Earth radius :data:`~tripsearch.geo.EARTH_RADIUS_KM`
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, cast
+from typing import Any, Callable, NamedTuple, Sequence, cast
 
 import numba
 import numpy as np
@@ -28,7 +28,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 from numpy.typing import NDArray
 
-__all__ = ["route_distances_along", "closest_in_ranges", "times_along", "match_geometry", "key_ranges", "table_merge", "table_join", "filter_failures", "facet_counts"]
+__all__ = ["route_distances_along", "closest_in_ranges", "times_along", "match_geometry", "key_ranges", "table_merge", "table_join", "join_postings", "PostingRanges", "filter_failures", "facet_counts"]
 
 R = 6371.0088
 SCALE = 10_000_000.0
@@ -394,6 +394,46 @@ def table_join(
             windows[kept, 3] = to_hi
             kept += 1
     return rows[:kept], windows[:kept]
+
+
+class PostingRanges(NamedTuple):
+    """Posting entries (row, first and last route segment) and the ranges ``starts[i]:ends[i]`` of them a search reads."""
+
+    rows: NDArray[np.int32]
+    seg_lo: NDArray[np.uint16]
+    seg_hi: NDArray[np.uint16]
+    starts: NDArray[np.int64]
+    ends: NDArray[np.int64]
+
+
+def join_postings(from_parts: Sequence[PostingRanges], to_parts: Sequence[PostingRanges], alive: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Return the live rows with entries near ``from`` and near ``to`` whose pickup window can come first, and their windows.
+
+    The one rule of both backends' candidates: a row's window near a place
+    spans the segments of all its entries there, and the pickup window must
+    not start after the dropoff window ends (``from_lo <= to_hi``). Rows come
+    rising, windows as an n x 4 array (from_lo, from_hi, to_lo, to_hi).
+
+    The side with fewer entries (a village, against a capital) fills a table
+    of its rows and their windows, sized for that side alone, not for the
+    index; the other side's entries only look rows up in it.
+    """
+    n_from = sum(int((p.ends - p.starts).sum()) for p in from_parts)
+    n_to = sum(int((p.ends - p.starts).sum()) for p in to_parts)
+    from_first = n_from <= n_to
+    first, second = (from_parts, to_parts) if from_first else (to_parts, from_parts)
+    # At least two slots per entry of the first side: at most half full, so lookups stay short.
+    size = 1 << max(4, (2 * min(n_from, n_to) - 1).bit_length())
+    keys = np.full(size, -1, dtype=np.int32)
+    first_lo, first_hi = np.empty(size, dtype=np.int32), np.full(size, -1, dtype=np.int32)
+    second_lo, second_hi = np.empty(size, dtype=np.int32), np.full(size, -1, dtype=np.int32)
+    n_rows = 0
+    for p in first:
+        n_rows += table_merge(keys, first_lo, first_hi, p.rows, p.seg_lo, p.seg_hi, p.starts, p.ends, True)
+    if n_rows:  # else nothing can join: the other side's entries need not be read
+        for p in second:
+            table_merge(keys, second_lo, second_hi, p.rows, p.seg_lo, p.seg_hi, p.starts, p.ends, False)
+    return table_join(keys, first_lo, first_hi, second_lo, second_hi, alive, from_first)  # type: ignore[no-any-return]
 
 
 @numba.njit(cache=True, inline="always")

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from ..columns import TripColumns
 from ..model import Trip
-from ..kernels import key_ranges, table_join, table_merge
+from ..kernels import PostingRanges, join_postings, key_ranges
 from .cells import CELL_SHIFT, disk_to_cells, route_to_cells
 
 __all__ = ["IndexView", "MemoryIndex", "PostingSegment", "Candidates", "cell_day_keys"]
@@ -112,33 +112,13 @@ class IndexView:
 
         A superset of the matches: a match's pickup lies on a segment listed
         near ``from`` and its dropoff on a segment listed near ``to``, and
-        the pickup comes first, so ``from_lo <= to_hi``.
-
-        The side with fewer posting entries (a village, against a capital)
-        fills a table of its rows and their windows, sized for that side
-        alone, not for the index; the other side's entries only look rows up
-        in it.
+        the pickup comes first (the rule of :func:`~tripsearch.kernels.join_postings`).
         """
         from_keys = _cover_keys(from_point, from_radius_km, days)
         to_keys = _cover_keys(to_point, to_radius_km, days)
-        from_ranges = [seg.lookup(from_keys) for seg in self.segments]
-        to_ranges = [seg.lookup(to_keys) for seg in self.segments]
-        n_from = sum(int((ends - starts).sum()) for starts, ends in from_ranges)
-        n_to = sum(int((ends - starts).sum()) for starts, ends in to_ranges)
-        from_first = n_from <= n_to
-        first, second = (from_ranges, to_ranges) if from_first else (to_ranges, from_ranges)
-        # At least two slots per entry of the first side: at most half full, so lookups stay short.
-        size = 1 << max(4, (2 * min(n_from, n_to) - 1).bit_length())
-        keys = np.full(size, -1, dtype=np.int32)
-        first_lo, first_hi = np.empty(size, dtype=np.int32), np.full(size, -1, dtype=np.int32)
-        second_lo, second_hi = np.empty(size, dtype=np.int32), np.full(size, -1, dtype=np.int32)
-        n_rows = 0
-        for seg, (starts, ends) in zip(self.segments, first):
-            n_rows += table_merge(keys, first_lo, first_hi, seg.rows, seg.seg_lo, seg.seg_hi, starts, ends, True)
-        if n_rows:  # else nothing can join: the other side's entries need not be read
-            for seg, (starts, ends) in zip(self.segments, second):
-                table_merge(keys, second_lo, second_hi, seg.rows, seg.seg_lo, seg.seg_hi, starts, ends, False)
-        rows, windows = table_join(keys, first_lo, first_hi, second_lo, second_hi, self.alive, from_first)
+        from_parts = [PostingRanges(seg.rows, seg.seg_lo, seg.seg_hi, *seg.lookup(from_keys)) for seg in self.segments]
+        to_parts = [PostingRanges(seg.rows, seg.seg_lo, seg.seg_hi, *seg.lookup(to_keys)) for seg in self.segments]
+        rows, windows = join_postings(from_parts, to_parts, self.alive)
         return Candidates(rows, *windows.T)
 
 

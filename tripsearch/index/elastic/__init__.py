@@ -55,6 +55,5 @@ shard sizing.
 """
 
 from .backend import DEFAULT_INDEX, ElasticBackend
-from .search import corridor_windows
 
-__all__ = ["ElasticBackend", "DEFAULT_INDEX", "corridor_windows"]
+__all__ = ["ElasticBackend", "DEFAULT_INDEX"]

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from ...backend import SearchResult
 from ...columns import TripColumns
 from ...errors import BackendUnavailable
+from ...kernels import PostingRanges, join_postings
 from ...query.execute import execute, sorted_page
 from ...query.matching import Windows
 from ...query.model import Query, parse_query
@@ -130,21 +131,14 @@ def _columns(hits: list[dict[str, Any]], alias: str) -> tuple[TripColumns, Corri
 def corridor_windows(corridor: Corridor, from_cells: NDArray[np.uint64], to_cells: NDArray[np.uint64]) -> tuple[NDArray[np.int64], Windows]:
     """Return the rows whose corridor passes near ``from`` and then near ``to``, with their segment windows.
 
-    The rule of the embedded index (:meth:`~tripsearch.index.memory.IndexView.candidates`):
-    a route's window near a point spans the segments of all its corridor
-    cells around that point, and the pickup window must not start after the
-    dropoff window ends.
+    The fetched corridors are postings of their own, joined by the rule of
+    the embedded index (:func:`~tripsearch.kernels.join_postings`).
     """
     n = len(corridor.start) - 1
-    owner = np.repeat(np.arange(n), np.diff(corridor.start))
-    windows = []
+    entries = (np.repeat(np.arange(n, dtype=np.int32), np.diff(corridor.start)), corridor.seg_lo.astype(np.uint16), corridor.seg_hi.astype(np.uint16))
+    sides = []
     for cells in (from_cells, to_cells):
-        near = np.isin(corridor.cells, cells)
-        lo = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
-        hi = np.full(n, -1, dtype=np.int64)
-        np.minimum.at(lo, owner[near], corridor.seg_lo[near])
-        np.maximum.at(hi, owner[near], corridor.seg_hi[near])
-        windows.append((lo, hi))
-    (f_lo, f_hi), (t_lo, t_hi) = windows
-    rows = np.flatnonzero((f_hi >= 0) & (t_hi >= 0) & (f_lo <= t_hi)).astype(np.int64)
-    return rows, Windows(f_lo[rows], f_hi[rows], t_lo[rows], t_hi[rows])
+        near = np.flatnonzero(np.isin(corridor.cells, cells))
+        sides.append([PostingRanges(*entries, near, near + 1)])
+    rows, windows = join_postings(sides[0], sides[1], np.ones(n, dtype=np.bool_))
+    return rows, Windows(*windows.T)
