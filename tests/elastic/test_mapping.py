@@ -382,6 +382,7 @@ def test_anchor_entries_are_what_a_search_computes(region: str) -> None:
                 assert (e_from["day"], e_from["minute"]) == (ev.local_day[0], ev.local_minute[0])
     assert pairs_checked > 20
     assert all(value_entry(entry_value(e)) == e for entries in found.entries for e in entries)
+    assert found.values == [[entry_value(e) for e in entries] for entries in found.entries]
 
 
 def test_anchor_places_are_the_big_cities() -> None:

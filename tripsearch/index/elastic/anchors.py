@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -52,8 +53,8 @@ ANCHOR_KM = 25.0
 ANCHOR_MIN_POPULATION = 100_000
 # Routes are compared with places by angle on the unit sphere, with this much slack for rounding.
 _ANGLE_MARGIN = 1e-9
-# Routes per block of the route x place comparison (a block is 8 bytes x routes x places).
-_BLOCK = 256
+# Latitudes (radians) are compared with this much slack for the rounding of arcsin.
+_LAT_MARGIN = 1e-7
 
 
 @dataclass(frozen=True)
@@ -108,9 +109,10 @@ def value_entry(value: str) -> dict[str, Any]:
 
 
 class AnchorFields(NamedTuple):
-    """The anchor fields of trip documents: each trip's entries and ordered pairs."""
+    """The anchor fields of trip documents: each trip's entries, the same as keywords (:func:`entry_value`), and its ordered pairs."""
 
     entries: list[list[dict[str, object]]]
+    values: list[list[str]]
     pairs: list[list[str]]
 
 
@@ -127,7 +129,7 @@ def anchor_fields(cols: TripColumns, anchors: Anchors | None = None) -> AnchorFi
     """
     anchors = anchor_places() if anchors is None else anchors
     n = len(cols)
-    out = AnchorFields([[] for _ in range(n)], [[] for _ in range(n)])
+    out = AnchorFields([[] for _ in range(n)], [[] for _ in range(n)], [[] for _ in range(n)])
     rows, places = _near_pairs(cols, anchors)
     if len(rows) == 0:
         return out
@@ -145,19 +147,26 @@ def anchor_fields(cols: TripColumns, anchors: Anchors | None = None) -> AnchorFi
     local = time + cols.offset_s[rows].astype(np.int64)
     day = local // SECONDS_PER_DAY
     minute = local % SECONDS_PER_DAY // 60
+    keys = places.astype(str).tolist()
     for row, place, d, t, dt, dy, mi, plat, plon, qlat, qlon in zip(
-        rows.tolist(), places.tolist(), km.tolist(), time.tolist(), drop_time.tolist(), day.tolist(), minute.tolist(), p_lat.tolist(), p_lon.tolist(), q_lat.tolist(), q_lon.tolist()
+        rows.tolist(), keys, km.tolist(), time.tolist(), drop_time.tolist(), day.tolist(), minute.tolist(), p_lat.tolist(), p_lon.tolist(), q_lat.tolist(), q_lon.tolist()
     ):
-        out.entries[row].append(
-            {"place": str(place), "km": d, "time": t, "drop_time": dt, "day": dy, "minute": mi, "pickup": point_key((plat, plon)), "dropoff": point_key((qlat, qlon))}
-        )
+        pickup, dropoff = f"{plat!r},{plon!r}", f"{qlat!r},{qlon!r}"  # point_key
+        out.entries[row].append({"place": place, "km": d, "time": t, "drop_time": dt, "day": dy, "minute": mi, "pickup": pickup, "dropoff": dropoff})
+        out.values[row].append(f"{place}|{d!r}|{t}|{dt}|{dy}|{mi}|{pickup}|{dropoff}")  # entry_value
     # Rule 2 for every two anchors of a route: the pickup at one strictly before the dropoff at the other.
+    # Entries come by route: every (i, j) of one route's entries, i != j, from the group sizes.
     bounds = np.searchsorted(rows, np.arange(n + 1))
-    for row in np.unique(rows).tolist():
-        lo, hi = bounds[row], bounds[row + 1]
-        keys = places[lo:hi].astype(str).tolist()
-        before = along[lo:hi, None] < q_along[None, lo:hi]
-        out.pairs[row].extend(anchor_pair(keys[i], keys[j]) for i, j in zip(*np.nonzero(before)) if i != j)
+    size = np.diff(bounds)
+    group = np.repeat(bounds[:-1], size)  # first entry of each entry's route
+    i = np.repeat(np.arange(len(rows)), size[rows])
+    j = group[i] + (np.arange(len(i)) - np.repeat(np.cumsum(size[rows]) - size[rows], size[rows]))
+    keep = (i != j) & (along[i] < q_along[j])
+    i, j = i[keep], j[keep]
+    pair_bounds = np.searchsorted(rows[i], np.arange(n + 1)).tolist()
+    flat = [f"{keys[a]}>{keys[b]}" for a, b in zip(i.tolist(), j.tolist())]  # anchor_pair
+    for row in range(n):
+        out.pairs[row].extend(flat[pair_bounds[row] : pair_bounds[row + 1]])
     return out
 
 
@@ -183,11 +192,29 @@ def _near_pairs(cols: TripColumns, anchors: Anchors) -> tuple[NDArray[np.int64],
     # A route too spread out for a cap under a hemisphere (or degenerate) is compared with every place.
     wide = (spread >= math.pi / 2) | (norm <= 1e-9)
     threshold = np.where(wide, -2.0, np.cos(np.minimum(spread, math.pi)))
-    rows: list[NDArray[np.int64]] = []
-    places: list[NDArray[np.int64]] = []
-    for lo in range(0, n, _BLOCK):
-        hi = min(n, lo + _BLOCK)
-        r, p = np.nonzero(centre[lo:hi] @ anchors.unit.T >= threshold[lo:hi, None])
-        rows.append(r.astype(np.int64) + lo)
-        places.append(p.astype(np.int64))
-    return np.concatenate(rows), np.concatenate(places)
+    # Anchors come by latitude, and a place within the cap is within its angle of the centre's latitude.
+    lat = np.radians(anchors.lat)
+    centre_lat = np.arcsin(np.clip(centre[:, 2], -1.0, 1.0))
+    lo = np.where(wide, 0, np.searchsorted(lat, centre_lat - spread - _LAT_MARGIN, "left"))
+    hi = np.where(wide, len(lat), np.searchsorted(lat, centre_lat + spread + _LAT_MARGIN, "right"))
+    return _cap_members(centre, threshold, lo.astype(np.int64), hi.astype(np.int64), anchors.unit)
+
+
+@numba.njit(cache=True)
+def _cap_members(centre: NDArray[np.float64], threshold: NDArray[np.float64], lo: NDArray[np.int64], hi: NDArray[np.int64], unit: NDArray[np.float64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:  # pragma: no cover - compiled
+    """Return (route, place) of every place ``lo[r] <= p < hi[r]`` whose unit vector is in route r's cap (dot product at least ``threshold[r]``)."""
+    count = 0
+    for r in range(centre.shape[0]):
+        for p in range(lo[r], hi[r]):
+            if centre[r, 0] * unit[p, 0] + centre[r, 1] * unit[p, 1] + centre[r, 2] * unit[p, 2] >= threshold[r]:
+                count += 1
+    rows = np.empty(count, dtype=np.int64)
+    places = np.empty(count, dtype=np.int64)
+    k = 0
+    for r in range(centre.shape[0]):
+        for p in range(lo[r], hi[r]):
+            if centre[r, 0] * unit[p, 0] + centre[r, 1] * unit[p, 1] + centre[r, 2] * unit[p, 2] >= threshold[r]:
+                rows[k] = r
+                places[k] = p
+                k += 1
+    return rows, places

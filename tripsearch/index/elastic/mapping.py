@@ -51,7 +51,7 @@ from numpy.typing import NDArray
 from ...columns import TripColumns, ragged_indices
 from ...model import MAX_ROUTE_POINTS, OPTION_NAMES, Trip
 from ..cells import CorridorCells, route_to_cells, route_to_samples
-from .anchors import anchor_fields, anchor_places, entry_value
+from .anchors import anchor_fields, anchor_places
 from .encoding import ROUTE_CELLS_ANALYZER, cells_to_keywords, local_times, route_cell_days, route_cell_sentences, route_points
 
 __all__ = [
@@ -218,7 +218,7 @@ def trips_to_documents(trips: Sequence[Trip], sources: Sequence[bytes]) -> list[
             "corridor_cells": cell_names[cell_bounds[i] : cell_bounds[i + 1]],
             "anchors": anchors.entries[i],
             "anchor_pairs": anchors.pairs[i],
-            "anchor_values": [entry_value(e) for e in anchors.entries[i]],
+            "anchor_values": anchors.values[i],
             "local_days": list(range(day_first[i], day_last[i] + 1)),
             "local_day_first": day_first[i],
             "local_day_span": day_last[i] - day_first[i],
