@@ -38,10 +38,8 @@ from tripsearch.worker import FIELD_HEADER, REASON_HEADER, Worker, WorkerSetting
 
 from .rabbitmq import Broker, fresh_topology
 
-# The issue asks for 100,000 events; `make test` runs a tenth of that to stay within its time budget.
-# TRIPSEARCH_WORKER_TEST_EVENTS=100000 runs the full size (docs/workers.md gives the timings).
-EVENTS = int(os.environ.get("TRIPSEARCH_WORKER_TEST_EVENTS", "10000"))
-ES_EVENTS = int(os.environ.get("TRIPSEARCH_WORKER_TEST_EVENTS", "4000"))  # through a relay, and the cluster is shared: smaller by default
+# The issue's 100,000 events on each backend (TRIPSEARCH_WORKER_TEST_EVENTS sets another size).
+EVENTS = int(os.environ.get("TRIPSEARCH_WORKER_TEST_EVENTS", "100000"))
 KILLS = 10
 T = TypeVar("T")
 
@@ -462,106 +460,51 @@ def test_publish_replays_an_ndjson_file_of_trips(rabbitmq: Broker, embedded: Cal
     assert {tid: v for tid, (v, _) in state_of(backend, [t["id"] for t in trips]).items()} == {t["id"]: t["version"] for t in trips}
 
 
-class _Cut:
-    """A TCP relay on loopback to a server, that can be cut (connections refused and reset) and joined again on the same port.
-
-    From the worker's side this is the server going away and coming back:
-    its client meets refused and reset connections, exactly as when the
-    server process stops.
-    """
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = _free_port()
-        self._server: asyncio.AbstractServer | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def join(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port, reuse_address=True)
-
-    async def cut(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-        for writer in list(self._writers):
-            writer.transport.abort()
-        self._writers.clear()
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                dst.transport.abort()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self._writers -= {writer, up_writer}
-
-
 @pytest.mark.elasticsearch
-def test_elasticsearch_duplicates_shuffled_versions_and_a_cluster_gone_mid_load(rabbitmq: Broker, es_cluster: Any, embedded: Callable[..., Backend]) -> None:
-    """On Elasticsearch: every trip ends at its highest version, and the cluster going away mid-load pauses the worker until it is back.
+def test_elasticsearch_duplicates_shuffled_versions_and_a_cluster_stopped_mid_load(rabbitmq: Broker, embedded: Callable[..., Backend]) -> None:
+    """On Elasticsearch: every trip ends at its highest version, and the cluster stopped mid-load pauses the worker until it is started again.
 
-    The cluster is the session's one-node cluster, which other tests share, so
-    it is not stopped: the worker reaches it through a relay that is cut for
-    a few seconds (refused and reset connections, as a stopped node gives).
+    The cluster is one of this test's own (the session's are shared): its
+    node is stopped (SIGTERM, as an operator or a crash stops it) and
+    started again on the same port and data.
     """
-    from urllib.parse import urlsplit
+    from .elastic.cluster import own_cluster
 
-    from .elastic.cluster import fresh_alias
-
-    events, expected = make_events(ES_EVENTS, seed=6)
+    events, expected = make_events(EVENTS, seed=6)
     topology = fresh_topology()
     publish_sync(rabbitmq, topology, events)
-    target = urlsplit(es_cluster.url)
-    alias = fresh_alias("worker")
     seen: dict[str, float] = {}
+    with own_cluster("worker") as cluster:
 
-    async def main() -> None:
-        cut = _Cut((target.hostname or "127.0.0.1", target.port or 9200))
-        await cut.join()
-        url = f"http://127.0.0.1:{cut.port}"
-        backend = await asyncio.to_thread(tripsearch.open, url, index=alias, number_of_replicas=0, request_timeout=10.0)
-        try:
+        async def main() -> None:
+            backend = await asyncio.to_thread(tripsearch.open, cluster.url, number_of_replicas=0, request_timeout=10.0)
+            try:
 
-            async def during(worker: Worker) -> None:
-                while counter(worker, "tripsearch_worker_events_acked") < 1000:
-                    await asyncio.sleep(0.02)
-                await cut.cut()
-                deadline = time.monotonic() + 30
-                while worker.metrics.backend_up._value.get() == 1:
-                    assert time.monotonic() < deadline, "the worker never noticed the cluster was gone"
-                    await asyncio.sleep(0.05)
-                seen["acked_when_cut"] = counter(worker, "tripsearch_worker_events_acked")
-                await asyncio.sleep(3)
-                seen["acked_while_cut"] = counter(worker, "tripsearch_worker_events_acked")
-                seen["dead_while_cut"] = counter(worker, "tripsearch_worker_events_dead_lettered")
-                await cut.join()
+                async def during(worker: Worker) -> None:
+                    while counter(worker, "tripsearch_worker_events_acked") < 1000:
+                        await asyncio.sleep(0.02)
+                    stopped = await asyncio.to_thread(cluster.script, "stop")
+                    assert stopped.returncode == 0, stopped.stderr
+                    deadline = time.monotonic() + 60
+                    while worker.metrics.backend_up._value.get() == 1:
+                        assert time.monotonic() < deadline, "the worker never noticed the cluster was gone"
+                        await asyncio.sleep(0.05)
+                    seen["acked_when_cut"] = counter(worker, "tripsearch_worker_events_acked")
+                    await asyncio.sleep(3)
+                    seen["acked_while_cut"] = counter(worker, "tripsearch_worker_events_acked")
+                    seen["dead_while_cut"] = counter(worker, "tripsearch_worker_events_dead_lettered")
+                    started = await asyncio.to_thread(cluster.script, "start")
+                    assert started.returncode == 0, started.stderr
 
-            worker = await run_worker(backend, rabbitmq, topology, during, batch_size=200, prefetch=1000)
-            seen["retries"] = counter(worker, "tripsearch_worker_backend_retries")
-            seen["acked"] = counter(worker, "tripsearch_worker_events_acked")
-            await asyncio.to_thread(backend.refresh)  # the relay runs on this loop: block it and the refresh never arrives
-            seen["state_ok"] = float(await asyncio.to_thread(state_of, backend, sorted(expected)) == live(expected))
-        finally:
-            await asyncio.to_thread(backend.close)
-            await cut.cut()
+                worker = await run_worker(backend, rabbitmq, topology, during, prefetch=1000)
+                seen["retries"] = counter(worker, "tripsearch_worker_backend_retries")
+                seen["acked"] = counter(worker, "tripsearch_worker_events_acked")
+                await asyncio.to_thread(backend.refresh)
+                seen["state_ok"] = float(await asyncio.to_thread(state_of, backend, sorted(expected)) == live(expected))
+            finally:
+                await asyncio.to_thread(backend.close)
 
-    try:
         run_async(main())
-    finally:
-        es_cluster.drop(alias)
     assert seen["acked_when_cut"] < len(events), "the load ended before the cut: nothing was tested"
     assert seen["acked_while_cut"] == seen["acked_when_cut"] and seen["dead_while_cut"] == 0  # paused: no acks, no dead letters
     assert seen["retries"] >= 1

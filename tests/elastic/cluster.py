@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -105,6 +106,20 @@ class Clusters:
         for boot in self.boots.values():
             boot.wait()
             subprocess.run([sys.executable, str(SCRIPT), "stop", "--name", boot.name, "--clean"], capture_output=True, timeout=120)
+
+
+@contextmanager
+def own_cluster(purpose: str, nodes: int = 1) -> Iterator[Cluster]:
+    """A cluster for one test that stops its nodes (the session's clusters are shared), removed afterwards."""
+    boot = _Boot(f"tripsearch-test-{os.getpid()}-{purpose}", nodes)
+    try:
+        result = boot.wait()
+        if isinstance(result, str):
+            unavailable(f"{nodes}-node cluster for {purpose}: {result}")
+        assert isinstance(result, Cluster)
+        yield result
+    finally:
+        subprocess.run([sys.executable, str(SCRIPT), "stop", "--name", boot.name, "--clean"], capture_output=True, timeout=120)
 
 
 def unavailable(reason: str) -> None:
