@@ -27,6 +27,7 @@ from typing import Any, Iterator
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 
 import tripsearch
@@ -100,14 +101,18 @@ def _target(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> tup
     return ["--backend", cluster.url, "--index", alias], engine, lambda: cluster.drop(alias)
 
 
+@pytest.mark.parametrize("pack", [1, 100], ids=["one-per-message", "packs-of-100"])
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("backend", ["embedded", pytest.param("elasticsearch", marks=pytest.mark.elasticsearch)])
-def test_worker_throughput(benchmark, rabbitmq: Broker, backend: str, workers: int, tmp_path: Path, request: pytest.FixtureRequest) -> None:  # type: ignore[no-untyped-def]
-    """Events/s from a full queue into the backend, against the same trips bulk-loaded in batches of the worker's size."""
-    events = _events(EVENTS, f"b{workers}")
+def test_worker_throughput(benchmark, rabbitmq: Broker, backend: str, workers: int, pack: int, tmp_path: Path, request: pytest.FixtureRequest) -> None:  # type: ignore[no-untyped-def]
+    """Events/s from a full queue into the backend, against the same trips bulk-loaded in batches of the worker's size (NDJSON lines, as `tripsearch index` reads them).
+
+    ``pack``: events per message (``EventPublisher(pack=...)``), so the broker's and the AMQP client's per-message work is paid once per pack.
+    """
+    events = _events(EVENTS, f"b{workers}-{pack}")
     trips = [e["trip"] for e in events]
     topology = fresh_topology()
-    run_async(publish(rabbitmq, topology, events))
+    run_async(publish(rabbitmq, topology, events, pack))
     target, engine, clean = _target(backend, tmp_path, request)
     try:
         window: dict[str, float] = {}
@@ -136,13 +141,14 @@ def test_worker_throughput(benchmark, rabbitmq: Broker, backend: str, workers: i
         bulk_engine = reference or engine
         if backend == "elasticsearch":
             trips = [dict(t, id=f"bulk-{t['id']}") for t in trips]
+        lines = [orjson.dumps(t) for t in trips]
         started = time.perf_counter()
-        for i in range(0, len(trips), BATCH):
-            assert bulk_engine.upsert(trips[i : i + BATCH]).rejected == 0
+        for i in range(0, len(lines), BATCH):
+            assert bulk_engine.upsert(lines[i : i + BATCH]).rejected == 0
         bulk_rate = len(trips) / (time.perf_counter() - started)
         if reference is not None:
             reference.close()
-        benchmark.extra_info.update({"events": len(events), "workers": workers, "events_per_s": round(rate), "measured_events": int(consumed),
+        benchmark.extra_info.update({"events": len(events), "workers": workers, "pack": pack, "events_per_s": round(rate), "measured_events": int(consumed),
                                      "bulk_load_per_s": round(bulk_rate), "vs_bulk_load": round(rate / bulk_rate, 3)})
     finally:
         engine.close()

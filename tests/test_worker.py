@@ -108,8 +108,8 @@ def apply_in_version_order(backend: Backend, events: list[dict[str, Any]]) -> No
         backend.delete([(e["trip_id"], version) for e in same if "trip" not in e])
 
 
-async def publish(broker: Broker, topology: Topology, events: list[Any]) -> None:
-    async with EventPublisher(broker.url, topology) as publisher:
+async def publish(broker: Broker, topology: Topology, events: list[Any], pack: int = 1) -> None:
+    async with EventPublisher(broker.url, topology, pack=pack) as publisher:
         assert await publisher.publish(events) == len(events)
 
 
@@ -126,8 +126,8 @@ def run_async(coroutine: Awaitable[T]) -> T:
         return pool.submit(asyncio.run, main()).result()
 
 
-def publish_sync(broker: Broker, topology: Topology, events: list[Any]) -> None:
-    run_async(publish(broker, topology, events))
+def publish_sync(broker: Broker, topology: Topology, events: list[Any], pack: int = 1) -> None:
+    run_async(publish(broker, topology, events, pack))
 
 
 async def queue_counts(broker: Broker, name: str) -> tuple[int, int]:
@@ -181,10 +181,11 @@ def embedded(tmp_path: Path) -> Iterator[Callable[..., Backend]]:
         engine.close()
 
 
-def test_duplicates_and_shuffled_versions_end_at_the_highest_version(rabbitmq: Broker, embedded: Callable[..., Backend]) -> None:
-    events, expected = make_events(EVENTS, seed=1)
+@pytest.mark.parametrize("pack", [1, 100], ids=["one-per-message", "packs-of-100"])
+def test_duplicates_and_shuffled_versions_end_at_the_highest_version(rabbitmq: Broker, embedded: Callable[..., Backend], pack: int) -> None:
+    events, expected = make_events(EVENTS if pack == 1 else EVENTS // 5, seed=1)  # packs: the same rules, a fifth of the size
     topology = fresh_topology()
-    publish_sync(rabbitmq, topology, events)
+    publish_sync(rabbitmq, topology, events, pack)
     backend = embedded()
     worker = run_async(run_worker(backend, rabbitmq, topology))
     ids = sorted(expected)
@@ -197,7 +198,9 @@ def test_duplicates_and_shuffled_versions_end_at_the_highest_version(rabbitmq: B
     assert counter(worker, "tripsearch_worker_events_dead_lettered") == 0
 
 
-def test_bad_events_are_dead_lettered_with_the_reason_and_good_ones_around_them_applied(rabbitmq: Broker, embedded: Callable[..., Backend]) -> None:
+@pytest.mark.parametrize("pack", [1, 7], ids=["one-per-message", "packs-of-7"])
+def test_bad_events_are_dead_lettered_with_the_reason_and_good_ones_around_them_applied(rabbitmq: Broker, embedded: Callable[..., Backend], pack: int) -> None:
+    """Each bad event is dead-lettered alone, as a message of its own, also from inside a pack of good ones."""
     events, expected = make_events(300, seed=2, duplicates=0)
     trip = dict(_base_trips()[0], id="bad-1", version=1)
     bad: list[tuple[Any, str, str]] = [  # (message, field, words in the reason)
@@ -214,7 +217,7 @@ def test_bad_events_are_dead_lettered_with_the_reason_and_good_ones_around_them_
     for i, (message, _, _) in enumerate(bad):
         mixed.insert(i * len(events) // len(bad), message)
     topology = fresh_topology()
-    publish_sync(rabbitmq, topology, mixed)
+    publish_sync(rabbitmq, topology, mixed, pack)
     backend = embedded()
     worker = run_async(run_worker(backend, rabbitmq, topology, batch_size=50))
     assert state_of(backend, sorted(expected)) == live(expected)

@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="NDJSON file of trips (or of events, sent as they are), or - for standard input")
     p.add_argument("--amqp", default=os.environ.get("TRIPSEARCH_AMQP_URL", DEFAULT_AMQP), help="broker address (env TRIPSEARCH_AMQP_URL, default %(default)s)")
     p.add_argument("--type", choices=("trip.published", "trip.updated"), default="trip.published", help="event type of each trip (default %(default)s)")
-    p.add_argument("--window", type=int, default=1000, help="events awaiting the broker's confirm at most (default %(default)s)")
+    p.add_argument("--window", type=int, default=1000, help="messages awaiting the broker's confirm at most (default %(default)s)")
+    p.add_argument("--pack", type=int, default=1, help="events per message, one per line (default %(default)s: one event, one message)")
     _add_topology_arguments(p)
 
     from .capacity.cli import add_arguments as add_capacity_arguments
@@ -352,8 +353,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     from .events import EventPublisher, trip_event
 
-    if args.window < 1:
-        raise _UsageError("--window must be at least 1")
+    if args.window < 1 or args.pack < 1:
+        raise _UsageError("--window and --pack must be at least 1")
     path = None if args.file == "-" else Path(args.file)
     if path is not None and not path.is_file():
         raise _UsageError(f"no such file: {args.file}")
@@ -377,7 +378,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     async def publish() -> int:
         source = sys.stdin.buffer if path is None else open(path, "rb")
         try:
-            async with EventPublisher(args.amqp, _topology(args), window=args.window) as publisher:
+            async with EventPublisher(args.amqp, _topology(args), window=args.window, pack=args.pack) as publisher:
                 return await publisher.publish(events(source))
         finally:
             if path is not None:

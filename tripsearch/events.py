@@ -15,6 +15,16 @@ its ``type``. Optional ``event_id`` and ``occurred_at`` (strings) are kept
 for tracing and otherwise ignored. Versions decide: an event applies only
 over a lower stored version, so duplicates and late events change nothing.
 
+A message may also carry several events, one JSON object per line, with
+content type ``application/x-ndjson`` (:data:`PACKED_CONTENT_TYPE`) and
+routing key ``trip.packed``: what a publisher sends when it has many events
+at once (``EventPublisher(pack=N)``, ``tripsearch publish --pack N``), so
+that the broker's and the client's per-message work is paid once per pack.
+Each event of a pack is still decided on its own: applied, unchanged, or
+dead-lettered alone with its reason; the message is acknowledged when all of
+its events are (a redelivered pack applies again, and versions make that
+harmless).
+
 >>> parse_event(b'{"schema": "tripsearch.trip-event/1", "type": "trip.deleted", "trip_id": "t-1", "version": 2}')
 TripEvent(type='trip.deleted', trip_id='t-1', version=2, trip=None)
 >>> parse_event(b'{"schema": "tripsearch.trip-event/2"}')
@@ -31,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 import aio_pika
+import msgspec
 import orjson
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 
@@ -44,6 +55,8 @@ __all__ = [
     "InvalidEvent",
     "TripEvent",
     "parse_event",
+    "parse_message",
+    "PACKED_CONTENT_TYPE",
     "trip_event",
     "delete_event",
     "Topology",
@@ -55,6 +68,8 @@ SCHEMA = "tripsearch.trip-event/1"
 UPSERT_TYPES = ("trip.published", "trip.updated")
 DELETE_TYPES = ("trip.cancelled", "trip.deleted")
 EVENT_TYPES = UPSERT_TYPES + DELETE_TYPES
+PACKED_CONTENT_TYPE = "application/x-ndjson"
+PACKED_ROUTING_KEY = "trip.packed"
 _KNOWN_FIELDS = {"schema", "type", "trip_id", "version", "trip", "event_id", "occurred_at"}
 
 
@@ -64,59 +79,120 @@ class InvalidEvent(InvalidInput):
 
 @dataclass(frozen=True, slots=True)
 class TripEvent:
-    """A parsed event: ``trip`` is the document of an upsert (not yet validated as a trip), None for a delete."""
+    """A parsed event: ``trip`` is the JSON text of an upsert's trip document (not yet validated as a trip), None for a delete."""
 
     type: str
     trip_id: str
     version: int
-    trip: dict[str, Any] | None = None
+    trip: bytes | None = None
 
     @property
     def is_upsert(self) -> bool:
         return self.trip is not None
 
 
+class _IdVersion(msgspec.Struct):
+    """What an event reads of its trip document; the backend that stores the trip checks the rest."""
+
+    id: Any = None
+    version: Any = None
+
+
+class _Envelope(msgspec.Struct, forbid_unknown_fields=True):
+    """A well-formed event, decoded in one pass with its trip left as JSON text; anything else takes the checks that name the field."""
+
+    schema: str
+    type: str
+    trip_id: str
+    version: int
+    trip: msgspec.Raw | None = None
+    event_id: str | None = None
+    occurred_at: str | None = None
+
+
+_fast = msgspec.json.Decoder(_Envelope)
+_envelope = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_id_version = msgspec.json.Decoder(_IdVersion)
+
+
 def parse_event(body: bytes | str) -> TripEvent:
     """Return the event in a message body, or raise :class:`InvalidEvent` naming the field.
 
-    The trip document of an upsert is checked against the trip model by the
-    backend that stores it (the worker dead-letters it with the backend's field and reason).
+    The trip document of an upsert is kept as its JSON text, read only for
+    its ``id`` and ``version``: the backend that stores it parses and checks
+    it against the trip model as a bulk load does (the worker dead-letters it
+    with the backend's field and reason).
     """
     try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        fast = _fast.decode(body)
+    except msgspec.MsgspecError:
+        pass
+    else:
+        if fast.schema == SCHEMA and fast.type in UPSERT_TYPES and fast.trip_id and 0 <= fast.version < 2**63 and fast.trip is not None:
+            trip = bytes(fast.trip)
+            try:
+                ids = _id_version.decode(trip)
+            except msgspec.MsgspecError:
+                ids = None
+            if ids is not None and ids.id == fast.trip_id and ids.version == fast.version and not isinstance(ids.version, bool):
+                return TripEvent(fast.type, fast.trip_id, fast.version, trip)
+    try:
+        data = _envelope.decode(body)
+    except msgspec.ValidationError:
+        raise InvalidEvent("", f"the message must be a JSON object, got {type(msgspec.json.decode(body)).__name__}") from None
+    except msgspec.DecodeError as exc:
         raise InvalidEvent("", f"the message is not JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise InvalidEvent("", f"the message must be a JSON object, got {type(data).__name__}")
-    if data.get("schema") != SCHEMA:
-        raise InvalidEvent("schema", f"must be {SCHEMA!r}, got {data.get('schema')!r}")
+    value = {name: msgspec.json.decode(raw) for name, raw in data.items() if name != "trip"}
+    if value.get("schema") != SCHEMA:
+        raise InvalidEvent("schema", f"must be {SCHEMA!r}, got {value.get('schema')!r}")
     unknown = sorted(set(data) - _KNOWN_FIELDS)
     if unknown:
         raise InvalidEvent(unknown[0], "is not a field of a trip event")
-    kind = data.get("type")
+    kind = value.get("type")
     if kind not in EVENT_TYPES:
         raise InvalidEvent("type", f"must be one of {', '.join(EVENT_TYPES)}, got {kind!r}")
-    trip_id = data.get("trip_id")
+    trip_id = value.get("trip_id")
     if not isinstance(trip_id, str) or not trip_id:
         raise InvalidEvent("trip_id", "must be a non-empty string")
-    version = data.get("version")
+    version = value.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or not 0 <= version < 2**63:
         raise InvalidEvent("version", "must be an integer from 0 to 2^63-1")
     for name in ("event_id", "occurred_at"):
-        if name in data and not isinstance(data[name], str):
+        if name in value and not isinstance(value[name], str):
             raise InvalidEvent(name, "must be a string")
-    trip = data.get("trip")
+    trip = bytes(data["trip"]) if "trip" in data and bytes(data["trip"]).strip() != b"null" else None
     if kind in DELETE_TYPES:
         if trip is not None:
             raise InvalidEvent("trip", f"must be absent from a {kind} event (it carries trip_id and version only)")
         return TripEvent(kind, trip_id, version)
-    if not isinstance(trip, dict):
+    try:
+        ids = _id_version.decode(trip) if trip is not None else None
+    except msgspec.ValidationError:
+        ids = None
+    if ids is None:
         raise InvalidEvent("trip", f"a {kind} event must carry the trip document as an object")
-    if trip.get("id") != trip_id:
-        raise InvalidEvent("trip.id", f"must equal trip_id {trip_id!r}, got {trip.get('id')!r}")
-    if trip.get("version") != version:
-        raise InvalidEvent("trip.version", f"must equal version {version}, got {trip.get('version')!r}")
+    if ids.id != trip_id:
+        raise InvalidEvent("trip.id", f"must equal trip_id {trip_id!r}, got {ids.id!r}")
+    if ids.version != version or isinstance(ids.version, bool):
+        raise InvalidEvent("trip.version", f"must equal version {version}, got {ids.version!r}")
+    assert trip is not None
     return TripEvent(kind, trip_id, version, trip)
+
+
+def parse_message(body: bytes, content_type: str | None) -> list[tuple[bytes, TripEvent | InvalidEvent]]:
+    """Return each event of a message with its own bytes: one for a JSON message, one per non-empty line of a packed one.
+
+    >>> [type(e).__name__ for _, e in parse_message(b'{"schema": "tripsearch.trip-event/1", "type": "trip.deleted", "trip_id": "t", "version": 1}\\nnot json\\n', PACKED_CONTENT_TYPE)]
+    ['TripEvent', 'InvalidEvent']
+    """
+    parts = [line for line in body.split(b"\n") if line.strip()] if content_type == PACKED_CONTENT_TYPE else [body]
+    out: list[tuple[bytes, TripEvent | InvalidEvent]] = []
+    for part in parts:
+        try:
+            out.append((part, parse_event(part)))
+        except InvalidEvent as exc:
+            out.append((part, exc))
+    return out
 
 
 def trip_event(trip: Mapping[str, Any], type: str = "trip.published", **extra: str) -> dict[str, Any]:
@@ -192,8 +268,8 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> tupl
     return queue, dead
 
 
-def _message(body: bytes, routing_key: str) -> aio_pika.Message:
-    return aio_pika.Message(body, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT, type=routing_key)
+def _message(body: bytes, routing_key: str, content_type: str = "application/json") -> aio_pika.Message:
+    return aio_pika.Message(body, content_type=content_type, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, type=routing_key)
 
 
 class EventPublisher:
@@ -204,10 +280,13 @@ class EventPublisher:
     ...         await publisher.publish([trip_event(trip)])
     """
 
-    def __init__(self, url: str, topology: Topology | None = None, window: int = 1000, declare: bool = True) -> None:
+    def __init__(self, url: str, topology: Topology | None = None, window: int = 1000, declare: bool = True, pack: int = 1) -> None:
+        if pack < 1:
+            raise InvalidInput("pack", "must be at least 1")
         self.url = url
         self.topology = topology or Topology()
         self.window = window
+        self.pack = pack
         self.declare = declare
         self._connection: aio_pika.abc.AbstractConnection | None = None
         self._exchange: AbstractExchange | None = None
@@ -235,26 +314,46 @@ class EventPublisher:
     async def publish(self, events: Iterable[Mapping[str, Any] | bytes]) -> int:
         """Publish events (dicts, or bytes sent as they are) in order; return how many the broker confirmed.
 
-        Up to ``window`` events are in flight at once; any event that the
+        Up to ``window`` messages are in flight at once; any message that the
         broker does not confirm raises (``aio_pika.exceptions.DeliveryError``).
         A dict's routing key is its ``type``; raw bytes go with ``trip.raw``
-        unless they parse to an object with a ``type``.
+        unless they parse to an object with a ``type``. With ``pack`` above 1,
+        up to ``pack`` consecutive events go in one message (one per line;
+        bytes must then hold no line break).
         """
         assert self._exchange is not None, "connect() first"
         sent = 0
         pending: list[Any] = []
-        for event in events:
-            body = event if isinstance(event, bytes) else orjson.dumps(event)
-            key = _routing_key(event)
-            pending.append(self._exchange.publish(_message(body, key), routing_key=key))
+        counts: list[int] = []
+        for body, key, content_type, count in self._messages(events):
+            pending.append(self._exchange.publish(_message(body, key, content_type), routing_key=key))
+            counts.append(count)
             if len(pending) >= self.window:
                 await asyncio.gather(*pending)
-                sent += len(pending)
-                pending = []
+                sent += sum(counts)
+                pending, counts = [], []
         if pending:
             await asyncio.gather(*pending)
-            sent += len(pending)
+            sent += sum(counts)
         return sent
+
+    def _messages(self, events: Iterable[Mapping[str, Any] | bytes]) -> Iterable[tuple[bytes, str, str, int]]:
+        """Yield (body, routing key, content type, events) of each message to publish."""
+        if self.pack == 1:
+            for event in events:
+                yield (event if isinstance(event, bytes) else orjson.dumps(event)), _routing_key(event), "application/json", 1
+            return
+        lines: list[bytes] = []
+        for event in events:
+            line = event if isinstance(event, bytes) else orjson.dumps(event)
+            if b"\n" in line:
+                raise InvalidEvent("", "an event published in a pack must be one line of JSON")
+            lines.append(line)
+            if len(lines) == self.pack:
+                yield b"\n".join(lines), PACKED_ROUTING_KEY, PACKED_CONTENT_TYPE, len(lines)
+                lines = []
+        if lines:
+            yield b"\n".join(lines), PACKED_ROUTING_KEY, PACKED_CONTENT_TYPE, len(lines)
 
 
 def _routing_key(event: Mapping[str, Any] | bytes) -> str:

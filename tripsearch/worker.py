@@ -38,7 +38,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from .backend import Backend
 from .errors import BackendUnavailable, TripSearchError
-from .events import InvalidEvent, Topology, TripEvent, declare_topology, parse_event
+from .events import PACKED_CONTENT_TYPE, InvalidEvent, Topology, TripEvent, declare_topology, parse_message
 
 __all__ = ["WorkerSettings", "Worker", "WorkerMetrics", "WorkerError", "run_worker", "declare_only"]
 
@@ -92,7 +92,7 @@ class WorkerMetrics:
                                        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r)
         self.queue_depth = Gauge("tripsearch_worker_queue_depth", "Messages ready in the work queue (the lag)", registry=r)
         self.dead_letter_depth = Gauge("tripsearch_worker_dead_letter_queue_depth", "Messages in the dead-letter queue", registry=r)
-        self.in_flight = Gauge("tripsearch_worker_events_in_flight", "Events delivered to this worker and not yet acknowledged", registry=r)
+        self.in_flight = Gauge("tripsearch_worker_events_in_flight", "Messages (events, or packs of events) delivered to this worker and not yet acknowledged", registry=r)
         self.backend_up = Gauge("tripsearch_worker_backend_up", "1 when the last backend write succeeded, 0 while writes fail", registry=r)
         self.broker_up = Gauge("tripsearch_worker_broker_connected", "1 while connected to the broker and consuming", registry=r)
         self.backend_retries = Counter("tripsearch_worker_backend_retries", "Batch writes retried after the backend was unavailable", registry=r)
@@ -111,10 +111,14 @@ class _Abandoned(Exception):
     """Stopping while the backend is down: the batch stays unacknowledged and goes back to the queue."""
 
 
+_Item = tuple[AbstractIncomingMessage, bytes, TripEvent]  # an event, its bytes and the message that brought it
+
+
 @dataclass
 class _Batch:
     messages: list[AbstractIncomingMessage]
-    dead: list[tuple[AbstractIncomingMessage, str, str]] = field(default_factory=list)  # (message, field, reason)
+    events: int = 0
+    dead: list[tuple[AbstractIncomingMessage, bytes, str, str]] = field(default_factory=list)  # (message, the event's bytes, field, reason)
 
 
 class Worker:
@@ -236,15 +240,17 @@ class Worker:
                 pass
 
     async def _collect(self, inbox: asyncio.Queue[AbstractIncomingMessage], closed: asyncio.Future[Any]) -> list[AbstractIncomingMessage]:
-        """Return up to ``batch_size`` messages, waiting at most ``batch_timeout_s`` after the first; [] when stopping or closed."""
+        """Return messages of up to ``batch_size`` events (one pack may pass it), waiting at most ``batch_timeout_s`` after the first; [] when stopping or closed."""
         loop = asyncio.get_running_loop()
         batch: list[AbstractIncomingMessage] = []
+        events = 0
         deadline = 0.0
         stopping = asyncio.ensure_future(self._stopping.wait())
         try:
-            while len(batch) < self.settings.batch_size:
+            while events < self.settings.batch_size:
                 if not inbox.empty():
                     batch.append(inbox.get_nowait())
+                    events += _events_in(batch[-1])
                     deadline = deadline or loop.time() + self.settings.batch_timeout_s
                     continue
                 timeout = None if not batch else deadline - loop.time()
@@ -256,6 +262,7 @@ class Worker:
                     getter.cancel()
                     break
                 batch.append(getter.result())
+                events += _events_in(batch[-1])
                 deadline = deadline or loop.time() + self.settings.batch_timeout_s
         finally:
             stopping.cancel()
@@ -263,39 +270,41 @@ class Worker:
 
     async def _handle(self, messages: list[AbstractIncomingMessage], dead: AbstractExchange) -> None:
         m = self.metrics
-        m.consumed.inc(len(messages))
-        m.batch_size.observe(len(messages))
         batch = _Batch(messages)
-        upserts: list[tuple[AbstractIncomingMessage, TripEvent]] = []
-        deletes: list[tuple[AbstractIncomingMessage, TripEvent]] = []
+        upserts: list[_Item] = []
+        deletes: list[_Item] = []
         for message in messages:
-            try:
-                event = parse_event(message.body)
-            except InvalidEvent as exc:
-                batch.dead.append((message, exc.field, exc.reason))
-                continue
-            (upserts if event.is_upsert else deletes).append((message, event))
+            for body, event in parse_message(message.body, message.content_type):
+                batch.events += 1
+                if isinstance(event, InvalidEvent):
+                    batch.dead.append((message, body, event.field, event.reason))
+                else:
+                    (upserts if event.is_upsert else deletes).append((message, body, event))
+        m.consumed.inc(batch.events)
+        m.batch_size.observe(batch.events)
         started = time.perf_counter()
         await self._write(batch, upserts, deletes)
         m.batch_seconds.observe(time.perf_counter() - started)
-        for message, field_name, reason in batch.dead:
+        for message, body, field_name, reason in batch.dead:
             headers = dict(message.headers or {})
             headers.update({REASON_HEADER: reason, FIELD_HEADER: field_name, "x-tripsearch-queue": self.settings.topology.queue,
                             "x-tripsearch-routing-key": message.routing_key or ""})
-            await dead.publish(aio_pika.Message(message.body, headers=headers, content_type=message.content_type,
+            # An event of a pack goes alone, as a message of its own.
+            content_type = "application/json" if message.content_type == PACKED_CONTENT_TYPE else message.content_type
+            await dead.publish(aio_pika.Message(body, headers=headers, content_type=content_type,
                                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=message.routing_key or "")
             m.dead_lettered.labels(field_name or "message").inc()
-            log.warning("dead-lettered a message (%s): %s", field_name or "message", reason)
+            log.warning("dead-lettered an event (%s): %s", field_name or "message", reason)
         # Every earlier delivery of this channel is acknowledged already, so one ack of the
-        # last tag with multiple=True acknowledges exactly the events of this batch, each of them.
+        # last tag with multiple=True acknowledges exactly the messages of this batch, each of them.
         await max(messages, key=lambda msg: msg.delivery_tag or 0).ack(multiple=True)
-        m.acked.inc(len(messages))
+        m.acked.inc(batch.events)
         m.in_flight.dec(len(messages))
 
-    async def _write(self, batch: _Batch, upserts: list[tuple[AbstractIncomingMessage, TripEvent]], deletes: list[tuple[AbstractIncomingMessage, TripEvent]]) -> None:
+    async def _write(self, batch: _Batch, upserts: list[_Item], deletes: list[_Item]) -> None:
         """Write the batch durably, retrying while the backend is unavailable; record rejected trips as dead letters."""
-        trips = [e.trip for _, e in upserts]
-        targets = [(e.trip_id, e.version) for _, e in deletes]
+        trips = [e.trip for _, _, e in upserts]
+        targets = [(e.trip_id, e.version) for _, _, e in deletes]
         backoff = 0.25
         while True:
             try:
@@ -316,15 +325,15 @@ class Worker:
         self._backend_ok = True
         self.metrics.backend_up.set(1)
         if report is not None:
-            for (message, event), item in zip(upserts, report.items):
+            for (message, body, event), item in zip(upserts, report.items):
                 if item.result == "rejected":
-                    batch.dead.append((message, f"trip.{item.field}" if item.field else "trip", item.reason or "rejected"))
+                    batch.dead.append((message, body, f"trip.{item.field}" if item.field else "trip", item.reason or "rejected"))
                 elif item.result == "stored":
                     self.metrics.applied.labels(event.type).inc()
                 else:
                     self.metrics.unchanged.inc()
         if removed is not None:
-            for (message, event), item in zip(deletes, removed.items):
+            for (_, _, event), item in zip(deletes, removed.items):
                 if item.result == "deleted":
                     self.metrics.applied.labels(event.type).inc()
                 else:
@@ -380,6 +389,11 @@ class Worker:
         log.info("metrics on http://%s:%d/metrics, readiness on /ready", self.settings.metrics_host, port)
         self.metrics_port = port
         return server
+
+
+def _events_in(message: AbstractIncomingMessage) -> int:
+    """Return how many events a message carries (at most: blank lines of a pack are skipped)."""
+    return message.body.count(b"\n") + 1 if message.content_type == PACKED_CONTENT_TYPE else 1
 
 
 async def declare_only(settings: WorkerSettings) -> None:
