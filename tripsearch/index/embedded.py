@@ -319,7 +319,8 @@ class EmbeddedBackend:
             for old in self._segments_dir.iterdir():
                 if old.name not in (path.name, "merge.lock"):
                     old.unlink(missing_ok=True)
-            (self.path / _LEGACY_SNAPSHOT).unlink(missing_ok=True)
+            for legacy in (_LEGACY_SNAPSHOT, _LEGACY_SNAPSHOT + ".lock"):
+                (self.path / legacy).unlink(missing_ok=True)
             self.merges += 1
             log.info("index segment %s written: %d trips at seq %d in %.2f s", path.name, view.live_count, view.seq, time.perf_counter() - started)
             return True

@@ -416,25 +416,33 @@ def _merged_postings(base: Segment | None, base_rows: NDArray[np.int64], delta: 
     d_rows = renumber_delta[d_rows]
     if base is None or not len(base.postings):
         return PostingSegment.build(d_keys, d_rows, d_lo, d_hi)
-    renumber = np.full(len(base), -1, dtype=np.int64)
-    renumber[base_rows] = np.arange(len(base_rows))
-    b_rows = renumber[base.postings.rows]
-    keep = b_rows >= 0
-    b_keys = np.repeat(base.postings.keys, np.diff(base.postings.offsets))[keep]
-    b_rows = b_rows[keep]
-    # every delta row comes after every base row: within a key, the delta's entries go last
-    at = np.searchsorted(b_keys, d_keys, side="right")
-    keys = np.insert(b_keys, at, d_keys)
-    del b_keys
-    rows = np.insert(b_rows, at, d_rows)
-    lo = np.insert(base.postings.seg_lo[keep], at, d_lo.astype(np.uint16))
-    hi = np.insert(base.postings.seg_hi[keep], at, d_hi.astype(np.uint16))
-    if len(keys):
-        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    # Work per key on the segment's side, so no array of 8 bytes per posting entry is made for the merge.
+    p = base.postings
+    if len(base_rows) == len(base):  # nothing replaced: the segment's rows keep their numbers
+        b_rows, b_lo, b_hi, b_counts = p.rows, p.seg_lo, p.seg_hi, np.diff(p.offsets)
     else:
-        starts = np.zeros(0, dtype=np.int64)
-    offsets = np.concatenate((starts, [len(keys)])).astype(np.int64)
-    return PostingSegment(keys[starts], offsets, rows.astype(np.int32), lo, hi)
+        renumber = np.full(len(base), -1, dtype=np.int32)
+        renumber[base_rows] = np.arange(len(base_rows), dtype=np.int32)
+        b_rows = renumber[p.rows]
+        keep = b_rows >= 0
+        b_rows, b_lo, b_hi = b_rows[keep], p.seg_lo[keep], p.seg_hi[keep]
+        b_counts = np.add.reduceat(keep, p.offsets[:-1], dtype=np.int64) if len(p.keys) else np.zeros(0, dtype=np.int64)
+        del keep
+    d_unique, d_counts = np.unique(d_keys, return_counts=True)
+    keys = np.union1d(p.keys, d_unique)
+    counts = np.zeros(len(keys), dtype=np.int64)
+    counts[np.searchsorted(keys, p.keys)] += b_counts
+    counts[np.searchsorted(keys, d_unique)] += d_counts
+    present = counts > 0  # a key whose every row was replaced goes
+    keys, counts = keys[present], counts[present]
+    # every delta row comes after every segment row: within a key, the delta's entries go last
+    before = np.concatenate(([0], np.cumsum(b_counts)))
+    at = before[np.searchsorted(p.keys, d_keys, side="right")]
+    rows = np.insert(b_rows, at, d_rows.astype(np.int32))
+    lo = np.insert(b_lo, at, d_lo.astype(np.uint16))
+    hi = np.insert(b_hi, at, d_hi.astype(np.uint16))
+    offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+    return PostingSegment(keys, offsets, rows, lo, hi)
 
 
 # -- the manifest ---------------------------------------------------------------
