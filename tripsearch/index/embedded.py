@@ -37,7 +37,7 @@ from ..model import Trip, trip_to_json
 from ..query.execute import candidate_days, execute
 from ..query.matching import Windows
 from ..query.model import Query, parse_query
-from .segments import Manifest, Segment, SegmentError, open_segment, read_manifest, write_manifest, write_segment
+from .segments import Manifest, Segment, SegmentError, SegmentMissing, open_segment, read_manifest, write_manifest, write_segment
 from .shared import SharedIndex, SharedView
 from .store import Change, Store
 
@@ -131,7 +131,7 @@ class EmbeddedBackend:
                     raise SegmentError(f"{MANIFEST_NAME}: manifest of another store")
                 return open_segment(self._segments_dir / manifest.segment, self._store.store_id, self._store.max_seq(), verify=verify)
             except SegmentError as exc:
-                if "No such file" in str(exc) and _stat_key(self._manifest_path) != self._manifest_stat:
+                if isinstance(exc, SegmentMissing) and _stat_key(self._manifest_path) != self._manifest_stat:
                     continue
                 self._damaged = str(exc)
                 if manifest is not None:  # never go back to it: the rebuilt segment gets a later generation

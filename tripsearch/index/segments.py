@@ -43,6 +43,7 @@ from .memory import IndexView, PostingSegment
 __all__ = [
     "Segment",
     "SegmentError",
+    "SegmentMissing",
     "IdColumn",
     "Manifest",
     "open_segment",
@@ -68,6 +69,10 @@ _FNV_PRIME = np.uint64(0x100000001B3)
 
 class SegmentError(Exception):
     """A segment file or the manifest is missing, torn, corrupted or from another store."""
+
+
+class SegmentMissing(SegmentError):
+    """The segment file is not there (a merge in another process may just have replaced it)."""
 
 
 def segment_name(generation: int) -> str:
@@ -197,6 +202,8 @@ def open_segment(path: Path, store_id: str, max_seq: int, verify: bool = False) 
     """Map a segment file read-only after the checks that cost nothing (and every checksum with ``verify``)."""
     try:
         f = open(path, "rb")
+    except FileNotFoundError:
+        raise SegmentMissing(f"{path.name}: no such file") from None
     except OSError as exc:
         raise SegmentError(f"{path.name}: {exc.strerror or exc}") from None
     with f:
