@@ -9,6 +9,9 @@ built: ``~/.cache/tripsearch/bench/data-1000000-seed42-days30``). Steps:
 
 1. Prepare: open the directory once and write its segment if it has none
    (``engine.snapshot()``), timed: that is the one-off rebuild from SQLite.
+   Then, timed: the CRC-32 check of the whole segment (what the background
+   check does after an open), and a merge (one trip changed, then
+   ``engine.snapshot()`` writes a new segment of the whole index).
 2. Restart, ``--restarts`` times, each in a fresh process: the time from
    ``tripsearch.open`` to the answer of the first search (imports not
    counted: they are printed apart), with the segment's pages in the page
@@ -147,6 +150,22 @@ def main(argv: list[str] | None = None) -> int:
     sqlite_bytes = sum((args.data / n).stat().st_size for n in ("trips.sqlite", "trips.sqlite-wal") if (args.data / n).exists())
     result["sqlite_bytes_per_trip"] = round(sqlite_bytes / max(1, trips))
     print(f"{trips:,} trips; segment {mib(stats['segment_bytes'])} ({result['segment_bytes_per_trip']:,} bytes/trip), SQLite {result['sqlite_bytes_per_trip']:,} bytes/trip; prepare (open + segment) {result['prepare_s']} s", flush=True)
+
+    # the background check of a segment's checksums, and a merge: one trip changed, then a new segment of the whole index
+    engine = tripsearch.open(args.data, refresh_interval=0, snapshot_on_close=False, verify="none")
+    segment_obj = engine._index.segment  # type: ignore[attr-defined]
+    t0 = time.perf_counter()
+    segment_obj.verify()
+    result["verify_s"] = round(time.perf_counter() - t0, 2)
+    del segment_obj
+    doc = engine.get(engine.search(sample_queries(args.data, 1)[0]).trips[0].id)
+    engine.upsert([dict(doc, version=doc["version"] + 1)], refresh=True)
+    t0 = time.perf_counter()
+    engine.snapshot()  # type: ignore[attr-defined]
+    result["merge_s"] = round(time.perf_counter() - t0, 2)
+    segment = args.data / "segments" / engine.stats()["segment"]
+    engine.close()
+    print(f"checksums of the whole segment (background check): {result['verify_s']} s; merge of one changed trip into a new segment: {result['merge_s']} s", flush=True)
 
     queries = sample_queries(args.data, args.queries + 51)
     queries_path = args.data.parent / f".shared-index-queries-{os.getpid()}.json"

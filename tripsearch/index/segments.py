@@ -37,7 +37,7 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
-from ..columns import ROW_FIELDS, STOP_FIELDS, VERTEX_FIELDS, TripColumns, ragged_indices
+from ..columns import ROW_FIELDS, STOP_FIELDS, VERTEX_FIELDS, TripColumns
 from .memory import IndexView, PostingSegment
 
 __all__ = [
@@ -306,9 +306,9 @@ class _Writer:
         self.path.unlink(missing_ok=True)
 
 
-def _chunks(n: int) -> Iterator[slice]:
-    for start in range(0, n, _CHUNK_ROWS):
-        yield slice(start, min(n, start + _CHUNK_ROWS))
+def _chunks(n: int, size: int = _CHUNK_ROWS) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))
 
 
 def write_segment(
@@ -320,7 +320,7 @@ def write_segment(
     base_rows: NDArray[np.int64],
     delta: IndexView,
 ) -> Path:
-    """Write a segment of ``base_rows`` of ``base`` followed by the live rows of ``delta``; return its path.
+    """Write a segment of ``base_rows`` (rising) of ``base`` followed by the live rows of ``delta``; return its path.
 
     Rows keep their order (the base's first), so the base's postings stay
     sorted when their rows are renumbered, and the delta's postings are
@@ -345,11 +345,9 @@ def write_segment(
         blobs: list[np.ndarray] = []
         for c, rows in parts:
             if isinstance(c.ids, IdColumn):
-                for s in _chunks(len(rows)):
-                    r = rows[s]
-                    starts, ends = c.ids.offsets[r], c.ids.offsets[r + 1]
-                    id_lengths.append(ends - starts)
-                    blobs.append(c.ids.blob[ragged_indices(starts, ends)])
+                id_lengths.append(c.ids.offsets[rows + 1] - c.ids.offsets[rows])
+                mask = _item_mask(c.ids.offsets, rows)
+                blobs.extend(c.ids.blob[s][mask[s]] for s in _chunks(len(mask), 16 * _CHUNK_ROWS))
             else:
                 blob, offs = encode_ids([c.ids[i] for i in rows.tolist()])
                 id_lengths.append(np.diff(offs))
@@ -380,14 +378,22 @@ def write_segment(
 def _add_ragged(w: _Writer, parts: list[tuple[TripColumns, NDArray[np.int64]]], start_name: str, names: list[str]) -> None:
     counts = [getattr(c, start_name)[rows + 1] - getattr(c, start_name)[rows] for c, rows in parts]
     w.add(start_name, np.int64, [np.concatenate([[0], np.cumsum(np.concatenate(counts))]).astype(np.int64)])
+    # the rows rise, so the items to keep are a mask over each part's items, in order (cheaper than gathering indices)
+    masks = [_item_mask(getattr(c, start_name), rows) for c, rows in parts]
     for name in names:
         def gather(name: str = name) -> Iterator[np.ndarray]:
-            for c, rows in parts:
-                starts = getattr(c, start_name)
-                for s in _chunks(len(rows)):
-                    r = rows[s]
-                    yield getattr(c, name)[ragged_indices(starts[r], starts[r + 1])]
+            for (c, _), mask in zip(parts, masks):
+                values = getattr(c, name)
+                for s in _chunks(len(values), 16 * _CHUNK_ROWS):
+                    yield values[s][mask[s]]
         w.add(name, getattr(parts[-1][0], name).dtype, gather())
+
+
+def _item_mask(starts: NDArray[np.int64], rows: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """Return which items of a ragged column (``starts``: offsets) belong to ``rows``."""
+    keep = np.zeros(len(starts) - 1, dtype=np.bool_)
+    keep[rows] = True
+    return np.repeat(keep, np.diff(starts))
 
 
 def _id_table(parts: list[tuple[TripColumns, NDArray[np.int64]]], base: Segment | None) -> tuple[NDArray[np.uint64], NDArray[np.int32]]:
@@ -436,7 +442,11 @@ def _merged_postings(base: Segment | None, base_rows: NDArray[np.int64], delta: 
         b_counts = np.add.reduceat(keep, p.offsets[:-1], dtype=np.int64) if len(p.keys) else np.zeros(0, dtype=np.int64)
         del keep
     d_unique, d_counts = np.unique(d_keys, return_counts=True)
-    keys = np.union1d(p.keys, d_unique)
+    # both sides sorted and distinct: insert the delta's new keys (np.union1d would sort the segment's keys again)
+    at_key = np.searchsorted(p.keys, d_unique)
+    known = at_key < len(p.keys)
+    known[known] = p.keys[at_key[known]] == d_unique[known]
+    keys = np.insert(p.keys, at_key[~known], d_unique[~known])
     counts = np.zeros(len(keys), dtype=np.int64)
     counts[np.searchsorted(keys, p.keys)] += b_counts
     counts[np.searchsorted(keys, d_unique)] += d_counts
