@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmarks.shared_index DATA_DIR [--workers 1,2] [--queries 2000] [--restarts 3] [--json PATH]
+    python -m benchmarks.shared_index DATA_DIR [--workers 1,2] [--queries 2000] [--restarts 3] [--verify none] [--json PATH]
 
 ``DATA_DIR`` is a data directory (for instance one that ``benchmarks/conftest.py``
 built: ``~/.cache/tripsearch/bench/data-1000000-seed42-days30``). Steps:
@@ -65,11 +65,11 @@ def smaps():
                 out[parts[0].rstrip(":")] = int(parts[1]) * 1024
     return {k: out.get(k, 0) for k in ("Rss", "Pss", "Pss_Anon", "Pss_File", "Shared_Clean", "Private_Dirty")}
 
-data, queries_path, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+data, queries_path, mode, verify = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 queries = json.load(open(queries_path))
 before = smaps()
 t1 = time.perf_counter()
-engine = tripsearch.open(data, refresh_interval=0, snapshot_on_close=False, verify="none")
+engine = tripsearch.open(data, refresh_interval=0, snapshot_on_close=False, verify=verify)
 opened = time.perf_counter() - t1
 engine.search(queries[0])
 first_answer = time.perf_counter() - t1
@@ -115,9 +115,9 @@ def drop_file_pages(path: Path) -> None:
         os.close(fd)
 
 
-def run_child(data: Path, queries_path: Path, mode: str) -> subprocess.Popen[str]:
+def run_child(data: Path, queries_path: Path, mode: str, verify: str = "none") -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    return subprocess.Popen([sys.executable, "-c", _CHILD, str(data), str(queries_path), mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen([sys.executable, "-c", _CHILD, str(data), str(queries_path), mode, verify], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
 
 
 def ms(values: list[float], q: float) -> float:
@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", default="1,2", help="comma list of process counts (default 1,2)")
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--restarts", type=int, default=3)
+    parser.add_argument("--verify", default="none", choices=["none", "background", "open"], help="the restarts' verify option (default none: the open alone)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     import tripsearch
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             cold = i == args.restarts
             if cold:
                 drop_file_pages(segment)
-            proc = run_child(args.data, queries_path, "exit")
+            proc = run_child(args.data, queries_path, "exit", args.verify)
             out, _ = proc.communicate(timeout=600)
             r = json.loads(out)
             lat = r.pop("latency_s")
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         result["restarts"] = restarts
 
         memory = []
-        for n in [int(x) for x in args.workers.split(",")]:
+        for n in [int(x) for x in args.workers.split(",") if x.strip()]:
             procs = [run_child(args.data, queries_path, "wait") for _ in range(n)]
             outs = [json.loads(p.stdout.readline()) for p in procs]  # type: ignore[union-attr]
             now = [smaps_rollup(o["pid"]) for o in outs]
