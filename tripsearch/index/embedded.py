@@ -48,6 +48,7 @@ log = logging.getLogger("tripsearch")
 DB_NAME = "trips.sqlite"
 MANIFEST_NAME = "index.manifest"
 SEGMENTS_DIR = "segments"
+VERIFY_DELAY_S = 5.0  # seconds between opening a segment and the background check of its checksums
 _LEGACY_SNAPSHOT = "index.snapshot"  # the single snapshot file of earlier versions, removed at the first merge
 _trip_decoder = msgspec.json.Decoder(Trip)
 
@@ -56,8 +57,8 @@ class EmbeddedBackend:
     """A trip search engine over one data directory.
 
     ``verify`` says when a mapped segment's checksums are read: ``"background"``
-    (default: a thread reads the file once after the segment is opened, so a
-    restart answers at once; a mismatch logs an error and rebuilds the index
+    (default: a thread reads the file once, ``VERIFY_DELAY_S`` after the
+    segment is opened, so a restart answers at once; a mismatch logs an error and rebuilds the index
     from SQLite), ``"open"`` (before the first search) or ``"none"``. The
     header, the store id and the file size are always checked at open.
     """
@@ -336,6 +337,9 @@ class EmbeddedBackend:
             log.warning("index segment not written (%s); the index stays in memory", exc)
 
     def _verify_in_background(self, segment: Segment) -> None:
+        # Start a little after the open, so that reading the whole file does not compete with a cold start's first searches.
+        if self._closed.wait(VERIFY_DELAY_S):
+            return
         try:
             segment.verify(stop=self._closed)
         except SegmentError as exc:
