@@ -82,7 +82,7 @@ class _IndexCollector(Collector):
         figures = (
             ("trips", "tripsearch_index_trips", "Trips in the index."),
             ("seq", "tripsearch_index_seq", "Last change of the store applied to the index."),
-            ("array_bytes", "tripsearch_index_bytes", "Memory of the index arrays, in bytes."),
+            ("array_bytes", "tripsearch_index_bytes", "Size of the index arrays, in bytes (embedded: the mapped segment, shared by the workers, plus this worker's delta)."),
             ("refresh_lag_s", "tripsearch_index_refresh_lag_seconds", "Seconds since this worker last refreshed its index."),
             ("refresh_interval_s", "tripsearch_index_refresh_interval_seconds", "Seconds between refreshes."),
         )

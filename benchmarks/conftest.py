@@ -29,7 +29,7 @@ def dataset_trips(size: int) -> list[dict[str, Any]]:
 
 
 def build_data_dir(size: int) -> Path:
-    """Return a data directory holding ``size`` fixture trips (and its snapshot), building it if absent."""
+    """Return a data directory holding ``size`` fixture trips (and its index segment), building it if absent."""
     path = CACHE / f"data-{size}-seed{SEED}-days{DAYS}"
     done = path / "READY"
     if done.exists():

@@ -50,7 +50,7 @@ print(json.dumps({"open_s": opened, "rss_delta": proc.memory_info().rss - before
 
 
 def test_restart_and_memory(benchmark, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
-    """Open a data directory in a fresh process (snapshot + catch-up): seconds, and resident memory per trip."""
+    """Open a data directory in a fresh process (map the segment + catch-up): seconds, and resident memory per trip."""
     results = []
 
     def restart() -> None:

@@ -220,26 +220,37 @@ def test_refresh_across_processes(tmp_path: Path) -> None:
         reader.close()
 
 
-def test_restart_uses_snapshot_and_rebuilds_a_corrupted_one(tmp_path: Path) -> None:
+def test_restart_maps_the_segment_and_rebuilds_a_damaged_one(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     data = tmp_path / "data"
     engine = tripsearch.open(data, refresh_interval=0)
     engine.upsert([paris_lyon(f"t-{i}") for i in range(50)], refresh=True)
     engine.snapshot()  # type: ignore[attr-defined]
     engine.upsert([paris_lyon("after-snapshot")], refresh=True)
     engine.close()
-    reopened = tripsearch.open(data, refresh_interval=0)
-    assert reopened.search(QUERY).total == 51  # snapshot plus the change feed after it
+    reopened = tripsearch.open(data, refresh_interval=0, verify="open")
+    assert reopened.search(QUERY).total == 51  # the segment plus the change feed after it
+    first = reopened.stats()
+    assert first["segment"] and first["delta_rows"] == 1
     reopened.close()
-    snapshot = data / "index.snapshot"
-    raw = bytearray(snapshot.read_bytes())
+    segment = data / "segments" / first["segment"]
+    raw = bytearray(segment.read_bytes())
     raw[-100] ^= 0xFF  # flip bits in the last array
-    snapshot.write_bytes(bytes(raw))
-    rebuilt = tripsearch.open(data, refresh_interval=0)
+    segment.write_bytes(bytes(raw))
+    caplog.clear()
+    rebuilt = tripsearch.open(data, refresh_interval=0, verify="open")
     assert rebuilt.search(QUERY).total == 51
+    assert "checksum mismatch" in caplog.text and "rebuilding the index from SQLite" in caplog.text
+    second = rebuilt.stats()["segment"]
+    assert second != first["segment"] and not segment.exists()  # a new segment replaced the damaged one
     rebuilt.close()
-    snapshot.write_bytes(bytes(raw[: len(raw) // 2]))  # torn
-    again = tripsearch.open(data, refresh_interval=0)
+    segment = data / "segments" / second
+    raw = bytearray(segment.read_bytes())
+    segment.write_bytes(bytes(raw[: len(raw) // 2]))  # torn: found at open whatever ``verify`` says
+    caplog.clear()
+    again = tripsearch.open(data, refresh_interval=0, verify="none")
     assert again.search(QUERY).total == 51
+    assert "torn file" in caplog.text and "rebuilding the index from SQLite" in caplog.text
+    assert again.stats()["segment"] not in (None, second)
     again.close()
 
 

@@ -22,7 +22,7 @@ from .geo import COORD_SCALE, RouteGeometry, quantize_degrees, route_geometry
 from .kernels import closest_in_ranges, route_distances_along
 from .model import OPTION_NAMES, STATUSES, Trip
 
-__all__ = ["TripColumns", "ragged_indices", "currency_code", "currency_name", "STATUS_CODES", "SECONDS_PER_DAY"]
+__all__ = ["TripColumns", "ragged_indices", "ROW_FIELDS", "VERTEX_FIELDS", "STOP_FIELDS", "currency_code", "currency_name", "STATUS_CODES", "SECONDS_PER_DAY"]
 
 SECONDS_PER_DAY = 86_400
 STATUS_CODES = {name: i for i, name in enumerate(STATUSES)}
@@ -36,6 +36,10 @@ def currency_code(currency: str) -> int:
 def currency_name(code: int) -> str:
     """Return the three-letter currency of :func:`currency_code`."""
     return int(code).to_bytes(3, "big").decode("ascii")
+
+
+def _starts(counts: NDArray[np.int64]) -> NDArray[np.int64]:
+    return np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
 
 
 def ragged_indices(starts: NDArray[np.int64], ends: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -57,11 +61,17 @@ def ragged_indices(starts: NDArray[np.int64], ends: NDArray[np.int64]) -> NDArra
     return np.cumsum(steps)
 
 
+# The fields of TripColumns by shape: one value per row, per route vertex, per stop.
+ROW_FIELDS = ["version", "status", "seats_total", "seats_available", "price", "currency", "options", "rating", "offset_s"]
+VERTEX_FIELDS = ["vert_lat", "vert_lon", "vert_cum"]
+STOP_FIELDS = ["stop_time", "stop_along", "stop_lat", "stop_lon"]
+
+
 @dataclass(frozen=True)
 class TripColumns:
     """Many trips as columns. Row ``i`` is one trip; ragged parts use ``*_start`` offsets."""
 
-    ids: tuple[str, ...]
+    ids: Sequence[str]  # a tuple, or an IdColumn over a mapped segment
     version: NDArray[np.int64]
     status: NDArray[np.int8]
     seats_total: NDArray[np.int16]
@@ -174,6 +184,34 @@ class TripColumns:
         )
         cols._place_stops()
         return cols
+
+    def take(self, rows: NDArray[np.int64]) -> TripColumns:
+        """Return the columns of ``rows`` only (in that order), as a new compact set.
+
+        >>> TripColumns.empty().take(np.zeros(0, dtype=np.int64)).ids
+        ()
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        vert = ragged_indices(self.vert_start[rows], self.vert_start[rows + 1])
+        stop = ragged_indices(self.stop_start[rows], self.stop_start[rows + 1])
+        return TripColumns(
+            ids=tuple(self.ids[r] for r in rows.tolist()),
+            vert_start=_starts(self.vert_start[rows + 1] - self.vert_start[rows]),
+            stop_start=_starts(self.stop_start[rows + 1] - self.stop_start[rows]),
+            **{name: getattr(self, name)[rows] for name in ROW_FIELDS},
+            **{name: getattr(self, name)[vert] for name in VERTEX_FIELDS},
+            **{name: getattr(self, name)[stop] for name in STOP_FIELDS},
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[TripColumns]) -> TripColumns:
+        """Return the rows of every part, one part after the other."""
+        return cls(
+            ids=tuple(tid for part in parts for tid in part.ids),
+            vert_start=_starts(np.concatenate([np.diff(p.vert_start) for p in parts])),
+            stop_start=_starts(np.concatenate([np.diff(p.stop_start) for p in parts])),
+            **{name: np.concatenate([getattr(p, name) for p in parts]) for name in ROW_FIELDS + VERTEX_FIELDS + STOP_FIELDS},
+        )
 
     def route_geometry(self, rows: NDArray[np.int64]) -> RouteGeometry:
         """Return the unit-vector geometry of the routes of ``rows`` (repeats allowed)."""

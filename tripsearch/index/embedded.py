@@ -1,15 +1,27 @@
-"""The embedded backend: SQLite for durability, numpy and H3 postings in memory for search.
+"""The embedded backend: SQLite for durability, memory-mapped segments shared by all processes for search.
 
 Open a data directory with :class:`EmbeddedBackend` (or ``tripsearch.open``).
 Several processes may open the same directory: writes go to SQLite, and each
 process follows SQLite's change feed every ``refresh_interval`` seconds (and
 on :meth:`EmbeddedBackend.refresh`), as an Elasticsearch refresh does.
+
+The index of every trip up to some point of the feed is one immutable
+segment file (:mod:`.segments`) that every process maps read-only, so N
+workers hold one copy of it between them; each process keeps in memory only
+what the feed brought since (:mod:`.shared`). When that delta grows past
+``merge_min_rows`` and ``merge_ratio`` of the segment, the process that
+sees it first (one at a time, under a lock file) writes a new segment of
+everything and switches the manifest to it; every other process picks the
+new segment up at its next refresh. Old segment files are unlinked at once:
+a process that still maps one keeps reading it (Linux keeps an unlinked
+file's pages until the last mapping goes), and moves on at its next refresh.
 """
 
 from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -25,37 +37,68 @@ from ..model import Trip, trip_to_json
 from ..query.execute import candidate_days, execute
 from ..query.matching import Windows
 from ..query.model import Query, parse_query
-from .memory import IndexView, MemoryIndex
-from .snapshot import SnapshotError, read_snapshot, snapshot_seq, write_snapshot
+from .segments import Manifest, Segment, SegmentError, SegmentMissing, open_segment, read_manifest, write_manifest, write_segment
+from .shared import SharedIndex, SharedView
 from .store import Change, Store
 
-__all__ = ["EmbeddedBackend", "DB_NAME", "SNAPSHOT_NAME"]
+__all__ = ["EmbeddedBackend", "DB_NAME", "MANIFEST_NAME", "SEGMENTS_DIR"]
 
 log = logging.getLogger("tripsearch")
 
 DB_NAME = "trips.sqlite"
-SNAPSHOT_NAME = "index.snapshot"
+MANIFEST_NAME = "index.manifest"
+SEGMENTS_DIR = "segments"
+VERIFY_DELAY_S = 5.0  # seconds between opening a segment and the background check of its checksums
+_LEGACY_SNAPSHOT = "index.snapshot"  # the single snapshot file of earlier versions, removed at the first merge
 _trip_decoder = msgspec.json.Decoder(Trip)
 
 
 class EmbeddedBackend:
-    """A trip search engine over one data directory."""
+    """A trip search engine over one data directory.
 
-    def __init__(self, path: str | Path, refresh_interval: float = 1.0, snapshot_on_close: bool = True, busy_timeout_s: float = 30.0) -> None:
+    ``verify`` says when a mapped segment's checksums are read: ``"background"``
+    (default: a thread reads the file once, ``VERIFY_DELAY_S`` after the
+    segment is opened, so a restart answers at once; a mismatch logs an error and rebuilds the index
+    from SQLite), ``"open"`` (before the first search) or ``"none"``. The
+    header, the store id and the file size are always checked at open.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        refresh_interval: float = 1.0,
+        snapshot_on_close: bool = True,
+        busy_timeout_s: float = 30.0,
+        merge_min_rows: int = 50_000,
+        merge_ratio: float = 0.25,
+        verify: str = "background",
+    ) -> None:
+        if verify not in ("background", "open", "none"):
+            raise ValueError(f"verify must be 'background', 'open' or 'none', not {verify!r}")
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.refresh_interval = refresh_interval
         self.snapshot_on_close = snapshot_on_close
+        self.merge_min_rows = merge_min_rows
+        self.merge_ratio = merge_ratio
+        self.verify = verify
         # how long a write waits for another process's write lock before BackendUnavailable ("the store is busy")
         self._store = Store(self.path / DB_NAME, busy_timeout_s=busy_timeout_s)
-        self._index = MemoryIndex()
+        self._segments_dir = self.path / SEGMENTS_DIR
+        self._manifest_path = self.path / MANIFEST_NAME
+        self._manifest_stat: tuple[int, int, int] | None = None
+        self._index = SharedIndex()
         self._refresh_lock = threading.Lock()
         self._own: dict[str, tuple[Trip, np.ndarray]] = {}  # trips this process just wrote (and their routes), to skip reading them again
         self._loaded_seq = 0
         self._last_refresh = time.monotonic()
+        self._closed = threading.Event()
+        self._verifier: threading.Thread | None = None
+        self.merges = 0  # segments this process wrote
+        self._seen_generation = 0  # the newest segment generation this process used or found damaged
+        self._damaged: str | None = None  # why the manifest's segment was not used, if it was not
         self.started_s = self._load()
         self._compile_search()
-        self._closed = threading.Event()
         self._thread: threading.Thread | None = None
         if refresh_interval > 0:
             self._thread = threading.Thread(target=self._refresh_loop, name="tripsearch-refresh", daemon=True)
@@ -65,17 +108,38 @@ class EmbeddedBackend:
 
     def _load(self) -> float:
         started = time.perf_counter()
-        snapshot = self.path / SNAPSHOT_NAME
-        try:
-            seq, cols, alive, segment = read_snapshot(snapshot, self._store.store_id, self._store.max_seq())
-        except SnapshotError as exc:
-            if snapshot.exists():
-                log.warning("snapshot %s not used (%s); rebuilding the index from SQLite", snapshot, exc)
-        else:
-            self._index.load(cols, alive, segment, seq)
+        with self._refresh_lock:
+            segment = self._current_segment(verify=self.verify == "open")
+            if segment is not None:
+                self._switch(segment)
+            elif self._damaged is not None:
+                self._rebuild_segment()
         self._loaded_seq = self._index.view.seq
         self.refresh()
         return time.perf_counter() - started
+
+    def _current_segment(self, verify: bool) -> Segment | None:
+        """Return the segment the manifest names, mapped, or None (logging why) when there is none to trust."""
+        self._damaged = None
+        for _ in range(5):  # a merge in another process may replace the manifest and unlink its segment meanwhile
+            manifest = None
+            try:
+                self._manifest_stat = _stat_key(self._manifest_path)
+                manifest = read_manifest(self._manifest_path)
+                if manifest is None:
+                    return None
+                if manifest.store_id != self._store.store_id:
+                    raise SegmentError(f"{MANIFEST_NAME}: manifest of another store")
+                return open_segment(self._segments_dir / manifest.segment, self._store.store_id, self._store.max_seq(), verify=verify)
+            except SegmentError as exc:
+                if isinstance(exc, SegmentMissing) and _stat_key(self._manifest_path) != self._manifest_stat:
+                    continue
+                self._damaged = str(exc)
+                if manifest is not None:  # never go back to it: the rebuilt segment gets a later generation
+                    self._seen_generation = max(self._seen_generation, manifest.generation)
+                log.error("index segment not used (%s); rebuilding the index from SQLite", exc)
+                return None
+        return None
 
     def _compile_search(self) -> None:
         """Run one search so its compiled loops are built (or read from numba's cache) now, not in the first user's search.
@@ -141,24 +205,45 @@ class EmbeddedBackend:
         started = time.perf_counter()
         q = parse_query(query)
         view = self._index.view
-        found = view.candidates(q.from_point, q.from_radius_km, q.to_point, q.to_radius_km, candidate_days(q))
-        return execute(q, view.cols, found.rows, self._store.docs, started, Windows(*found[1:]))
+        cols, found = view.search_rows(q.from_point, q.from_radius_km, q.to_point, q.to_radius_km, candidate_days(q))
+        return execute(q, cols, found.rows, self._store.docs, started, Windows(*found[1:]))
 
     # -- refresh --------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Apply every change acknowledged by any process since the last refresh."""
+        """Apply every change acknowledged by any process since the last refresh (and move to a newer segment if there is one)."""
         with self._refresh_lock:
-            view = self._index.view
-            for batch in self._store.changes(view.seq, self._knows):
-                self._apply(batch)
+            if _stat_key(self._manifest_path) != self._manifest_stat:
+                segment = self._current_segment(verify=self.verify == "open")
+                if segment is not None and segment.generation > self._index.view.generation:
+                    self._switch(segment)
+                elif self._damaged is not None:
+                    self._catch_up()
+                    self._rebuild_segment()
+            self._catch_up()
             self._last_refresh = time.monotonic()
+            self._maybe_merge()
+
+    def _switch(self, segment: Segment, written_here: bool = False) -> None:
+        """Publish a view of ``segment`` plus the change feed after it (the caller holds the refresh lock)."""
+        index = SharedIndex(segment)
+        self._catch_up(index)
+        self._index = index
+        self._seen_generation = max(self._seen_generation, segment.generation)
+        if self.verify == "background" and not written_here:  # no need to read back what this process just wrote
+            self._verifier = threading.Thread(target=self._verify_in_background, args=(segment,), name="tripsearch-verify", daemon=True)
+            self._verifier.start()
+
+    def _catch_up(self, index: SharedIndex | None = None) -> None:
+        index = self._index if index is None else index
+        for batch in self._store.changes(index.view.seq, self._knows):
+            self._apply(batch, index)
 
     def _knows(self, trip_id: str, version: int) -> bool:
         own = self._own.get(trip_id)
         return own is not None and own[0].version == version
 
-    def _apply(self, changes: list[Change]) -> IndexView:
+    def _apply(self, changes: list[Change], index: SharedIndex) -> SharedView:
         upserts: list[Trip] = []
         routes: list[np.ndarray | None] = []
         deletes: list[str] = []
@@ -179,7 +264,7 @@ class EmbeddedBackend:
             if doc:
                 upserts.append(_trip_decoder.decode(doc))
                 routes.append(None)
-        return self._index.apply(upserts, deletes, changes[-1].seq, routes)
+        return index.apply(upserts, deletes, changes[-1].seq, routes)
 
     def _refresh_loop(self) -> None:
         while not self._closed.wait(self.refresh_interval):
@@ -188,38 +273,116 @@ class EmbeddedBackend:
             except Exception:  # keep serving from memory; the next tick retries
                 log.exception("refresh failed")
 
+    # -- segments -------------------------------------------------------------
+
+    def _maybe_merge(self) -> None:
+        index = self._index
+        base = len(index.segment) if index.segment is not None else 0
+        if self._store.read_only or index.delta_rows < max(self.merge_min_rows, self.merge_ratio * base):
+            return
+        try:
+            self._merge()
+        except OSError as exc:
+            log.warning("index segment not written (%s); the delta stays in memory", exc)
+
+    def _merge(self, force: bool = False) -> bool:
+        """Write the whole index as a new segment and make it current (the caller holds the refresh lock).
+
+        One process merges at a time; without ``force`` a process that finds
+        the lock taken leaves the merge to its holder. A process that finds
+        a newer segment than its own once it has the lock moves to it
+        instead of writing one.
+        """
+        self._segments_dir.mkdir(exist_ok=True)
+        with open(self._segments_dir / "merge.lock", "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | (0 if force else fcntl.LOCK_NB))
+            except BlockingIOError:
+                return False
+            try:
+                manifest = read_manifest(self._manifest_path)
+            except SegmentError:
+                manifest = None
+            if manifest is not None and manifest.generation > self._seen_generation:
+                segment = self._current_segment(verify=False)
+                if segment is not None:
+                    self._switch(segment)
+                    return False
+            generation = max([self._seen_generation, *_generations(self._segments_dir)]) + 1
+            index = self._index
+            view = index.view
+            started = time.perf_counter()
+            path = write_segment(self._segments_dir, generation, self._store.store_id, view.seq, index.segment, index.base_rows(), view.delta)
+            write_manifest(self._manifest_path, Manifest(generation, view.seq, self._store.store_id, path.name))
+            self._switch(open_segment(path, self._store.store_id, self._store.max_seq()), written_here=True)
+            self._manifest_stat = _stat_key(self._manifest_path)
+            # Processes that still map the files below keep them until they move on (Linux frees an unlinked file's pages then).
+            for old in self._segments_dir.iterdir():
+                if old.name not in (path.name, "merge.lock"):
+                    old.unlink(missing_ok=True)
+            for legacy in (_LEGACY_SNAPSHOT, _LEGACY_SNAPSHOT + ".lock"):
+                (self.path / legacy).unlink(missing_ok=True)
+            self.merges += 1
+            log.info("index segment %s written: %d trips at seq %d in %.2f s", path.name, view.live_count, view.seq, time.perf_counter() - started)
+            return True
+
+    def _rebuild_segment(self) -> None:
+        """Write a segment of the index this process holds, in place of a damaged one (the caller holds the refresh lock)."""
+        self._catch_up()
+        if self._store.read_only:
+            return
+        try:
+            self._merge(force=True)
+        except OSError as exc:
+            log.warning("index segment not written (%s); the index stays in memory", exc)
+
+    def _verify_in_background(self, segment: Segment) -> None:
+        # Start a little after the open, so that reading the whole file does not compete with a cold start's first searches.
+        if self._closed.wait(VERIFY_DELAY_S):
+            return
+        try:
+            segment.verify(stop=self._closed)
+        except SegmentError as exc:
+            log.error("index segment failed verification (%s); rebuilding the index from SQLite", exc)
+            with self._refresh_lock:
+                if self._closed.is_set() or self._index.segment is not segment:
+                    return
+                self._seen_generation = max(self._seen_generation, segment.generation)
+                fresh = SharedIndex()
+                self._catch_up(fresh)
+                self._index = fresh
+                self._rebuild_segment()
+
     # -- housekeeping ---------------------------------------------------------
 
     def snapshot(self) -> int:
-        """Write the snapshot file now (one process at a time); return its size in bytes."""
+        """Write the whole index as a new segment now, unless it is one already; return the segment file's size in bytes."""
         self.refresh()
-        lock_path = self.path / (SNAPSHOT_NAME + ".lock")
-        with open(lock_path, "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            view = self._index.view
-            if snapshot_seq(self.path / SNAPSHOT_NAME) >= view.seq:
-                # another process (a sibling worker) already saved this state or a later one
-                self._loaded_seq = view.seq
-                return (self.path / SNAPSHOT_NAME).stat().st_size
-            segment = self._index.compacted_segment()
-            size = write_snapshot(self.path / SNAPSHOT_NAME, self._store.store_id, view.seq, view.cols, view.alive, segment)
-        self._loaded_seq = view.seq
-        return size
+        with self._refresh_lock:
+            if self._index.delta_rows or self._index.segment is None:
+                self._merge(force=True)
+            self._loaded_seq = self._index.view.seq
+            segment = self._index.segment
+            return segment.size if segment is not None else 0
 
     def stats(self) -> dict[str, Any]:
         view = self._index.view
-        cols = view.cols
-        memory = sum(getattr(cols, f).nbytes for f in ("version", "status", "seats_total", "seats_available", "price", "currency", "options", "rating", "offset_s", "vert_start", "vert_lat", "vert_lon", "stop_start", "stop_time", "stop_along", "stop_lat", "stop_lon"))
-        memory += sum(s.keys.nbytes + s.offsets.nbytes + s.rows.nbytes for s in view.segments)
+        parts = [view.delta.cols] + ([view.segment.cols] if view.segment is not None else [])
+        memory = sum(getattr(cols, f).nbytes for cols in parts for f in ("version", "status", "seats_total", "seats_available", "price", "currency", "options", "rating", "offset_s", "vert_start", "vert_lat", "vert_lon", "stop_start", "stop_time", "stop_along", "stop_lat", "stop_lon"))
+        postings = list(view.delta.segments) + ([view.segment.postings] if view.segment is not None else [])
+        memory += sum(s.keys.nbytes + s.offsets.nbytes + s.rows.nbytes for s in postings)
         return {
             "backend": "embedded",
             "path": str(self.path),
             "trips": view.live_count,
-            "rows": len(cols),
-            "route_points": int(len(cols.vert_lat)),
-            "posting_segments": len(view.segments),
-            "postings": int(sum(len(s) for s in view.segments)),
+            "rows": view.rows,
+            "route_points": int(sum(len(cols.vert_lat) for cols in parts)),
+            "posting_segments": len(postings),
+            "postings": int(sum(len(s) for s in postings)),
             "array_bytes": int(memory),
+            "segment": view.segment.path.name if view.segment is not None else None,
+            "segment_bytes": view.segment.size if view.segment is not None else 0,
+            "delta_rows": len(view.delta.cols) + len(view.killed),
             "seq": view.seq,
             "refresh_lag_s": round(time.monotonic() - self._last_refresh, 3),
             "refresh_interval_s": self.refresh_interval,
@@ -227,17 +390,20 @@ class EmbeddedBackend:
         }
 
     def close(self) -> None:
-        """Stop refreshing; write a snapshot if this process saw many changes since the last one."""
+        """Stop refreshing; write a segment if this process holds many changes that are in none."""
         if self._closed.is_set():
             return
         self._closed.set()
         if self._thread is not None:
             self._thread.join()
-        if self.snapshot_on_close and self._index.view.seq - self._loaded_seq >= 1000:
+        if self._verifier is not None:
+            self._verifier.join()
+        if self.snapshot_on_close and self._index.delta_rows >= 1000 and not self._store.read_only:
             try:
-                self.snapshot()
+                with self._refresh_lock:
+                    self._merge()
             except (OSError, StoreReadOnly) as exc:
-                log.warning("snapshot not written: %s", exc)
+                log.warning("index segment not written: %s", exc)
         self._store.close()
 
     def __enter__(self) -> EmbeddedBackend:
@@ -246,3 +412,20 @@ class EmbeddedBackend:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+
+def _stat_key(path: Path) -> tuple[int, int, int] | None:
+    """What changes when a file is replaced: inode, size, modification time."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _generations(directory: Path) -> list[int]:
+    out = []
+    if directory.is_dir():
+        for f in directory.iterdir():
+            if f.name.startswith("seg-") and f.name[4:14].isdigit():
+                out.append(int(f.name[4:14]))
+    return out
