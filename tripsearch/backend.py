@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 
 from .errors import InvalidInput, InvalidTrip
-from .model import Trip, parse_trip_route, raw_trip_id
+from .model import Trip, parse_trips_routes, raw_trip_id
 from .query.model import Query
 
 __all__ = ["Backend", "delete_targets", "parse_upserts", "Latest", "TripInput", "ItemResult", "UpsertReport", "DeleteReport", "Point", "Hit", "SearchResult"]
@@ -156,14 +156,14 @@ def parse_upserts(trips: Iterable[TripInput]) -> tuple[list[Trip | ItemResult], 
     Also returns, by id, the input holding its highest version in the call
     (the first of equal versions), the only one a backend needs to write.
     """
+    raws = trips if isinstance(trips, list) else list(trips)
     parsed: list[Trip | ItemResult] = []
     latest: dict[str, Latest] = {}
-    for pos, raw in enumerate(trips):
-        try:
-            trip, route = parse_trip_route(raw)
-        except InvalidTrip as exc:
-            parsed.append(ItemResult(pos + 1, raw_trip_id(raw), "rejected", field=exc.field or None, reason=exc.reason))
+    for pos, (raw, outcome) in enumerate(zip(raws, parse_trips_routes(raws))):
+        if isinstance(outcome, InvalidTrip):
+            parsed.append(ItemResult(pos + 1, raw_trip_id(raw), "rejected", field=outcome.field or None, reason=outcome.reason))
             continue
+        trip, route = outcome
         parsed.append(trip)
         seen = latest.get(trip.id)
         if seen is None or trip.version > seen.trip.version:
