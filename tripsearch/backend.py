@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 
 from .errors import InvalidInput, InvalidTrip
-from .model import Trip, parse_trips_routes, raw_trip_id
+from .model import Trip, parse_trips_routes, paused_gc, raw_trip_id
 from .query.model import Query
 
 __all__ = ["Backend", "delete_targets", "parse_upserts", "Latest", "TripInput", "ItemResult", "UpsertReport", "DeleteReport", "Point", "Hit", "SearchResult"]
@@ -159,7 +159,13 @@ def parse_upserts(trips: Iterable[TripInput]) -> tuple[list[Trip | ItemResult], 
     raws = trips if isinstance(trips, list) else list(trips)
     parsed: list[Trip | ItemResult] = []
     latest: dict[str, Latest] = {}
-    for pos, (raw, outcome) in enumerate(zip(raws, parse_trips_routes(raws))):
+    with paused_gc():
+        _pick_latest(raws, parse_trips_routes(raws), parsed, latest)
+    return parsed, latest
+
+
+def _pick_latest(raws: list[TripInput], outcomes: list[tuple[Trip, np.ndarray] | InvalidTrip], parsed: list[Trip | ItemResult], latest: dict[str, Latest]) -> None:
+    for pos, (raw, outcome) in enumerate(zip(raws, outcomes)):
         if isinstance(outcome, InvalidTrip):
             parsed.append(ItemResult(pos + 1, raw_trip_id(raw), "rejected", field=outcome.field or None, reason=outcome.reason))
             continue
@@ -168,7 +174,6 @@ def parse_upserts(trips: Iterable[TripInput]) -> tuple[list[Trip | ItemResult], 
         seen = latest.get(trip.id)
         if seen is None or trip.version > seen.trip.version:
             latest[trip.id] = Latest(pos, trip, route, raw)
-    return parsed, latest
 
 
 def delete_targets(ids: Iterable[str | tuple[str, int]]) -> list[tuple[str, int | None]]:
