@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--start-date", type=dt.date.fromisoformat, default=dt.date(2026, 12, 1), help="first departure date, YYYY-MM-DD")
     p.add_argument("--days", type=int, default=30, help="departures spread over this many days")
+    p.add_argument("--popularity", choices=("network", "gravity"), default="network",
+                   help="network: big city pairs carry many trips (Paris-Lyon ~260 a day at 10M trips over 30 days); gravity: the older model, short hops dominate (default: %(default)s)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes generating chunks of 10,000 trips; the output does not depend on it (default: %(default)s, the CPUs)")
 
     p = sub.add_parser("index", help="load trips from an NDJSON file (or - for stdin)")
     p.add_argument("file", help="NDJSON file, one trip per line, or - for standard input")
@@ -164,12 +167,14 @@ def _lines(source: BinaryIO) -> Iterator[bytes]:
 
 
 def cmd_fixtures(args: argparse.Namespace) -> int:
-    from .fixtures import generate_trips, write_ndjson
+    from .fixtures import generate_ndjson
 
-    if args.trips < 0 or args.days < 1:
-        raise _UsageError("--trips must be >= 0 and --days >= 1")
-    write_ndjson(generate_trips(args.trips, args.seed, args.start_date, args.days), sys.stdout.buffer)
-    sys.stdout.buffer.flush()
+    if args.trips < 0 or args.days < 1 or args.seed < 0 or args.jobs < 1:
+        raise _UsageError("--trips and --seed must be >= 0, --days and --jobs >= 1")
+    out = sys.stdout.buffer
+    for chunk in generate_ndjson(args.trips, args.seed, args.start_date, args.days, popularity=args.popularity, jobs=args.jobs):
+        out.write(chunk)
+    out.flush()
     return 0
 
 
