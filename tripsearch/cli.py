@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=30, help="departures spread over this many days")
     p.add_argument("--popularity", choices=("network", "gravity"), default="network",
                    help="network: big city pairs carry many trips (Paris-Lyon ~260 a day at 10M trips over 30 days); gravity: the older model, short hops dominate (default: %(default)s)")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes generating chunks of 10,000 trips; the output does not depend on it (default: %(default)s, the CPUs)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes generating chunks of 2,500 trips; the output does not depend on it (default: %(default)s, the CPUs)")
 
     p = sub.add_parser("index", help="load trips from an NDJSON file (or - for stdin)")
     p.add_argument("file", help="NDJSON file, one trip per line, or - for standard input")

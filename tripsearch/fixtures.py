@@ -93,7 +93,7 @@ _NETWORK_DECAY_KM = 400.0  # the profile falls by e every 400 km ...
 _NETWORK_SHORT_KM = 100.0  # ... and short hops are rare: (1 - exp(-(km / 100)^2))
 # Trips per chunk of generate_ndjson: each chunk draws from its own seed, so
 # any number of processes writes the same bytes.
-CHUNK_TRIPS = 10_000
+CHUNK_TRIPS = 2_500
 
 # Europe: the GeoNames continent, cut to a box that leaves out the Canaries,
 # Azores, Madeira, Iceland, Svalbard and Russia east of the Urals, whose
