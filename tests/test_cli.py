@@ -95,6 +95,13 @@ def test_index_progress_in_a_log_is_a_plain_line_every_interval(tmp_path: Path) 
     lines = [line for line in piped.stderr.splitlines() if line.startswith("indexing:")]
     assert lines and all("ETA" not in line and "%" not in line for line in lines)
     assert "stored 200" in piped.stdout
+    # ... unless told how many trips to expect
+    told = subprocess.run(
+        f"cat {trips} | {sys.executable} -m tripsearch.cli index - --data {tmp_path / 'e'} --batch-size 20 --progress-interval 0.001 --total 200",
+        shell=True, capture_output=True, text=True, timeout=300,
+    )
+    lines = [line for line in told.stderr.splitlines() if line.startswith("indexing:")]
+    assert lines and re.fullmatch(r"indexing: [\d,]+ trips, [\d,]+ trips/s, \d+% of 200, ETA (\d+:)?\d+:\d\d, elapsed \d+:\d\d", lines[-1]), lines
 
     quiet = run("index", str(trips), "--data", str(tmp_path / "c"), "--progress-interval", "0.001", "--quiet")
     assert quiet.returncode == 0 and "indexing" not in quiet.stderr

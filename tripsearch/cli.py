@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default=os.environ.get("TRIPSEARCH_BACKEND_URL"), help="Elasticsearch address instead of --data")
     p.add_argument("--batch-size", type=int, default=5000)
     p.add_argument("--quiet", action="store_true", help="no progress (a bar on a terminal, else a line every --progress-interval seconds)")
+    p.add_argument("--total", type=int, default=None, metavar="TRIPS", help="trips expected, for the share done and the ETA when the input's size is unknown (a pipe)")
     p.add_argument("--progress-interval", type=float, default=5.0, metavar="SECONDS", help="seconds between progress lines when stderr is not a terminal (default: %(default)s)")
     p.add_argument("--ack-log", default=None, help="append the id and version of each acknowledged trip to this file, batch by batch")
 
@@ -193,7 +194,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     shown = 0
     started = time.perf_counter()
     ack = open(args.ack_log, "ab") if args.ack_log else None
-    progress = Progress(sys.stderr, _input_size(source), interval_s=args.progress_interval, enabled=not args.quiet)
+    if args.total is not None and args.total < 1:
+        raise _UsageError("--total must be at least 1")
+    progress = Progress(sys.stderr, _input_size(source), total_trips=args.total, interval_s=args.progress_interval, enabled=not args.quiet)
     sink = _Sink(args)
     try:
         line_no = 0

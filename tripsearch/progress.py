@@ -31,11 +31,12 @@ def format_duration(seconds: float) -> str:
 
 
 class Progress:
-    """Report trips done (and bytes read, against ``total_bytes`` when known) on ``stream``."""
+    """Report trips done (and bytes read) on ``stream``, against ``total_trips`` or else ``total_bytes`` when known."""
 
-    def __init__(self, stream: TextIO, total_bytes: int | None = None, *, label: str = "indexing", interval_s: float = 5.0, terminal: bool | None = None, enabled: bool = True) -> None:
+    def __init__(self, stream: TextIO, total_bytes: int | None = None, *, total_trips: int | None = None, label: str = "indexing", interval_s: float = 5.0, terminal: bool | None = None, enabled: bool = True) -> None:
         self.stream = stream
         self.total_bytes = total_bytes if total_bytes else None
+        self.total_trips = total_trips if total_trips else None  # when given, the share and ETA count trips, not bytes
         self.label = label
         self.interval_s = interval_s
         self.terminal = stream.isatty() if terminal is None else terminal
@@ -78,19 +79,33 @@ class Progress:
         elapsed = max((time.perf_counter() if now is None else now) - self.started, 1e-9)
         rate = self.trips / elapsed
         parts = [f"{self.trips:,} trips", f"{rate:,.0f} trips/s"]
-        if self.total_bytes:
-            done = min(1.0, self.bytes / self.total_bytes)
-            left = (self.total_bytes - self.bytes) / (self.bytes / elapsed) if self.bytes else float("inf")
-            parts.append(f"{done:.0%} of {self.total_bytes / 1e6:,.1f} MB")
-            parts.append(f"ETA {format_duration(left)}" if left != float("inf") else "ETA ?")
+        share = self.share()
+        if share is not None:
+            if self.total_trips:
+                done, total, speed = self.trips, self.total_trips, rate
+                parts.append(f"{share:.0%} of {total:,}")
+            else:
+                assert self.total_bytes is not None
+                done, total, speed = self.bytes, self.total_bytes, self.bytes / elapsed
+                parts.append(f"{share:.0%} of {total / 1e6:,.1f} MB")
+            parts.append(f"ETA {format_duration(max(0, total - done) / speed)}" if speed > 0 else "ETA ?")
         parts.append(f"elapsed {format_duration(elapsed)}")
         return ", ".join(parts)
+
+    def share(self) -> float | None:
+        """Return the share done (0 to 1), or None when the total is unknown."""
+        if self.total_trips:
+            return min(1.0, self.trips / self.total_trips)
+        if self.total_bytes:
+            return min(1.0, self.bytes / self.total_bytes)
+        return None
 
     def _show(self, now: float) -> None:
         text = self.line(now)
         if self.terminal:
-            if self.total_bytes:
-                filled = int(_BAR_WIDTH * min(1.0, self.bytes / self.total_bytes))
+            share = self.share()
+            if share is not None:
+                filled = int(_BAR_WIDTH * share)
                 text = f"[{'#' * filled}{'.' * (_BAR_WIDTH - filled)}] {text}"
             self.stream.write(f"\r{self.label} {text}\x1b[K")
         else:
