@@ -10,6 +10,7 @@ import collections
 import datetime as dt
 import io
 import math
+import threading
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -280,6 +281,15 @@ def test_corridor_bad_arguments() -> None:
 def test_chunked_ndjson_does_not_depend_on_the_number_of_processes() -> None:
     one = b"".join(generate_ndjson(230, 4, START, 5, chunk_trips=50, jobs=1))
     assert b"".join(generate_ndjson(230, 4, START, 5, chunk_trips=50, jobs=3)) == one
+    # a caller with threads running gets spawned processes instead of forked ones: same bytes
+    stop = threading.Event()
+    waiter = threading.Thread(target=stop.wait)
+    waiter.start()
+    try:
+        assert b"".join(generate_ndjson(230, 4, START, 5, chunk_trips=50, jobs=2)) == one
+    finally:
+        stop.set()
+        waiter.join()
     lines = one.splitlines()
     assert len(lines) == 230 and [orjson.loads(line)["id"] for line in lines] == [f"t-4-{i}" for i in range(230)]
     assert b"".join(generate_ndjson(230, 5, START, 5, chunk_trips=50)) != one

@@ -819,10 +819,17 @@ def _chunks_in_order(chunks: list[tuple[Any, ...]], jobs: int) -> Iterator[bytes
             yield _chunk_ndjson(*chunk)
         return
     import multiprocessing
+    import threading
     from concurrent.futures import Future, ProcessPoolExecutor
 
-    # spawn: a fresh interpreter per process, safe whatever threads the caller runs
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    n, seed, _, _, countries, popularity, _, _ = chunks[0]
+    # Forked processes inherit the city tables and drivers built here (a second or two each to build);
+    # a caller running threads gets fresh interpreters instead, as forking a threaded process is unsafe.
+    method = "fork" if threading.active_count() == 1 else "spawn"
+    if method == "fork":
+        _tables(countries, popularity)
+        _driver_pool_of(seed, n, countries, popularity)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(method)) as pool:
         pending: list[Future[bytes]] = []
         todo = iter(chunks)
         for chunk in todo:
