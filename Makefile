@@ -28,7 +28,7 @@ demo-data: install
 	@if [ ! -s "$(DATA)/trips.sqlite" ]; then \
 		echo "Loading $(DEMO_TRIPS) demo trips into $(DATA)/ ..."; \
 		$(VENV)/bin/tripsearch fixtures --trips $(DEMO_TRIPS) --seed 7 --start-date $$(date -d tomorrow +%F) --days 14 \
-			| $(VENV)/bin/tripsearch index - --data $(DATA); \
+			| $(VENV)/bin/tripsearch index - --data $(DATA) --total $(DEMO_TRIPS); \
 	fi
 
 serve: demo-data

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -33,7 +34,61 @@ def test_bulk_load(benchmark, tmp_path: Path) -> None:  # type: ignore[no-untype
 
     benchmark.pedantic(load, rounds=1, iterations=1)
     seconds = benchmark.stats.stats.min
-    benchmark.extra_info.update({"trips": LOAD_SIZE, "trips_per_s": round(LOAD_SIZE / seconds)})
+    benchmark.extra_info.update({"trips": LOAD_SIZE, "trips_per_s": round(LOAD_SIZE / seconds), "load_average": round(os.getloadavg()[0], 2)})
+
+
+def test_bulk_load_stages(benchmark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """CPU per trip of each stage of the bulk load, on the trips of test_bulk_load in batches of 5,000.
+
+    The stages as `engine.upsert` and the refresh after it run them:
+    parse/validate (``parse_upserts``), the SQLite write (``Store.write``),
+    and the index apply (``MemoryIndex.apply``), which builds the trip
+    columns, the corridor cells and postings, and merges posting segments;
+    columns and cells are also timed on their own. The H3 cells of the
+    snapping grid are those test_bulk_load computed for the same trips
+    (warm), which is how a long load runs once it has seen its region.
+    """
+    import numpy as np
+
+    from tripsearch.backend import parse_upserts
+    from tripsearch.columns import TripColumns
+    from tripsearch.index.cells import route_to_cells
+    from tripsearch.index.memory import MemoryIndex
+    from tripsearch.index.store import Store
+    from tripsearch.fixtures import generate_trips
+
+    lines = [orjson.dumps(t) for t in generate_trips(LOAD_SIZE, SEED + 1, START, DAYS)]
+    stages = {"parse_validate": 0.0, "sqlite_write": 0.0, "columns": 0.0, "cells": 0.0, "index_apply": 0.0}
+
+    def load() -> None:
+        tmp = tmp_path / "stages"
+        tmp.mkdir(exist_ok=True)
+        store = Store(tmp / "trips.sqlite")
+        index = MemoryIndex()
+        clock = time.process_time
+        for i in range(0, len(lines), 5000):
+            t = clock()
+            parsed, latest = parse_upserts(lines[i : i + 5000])
+            stages["parse_validate"] += clock() - t
+            t = clock()
+            store.write([(w.trip.id, w.trip.version, w.raw) for w in latest.values()])  # type: ignore[misc]
+            stages["sqlite_write"] += clock() - t
+            trips = [w.trip for w in latest.values()]
+            routes = [w.route for w in latest.values()]
+            t = clock()
+            cols = TripColumns.from_trips(trips, routes)
+            stages["columns"] += clock() - t
+            t = clock()
+            route_to_cells(cols, np.arange(len(cols), dtype=np.int64))
+            stages["cells"] += clock() - t
+            t = clock()
+            index.apply(trips, [], i + len(trips), routes)
+            stages["index_apply"] += clock() - t
+        store.close()
+
+    benchmark.pedantic(load, rounds=1, iterations=1)
+    per_trip = {f"{name}_us_per_trip": round(seconds / LOAD_SIZE * 1e6, 1) for name, seconds in stages.items()}
+    benchmark.extra_info.update({"trips": LOAD_SIZE, **per_trip})
 
 
 _PROBE = """

@@ -62,3 +62,32 @@ def _slerp(a: tuple[float, float], b: tuple[float, float], t: float) -> tuple[fl
     else:
         p = (math.sin((1 - t) * omega) * u + math.sin(t * omega) * v) / math.sin(omega)
     return math.degrees(math.asin(max(-1.0, min(1.0, p[2])))), math.degrees(math.atan2(p[1], p[0]))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            # a few degrees square (each tile it touches holds 20 KB for the rest of the process), and the poles and antimeridian
+            st.tuples(st.integers(2200, 2500), st.integers(0, 400)),
+            st.tuples(st.sampled_from([-4500, -4499, 4499, 4500]), st.sampled_from([-9000, -8999, 0, 8999, 9000])),
+        ),
+        min_size=1,
+        max_size=300,
+    ),
+    st.integers(0, 2**32 - 1),
+)
+def test_grid_cells_are_those_of_h3_whatever_the_order_points_are_first_asked(points: list[tuple[int, int]], seed: int) -> None:
+    """The snapping grid computes a point's cell when first asked and keeps it: lookups always give H3's cell of the grid point."""
+    from tripsearch.index.cells import SNAP_DEG, _grid
+
+    rng = np.random.default_rng(seed)
+    # neighbours of the drawn points, so some lookups hit tiles and points already computed
+    near = [(a + int(rng.integers(-2, 3)), b + int(rng.integers(-2, 3))) for a, b in points]
+    asked = [(min(4500, max(-4500, a)), min(9000, max(-9000, b))) for a, b in points + near]
+    lat_step = np.array([a for a, _ in asked], dtype=np.int64)
+    lon_step = np.array([b for _, b in asked], dtype=np.int64)
+    for part in (slice(0, len(points)), slice(None)):
+        got = _grid.lookup(lat_step[part], lon_step[part])
+        want = [h3_int.latlng_to_cell(max(-90.0, min(90.0, a * SNAP_DEG)), (b * SNAP_DEG + 180.0) % 360.0 - 180.0, CORRIDOR_RES) for a, b in asked[part]]
+        assert got.tolist() == want

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +73,64 @@ def test_help_everywhere() -> None:
     for command in ([], ["fixtures"], ["index"], ["search"], ["serve"], ["stats"]):
         done = run(*command, "--help")
         assert done.returncode == 0 and "usage:" in done.stdout
+
+
+def test_index_progress_in_a_log_is_a_plain_line_every_interval(tmp_path: Path) -> None:
+    """Not on a terminal: whole lines (no carriage returns), with trips, trips/s, and share and ETA when the input size is known."""
+    trips = FIXTURES / "trips-200.ndjson"
+    done = run("index", str(trips), "--data", str(tmp_path / "a"), "--batch-size", "20", "--progress-interval", "0.001")
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("indexing:")]
+    assert len(lines) >= 2 and "\r" not in done.stderr
+    assert re.fullmatch(r"indexing: [\d,]+ trips, [\d,]+ trips/s, \d+% of [\d.,]+ MB, ETA (\d+:)?\d+:\d\d, elapsed \d+:\d\d", lines[-1]), lines[-1]
+    counts = [int(line.split()[1].replace(",", "")) for line in lines]
+    assert counts == sorted(counts) and counts[-1] <= 200
+
+    # from a pipe the size is unknown: no share, no ETA
+    piped = subprocess.run(
+        f"cat {trips} | {sys.executable} -m tripsearch.cli index - --data {tmp_path / 'b'} --batch-size 20 --progress-interval 0.001",
+        shell=True, capture_output=True, text=True, timeout=300,
+    )
+    assert piped.returncode == 0, piped.stderr
+    lines = [line for line in piped.stderr.splitlines() if line.startswith("indexing:")]
+    assert lines and all("ETA" not in line and "%" not in line for line in lines)
+    assert "stored 200" in piped.stdout
+    # ... unless told how many trips to expect
+    told = subprocess.run(
+        f"cat {trips} | {sys.executable} -m tripsearch.cli index - --data {tmp_path / 'e'} --batch-size 20 --progress-interval 0.001 --total 200",
+        shell=True, capture_output=True, text=True, timeout=300,
+    )
+    lines = [line for line in told.stderr.splitlines() if line.startswith("indexing:")]
+    assert lines and re.fullmatch(r"indexing: [\d,]+ trips, [\d,]+ trips/s, \d+% of 200, ETA (\d+:)?\d+:\d\d, elapsed \d+:\d\d", lines[-1]), lines
+
+    quiet = run("index", str(trips), "--data", str(tmp_path / "c"), "--progress-interval", "0.001", "--quiet")
+    assert quiet.returncode == 0 and "indexing" not in quiet.stderr
+
+
+def test_index_progress_on_a_terminal_is_a_bar_redrawn_in_place(tmp_path: Path) -> None:
+    """stderr a terminal (a pseudo-terminal here): the bar is redrawn with carriage returns and shows trips/s and the ETA."""
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tripsearch.cli", "index", str(FIXTURES / "trips-200.ndjson"), "--data", str(tmp_path / "d"), "--batch-size", "20"],
+            stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL,
+        )
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        os.close(master)
+    assert proc.returncode == 0
+    text = seen.decode().replace("\r\n", "\n")  # the terminal turns each newline into CR LF
+    assert "\r" in text and "indexing [" in text and "indexing:" not in text
+    final = text.rsplit("\r", 1)[-1].strip()
+    assert re.search(r"indexing \[#{24}\] 200 trips, [\d,]+ trips/s, 100% of [\d.,]+ MB, ETA 0:00", final), final
+    assert b"stored 200" in out

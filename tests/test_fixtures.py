@@ -10,6 +10,7 @@ import collections
 import datetime as dt
 import io
 import math
+import threading
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,7 +18,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from tripsearch.fixtures import MAX_DETOUR, MAX_TRIP_KM, MIN_TRIP_KM, corridor_trips, generate_trips, write_ndjson
+from tripsearch.fixtures import MAX_DETOUR, MAX_TRIP_KM, MIN_TRIP_KM, corridor_trips, generate_ndjson, generate_trips, pair_share, write_ndjson
 from tripsearch.places import load_places
 
 __all__: list[str] = []
@@ -275,3 +276,45 @@ def test_corridor_bad_arguments() -> None:
     with pytest.raises(ValueError):
         corridor_trips("Paris", "Lyon", 1, START, route_points=1)
     assert list(corridor_trips("Paris", "Lyon", 0, START)) == []
+
+
+def test_chunked_ndjson_does_not_depend_on_the_number_of_processes() -> None:
+    one = b"".join(generate_ndjson(230, 4, START, 5, chunk_trips=50, jobs=1))
+    assert b"".join(generate_ndjson(230, 4, START, 5, chunk_trips=50, jobs=3)) == one
+    # a caller with threads running gets spawned processes instead of forked ones: same bytes
+    stop = threading.Event()
+    waiter = threading.Thread(target=stop.wait)
+    waiter.start()
+    try:
+        assert b"".join(generate_ndjson(230, 4, START, 5, chunk_trips=50, jobs=2)) == one
+    finally:
+        stop.set()
+        waiter.join()
+    lines = one.splitlines()
+    assert len(lines) == 230 and [orjson.loads(line)["id"] for line in lines] == [f"t-4-{i}" for i in range(230)]
+    assert b"".join(generate_ndjson(230, 5, START, 5, chunk_trips=50)) != one
+    # chunks draw from their own seeds: the chunk size is part of what is drawn
+    assert b"".join(generate_ndjson(230, 4, START, 5, chunk_trips=60)) != one
+    for line in lines:
+        check_trip(orjson.loads(line), START, 5, id_prefix="t-4-")
+    assert list(generate_ndjson(0, 1, START)) == []
+    with pytest.raises(ValueError):
+        generate_ndjson(10, 1, START, popularity="uniform")
+    with pytest.raises(ValueError):
+        generate_ndjson(10, 1, START, jobs=0)
+
+
+def test_network_popularity_puts_many_trips_on_big_city_pairs() -> None:
+    """Paris-Lyon is a hot corridor at the network popularity: its share as drawn matches pair_share, far above gravity's."""
+    network, gravity = pair_share("Paris", "Lyon"), pair_share("Paris", "Lyon", "gravity")
+    assert network > 10 * gravity and network * 10_000_000 / 30 > 200, "hundreds a day at 10M trips over 30 days"
+    trips = [orjson.loads(line) for chunk in generate_ndjson(12_000, 8, START, 30) for line in chunk.splitlines()]
+    pairs = collections.Counter((t["stops"][0]["name"], t["stops"][-1]["name"]) for t in trips)
+    expected = network * len(trips)
+    assert 0.4 * expected <= pairs["Paris", "Lyon"] <= 2.0 * expected + 3, (pairs["Paris", "Lyon"], expected)
+    # big pairs lead: the most common pairs join cities of a million people or more (urban area)
+    top = [pair for pair, _ in pairs.most_common(5)]
+    assert ("Paris", "Lyon") in pairs and sum(count for _, count in pairs.most_common(20)) > 0.02 * len(trips)
+    assert any("Paris" in pair or "London" in pair or "Madrid" in pair for pair in top), top
+    lengths = [km(t["stops"][0]["lat"], t["stops"][0]["lon"], t["stops"][-1]["lat"], t["stops"][-1]["lon"]) for t in trips]
+    assert 250 < sum(lengths) / len(lengths) < 450, "a carpooling network's trips are a few hundred km long"

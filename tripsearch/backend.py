@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 
 from .errors import InvalidInput, InvalidTrip
-from .model import Trip, parse_trip_route, raw_trip_id
+from .model import Trip, parse_trips_routes, paused_gc, raw_trip_id
 from .query.model import Query
 
 __all__ = ["Backend", "delete_targets", "parse_upserts", "Latest", "TripInput", "ItemResult", "UpsertReport", "DeleteReport", "Point", "Hit", "SearchResult"]
@@ -156,19 +156,24 @@ def parse_upserts(trips: Iterable[TripInput]) -> tuple[list[Trip | ItemResult], 
     Also returns, by id, the input holding its highest version in the call
     (the first of equal versions), the only one a backend needs to write.
     """
+    raws = trips if isinstance(trips, list) else list(trips)
     parsed: list[Trip | ItemResult] = []
     latest: dict[str, Latest] = {}
-    for pos, raw in enumerate(trips):
-        try:
-            trip, route = parse_trip_route(raw)
-        except InvalidTrip as exc:
-            parsed.append(ItemResult(pos + 1, raw_trip_id(raw), "rejected", field=exc.field or None, reason=exc.reason))
+    with paused_gc():
+        _pick_latest(raws, parse_trips_routes(raws), parsed, latest)
+    return parsed, latest
+
+
+def _pick_latest(raws: list[TripInput], outcomes: list[tuple[Trip, np.ndarray] | InvalidTrip], parsed: list[Trip | ItemResult], latest: dict[str, Latest]) -> None:
+    for pos, (raw, outcome) in enumerate(zip(raws, outcomes)):
+        if isinstance(outcome, InvalidTrip):
+            parsed.append(ItemResult(pos + 1, raw_trip_id(raw), "rejected", field=outcome.field or None, reason=outcome.reason))
             continue
+        trip, route = outcome
         parsed.append(trip)
         seen = latest.get(trip.id)
         if seen is None or trip.version > seen.trip.version:
             latest[trip.id] = Latest(pos, trip, route, raw)
-    return parsed, latest
 
 
 def delete_targets(ids: Iterable[str | tuple[str, int]]) -> list[tuple[str, int | None]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -43,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--start-date", type=dt.date.fromisoformat, default=dt.date(2026, 12, 1), help="first departure date, YYYY-MM-DD")
     p.add_argument("--days", type=int, default=30, help="departures spread over this many days")
+    p.add_argument("--popularity", choices=("network", "gravity"), default="network",
+                   help="network: big city pairs carry many trips (Paris-Lyon ~260 a day at 10M trips over 30 days); gravity: the older model, short hops dominate (default: %(default)s)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes generating chunks of 2,500 trips; the output does not depend on it (default: %(default)s, the CPUs)")
 
     p = sub.add_parser("index", help="load trips from an NDJSON file (or - for stdin)")
     p.add_argument("file", help="NDJSON file, one trip per line, or - for standard input")
@@ -51,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default=os.environ.get("TRIPSEARCH_TOKEN"), help="bearer token for --url (env TRIPSEARCH_TOKEN)")
     p.add_argument("--backend", default=os.environ.get("TRIPSEARCH_BACKEND_URL"), help="Elasticsearch address instead of --data")
     p.add_argument("--batch-size", type=int, default=5000)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress (a bar on a terminal, else a line every --progress-interval seconds)")
+    p.add_argument("--total", type=int, default=None, metavar="TRIPS", help="trips expected, for the share done and the ETA when the input's size is unknown (a pipe)")
+    p.add_argument("--progress-interval", type=float, default=5.0, metavar="SECONDS", help="seconds between progress lines when stderr is not a terminal (default: %(default)s)")
     p.add_argument("--ack-log", default=None, help="append the id and version of each acknowledged trip to this file, batch by batch")
 
     p = sub.add_parser("search", help="search trips and print a table (or --json)")
@@ -163,49 +169,55 @@ def _lines(source: BinaryIO) -> Iterator[bytes]:
 
 
 def cmd_fixtures(args: argparse.Namespace) -> int:
-    from .fixtures import generate_trips, write_ndjson
+    from .fixtures import generate_ndjson
 
-    if args.trips < 0 or args.days < 1:
-        raise _UsageError("--trips must be >= 0 and --days >= 1")
-    write_ndjson(generate_trips(args.trips, args.seed, args.start_date, args.days), sys.stdout.buffer)
-    sys.stdout.buffer.flush()
+    if args.trips < 0 or args.days < 1 or args.seed < 0 or args.jobs < 1:
+        raise _UsageError("--trips and --seed must be >= 0, --days and --jobs >= 1")
+    out = sys.stdout.buffer
+    for chunk in generate_ndjson(args.trips, args.seed, args.start_date, args.days, popularity=args.popularity, jobs=args.jobs):
+        out.write(chunk)
+    out.flush()
     return 0
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from .progress import Progress
 
     if args.batch_size < 1:
         raise _UsageError("--batch-size must be at least 1")
+    if args.progress_interval <= 0:
+        raise _UsageError("--progress-interval must be > 0")
     path = None if args.file == "-" else Path(args.file)
     if path is not None and not path.is_file():
         raise _UsageError(f"no such file: {args.file}")
-    total_bytes = path.stat().st_size if path is not None else None
     source = sys.stdin.buffer if path is None else open(path, "rb")
     counts = {"stored": 0, "unchanged": 0, "rejected": 0}
     shown = 0
     started = time.perf_counter()
     ack = open(args.ack_log, "ab") if args.ack_log else None
+    if args.total is not None and args.total < 1:
+        raise _UsageError("--total must be at least 1")
+    progress = Progress(sys.stderr, _input_size(source), total_trips=args.total, interval_s=args.progress_interval, enabled=not args.quiet)
     sink = _Sink(args)
     try:
-        with tqdm(total=total_bytes, unit="B", unit_scale=True, disable=args.quiet or None, file=sys.stderr, desc="indexing") as bar:
-            line_no = 0
-            for batch in _batches(_lines(source), args.batch_size):
-                first_line = line_no
-                line_no += len(batch)
-                lines = [(first_line + i + 1, raw) for i, raw in enumerate(batch) if raw.strip()]
-                items = sink.write([raw for _, raw in lines])
-                for (number, _), item in zip(lines, items):
-                    counts[item["result"]] = counts.get(item["result"], 0) + 1
-                    if item["result"] == "rejected" and shown < 20:
-                        where = f" {item['field']}:" if item.get("field") else ""
-                        print(f"line {number}: rejected{where} {item.get('reason')}", file=sys.stderr)
-                        shown += 1
-                if ack is not None:
-                    ack.write(b"".join(f"{i['id']}\t{i['version']}\n".encode() for i in items if i["result"] == "stored"))
-                    ack.flush()
-                    os.fsync(ack.fileno())
-                bar.update(sum(len(raw) + 1 for raw in batch))
+        line_no = 0
+        for batch in _batches(_lines(source), args.batch_size):
+            first_line = line_no
+            line_no += len(batch)
+            lines = [(first_line + i + 1, raw) for i, raw in enumerate(batch) if raw.strip()]
+            items = sink.write([raw for _, raw in lines])
+            for (number, _), item in zip(lines, items):
+                counts[item["result"]] = counts.get(item["result"], 0) + 1
+                if item["result"] == "rejected" and shown < 20:
+                    where = f" {item['field']}:" if item.get("field") else ""
+                    progress.message(f"line {number}: rejected{where} {item.get('reason')}")
+                    shown += 1
+            if ack is not None:
+                ack.write(b"".join(f"{i['id']}\t{i['version']}\n".encode() for i in items if i["result"] == "stored"))
+                ack.flush()
+                os.fsync(ack.fileno())
+            progress.update(len(lines), sum(len(raw) + 1 for raw in batch))
+        progress.close()
     finally:
         sink.close()
         if ack is not None:
@@ -218,6 +230,15 @@ def cmd_index(args: argparse.Namespace) -> int:
         print(f"... and {counts['rejected'] - shown} more rejected lines", file=sys.stderr)
     print(f"stored {counts['stored']}, unchanged {counts['unchanged']}, rejected {counts['rejected']} in {elapsed:.1f} s ({done / elapsed if elapsed else 0:,.0f} trips/s)")
     return 0
+
+
+def _input_size(source: BinaryIO) -> int | None:
+    """Return the size in bytes of a regular file (also as redirected stdin), None for a pipe."""
+    try:
+        info = os.fstat(source.fileno())
+    except (OSError, ValueError):
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
 class _Sink:

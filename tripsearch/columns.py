@@ -13,6 +13,7 @@ seconds plus the trip's UTC offset, options a bit mask.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Sequence
 
 import numpy as np
@@ -40,6 +41,15 @@ def currency_name(code: int) -> str:
 
 def _starts(counts: NDArray[np.int64]) -> NDArray[np.int64]:
     return np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+
+
+_option_flags = attrgetter(*OPTION_NAMES)
+
+
+def _route_lonlat(trip: Trip) -> NDArray[np.float64]:
+    """Return a trip's route as (points, 2) [lon, lat] (its stops when it has no route)."""
+    lat, lon = trip.route_latlon()
+    return np.stack((lon, lat), axis=1)
 
 
 def ragged_indices(starts: NDArray[np.int64], ends: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -126,33 +136,20 @@ class TripColumns:
         :func:`~tripsearch.model.parse_trip_route` ([lon, lat] rows), to save reading it again.
         """
         n = len(trips)
-        route_lat: list[np.ndarray] = []
-        route_lon: list[np.ndarray] = []
-        stop_lat: list[float] = []
-        stop_lon: list[float] = []
-        stop_time: list[int] = []
-        n_stops = np.empty(n, dtype=np.int64)
-        option_bits = np.empty(n, dtype=np.uint8)
-        for i, trip in enumerate(trips):
-            known = routes[i] if routes is not None else None
-            if known is not None:
-                lat, lon = known[:, 1], known[:, 0]
-            else:
-                lat, lon = trip.route_latlon()
-            route_lat.append(lat)
-            route_lon.append(lon)
-            n_stops[i] = len(trip.stops)
-            for stop in trip.stops:
-                stop_lat.append(stop.lat)
-                stop_lon.append(stop.lon)
-                stop_time.append(int(stop.time.timestamp()))
-            opts = trip.options
-            option_bits[i] = sum(1 << b for b, name in enumerate(OPTION_NAMES) if getattr(opts, name))
-        n_vert = np.fromiter((len(a) for a in route_lat), dtype=np.int64, count=n)
+        # The routes back to back as one (points, 2) array of [lon, lat]: those given, else read from the trips.
+        pieces = [known if routes is not None and (known := routes[i]) is not None else _route_lonlat(trip) for i, trip in enumerate(trips)]
+        n_vert = np.fromiter((len(a) for a in pieces), dtype=np.int64, count=n)
+        flat = np.concatenate(pieces) if n else np.zeros((0, 2))
+        vlat, vlon = flat[:, 1], flat[:, 0]
+        stops = [stop for trip in trips for stop in trip.stops]
+        n_stops = np.fromiter((len(t.stops) for t in trips), dtype=np.int64, count=n)
+        stop_lat = [s.lat for s in stops]
+        stop_lon = [s.lon for s in stops]
+        stop_time = [int(s.time.timestamp()) for s in stops]
+        flags = np.array([_option_flags(t.options) for t in trips], dtype=np.uint8).reshape(n, len(OPTION_NAMES))
+        option_bits = (flags << np.arange(len(OPTION_NAMES), dtype=np.uint8)).sum(axis=1, dtype=np.uint8)
         vert_start = np.concatenate(([0], np.cumsum(n_vert))).astype(np.int64)
         stop_start = np.concatenate(([0], np.cumsum(n_stops))).astype(np.int64)
-        vlat = np.concatenate(route_lat) if n else np.zeros(0)
-        vlon = np.concatenate(route_lon) if n else np.zeros(0)
         qlat = quantize_degrees(vlat).astype(np.int32)
         qlon = quantize_degrees(vlon).astype(np.int32)
         slat = np.asarray(stop_lat, dtype=np.float64)

@@ -57,7 +57,12 @@ __all__ = [
     "MAX_DETOUR",
     "GRAVITY_EXPONENT",
     "CROSS_BORDER_FACTOR",
+    "POPULARITY_MODELS",
+    "NETWORK_EXPONENT",
+    "CHUNK_TRIPS",
     "generate_trips",
+    "generate_ndjson",
+    "pair_share",
     "corridor_trips",
     "write_ndjson",
 ]
@@ -74,6 +79,21 @@ GRAVITY_EXPONENT = 2.0
 # Weight of a foreign destination relative to a domestic one of the same
 # size and distance; about one trip in ten then crosses a border.
 CROSS_BORDER_FACTOR = 0.2
+
+# Popularity models. "gravity": origins by population, destinations by
+# population / distance ** GRAVITY_EXPONENT (short hops dominate; a pair of
+# big cities far apart is rare). "network": both ends weighted by the urban
+# population (the city and its districts) ** NETWORK_EXPONENT, destinations
+# by a distance profile that peaks at a few hundred km, as on a carpooling
+# network where big-city pairs such as Paris-Lyon carry hundreds of trips a
+# day (Paris to Lyon: 0.08% of all trips, 260 a day at 10M trips over 30 days).
+POPULARITY_MODELS = ("gravity", "network")
+NETWORK_EXPONENT = 1.3
+_NETWORK_DECAY_KM = 400.0  # the profile falls by e every 400 km ...
+_NETWORK_SHORT_KM = 100.0  # ... and short hops are rare: (1 - exp(-(km / 100)^2))
+# Trips per chunk of generate_ndjson: each chunk draws from its own seed, so
+# any number of processes writes the same bytes.
+CHUNK_TRIPS = 2_500
 
 # Europe: the GeoNames continent, cut to a box that leaves out the Canaries,
 # Azores, Madeira, Iceland, Svalbard and Russia east of the Urals, whose
@@ -156,6 +176,7 @@ class _Market:
     lat: F64  # degrees, rounded to 5 decimals
     lon: F64
     population: F64
+    urban_population: F64  # the city's and its districts' (see _drop_districts)
     country: NDArray[np.int32]  # index into countries
     countries: tuple[str, ...]
     timezones: tuple[str, ...]
@@ -182,10 +203,15 @@ def _urban_radius_km(population: F64) -> F64:
     return np.maximum(_URBAN_RADIUS_MIN_KM, _URBAN_RADIUS_KM_PER_CBRT_100K * np.cbrt(population / 100_000.0))
 
 
-def _drop_districts(places: list[Place]) -> list[Place]:
-    """Drop cities within the urban radius of a city ``_DISTRICT_RATIO`` times bigger."""
+def _drop_districts(places: list[Place]) -> tuple[list[Place], list[float]]:
+    """Drop cities within the urban radius of a city ``_DISTRICT_RATIO`` times bigger.
+
+    Also returns the population of each kept city's urban area: its own plus
+    that of the districts dropped for lying within its radius (each counted
+    once, for the biggest city that covers it).
+    """
     if not places:
-        return places
+        return places, []
     lat = np.array([p.lat for p in places], dtype=np.float64)
     lon = np.array([p.lon for p in places], dtype=np.float64)
     pop = np.array([p.population for p in places], dtype=np.float64)
@@ -199,7 +225,8 @@ def _drop_districts(places: list[Place]) -> list[Place]:
     grid: dict[tuple[int, int], list[int]] = {}
     for i, key in enumerate(zip(ci.tolist(), cj.tolist())):
         grid.setdefault(key, []).append(i)
-    keep: list[Place] = []
+    keep: list[int] = []
+    absorbed_by: dict[int, int] = {}
     for i, p in enumerate(places):
         near: list[int] = []
         for di in (-1, 0, 1):
@@ -212,10 +239,16 @@ def _drop_districts(places: list[Place]) -> list[Place]:
         bigger = np.array([j for j in near if pop[j] >= _DISTRICT_RATIO * pop[i]], dtype=np.int64)
         if len(bigger):
             angles = np.arccos(np.clip(xyz[bigger] @ xyz[i], -1.0, 1.0))
-            if bool((angles < radius[bigger]).any()):
+            covering = bigger[angles < radius[bigger]]
+            if len(covering):
+                absorbed_by[i] = int(covering[np.argmax(pop[covering])])
                 continue
-        keep.append(p)
-    return keep
+        keep.append(i)
+    urban = {i: float(pop[i]) for i in keep}
+    for district, city in absorbed_by.items():
+        if city in urban:
+            urban[city] += float(pop[district])
+    return [places[i] for i in keep], [urban[i] for i in keep]
 
 
 @functools.lru_cache(maxsize=4)
@@ -232,12 +265,14 @@ def _market(countries: frozenset[str] | None) -> _Market:
         ]
     else:
         chosen = [p for p in load_places() if p.country in countries]
-    places = tuple(_drop_districts(chosen))
+    kept, urban = _drop_districts(chosen)
+    places = tuple(kept)
     if len(places) < 2:
         raise ValueError(f"not enough cities to make trips in {sorted(countries or [])}")
     lat: F64 = np.array([round(p.lat, 5) for p in places], dtype=np.float64)
     lon: F64 = np.array([round(p.lon, 5) for p in places], dtype=np.float64)
     population = np.array([p.population for p in places], dtype=np.float64)
+    urban_population = np.array(urban, dtype=np.float64)
     country_names = tuple(sorted({p.country for p in places}))
     country_index = {c: i for i, c in enumerate(country_names)}
     currency: list[str] = []
@@ -255,6 +290,7 @@ def _market(countries: frozenset[str] | None) -> _Market:
         lat=lat,
         lon=lon,
         population=population,
+        urban_population=urban_population,
         country=country,
         countries=country_names,
         timezones=tuple(p.timezone for p in places),
@@ -294,10 +330,14 @@ class _LRU(OrderedDict[Any, Any]):
 
 
 class _Tables:
-    """Lazily built destination tables (per origin) and stopover tables (per pair)."""
+    """Lazily built destination tables (per origin) and stopover tables (per pair), for one popularity model."""
 
-    def __init__(self, market: _Market) -> None:
+    def __init__(self, market: _Market, popularity: str = "gravity") -> None:
         self.market = market
+        self.popularity = popularity
+        # where trips start, and so where drivers live
+        self.origin_weight = market.population if popularity == "gravity" else market.urban_population**NETWORK_EXPONENT
+        self.origin_cum = market.origin_cum if popularity == "gravity" else np.cumsum(self.origin_weight)
         self.destinations: _LRU = _LRU(_ORIGIN_CACHE_SIZE)
         self.stopovers: _LRU = _LRU(_PAIR_CACHE_SIZE)
 
@@ -311,7 +351,11 @@ class _Tables:
         cos = np.clip(m.xyz @ m.xyz[origin], -1.0, 1.0)
         km = np.arccos(cos) * EARTH_RADIUS_KM
         ok = np.flatnonzero((km >= MIN_TRIP_KM) & (km <= MAX_TRIP_KM))
-        weight = m.population[ok] / km[ok] ** GRAVITY_EXPONENT
+        if self.popularity == "gravity":
+            weight = m.population[ok] / km[ok] ** GRAVITY_EXPONENT
+        else:
+            d = km[ok]
+            weight = m.urban_population[ok] ** NETWORK_EXPONENT * np.exp(-d / _NETWORK_DECAY_KM) * -np.expm1(-((d / _NETWORK_SHORT_KM) ** 2)) / np.sqrt(d)
         weight[m.country[ok] != m.country[origin]] *= CROSS_BORDER_FACTOR
         if len(ok) > _DESTINATIONS_PER_ORIGIN:
             top = np.argpartition(weight, len(ok) - _DESTINATIONS_PER_ORIGIN)[-_DESTINATIONS_PER_ORIGIN:]
@@ -352,9 +396,9 @@ class _Tables:
         return table
 
 
-@functools.lru_cache(maxsize=4)
-def _tables(countries: frozenset[str] | None) -> _Tables:
-    return _Tables(_market(countries))
+@functools.lru_cache(maxsize=8)
+def _tables(countries: frozenset[str] | None, popularity: str = "gravity") -> _Tables:
+    return _Tables(_market(countries), popularity)
 
 
 @functools.lru_cache(maxsize=512)
@@ -566,8 +610,8 @@ def _seats_available(state: str, total: int, u: float) -> int:
     return 1 + int(u * total)
 
 
-def _drivers(rng: np.random.Generator, market: _Market, n: int) -> _Drivers:
-    return _driver_pool(rng, market.population, n)
+def _drivers(rng: np.random.Generator, tables: _Tables, n: int) -> _Drivers:
+    return _driver_pool(rng, tables.origin_weight, n)
 
 
 def _driver_pool(rng: np.random.Generator, weights: F64, n: int) -> _Drivers:
@@ -611,12 +655,20 @@ def _generate(
     n: int, seed: int, start_date: dt.date, days: int, countries: frozenset[str] | None
 ) -> Iterator[dict[str, Any]]:
     tables = _tables(countries)
-    m = tables.market
     rng = np.random.default_rng(seed)
-    drivers = _drivers(rng, m, n)
+    drivers = _drivers(rng, tables, n)
+    return _trips(tables, rng, drivers, seed, 0, n, start_date, days)
+
+
+def _trips(
+    tables: _Tables, rng: np.random.Generator, drivers: _Drivers, seed: int, first_id: int, n: int, start_date: dt.date, days: int
+) -> Iterator[dict[str, Any]]:
+    """Yield ``n`` trips drawn with ``rng``, numbered from ``first_id``."""
+    m = tables.market
+    origin_cum = tables.origin_cum
     for first in range(0, n, _BATCH):
         size = min(_BATCH, n - first)
-        origins = np.searchsorted(m.origin_cum, rng.random(size) * m.origin_cum[-1], side="right").tolist()
+        origins = np.searchsorted(origin_cum, rng.random(size) * origin_cum[-1], side="right").tolist()
         dest_u = rng.random(size).tolist()
         stop_counts = rng.choice(4, size=size, p=_STOPOVER_COUNT_WEIGHTS).tolist()
         day_offsets = _days(rng, start_date, days, size).tolist()
@@ -637,7 +689,7 @@ def _generate(
             origin = origins[j]
             table = tables.destination_table(origin)
             while len(table.candidates) == 0:  # an isolated town: nowhere to go within range
-                origin = int(np.searchsorted(m.origin_cum, rng.random() * m.origin_cum[-1], side="right"))
+                origin = int(np.searchsorted(origin_cum, rng.random() * origin_cum[-1], side="right"))
                 table = tables.destination_table(origin)
             cand, cum = table.candidates, table.cum_weight
             k = min(int(np.searchsorted(cum, dest_u[j] * cum[-1], side="right")), len(cand) - 1)
@@ -672,7 +724,7 @@ def _generate(
             home = origin if driver_home_is_origin[j] else path[-1]
             driver = drivers.first_id[home] + int(driver_u[j] * drivers.count[home])
             yield {
-                "id": f"t-{seed}-{first + j}",
+                "id": f"t-{seed}-{first_id + first + j}",
                 "version": version,
                 "departure_time": stops[0]["time"],
                 "stops": stops,
@@ -684,6 +736,127 @@ def _generate(
                 "driver": {"id": f"u-{driver}", "rating": drivers.rating[driver], "verified": drivers.verified[driver]},
                 "status": state,
             }
+
+
+def generate_ndjson(
+    n: int,
+    seed: int,
+    start_date: dt.date,
+    days: int = 30,
+    *,
+    countries: Collection[str] | None = None,
+    popularity: str = "network",
+    jobs: int = 1,
+    chunk_trips: int = CHUNK_TRIPS,
+) -> Iterator[bytes]:
+    """Yield ``n`` realistic trips as NDJSON, in chunks of ``chunk_trips`` lines, made by ``jobs`` processes.
+
+    What :func:`generate_trips` draws, by chunks: chunk ``k`` (trips
+    ``t-{seed}-{k * chunk_trips}`` on) draws from its own seed
+    ``(seed, k)``, and the drivers from ``seed``, so the bytes depend on
+    the arguments only, never on ``jobs``. With ``jobs`` above 1 the chunks
+    are made by that many processes, a few chunks ahead of the one being
+    written: memory stays a few chunks whatever ``n``. ``popularity`` is one
+    of :data:`POPULARITY_MODELS`; by default the "network" one, where big
+    city pairs carry many trips.
+
+    >>> first = next(generate_ndjson(3, 1, dt.date(2026, 12, 1), 2))
+    >>> first.count(b"\\n"), first.startswith(b'{"id":"t-1-0"')
+    (3, True)
+    """
+    if n < 0:
+        raise ValueError("n must be >= 0")
+    if seed < 0:
+        raise ValueError("seed must be >= 0")
+    if days < 1:
+        raise ValueError("days must be >= 1")
+    if jobs < 1 or chunk_trips < 1:
+        raise ValueError("jobs and chunk_trips must be >= 1")
+    if popularity not in POPULARITY_MODELS:
+        raise ValueError(f"popularity must be one of {', '.join(POPULARITY_MODELS)}")
+    market = frozenset(countries) if countries is not None else None
+    chunks = [(n, seed, start_date, days, market, popularity, k, chunk_trips) for k in range((n + chunk_trips - 1) // chunk_trips)]
+    return _chunks_in_order(chunks, min(jobs, len(chunks)))
+
+
+def pair_share(origin: str, destination: str, popularity: str = "network", countries: Collection[str] | None = None) -> float:
+    """Return the share of generated trips that go from the city ``origin`` to the city ``destination`` (by name, the biggest of that name).
+
+    The exact probability of the draws (origin, then destination), for
+    sizing a data set: at the "network" popularity Paris to Lyon is about
+    0.08% of all trips, some 260 a day at 10M trips over 30 days (9 a day
+    at the "gravity" popularity).
+
+    >>> round(pair_share("Paris", "Lyon") * 1e4, 1), round(pair_share("Paris", "Lyon", "gravity") * 1e4, 2)
+    (7.7, 0.28)
+    """
+    if popularity not in POPULARITY_MODELS:
+        raise ValueError(f"popularity must be one of {', '.join(POPULARITY_MODELS)}")
+    tables = _tables(frozenset(countries) if countries is not None else None, popularity)
+    m = tables.market
+    a = m.places.index(_find_place(m, origin))
+    b = m.places.index(_find_place(m, destination))
+    table = tables.destination_table(a)
+    found = np.flatnonzero(table.candidates == b)
+    if not len(found):
+        return 0.0
+    k = int(found[0])
+    dest_p = (table.cum_weight[k] - (table.cum_weight[k - 1] if k else 0.0)) / table.cum_weight[-1]
+    return float(tables.origin_weight[a] / tables.origin_weight.sum() * dest_p)
+
+
+def _find_place(market: _Market, name: str) -> Place:
+    key = normalize_place_name(name)
+    found = next((p for p in market.places if normalize_place_name(p.name) == key), None)
+    if found is None:
+        raise ValueError(f"no city named {name!r} in the market")
+    return found
+
+
+def _chunks_in_order(chunks: list[tuple[Any, ...]], jobs: int) -> Iterator[bytes]:
+    if jobs <= 1:
+        for chunk in chunks:
+            yield _chunk_ndjson(*chunk)
+        return
+    import multiprocessing
+    import threading
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    n, seed, _, _, countries, popularity, _, _ = chunks[0]
+    # Forked processes inherit the city tables and drivers built here (a second or two each to build);
+    # a caller running threads gets fresh interpreters instead, as forking a threaded process is unsafe.
+    method = "fork" if threading.active_count() == 1 else "spawn"
+    if method == "fork":
+        _tables(countries, popularity)
+        _driver_pool_of(seed, n, countries, popularity)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(method)) as pool:
+        pending: list[Future[bytes]] = []
+        todo = iter(chunks)
+        for chunk in todo:
+            pending.append(pool.submit(_chunk_ndjson, *chunk))
+            if len(pending) >= 2 * jobs:
+                break
+        while pending:
+            data = pending.pop(0).result()
+            for chunk in todo:
+                pending.append(pool.submit(_chunk_ndjson, *chunk))
+                break
+            yield data
+
+
+def _chunk_ndjson(n: int, seed: int, start_date: dt.date, days: int, countries: frozenset[str] | None, popularity: str, k: int, chunk_trips: int) -> bytes:
+    """Return chunk ``k`` of :func:`generate_ndjson` as NDJSON bytes."""
+    tables = _tables(countries, popularity)
+    first = k * chunk_trips
+    rng = np.random.default_rng((seed, k))
+    trips = _trips(tables, rng, _driver_pool_of(seed, n, countries, popularity), seed, first, min(chunk_trips, n - first), start_date, days)
+    return b"".join([orjson.dumps(t, option=orjson.OPT_APPEND_NEWLINE) for t in trips])
+
+
+@functools.lru_cache(maxsize=4)
+def _driver_pool_of(seed: int, n: int, countries: frozenset[str] | None, popularity: str) -> _Drivers:
+    """The drivers of all chunks of a :func:`generate_ndjson` call (each process draws the same)."""
+    return _drivers(np.random.default_rng(seed), _tables(countries, popularity), n)
 
 
 Endpoint = Place | tuple[str, float, float] | str

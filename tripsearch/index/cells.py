@@ -61,10 +61,15 @@ _OWNER_SHIFT = _CELL_BITS
 
 
 class _GridCells:
-    """Cells of the snapping grid, computed a 1x1 degree tile at a time and kept, so lookups are array indexing.
+    """Cells of the snapping grid, computed point by point when first needed and kept, so lookups are array indexing.
 
-    Routes stay on land in a few regions, so the tiles ever touched are a small
-    part of the globe (Europe: about 2,000 tiles of 20 KB).
+    The table holds a 1x1 degree tile per row, allocated when a route first
+    enters the tile; a grid point's cell is computed the first time a sample
+    snaps to it (0, never an H3 index, marks a point not yet computed). A
+    load of a few thousand trips then costs H3 calls for the points its
+    routes touch, not for whole tiles (about a quarter of them in Europe).
+    Routes stay on land in a few regions, so the tiles ever touched are a
+    small part of the globe (Europe: about 2,000 tiles of 20 KB).
     """
 
     STEPS = round(1.0 / SNAP_DEG)  # grid steps per tile side
@@ -81,24 +86,29 @@ class _GridCells:
         tile = (tile_lat + 90) * self.LON_TILES + (tile_lon + 180)
         missing = np.unique(tile[self.slot[tile] < 0])
         if len(missing):
-            self._load(missing)
+            self.slot[missing] = np.arange(len(self.table), len(self.table) + len(missing))
+            self.table = np.concatenate((self.table, np.zeros((len(missing), self.STEPS * self.STEPS), dtype=np.uint64)))
         offset = (lat_step - tile_lat * self.STEPS) * self.STEPS + (lon_step - tile_lon * self.STEPS)
-        return self.table[self.slot[tile], offset]
+        slot = self.slot[tile]
+        cells = self.table[slot, offset]
+        todo = cells == 0
+        if todo.any():
+            flat = np.unique(slot[todo] * (self.STEPS * self.STEPS) + offset[todo])
+            self._fill(flat)
+            cells = self.table[slot, offset]
+        return cells
 
-    def _load(self, tiles: NDArray[np.int64]) -> None:
+    def _fill(self, flat: NDArray[np.int64]) -> None:
+        """Compute the cells of the grid points at ``flat`` positions of the table."""
+        size = self.STEPS * self.STEPS
+        row, offset = np.divmod(flat, size)
+        tile = np.flatnonzero(self.slot >= 0)[np.argsort(self.slot[self.slot >= 0])][row]
+        lat_step = (tile // self.LON_TILES - 90) * self.STEPS + offset // self.STEPS
+        lon_step = (tile % self.LON_TILES - 180) * self.STEPS + offset % self.STEPS
+        lat = np.clip(lat_step * SNAP_DEG, -90.0, 90.0)
+        lon = np.mod(lon_step * SNAP_DEG + 180.0, 360.0) - 180.0
         to_cell = h3_int.latlng_to_cell
-        rows = np.empty((len(tiles), self.STEPS * self.STEPS), dtype=np.uint64)
-        steps = range(self.STEPS)
-        for t, tile in enumerate(tiles.tolist()):
-            lat0 = (tile // self.LON_TILES - 90) * self.STEPS
-            lon0 = (tile % self.LON_TILES - 180) * self.STEPS
-            rows[t] = [
-                to_cell(max(-90.0, min(90.0, (lat0 + i) * SNAP_DEG)), ((lon0 + j) * SNAP_DEG + 180.0) % 360.0 - 180.0, CORRIDOR_RES)
-                for i in steps
-                for j in steps
-            ]
-        self.slot[tiles] = np.arange(len(self.table), len(self.table) + len(tiles))
-        self.table = np.concatenate((self.table, rows))
+        self.table.reshape(-1)[flat] = [to_cell(a, b, CORRIDOR_RES) for a, b in zip(lat.tolist(), lon.tolist())]
 
 
 _grid = _GridCells()

@@ -21,6 +21,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator
 
 from ..errors import BackendUnavailable, StoreReadOnly
@@ -47,6 +48,9 @@ CREATE TABLE IF NOT EXISTS trips (
 CREATE INDEX IF NOT EXISTS trips_seq ON trips (seq);
 """
 _CHUNK = 500  # ids per IN (...) lookup, under SQLite's parameter limit
+# A write of this many trips or more (a bulk load's batch) runs with a page cache of _BULK_CACHE_KIB.
+_BULK_ROWS = 1000
+_BULK_CACHE_KIB = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +148,7 @@ class Store:
         if self.read_only:
             raise StoreReadOnly(f"cannot write trips: the data directory {self.path.parent} is read-only", retry_after=30.0)
         conn = self._conn()
-        with self._translate("write trips"):
+        with self._translate("write trips"), self._bulk_cache(conn, len(upserts) >= _BULK_ROWS):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 current = self._versions_in(conn, [u[0] for u in upserts] + [d[0] for d in deletes])
@@ -186,6 +190,20 @@ class Store:
                     conn.execute("ROLLBACK")
                 raise
         return stored, deleted
+
+    @staticmethod
+    @contextmanager
+    def _bulk_cache(conn: sqlite3.Connection, bulk: bool) -> Iterator[None]:
+        """Give a large write a page cache that holds the B-tree pages it touches; the connection's usual cache after."""
+        if not bulk:
+            yield
+            return
+        usual = conn.execute("PRAGMA cache_size").fetchone()[0]
+        conn.execute(f"PRAGMA cache_size = {-_BULK_CACHE_KIB}")
+        try:
+            yield
+        finally:
+            conn.execute(f"PRAGMA cache_size = {int(usual)}")
 
     @staticmethod
     def _versions_in(conn: sqlite3.Connection, ids: list[str]) -> dict[str, StoredRow]:
