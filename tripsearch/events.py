@@ -129,13 +129,13 @@ def parse_event(body: bytes | str) -> TripEvent:
         pass
     else:
         if fast.schema == SCHEMA and fast.type in UPSERT_TYPES and fast.trip_id and 0 <= fast.version < 2**63 and fast.trip is not None:
-            trip = bytes(fast.trip)
+            text = bytes(fast.trip)
             try:
-                ids = _id_version.decode(trip)
+                found = _id_version.decode(text)
             except msgspec.MsgspecError:
-                ids = None
-            if ids is not None and ids.id == fast.trip_id and ids.version == fast.version and not isinstance(ids.version, bool):
-                return TripEvent(fast.type, fast.trip_id, fast.version, trip)
+                found = None
+            if found is not None and found.id == fast.trip_id and found.version == fast.version and not isinstance(found.version, bool):
+                return TripEvent(fast.type, fast.trip_id, fast.version, text)
     try:
         data = _envelope.decode(body)
     except msgspec.ValidationError:
@@ -160,7 +160,8 @@ def parse_event(body: bytes | str) -> TripEvent:
     for name in ("event_id", "occurred_at"):
         if name in value and not isinstance(value[name], str):
             raise InvalidEvent(name, "must be a string")
-    trip = bytes(data["trip"]) if "trip" in data and bytes(data["trip"]).strip() != b"null" else None
+    raw = bytes(data["trip"]) if "trip" in data else b"null"
+    trip = raw if raw.strip() != b"null" else None
     if kind in DELETE_TYPES:
         if trip is not None:
             raise InvalidEvent("trip", f"must be absent from a {kind} event (it carries trip_id and version only)")
