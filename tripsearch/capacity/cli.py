@@ -66,6 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("report", help="write a Markdown report with PNG plots")
     p.add_argument("--measurements", type=Path, default=DEFAULT_OUT, help="(default: %(default)s)")
+    p.add_argument("--memory-measurements", type=Path, metavar="PATH", help=f"the shared-index benchmark's JSON for the memory model (default: {DEFAULT_SHARED_INDEX} if it exists)")
     p.add_argument("--out-dir", type=Path, default=DEFAULT_DIR, help="(default: %(default)s)")
 
 
@@ -142,8 +143,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(render_plan(plan))
         return 0
+    from .memory import DEFAULT_SHARED_INDEX, load_shared_index
     from .report import write_report
 
-    path = write_report(meas, args.out_dir)
+    shared_path = args.memory_measurements or (DEFAULT_SHARED_INDEX if DEFAULT_SHARED_INDEX.is_file() else None)
+    path = write_report(meas, args.out_dir, load_shared_index(shared_path) if shared_path else None, shared_path)
     print(f"wrote {path} and its plots in {args.out_dir}")
     return 0
