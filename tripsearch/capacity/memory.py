@@ -144,15 +144,17 @@ def _from_shared_index(doc: dict[str, Any], path: Path | None) -> tuple[float, s
     trips = int(doc["trips"])
     seg = float(doc["segment_bytes"]) / trips
     seg_how = f"segment file of {trips:,} trips ({float(doc['segment_bytes']) / 2**20:,.0f} MiB), shared-index benchmark {path or ''} ({doc.get('at', '?')})"
-    # a worker's own memory: its PSS with the index, minus the segment pages it maps (its share of them; the
-    # file-backed PSS grown since it imported the libraries)
+    # a worker's own memory: its PSS with the index, minus its share of the segment's pages: the file-backed PSS
+    # grown since it imported the libraries, but no more than the segment ÷ the workers (files it mapped later, such
+    # as numba's cache, are its own)
     private: list[tuple[float, int, int]] = []
     for row in doc["memory"]:
+        share = float(doc["segment_bytes"]) / int(row["workers"])
         for w in row["per_worker"]:
             with_index, before = w["with_index"], w["after_imports"]
-            private.append((with_index["Pss"] - (with_index["Pss_File"] - before["Pss_File"]), int(row["workers"]), with_index["Pss"]))
+            private.append((with_index["Pss"] - min(with_index["Pss_File"] - before["Pss_File"], share), int(row["workers"]), with_index["Pss"]))
     top = max(private)
-    how = (f"the largest of {len(private)} workers' PSS after 2,000 searches minus their share of the segment's pages (Pss_File grown since imports): "
+    how = (f"the largest of {len(private)} workers' PSS after the benchmark's searches minus their share of the segment's pages (Pss_File grown since imports, at most the segment ÷ workers): "
            f"{top[2] / 2**20:,.0f} MiB PSS with {top[1]} worker(s) over {trips:,} trips, shared-index benchmark {path or ''}")
     return seg, seg_how, top[0], how, trips
 
@@ -162,12 +164,13 @@ def _from_capacity_run(meas: Measurements) -> tuple[float, str, float, str, int]
     best: tuple[float, int, int, float] | None = None  # (private per worker, workers, trips, PSS)
     for c in meas.curves("embedded"):
         smaps = [s for s in c.data.get("worker_smaps") or [] if s]
-        seg = segments.get(c.trips)
-        if not smaps or seg is None:
+        seg = c.data.get("segment_bytes") or segments.get(c.trips, {}).get("segment_bytes")
+        if not smaps or not seg:
             continue
+        segments.setdefault(c.trips, {"trips": c.trips, "segment_bytes": seg})
         pss = sum(s["Pss"] for s in smaps)
         # the workers' PSS less the segment (at most the file-backed part of it: libraries are file-backed too)
-        private = (pss - min(sum(s["Pss_File"] for s in smaps), seg["segment_bytes"])) / len(smaps)
+        private = (pss - min(sum(s["Pss_File"] for s in smaps), seg)) / len(smaps)
         if best is None or private > best[0]:
             best = (private, len(smaps), c.trips, pss)
     if best is None or not segments:
