@@ -6,6 +6,9 @@
   primaries, replicas and API cores from the costs per search of saved
   hot-corridor runs (:func:`load_corridor_runs`), each number with the
   measurement or rule it comes from;
+- :func:`make_fit` answers the inverse for the embedded backend: the trips
+  that fit on a machine of some memory with N workers, from the memory
+  model of the shared index (:class:`MemoryModel`);
 - :func:`write_report` writes a Markdown report with PNG plots.
 """
 
@@ -14,7 +17,8 @@ from __future__ import annotations
 from .corridor import CorridorRun, load_corridor_runs
 from .data import Measurements
 from .measure import DEFAULT_OUT, CapacityError, MeasureOptions, machine_info, measure
-from .plan import Plan, Targets, make_plan, render_plan
+from .memory import MemoryModel, load_shared_index, memory_model, parse_size
+from .plan import FitTargets, Plan, Targets, make_fit, make_plan, render_plan
 from .report import write_report
 
-__all__ = ["measure", "MeasureOptions", "machine_info", "Measurements", "CorridorRun", "load_corridor_runs", "Targets", "Plan", "make_plan", "render_plan", "write_report", "CapacityError", "DEFAULT_OUT"]
+__all__ = ["measure", "MeasureOptions", "machine_info", "Measurements", "CorridorRun", "load_corridor_runs", "Targets", "FitTargets", "Plan", "make_plan", "make_fit", "render_plan", "MemoryModel", "memory_model", "load_shared_index", "parse_size", "write_report", "CapacityError", "DEFAULT_OUT"]

@@ -8,10 +8,12 @@ What is measured, per index size (built once and cached, or given):
 - HTTP throughput and latency through ``tripsearch serve`` at 1 and 2
   workers: a closed loop finds the saturation rate, then open-loop runs at
   fractions of it give the latency each traffic level gets (the knee); and
-  the resident memory and CPU per search of each worker;
+  the resident memory (RSS and PSS, from ``/proc/PID/smaps_rollup``) and
+  CPU per search of each worker;
 - writes: bulk load trips/s (batches of 5,000), one-trip transactions/s
   (an API ``PUT`` each), and how fast a worker following the store applies
-  other processes' writes (the cost every worker pays per write);
+  other processes' writes (the cost every worker pays per write), and the
+  bytes per trip of the in-memory delta those writes build in each worker;
 - with Elasticsearch, the same data and queries: bulk load, latency, store
   bytes per trip, CPU per search of the node, HTTP through the API.
 
@@ -54,7 +56,7 @@ import tripsearch
 from ..errors import TripSearchError
 from ..loadgen import LoadResult, LoadSpec, run_load, workload_calls
 from ..workload import build_workload
-from .probe import cpu_seconds, rss_bytes
+from .probe import cpu_seconds, rss_bytes, smaps_rollup
 
 __all__ = ["MeasureOptions", "measure", "machine_info", "build_data_dir", "DEFAULT_OUT", "SCHEMA", "CapacityError"]
 
@@ -199,6 +201,13 @@ def build_data_dir(size: int, cache: Path, say: Callable[[str], None] = lambda s
     """Return a data directory of ``size`` fixture trips, building it if absent (the layout benchmarks/conftest.py shares)."""
     path = cache / f"data-{size}-seed{SEED}-days{DAYS}"
     if (path / "READY").exists():
+        if _segment_file(path) is None:
+            # cached by a version before segments: write the segment now, or the first worker measured would
+            engine = tripsearch.open(path, refresh_interval=0, snapshot_on_close=False)
+            try:
+                engine.snapshot()  # type: ignore[attr-defined]
+            finally:
+                engine.close()
         return path
     if path.exists():
         shutil.rmtree(path)  # an interrupted build
@@ -430,10 +439,14 @@ def http_curve(server_args: dict[str, Any], workers: int, calls: list[tuple[str,
                 + (f" (repeats: {', '.join(str(t['p99_ms']) for t in tries)})" if len(tries) > 1 else "")
                 + (f", {best['errors']} errors" if best["errors"] else "") + (f", {best['dropped']} unanswered" if best["dropped"] else ""))
         rss = [rss_bytes(p) for p in server.pids]
+        # PSS as well as RSS: the workers map one segment file, which RSS counts once per worker and PSS once in all
+        smaps = [smaps_rollup(p) for p in server.pids]
         return {
             "workers": workers,
             "ready_s": round(server.ready_s or 0.0, 3),
             "worker_rss_bytes": rss,
+            "worker_pss_bytes": [s["Pss"] if s else None for s in smaps],
+            "worker_smaps": smaps,
             "saturation": saturation,
             **{k: v for k, v in figures.items() if not k.endswith("busy_cores")},
             "repeats": opts.repeats,
@@ -520,7 +533,8 @@ def _dir_sizes(path: Path) -> dict[str, Any]:
         return p.stat().st_size if p.exists() else None
 
     # the index on disk: the segment the manifest names (index.snapshot before segments)
-    return {"sqlite_bytes": size("trips.sqlite"), "snapshot_bytes": size(_segment_file(path) or "index.snapshot")}
+    segment = _segment_file(path)
+    return {"sqlite_bytes": size("trips.sqlite"), "snapshot_bytes": size(segment or "index.snapshot"), "segment_bytes": size(segment) if segment else None}
 
 
 def _segment_file(path: Path) -> str | None:
@@ -568,9 +582,16 @@ def _step_writes(run: _Run) -> dict[str, Any]:
                     run.say(f"    bulk load: {i + 5000:,} / {len(lines):,}")
                     last = time.perf_counter()
             bulk_s = time.perf_counter() - t0
+            rss0 = rss_bytes()
             t0 = time.perf_counter()
             follower.refresh()
             apply_s = time.perf_counter() - t0
+            rss1 = rss_bytes()
+            # the follower has no segment yet: all it applied sits in its in-memory delta, which every worker holds
+            # until a merge; its arrays are a floor of what that costs, the process's RSS growth meanwhile the rest
+            delta = follower.stats()
+            delta_array_per_trip = delta["array_bytes"] / max(1, delta["trips"])
+            delta_rss_per_trip = (rss1 - rss0) / max(1, delta["trips"]) if rss0 is not None and rss1 is not None else 0.0
             singles = [orjson.dumps(t) for t in fixture_trips(opts.single_writes, seed=SEED + 2)]
             t0 = time.perf_counter()
             for line in singles:
@@ -590,10 +611,15 @@ def _step_writes(run: _Run) -> dict[str, Any]:
         "bulk_trips_per_s": round(len(lines) / bulk_s, 1),
         "follower_apply_s": round(apply_s, 3),
         "follower_apply_trips_per_s": round(len(lines) / apply_s, 1),
+        "delta_trips": int(delta["trips"]),
+        "delta_array_bytes_per_trip": round(delta_array_per_trip, 1),
+        "delta_rss_bytes_per_trip": round(delta_rss_per_trip, 1),
+        "delta_bytes_per_trip": round(max(delta_array_per_trip, delta_rss_per_trip), 1),
         "single_writes": len(singles),
         "single_writes_per_s": round(len(singles) / single_s, 1),
     }
-    run.say(f"    bulk {out['bulk_trips_per_s']:,.0f} trips/s; one-trip transactions {out['single_writes_per_s']:,.0f}/s; a follower applies {out['follower_apply_trips_per_s']:,.0f} trips/s")
+    run.say(f"    bulk {out['bulk_trips_per_s']:,.0f} trips/s; one-trip transactions {out['single_writes_per_s']:,.0f}/s; a follower applies {out['follower_apply_trips_per_s']:,.0f} trips/s "
+            f"into {out['delta_bytes_per_trip']:,.0f} bytes of in-memory delta per trip")
     return out
 
 
@@ -613,7 +639,8 @@ def _step_http(run: _Run, label: str, workers: int) -> dict[str, Any]:
     warm_s = warm_page_cache(target / "trips.sqlite")
     curve = http_curve({"data": str(target)}, workers, http_calls(run.opts.http_searches, min(WORKLOAD_SAMPLE, min(run.opts.sizes))), run.opts, run.say)
     trips = _trips_of(run, label)
-    return {"kind": "http", "backend": "embedded", "label": label, "trips": trips, "page_cache_warmed_s": round(warm_s, 3), **curve}
+    # the segment the workers mapped (the data step's figure predates any segment a worker wrote at its start)
+    return {"kind": "http", "backend": "embedded", "label": label, "trips": trips, "page_cache_warmed_s": round(warm_s, 3), "segment_bytes": _dir_sizes(target)["segment_bytes"], **curve}
 
 
 def _trips_of(run: _Run, label: str) -> int | None:

@@ -23,8 +23,16 @@ The model, embedded backend:
 - workers = ceil(searches/s × (1 + headroom) ÷ per-worker rate);
   one worker per core (a search is CPU work on the worker's event loop);
   machines = ceil(workers ÷ cores per machine);
-- memory per worker = measured base + trips × measured bytes per trip (each
-  worker holds the whole index); plus the page cache of trips.sqlite.
+- memory per machine (:mod:`.memory`) = trips × segment bytes per trip (the
+  workers map one segment file, held once in the page cache) + workers ×
+  (private base + delta bound); the delta (trips written since the last
+  merge, in every worker's memory) is bounded by
+  ``max(MERGE_MIN_ROWS, MERGE_RATIO × trips)`` rows and counts only with
+  writes; the segment and the private base from PSS
+  (``/proc/PID/smaps_rollup``) of the shared-index benchmark or of the
+  capacity run's workers; trips.sqlite's page cache is recommended on top.
+  :func:`make_fit` answers the inverse: the trips that fit in a machine's
+  memory with N workers.
 
 The model, Elasticsearch, from the costs per search of saved hot-corridor
 runs (:mod:`.corridor`; the busiest corridor given, the dearest kind of
@@ -58,8 +66,9 @@ from typing import Any, Sequence
 from .corridor import SEARCHES_PER_MSEARCH, CorridorRun, at_size, busiest
 from .data import Curve, Measurements, rate_at_p99
 from .measure import CapacityError
+from .memory import MemoryModel, memory_model
 
-__all__ = ["Targets", "Figure", "Plan", "make_plan", "render_plan", "format_bytes", "GB", "SHARD_MAX_BYTES", "SHARD_MIN_BYTES", "SHARD_MAX_DOCS"]
+__all__ = ["Targets", "FitTargets", "Figure", "Plan", "make_plan", "make_fit", "render_plan", "format_bytes", "GB", "SHARD_MAX_BYTES", "SHARD_MIN_BYTES", "SHARD_MAX_DOCS"]
 
 GB = 1_000_000_000
 GIB = 2**30
@@ -81,6 +90,7 @@ class Targets:
     headroom: float = 0.3
     cores_per_machine: int | None = None  # None: the measured machine's
     nic_gbit: float = 10.0  # network per machine, Gbit/s (Elasticsearch: what a search fetches crosses it)
+    workers_per_machine: int | None = None  # None: one per core
 
     def __post_init__(self) -> None:
         if self.trips < 1 or self.searches_per_s <= 0 or self.writes_per_s < 0 or self.p99_ms <= 0:
@@ -93,6 +103,28 @@ class Targets:
             raise CapacityError("--cores-per-machine must be at least 1")
         if self.nic_gbit <= 0:
             raise CapacityError("--nic-gbit must be above 0")
+        if self.workers_per_machine is not None and self.workers_per_machine < 1:
+            raise CapacityError("--workers must be at least 1 (API workers per machine)")
+
+
+@dataclass(frozen=True)
+class FitTargets:
+    """The inverse question: how many trips fit in ``memory_bytes`` with ``workers`` API workers on one machine."""
+
+    memory_bytes: int
+    workers: int
+    writes_per_s: float = 0.0
+    headroom: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.memory_bytes <= 0:
+            raise CapacityError("--memory must be above 0")
+        if self.workers < 1:
+            raise CapacityError("--workers must be at least 1 (API workers on the machine)")
+        if self.writes_per_s < 0:
+            raise CapacityError("--writes-per-s must be at least 0")
+        if not 0 <= self.headroom < 10:
+            raise CapacityError("--headroom is a fraction, e.g. 0.3 for 30%")
 
 
 @dataclass(frozen=True)
@@ -125,7 +157,7 @@ class Figure:
 
 @dataclass
 class Plan:
-    targets: Targets
+    targets: Targets | FitTargets
     figures: list[Figure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     machine: dict[str, Any] = field(default_factory=dict)
@@ -162,7 +194,7 @@ def _machine_words(m: dict[str, Any]) -> str:
     return f"{m.get('cpu_model', 'unknown CPU')}, {m.get('usable_cores') or m.get('cores')} cores, {format_bytes(mem) if mem else '? memory'}"
 
 
-def make_plan(meas: Measurements, targets: Targets, corridor: Sequence[CorridorRun] = ()) -> Plan:
+def make_plan(meas: Measurements, targets: Targets, corridor: Sequence[CorridorRun] = (), memory: MemoryModel | None = None) -> Plan:
     """Return the plan for ``targets`` from the measurements (and, for Elasticsearch, the hot-corridor runs); see the module docstring for the model."""
     plan = Plan(targets, machine=meas.machine)
     cores_measured = int(meas.machine.get("usable_cores") or meas.machine.get("cores") or 1)
@@ -173,7 +205,7 @@ def make_plan(meas: Measurements, targets: Targets, corridor: Sequence[CorridorR
     if load and load[0] > 0.5 * cores_measured:
         plan.warnings.append(f"the machine was busy when measured (load average {load[0]} on {cores_measured} cores): the figures are pessimistic and noisy")
     if targets.backend == "embedded":
-        _embedded(meas, targets, plan, cores, cores_measured)
+        _embedded(meas, targets, plan, cores, cores_measured, memory)
     else:
         _elasticsearch(meas, targets, plan, cores, cores_measured, corridor)
     return plan
@@ -251,7 +283,7 @@ def _search_capacity(meas: Measurements, targets: Targets, plan: Plan, backend: 
     return per_worker, curve, projected
 
 
-def _embedded(meas: Measurements, targets: Targets, plan: Plan, cores: int, cores_measured: int) -> None:
+def _embedded(meas: Measurements, targets: Targets, plan: Plan, cores: int, cores_measured: int, memory: MemoryModel | None) -> None:
     t, h = targets, targets.headroom
     per_worker, curve, projected = _search_capacity(meas, t, plan, "embedded")
     writes = meas.one("writes", "embedded")
@@ -289,46 +321,25 @@ def _embedded(meas: Measurements, targets: Targets, plan: Plan, cores: int, core
     else:
         workers = None
         plan.add("deployment", "API workers", None, "", "needs the per-worker rate above")
-    beyond_cores = cores > cores_measured
-    plan.add("deployment", "workers per machine", cores, "",
-             f"rule: one worker per core (searches are CPU work on the worker's event loop); {cores} cores per machine"
-             + (" (the measured machine)" if cores == cores_measured else f" (given; measured machine: {cores_measured} cores)")
-             + (f"; projection: per-worker rate assumed to hold up to {cores} workers, measured up to {curve.workers if curve else '?'}" if beyond_cores else ""),
+    per_machine = t.workers_per_machine or cores
+    beyond_cores = per_machine > cores_measured
+    if t.workers_per_machine:
+        words = f"given (--workers {per_machine}); {cores} cores per machine" + (": more workers than cores share them, each gets less CPU" if per_machine > cores else "")
+    else:
+        words = (f"rule: one worker per core (searches are CPU work on the worker's event loop); {cores} cores per machine"
+                 + (" (the measured machine)" if cores == cores_measured else f" (given; measured machine: {cores_measured} cores)"))
+    plan.add("deployment", "workers per machine", per_machine, "",
+             words + (f"; projection: per-worker rate assumed to hold up to {per_machine} workers, measured up to {curve.workers if curve else '?'}" if beyond_cores else ""),
              beyond_cores)
-    machines = math.ceil(workers / cores) if workers else None
-    plan.add("deployment", "machines", machines, "", f"ceil({workers} workers ÷ {cores} per machine)" if workers else "needs the workers above", projected or beyond_cores)
+    machines = math.ceil(workers / per_machine) if workers else None
+    plan.add("deployment", "machines", machines, "", f"ceil({workers} workers ÷ {per_machine} per machine)" if workers else "needs the workers above", projected or beyond_cores)
     if machines and machines > 1:
         plan.warnings.append(
             f"{machines} machines: the embedded backend's data directory belongs to one machine (SQLite on a local disk); "
             "each machine needs its own copy fed with every write, or use --backend elasticsearch (docs/api.md, Scaling)"
         )
 
-    mem = meas.worker_memory()
-    if mem is not None:
-        base, per_trip, how = mem
-        plan.add("memory", "bytes per trip in a worker", round(per_trip, 1), "bytes", f"{how}: slope")
-        plan.add("memory", "worker base (no trips)", round(base), "bytes", f"{how}: intercept")
-        worker_bytes = t.trips * per_trip * (1 + h) + base
-        plan.add("memory", "memory per worker", round(worker_bytes), "bytes",
-                 f"{t.trips:,} trips × {per_trip:,.0f} bytes × {1 + h:.2f} headroom + {format_bytes(base)} base; each worker holds the whole index (no sharing between worker processes)",
-                 t.trips > max(c.trips for c in meas.curves("embedded")) if meas.curves("embedded") else True)
-        dirs = meas.data_dirs()
-        cache = 0.0
-        if dirs:
-            big = dirs[-1]
-            sqlite_per_trip = big["sqlite_bytes"] / big["trips"]
-            cache = t.trips * sqlite_per_trip
-            plan.add("memory", "page cache for trips.sqlite (shared)", round(cache), "bytes",
-                     f"{t.trips:,} trips × {sqlite_per_trip:,.0f} bytes/trip (trips.sqlite at {big['trips']:,} trips); recommended, not required: a search reads only its page of trips from it")
-            snap = (big.get("snapshot_bytes") or 0) / big["trips"]
-            plan.add("memory", "disk per machine", round(t.trips * (sqlite_per_trip + snap) * (1 + h)), "bytes",
-                     f"{t.trips:,} trips × ({sqlite_per_trip:,.0f} SQLite + {snap:,.0f} snapshot bytes/trip at {big['trips']:,} trips) × {1 + h:.2f} headroom")
-        plan.add("memory", "memory per machine", round(cores * worker_bytes + cache), "bytes", f"{cores} workers × {format_bytes(worker_bytes)} + {format_bytes(cache)} page cache")
-        total = meas.machine.get("memory_bytes")
-        if total and cores * worker_bytes + cache > total and cores == cores_measured:
-            plan.warnings.append(f"a machine like the measured one has {format_bytes(total)}: fewer workers per machine, or more memory")
-    else:
-        plan.add("memory", "memory per worker", None, "", "no memory measurements")
+    _memory(meas, t, plan, memory, min(per_machine, workers) if workers else per_machine)
 
     probes = [p for p in meas.probes() if p.get("open_s")]
     if probes:
@@ -340,6 +351,91 @@ def _embedded(meas: Measurements, targets: Targets, plan: Plan, cores: int, core
         plan.add("operations", "restart of a worker (index load)", round(restart, 1), "s",
                  f"open time of a fresh process (snapshot + catch-up) at {sizes} trips, least-squares line", t.trips > probes[-1]["trips"])
     plan.add("operations", "headroom", f"{h:.0%}", "", "given (--headroom): capacity above the target for peaks, a failed machine and noisy neighbours")
+
+
+def _model_or_say(meas: Measurements, plan: Plan, model: MemoryModel | None) -> MemoryModel | None:
+    if model is not None:
+        return model
+    try:
+        return memory_model(meas)
+    except CapacityError as exc:
+        plan.add("memory", "memory per machine", None, "", str(exc))
+        plan.warnings.append(f"memory is not planned: {exc}")
+        return None
+
+
+def _memory_figures(plan: Plan, model: MemoryModel, planned: float, workers: int, writes: bool, planned_how: str) -> float:
+    """Add the figures of the shared-segment model for ``planned`` trips and ``workers`` workers on one machine; return the memory per machine."""
+    beyond = planned > model.measured_trips
+    s = model.segment_bytes_per_trip
+    plan.add("memory", "segment bytes per trip", round(s, 1), "bytes", model.segment_source)
+    shared = planned * s
+    plan.add("memory", "segment in the page cache (shared)", round(shared), "bytes",
+             f"{planned_how} × {s:,.0f} bytes/trip; the workers map one segment file read-only, so the machine holds it once, however many workers", beyond)
+    plan.add("memory", "private base per worker", round(model.worker_private_bytes), "bytes", model.private_source)
+    rows = model.delta_rows(planned)
+    if writes:
+        delta = model.delta_bytes(planned, True)
+        plan.add("memory", "delta bound per worker", round(delta), "bytes",
+                 f"max({model.merge_min_rows:,} rows, {model.merge_ratio:g} × {planned:,.0f} trips) = {rows:,} rows before a merge × {model.delta_bytes_per_trip:,.0f} bytes/trip "
+                 f"({model.delta_source}); every worker applies every write, so each holds the delta", beyond)
+    else:
+        d = model.delta_bytes_per_trip
+        plan.add("memory", "delta bound per worker", 0, "bytes",
+                 "no writes (--writes-per-s 0): the delta stays empty"
+                 + (f"; with any writes it grows to {rows:,} rows × {d:,.0f} bytes/trip = {format_bytes(rows * d)} per worker before a merge" if d else ""))
+    private = model.worker_bytes(planned, writes)
+    plan.add("memory", "memory per worker (private)", round(private), "bytes", "private base + delta bound", beyond)
+    plan.add("memory", "RSS per worker (top, ps)", round(shared + private), "bytes",
+             "the segment + the private memory: RSS counts the shared segment in every worker, so RSS of the workers does not add up; PSS does", beyond)
+    total = model.machine_bytes(planned, workers, writes)
+    plan.add("memory", "memory per machine", round(total), "bytes",
+             f"{format_bytes(shared)} segment once + {workers} worker(s) × {format_bytes(private)} private", beyond)
+    return total
+
+
+def _memory(meas: Measurements, t: Targets, plan: Plan, model: MemoryModel | None, workers: int) -> None:
+    model = _model_or_say(meas, plan, model)
+    if model is None:
+        return
+    h = t.headroom
+    total = _memory_figures(plan, model, t.trips * (1 + h), workers, t.writes_per_s > 0, f"{t.trips:,} trips × {1 + h:.2f} headroom")
+    dirs = meas.data_dirs()
+    if dirs:
+        big = dirs[-1]
+        sqlite_per_trip = big["sqlite_bytes"] / big["trips"]
+        plan.add("memory", "page cache for trips.sqlite (shared, on top)", round(t.trips * sqlite_per_trip), "bytes",
+                 f"{t.trips:,} trips × {sqlite_per_trip:,.0f} bytes/trip (trips.sqlite at {big['trips']:,} trips); recommended, not required: a search reads only its page of trips from it")
+        seg = model.segment_bytes_per_trip
+        plan.add("memory", "disk per machine", round(t.trips * (sqlite_per_trip + 2 * seg) * (1 + h)), "bytes",
+                 f"{t.trips:,} trips × ({sqlite_per_trip:,.0f} SQLite + 2 × {seg:,.0f} segment bytes/trip: a merge writes the new segment beside the old) × {1 + h:.2f} headroom")
+    machine = meas.machine.get("memory_bytes")
+    if machine and total > machine:
+        plan.warnings.append(f"{format_bytes(total)} per machine is more than the measured machine's {format_bytes(machine)}: fewer workers per machine (--workers), or more memory")
+
+
+def make_fit(meas: Measurements | None, targets: FitTargets, model: MemoryModel) -> Plan:
+    """Return how many trips fit on one machine of ``targets.memory_bytes`` with ``targets.workers`` workers, and that machine's memory figures."""
+    plan = Plan(targets, machine=meas.machine if meas is not None else {})
+    t, h = targets, targets.headroom
+    writes = t.writes_per_s > 0
+    most = model.trips_that_fit(t.memory_bytes, t.workers, writes)
+    trips = math.floor(most / (1 + h))
+    if writes:
+        how = (f"the most trips T with T × {1 + h:.2f} headroom = P and P × {model.segment_bytes_per_trip:,.0f} + {t.workers} × "
+               f"({format_bytes(model.worker_private_bytes)} + max({model.merge_min_rows:,}, {model.merge_ratio:g} × P) × {model.delta_bytes_per_trip:,.0f}) <= {format_bytes(t.memory_bytes)}")
+    else:
+        how = (f"the most trips T with T × {1 + h:.2f} headroom = P and P × {model.segment_bytes_per_trip:,.0f} + {t.workers} × {format_bytes(model.worker_private_bytes)} "
+               f"<= {format_bytes(t.memory_bytes)} (no writes: no delta)")
+    plan.add("fit", "trips that fit", trips, "trips", how, most > model.measured_trips)
+    if trips == 0:
+        plan.feasible = False
+        plan.warnings.append(f"{t.workers} worker(s) need {format_bytes(t.workers * model.worker_bytes(0, writes))} of private memory before any trip: more than --memory {format_bytes(t.memory_bytes)}")
+        return plan
+    _memory_figures(plan, model, trips * (1 + h), t.workers, writes, f"{trips:,} trips × {1 + h:.2f} headroom")
+    if most > model.measured_trips:
+        plan.warnings.append(f"the private memory was measured at {model.measured_trips:,} trips and is held beyond them; the segment and the delta are in proportion to trips (measured per trip)")
+    return plan
 
 
 # -- Elasticsearch ------------------------------------------------------------
@@ -476,11 +572,19 @@ def render_plan(plan: Plan) -> str:
     """Return the plan as text: each figure with the line it comes from."""
     t = plan.targets
     m = plan.machine
+    if isinstance(t, FitTargets):
+        head = [f"Trips that fit: one machine of {format_bytes(t.memory_bytes)} with {t.workers} API worker(s), {t.writes_per_s:,.0f} writes/s, headroom {t.headroom:.0%}, embedded backend",
+                f"Memory model: the segment once per machine (page cache) + per worker its private base and delta bound; measured on: {_machine_words(m) if m else '?'}"]
+        return _render(plan, head)
     lines = [
         f"Capacity plan: {t.trips:,} trips, {t.searches_per_s:,.0f} searches/s, {t.writes_per_s:,.0f} writes/s, p99 <= {t.p99_ms:g} ms, {t.backend} backend, headroom {t.headroom:.0%}",
         f"Measured on: {_machine_words(m)}; {m.get('date', '?')}, commit {m.get('git_commit') or '?'}; load average at start {', '.join(str(x) for x in m.get('load_average_at_start', []))}",
         "Absolute figures hold for machines like this one; figures marked [projection] go beyond what was measured, with the model named.",
     ]
+    return _render(plan, lines)
+
+
+def _render(plan: Plan, lines: list[str]) -> str:
     section = None
     width = max((len(f.name) for f in plan.figures), default=20) + 2
     for f in plan.figures:

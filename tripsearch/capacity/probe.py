@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["rss_bytes", "cpu_seconds", "probe"]
+__all__ = ["rss_bytes", "smaps_rollup", "cpu_seconds", "probe"]
+
+SMAPS_FIELDS = ("Rss", "Pss", "Pss_Anon", "Pss_File", "Shared_Clean", "Private_Dirty")
 
 
 def rss_bytes(pid: int | None = None) -> int | None:
@@ -25,6 +27,25 @@ def rss_bytes(pid: int | None = None) -> int | None:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return None
+
+
+def smaps_rollup(pid: int | None = None) -> dict[str, int] | None:
+    """Return RSS and PSS of a process in bytes, from ``/proc/PID/smaps_rollup``; None where there is none.
+
+    PSS counts a page shared by k processes as 1/k in each, so the PSS of the
+    workers over one memory-mapped segment adds up to one copy of it; RSS
+    counts it in full in every process.
+    """
+    out: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid or 'self'}/smaps_rollup") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and parts[-1] == "kB":
+                    out[parts[0].rstrip(":")] = int(parts[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return {k: out.get(k, 0) for k in SMAPS_FIELDS}
 
 
 def cpu_seconds(pid: int) -> float | None:

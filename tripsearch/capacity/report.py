@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .data import Curve, Measurements, rate_at_p99
+from .measure import CapacityError
+from .memory import MemoryModel, memory_model
 from .plan import format_bytes
 
 __all__ = ["write_report", "DEFAULT_DIR", "PLOTS"]
@@ -186,7 +188,7 @@ def _plot_memory_vs_trips(meas: Measurements, path: Path) -> bool:
     ax.set_yscale("log")
     ax.set_xlabel("trips in the index")
     ax.set_ylabel("resident memory (MiB)")
-    ax.set_title("Memory against trips: every worker holds the whole index")
+    ax.set_title("Memory of one worker against trips (RSS; measured before segments, every worker held the whole index)")
     ax.legend(fontsize=7, loc="upper left")
     _save(plt, fig, path)
     return True
@@ -249,8 +251,12 @@ def _md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return out
 
 
-def write_report(meas: Measurements, out_dir: Path) -> Path:
-    """Write ``report.md`` and its PNG plots to ``out_dir``; return the report's path."""
+def write_report(meas: Measurements, out_dir: Path, shared_index: dict[str, Any] | None = None, shared_index_path: Path | None = None) -> Path:
+    """Write ``report.md`` and its PNG plots to ``out_dir``; return the report's path.
+
+    ``shared_index``: the shared-index benchmark's JSON, for the memory model
+    (else the PSS of the capacity run's workers, where it recorded them).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     made = {
         key: fn(meas, out_dir / PLOTS[key])
@@ -357,9 +363,35 @@ def write_report(meas: Measurements, out_dir: Path) -> Path:
     if load:
         lines += ["", f"Elasticsearch: {load['bulk_trips_per_s']:,.0f} trips/s bulk load ({load['trips']:,} trips, one node); {load['bytes_per_trip']:,.0f} bytes per trip in the primary store ({load['note']})."]
     lines += ["", "## Memory", ""]
-    fit = meas.worker_memory()
-    if fit:
-        lines.append(f"Per API worker: {format_bytes(fit[0])} + {fit[1]:,.0f} bytes per trip ({fit[2]}). Every worker holds the whole index, so a machine needs workers × this.")
+    try:
+        model: MemoryModel | None = memory_model(meas, shared_index, shared_index_path)
+    except CapacityError as exc:
+        model = None
+        lines.append(f"No memory model of the shared index: {exc}.")
+    if model is not None:
+        delta = f"{model.delta_bytes_per_trip:,.0f} bytes per trip" if model.delta_bytes_per_trip else "not measured"
+        lines += [
+            "The workers map one segment file, held once in the page cache; each worker adds its private memory"
+            " (docs/segments.md, \"Capacity planning\"):",
+            "",
+            "    memory per machine = trips × segment bytes per trip + workers × (private base + delta rows × delta bytes per trip)",
+            f"    delta rows = max({model.merge_min_rows:,}, {model.merge_ratio:g} × trips), with writes only",
+            "",
+        ]
+        lines += _md_table(["figure", "value", "from"], [
+            ["segment bytes per trip", f"{model.segment_bytes_per_trip:,.0f}", model.segment_source],
+            ["private base per worker", format_bytes(model.worker_private_bytes), model.private_source],
+            ["delta bytes per trip", delta, model.delta_source],
+        ])
+        lines += ["", "`tripsearch capacity plan --memory 24GiB --workers 2` gives the trips that fit on a machine; `--trips N` the memory per machine of a target."]
+    rows = []
+    for c in meas.curves("embedded"):
+        smaps = [x for x in c.data.get("worker_smaps") or [] if x]
+        if smaps:
+            rows.append([f"{c.trips:,}", c.workers, format_bytes(sum(x["Pss"] for x in smaps)), format_bytes(sum(x["Rss"] for x in smaps)), format_bytes(sum(x["Pss_Anon"] for x in smaps))])
+    if rows:
+        lines += ["", "HTTP workers after load, in total (`/proc/PID/smaps_rollup`; RSS counts the shared segment once per worker, PSS once in all):", ""]
+        lines += _md_table(["trips", "workers", "PSS", "RSS", "anonymous PSS"], rows)
     rows = [[f"{d['trips']:,}", format_bytes(d["sqlite_bytes"]), format_bytes(d.get("snapshot_bytes") or 0), f"{d['sqlite_bytes'] / d['trips']:,.0f}"] for d in meas.data_dirs()]
     if rows:
         lines += [""] + _md_table(["trips", "trips.sqlite", "index.snapshot", "SQLite bytes/trip"], rows)

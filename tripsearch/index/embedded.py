@@ -41,13 +41,17 @@ from .segments import Manifest, Segment, SegmentError, SegmentMissing, open_segm
 from .shared import SharedIndex, SharedView
 from .store import Change, Store
 
-__all__ = ["EmbeddedBackend", "DB_NAME", "MANIFEST_NAME", "SEGMENTS_DIR"]
+__all__ = ["EmbeddedBackend", "DB_NAME", "MANIFEST_NAME", "SEGMENTS_DIR", "MERGE_MIN_ROWS", "MERGE_RATIO"]
 
 log = logging.getLogger("tripsearch")
 
 DB_NAME = "trips.sqlite"
 MANIFEST_NAME = "index.manifest"
 SEGMENTS_DIR = "segments"
+# a delta merges into a new segment once it holds max(MERGE_MIN_ROWS, MERGE_RATIO x the segment's rows) rows:
+# until then every process keeps it in memory (the capacity plan counts that bound per worker)
+MERGE_MIN_ROWS = 50_000
+MERGE_RATIO = 0.25
 VERIFY_DELAY_S = 5.0  # seconds between opening a segment and the background check of its checksums
 _LEGACY_SNAPSHOT = "index.snapshot"  # the single snapshot file of earlier versions, removed at the first merge
 _trip_decoder = msgspec.json.Decoder(Trip)
@@ -69,8 +73,8 @@ class EmbeddedBackend:
         refresh_interval: float = 1.0,
         snapshot_on_close: bool = True,
         busy_timeout_s: float = 30.0,
-        merge_min_rows: int = 50_000,
-        merge_ratio: float = 0.25,
+        merge_min_rows: int = MERGE_MIN_ROWS,
+        merge_ratio: float = MERGE_RATIO,
         verify: str = "background",
     ) -> None:
         if verify not in ("background", "open", "none"):
