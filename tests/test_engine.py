@@ -220,6 +220,35 @@ def test_refresh_across_processes(tmp_path: Path) -> None:
         reader.close()
 
 
+def test_a_write_only_process_keeps_no_index_and_searchers_see_its_writes(tmp_path: Path) -> None:
+    """search=False (the indexer worker): writes are durable and reach the searching processes; nothing is held or mapped here."""
+    from tripsearch.errors import TripSearchError
+
+    data = tmp_path / "shared"
+    reader = tripsearch.open(data, refresh_interval=0)
+    reader.upsert([paris_lyon("first")])
+    reader.snapshot()  # a segment exists: the writer must leave it alone
+    manifest = (data / "index.manifest").read_bytes()
+    writer = tripsearch.open(data, refresh_interval=0, search=False)
+    try:
+        report = writer.upsert([paris_lyon(f"w-{i}") for i in range(50)] + [paris_lyon("first", version=2, seats_available=1)])
+        assert [i.result for i in report.items] == ["stored"] * 51
+        assert writer.delete(["w-0"]).items[0].result == "deleted"
+        assert writer._own == {} and writer._index.view.rows == 0
+        assert writer.snapshot() == 0 and (data / "index.manifest").read_bytes() == manifest
+        assert writer.stats()["trips"] == 50
+        with pytest.raises(TripSearchError, match="writing only"):
+            writer.search(QUERY)
+    finally:
+        writer.close()
+    assert (data / "index.manifest").read_bytes() == manifest
+    reader.refresh()
+    found = reader.search(dict(QUERY, limit=100))
+    assert sorted(ids(found)) == sorted(["first"] + [f"w-{i}" for i in range(1, 50)])
+    assert next(h for h in found.trips if h.id == "first").trip["seats_available"] == 1
+    reader.close()
+
+
 def test_restart_maps_the_segment_and_rebuilds_a_damaged_one(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     data = tmp_path / "data"
     engine = tripsearch.open(data, refresh_interval=0)

@@ -359,9 +359,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 0
     import tripsearch
 
-    # the embedded backend keeps refreshing (every second) as `serve` does: what it wrote moves from its
-    # write cache into its index, so a worker that runs for weeks holds one index, not every trip it ever wrote
-    engine = tripsearch.open(args.backend, index=args.index) if args.backend else tripsearch.open(args.data)
+    # a worker only writes: the embedded backend maps no index and keeps nothing in memory (the
+    # processes that search follow the change feed and write the segments)
+    engine = tripsearch.open(args.backend, index=args.index) if args.backend else tripsearch.open(args.data, search=False)
     try:
         run_worker(engine, settings)
     finally:

@@ -32,7 +32,7 @@ import numpy as np
 import orjson
 
 from ..backend import DeleteReport, ItemResult, SearchResult, TripInput, UpsertReport, delete_targets, parse_upserts
-from ..errors import NotFound, StoreReadOnly
+from ..errors import NotFound, StoreReadOnly, TripSearchError
 from ..model import Trip, trip_to_json
 from ..query.execute import candidate_days, execute
 from ..query.matching import Windows
@@ -65,6 +65,11 @@ class EmbeddedBackend:
     segment is opened, so a restart answers at once; a mismatch logs an error and rebuilds the index
     from SQLite), ``"open"`` (before the first search) or ``"none"``. The
     header, the store id and the file size are always checked at open.
+
+    ``search=False`` opens the directory for writing only, as an indexer
+    worker does: no segment is mapped, nothing is refreshed or kept in
+    memory (the processes that search follow the change feed and merge), and
+    :meth:`search` raises.
     """
 
     def __init__(
@@ -76,6 +81,7 @@ class EmbeddedBackend:
         merge_min_rows: int = MERGE_MIN_ROWS,
         merge_ratio: float = MERGE_RATIO,
         verify: str = "background",
+        search: bool = True,
     ) -> None:
         if verify not in ("background", "open", "none"):
             raise ValueError(f"verify must be 'background', 'open' or 'none', not {verify!r}")
@@ -86,6 +92,7 @@ class EmbeddedBackend:
         self.merge_min_rows = merge_min_rows
         self.merge_ratio = merge_ratio
         self.verify = verify
+        self.searchable = search
         # how long a write waits for another process's write lock before BackendUnavailable ("the store is busy")
         self._store = Store(self.path / DB_NAME, busy_timeout_s=busy_timeout_s)
         self._segments_dir = self.path / SEGMENTS_DIR
@@ -101,10 +108,11 @@ class EmbeddedBackend:
         self.merges = 0  # segments this process wrote
         self._seen_generation = 0  # the newest segment generation this process used or found damaged
         self._damaged: str | None = None  # why the manifest's segment was not used, if it was not
-        self.started_s = self._load()
-        self._compile_search()
+        self.started_s = self._load() if search else 0.0
+        if search:
+            self._compile_search()
         self._thread: threading.Thread | None = None
-        if refresh_interval > 0:
+        if refresh_interval > 0 and search:
             self._thread = threading.Thread(target=self._refresh_loop, name="tripsearch-refresh", daemon=True)
             self._thread.start()
 
@@ -172,7 +180,8 @@ class EmbeddedBackend:
             if isinstance(entry, ItemResult):
                 items.append(entry)
             elif pos in routes:
-                self._own[entry.id] = (entry, routes[pos])
+                if self.searchable:
+                    self._own[entry.id] = (entry, routes[pos])
                 items.append(ItemResult(pos + 1, entry.id, "stored", entry.version))
             else:
                 items.append(ItemResult(pos + 1, entry.id, "unchanged", entry.version, reason="a version at least as high is stored"))
@@ -206,6 +215,8 @@ class EmbeddedBackend:
 
     def search(self, query: Query | Mapping[str, Any]) -> SearchResult:
         """Return the matching trips, ranked and paged, with facets."""
+        if not self.searchable:
+            raise TripSearchError(f"{self.path} was opened for writing only (search=False)")
         started = time.perf_counter()
         q = parse_query(query)
         view = self._index.view
@@ -216,6 +227,8 @@ class EmbeddedBackend:
 
     def refresh(self) -> None:
         """Apply every change acknowledged by any process since the last refresh (and move to a newer segment if there is one)."""
+        if not self.searchable:
+            return
         with self._refresh_lock:
             if _stat_key(self._manifest_path) != self._manifest_stat:
                 segment = self._current_segment(verify=self.verify == "open")
@@ -360,7 +373,9 @@ class EmbeddedBackend:
     # -- housekeeping ---------------------------------------------------------
 
     def snapshot(self) -> int:
-        """Write the whole index as a new segment now, unless it is one already; return the segment file's size in bytes."""
+        """Write the whole index as a new segment now, unless it is one already; return the segment file's size in bytes (0 when opened for writing only)."""
+        if not self.searchable:
+            return 0
         self.refresh()
         with self._refresh_lock:
             if self._index.delta_rows or self._index.segment is None:
@@ -378,7 +393,7 @@ class EmbeddedBackend:
         return {
             "backend": "embedded",
             "path": str(self.path),
-            "trips": view.live_count,
+            "trips": view.live_count if self.searchable else self._store.count(),
             "rows": view.rows,
             "route_points": int(sum(len(cols.vert_lat) for cols in parts)),
             "posting_segments": len(postings),
