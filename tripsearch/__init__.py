@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +42,26 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def open(target: str | Path, **options: Any) -> Backend:  # noqa: A001 - mirrors the built-in on purpose
-    """Return an engine: a directory path opens the embedded backend, an ``http(s)://`` address Elasticsearch."""
+def open(target: str | Path, alerts: str | Path | bool | None = None, **options: Any) -> Backend:  # noqa: A001 - mirrors the built-in on purpose
+    """Return an engine: a directory path opens the embedded backend, an ``http(s)://`` address Elasticsearch.
+
+    Writes are matched against saved alerts (:mod:`tripsearch.alerts`):
+    kept in ``alerts.sqlite`` in the data directory for the embedded backend;
+    for Elasticsearch in the SQLite file ``alerts`` names, else
+    ``$TRIPSEARCH_ALERTS_DB``, else not at all. ``alerts=False`` turns matching off.
+    """
+    from .alerts.backend import ALERTS_DB_NAME, AlertingBackend
+
     text = str(target)
+    backend: Backend
     if text.startswith(("http://", "https://")):
         from .index.elastic import ElasticBackend
 
-        return ElasticBackend(text, **options)
-    from .index.embedded import EmbeddedBackend
+        backend = ElasticBackend(text, **options)
+        path = alerts if isinstance(alerts, (str, Path)) else (os.environ.get("TRIPSEARCH_ALERTS_DB") or None) if alerts is not False else None
+    else:
+        from .index.embedded import EmbeddedBackend
 
-    return EmbeddedBackend(target, **options)
+        backend = EmbeddedBackend(target, **options)
+        path = alerts if isinstance(alerts, (str, Path)) else (Path(target) / ALERTS_DB_NAME if alerts is not False else None)
+    return backend if path is None else AlertingBackend(backend, path)
