@@ -130,9 +130,8 @@ def test_alerts_match_exactly_what_search_returns(make_engine: Callable[..., Bac
     seed = zlib.crc32(region.encode()) % 1000
     trips = random_trips(region, 120, seed=seed)
     donors = random_trips(region, 60, seed=seed + 1)
-    engine = make_engine(alerts=tmp_path / "alerts.sqlite")
-    store: AlertStore = engine.alerts()  # type: ignore[attr-defined]
-    store.clock = lambda: CLOCK
+    store = AlertStore(tmp_path / "alerts.sqlite", max_per_owner=1000, clock=lambda: CLOCK)
+    engine = make_engine(alerts=store)
     alerts: dict[str, dict[str, Any]] = {}
     for i, fields in enumerate(random_alerts(trips + donors, 150, seed)):
         alerts[store.create(f"owner-{i % 7}", fields).id] = fields

@@ -14,8 +14,9 @@ A write, when alerts exist:
    and the outcomes recorded, clearing their journal entries, in one transaction.
 
 A crash between 2 and 3 leaves the journal entries: the next process that
-opens the backend (a restarted worker, an API worker) reads those trips
-back from the backend and matches what is stored now. Matching is
+opens the backend (a restarted worker, an API worker), and every writer
+every :data:`REPLAY_AFTER_S` seconds, reads the trips of entries older
+than that back from the backend and matches what is stored now. Matching is
 idempotent (versions decide, a match already told is not told again), so
 replaying an entry whose match was recorded changes nothing. A caller that
 retries after the crash gets ``unchanged`` from the backend, and the
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -48,19 +50,21 @@ REPLAY_AFTER_S = 30.0
 class AlertingBackend:
     """A :class:`~tripsearch.backend.Backend` that matches its writes against saved alerts.
 
-    The alert store is opened when its file exists (the first alert creates
-    it through :meth:`alerts`), so a deployment without alerts pays nothing.
-    Every other attribute is the inner backend's.
+    ``alerts`` is the alert store's file, or an open :class:`AlertStore`.
+    A file is opened when it exists (the first alert creates it through
+    :meth:`alerts`), so a deployment without alerts pays nothing. Every
+    other attribute is the inner backend's.
     """
 
-    def __init__(self, inner: Backend, alerts_path: str | Path, max_per_owner: int | None = None) -> None:
+    def __init__(self, inner: Backend, alerts: str | Path | AlertStore, max_per_owner: int | None = None) -> None:
         self.inner = inner
-        self.alerts_path = Path(alerts_path)
+        self.alerts_path = alerts.path if isinstance(alerts, AlertStore) else Path(alerts)
         self._max_per_owner = max_per_owner
-        self._store: AlertStore | None = None
+        self._store: AlertStore | None = alerts if isinstance(alerts, AlertStore) else None
+        self._owns_store = self._store is None  # a store given is the caller's to close
         self._open_lock = threading.Lock()
-        store = self._existing_store()
-        if store is not None:
+        self._last_replay = time.monotonic()
+        if self._existing_store() is not None:
             self.replay(REPLAY_AFTER_S)
 
     # -- the alert store ------------------------------------------------------
@@ -69,8 +73,7 @@ class AlertingBackend:
         """Return the alert store, creating its file if needed."""
         with self._open_lock:
             if self._store is None:
-                options = {} if self._max_per_owner is None else {"max_per_owner": self._max_per_owner}
-                self._store = AlertStore(self.alerts_path, **options)
+                self._store = AlertStore(self.alerts_path) if self._max_per_owner is None else AlertStore(self.alerts_path, self._max_per_owner)
             return self._store
 
     def _existing_store(self) -> AlertStore | None:
@@ -80,7 +83,13 @@ class AlertingBackend:
 
     def _active_store(self) -> AlertStore | None:
         store = self._existing_store()
-        return store if store is not None and store.has_alerts() else None
+        if store is None or not store.has_alerts():
+            return None
+        if time.monotonic() - self._last_replay >= REPLAY_AFTER_S:
+            # a writer that died recently (a worker restarted within seconds) left entries too young to replay at open
+            self._last_replay = time.monotonic()
+            self.replay(REPLAY_AFTER_S)
+        return store
 
     # -- writes ---------------------------------------------------------------
 
@@ -91,12 +100,12 @@ class AlertingBackend:
             return self.inner.upsert(trips, refresh)
         inputs = list(trips)
         _, latest = parse_upserts(inputs)
-        store.announce([(tid, w.trip.version) for tid, w in latest.items()])
+        token = store.announce([(tid, w.trip.version) for tid, w in latest.items()])
         report = self.inner.upsert(inputs, refresh)
         stored = {item.id for item in report.items if item.result == "stored"}
         written = [w for tid, w in latest.items() if tid in stored]
         store.record(match_trips(store, [w.trip for w in written], [w.route for w in written]))
-        store.settle(set(latest) - stored)
+        store.settle(set(latest) - stored, token)
         return report
 
     def delete(self, ids: Iterable[str | tuple[str, int]], refresh: bool = False) -> DeleteReport:
@@ -105,11 +114,11 @@ class AlertingBackend:
         if store is None:
             return self.inner.delete(ids, refresh)
         wanted = delete_targets(ids)
-        store.announce(wanted)
+        token = store.announce(wanted)
         report = self.inner.delete([tid if version is None else (tid, version) for tid, version in wanted], refresh)
-        deleted = {item.id: item.version for item in report.items if item.result == "deleted"}
+        deleted = {item.id: item.version for item in report.items if item.result == "deleted" and item.id is not None}
         store.record([TripOutcome(tid, version, "deleted", {}) for tid, version in deleted.items()])
-        store.settle({tid for tid, _ in wanted} - deleted.keys())
+        store.settle({tid for tid, _ in wanted} - deleted.keys(), token)
         return report
 
     def replay(self, older_than_s: float = 0.0) -> int:
@@ -157,7 +166,7 @@ class AlertingBackend:
         try:
             self.inner.close()
         finally:
-            if self._store is not None:
+            if self._owns_store and self._store is not None:
                 self._store.close()
 
     def __getattr__(self, name: str) -> Any:

@@ -68,7 +68,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_alert ON events (alert_id, seq);
 CREATE INDEX IF NOT EXISTS events_owner ON events (owner, seq);
-CREATE TABLE IF NOT EXISTS pending (trip_id TEXT PRIMARY KEY, version INTEGER, since_s REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending (trip_id TEXT PRIMARY KEY, version INTEGER, since_s REAL NOT NULL, token TEXT NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -173,8 +173,12 @@ class AlertStore:
 
     # -- alerts ---------------------------------------------------------------
 
-    def create(self, owner: str, fields: dict[str, Any]) -> AlertRecord:
-        """Store an alert for ``owner``; raise :class:`InvalidAlert` or :class:`AlertLimitReached`."""
+    def create(self, owner: str, fields: Any, max_per_owner: int | None = None) -> AlertRecord:
+        """Store an alert for ``owner``; raise :class:`InvalidAlert` or :class:`AlertLimitReached`.
+
+        ``max_per_owner`` overrides the store's limit of active alerts per owner.
+        """
+        limit = self.max_per_owner if max_per_owner is None else max_per_owner
         if not owner:
             raise InvalidAlert("owner", "is required (the sub of the caller's token)")
         now = self.now()
@@ -185,8 +189,8 @@ class AlertStore:
         with self._write() as db:
             self._purge(db, now)
             active = db.execute("SELECT count(*) FROM alerts WHERE owner = ? AND expires_s > ?", (owner, now.timestamp())).fetchone()[0]
-            if active >= self.max_per_owner:
-                raise AlertLimitReached(self.max_per_owner)
+            if active >= limit:
+                raise AlertLimitReached(limit)
             db.execute(
                 "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (record.id, owner, orjson.dumps(spec.to_dict()), spec.day_from, spec.day_to, int(now.timestamp()), int(record.expires.timestamp())),
@@ -197,7 +201,7 @@ class AlertStore:
             )
         return record
 
-    def list(self, owner: str) -> list[AlertRecord]:
+    def owner_alerts(self, owner: str) -> list[AlertRecord]:
         """Return the owner's alerts, newest first."""
         rows = self._db().execute("SELECT id, owner, fields, created_s, expires_s FROM alerts WHERE owner = ? ORDER BY created_s DESC, id", (owner,)).fetchall()
         return [_record(row) for row in rows]
@@ -232,11 +236,11 @@ class AlertStore:
         db = self._db()
         found: list[set[str]] = []
         for side, cells in ((FROM_SIDE, from_cells), (TO_SIDE, to_cells)):
-            rows = db.execute(
+            hits = db.execute(
                 "SELECT DISTINCT alert_id FROM alert_cells WHERE side = ? AND cell IN (SELECT value FROM json_each(?)) AND day_to >= ? AND day_from <= ?",
                 (side, orjson.dumps([int(c) for c in cells]), first_day, last_day),
             )
-            found.append({r[0] for r in rows})
+            found.append({r[0] for r in hits})
             if not found[-1]:
                 return []
         ids = sorted(found[0] & found[1])
@@ -252,37 +256,50 @@ class AlertStore:
         db = self._db()
         return db.execute("SELECT 1 FROM alerts LIMIT 1").fetchone() is not None or db.execute("SELECT 1 FROM alert_trips LIMIT 1").fetchone() is not None
 
-    def announce(self, writes: Iterable[tuple[str, int | None]]) -> None:
-        """Journal trip writes about to happen, so that a crash before :meth:`record` leaves them to replay."""
+    def announce(self, writes: Iterable[tuple[str, int | None]]) -> str:
+        """Journal trip writes about to happen, so that a crash before :meth:`record` leaves them to replay; return the writer's token.
+
+        An entry already journalled (a writer that died, or one still at
+        work) is kept as it is: only :meth:`record` or a replay clears it,
+        never the :meth:`settle` of a write that turned out ``unchanged``
+        (the retry of a write whose writer died before matching it).
+        """
         now = self.clock()
+        token = uuid.uuid4().hex
         with self._write() as db:
-            db.executemany("INSERT OR REPLACE INTO pending VALUES (?, ?, ?)", [(tid, version, now) for tid, version in writes])
+            db.executemany("INSERT OR IGNORE INTO pending VALUES (?, ?, ?, ?)", [(tid, version, now, token) for tid, version in writes])
+        return token
 
     def pending(self, older_than_s: float = 0.0) -> list[tuple[str, int | None]]:
         """Return journalled writes not matched yet (announced at least ``older_than_s`` ago)."""
         rows = self._db().execute("SELECT trip_id, version FROM pending WHERE since_s <= ? ORDER BY since_s", (self.clock() - older_than_s,))
         return [(tid, version) for tid, version in rows]
 
-    def settle(self, trip_ids: Iterable[str]) -> None:
-        """Forget journalled writes that turned out to change nothing."""
+    def settle(self, trip_ids: Iterable[str], token: str | None = None) -> None:
+        """Forget journalled writes that turned out to change nothing (only those ``token`` announced, when given)."""
         with self._write() as db:
-            db.executemany("DELETE FROM pending WHERE trip_id = ?", [(tid,) for tid in trip_ids])
+            if token is None:
+                db.executemany("DELETE FROM pending WHERE trip_id = ?", [(tid,) for tid in trip_ids])
+            else:
+                db.executemany("DELETE FROM pending WHERE trip_id = ? AND token = ?", [(tid, token) for tid in trip_ids])
 
     def record(self, outcomes: Sequence[TripOutcome]) -> list[MatchEvent]:
         """Apply trip outcomes in one transaction: new matches, matches lost, cancellations; return the events written.
 
         An outcome older than the recorded version of its trip changes
         nothing, and one at the same version only if it is a deletion (so a
-        replay is harmless). Each outcome also clears the trip's journal entry.
+        replay is harmless). Each outcome also clears the trip's journal
+        entry, unless that entry announced a higher version.
         """
         now = self.clock()
         events: list[MatchEvent] = []
         with self._write() as db:
             for out in outcomes:
-                db.execute("DELETE FROM pending WHERE trip_id = ?", (out.trip_id,))
                 state = db.execute("SELECT version, live FROM trip_state WHERE trip_id = ?", (out.trip_id,)).fetchone()
                 live = out.status != "deleted"
                 version = out.version if out.version is not None else (state[0] if state else 0)
+                # a journal entry of a higher version is another writer's, still to be matched (or replayed)
+                db.execute("DELETE FROM pending WHERE trip_id = ? AND (version IS NULL OR version <= ?)", (out.trip_id, version if out.version is not None else 2**63 - 1))
                 if state is not None and (version < state[0] or (version == state[0] and (live or not state[1]))):
                     continue
                 before = {a: v for a, v in db.execute("SELECT alert_id, version FROM alert_trips WHERE trip_id = ?", (out.trip_id,))}
