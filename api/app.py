@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import tripsearch
 from tripsearch.backend import Backend
-from tripsearch.errors import BackendUnavailable, InvalidCursor, InvalidInput, InvalidTrip, NotFound, StoreReadOnly
+from tripsearch.errors import AlertLimitReached, BackendUnavailable, InvalidAlert, InvalidCursor, InvalidInput, InvalidTrip, NotFound, StoreReadOnly
 
 from .auth import READ_SCOPE, TokenVerifier, require_scope
 from .connections import KeepAliveLimit
@@ -35,7 +35,7 @@ from .fastpath import GZIP_LEVEL, GZIP_MINIMUM_SIZE, SearchFastPath
 from .metrics import Metrics, MetricsMiddleware
 from .models import register_schemas
 from .problems import Problem, problem_response, retry_after_header
-from .routes import docs, health, page, places, search, trips
+from .routes import alerts, docs, health, page, places, search, trips
 from .settings import Settings
 
 __all__ = ["create_app", "BodyLimitMiddleware"]
@@ -47,6 +47,7 @@ Exact geospatial search for shared car trips.
 
 * Search (`/v1/search`) and place autocomplete (`/v1/places`) are public unless the server says otherwise.
 * Writes (`/v1/trips/...`) need a bearer JWT with the scope `trips:write`.
+* Alerts (`/v1/alerts...`) need a bearer JWT with the scope `alerts:write`; they belong to the token's `sub`.
 * Every error is `application/problem+json` (RFC 9457) with a `detail` naming the field.
 """
 
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None, *, opener: Callable[..., Backen
     app.include_router(search.router, dependencies=public)
     app.include_router(places.router, dependencies=public)
     app.include_router(trips.router)
+    app.include_router(alerts.router)
     app.include_router(health.router)
     app.include_router(docs.router)
     app.include_router(page.router)  # the search page: no `public` dependency, so it loads even when search needs a token
@@ -195,12 +197,16 @@ async def _invalid_input(request: Request, exc: Exception) -> Response:
     if isinstance(exc, InvalidTrip):
         status, code = 422, "invalid_trip"
     else:
-        status, code = 400, "invalid_cursor" if isinstance(exc, InvalidCursor) else "invalid_query"
+        status, code = 400, "invalid_cursor" if isinstance(exc, InvalidCursor) else "invalid_alert" if isinstance(exc, InvalidAlert) else "invalid_query"
     return problem_response(status, str(exc), code=code, field=exc.field or None)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
     return problem_response(404, str(exc), code="not_found")
+
+
+async def _alert_limit(request: Request, exc: Exception) -> Response:
+    return problem_response(409, str(exc), code="alert_limit_reached")
 
 
 async def _unavailable(request: Request, exc: Exception) -> Response:
@@ -242,6 +248,7 @@ _EXCEPTION_HANDLERS: dict[Any, Any] = {
     Problem: _problem,
     InvalidInput: _invalid_input,
     NotFound: _not_found,
+    AlertLimitReached: _alert_limit,
     BackendUnavailable: _unavailable,
     RequestValidationError: _request_validation,
     StarletteHTTPException: _http_error,

@@ -1,0 +1,137 @@
+"""``/v1/alerts`` on a real server: owners, scopes, validation, limits, and the match feed of trip writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Callable, Iterator
+
+import httpx
+import pytest
+
+from .conftest import Server
+from .support import REYKJAVIK, SELFOSS, iceland_query, make_token, make_trip
+
+DAY = dt.date(2027, 6, 10)  # Iceland in June 2027: no fixture trip, no other test's trip
+LIMIT = 3
+ALERT = {"from": list(REYKJAVIK), "to": list(SELFOSS), "date_from": DAY.isoformat(), "date_to": (DAY + dt.timedelta(days=2)).isoformat(), "time_from": "08:00", "time_to": "10:00"}
+
+
+def auth(sub: str, scope: str = "alerts:write") -> dict[str, str]:
+    return {"Authorization": f"Bearer {make_token(scope, sub=sub)}"}
+
+
+WRITER = {"Authorization": f"Bearer {make_token('trips:write')}"}
+
+
+@pytest.fixture(scope="module")
+def server(start_api: Callable[..., Server]) -> Server:
+    return start_api(TRIPSEARCH_ALERTS_MAX_PER_OWNER=str(LIMIT))
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[httpx.Client]:
+    with server.client() as c:
+        yield c
+
+
+def feed(client: httpx.Client, sub: str, alert_id: str, **params: Any) -> list[dict[str, Any]]:
+    response = client.get(f"/v1/alerts/{alert_id}/matches", params=params, headers=auth(sub))
+    assert response.status_code == 200, response.text
+    matches: list[dict[str, Any]] = response.json()["matches"]
+    return matches
+
+
+def test_alerts_need_a_token_with_the_alerts_scope(client: httpx.Client) -> None:
+    assert client.get("/v1/alerts").status_code == 401
+    response = client.post("/v1/alerts", json=ALERT, headers=auth("alice", "trips:write"))
+    assert response.status_code == 403 and "alerts:write" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"date_from": None, "date_to": None}, "date", "is required"),
+        ({"date_to": (DAY + dt.timedelta(days=90)).isoformat()}, "date_to", "at most 90"),
+        ({"date_to": (DAY - dt.timedelta(days=1)).isoformat()}, "date_to", "before date_from"),
+        ({"date_from": "2020-01-01", "date_to": "2020-01-02"}, "date_to", "has already passed"),
+        ({"date": DAY.isoformat()}, "date", "not both"),
+        ({"from_radius_km": 101}, "from_radius_km", "at most 100"),
+        ({"time_from": "25:00"}, "time_from", "00:00 to 23:59"),
+        ({"sort": "price"}, "sort", "is not an alert field"),
+        ({"to": [95, 0]}, "to.lat", "at most 90"),
+    ],
+)
+def test_a_bad_alert_gets_400_naming_the_field(client: httpx.Client, change: dict[str, Any], field: str, words: str) -> None:
+    body = {k: v for k, v in {**ALERT, **change}.items() if v is not None}
+    response = client.post("/v1/alerts", json=body, headers=auth("alice"))
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert problem["field"] == field and words in problem["detail"] and problem["code"] == "invalid_alert"
+
+
+def test_owners_see_only_their_alerts_and_the_count_is_limited(client: httpx.Client) -> None:
+    made = []
+    for _ in range(LIMIT):
+        response = client.post("/v1/alerts", json=ALERT, headers=auth("carol"))
+        assert response.status_code == 201, response.text
+        assert response.headers["location"] == f"/v1/alerts/{response.json()['id']}"
+        made.append(response.json())
+    assert made[0]["owner"] == "carol" and made[0]["status"] == "active" and made[0]["date_to"] == ALERT["date_to"]
+    over = client.post("/v1/alerts", json=ALERT, headers=auth("carol"))
+    assert over.status_code == 409 and over.json()["code"] == "alert_limit_reached" and str(LIMIT) in over.json()["detail"]
+
+    listed = client.get("/v1/alerts", headers=auth("carol")).json()["alerts"]
+    assert {a["id"] for a in listed} == {a["id"] for a in made}
+    assert client.get("/v1/alerts", headers=auth("dave")).json()["alerts"] == []
+    alert_id = made[0]["id"]
+    assert client.get(f"/v1/alerts/{alert_id}", headers=auth("carol")).json() == made[0]
+    for method in ("GET", "DELETE"):
+        assert client.request(method, f"/v1/alerts/{alert_id}", headers=auth("dave")).status_code == 404
+    assert client.get(f"/v1/alerts/{alert_id}/matches", headers=auth("dave")).status_code == 404
+
+    assert client.delete(f"/v1/alerts/{alert_id}", headers=auth("carol")).status_code == 204
+    assert client.get(f"/v1/alerts/{alert_id}", headers=auth("carol")).status_code == 404
+    assert client.post("/v1/alerts", json=ALERT, headers=auth("carol")).status_code == 201  # the deleted one freed a place
+
+
+def test_trip_writes_fill_the_match_feed_once_per_change(client: httpx.Client) -> None:
+    alert_id = client.post("/v1/alerts", json=ALERT, headers=auth("erin")).json()["id"]
+    day = DAY + dt.timedelta(days=1)
+
+    def put(version: int, hour: int, **change: Any) -> None:
+        trip = {**make_trip("alert-feed-1", version, day=day, hour=hour), **change}
+        assert client.put("/v1/trips/alert-feed-1", json=trip, params={"refresh": "wait_for"}, headers=WRITER).status_code == 200
+
+    put(1, 9)
+    hits = client.get("/v1/search", params={**iceland_query(day), "time_from": "08:00", "time_to": "10:00"}).json()["trips"]
+    assert [h["id"] for h in hits] == ["alert-feed-1"]
+    [match] = feed(client, "erin", alert_id)
+    assert match["kind"] == "match" and match["trip_id"] == "alert-feed-1" and match["version"] == 1
+    assert match["pickup"] == hits[0]["pickup"] and match["dropoff"] == hits[0]["dropoff"] and match["date"] == day.isoformat()
+
+    put(2, 9, price={"amount": 15.0, "currency": "ISK"})  # still matches: nothing new
+    assert len(feed(client, "erin", alert_id)) == 1
+    put(3, 12)  # outside 08:00-10:00 now
+    assert [(m["kind"], m["version"], m.get("reason")) for m in feed(client, "erin", alert_id)][0] == ("unmatch", 3, "changed")
+    put(4, 8)  # matches again: told again
+    assert feed(client, "erin", alert_id)[0]["kind"] == "match"
+    assert client.delete("/v1/trips/alert-feed-1", headers=WRITER).status_code == 200
+    events = feed(client, "erin", alert_id)
+    assert [(m["kind"], m["version"]) for m in events] == [("cancel", 4), ("match", 4), ("unmatch", 3), ("match", 1)]
+    assert events[0]["reason"] == "deleted"
+
+    first = client.get(f"/v1/alerts/{alert_id}/matches", params={"limit": 3}, headers=auth("erin")).json()
+    rest = client.get(f"/v1/alerts/{alert_id}/matches", params={"limit": 3, "cursor": first["next_cursor"]}, headers=auth("erin")).json()
+    assert [m["seq"] for m in first["matches"] + rest["matches"]] == [m["seq"] for m in events] and rest["next_cursor"] is None
+    bad = client.get(f"/v1/alerts/{alert_id}/matches", params={"cursor": "nope"}, headers=auth("erin"))
+    assert bad.status_code == 400 and bad.json()["field"] == "cursor"
+
+
+def test_a_cancelled_trip_cancels_only_where_it_matched(client: httpx.Client) -> None:
+    told = client.post("/v1/alerts", json=ALERT, headers=auth("frank")).json()["id"]
+    other = client.post("/v1/alerts", json={**ALERT, "time_from": "18:00", "time_to": "20:00"}, headers=auth("frank")).json()["id"]
+    trip = make_trip("alert-cancel-1", 1, day=DAY, hour=9)
+    assert client.put("/v1/trips/alert-cancel-1", json=trip, headers=WRITER).status_code == 200
+    assert client.put("/v1/trips/alert-cancel-1", json={**trip, "version": 2, "status": "cancelled"}, headers=WRITER).status_code == 200
+    assert [(m["kind"], m.get("reason")) for m in feed(client, "frank", told)] == [("cancel", "cancelled"), ("match", None)]
+    assert feed(client, "frank", other) == []
