@@ -8,11 +8,14 @@ store (:mod:`tripsearch.alerts`) validates, stores and pages.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import time
+from typing import Annotated, Any, AsyncIterator
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+import anyio
+import orjson
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from tripsearch.alerts import AlertStore
 
@@ -24,11 +27,14 @@ from ..problems import Problem
 from ..responses import json_response
 from . import problems
 
-__all__ = ["router", "MAX_MATCHES_PAGE"]
+__all__ = ["router", "MAX_MATCHES_PAGE", "STREAM_POLL_S", "STREAM_HEARTBEAT_S", "STREAM_MAX_S"]
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 
 MAX_MATCHES_PAGE = 100
+STREAM_POLL_S = 0.25  # how often a stream looks for new events in the shared store (any worker may have written them)
+STREAM_HEARTBEAT_S = 15.0  # a comment line this often keeps proxies from closing an idle stream
+STREAM_MAX_S = 300.0  # a stream ends after this long; the client reconnects with Last-Event-ID (EventSource does by itself)
 
 AlertId = Annotated[str, Path(max_length=64, description="The alert's id, as `POST /v1/alerts` returned it.")]
 
@@ -82,6 +88,53 @@ async def list_alerts(store: StoreDep, claims: AlertsAccess) -> Response:
     records = await run_in_threadpool(store.owner_alerts, owner_of(claims))
     now = store.now()
     return json_response({"alerts": [r.to_dict(now) for r in records]})
+
+
+@router.get(
+    "/stream",
+    summary="Stream my alerts' events (Server-Sent Events)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}, **problems(400, 401, 403, 503)},
+)
+async def stream_events(
+    request: Request,
+    store: StoreDep,
+    claims: AlertsAccess,
+    last_event_id: Annotated[str | None, Header(description="The `id` of the last event received: the stream resumes after it.")] = None,
+) -> Response:
+    """Stream the events of all the caller's alerts as Server-Sent Events, oldest first.
+
+    Each event has `id` (its `seq`), `event` (`match`, `unmatch`, `cancel`)
+    and `data` (the feed entry as JSON). Send `Last-Event-ID` to resume
+    after an event (none is missed); without it the stream starts with the
+    next event. The server ends a stream after a few minutes; reconnect with
+    `Last-Event-ID` (browsers' `EventSource` does this by itself).
+    """
+    owner = owner_of(claims)
+    if last_event_id is None or last_event_id.strip() == "":
+        after = await run_in_threadpool(store.last_seq)
+    elif last_event_id.strip().isdigit() and len(last_event_id.strip()) < 19:
+        after = int(last_event_id.strip())
+    else:
+        raise Problem(400, "Last-Event-ID: must be the id of an event of this stream (an integer)", code="invalid_header", field="Last-Event-ID")
+    return StreamingResponse(_events(request, store, owner, after), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+async def _events(request: Request, store: AlertStore, owner: str, after: int) -> AsyncIterator[bytes]:
+    yield b"retry: 1000\n\n"
+    started = last_sent = time.monotonic()
+    while time.monotonic() - started < STREAM_MAX_S and not await request.is_disconnected():
+        events = await run_in_threadpool(store.owner_events, owner, after)
+        for event in events:
+            after = event.seq
+            yield b"id: %d\nevent: %s\ndata: %s\n\n" % (event.seq, event.kind.encode(), orjson.dumps(event.to_dict()))
+        if events:
+            last_sent = time.monotonic()
+            continue
+        if time.monotonic() - last_sent >= STREAM_HEARTBEAT_S:
+            last_sent = time.monotonic()
+            yield b": keep-alive\n\n"
+        await anyio.sleep(STREAM_POLL_S)
 
 
 @router.get("/{alert_id}", summary="Get an alert", response_model=Alert, responses=problems(401, 403, 404, 503))

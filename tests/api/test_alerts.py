@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any, Callable, Iterator
 
 import httpx
+import orjson
 import pytest
 
 from .conftest import Server
@@ -135,3 +136,46 @@ def test_a_cancelled_trip_cancels_only_where_it_matched(client: httpx.Client) ->
     assert client.put("/v1/trips/alert-cancel-1", json={**trip, "version": 2, "status": "cancelled"}, headers=WRITER).status_code == 200
     assert [(m["kind"], m.get("reason")) for m in feed(client, "frank", told)] == [("cancel", "cancelled"), ("match", None)]
     assert feed(client, "frank", other) == []
+
+
+def read_events(response: httpx.Response, count: int) -> list[dict[str, Any]]:
+    """Return the next ``count`` Server-Sent Events of a streaming response (id, event, data)."""
+    events: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    for line in response.iter_lines():
+        if line.startswith(("id:", "event:", "data:")):
+            name, _, value = line.partition(":")
+            current[name] = value.strip()
+        elif line == "" and "data" in current:
+            events.append({**current, "data": orjson.loads(current["data"])})
+            current = {}
+            if len(events) == count:
+                return events
+    raise AssertionError(f"the stream ended after {len(events)} events")
+
+
+def test_the_event_stream_resumes_after_last_event_id_and_shows_only_the_owners_events(server: Server, client: httpx.Client) -> None:
+    alert_id = client.post("/v1/alerts", json=ALERT, headers=auth("gina")).json()["id"]
+    trip = make_trip("alert-stream-1", 1, day=DAY, hour=9)
+    with httpx.Client(base_url=server.url, timeout=httpx.Timeout(30.0)) as streamer:
+        with streamer.stream("GET", "/v1/alerts/stream", headers=auth("gina")) as response:
+            assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+            assert client.put("/v1/trips/alert-stream-1", json=trip, headers=WRITER).status_code == 200
+            [first] = read_events(response, 1)
+        assert first["event"] == "match" and first["data"]["alert_id"] == alert_id and first["data"]["trip_id"] == "alert-stream-1"
+        assert first["data"] == feed(client, "gina", alert_id)[0] and first["id"] == str(first["data"]["seq"])
+
+        # While nobody listens: a cancellation and a new match.
+        assert client.put("/v1/trips/alert-stream-1", json={**trip, "version": 2, "status": "cancelled"}, headers=WRITER).status_code == 200
+        assert client.put("/v1/trips/alert-stream-2", json=make_trip("alert-stream-2", 1, day=DAY, hour=8), headers=WRITER).status_code == 200
+        with streamer.stream("GET", "/v1/alerts/stream", headers={**auth("gina"), "Last-Event-ID": first["id"]}) as response:
+            missed = read_events(response, 2)
+        assert [(e["event"], e["data"]["trip_id"]) for e in missed] == [("cancel", "alert-stream-1"), ("match", "alert-stream-2")]
+        assert [e["data"] for e in missed] == feed(client, "gina", alert_id)[:2][::-1]
+
+    with httpx.Client(base_url=server.url, timeout=httpx.Timeout(30.0, read=2.0)) as other:
+        with other.stream("GET", "/v1/alerts/stream", headers={**auth("hank"), "Last-Event-ID": "0"}) as response:
+            with pytest.raises(httpx.ReadTimeout):
+                read_events(response, 1)
+    bad = client.get("/v1/alerts/stream", headers={**auth("gina"), "Last-Event-ID": "yesterday"})
+    assert bad.status_code == 400 and bad.json()["field"] == "Last-Event-ID"

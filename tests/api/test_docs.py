@@ -33,6 +33,7 @@ def test_the_routes_are_the_contract() -> None:
         "GET /v1/alerts/{alert_id}",
         "DELETE /v1/alerts/{alert_id}",
         "GET /v1/alerts/{alert_id}/matches",
+        "GET /v1/alerts/stream",
         "GET /health",
         "GET /ready",
         "GET /metrics",

@@ -339,6 +339,11 @@ class AlertStore:
         ).fetchall()
         return [_match_event(row) for row in rows]
 
+    def last_seq(self) -> int:
+        """Return the number of the latest event of any alert (0 before the first)."""
+        row = self._db().execute("SELECT max(seq) FROM events").fetchone()
+        return int(row[0] or 0)
+
     def trip_events(self, trip_id: str) -> list[MatchEvent]:
         """Return every event about a trip, oldest first (for operators and tests)."""
         rows = self._db().execute(
