@@ -25,6 +25,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import tripsearch
+from tripsearch.alerts import AlertStore
+from tripsearch.alerts.delivery import WebhookSender
 from tripsearch.backend import Backend
 from tripsearch.errors import AlertLimitReached, BackendUnavailable, InvalidAlert, InvalidCursor, InvalidInput, InvalidTrip, NotFound, StoreReadOnly
 
@@ -61,12 +63,17 @@ def create_app(settings: Settings | None = None, *, opener: Callable[..., Backen
     holder = EngineHolder(settings, opener)
     metrics = Metrics(lambda: _stats_if_open(holder))
 
+    # every worker sends the alerts' due webhooks (leased, so each event goes out once per attempt)
+    sender = WebhookSender(lambda: _alert_store_if_open(holder), retry_first_s=settings.webhook_retry_first_s, give_up_s=settings.webhook_give_up_s)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         holder.start()
+        sender.start()
         try:
             yield
         finally:
+            await run_in_threadpool(sender.close)
             await run_in_threadpool(holder.close)
 
     middleware = [
@@ -116,6 +123,15 @@ def create_app(settings: Settings | None = None, *, opener: Callable[..., Backen
     app.include_router(page.router)  # the search page: no `public` dependency, so it loads even when search needs a token
     _document_hand_written_schemas(app)
     return app
+
+
+def _alert_store_if_open(holder: EngineHolder) -> AlertStore | None:
+    try:
+        engine = holder.engine
+    except BackendUnavailable:
+        return None
+    existing = getattr(engine, "existing_alerts", None)
+    return existing() if existing is not None else None
 
 
 def _stats_if_open(holder: EngineHolder) -> Mapping[str, Any] | None:

@@ -358,6 +358,20 @@ class AlertRequest(BaseModel):
     max_price: float | None = Field(None, ge=0, le=1e9, description="Highest price per seat.")
     options: OptionsText | list[OptionName] | None = Field(None, description=f"Options every trip must have: {', '.join(OPTION_NAMES)}.")
     min_rating: float | None = Field(None, ge=0, le=5, description="Lowest driver rating.")
+    webhook_url: str | None = Field(None, max_length=2000, description="http(s) URL to POST every event of the alert to, signed (see docs/alerts.md).")
+
+
+class Webhook(BaseModel):
+    """An alert's webhook and how its deliveries fare; `secret` only in the answer to `POST /v1/alerts`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    url: str
+    secret: str | None = Field(None, description="The HMAC-SHA256 key of the signatures; returned once, when the alert is saved.")
+    status: Literal["ok", "failing", "failed"] | None = Field(None, description="`failing`: an event is being retried; `failed`: the last event given up.")
+    delivered: int | None = None
+    pending: int | None = None
+    failed: int | None = None
 
 
 class Alert(BaseModel):
@@ -374,6 +388,7 @@ class Alert(BaseModel):
     created_at: str
     expires_at: str = Field(description="When the last day has ended in every UTC offset; the alert is then `expired` (purged 7 days later).")
     status: Literal["active", "expired"]
+    webhook: Webhook | None = None
 
 
 class AlertList(BaseModel):

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterator
 
 import httpx
 import orjson
 import pytest
 
+from tripsearch.alerts.delivery import verify
+
 from .conftest import Server
 from .support import REYKJAVIK, SELFOSS, iceland_query, make_token, make_trip
 
 DAY = dt.date(2027, 6, 10)  # Iceland in June 2027: no fixture trip, no other test's trip
 LIMIT = 3
+GIVE_UP_S = 3.0
 ALERT = {"from": list(REYKJAVIK), "to": list(SELFOSS), "date_from": DAY.isoformat(), "date_to": (DAY + dt.timedelta(days=2)).isoformat(), "time_from": "08:00", "time_to": "10:00"}
 
 
@@ -26,7 +32,7 @@ WRITER = {"Authorization": f"Bearer {make_token('trips:write')}"}
 
 @pytest.fixture(scope="module")
 def server(start_api: Callable[..., Server]) -> Server:
-    return start_api(TRIPSEARCH_ALERTS_MAX_PER_OWNER=str(LIMIT))
+    return start_api(TRIPSEARCH_ALERTS_MAX_PER_OWNER=str(LIMIT), TRIPSEARCH_WEBHOOK_RETRY_FIRST_S="0.1", TRIPSEARCH_WEBHOOK_GIVE_UP_S=str(GIVE_UP_S))
 
 
 @pytest.fixture
@@ -179,3 +185,96 @@ def test_the_event_stream_resumes_after_last_event_id_and_shows_only_the_owners_
                 read_events(response, 1)
     bad = client.get("/v1/alerts/stream", headers={**auth("gina"), "Last-Event-ID": "yesterday"})
     assert bad.status_code == 400 and bad.json()["field"] == "Last-Event-ID"
+
+
+class Receiver:
+    """A webhook receiver on loopback that answers 500 to its first ``failures`` requests (or all), then 204."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.requests: list[tuple[int, dict[str, str], bytes]] = []  # (status answered, headers, body)
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                status = 500 if len(receiver.requests) < receiver.failures else 204
+                receiver.requests.append((status, {k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def accepted(self) -> list[tuple[dict[str, str], bytes]]:
+        return [(h, b) for status, h, b in self.requests if status == 204]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def wait_for(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_a_failing_webhook_gets_every_event_in_order_signed(client: httpx.Client) -> None:
+    receiver = Receiver(failures=3)
+    try:
+        made = client.post("/v1/alerts", json={**ALERT, "webhook_url": receiver.url}, headers=auth("ivan")).json()
+        secret = made["webhook"]["secret"]
+        assert secret.startswith("whsec_") and made["webhook"]["url"] == receiver.url
+        trip = make_trip("alert-hook-1", 1, day=DAY, hour=9)
+        for version, hour in ((1, 9), (2, 13), (3, 9)):  # match, unmatch, match
+            assert client.put("/v1/trips/alert-hook-1", json={**trip, **make_trip("alert-hook-1", version, day=DAY, hour=hour)}, headers=WRITER).status_code == 200
+        events = feed(client, "ivan", made["id"])[::-1]
+        assert [e["kind"] for e in events] == ["match", "unmatch", "match"]
+        wait_for(lambda: len(receiver.accepted()) == 3)
+        got = [orjson.loads(body) for _, body in receiver.accepted()]
+        assert got == events, "every event, in order, as the feed has it"
+        for headers, body in receiver.accepted():
+            assert verify(body, headers["tripsearch-signature"], secret) and headers["tripsearch-event-id"] == str(orjson.loads(body)["seq"])
+        assert not verify(receiver.accepted()[0][1], receiver.accepted()[0][0]["tripsearch-signature"], "whsec_wrong")
+        retried = [orjson.loads(b)["seq"] for status, _, b in receiver.requests]
+        assert retried[:4] == [events[0]["seq"]] * 4, "the first event was retried until it got through, before the next"
+        # the sender records the delivery just after the receiver answers
+        wait_for(lambda: client.get(f"/v1/alerts/{made['id']}", headers=auth("ivan")).json()["webhook"]["delivered"] == 3)
+        webhook = client.get(f"/v1/alerts/{made['id']}", headers=auth("ivan")).json()["webhook"]
+        assert webhook["status"] == "ok" and webhook["pending"] == 0 and "secret" not in webhook
+    finally:
+        receiver.close()
+
+
+def test_a_webhook_that_keeps_failing_is_given_up_and_shows_it(client: httpx.Client) -> None:
+    receiver = Receiver(failures=10**9)
+    try:
+        made = client.post("/v1/alerts", json={**ALERT, "webhook_url": receiver.url}, headers=auth("judy")).json()
+        assert client.put("/v1/trips/alert-hook-2", json=make_trip("alert-hook-2", 1, day=DAY, hour=9), headers=WRITER).status_code == 200
+        wait_for(lambda: len(receiver.requests) >= 2)
+        webhook = client.get(f"/v1/alerts/{made['id']}", headers=auth("judy")).json()["webhook"]
+        assert webhook["status"] == "failing" and webhook["retrying"]["last_error"] == "HTTP 500"
+
+        def given_up() -> bool:
+            return client.get(f"/v1/alerts/{made['id']}", headers=auth("judy")).json()["webhook"]["status"] == "failed"
+
+        wait_for(given_up, timeout_s=GIVE_UP_S + 20)
+        webhook = client.get(f"/v1/alerts/{made['id']}", headers=auth("judy")).json()["webhook"]
+        assert webhook["failed"] == 1 and webhook["pending"] == 0 and webhook["last_failure"]["error"] == "HTTP 500"
+        attempts = len(receiver.requests)
+        time.sleep(1.0)
+        assert len(receiver.requests) == attempts, "given up: no more attempts"
+    finally:
+        receiver.close()
+
+
+def test_a_webhook_url_must_be_http(client: httpx.Client) -> None:
+    response = client.post("/v1/alerts", json={**ALERT, "webhook_url": "file:///etc/passwd"}, headers=auth("ivan"))
+    assert response.status_code == 400 and response.json()["field"] == "webhook_url"

@@ -76,10 +76,13 @@ class AlertingBackend:
                 self._store = AlertStore(self.alerts_path) if self._max_per_owner is None else AlertStore(self.alerts_path, self._max_per_owner)
             return self._store
 
-    def _existing_store(self) -> AlertStore | None:
+    def existing_alerts(self) -> AlertStore | None:
+        """Return the alert store if its file exists (without creating it)."""
         if self._store is None and self.alerts_path.exists():
             return self.alerts()
         return self._store
+
+    _existing_store = existing_alerts
 
     def _active_store(self) -> AlertStore | None:
         store = self._existing_store()

@@ -14,6 +14,8 @@ Tables:
   alerts that were told;
 - ``events``: the match feed (``match``, ``unmatch``, ``cancel``), numbered
   by one sequence shared by every alert, newest first when read;
+- ``deliveries``: the webhook outbox, one row per event of an alert with a
+  webhook, written in the event's transaction (:mod:`tripsearch.alerts.delivery` sends them);
 - ``pending``: trip writes announced but not matched yet (the journal that
   makes a crash between the trip write and the match harmless, see
   :mod:`tripsearch.alerts.backend`).
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import secrets
 import sqlite3
 import threading
 import time
@@ -33,6 +36,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -40,7 +44,9 @@ from ..errors import AlertLimitReached, AlertNotFound, BackendUnavailable, Inval
 from ..index.cells import disk_to_cells
 from .model import AlertSpec, expires_at, parse_alert
 
-__all__ = ["AlertStore", "AlertRecord", "MatchEvent", "TripOutcome", "DEFAULT_MAX_PER_OWNER", "RETENTION"]
+__all__ = ["AlertStore", "AlertRecord", "Delivery", "MatchEvent", "TripOutcome", "DEFAULT_MAX_PER_OWNER", "RETENTION", "WEBHOOK_FIELD"]
+
+WEBHOOK_FIELD = "webhook_url"  # the one alert field that is not a search field
 
 DEFAULT_MAX_PER_OWNER = 100
 RETENTION = dt.timedelta(days=7)  # an expired alert (and its feed) is kept this long, then purged
@@ -49,7 +55,8 @@ FROM_SIDE, TO_SIDE = 0, 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, fields BLOB NOT NULL,
-    day_from INTEGER NOT NULL, day_to INTEGER NOT NULL, created_s INTEGER NOT NULL, expires_s INTEGER NOT NULL
+    day_from INTEGER NOT NULL, day_to INTEGER NOT NULL, created_s INTEGER NOT NULL, expires_s INTEGER NOT NULL,
+    webhook_url TEXT, webhook_secret TEXT
 );
 CREATE INDEX IF NOT EXISTS alerts_owner ON alerts (owner, created_s);
 CREATE TABLE IF NOT EXISTS alert_cells (
@@ -68,6 +75,11 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_alert ON events (alert_id, seq);
 CREATE INDEX IF NOT EXISTS events_owner ON events (owner, seq);
+CREATE TABLE IF NOT EXISTS deliveries (
+    seq INTEGER PRIMARY KEY, alert_id TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL, first_s REAL NOT NULL,
+    next_s REAL NOT NULL, lease_s REAL NOT NULL, done_s REAL, last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_alert ON deliveries (alert_id, state, seq);
 CREATE TABLE IF NOT EXISTS pending (trip_id TEXT PRIMARY KEY, version INTEGER, since_s REAL NOT NULL, token TEXT NOT NULL) WITHOUT ROWID;
 """
 
@@ -81,12 +93,13 @@ class AlertRecord:
     spec: AlertSpec
     created: dt.datetime
     expires: dt.datetime
+    webhook: dict[str, Any] | None = None  # url and delivery state; the secret only right after creation
 
     def expired(self, now: dt.datetime) -> bool:
         return now >= self.expires
 
     def to_dict(self, now: dt.datetime) -> dict[str, Any]:
-        return {
+        out = {
             "id": self.id,
             "owner": self.owner,
             **self.spec.to_dict(),
@@ -94,6 +107,9 @@ class AlertRecord:
             "expires_at": _iso(self.expires),
             "status": "expired" if self.expired(now) else "active",
         }
+        if self.webhook is not None:
+            out["webhook"] = self.webhook
+        return out
 
 
 @dataclass(frozen=True)
@@ -111,6 +127,17 @@ class MatchEvent:
 
     def to_dict(self) -> dict[str, Any]:
         return {"seq": self.seq, "alert_id": self.alert_id, "trip_id": self.trip_id, "version": self.version, "kind": self.kind, "at": _iso(_utc(self.at)), **self.body}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A webhook POST to make: the event, where to, with which secret, and how many tries it took so far."""
+
+    event: MatchEvent
+    url: str
+    secret: str
+    attempts: int
+    first_s: float
 
 
 @dataclass(frozen=True)
@@ -176,14 +203,24 @@ class AlertStore:
     def create(self, owner: str, fields: Any, max_per_owner: int | None = None) -> AlertRecord:
         """Store an alert for ``owner``; raise :class:`InvalidAlert` or :class:`AlertLimitReached`.
 
-        ``max_per_owner`` overrides the store's limit of active alerts per owner.
+        ``fields`` may hold ``webhook_url`` (http or https): every event of
+        the alert is then also POSTed there, signed with a secret that only
+        this call returns (``webhook.secret``). ``max_per_owner`` overrides
+        the store's limit of active alerts per owner.
         """
         limit = self.max_per_owner if max_per_owner is None else max_per_owner
         if not owner:
             raise InvalidAlert("owner", "is required (the sub of the caller's token)")
         now = self.now()
+        if isinstance(fields, dict) and WEBHOOK_FIELD in fields:
+            fields = dict(fields)
+            url = _webhook_url(fields.pop(WEBHOOK_FIELD))
+        else:
+            url = None
         spec = parse_alert(fields, now=now)
-        record = AlertRecord(uuid.uuid4().hex, owner, spec, now, expires_at(spec))
+        secret = "whsec_" + secrets.token_urlsafe(24) if url else None
+        webhook = {"url": url, "secret": secret} if url else None
+        record = AlertRecord(uuid.uuid4().hex, owner, spec, now, expires_at(spec), webhook)
         from_cells = disk_to_cells(*spec.query.from_point, spec.query.from_radius_km)
         to_cells = disk_to_cells(*spec.query.to_point, spec.query.to_radius_km)
         with self._write() as db:
@@ -192,8 +229,8 @@ class AlertStore:
             if active >= limit:
                 raise AlertLimitReached(limit)
             db.execute(
-                "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (record.id, owner, orjson.dumps(spec.to_dict()), spec.day_from, spec.day_to, int(now.timestamp()), int(record.expires.timestamp())),
+                "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (record.id, owner, orjson.dumps(spec.to_dict()), spec.day_from, spec.day_to, int(now.timestamp()), int(record.expires.timestamp()), url, secret),
             )
             db.executemany(
                 "INSERT INTO alert_cells VALUES (?, ?, ?, ?, ?)",
@@ -203,15 +240,17 @@ class AlertStore:
 
     def owner_alerts(self, owner: str) -> list[AlertRecord]:
         """Return the owner's alerts, newest first."""
-        rows = self._db().execute("SELECT id, owner, fields, created_s, expires_s FROM alerts WHERE owner = ? ORDER BY created_s DESC, id", (owner,)).fetchall()
-        return [_record(row) for row in rows]
+        db = self._db()
+        rows = db.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE owner = ? ORDER BY created_s DESC, id", (owner,)).fetchall()
+        return [_record(db, row) for row in rows]
 
     def get(self, owner: str, alert_id: str) -> AlertRecord:
         """Return one of the owner's alerts, or raise :class:`AlertNotFound` (also for another owner's)."""
-        row = self._db().execute("SELECT id, owner, fields, created_s, expires_s FROM alerts WHERE id = ? AND owner = ?", (alert_id, owner)).fetchone()
+        db = self._db()
+        row = db.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE id = ? AND owner = ?", (alert_id, owner)).fetchone()
         if row is None:
             raise AlertNotFound(alert_id)
-        return _record(row)
+        return _record(db, row)
 
     def delete(self, owner: str, alert_id: str) -> None:
         """Delete one of the owner's alerts, its postings, state and feed."""
@@ -317,6 +356,41 @@ class AlertStore:
                 db.execute("INSERT OR REPLACE INTO trip_state VALUES (?, ?, ?)", (out.trip_id, version, int(live)))
         return events
 
+    # -- webhook deliveries ---------------------------------------------------
+
+    def claim_deliveries(self, lease_s: float, limit: int = 20) -> list[Delivery]:
+        """Return due webhook deliveries, each the oldest undelivered event of its alert, leased for ``lease_s`` to this caller.
+
+        One event per alert at a time keeps each alert's events in order;
+        the lease keeps other processes from sending the same one meanwhile.
+        """
+        now = self.clock()
+        with self._write() as db:
+            rows = db.execute(
+                """SELECT d.seq, d.attempts, d.first_s, a.webhook_url, a.webhook_secret,
+                          e.alert_id, e.owner, e.trip_id, e.version, e.kind, e.at_s, e.body
+                   FROM deliveries d JOIN alerts a ON a.id = d.alert_id JOIN events e ON e.seq = d.seq
+                   WHERE d.state = 'pending' AND d.next_s <= ? AND d.lease_s <= ?
+                     AND d.seq = (SELECT min(seq) FROM deliveries WHERE alert_id = d.alert_id AND state = 'pending')
+                   ORDER BY d.seq LIMIT ?""",
+                (now, now, limit),
+            ).fetchall()
+            db.executemany("UPDATE deliveries SET lease_s = ? WHERE seq = ?", [(now + lease_s, row[0]) for row in rows])
+        return [Delivery(_match_event((row[0], *row[5:])), row[3], row[4], row[1], row[2]) for row in rows]
+
+    def delivered(self, seq: int) -> None:
+        """Mark a webhook delivery done."""
+        with self._write() as db:
+            db.execute("UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, done_s = ?, lease_s = 0, last_error = NULL WHERE seq = ?", (self.clock(), seq))
+
+    def delivery_failed(self, seq: int, error: str, retry_at: float | None) -> None:
+        """Record a failed attempt: retry at ``retry_at``, or give up (None)."""
+        with self._write() as db:
+            if retry_at is None:
+                db.execute("UPDATE deliveries SET state = 'failed', attempts = attempts + 1, done_s = ?, lease_s = 0, last_error = ? WHERE seq = ?", (self.clock(), error[:500], seq))
+            else:
+                db.execute("UPDATE deliveries SET attempts = attempts + 1, next_s = ?, lease_s = 0, last_error = ? WHERE seq = ?", (retry_at, error[:500], seq))
+
     # -- feeds ----------------------------------------------------------------
 
     def matches(self, owner: str, alert_id: str, cursor: str | None = None, limit: int = 50) -> tuple[list[MatchEvent], str | None]:
@@ -384,7 +458,7 @@ class _Transaction:
 
 
 def _drop(db: sqlite3.Connection, ids: list[str]) -> None:
-    for table, column in (("alerts", "id"), ("alert_cells", "alert_id"), ("alert_trips", "alert_id"), ("events", "alert_id")):
+    for table, column in (("alerts", "id"), ("alert_cells", "alert_id"), ("alert_trips", "alert_id"), ("events", "alert_id"), ("deliveries", "alert_id")):
         db.executemany(f"DELETE FROM {table} WHERE {column} = ?", [(i,) for i in ids])
 
 
@@ -397,16 +471,59 @@ def _owners(db: sqlite3.Connection, alert_ids: set[str]) -> dict[str, str]:
 
 def _event(db: sqlite3.Connection, alert_id: str, owner: str, trip_id: str, version: int, kind: str, now: float, body: dict[str, Any]) -> MatchEvent:
     cur = db.execute("INSERT INTO events (alert_id, owner, trip_id, version, kind, at_s, body) VALUES (?, ?, ?, ?, ?, ?, ?)", (alert_id, owner, trip_id, version, kind, now, orjson.dumps(body)))
-    return MatchEvent(int(cur.lastrowid or 0), alert_id, owner, trip_id, version, kind, now, body)
+    seq = int(cur.lastrowid or 0)
+    # the webhook outbox row commits with the event, so a delivery cannot be lost between them
+    db.execute(
+        "INSERT INTO deliveries SELECT ?, id, 'pending', 0, ?, ?, 0, NULL, NULL FROM alerts WHERE id = ? AND webhook_url IS NOT NULL", (seq, now, now, alert_id)
+    )
+    return MatchEvent(seq, alert_id, owner, trip_id, version, kind, now, body)
+
+
+def _webhook_url(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > 2000:
+        raise InvalidAlert(WEBHOOK_FIELD, "must be a URL of at most 2000 characters")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidAlert(WEBHOOK_FIELD, f"must be an http or https URL with a host, got {value[:60]!r}")
+    return value
+
+
+def _webhook_state(db: sqlite3.Connection, alert_id: str, url: str) -> dict[str, Any]:
+    """Return what GET shows of an alert's webhook: the URL and how its deliveries fare (never the secret)."""
+    counts = dict(db.execute("SELECT state, count(*) FROM deliveries WHERE alert_id = ? GROUP BY state", (alert_id,)).fetchall())
+    failure = db.execute(
+        "SELECT seq, done_s, last_error FROM deliveries WHERE alert_id = ? AND state = 'failed' ORDER BY seq DESC LIMIT 1", (alert_id,)
+    ).fetchone()
+    retrying = db.execute(
+        "SELECT attempts, last_error FROM deliveries WHERE alert_id = ? AND state = 'pending' AND attempts > 0 ORDER BY seq LIMIT 1", (alert_id,)
+    ).fetchone()
+    state: dict[str, Any] = {
+        "url": url,
+        "delivered": counts.get("delivered", 0),
+        "pending": counts.get("pending", 0),
+        "failed": counts.get("failed", 0),
+        "status": "failing" if retrying else ("failed" if failure else "ok"),
+    }
+    if retrying:
+        state["retrying"] = {"attempts": retrying[0], "last_error": retrying[1]}
+    if failure:
+        state["last_failure"] = {"seq": failure[0], "gave_up_at": _iso(_utc(failure[1])), "error": failure[2]}
+    return state
 
 
 def _unmatch_reason(status: str) -> str:
     return "full" if status == "full" else "changed"
 
 
-def _record(row: tuple[Any, ...]) -> AlertRecord:
-    alert_id, owner, fields, created_s, expires_s = row
-    return AlertRecord(alert_id, owner, parse_alert(orjson.loads(fields)), _utc(created_s), _utc(expires_s))
+_ALERT_COLUMNS = "id, owner, fields, created_s, expires_s, webhook_url"
+
+
+def _record(db: sqlite3.Connection, row: tuple[Any, ...]) -> AlertRecord:
+    alert_id, owner, fields, created_s, expires_s, url = row
+    webhook = _webhook_state(db, alert_id, url) if url else None
+    return AlertRecord(alert_id, owner, parse_alert(orjson.loads(fields)), _utc(created_s), _utc(expires_s), webhook)
 
 
 def _match_event(row: tuple[Any, ...]) -> MatchEvent:
