@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import threading
 import time
@@ -13,6 +14,8 @@ import orjson
 import pytest
 
 from tripsearch.alerts.delivery import verify
+from tripsearch.client import AsyncTripSearchClient, TripSearchClient
+from tripsearch.errors import AlertNotFound, InvalidAlert
 
 from .conftest import Server
 from .support import REYKJAVIK, SELFOSS, iceland_query, make_token, make_trip
@@ -278,3 +281,43 @@ def test_a_webhook_that_keeps_failing_is_given_up_and_shows_it(client: httpx.Cli
 def test_a_webhook_url_must_be_http(client: httpx.Client) -> None:
     response = client.post("/v1/alerts", json={**ALERT, "webhook_url": "file:///etc/passwd"}, headers=auth("ivan"))
     assert response.status_code == 400 and response.json()["field"] == "webhook_url"
+
+
+def test_the_python_clients_save_read_stream_and_delete_alerts(server: Server, client: httpx.Client) -> None:
+    token = make_token("alerts:write", sub="kim")
+    with TripSearchClient(server.url, token) as alerts:
+        made = alerts.create_alert(ALERT)
+        assert alerts.get_alert(made["id"]) == made and [a["id"] for a in alerts.alerts()] == [made["id"]]
+        with pytest.raises(InvalidAlert) as bad:
+            alerts.create_alert({**ALERT, "seats": 0})
+        assert bad.value.field == "seats"
+        stream = alerts.stream_alerts(last_event_id="0")  # kim's events from the first (a generator opens the stream at next())
+        assert client.put("/v1/trips/alert-client-1", json=make_trip("alert-client-1", 1, day=DAY, hour=9), headers=WRITER).status_code == 200
+        first = next(stream)
+        stream.close()
+        assert first["kind"] == "match" and first["trip_id"] == "alert-client-1"
+        assert client.put("/v1/trips/alert-client-1", json={**make_trip("alert-client-1", 2, day=DAY, hour=9), "status": "full"}, headers=WRITER).status_code == 200
+        resumed = next(alerts.stream_alerts(last_event_id=str(first["seq"])))
+        assert (resumed["kind"], resumed["reason"]) == ("unmatch", "full")
+        matches, cursor = alerts.alert_matches(made["id"], limit=1)
+        assert [m["seq"] for m in matches] == [resumed["seq"]] and cursor is not None
+        assert [m["seq"] for m in alerts.alert_matches(made["id"], cursor)[0]] == [first["seq"]]
+        alerts.delete_alert(made["id"])
+        with pytest.raises(AlertNotFound):
+            alerts.get_alert(made["id"])
+
+    async def use_async() -> None:
+        async with AsyncTripSearchClient(server.url, token) as async_alerts:
+            made = await async_alerts.create_alert({**ALERT, "date_from": None, "date_to": None, "date": DAY.isoformat()})
+            assert (await async_alerts.get_alert(made["id"]))["date_to"] == DAY.isoformat()
+            stream = async_alerts.stream_alerts(last_event_id="0")
+            waiting = asyncio.ensure_future(stream.__anext__())
+            trip = make_trip("alert-client-2", 1, day=DAY, hour=9)
+            assert (await asyncio.to_thread(client.put, "/v1/trips/alert-client-2", json=trip, headers=WRITER)).status_code == 200
+            event = await asyncio.wait_for(waiting, 30)
+            await stream.aclose()
+            assert event["alert_id"] == made["id"] and event["trip_id"] == "alert-client-2"
+            await async_alerts.delete_alert(made["id"])
+            assert await async_alerts.alerts() == []
+
+    asyncio.run(use_async())
