@@ -107,8 +107,7 @@ class AlertingBackend:
         report = self.inner.upsert(inputs, refresh)
         stored = {item.id for item in report.items if item.result == "stored"}
         written = [w for tid, w in latest.items() if tid in stored]
-        store.record(match_trips(store, [w.trip for w in written], [w.route for w in written]))
-        store.settle(set(latest) - stored, token)
+        store.record(match_trips(store, [w.trip for w in written], [w.route for w in written]), set(latest) - stored, token)
         return report
 
     def delete(self, ids: Iterable[str | tuple[str, int]], refresh: bool = False) -> DeleteReport:
@@ -120,8 +119,7 @@ class AlertingBackend:
         token = store.announce(wanted)
         report = self.inner.delete([tid if version is None else (tid, version) for tid, version in wanted], refresh)
         deleted = {item.id: item.version for item in report.items if item.result == "deleted" and item.id is not None}
-        store.record([TripOutcome(tid, version, "deleted", {}) for tid, version in deleted.items()])
-        store.settle({tid for tid, _ in wanted} - deleted.keys(), token)
+        store.record([TripOutcome(tid, version, "deleted", {}) for tid, version in deleted.items()], {tid for tid, _ in wanted} - deleted.keys(), token)
         return report
 
     def replay(self, older_than_s: float = 0.0) -> int:

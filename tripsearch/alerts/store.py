@@ -317,22 +317,21 @@ class AlertStore:
     def settle(self, trip_ids: Iterable[str], token: str | None = None) -> None:
         """Forget journalled writes that turned out to change nothing (only those ``token`` announced, when given)."""
         with self._write() as db:
-            if token is None:
-                db.executemany("DELETE FROM pending WHERE trip_id = ?", [(tid,) for tid in trip_ids])
-            else:
-                db.executemany("DELETE FROM pending WHERE trip_id = ? AND token = ?", [(tid, token) for tid in trip_ids])
+            _settle(db, trip_ids, token)
 
-    def record(self, outcomes: Sequence[TripOutcome]) -> list[MatchEvent]:
+    def record(self, outcomes: Sequence[TripOutcome], unchanged: Iterable[str] = (), token: str | None = None) -> list[MatchEvent]:
         """Apply trip outcomes in one transaction: new matches, matches lost, cancellations; return the events written.
 
         An outcome older than the recorded version of its trip changes
         nothing, and one at the same version only if it is a deletion (so a
         replay is harmless). Each outcome also clears the trip's journal
-        entry, unless that entry announced a higher version.
+        entry, unless that entry announced a higher version. ``unchanged``
+        are settled in the same transaction (see :meth:`settle`).
         """
         now = self.clock()
         events: list[MatchEvent] = []
         with self._write() as db:
+            _settle(db, unchanged, token)
             for out in outcomes:
                 state = db.execute("SELECT version, live FROM trip_state WHERE trip_id = ?", (out.trip_id,)).fetchone()
                 live = out.status != "deleted"
@@ -455,6 +454,13 @@ class _Transaction:
         self.db.execute("ROLLBACK")
         if isinstance(exc, sqlite3.Error):
             raise BackendUnavailable(f"the alert store failed ({exc})") from None
+
+
+def _settle(db: sqlite3.Connection, trip_ids: Iterable[str], token: str | None) -> None:
+    if token is None:
+        db.executemany("DELETE FROM pending WHERE trip_id = ?", [(tid,) for tid in trip_ids])
+    else:
+        db.executemany("DELETE FROM pending WHERE trip_id = ? AND token = ?", [(tid, token) for tid in trip_ids])
 
 
 def _drop(db: sqlite3.Connection, ids: list[str]) -> None:
