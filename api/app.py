@@ -25,8 +25,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import tripsearch
+from tripsearch.alerts import AlertStore
+from tripsearch.alerts.delivery import WebhookSender
 from tripsearch.backend import Backend
-from tripsearch.errors import BackendUnavailable, InvalidCursor, InvalidInput, InvalidTrip, NotFound, StoreReadOnly
+from tripsearch.errors import AlertLimitReached, BackendUnavailable, InvalidAlert, InvalidCursor, InvalidInput, InvalidTrip, NotFound, StoreReadOnly
 
 from .auth import READ_SCOPE, TokenVerifier, require_scope
 from .connections import KeepAliveLimit
@@ -35,7 +37,7 @@ from .fastpath import GZIP_LEVEL, GZIP_MINIMUM_SIZE, SearchFastPath
 from .metrics import Metrics, MetricsMiddleware
 from .models import register_schemas
 from .problems import Problem, problem_response, retry_after_header
-from .routes import docs, health, page, places, search, trips
+from .routes import alerts, docs, health, page, places, search, trips
 from .settings import Settings
 
 __all__ = ["create_app", "BodyLimitMiddleware"]
@@ -47,6 +49,7 @@ Exact geospatial search for shared car trips.
 
 * Search (`/v1/search`) and place autocomplete (`/v1/places`) are public unless the server says otherwise.
 * Writes (`/v1/trips/...`) need a bearer JWT with the scope `trips:write`.
+* Alerts (`/v1/alerts...`) need a bearer JWT with the scope `alerts:write`; they belong to the token's `sub`.
 * Every error is `application/problem+json` (RFC 9457) with a `detail` naming the field.
 """
 
@@ -60,12 +63,17 @@ def create_app(settings: Settings | None = None, *, opener: Callable[..., Backen
     holder = EngineHolder(settings, opener)
     metrics = Metrics(lambda: _stats_if_open(holder))
 
+    # every worker sends the alerts' due webhooks (leased, so each event goes out once per attempt)
+    sender = WebhookSender(lambda: _alert_store_if_open(holder), retry_first_s=settings.webhook_retry_first_s, give_up_s=settings.webhook_give_up_s)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         holder.start()
+        sender.start()
         try:
             yield
         finally:
+            await run_in_threadpool(sender.close)
             await run_in_threadpool(holder.close)
 
     middleware = [
@@ -109,11 +117,21 @@ def create_app(settings: Settings | None = None, *, opener: Callable[..., Backen
     app.include_router(search.router, dependencies=public)
     app.include_router(places.router, dependencies=public)
     app.include_router(trips.router)
+    app.include_router(alerts.router)
     app.include_router(health.router)
     app.include_router(docs.router)
     app.include_router(page.router)  # the search page: no `public` dependency, so it loads even when search needs a token
     _document_hand_written_schemas(app)
     return app
+
+
+def _alert_store_if_open(holder: EngineHolder) -> AlertStore | None:
+    try:
+        engine = holder.engine
+    except BackendUnavailable:
+        return None
+    existing = getattr(engine, "existing_alerts", None)
+    return existing() if existing is not None else None
 
 
 def _stats_if_open(holder: EngineHolder) -> Mapping[str, Any] | None:
@@ -195,12 +213,16 @@ async def _invalid_input(request: Request, exc: Exception) -> Response:
     if isinstance(exc, InvalidTrip):
         status, code = 422, "invalid_trip"
     else:
-        status, code = 400, "invalid_cursor" if isinstance(exc, InvalidCursor) else "invalid_query"
+        status, code = 400, "invalid_cursor" if isinstance(exc, InvalidCursor) else "invalid_alert" if isinstance(exc, InvalidAlert) else "invalid_query"
     return problem_response(status, str(exc), code=code, field=exc.field or None)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
     return problem_response(404, str(exc), code="not_found")
+
+
+async def _alert_limit(request: Request, exc: Exception) -> Response:
+    return problem_response(409, str(exc), code="alert_limit_reached")
 
 
 async def _unavailable(request: Request, exc: Exception) -> Response:
@@ -242,6 +264,7 @@ _EXCEPTION_HANDLERS: dict[Any, Any] = {
     Problem: _problem,
     InvalidInput: _invalid_input,
     NotFound: _not_found,
+    AlertLimitReached: _alert_limit,
     BackendUnavailable: _unavailable,
     RequestValidationError: _request_validation,
     StarletteHTTPException: _http_error,

@@ -24,11 +24,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from .problems import Problem
 from .settings import Settings, SettingsError
 
-__all__ = ["TokenVerifier", "Claims", "WRITE_SCOPE", "READ_SCOPE", "scopes_of", "require_scope", "WriteAccess", "bearer"]
+__all__ = ["TokenVerifier", "Claims", "WRITE_SCOPE", "READ_SCOPE", "ALERTS_SCOPE", "scopes_of", "require_scope", "WriteAccess", "AlertsAccess", "bearer"]
 
 Claims = dict[str, Any]
 WRITE_SCOPE = "trips:write"
 READ_SCOPE = "trips:read"
+ALERTS_SCOPE = "alerts:write"  # save, read and delete one's own alerts (the owner is the token's sub)
 LEEWAY_S = 30  # clock skew tolerated between the token issuer and this server
 
 bearer = HTTPBearer(
@@ -131,3 +132,4 @@ def _unauthorized(detail: str, error: str | None = "invalid_token") -> Problem:
 
 
 WriteAccess = Annotated[Claims, Depends(require_scope(WRITE_SCOPE))]
+AlertsAccess = Annotated[Claims, Depends(require_scope(ALERTS_SCOPE))]

@@ -73,6 +73,8 @@ class EngineHolder:
             if settings.backend_url
             else {"refresh_interval": settings.refresh_interval}
         )
+        if settings.alerts_db:
+            options["alerts"] = settings.alerts_db
         delay = _RETRY_FIRST_S
         while not self._stop.is_set():
             try:

@@ -39,6 +39,11 @@ __all__ = [
     "Health",
     "Ready",
     "ProblemDetails",
+    "AlertRequest",
+    "Alert",
+    "AlertList",
+    "AlertMatch",
+    "AlertMatches",
     "search_parameters",
     "register_schemas",
     "DOCUMENTED_MODELS",
@@ -332,7 +337,88 @@ class ProblemDetails(BaseModel):
 
 
 # Models the routes document by hand (bodies the engine parses, problem documents): see register_schemas.
-DOCUMENTED_MODELS: tuple[type[BaseModel], ...] = (SearchRequest, Trip, ProblemDetails)
+# -- alerts -------------------------------------------------------------------
+
+
+class AlertRequest(BaseModel):
+    """A saved search: the fields of a search that select trips, over one date or a range of at most 90 days."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: PointText | LatLonPair = Field(alias="from", description="Where the passenger starts: `[lat, lon]` or `LAT,LON`.")
+    to: PointText | LatLonPair = Field(description="Where the passenger goes: `[lat, lon]` or `LAT,LON`.")
+    date: dt.date | None = Field(None, description="One day (`YYYY-MM-DD`, the trip's local time); or give `date_from` and `date_to`.")
+    date_from: dt.date | None = Field(None, description="First day of the range.")
+    date_to: dt.date | None = Field(None, description="Last day of the range (at most 90 days after `date_from`, counting both).")
+    from_radius_km: float = Field(10.0, ge=0, le=MAX_RADIUS_KM, description="How far from `from` the pickup may be.")
+    to_radius_km: float = Field(10.0, ge=0, le=MAX_RADIUS_KM, description="How far from `to` the dropoff may be.")
+    seats: int = Field(1, ge=1, le=99, description="Seats needed.")
+    time_from: str | None = Field(None, pattern=TIME_PATTERN, description="Earliest pickup time, local `HH:MM`.")
+    time_to: str | None = Field(None, pattern=TIME_PATTERN, description="Latest pickup time, local `HH:MM`.")
+    max_price: float | None = Field(None, ge=0, le=1e9, description="Highest price per seat.")
+    options: OptionsText | list[OptionName] | None = Field(None, description=f"Options every trip must have: {', '.join(OPTION_NAMES)}.")
+    min_rating: float | None = Field(None, ge=0, le=5, description="Lowest driver rating.")
+    webhook_url: str | None = Field(None, max_length=2000, description="http(s) URL to POST every event of the alert to, signed (see docs/alerts.md).")
+
+
+class Webhook(BaseModel):
+    """An alert's webhook and how its deliveries fare; `secret` only in the answer to `POST /v1/alerts`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    url: str
+    secret: str | None = Field(None, description="The HMAC-SHA256 key of the signatures; returned once, when the alert is saved.")
+    status: Literal["ok", "failing", "failed"] | None = Field(None, description="`failing`: an event is being retried; `failed`: the last event given up.")
+    delivered: int | None = None
+    pending: int | None = None
+    failed: int | None = None
+
+
+class Alert(BaseModel):
+    """A stored alert: its id, owner, fields (dates as a range), and whether it is still active."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    id: str
+    owner: str = Field(description="The `sub` of the token that saved it.")
+    from_: LatLonPair = Field(alias="from")
+    to: LatLonPair
+    date_from: dt.date
+    date_to: dt.date
+    created_at: str
+    expires_at: str = Field(description="When the last day has ended in every UTC offset; the alert is then `expired` (purged 7 days later).")
+    status: Literal["active", "expired"]
+    webhook: Webhook | None = None
+
+
+class AlertList(BaseModel):
+    alerts: list[Alert]
+
+
+class AlertMatch(BaseModel):
+    """One event of an alert's feed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    seq: int = Field(description="Position in the feed of all alerts (increasing).")
+    alert_id: str
+    trip_id: str
+    version: int = Field(description="The trip version the event is about.")
+    kind: Literal["match", "unmatch", "cancel"]
+    at: str
+    date: dt.date | None = Field(None, description="`match`: the day the alert's search finds the trip (local pickup date).")
+    score: float | None = None
+    pickup: HitPoint | None = None
+    dropoff: HitPoint | None = None
+    reason: str | None = Field(None, description="`unmatch`: `changed` or `full`; `cancel`: `cancelled` or `deleted`.")
+
+
+class AlertMatches(BaseModel):
+    matches: list[AlertMatch]
+    next_cursor: str | None
+
+
+DOCUMENTED_MODELS: tuple[type[BaseModel], ...] = (SearchRequest, AlertRequest, Trip, ProblemDetails)
 
 
 def search_parameters() -> list[dict[str, Any]]:

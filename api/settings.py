@@ -52,18 +52,25 @@ class Settings:
     max_json_depth: int = 32
     search_fast_path: bool = True  # answer public GET /v1/search in one ASGI layer (api/fastpath.py)
     keepalive_requests: int = 100  # requests per kept-alive connection before the server closes it (0: no limit; api/connections.py)
+    alerts_db: str | None = None  # SQLite file of the alerts (default: alerts.sqlite in the data directory; required for Elasticsearch)
+    alerts_max_per_owner: int = 100  # active alerts one owner may keep
+    webhook_retry_first_s: float = 1.0  # first wait before retrying a failed webhook; doubled each time, at most 10 minutes
+    webhook_give_up_s: float = 86_400.0  # a webhook event still failing this long after it happened is given up
 
     def __post_init__(self) -> None:
         if self.jwt_secret is not None and len(self.jwt_secret.encode()) < MIN_HS256_SECRET_BYTES:
             raise SettingsError(f"TRIPSEARCH_JWT_SECRET must be at least {MIN_HS256_SECRET_BYTES} bytes (RFC 7518, section 3.2)")
         if self.jwt_public_key is not None and "-----BEGIN" not in self.jwt_public_key:
             raise SettingsError("TRIPSEARCH_JWT_PUBLIC_KEY must be a PEM public key or the path of a file holding one")
+        for name in ("webhook_retry_first_s", "webhook_give_up_s"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{ENV[name]} must be greater than 0")
         if self.backend_timeout <= 0:
             raise SettingsError(f"{ENV['backend_timeout']} must be greater than 0")
         for name in ("cache_max_age", "places_cache_max_age", "refresh_interval", "keepalive_requests"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{ENV[name]} must be at least 0")
-        for name in ("max_body_bytes", "max_bulk_bytes", "max_bulk_lines", "max_json_depth"):
+        for name in ("max_body_bytes", "max_bulk_bytes", "max_bulk_lines", "max_json_depth", "alerts_max_per_owner"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{ENV[name]} must be at least 1")
 
@@ -120,6 +127,10 @@ ENV: dict[str, str] = {
     "max_json_depth": "TRIPSEARCH_MAX_JSON_DEPTH",
     "search_fast_path": "TRIPSEARCH_SEARCH_FAST_PATH",
     "keepalive_requests": "TRIPSEARCH_KEEPALIVE_REQUESTS",
+    "alerts_db": "TRIPSEARCH_ALERTS_DB",
+    "alerts_max_per_owner": "TRIPSEARCH_ALERTS_MAX_PER_OWNER",
+    "webhook_retry_first_s": "TRIPSEARCH_WEBHOOK_RETRY_FIRST_S",
+    "webhook_give_up_s": "TRIPSEARCH_WEBHOOK_GIVE_UP_S",
 }
 
 
@@ -187,4 +198,8 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "max_json_depth": _integer,
     "search_fast_path": _boolean,
     "keepalive_requests": _integer,
+    "alerts_db": _text,
+    "alerts_max_per_owner": _integer,
+    "webhook_retry_first_s": _number,
+    "webhook_give_up_s": _number,
 }

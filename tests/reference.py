@@ -241,3 +241,19 @@ def facets(evaluated: list[RefHit], q: dict[str, Any]) -> dict[str, Any]:
     date_hits = without("date")
     out["dates"] = [sum(1 for h in date_hits if h.local_day == day + k) for k in range(-3, 4)]
     return out
+
+
+def alert_day(ref: RefTrip, alert: dict[str, Any]) -> int | None:
+    """Return the day (days since 1970-01-01) on which the search of ``alert``'s fields returns the trip, or None.
+
+    An alert (``date`` or ``date_from``..``date_to`` plus search fields)
+    matches a trip when the search of one of its days does; the pickup falls
+    on one local day, so at most one day answers.
+    """
+    first = day_of(alert.get("date_from", alert.get("date")))
+    last = day_of(alert.get("date_to", alert.get("date")))
+    fields = {k: v for k, v in alert.items() if k not in ("date", "date_from", "date_to")}
+    hit = evaluate(ref, {**fields, "date": "1970-01-01"})
+    if hit is None or not all(v for k, v in hit.passes.items() if k != "date"):
+        return None
+    return hit.local_day if first <= hit.local_day <= last else None

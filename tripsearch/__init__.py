@@ -7,8 +7,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .backend import Backend, DeleteReport, Hit, ItemResult, Point, SearchResult, UpsertReport
 from .errors import BackendUnavailable, InvalidCursor, InvalidInput, InvalidQuery, InvalidTrip, NotFound, StoreReadOnly, TripSearchError
@@ -38,16 +39,33 @@ __all__ = [
     "StoreReadOnly",
 ]
 
+if TYPE_CHECKING:
+    from .alerts import AlertStore
+
 __version__ = "0.1.0"
 
 
-def open(target: str | Path, **options: Any) -> Backend:  # noqa: A001 - mirrors the built-in on purpose
-    """Return an engine: a directory path opens the embedded backend, an ``http(s)://`` address Elasticsearch."""
+def open(target: str | Path, alerts: str | Path | AlertStore | bool | None = None, **options: Any) -> Backend:  # noqa: A001 - mirrors the built-in on purpose
+    """Return an engine: a directory path opens the embedded backend, an ``http(s)://`` address Elasticsearch.
+
+    Writes are matched against saved alerts (:mod:`tripsearch.alerts`):
+    kept in ``alerts.sqlite`` in the data directory for the embedded backend;
+    for Elasticsearch in the SQLite file ``alerts`` names, else
+    ``$TRIPSEARCH_ALERTS_DB``, else not at all. ``alerts`` may also be an
+    open :class:`~tripsearch.alerts.AlertStore`; ``alerts=False`` turns matching off.
+    """
+    from .alerts import ALERTS_DB_NAME, AlertingBackend, AlertStore
+
     text = str(target)
+    backend: Backend
     if text.startswith(("http://", "https://")):
         from .index.elastic import ElasticBackend
 
-        return ElasticBackend(text, **options)
-    from .index.embedded import EmbeddedBackend
+        backend = ElasticBackend(text, **options)
+        path = alerts if isinstance(alerts, (str, Path, AlertStore)) else (os.environ.get("TRIPSEARCH_ALERTS_DB") or None) if alerts is not False else None
+    else:
+        from .index.embedded import EmbeddedBackend
 
-    return EmbeddedBackend(target, **options)
+        backend = EmbeddedBackend(target, **options)
+        path = alerts if isinstance(alerts, (str, Path, AlertStore)) else (Path(target) / ALERTS_DB_NAME if alerts is not False else None)
+    return backend if path is None else AlertingBackend(backend, path)

@@ -32,7 +32,7 @@ import httpx
 import orjson
 
 from .backend import Hit, ItemResult, Point, SearchResult
-from .errors import BackendUnavailable, InvalidCursor, InvalidQuery, InvalidTrip, NotFound, StoreReadOnly, TripSearchError
+from .errors import AlertNotFound, BackendUnavailable, InvalidAlert, InvalidCursor, InvalidQuery, InvalidTrip, NotFound, StoreReadOnly, TripSearchError
 from .model import Trip, trip_to_json
 from .query.model import Query
 
@@ -187,6 +187,52 @@ def _delete_call(trip_id: str, refresh: Refresh, version: int | None) -> _Call[I
     return _Call("DELETE", _trip_url(trip_id), read, params=params or None)
 
 
+# -- alerts ---------------------------------------------------------------------
+
+
+def _alert_url(alert_id: str | None = None, suffix: str = "") -> str:
+    return "/v1/alerts" + (f"/{quote(str(alert_id), safe='')}" if alert_id is not None else "") + suffix
+
+
+def _json_call(method: str, url: str, alert_id: str | None = None, body: Any = None, params: Mapping[str, str] | None = None) -> _Call[Any]:
+    def read(response: httpx.Response) -> Any:
+        _raise_for(response, alert_id=alert_id)
+        return orjson.loads(response.content) if response.content else None
+
+    content = orjson.dumps(body) if body is not None else None
+    return _Call(method, url, read, params=params, content=content, headers={"Content-Type": "application/json"} if content else None)
+
+
+def _matches_call(alert_id: str, cursor: str | None, limit: int) -> _Call[Any]:
+    params = {"limit": str(limit), **({"cursor": cursor} if cursor else {})}
+    return _json_call("GET", _alert_url(alert_id, "/matches"), alert_id, params=params)
+
+
+class _SSEParser:
+    """Server-Sent Events, line by line: returns each complete event's ``data`` (JSON) and remembers the last ``id``."""
+
+    def __init__(self, last_event_id: str | None) -> None:
+        self.last_event_id = last_event_id
+        self._fields: dict[str, str] = {}
+
+    def feed(self, line: str) -> dict[str, Any] | None:
+        if line == "":
+            fields, self._fields = self._fields, {}
+            if "data" not in fields:
+                return None
+            if "id" in fields:
+                self.last_event_id = fields["id"]
+            event: dict[str, Any] = orjson.loads(fields["data"])
+            return event
+        if not line.startswith(":"):
+            name, _, value = line.partition(":")
+            self._fields[name] = value[1:] if value.startswith(" ") else value
+        return None
+
+    def headers(self) -> dict[str, str]:
+        return {"Last-Event-ID": self.last_event_id} if self.last_event_id else {}
+
+
 def _trip_url(trip_id: str) -> str:
     return f"/v1/trips/{quote(str(trip_id), safe='')}"
 
@@ -232,7 +278,7 @@ def _problem(response: httpx.Response) -> dict[str, Any]:
     return data if isinstance(data, dict) else {"detail": str(data)[:200]}
 
 
-def _raise_for(response: httpx.Response, trip_id: str | None = None) -> None:
+def _raise_for(response: httpx.Response, trip_id: str | None = None, alert_id: str | None = None) -> None:
     """Raise the engine error (or :class:`APIError`) an error answer stands for."""
     status = response.status_code
     if status < 400:
@@ -246,6 +292,10 @@ def _raise_for(response: httpx.Response, trip_id: str | None = None) -> None:
         raise InvalidCursor(reason)
     if code == "invalid_query":
         raise InvalidQuery(field, reason)
+    if code == "invalid_alert":
+        raise InvalidAlert(field, reason)
+    if code == "not_found" and alert_id is not None:
+        raise AlertNotFound(alert_id)
     if code == "not_found" and trip_id is not None:
         raise NotFound(trip_id)
     if status == 503:
@@ -412,6 +462,52 @@ class TripSearchClient:
         if last is not None:
             yield self._send_batch(last, refresh)
 
+    def create_alert(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Save an alert for the token's ``sub`` (scope ``alerts:write``); return it (with ``webhook.secret`` if a ``webhook_url`` was given)."""
+        return self._run(_json_call("POST", _alert_url(), body=dict(fields)))  # type: ignore[no-any-return]
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Return the caller's alerts, newest first."""
+        return self._run(_json_call("GET", _alert_url()))["alerts"]  # type: ignore[no-any-return]
+
+    def get_alert(self, alert_id: str) -> dict[str, Any]:
+        """Return one of the caller's alerts, or raise :class:`AlertNotFound`."""
+        return self._run(_json_call("GET", _alert_url(alert_id), alert_id))  # type: ignore[no-any-return]
+
+    def delete_alert(self, alert_id: str) -> None:
+        """Delete one of the caller's alerts, or raise :class:`AlertNotFound`."""
+        self._run(_json_call("DELETE", _alert_url(alert_id), alert_id))
+
+    def alert_matches(self, alert_id: str, cursor: str | None = None, limit: int = 20) -> tuple[list[dict[str, Any]], str | None]:
+        """Return a page of an alert's feed, newest first, and the cursor of the next page (None at the end)."""
+        page = self._run(_matches_call(alert_id, cursor, limit))
+        return page["matches"], page["next_cursor"]
+
+    def stream_alerts(self, last_event_id: str | None = None) -> Iterator[dict[str, Any]]:
+        """Yield the events of the caller's alerts as they happen, reconnecting with ``Last-Event-ID`` (none is missed).
+
+        Start after ``last_event_id`` (a ``seq``), or with the next event. The
+        iterator never ends by itself; break out of it when done.
+        """
+        parser = _SSEParser(last_event_id)
+        attempt = 0
+        while True:
+            try:
+                with self._http.stream("GET", _alert_url(suffix="/stream"), headers=parser.headers(), timeout=httpx.Timeout(self._http.timeout.connect, read=None)) as response:
+                    if response.status_code != 200:
+                        response.read()
+                        _raise_for(response)
+                    attempt = 0
+                    for line in response.iter_lines():
+                        event = parser.feed(line)
+                        if event is not None:
+                            yield event
+            except httpx.TransportError:
+                if attempt >= self.retry.attempts:
+                    raise
+            time.sleep(self.retry.delay(attempt))
+            attempt += 1
+
     def _send_batch(self, batch: _Batch, refresh: Refresh) -> list[ItemResult]:
         runs, results = _split(batch)
         for first_line, lines in runs:
@@ -501,6 +597,48 @@ class AsyncTripSearchClient:
         last = batcher.rest()
         if last is not None:
             yield await self._send_batch(last, refresh)
+
+    async def create_alert(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Save an alert for the token's ``sub`` (scope ``alerts:write``); return it (with ``webhook.secret`` if a ``webhook_url`` was given)."""
+        return await self._run(_json_call("POST", _alert_url(), body=dict(fields)))  # type: ignore[no-any-return]
+
+    async def alerts(self) -> list[dict[str, Any]]:
+        """Return the caller's alerts, newest first."""
+        return (await self._run(_json_call("GET", _alert_url())))["alerts"]  # type: ignore[no-any-return]
+
+    async def get_alert(self, alert_id: str) -> dict[str, Any]:
+        """Return one of the caller's alerts, or raise :class:`AlertNotFound`."""
+        return await self._run(_json_call("GET", _alert_url(alert_id), alert_id))  # type: ignore[no-any-return]
+
+    async def delete_alert(self, alert_id: str) -> None:
+        """Delete one of the caller's alerts, or raise :class:`AlertNotFound`."""
+        await self._run(_json_call("DELETE", _alert_url(alert_id), alert_id))
+
+    async def alert_matches(self, alert_id: str, cursor: str | None = None, limit: int = 20) -> tuple[list[dict[str, Any]], str | None]:
+        """Return a page of an alert's feed, newest first, and the cursor of the next page (None at the end)."""
+        page = await self._run(_matches_call(alert_id, cursor, limit))
+        return page["matches"], page["next_cursor"]
+
+    async def stream_alerts(self, last_event_id: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Yield the events of the caller's alerts as they happen, reconnecting with ``Last-Event-ID`` (none is missed)."""
+        parser = _SSEParser(last_event_id)
+        attempt = 0
+        while True:
+            try:
+                async with self._http.stream("GET", _alert_url(suffix="/stream"), headers=parser.headers(), timeout=httpx.Timeout(self._http.timeout.connect, read=None)) as response:
+                    if response.status_code != 200:
+                        await response.aread()
+                        _raise_for(response)
+                    attempt = 0
+                    async for line in response.aiter_lines():
+                        event = parser.feed(line)
+                        if event is not None:
+                            yield event
+            except httpx.TransportError:
+                if attempt >= self.retry.attempts:
+                    raise
+            await asyncio.sleep(self.retry.delay(attempt))
+            attempt += 1
 
     async def _send_batch(self, batch: _Batch, refresh: Refresh) -> list[ItemResult]:
         runs, results = _split(batch)

@@ -18,6 +18,9 @@ __all__ = [
     "NotFound",
     "BackendUnavailable",
     "StoreReadOnly",
+    "InvalidAlert",
+    "AlertNotFound",
+    "AlertLimitReached",
 ]
 
 
@@ -71,3 +74,22 @@ class BackendUnavailable(TripSearchError):
 
 class StoreReadOnly(BackendUnavailable):
     """Writes are refused (disk full, read-only directory); searches still answer."""
+
+
+class InvalidAlert(InvalidQuery):
+    """A saved search (alert) that breaks the alert model (its search fields follow the query model)."""
+
+
+class AlertNotFound(NotFound):
+    """No alert with that id for this owner (another owner's alert is not found either)."""
+
+    def __str__(self) -> str:
+        return f"no alert with id {self.trip_id!r}"
+
+
+class AlertLimitReached(TripSearchError):
+    """The owner already has as many active alerts as allowed."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"an owner may keep at most {limit} active alerts; delete one first")
+        self.limit = limit

@@ -23,7 +23,7 @@ from .matching import Evaluation, Windows, evaluate
 from .model import DATES_FACET_SPAN, Query, encode_cursor
 from .ranking import score_of, select_page, sort_keys
 
-__all__ = ["execute", "sorted_page", "PageRows", "candidate_days", "DocFetcher"]
+__all__ = ["execute", "sorted_page", "PageRows", "candidate_days", "DocFetcher", "hit_points"]
 
 # Documents by id: decoded, or the JSON bytes a backend stored (see ``Hit.source``).
 DocFetcher = Callable[[list[str]], Mapping[str, dict[str, Any] | bytes]]
@@ -143,8 +143,8 @@ def _hits(
     primary, secondary = sort_keys(query, walk, pickup.distance_km, pickup_time, price)
     # The page's values as Python lists, read once: a few tens of hits, each a dozen values.
     offsets = offset_s.tolist()
-    pickups = _points(pickup, pickup_time, offsets)
-    dropoffs = _points(dropoff, dropoff_time, offsets)
+    pickups = hit_points(pickup, pickup_time, offsets)
+    dropoffs = hit_points(dropoff, dropoff_time, offsets)
     return [
         Hit(id=tid, score=score_of(walk_km), pickup=p, dropoff=d, source=docs.get(tid, {"id": tid}), sort=(primary_key, secondary_key, tid))
         for tid, walk_km, primary_key, secondary_key, p, d in zip(ids, walk.tolist(), primary.tolist(), secondary.tolist(), pickups, dropoffs)
@@ -162,8 +162,8 @@ def _facets(ev: Evaluation, cols: TripColumns, query: Query, certain_dates: Mapp
     return render_facets(tallies, query)
 
 
-def _points(points: ClosestPoints, times: NDArray[np.int64], offsets_s: list[int]) -> list[Point]:
-    """Return the points, with their times in the trips' UTC offsets."""
+def hit_points(points: ClosestPoints, times: NDArray[np.int64], offsets_s: list[int]) -> list[Point]:
+    """Return pickup or dropoff points as search hits report them, with their times in the trips' UTC offsets."""
     local = np.datetime_as_string((times + np.asarray(offsets_s, dtype=np.int64)).astype("datetime64[s]")).tolist()
     return [
         Point(round(lat, 6), round(lon, 6), round(distance_km, 3), wall + _utc_offset(offset_s))

@@ -1,0 +1,169 @@
+"""Alerts are exact: a trip write matches an alert if and only if ``search`` with the alert's fields returns the trip.
+
+Random alerts around random trips (every region of tests/geometry.py's
+awkward places: the antimeridian, the poles, far-flung UTC offsets), then
+rounds of random writes: inserts, updates that move the route or the time,
+cancellations, deletes. After each round, for every (alert, trip) pair, the
+alert store's "matches now" must equal what the searches of the alert's
+days return (and what the brute-force reference says), and the feed must
+hold exactly one ``match`` for every pair that became a match, one
+``cancel``/``unmatch`` for every pair that stopped, and nothing for pairs
+that did not change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zlib
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from tests import reference
+from tests.geometry import random_queries, random_trips
+from tripsearch.alerts import AlertStore
+from tripsearch.backend import Backend
+
+# The random trips depart around 2026-12-01: alerts are created as if it were a month before.
+CLOCK = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc).timestamp()
+ALERT_FIELDS = ("from", "to", "from_radius_km", "to_radius_km", "seats", "time_from", "time_to", "max_price", "options", "min_rating")
+
+
+def random_alerts(trips: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
+    """Return alerts built from random queries around the trips, over one to four days."""
+    rng = np.random.default_rng(seed)
+    alerts = []
+    for q in random_queries(trips, n, seed):
+        first = dt.date.fromisoformat(q["date"]) - dt.timedelta(days=int(rng.integers(0, 2)))
+        span = int(rng.integers(0, 4))
+        alert = {k: q[k] for k in ALERT_FIELDS if k in q}
+        if span == 0 and rng.random() < 0.5:
+            alert["date"] = first.isoformat()
+        else:
+            alert["date_from"], alert["date_to"] = first.isoformat(), (first + dt.timedelta(days=span)).isoformat()
+        alerts.append(alert)
+    return alerts
+
+
+def alert_days(alert: dict[str, Any]) -> list[str]:
+    first = dt.date.fromisoformat(alert.get("date_from", alert.get("date")))
+    last = dt.date.fromisoformat(alert.get("date_to", alert.get("date")))
+    return [(first + dt.timedelta(days=d)).isoformat() for d in range((last - first).days + 1)]
+
+
+def searched_pairs(engine: Backend, alerts: dict[str, dict[str, Any]]) -> dict[tuple[str, str], Any]:
+    """Return every (alert id, trip id) that a search of one of the alert's days returns, with the hit."""
+    found: dict[tuple[str, str], Any] = {}
+    for alert_id, alert in alerts.items():
+        fields = {k: v for k, v in alert.items() if k in ALERT_FIELDS}
+        for day in alert_days(alert):
+            cursor = None
+            while True:
+                page = engine.search({**fields, "date": day, "facets": [], "limit": 100, **({"cursor": cursor} if cursor else {})})
+                for hit in page.trips:
+                    assert (alert_id, hit.id) not in found, "a trip picks up on one local day only"
+                    found[(alert_id, hit.id)] = hit
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+    return found
+
+
+def reference_pairs(engine: Backend, alerts: dict[str, dict[str, Any]], live: set[str]) -> set[tuple[str, str]]:
+    refs = [reference.make_ref(engine.get(tid)) for tid in sorted(live)]
+    return {(alert_id, ref.doc["id"]) for alert_id, alert in alerts.items() for ref in refs if reference.alert_day(ref, alert) is not None}
+
+
+def moved(trip: dict[str, Any], donor: dict[str, Any], version: int) -> dict[str, Any]:
+    """Return ``trip`` at ``version`` with the route, stops and times of ``donor`` (an update that moves it)."""
+    out = {**donor, "id": trip["id"], "version": version}
+    return out
+
+
+def shifted(trip: dict[str, Any], version: int, hours: float) -> dict[str, Any]:
+    """Return ``trip`` at ``version`` departing ``hours`` later (an update that moves the time)."""
+    delta = dt.timedelta(hours=hours)
+    stops = [{**s, "time": (dt.datetime.fromisoformat(s["time"]) + delta).isoformat()} for s in trip["stops"]]
+    return {**trip, "version": version, "stops": stops, "departure_time": stops[0]["time"]}
+
+
+def write_rounds(trips: list[dict[str, Any]], donors: list[dict[str, Any]], seed: int) -> list[tuple[list[dict[str, Any]], list[str]]]:
+    """Return rounds of (upserts, deletes): first every trip, then random moves, time shifts, seat changes, cancellations, deletes."""
+    rng = np.random.default_rng(seed)
+    current = {t["id"]: t for t in trips}
+    rounds: list[tuple[list[dict[str, Any]], list[str]]] = [(list(trips), [])]
+    for _ in range(3):
+        upserts: list[dict[str, Any]] = []
+        deletes: list[str] = []
+        for tid in sorted(current):
+            trip = current[tid]
+            roll = rng.random()
+            version = trip["version"] + 1
+            if roll < 0.15:
+                new = moved(trip, donors[int(rng.integers(0, len(donors)))], version)
+            elif roll < 0.3:
+                new = shifted(trip, version, float(rng.choice([-30, -6, -1, 1, 5, 24])))
+            elif roll < 0.38:
+                new = {**trip, "version": version, "status": "cancelled"}
+            elif roll < 0.44:
+                new = {**trip, "version": version, "status": "published", "seats_available": int(rng.integers(0, trip["seats_total"] + 1))}
+            elif roll < 0.5:
+                new = {**trip, "version": version, "status": "published"}  # a cancelled trip comes back; the rest is an update that changes nothing
+            elif roll < 0.55:
+                deletes.append(tid)
+                continue
+            else:
+                continue
+            upserts.append(new)
+            current[tid] = new
+        for tid in deletes:
+            del current[tid]
+        rounds.append((upserts, deletes))
+    return rounds
+
+
+@pytest.mark.parametrize("region", ["europe", "antimeridian", "north_pole"])
+def test_alerts_match_exactly_what_search_returns(make_engine: Callable[..., Backend], tmp_path: Path, region: str) -> None:
+    seed = zlib.crc32(region.encode()) % 1000
+    trips = random_trips(region, 120, seed=seed)
+    donors = random_trips(region, 60, seed=seed + 1)
+    store = AlertStore(tmp_path / "alerts.sqlite", max_per_owner=1000, clock=lambda: CLOCK)
+    engine = make_engine(alerts=store)
+    alerts: dict[str, dict[str, Any]] = {}
+    for i, fields in enumerate(random_alerts(trips + donors, 150, seed)):
+        alerts[store.create(f"owner-{i % 7}", fields).id] = fields
+
+    before: set[tuple[str, str]] = set()
+    live: set[str] = set()
+    seen_events = 0
+    for upserts, deletes in write_rounds(trips, donors, seed):
+        if upserts:
+            report = engine.upsert(upserts, refresh=True)
+            assert report.rejected == 0
+        if deletes:
+            assert engine.delete(deletes, refresh=True).deleted == len(deletes)
+        live = (live | {t["id"] for t in upserts}) - set(deletes)
+
+        expected = searched_pairs(engine, alerts)
+        now = store.matched_pairs()
+        assert now == set(expected), (sorted(now - set(expected))[:5], sorted(set(expected) - now)[:5])
+        assert now == reference_pairs(engine, alerts, live)
+
+        events = [e for tid in sorted({t["id"] for t in upserts} | set(deletes)) for e in store.trip_events(tid) if e.seq > seen_events]
+        kinds = Counter((e.alert_id, e.trip_id, e.kind) for e in events)
+        for pair in now - before:
+            assert kinds.pop((*pair, "match")) == 1
+            event = next(e for e in events if (e.alert_id, e.trip_id) == pair)
+            hit = expected[pair]
+            assert event.body["pickup"] == hit.pickup.to_dict() and event.body["dropoff"] == hit.dropoff.to_dict()
+            assert event.body["date"] == hit.pickup.time[:10] and event.body["score"] == hit.score
+        gone_trips = set(deletes) | {t["id"] for t in upserts if t["status"] == "cancelled"}
+        for alert_id, trip_id in before - now:
+            assert kinds.pop((alert_id, trip_id, "cancel" if trip_id in gone_trips else "unmatch")) == 1
+        assert not kinds, f"events for pairs that did not change: {sorted(kinds)[:5]}"
+        seen_events = max([seen_events, *(e.seq for e in events)])
+        before = now
+    assert before, "the random writes matched no alert: the test proves nothing"

@@ -1,0 +1,560 @@
+"""Durable storage of alerts, their postings, the match state and the match feed: one SQLite file.
+
+Tables:
+
+- ``alerts``: one row per saved search (owner, fields as JSON, day range);
+- ``alert_cells``: the postings, one row per (side, H3 cell) of each alert's
+  From and To disks (:func:`~tripsearch.index.cells.disk_to_cells`, the cover
+  the search index uses) with the alert's day range, so a trip looks up only
+  the alerts whose places its corridor touches and whose days it covers;
+- ``trip_state``: the last version of each trip matched, so a late or
+  replayed write never undoes a newer one;
+- ``alert_trips``: which trips match which alert now, so an update that
+  still matches does not alert twice and a cancellation reaches exactly the
+  alerts that were told;
+- ``events``: the match feed (``match``, ``unmatch``, ``cancel``), numbered
+  by one sequence shared by every alert, newest first when read;
+- ``deliveries``: the webhook outbox, one row per event of an alert with a
+  webhook, written in the event's transaction (:mod:`tripsearch.alerts.delivery` sends them);
+- ``pending``: trip writes announced but not matched yet (the journal that
+  makes a crash between the trip write and the match harmless, see
+  :mod:`tripsearch.alerts.backend`).
+
+Several processes may share the file (WAL mode, a busy timeout); every
+change is one transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import secrets
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+from urllib.parse import urlsplit
+
+import orjson
+
+from ..errors import AlertLimitReached, AlertNotFound, BackendUnavailable, InvalidAlert
+from ..index.cells import disk_to_cells
+from .model import AlertSpec, expires_at, parse_alert
+
+__all__ = ["AlertStore", "AlertRecord", "Delivery", "MatchEvent", "TripOutcome", "DEFAULT_MAX_PER_OWNER", "RETENTION", "WEBHOOK_FIELD"]
+
+WEBHOOK_FIELD = "webhook_url"  # the one alert field that is not a search field
+
+DEFAULT_MAX_PER_OWNER = 100
+RETENTION = dt.timedelta(days=7)  # an expired alert (and its feed) is kept this long, then purged
+FROM_SIDE, TO_SIDE = 0, 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, fields BLOB NOT NULL,
+    day_from INTEGER NOT NULL, day_to INTEGER NOT NULL, created_s INTEGER NOT NULL, expires_s INTEGER NOT NULL,
+    webhook_url TEXT, webhook_secret TEXT
+);
+CREATE INDEX IF NOT EXISTS alerts_owner ON alerts (owner, created_s);
+CREATE TABLE IF NOT EXISTS alert_cells (
+    side INTEGER NOT NULL, cell INTEGER NOT NULL, alert_id TEXT NOT NULL, day_from INTEGER NOT NULL, day_to INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alert_cells_cell ON alert_cells (side, cell);
+CREATE INDEX IF NOT EXISTS alert_cells_alert ON alert_cells (alert_id);
+CREATE TABLE IF NOT EXISTS trip_state (trip_id TEXT PRIMARY KEY, version INTEGER NOT NULL, live INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alert_trips (
+    alert_id TEXT NOT NULL, trip_id TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (alert_id, trip_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS alert_trips_trip ON alert_trips (trip_id);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, alert_id TEXT NOT NULL, owner TEXT NOT NULL, trip_id TEXT NOT NULL,
+    version INTEGER NOT NULL, kind TEXT NOT NULL, at_s REAL NOT NULL, body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_alert ON events (alert_id, seq);
+CREATE INDEX IF NOT EXISTS events_owner ON events (owner, seq);
+CREATE TABLE IF NOT EXISTS deliveries (
+    seq INTEGER PRIMARY KEY, alert_id TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL, first_s REAL NOT NULL,
+    next_s REAL NOT NULL, lease_s REAL NOT NULL, done_s REAL, last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_alert ON deliveries (alert_id, state, seq);
+CREATE TABLE IF NOT EXISTS pending (trip_id TEXT PRIMARY KEY, version INTEGER, since_s REAL NOT NULL, token TEXT NOT NULL) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """A stored alert: its id, owner, what it looks for and when it was made."""
+
+    id: str
+    owner: str
+    spec: AlertSpec
+    created: dt.datetime
+    expires: dt.datetime
+    webhook: dict[str, Any] | None = None  # url and delivery state; the secret only right after creation
+
+    def expired(self, now: dt.datetime) -> bool:
+        return now >= self.expires
+
+    def to_dict(self, now: dt.datetime) -> dict[str, Any]:
+        out = {
+            "id": self.id,
+            "owner": self.owner,
+            **self.spec.to_dict(),
+            "created_at": _iso(self.created),
+            "expires_at": _iso(self.expires),
+            "status": "expired" if self.expired(now) else "active",
+        }
+        if self.webhook is not None:
+            out["webhook"] = self.webhook
+        return out
+
+
+@dataclass(frozen=True)
+class MatchEvent:
+    """One entry of an alert's match feed."""
+
+    seq: int
+    alert_id: str
+    owner: str
+    trip_id: str
+    version: int
+    kind: str  # match, unmatch, cancel
+    at: float
+    body: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "alert_id": self.alert_id, "trip_id": self.trip_id, "version": self.version, "kind": self.kind, "at": _iso(_utc(self.at)), **self.body}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A webhook POST to make: the event, where to, with which secret, and how many tries it took so far."""
+
+    event: MatchEvent
+    url: str
+    secret: str
+    attempts: int
+    first_s: float
+
+
+@dataclass(frozen=True)
+class TripOutcome:
+    """What a trip write means for alerts: the trip's version, whether it is live, and the alerts it matches now.
+
+    ``matches`` maps an alert id to what its match event says (day, pickup,
+    dropoff). ``status`` is the trip's status, or ``deleted``. A deletion of
+    unknown version (``version`` None) applies over whatever is recorded.
+    """
+
+    trip_id: str
+    version: int | None
+    status: str
+    matches: dict[str, dict[str, Any]]
+
+
+class AlertStore:
+    """Alerts and their feeds in one SQLite file, shared by every process of a deployment."""
+
+    def __init__(self, path: str | Path, max_per_owner: int = DEFAULT_MAX_PER_OWNER, clock: Callable[[], float] = time.time, busy_timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        self.max_per_owner = max_per_owner
+        self.clock = clock
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._busy_timeout_s = busy_timeout_s
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        try:
+            self._db().executescript(_SCHEMA)  # idempotent; executescript commits on its own
+        except sqlite3.Error as exc:
+            raise BackendUnavailable(f"the alert store {self.path} cannot be opened ({exc})") from None
+
+    # -- connections ----------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            self._local.db = db
+            with self._lock:
+                self._connections.append(db)
+        return db
+
+    def _write(self) -> _Transaction:
+        return _Transaction(self._db())
+
+    def now(self) -> dt.datetime:
+        return _utc(self.clock())
+
+    def close(self) -> None:
+        with self._lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # -- alerts ---------------------------------------------------------------
+
+    def create(self, owner: str, fields: Any, max_per_owner: int | None = None) -> AlertRecord:
+        """Store an alert for ``owner``; raise :class:`InvalidAlert` or :class:`AlertLimitReached`.
+
+        ``fields`` may hold ``webhook_url`` (http or https): every event of
+        the alert is then also POSTed there, signed with a secret that only
+        this call returns (``webhook.secret``). ``max_per_owner`` overrides
+        the store's limit of active alerts per owner.
+        """
+        limit = self.max_per_owner if max_per_owner is None else max_per_owner
+        if not owner:
+            raise InvalidAlert("owner", "is required (the sub of the caller's token)")
+        now = self.now()
+        if isinstance(fields, dict) and WEBHOOK_FIELD in fields:
+            fields = dict(fields)
+            url = _webhook_url(fields.pop(WEBHOOK_FIELD))
+        else:
+            url = None
+        spec = parse_alert(fields, now=now)
+        secret = "whsec_" + secrets.token_urlsafe(24) if url else None
+        webhook = {"url": url, "secret": secret} if url else None
+        record = AlertRecord(uuid.uuid4().hex, owner, spec, now, expires_at(spec), webhook)
+        from_cells = disk_to_cells(*spec.query.from_point, spec.query.from_radius_km)
+        to_cells = disk_to_cells(*spec.query.to_point, spec.query.to_radius_km)
+        with self._write() as db:
+            self._purge(db, now)
+            active = db.execute("SELECT count(*) FROM alerts WHERE owner = ? AND expires_s > ?", (owner, now.timestamp())).fetchone()[0]
+            if active >= limit:
+                raise AlertLimitReached(limit)
+            db.execute(
+                "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (record.id, owner, orjson.dumps(spec.to_dict()), spec.day_from, spec.day_to, int(now.timestamp()), int(record.expires.timestamp()), url, secret),
+            )
+            db.executemany(
+                "INSERT INTO alert_cells VALUES (?, ?, ?, ?, ?)",
+                [(side, int(c), record.id, spec.day_from, spec.day_to) for side, cells in ((FROM_SIDE, from_cells), (TO_SIDE, to_cells)) for c in cells.tolist()],
+            )
+        return record
+
+    def owner_alerts(self, owner: str) -> list[AlertRecord]:
+        """Return the owner's alerts, newest first."""
+        db = self._db()
+        rows = db.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE owner = ? ORDER BY created_s DESC, id", (owner,)).fetchall()
+        return [_record(db, row) for row in rows]
+
+    def get(self, owner: str, alert_id: str) -> AlertRecord:
+        """Return one of the owner's alerts, or raise :class:`AlertNotFound` (also for another owner's)."""
+        db = self._db()
+        row = db.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE id = ? AND owner = ?", (alert_id, owner)).fetchone()
+        if row is None:
+            raise AlertNotFound(alert_id)
+        return _record(db, row)
+
+    def delete(self, owner: str, alert_id: str) -> None:
+        """Delete one of the owner's alerts, its postings, state and feed."""
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM alerts WHERE id = ? AND owner = ?", (alert_id, owner)).fetchone() is None:
+                raise AlertNotFound(alert_id)
+            _drop(db, [alert_id])
+
+    def count(self) -> int:
+        """Return the number of active alerts."""
+        return int(self._db().execute("SELECT count(*) FROM alerts WHERE expires_s > ?", (self.clock(),)).fetchone()[0])
+
+    def _purge(self, db: sqlite3.Connection, now: dt.datetime) -> None:
+        gone = [r[0] for r in db.execute("SELECT id FROM alerts WHERE expires_s <= ?", ((now - RETENTION).timestamp(),))]
+        if gone:
+            _drop(db, gone)
+
+    # -- matching -------------------------------------------------------------
+
+    def candidates(self, from_cells: Sequence[int], to_cells: Sequence[int], first_day: int, last_day: int) -> list[tuple[str, AlertSpec]]:
+        """Return the active alerts whose From disk meets ``from_cells``, To disk ``to_cells``, and days the range."""
+        db = self._db()
+        found: list[set[str]] = []
+        for side, cells in ((FROM_SIDE, from_cells), (TO_SIDE, to_cells)):
+            hits = db.execute(
+                "SELECT DISTINCT alert_id FROM alert_cells WHERE side = ? AND cell IN (SELECT value FROM json_each(?)) AND day_to >= ? AND day_from <= ?",
+                (side, orjson.dumps([int(c) for c in cells]), first_day, last_day),
+            )
+            found.append({r[0] for r in hits})
+            if not found[-1]:
+                return []
+        ids = sorted(found[0] & found[1])
+        if not ids:
+            return []
+        rows = db.execute(
+            "SELECT id, fields FROM alerts WHERE expires_s > ? AND id IN (SELECT value FROM json_each(?))", (self.clock(), orjson.dumps(ids))
+        ).fetchall()
+        return [(alert_id, parse_alert(orjson.loads(fields))) for alert_id, fields in rows]
+
+    def has_alerts(self) -> bool:
+        """Return whether any alert or any recorded match exists (else a trip write needs no matching)."""
+        db = self._db()
+        return db.execute("SELECT 1 FROM alerts LIMIT 1").fetchone() is not None or db.execute("SELECT 1 FROM alert_trips LIMIT 1").fetchone() is not None
+
+    def announce(self, writes: Iterable[tuple[str, int | None]]) -> str:
+        """Journal trip writes about to happen, so that a crash before :meth:`record` leaves them to replay; return the writer's token.
+
+        An entry already journalled (a writer that died, or one still at
+        work) is kept as it is: only :meth:`record` or a replay clears it,
+        never the :meth:`settle` of a write that turned out ``unchanged``
+        (the retry of a write whose writer died before matching it).
+        """
+        now = self.clock()
+        token = uuid.uuid4().hex
+        with self._write() as db:
+            db.executemany("INSERT OR IGNORE INTO pending VALUES (?, ?, ?, ?)", [(tid, version, now, token) for tid, version in writes])
+        return token
+
+    def pending(self, older_than_s: float = 0.0) -> list[tuple[str, int | None]]:
+        """Return journalled writes not matched yet (announced at least ``older_than_s`` ago)."""
+        rows = self._db().execute("SELECT trip_id, version FROM pending WHERE since_s <= ? ORDER BY since_s", (self.clock() - older_than_s,))
+        return [(tid, version) for tid, version in rows]
+
+    def settle(self, trip_ids: Iterable[str], token: str | None = None) -> None:
+        """Forget journalled writes that turned out to change nothing (only those ``token`` announced, when given)."""
+        with self._write() as db:
+            _settle(db, trip_ids, token)
+
+    def record(self, outcomes: Sequence[TripOutcome], unchanged: Iterable[str] = (), token: str | None = None) -> list[MatchEvent]:
+        """Apply trip outcomes in one transaction: new matches, matches lost, cancellations; return the events written.
+
+        An outcome older than the recorded version of its trip changes
+        nothing, and one at the same version only if it is a deletion (so a
+        replay is harmless). Each outcome also clears the trip's journal
+        entry, unless that entry announced a higher version. ``unchanged``
+        are settled in the same transaction (see :meth:`settle`).
+        """
+        now = self.clock()
+        events: list[MatchEvent] = []
+        with self._write() as db:
+            _settle(db, unchanged, token)
+            for out in outcomes:
+                state = db.execute("SELECT version, live FROM trip_state WHERE trip_id = ?", (out.trip_id,)).fetchone()
+                live = out.status != "deleted"
+                version = out.version if out.version is not None else (state[0] if state else 0)
+                # a journal entry of a higher version is another writer's, still to be matched (or replayed)
+                db.execute("DELETE FROM pending WHERE trip_id = ? AND (version IS NULL OR version <= ?)", (out.trip_id, version if out.version is not None else 2**63 - 1))
+                if state is not None and (version < state[0] or (version == state[0] and (live or not state[1]))):
+                    continue
+                before = {a: v for a, v in db.execute("SELECT alert_id, version FROM alert_trips WHERE trip_id = ?", (out.trip_id,))}
+                owners = _owners(db, set(out.matches) | set(before))
+                for alert_id, body in out.matches.items():
+                    if alert_id in before or alert_id not in owners:
+                        continue
+                    db.execute("INSERT INTO alert_trips VALUES (?, ?, ?)", (alert_id, out.trip_id, version))
+                    events.append(_event(db, alert_id, owners[alert_id], out.trip_id, version, "match", now, body))
+                for alert_id in before.keys() - out.matches.keys():
+                    db.execute("DELETE FROM alert_trips WHERE alert_id = ? AND trip_id = ?", (alert_id, out.trip_id))
+                    if alert_id in owners:
+                        kind = "cancel" if out.status in ("cancelled", "deleted") else "unmatch"
+                        events.append(_event(db, alert_id, owners[alert_id], out.trip_id, version, kind, now, {"reason": out.status if kind == "cancel" else _unmatch_reason(out.status)}))
+                db.execute("INSERT OR REPLACE INTO trip_state VALUES (?, ?, ?)", (out.trip_id, version, int(live)))
+        return events
+
+    # -- webhook deliveries ---------------------------------------------------
+
+    def claim_deliveries(self, lease_s: float, limit: int = 20) -> list[Delivery]:
+        """Return due webhook deliveries, each the oldest undelivered event of its alert, leased for ``lease_s`` to this caller.
+
+        One event per alert at a time keeps each alert's events in order;
+        the lease keeps other processes from sending the same one meanwhile.
+        """
+        now = self.clock()
+        with self._write() as db:
+            rows = db.execute(
+                """SELECT d.seq, d.attempts, d.first_s, a.webhook_url, a.webhook_secret,
+                          e.alert_id, e.owner, e.trip_id, e.version, e.kind, e.at_s, e.body
+                   FROM deliveries d JOIN alerts a ON a.id = d.alert_id JOIN events e ON e.seq = d.seq
+                   WHERE d.state = 'pending' AND d.next_s <= ? AND d.lease_s <= ?
+                     AND d.seq = (SELECT min(seq) FROM deliveries WHERE alert_id = d.alert_id AND state = 'pending')
+                   ORDER BY d.seq LIMIT ?""",
+                (now, now, limit),
+            ).fetchall()
+            db.executemany("UPDATE deliveries SET lease_s = ? WHERE seq = ?", [(now + lease_s, row[0]) for row in rows])
+        return [Delivery(_match_event((row[0], *row[5:])), row[3], row[4], row[1], row[2]) for row in rows]
+
+    def delivered(self, seq: int) -> None:
+        """Mark a webhook delivery done."""
+        with self._write() as db:
+            db.execute("UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, done_s = ?, lease_s = 0, last_error = NULL WHERE seq = ?", (self.clock(), seq))
+
+    def delivery_failed(self, seq: int, error: str, retry_at: float | None) -> None:
+        """Record a failed attempt: retry at ``retry_at``, or give up (None)."""
+        with self._write() as db:
+            if retry_at is None:
+                db.execute("UPDATE deliveries SET state = 'failed', attempts = attempts + 1, done_s = ?, lease_s = 0, last_error = ? WHERE seq = ?", (self.clock(), error[:500], seq))
+            else:
+                db.execute("UPDATE deliveries SET attempts = attempts + 1, next_s = ?, lease_s = 0, last_error = ? WHERE seq = ?", (retry_at, error[:500], seq))
+
+    # -- feeds ----------------------------------------------------------------
+
+    def matches(self, owner: str, alert_id: str, cursor: str | None = None, limit: int = 50) -> tuple[list[MatchEvent], str | None]:
+        """Return a page of the alert's feed, newest first, and the cursor of the next page (None at the end)."""
+        self.get(owner, alert_id)
+        before = _decode_cursor(cursor) if cursor else 2**63 - 1
+        rows = self._db().execute(
+            "SELECT seq, alert_id, owner, trip_id, version, kind, at_s, body FROM events WHERE alert_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+            (alert_id, before, limit + 1),
+        ).fetchall()
+        events = [_match_event(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return events, (_encode_cursor(events[-1].seq) if more and events else None)
+
+    def owner_events(self, owner: str, after_seq: int, limit: int = 500) -> list[MatchEvent]:
+        """Return the owner's events after ``after_seq``, oldest first (for a stream that resumes)."""
+        rows = self._db().execute(
+            "SELECT seq, alert_id, owner, trip_id, version, kind, at_s, body FROM events WHERE owner = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (owner, after_seq, limit),
+        ).fetchall()
+        return [_match_event(row) for row in rows]
+
+    def last_seq(self) -> int:
+        """Return the number of the latest event of any alert (0 before the first)."""
+        row = self._db().execute("SELECT max(seq) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def trip_events(self, trip_id: str) -> list[MatchEvent]:
+        """Return every event about a trip, oldest first (for operators and tests)."""
+        rows = self._db().execute(
+            "SELECT seq, alert_id, owner, trip_id, version, kind, at_s, body FROM events WHERE trip_id = ? ORDER BY seq", (trip_id,)
+        ).fetchall()
+        return [_match_event(row) for row in rows]
+
+    def matched_pairs(self) -> set[tuple[str, str]]:
+        """Return every (alert id, trip id) that matches now."""
+        return {(a, t) for a, t in self._db().execute("SELECT alert_id, trip_id FROM alert_trips")}
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK``), with SQLite's errors translated."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise BackendUnavailable(f"the alert store is busy or unavailable ({exc})") from None
+        return self.db
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if kind is None:
+            try:
+                self.db.execute("COMMIT")
+                return
+            except sqlite3.Error as error:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise BackendUnavailable(f"the alert store could not commit ({error})") from None
+        self.db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise BackendUnavailable(f"the alert store failed ({exc})") from None
+
+
+def _settle(db: sqlite3.Connection, trip_ids: Iterable[str], token: str | None) -> None:
+    if token is None:
+        db.executemany("DELETE FROM pending WHERE trip_id = ?", [(tid,) for tid in trip_ids])
+    else:
+        db.executemany("DELETE FROM pending WHERE trip_id = ? AND token = ?", [(tid, token) for tid in trip_ids])
+
+
+def _drop(db: sqlite3.Connection, ids: list[str]) -> None:
+    for table, column in (("alerts", "id"), ("alert_cells", "alert_id"), ("alert_trips", "alert_id"), ("events", "alert_id"), ("deliveries", "alert_id")):
+        db.executemany(f"DELETE FROM {table} WHERE {column} = ?", [(i,) for i in ids])
+
+
+def _owners(db: sqlite3.Connection, alert_ids: set[str]) -> dict[str, str]:
+    if not alert_ids:
+        return {}
+    rows = db.execute("SELECT id, owner FROM alerts WHERE id IN (SELECT value FROM json_each(?))", (orjson.dumps(sorted(alert_ids)),))
+    return {a: o for a, o in rows}
+
+
+def _event(db: sqlite3.Connection, alert_id: str, owner: str, trip_id: str, version: int, kind: str, now: float, body: dict[str, Any]) -> MatchEvent:
+    cur = db.execute("INSERT INTO events (alert_id, owner, trip_id, version, kind, at_s, body) VALUES (?, ?, ?, ?, ?, ?, ?)", (alert_id, owner, trip_id, version, kind, now, orjson.dumps(body)))
+    seq = int(cur.lastrowid or 0)
+    # the webhook outbox row commits with the event, so a delivery cannot be lost between them
+    db.execute(
+        "INSERT INTO deliveries SELECT ?, id, 'pending', 0, ?, ?, 0, NULL, NULL FROM alerts WHERE id = ? AND webhook_url IS NOT NULL", (seq, now, now, alert_id)
+    )
+    return MatchEvent(seq, alert_id, owner, trip_id, version, kind, now, body)
+
+
+def _webhook_url(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > 2000:
+        raise InvalidAlert(WEBHOOK_FIELD, "must be a URL of at most 2000 characters")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidAlert(WEBHOOK_FIELD, f"must be an http or https URL with a host, got {value[:60]!r}")
+    return value
+
+
+def _webhook_state(db: sqlite3.Connection, alert_id: str, url: str) -> dict[str, Any]:
+    """Return what GET shows of an alert's webhook: the URL and how its deliveries fare (never the secret)."""
+    counts = dict(db.execute("SELECT state, count(*) FROM deliveries WHERE alert_id = ? GROUP BY state", (alert_id,)).fetchall())
+    failure = db.execute(
+        "SELECT seq, done_s, last_error FROM deliveries WHERE alert_id = ? AND state = 'failed' ORDER BY seq DESC LIMIT 1", (alert_id,)
+    ).fetchone()
+    retrying = db.execute(
+        "SELECT attempts, last_error FROM deliveries WHERE alert_id = ? AND state = 'pending' AND attempts > 0 ORDER BY seq LIMIT 1", (alert_id,)
+    ).fetchone()
+    state: dict[str, Any] = {
+        "url": url,
+        "delivered": counts.get("delivered", 0),
+        "pending": counts.get("pending", 0),
+        "failed": counts.get("failed", 0),
+        "status": "failing" if retrying else ("failed" if failure else "ok"),
+    }
+    if retrying:
+        state["retrying"] = {"attempts": retrying[0], "last_error": retrying[1]}
+    if failure:
+        state["last_failure"] = {"seq": failure[0], "gave_up_at": _iso(_utc(failure[1])), "error": failure[2]}
+    return state
+
+
+def _unmatch_reason(status: str) -> str:
+    return "full" if status == "full" else "changed"
+
+
+_ALERT_COLUMNS = "id, owner, fields, created_s, expires_s, webhook_url"
+
+
+def _record(db: sqlite3.Connection, row: tuple[Any, ...]) -> AlertRecord:
+    alert_id, owner, fields, created_s, expires_s, url = row
+    webhook = _webhook_state(db, alert_id, url) if url else None
+    return AlertRecord(alert_id, owner, parse_alert(orjson.loads(fields)), _utc(created_s), _utc(expires_s), webhook)
+
+
+def _match_event(row: tuple[Any, ...]) -> MatchEvent:
+    seq, alert_id, owner, trip_id, version, kind, at_s, body = row
+    return MatchEvent(seq, alert_id, owner, trip_id, version, kind, at_s, orjson.loads(body))
+
+
+def _utc(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
+
+
+def _iso(when: dt.datetime) -> str:
+    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps({"before": seq})).decode("ascii").rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        value = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))["before"]
+    except (ValueError, KeyError, TypeError):
+        raise InvalidAlert("cursor", "is not a cursor of this feed") from None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidAlert("cursor", "is not a cursor of this feed")
+    return value
+
