@@ -49,25 +49,19 @@ from typing import Any
 import numpy as np
 import orjson
 
+from tripsearch.capacity.probe import smaps_rollup
+
 _CHILD = r"""
 import json, os, sys, time
 t0 = time.perf_counter()
 import tripsearch, numpy, h3, msgspec, orjson, numba
 from tripsearch.query.execute import execute  # the libraries' own memory is not the index's
+from tripsearch.capacity.probe import smaps_rollup
 imported = time.perf_counter() - t0
-
-def smaps():
-    out = {}
-    with open(f"/proc/{os.getpid()}/smaps_rollup") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 3 and parts[-1] == "kB":
-                out[parts[0].rstrip(":")] = int(parts[1]) * 1024
-    return {k: out.get(k, 0) for k in ("Rss", "Pss", "Pss_Anon", "Pss_File", "Shared_Clean", "Private_Dirty")}
 
 data, queries_path, mode, verify = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 queries = json.load(open(queries_path))
-before = smaps()
+before = smaps_rollup()
 t1 = time.perf_counter()
 engine = tripsearch.open(data, refresh_interval=0, snapshot_on_close=False, verify=verify)
 opened = time.perf_counter() - t1
@@ -87,14 +81,12 @@ engine.close()
 """
 
 
-def smaps_rollup(pid: int) -> dict[str, int]:
-    out: dict[str, int] = {}
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 3 and parts[-1] == "kB":
-                out[parts[0].rstrip(":")] = int(parts[1]) * 1024
-    return {k: out.get(k, 0) for k in ("Rss", "Pss", "Pss_Anon", "Pss_File", "Shared_Clean", "Private_Dirty")}
+def _memory_of(pid: int) -> dict[str, int]:
+    """Return a live worker's RSS and PSS figures (:func:`~tripsearch.capacity.probe.smaps_rollup`)."""
+    found = smaps_rollup(pid)
+    if found is None:
+        raise SystemExit(f"cannot read /proc/{pid}/smaps_rollup")
+    return found
 
 
 def sample_queries(data: Path, n: int) -> list[dict[str, Any]]:
@@ -192,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in [int(x) for x in args.workers.split(",") if x.strip()]:
             procs = [run_child(args.data, queries_path, "wait") for _ in range(n)]
             outs = [json.loads(p.stdout.readline()) for p in procs]  # type: ignore[union-attr]
-            now = [smaps_rollup(o["pid"]) for o in outs]
+            now = [_memory_of(o["pid"]) for o in outs]
             for p in procs:
                 p.communicate("\n", timeout=600)
             row = {
