@@ -95,7 +95,7 @@ class EngineHolder:
             return
 
     def _warm_places(self) -> None:
-        from tripsearch.places import search_places
+        from tripsearch.data.places import search_places
 
         try:
             search_places("a")

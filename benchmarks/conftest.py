@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import tripsearch
-from tripsearch.fixtures import generate_trips
+from tripsearch.data.fixtures import generate_trips
 
 SEED = 42
 START = dt.date(2026, 12, 1)

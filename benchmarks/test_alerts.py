@@ -20,8 +20,8 @@ import pytest
 
 import tripsearch
 from tripsearch.alerts import AlertStore
-from tripsearch.fixtures import generate_trips
-from tripsearch.workload import build_workload
+from tripsearch.data.fixtures import generate_trips
+from tripsearch.capacity.workload import build_workload
 
 ALERT_SIZES = [int(s) for s in os.environ.get("TRIPSEARCH_BENCH_ALERTS", "200").split(",") if s.strip()]
 WRITES = int(os.environ.get("TRIPSEARCH_BENCH_ALERT_WRITES", "300"))

@@ -34,7 +34,7 @@ import tripsearch
 from tests.elastic.cluster import Cluster, es_cluster, es_clusters, fresh_alias  # noqa: F401  (session fixtures)
 from tests.rabbitmq import Broker, fresh_topology, rabbitmq  # noqa: F401  (the session broker)
 from tests.test_worker import publish, run_async
-from tripsearch.events import Topology, trip_event
+from tripsearch.broker.events import Topology, trip_event
 
 from .conftest import dataset_trips
 
@@ -162,7 +162,7 @@ def test_publish_to_searchable_latency(benchmark, rabbitmq: Broker, tmp_path: Pa
     (batching, the durable write) plus at most 10 ms; ``tripsearch serve``
     adds its own refresh interval (1 s by default) on top.
     """
-    from tripsearch.events import EventPublisher
+    from tripsearch.broker.events import EventPublisher
 
     count = max(1, int(RATE * SECONDS))
     events = _events(count, "lat")
@@ -216,7 +216,7 @@ def test_publish_to_searchable_latency(benchmark, rabbitmq: Broker, tmp_path: Pa
 
 
 async def _declare(broker: Broker, topology: Topology) -> None:
-    from tripsearch.events import EventPublisher
+    from tripsearch.broker.events import EventPublisher
 
     async with EventPublisher(broker.url, topology):
         pass

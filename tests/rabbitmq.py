@@ -22,7 +22,7 @@ from typing import Iterator
 
 import pytest
 
-from tripsearch.events import Topology
+from tripsearch.broker.events import Topology
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "rabbitmq"
 START_TIMEOUT_S = 120

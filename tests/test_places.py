@@ -1,4 +1,4 @@
-"""Tests of tripsearch.places: the city table and the prefix autocomplete."""
+"""Tests of tripsearch.data.places: the city table and the prefix autocomplete."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import zoneinfo
 
 import pytest
 
-from tripsearch.places import Place, load_places, normalize_place_name, search_places
+from tripsearch.data.places import Place, load_places, normalize_place_name, search_places
 
 __all__: list[str] = []
 

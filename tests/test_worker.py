@@ -31,10 +31,10 @@ import pytest
 import tripsearch
 from tripsearch.backend import Backend
 from tripsearch.errors import NotFound
-from tripsearch.events import EventPublisher, Topology, delete_event, trip_event
-from tripsearch.fixtures import generate_trips
+from tripsearch.broker.events import EventPublisher, Topology, delete_event, trip_event
+from tripsearch.data.fixtures import generate_trips
 from tripsearch.index.embedded import DB_NAME
-from tripsearch.worker import FIELD_HEADER, REASON_HEADER, Worker, WorkerSettings
+from tripsearch.broker.worker import FIELD_HEADER, REASON_HEADER, Worker, WorkerSettings
 
 from .rabbitmq import Broker, fresh_topology
 

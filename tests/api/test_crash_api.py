@@ -35,8 +35,8 @@ import pytest
 import tripsearch
 from tripsearch.client import Retry, TripSearchClient
 from tripsearch.errors import BackendUnavailable
-from tripsearch.fixtures import generate_trips
-from tripsearch.workload import build_workload
+from tripsearch.data.fixtures import generate_trips
+from tripsearch.capacity.workload import build_workload
 
 from .. import reference
 from .conftest import READY_TIMEOUT_S, Server, free_port

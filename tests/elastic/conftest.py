@@ -15,12 +15,12 @@ import pytest
 
 import tripsearch
 from tripsearch.backend import Backend
-from tripsearch.columns import TripColumns
-from tripsearch.fixtures import generate_trips
+from tripsearch.core.columns import TripColumns
+from tripsearch.data.fixtures import generate_trips
 from tripsearch.index.elastic import ElasticBackend
 from tripsearch.index.elastic.anchors import anchor_fields, anchor_places
 from tripsearch.model import parse_trip
-from tripsearch.workload import build_workload
+from tripsearch.capacity.workload import build_workload
 from tests.geometry import random_queries
 
 from .cluster import Cluster, Clusters, fresh_alias

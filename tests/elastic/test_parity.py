@@ -22,7 +22,7 @@ import pytest
 from tripsearch.backend import Backend, SearchResult
 from tripsearch.index.elastic import ElasticBackend
 from tripsearch.index.elastic.query import CERTAIN_DATES, compile_search
-from tripsearch.query.execute import candidate_days
+from tripsearch.index.execute import candidate_days
 from tripsearch.query.matching import evaluate
 from tripsearch.query.model import parse_query
 

@@ -19,10 +19,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..columns import TripColumns
+from ..core.columns import TripColumns
 from ..index.cells import route_to_cells
 from ..model import Trip
-from ..query.execute import hit_points
+from ..index.execute import hit_points
 from ..query.matching import evaluate, filter_bit
 from ..query.ranking import score_of
 from .model import AlertSpec

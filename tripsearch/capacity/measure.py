@@ -54,8 +54,8 @@ import orjson
 import tripsearch
 
 from ..errors import TripSearchError
-from ..loadgen import LoadResult, LoadSpec, run_load, workload_calls
-from ..workload import build_workload
+from .loadgen import LoadResult, LoadSpec, run_load, workload_calls
+from .workload import build_workload
 from .probe import cpu_seconds, rss_bytes, smaps_rollup
 
 __all__ = ["MeasureOptions", "measure", "machine_info", "build_data_dir", "DEFAULT_OUT", "SCHEMA", "CapacityError"]
@@ -192,7 +192,7 @@ def _git_commit() -> str | None:
 
 
 def fixture_trips(n: int, seed: int = SEED) -> Iterator[dict[str, Any]]:
-    from ..fixtures import generate_trips
+    from ..data.fixtures import generate_trips
 
     return iter(generate_trips(n, seed, START, DAYS))
 

@@ -34,7 +34,7 @@ import orjson
 from ..backend import DeleteReport, ItemResult, SearchResult, TripInput, UpsertReport, delete_targets, parse_upserts
 from ..errors import NotFound, StoreReadOnly, TripSearchError
 from ..model import Trip, trip_to_json
-from ..query.execute import candidate_days, execute
+from .execute import candidate_days, execute
 from ..query.matching import Windows
 from ..query.model import Query, parse_query
 from .segments import Manifest, Segment, SegmentError, SegmentMissing, open_segment, read_manifest, write_manifest, write_segment

@@ -1,6 +1,6 @@
 """The in-memory search structures of the embedded backend.
 
-Trips live as columns (:class:`~tripsearch.columns.TripColumns`) in
+Trips live as columns (:class:`~tripsearch.core.columns.TripColumns`) in
 append-only arrays with spare capacity. A new version of a trip is a new row;
 the old row is marked dead. Corridor postings map a key (H3 cell, local day)
 to rows, in a few immutable sorted segments merged log-structured style, as
@@ -21,9 +21,9 @@ from typing import Iterable, NamedTuple, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from ..columns import TripColumns
+from ..core.columns import TripColumns
 from ..model import Trip
-from ..kernels import PostingRanges, join_postings, key_ranges
+from ..core.kernels import PostingRanges, join_postings, key_ranges
 from .cells import CELL_SHIFT, disk_to_cells, route_to_cells
 
 __all__ = ["IndexView", "MemoryIndex", "PostingSegment", "Candidates", "cell_day_keys"]
@@ -112,7 +112,7 @@ class IndexView:
 
         A superset of the matches: a match's pickup lies on a segment listed
         near ``from`` and its dropoff on a segment listed near ``to``, and
-        the pickup comes first (the rule of :func:`~tripsearch.kernels.join_postings`).
+        the pickup comes first (the rule of :func:`~tripsearch.core.kernels.join_postings`).
         """
         from_keys = _cover_keys(from_point, from_radius_km, days)
         to_keys = _cover_keys(to_point, to_radius_km, days)

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from ..columns import TripColumns
+from ..core.columns import TripColumns
 from ..model import Trip
 from .memory import Candidates, IndexView, MemoryIndex
 from .segments import Segment

@@ -30,9 +30,9 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from ..columns import STATUS_CODES, TripColumns
+from ..core.columns import STATUS_CODES, TripColumns
 from ..geo import ClosestPoints
-from ..kernels import filter_failures, match_geometry
+from ..core.kernels import filter_failures, match_geometry
 from ..model import OPTION_NAMES
 from .model import Query
 

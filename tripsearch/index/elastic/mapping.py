@@ -12,7 +12,7 @@ One document per trip id, ``_id`` = trip id, ``_version`` = trip version
   arrival, the status, and the filter values (price, seats, options,
   rating) in types that compare exactly as the shared rules do (``double``,
   never ``float`` or ``scaled_float``, which round);
-- ``compact``: the trip as one row of :class:`~tripsearch.columns.TripColumns`
+- ``compact``: the trip as one row of :class:`~tripsearch.core.columns.TripColumns`
   in a small binary form (see :func:`columns_to_compact`), which is what a
   search fetches for the trips the shards cannot decide;
 - ``trip``: the trip document as stored (not indexed), which ``get`` and the
@@ -48,7 +48,7 @@ from elasticsearch.dsl import (
 )
 from numpy.typing import NDArray
 
-from ...columns import TripColumns, ragged_indices
+from ...core.columns import TripColumns, ragged_indices
 from ...model import MAX_ROUTE_POINTS, OPTION_NAMES, Trip
 from ..cells import CorridorCells, route_to_cells, route_to_samples
 from .anchors import anchor_fields, anchor_places

@@ -3,16 +3,16 @@
 A search between two anchor places is answered in full by the shards
 (:mod:`~tripsearch.index.elastic.anchored`): the page, the total and the
 facet tallies come back in one request and the shared
-:func:`~tripsearch.query.execute.sorted_page` writes the result. Any other
+:func:`~tripsearch.index.execute.sorted_page` writes the result. Any other
 query compiles to a :class:`~tripsearch.index.elastic.query.SearchPlan`:
 the shards keep only the trips whose route may match (cells near both
 places in order along the route, route points near both, the day, the
 filters no facet leaves out) and count, for the ``dates`` facet, the trips
 of the other days that certainly match. The trips they cannot decide come
 back as compact rows (with a point in time when there is more than one
-page), turned into :class:`~tripsearch.columns.TripColumns` and segment
+page), turned into :class:`~tripsearch.core.columns.TripColumns` and segment
 windows (:func:`corridor_windows`), then decided, ranked, paged and faceted
-by the shared :func:`~tripsearch.query.execute.execute`. Only the page of
+by the shared :func:`~tripsearch.index.execute.execute`. Only the page of
 hits is fetched in full (``mget``).
 """
 
@@ -25,10 +25,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ...backend import SearchResult
-from ...columns import TripColumns
+from ...core.columns import TripColumns
 from ...errors import BackendUnavailable
-from ...kernels import PostingRanges, join_postings
-from ...query.execute import execute, sorted_page
+from ...core.kernels import PostingRanges, join_postings
+from ..execute import execute, sorted_page
 from ...query.matching import Windows
 from ...query.model import Query, parse_query
 from ..cells import disk_to_cells
@@ -132,7 +132,7 @@ def corridor_windows(corridor: Corridor, from_cells: NDArray[np.uint64], to_cell
     """Return the rows whose corridor passes near ``from`` and then near ``to``, with their segment windows.
 
     The fetched corridors are postings of their own, joined by the rule of
-    the embedded index (:func:`~tripsearch.kernels.join_postings`).
+    the embedded index (:func:`~tripsearch.core.kernels.join_postings`).
     """
     n = len(corridor.start) - 1
     entries = (np.repeat(np.arange(n, dtype=np.int32), np.diff(corridor.start)), corridor.seg_lo.astype(np.uint16), corridor.seg_hi.astype(np.uint16))

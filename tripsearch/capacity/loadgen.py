@@ -1,6 +1,6 @@
 """An HTTP load generator for the tripsearch API, on loopback only.
 
-It replays a :class:`~tripsearch.workload.Workload` (searches, page-2 cursor
+It replays a :class:`~tripsearch.capacity.workload.Workload` (searches, page-2 cursor
 follows and place autocompletes) against ``tripsearch serve`` and reports
 searches/s and latency percentiles. Two ways to load:
 
@@ -47,7 +47,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import numpy as np
 import orjson
 
-from .errors import TripSearchError
+from ..errors import TripSearchError
 from .workload import Workload
 
 __all__ = ["LoadSpec", "LoadResult", "NotLoopback", "LoadFailed", "check_loopback", "query_to_params", "workload_calls", "run_load", "run_load_here"]
@@ -132,7 +132,7 @@ def check_loopback(url: str) -> tuple[str, int, str]:
     >>> check_loopback("http://example.com")
     Traceback (most recent call last):
     ...
-    tripsearch.loadgen.NotLoopback: refusing http://example.com: the load generator only targets loopback addresses (127.0.0.0/8, ::1)
+    tripsearch.capacity.loadgen.NotLoopback: refusing http://example.com: the load generator only targets loopback addresses (127.0.0.0/8, ::1)
     """
     parts = urlsplit(url)
     refusal = f"refusing {url}: the load generator only targets loopback addresses (127.0.0.0/8, ::1)"
@@ -467,7 +467,7 @@ def run_load(spec: LoadSpec) -> LoadResult:
     check_loopback(spec.url)
     payload = orjson.dumps({**asdict(spec), "calls": [list(c) for c in spec.calls]})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tripsearch.loadgen", "--spec", "-"],
+        [sys.executable, "-m", "tripsearch.capacity.loadgen", "--spec", "-"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -492,8 +492,8 @@ def _spec_from_json(data: dict[str, Any]) -> LoadSpec:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    """``python -m tripsearch.loadgen``: load a running API with the fixture workload and print the result as JSON."""
-    parser = argparse.ArgumentParser(prog="python -m tripsearch.loadgen", description=main.__doc__)
+    """``python -m tripsearch.capacity.loadgen``: load a running API with the fixture workload and print the result as JSON."""
+    parser = argparse.ArgumentParser(prog="python -m tripsearch.capacity.loadgen", description=main.__doc__)
     parser.add_argument("url", nargs="?", help="http://127.0.0.1:PORT of a running `tripsearch serve`")
     parser.add_argument("--spec", help="read a full LoadSpec as JSON from this file (- for stdin) instead")
     parser.add_argument("--concurrency", type=int, help="closed loop with this many connections (default 4)")
@@ -513,7 +513,7 @@ def main(argv: Iterable[str] | None = None) -> int:
                 parser.error("give the API address, or --spec")
             import datetime as dt
 
-            from .fixtures import generate_trips
+            from ..data.fixtures import generate_trips
             from .workload import build_workload
 
             sample = list(generate_trips(5000, 42, dt.date(2026, 12, 1), 30))
