@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 import tripsearch
-from tests.elastic.cluster import Cluster, es_cluster, es_clusters, fresh_alias  # noqa: F401  (session fixtures)
+from tripsearch.testing.elastic import Cluster, es_cluster, es_clusters, fresh_alias  # noqa: F401  (session fixtures)
 from tripsearch.backend import Backend
 from tripsearch.capacity.workload import build_workload
 

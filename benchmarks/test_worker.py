@@ -31,9 +31,8 @@ import orjson
 import pytest
 
 import tripsearch
-from tests.elastic.cluster import Cluster, es_cluster, es_clusters, fresh_alias  # noqa: F401  (session fixtures)
-from tests.rabbitmq import Broker, fresh_topology, rabbitmq  # noqa: F401  (the session broker)
-from tests.test_worker import publish, run_async
+from tripsearch.testing.elastic import Cluster, es_cluster, es_clusters, fresh_alias  # noqa: F401  (session fixtures)
+from tripsearch.testing.rabbitmq import Broker, fresh_topology, publish, rabbitmq, run_async  # noqa: F401  (the session broker)
 from tripsearch.broker.events import Topology, trip_event
 
 from .conftest import dataset_trips

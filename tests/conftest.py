@@ -10,8 +10,8 @@ import pytest
 import tripsearch
 from tripsearch.backend import Backend, DeleteReport, UpsertReport
 
-from .elastic.cluster import Cluster, es_cluster, es_clusters, fresh_alias  # noqa: F401  (session fixtures, started on first use)
-from .rabbitmq import rabbitmq  # noqa: F401  (the session broker, started on first use)
+from tripsearch.testing.elastic import Cluster, es_cluster, es_clusters, fresh_alias  # noqa: F401  (session fixtures, started on first use)
+from tripsearch.testing.rabbitmq import rabbitmq  # noqa: F401  (the session broker, started on first use)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"

@@ -20,8 +20,7 @@ import sys
 import time
 from functools import lru_cache
 from pathlib import Path
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Awaitable, Callable, Iterator, TypeVar
+from typing import Any, Awaitable, Callable, Iterator
 
 import aio_pika
 import httpx
@@ -36,12 +35,11 @@ from tripsearch.data.fixtures import generate_trips
 from tripsearch.index.embedded import DB_NAME
 from tripsearch.broker.worker import FIELD_HEADER, REASON_HEADER, Worker, WorkerSettings
 
-from .rabbitmq import Broker, fresh_topology
+from tripsearch.testing.rabbitmq import Broker, fresh_topology, publish, run_async
 
 # The issue's 100,000 events on each backend (TRIPSEARCH_WORKER_TEST_EVENTS sets another size).
 EVENTS = int(os.environ.get("TRIPSEARCH_WORKER_TEST_EVENTS", "100000"))
 KILLS = 10
-T = TypeVar("T")
 
 Expected = dict[str, tuple[int, int | None]]  # id -> (version, seats_available), None when the last event deletes it
 
@@ -106,24 +104,6 @@ def apply_in_version_order(backend: Backend, events: list[dict[str, Any]]) -> No
         same = [e for e in events if e["version"] == version]
         backend.upsert([e["trip"] for e in same if "trip" in e])
         backend.delete([(e["trip_id"], version) for e in same if "trip" not in e])
-
-
-async def publish(broker: Broker, topology: Topology, events: list[Any], pack: int = 1) -> None:
-    async with EventPublisher(broker.url, topology, pack=pack) as publisher:
-        assert await publisher.publish(events) == len(events)
-
-
-def run_async(coroutine: Awaitable[T]) -> T:
-    """Run a coroutine to the end on an event loop of its own thread.
-
-    Not on this thread: a session fixture of the page tests (Playwright's
-    sync API) keeps an event loop running on it for the rest of the session.
-    """
-    async def main() -> T:
-        return await coroutine
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, main()).result()
 
 
 def publish_sync(broker: Broker, topology: Topology, events: list[Any], pack: int = 1) -> None:
@@ -471,7 +451,7 @@ def test_elasticsearch_duplicates_shuffled_versions_and_a_cluster_stopped_mid_lo
     node is stopped (SIGTERM, as an operator or a crash stops it) and
     started again on the same port and data.
     """
-    from .elastic.cluster import own_cluster
+    from tripsearch.testing.elastic import own_cluster
 
     events, expected = make_events(EVENTS, seed=6)
     topology = fresh_topology()

@@ -30,7 +30,7 @@ from tripsearch.index.elastic.anchors import anchor_fields, anchor_places
 from tripsearch.index.elastic.mapping import MAPPING_VERSION
 from tripsearch.model import parse_trip
 
-from .cluster import Cluster, fresh_alias
+from tripsearch.testing.elastic import Cluster, fresh_alias
 
 pytestmark = pytest.mark.elasticsearch
 

@@ -16,7 +16,7 @@ import pytest
 from tripsearch.backend import Backend
 from tripsearch.index.elastic import ElasticBackend
 
-from .cluster import unavailable
+from tripsearch.testing.elastic import unavailable
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "elasticsearch.md").read_text()
 CONTRACT = [name for name, _ in inspect.getmembers(Backend, inspect.isfunction) if not name.startswith("_")]

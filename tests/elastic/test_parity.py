@@ -26,7 +26,7 @@ from tripsearch.index.execute import candidate_days
 from tripsearch.query.matching import evaluate
 from tripsearch.query.model import parse_query
 
-from .cluster import Cluster
+from tripsearch.testing.elastic import Cluster
 
 pytestmark = [pytest.mark.elasticsearch, pytest.mark.slow]
 
