@@ -248,7 +248,7 @@ class _Sink:
         self.client: TripSearchClient | None = None
         self.engine: Backend | None = None
         if args.url:
-            from . import client
+            from .. import client
 
             self.client = client.TripSearchClient(args.url, token=args.token)
         else:
