@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterable, Iterator
 import pytest
 
 import tripsearch
-from tripsearch.backend import Backend, DeleteReport, UpsertReport
+from tripsearch.backend import Backend, DeleteReport, Refresh, UpsertReport
 
 from tripsearch.testing.elastic import Cluster, es_cluster, es_clusters, fresh_alias  # noqa: F401  (session fixtures, started on first use)
 from tripsearch.testing.rabbitmq import rabbitmq  # noqa: F401  (the session broker, started on first use)
@@ -106,10 +106,10 @@ class _CopyOnWrite:
             self._own = True
         return self._engine
 
-    def upsert(self, trips: Iterable[Any], refresh: bool = False) -> UpsertReport:
+    def upsert(self, trips: Iterable[Any], refresh: Refresh = False) -> UpsertReport:
         return self._writable().upsert(trips, refresh=refresh)
 
-    def delete(self, ids: Iterable[Any], refresh: bool = False) -> DeleteReport:
+    def delete(self, ids: Iterable[Any], refresh: Refresh = False) -> DeleteReport:
         return self._writable().delete(ids, refresh=refresh)
 
     def close(self) -> None:
