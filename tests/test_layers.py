@@ -13,6 +13,7 @@ still a cycle a reader has to untangle.
 from __future__ import annotations
 
 import ast
+import re
 import textwrap
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -118,3 +119,12 @@ def test_an_import_against_the_order_is_reported(tmp_path: Path) -> None:
         "tripsearch/index/embedded.py:3: tripsearch.index.embedded imports tripsearch.cli, a layer above it",
         "tripsearch/query/matching.py:3: tripsearch.query.matching imports tripsearch.facets, a layer above it",
     ]
+
+
+def test_the_readme_layout_lists_every_package_and_top_level_module() -> None:
+    """README's layout section: one entry (a backticked path and a colon) per package, top-level module and top-level folder."""
+    section = (ROOT / "README.md").read_text().split("### Layout", 1)[1].split("\n#", 1)[0]
+    listed = set(re.findall(r"`([^`]+)`:", section))
+    packages = {f"{init.parent.relative_to(ROOT).as_posix()}/" for top in ("tripsearch", "api") for init in (ROOT / top).rglob("__init__.py")} - {"tripsearch/"}
+    top_modules = {f"tripsearch/{path.name}" for path in (ROOT / "tripsearch").glob("*.py") if path.name != "__init__.py"}
+    assert listed == packages | top_modules | {"tests/", "benchmarks/", "scripts/", "docs/"}
