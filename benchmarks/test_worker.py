@@ -33,6 +33,7 @@ import pytest
 import tripsearch
 from tripsearch.testing.elastic import Cluster, es_cluster, es_clusters, fresh_alias  # noqa: F401  (session fixtures)
 from tripsearch.testing.rabbitmq import Broker, fresh_topology, publish, rabbitmq, run_async  # noqa: F401  (the session broker)
+from tripsearch.testing.server import free_port
 from tripsearch.broker.events import Topology, trip_event
 
 from .conftest import dataset_trips
@@ -53,14 +54,6 @@ def _events(count: int, prefix: str) -> list[dict[str, Any]]:
     return [trip_event(dict(base[i % len(base)], id=f"{prefix}-{i}", version=1)) for i in range(count)]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _acked(port: int) -> float | None:
     try:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
@@ -75,7 +68,7 @@ def _acked(port: int) -> float | None:
 def _workers(broker: Broker, topology: Topology, target: list[str], count: int) -> Iterator[list[tuple[subprocess.Popen[bytes], int]]]:
     procs = []
     for _ in range(count):
-        port = _free_port()
+        port = free_port()
         cmd = [sys.executable, "-m", "tripsearch.cli", "worker", "--amqp", broker.url, *target, "--metrics-port", str(port), "--log-level", "warning",
                "--queue", topology.queue, "--exchange", topology.exchange, "--dead-letter-exchange", topology.dead_letter_exchange, "--dead-letter-queue", topology.dead_letter_queue]
         procs.append((subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE), port))

@@ -13,7 +13,6 @@ import datetime as dt
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from tripsearch.index.embedded import DB_NAME
 from tripsearch.broker.worker import FIELD_HEADER, REASON_HEADER, Worker, WorkerSettings
 
 from tripsearch.testing.rabbitmq import Broker, fresh_topology, publish, run_async
+from tripsearch.testing.server import free_port
 
 # The issue's 100,000 events on each backend (TRIPSEARCH_WORKER_TEST_EVENTS sets another size).
 EVENTS = int(os.environ.get("TRIPSEARCH_WORKER_TEST_EVENTS", "100000"))
@@ -310,19 +310,13 @@ def test_a_broker_restart_during_a_load_is_survived(rabbitmq: Broker, embedded: 
     assert state_of(backend, sorted(expected)) == live(expected)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def spawn(rabbitmq: Broker, tmp_path: Path) -> Iterator[Callable[..., tuple[subprocess.Popen[bytes], int, Path]]]:
     """Return a function that starts `tripsearch worker` processes (stderr to a file); any still running after the test is killed."""
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(topology: Topology, data: Path, *args: str) -> tuple[subprocess.Popen[bytes], int, Path]:
-        port = _free_port()
+        port = free_port()
         log = tmp_path / f"worker-{len(procs)}.log"
         cmd = [sys.executable, "-m", "tripsearch.cli", "worker", "--amqp", rabbitmq.url, "--data", str(data), "--metrics-port", str(port),
                "--exchange", topology.exchange, "--queue", topology.queue, "--dead-letter-exchange", topology.dead_letter_exchange,

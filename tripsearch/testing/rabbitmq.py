@@ -26,6 +26,8 @@ import pytest
 
 from tripsearch.broker.events import EventPublisher, Topology
 
+from . import unavailable
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "rabbitmq"
 START_TIMEOUT_S = 120
 
@@ -54,13 +56,6 @@ def fresh_topology(**options: object) -> Topology:
     return Topology(exchange=f"t-{tag}.events", queue=f"t-{tag}.index", dead_letter_exchange=f"t-{tag}.dead", dead_letter_queue=f"t-{tag}.index.dead", **options)  # type: ignore[arg-type]
 
 
-def unavailable(reason: str) -> None:
-    """Skip (or, in CI, fail) the test: RabbitMQ cannot run here."""
-    if os.environ.get("CI"):
-        pytest.fail(f"RabbitMQ is required in CI and did not start: {reason}", pytrace=False)
-    pytest.skip(f"RabbitMQ did not start ({reason}); run scripts/install-test-deps, or set CI=1 to make this a failure")
-
-
 @pytest.fixture(scope="session")
 def rabbitmq() -> Iterator[Broker]:
     """A RabbitMQ broker on loopback for the whole session."""
@@ -73,7 +68,7 @@ def rabbitmq() -> Iterator[Broker]:
     if started.returncode != 0:
         subprocess.run([sys.executable, str(SCRIPT), "stop", "--name", name, "--clean"], capture_output=True, timeout=60)
         lines = [ln for ln in started.stderr.strip().splitlines() if ln.strip()]
-        unavailable(" | ".join(lines[:3]) or f"scripts/rabbitmq exited with {started.returncode}")
+        unavailable("RabbitMQ", " | ".join(lines[:3]) or f"scripts/rabbitmq exited with {started.returncode}", remedy="run scripts/install-test-deps")
     broker = Broker(name, json.loads(started.stdout)["url"])
     yield broker
     subprocess.run([sys.executable, str(SCRIPT), "stop", "--name", name, "--clean"], capture_output=True, timeout=120)
