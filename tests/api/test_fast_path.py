@@ -15,7 +15,7 @@ import httpx
 import orjson
 import pytest
 
-from tripsearch.capacity.loadgen import query_to_params
+from tripsearch.query.params import query_to_params
 from tripsearch.capacity.workload import build_workload
 
 from .conftest import FIXTURE, Server

@@ -48,9 +48,10 @@ import numpy as np
 import orjson
 
 from ..errors import TripSearchError
+from ..query.params import query_to_params
 from .workload import Workload
 
-__all__ = ["LoadSpec", "LoadResult", "NotLoopback", "LoadFailed", "check_loopback", "query_to_params", "workload_calls", "run_load", "run_load_here"]
+__all__ = ["LoadSpec", "LoadResult", "NotLoopback", "LoadFailed", "check_loopback", "workload_calls", "run_load", "run_load_here"]
 
 # A call: (kind, path, follow the cursor to page 2). Kinds: "search", "places" (and "page2" in results).
 Call = tuple[str, str, bool]
@@ -150,23 +151,6 @@ def check_loopback(url: str) -> tuple[str, int, str]:
         raise NotLoopback(refusal)
     netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return str(addresses[0]), port, netloc
-
-
-def query_to_params(query: dict[str, Any]) -> dict[str, str]:
-    """Return the URL parameters of ``GET /v1/search`` for an engine query dict.
-
-    >>> query_to_params({"from": [48.85, 2.35], "to": [45.76, 4.83], "date": "2026-12-01", "facets": [], "options": ["pets"]})
-    {'from': '48.85,2.35', 'to': '45.76,4.83', 'date': '2026-12-01', 'facets': '', 'options': 'pets'}
-    """
-    params: dict[str, str] = {}
-    for key, value in query.items():
-        if key in ("from", "to") and isinstance(value, (list, tuple)):
-            params[key] = f"{value[0]},{value[1]}"
-        elif isinstance(value, (list, tuple)):
-            params[key] = ",".join(str(v) for v in value)
-        else:
-            params[key] = str(value)
-    return params
 
 
 def workload_calls(workload: Workload, seed: int = 0, places_limit: int = 10) -> list[Call]:
