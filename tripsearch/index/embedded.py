@@ -35,7 +35,6 @@ from ..backend import DeleteReport, ItemResult, Refresh, SearchResult, TripInput
 from ..errors import NotFound, StoreReadOnly, TripSearchError
 from ..model import Trip, trip_to_json
 from .execute import candidate_days, execute
-from ..query.matching import Windows
 from ..query.model import Query, parse_query
 from .segments import Manifest, Segment, SegmentError, SegmentMissing, open_segment, read_manifest, write_manifest, write_segment
 from .shared import SharedIndex, SharedView
@@ -233,7 +232,7 @@ class EmbeddedBackend:
         q = parse_query(query)
         view = self._index.view
         cols, found = view.search_rows(q.from_point, q.from_radius_km, q.to_point, q.to_radius_km, candidate_days(q))
-        return execute(q, cols, found.rows, self._store.docs, started, Windows(*found[1:]))
+        return execute(q, cols, found.rows, self._store.docs, started, found.windows)
 
     # -- refresh --------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 from ..core.columns import TripColumns
 from ..model import Trip
+from ..query.matching import SegmentWindows
 from ..core.kernels import PostingRanges, join_postings, key_ranges
 from .cells import CELL_SHIFT, disk_to_cells, route_to_cells
 
@@ -88,10 +89,11 @@ class Candidates(NamedTuple):
     """Candidate rows, with the segment window of each route near ``from`` and near ``to``."""
 
     rows: NDArray[np.int64]
-    from_lo: NDArray[np.int64]
-    from_hi: NDArray[np.int64]
-    to_lo: NDArray[np.int64]
-    to_hi: NDArray[np.int64]
+    windows: SegmentWindows
+
+    def take(self, keep: NDArray[np.bool_]) -> Candidates:
+        """Return the candidates where ``keep`` is true."""
+        return Candidates(self.rows[keep], SegmentWindows(*(part[keep] for part in self.windows)))
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ class IndexView:
         from_parts = [PostingRanges(seg.rows, seg.seg_lo, seg.seg_hi, *seg.lookup(from_keys)) for seg in self.segments]
         to_parts = [PostingRanges(seg.rows, seg.seg_lo, seg.seg_hi, *seg.lookup(to_keys)) for seg in self.segments]
         rows, windows = join_postings(from_parts, to_parts, self.alive)
-        return Candidates(rows, *windows.T)
+        return Candidates(rows, SegmentWindows(*windows.T))
 
 
 def _cover_keys(point: tuple[float, float], radius_km: float, days: NDArray[np.int64]) -> NDArray[np.uint64]:
