@@ -173,7 +173,7 @@ class Trip(BaseModel):
     seats_total: int = Field(ge=1, le=MAX_SEATS)
     seats_available: int = Field(ge=0, le=MAX_SEATS)
     price: Price
-    options: TripOptions | None = None
+    options: TripOptions | None = None  # type: ignore[valid-type]  # built from the engine's option names
     driver: Driver | None = None
     status: str = Field("published", json_schema_extra=_enum(STATUSES))
     route: Route | None = None
