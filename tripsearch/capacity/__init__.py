@@ -42,4 +42,7 @@ _HOME = {
 def __getattr__(name: str) -> Any:
     if name not in _HOME:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_HOME[name], __name__), name)
+    value = getattr(importlib.import_module(_HOME[name], __name__), name)
+    # Kept, so later lookups skip this; for ``measure`` it also replaces the submodule of that name.
+    globals()[name] = value
+    return value
