@@ -162,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pack", type=int, default=1, help="events per message, one per line (default %(default)s: one event, one message)")
     _add_topology_arguments(p)
 
+    p = sub.add_parser("dev", help="development tools: throw-away Elasticsearch clusters on loopback")
+    dev = p.add_subparsers(dest="tool", required=True, parser_class=_Parser)
+    # Listed here for --help; main() hands everything after `dev elasticsearch` to the tool's own parser.
+    dev.add_parser("elasticsearch", help="start|stop|restart-node|status a cluster (tripsearch dev elasticsearch --help)", add_help=False)
+
     from .capacity.cli import add_arguments as add_capacity_arguments
 
     p = sub.add_parser("capacity", help="measure this machine, plan a deployment from the measurements, write a report with plots")
@@ -506,6 +511,11 @@ COMMANDS = {"fixtures": cmd_fixtures, "index": cmd_index, "search": cmd_search, 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["dev", "elasticsearch"]:
+        from .dev import elasticsearch
+
+        return int(elasticsearch.main(argv[2:]))
     args = build_parser().parse_args(argv)
     for value in vars(args).values():
         if isinstance(value, _BadEnvironment):
