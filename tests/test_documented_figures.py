@@ -68,3 +68,15 @@ def test_shared_index_figures_of_readme() -> None:
 @pytest.mark.parametrize("name", sorted(p.name for p in RESULTS.glob("*.json")))
 def test_results_files_are_json_objects(name: str) -> None:
     assert isinstance(_load(name), dict)
+
+
+def test_capacity_fit_of_readme(capsys: pytest.CaptureFixture[str]) -> None:
+    from tripsearch.cli import main
+
+    # README: "`tripsearch capacity plan --memory 24GiB --workers 2` answers ... (about 12M at ...)"
+    assert main(["capacity", "plan", "--memory", "24GiB", "--workers", "2", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    fit = next(f for f in plan["figures"] if f["name"] == "trips that fit")
+    text = _one_line(README)
+    assert "`tripsearch capacity plan --memory 24GiB --workers 2` answers how many trips fit on a machine" in text
+    assert f"(about {fit['value'] / 1e6:.0f}M at {SHARED['segment_bytes_per_trip']:,} bytes per trip of segment, with {plan['targets']['headroom']:.0%} headroom" in text
