@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None, *, opener: Callable[..., Backen
         exception_handlers=_EXCEPTION_HANDLERS,
         separate_input_output_schemas=False,
         docs_url=None,  # served by routes/docs.py from local files: no CDN can be reached
+        redoc_url=None,  # ReDoc has no bundle on PyPI to serve locally; /docs shows the same document
     )
     app.state.settings = settings
     app.state.holder = holder

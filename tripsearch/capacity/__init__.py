@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from .corridor import CorridorRun, load_corridor_runs
 from .data import Measurements
-from .measure import DEFAULT_OUT, CapacityError, MeasureOptions, machine_info, measure
+from .errors import CapacityError
+from .measure import DEFAULT_OUT, MeasureOptions, machine_info, measure
 from .memory import MemoryModel, load_shared_index, memory_model, parse_size
 from .plan import FitTargets, Plan, Targets, make_fit, make_plan, render_plan
 from .report import write_report
