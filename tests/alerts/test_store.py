@@ -9,10 +9,10 @@ import pytest
 
 import tripsearch
 from tests.api.support import REYKJAVIK, SELFOSS, make_trip
-from tripsearch.alerts import AlertingBackend, AlertStore, parse_alert
+from tripsearch.alerts import AlertingBackend, AlertStore, match_trips, parse_alert
 from tripsearch.alerts.model import expires_at
-from tripsearch.index.cells import disk_to_cells
 from tripsearch.errors import AlertLimitReached, AlertNotFound, InvalidAlert
+from tripsearch.model import parse_trip
 
 ALERT = {"from": list(REYKJAVIK), "to": list(SELFOSS), "date_from": "2027-03-01", "date_to": "2027-03-02"}
 
@@ -46,8 +46,9 @@ def test_expired_alerts_free_the_limit_match_nothing_and_are_purged(tmp_path: Pa
     clock.now = dt.datetime(2027, 2, 3, 12, tzinfo=dt.timezone.utc).timestamp()  # the first one's day is over everywhere
     assert store.get("u-1", first.id).to_dict(store.now())["status"] == "expired"
     assert store.count() == 2
-    cells = [*disk_to_cells(*REYKJAVIK, 10.0).tolist(), *disk_to_cells(*SELFOSS, 10.0).tolist()]
-    assert {a for a, _ in store.candidates(cells, cells, 0, 10**6)} == {second.id} | {a.id for a in store.owner_alerts("u-2")}
+    on_first_day, later = match_trips(store, [parse_trip(make_trip("t-1", day=dt.date(2027, 2, 2))), parse_trip(make_trip("t-2"))])
+    assert on_first_day.matches == {}  # the expired alert matches nothing
+    assert set(later.matches) == {second.id} | {a.id for a in store.owner_alerts("u-2")}
     third = store.create("u-1", ALERT)  # the expired one no longer counts
 
     clock.now = dt.datetime(2027, 2, 11, 12, tzinfo=dt.timezone.utc).timestamp()  # 7 days after expiry: purged at the next creation

@@ -1,0 +1,371 @@
+"""The alerts index in memory: postings of every alert's From and To disks, and one batch of trips matched against them at once.
+
+Alerts are grouped by their places: a *disk* is a (lat, lon, radius) that
+some alert has as From or To, a *group* the alerts with the same From disk
+and the same To disk. Workload searches go between a few thousand places,
+so a million alerts make a few thousand disks and tens of thousands of
+groups, and the geometry of a trip is measured once per group, not once
+per alert.
+
+Postings are sorted arrays: the tiles (:func:`route_to_tiles`) each disk's
+cap may reach, then the disks of each tile. A batch of trips:
+
+1. samples each route every :data:`SAMPLE_KM` along it and takes the
+   tiles of the samples;
+2. reads the disks of those tiles; a (trip, group) is a candidate when the
+   trip touches the group's From disk and its To disk;
+3. runs the search's own kernels on each group's candidate trips
+   (:func:`~tripsearch.kernels.match_geometry` over the whole route, as
+   :func:`~tripsearch.query.matching.evaluate` does without windows), then,
+   for each alert of the group alive and whose days hold the pickup's local
+   day, :func:`~tripsearch.kernels.filter_failures` with the alert's filters.
+
+No miss: a route point within r of a disk's centre lies within
+``SAMPLE_KM / 2`` along the route, so on the sphere, of a sample; that
+sample is within ``r + SAMPLE_KM / 2`` of the centre, and every tile that
+holds a point that near is in the disk's cover (:func:`disk_to_tiles`).
+
+The index is made of parts, each built once from a set of alerts and
+never changed but for its ``alive`` mask: alerts created since the last
+look become a new small part, and parts of similar sizes are merged, so a
+new alert costs a small build and a million alerts a few parts.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
+from ..columns import STATUS_CODES, TripColumns, ragged_indices
+from ..geo import EARTH_RADIUS_KM, ClosestPoints
+from ..kernels import filter_failures, match_geometry
+from ..query.execute import hit_points
+from ..query.matching import FILTERS, filter_bit
+from ..query.ranking import score_of
+
+__all__ = ["AlertIndex", "AlertTerms", "TERM_FIELDS", "SAMPLE_KM", "TILE_DEG", "route_to_tiles", "disk_to_tiles"]
+
+SAMPLE_KM = 5.0
+TILE_DEG = 0.25
+# Rounding of sample positions and cap bounds is far below this (km).
+_MARGIN_KM = 0.05
+_ROWS = int(round(180 / TILE_DEG))
+_ROW_SHIFT = 24  # a tile key: row << 24 | column
+_KM_PER_DEG = math.radians(1.0) * EARTH_RADIUS_KM
+
+# The columns of an alert the index reads, in the order AlertStore.terms_after returns them.
+TERM_FIELDS = (
+    "seq", "from_lat", "from_lon", "from_r", "to_lat", "to_lon", "to_r", "day_from", "day_to", "expires_s",
+    "time_from", "time_to", "max_price", "options", "min_rating", "seats",
+)  # fmt: skip
+_INT_FIELDS = {"seq", "day_from", "day_to", "time_from", "time_to", "options", "seats"}
+_FILTER_BITS = np.array([filter_bit(name) for name in FILTERS], dtype=np.int64)  # match_groups reads the date bit first
+assert FILTERS[0] == "date"
+_PUBLISHED = STATUS_CODES["published"]
+
+
+@dataclass(frozen=True)
+class AlertTerms:
+    """Alerts as columns: their ids and :data:`TERM_FIELDS` (no filter: time 0..1439, price inf, rating -inf)."""
+
+    ids: NDArray[np.bytes_]
+    cols: dict[str, NDArray[Any]]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def from_rows(cls, ids: list[str], rows: list[tuple[Any, ...]]) -> AlertTerms:
+        table = np.array(rows, dtype=np.float64).reshape(len(rows), len(TERM_FIELDS))
+        cols = {name: table[:, i].astype(np.int64) if name in _INT_FIELDS else table[:, i].copy() for i, name in enumerate(TERM_FIELDS)}
+        return cls(np.array([i.encode("ascii") for i in ids], dtype="S32"), cols)
+
+    def take(self, keep: NDArray[Any]) -> AlertTerms:
+        return AlertTerms(self.ids[keep], {k: v[keep] for k, v in self.cols.items()})
+
+    @classmethod
+    def concat(cls, parts: list[AlertTerms]) -> AlertTerms:
+        return cls(np.concatenate([p.ids for p in parts]), {k: np.concatenate([p.cols[k] for p in parts]) for k in TERM_FIELDS})
+
+
+def _tile_columns(row: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Return the number of tiles across each row of tiles: as wide as tall at the row's edge nearer a pole, at least one."""
+    edge = np.maximum(np.abs(row * TILE_DEG - 90.0), np.abs((row + 1) * TILE_DEG - 90.0))
+    return np.maximum(1, np.floor(360.0 * np.cos(np.radians(np.minimum(edge, 90.0))) / TILE_DEG)).astype(np.int64)
+
+
+_COLUMNS = _tile_columns(np.arange(_ROWS, dtype=np.int64))
+
+
+def route_to_tiles(cols: TripColumns, rows: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Return (row, tile) for every tile a route of ``rows`` passes through at a sample, sorted by row then tile, without repeats.
+
+    Samples lie on the route (its great-circle segments) every
+    :data:`SAMPLE_KM` along it from the start, and at its end.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    keys = np.unique(_sample_tiles(cols.vert_lat, cols.vert_lon, cols.vert_cum, cols.vert_start, rows, _COLUMNS))
+    return keys >> 40, keys & ((1 << 40) - 1)
+
+
+@numba.njit(cache=True)
+def _tile_key(lat: float, lon: float, columns: NDArray[np.int64]) -> int:  # pragma: no cover - compiled
+    row = min(max(int(math.floor((lat + 90.0) / TILE_DEG)), 0), _ROWS - 1)
+    n = columns[row]
+    return (row << _ROW_SHIFT) | (int(math.floor((lon + 180.0) / 360.0 * n)) % n)
+
+
+@numba.njit(cache=True)
+def _sample_tiles(vert_lat, vert_lon, vert_cum, vert_start, rows, columns):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Return ``row << 40 | tile`` of every sample of the routes of ``rows`` (repeats included)."""
+    total = 0
+    for r in rows:
+        total += int(vert_cum[vert_start[r + 1] - 1] / SAMPLE_KM) + 2
+    out = np.empty(total, dtype=np.int64)
+    n = 0
+    for r in rows:
+        first, last = vert_start[r], vert_start[r + 1] - 1
+        length = vert_cum[last]
+        k = first
+        prev = -1
+        for step in range(int(length / SAMPLE_KM) + 2):
+            pos = min(step * SAMPLE_KM, length)
+            while k < last - 1 and vert_cum[k + 1] <= pos:
+                k += 1
+            b = min(k + 1, last)
+            seg = vert_cum[b] - vert_cum[k]
+            frac = min(max((pos - vert_cum[k]) / seg, 0.0), 1.0) if seg > 0 else 0.0
+            # spherical interpolation between the segment's ends, as geo.interpolate_on_arcs
+            la, lo = math.radians(vert_lat[k] / 1e7), math.radians(vert_lon[k] / 1e7)
+            lb, lob = math.radians(vert_lat[b] / 1e7), math.radians(vert_lon[b] / 1e7)
+            ax, ay, az = math.cos(la) * math.cos(lo), math.cos(la) * math.sin(lo), math.sin(la)
+            bx, by, bz = math.cos(lb) * math.cos(lob), math.cos(lb) * math.sin(lob), math.sin(lb)
+            theta = seg / EARTH_RADIUS_KM
+            sin_theta = math.sin(theta)
+            if sin_theta < 1e-12:
+                wa, wb = 1.0 - frac, frac
+            else:
+                wa, wb = math.sin((1.0 - frac) * theta) / sin_theta, math.sin(frac * theta) / sin_theta
+            px, py, pz = ax * wa + bx * wb, ay * wa + by * wb, az * wa + bz * wb
+            norm = math.sqrt(px * px + py * py + pz * pz)
+            key = (np.int64(r) << 40) | _tile_key(math.degrees(math.asin(min(1.0, max(-1.0, pz / norm)))), math.degrees(math.atan2(py, px)), columns)
+            if key != prev:
+                out[n] = key
+                n += 1
+                prev = key
+    return out[:n]
+
+
+@lru_cache(maxsize=1 << 16)
+def disk_to_tiles(lat: float, lon: float, radius_km: float) -> NDArray[np.int64]:
+    """Return, sorted, every tile that may hold a sample within ``radius_km + SAMPLE_KM / 2`` of a point (its cap's bounding box).
+
+    >>> len(disk_to_tiles(89.99, 0.0, 10.0)) == int(_COLUMNS[-1])  # a cap over the pole holds every tile of its rows
+    True
+    """
+    reach = (radius_km + SAMPLE_KM / 2 + _MARGIN_KM) / EARTH_RADIUS_KM  # radians
+    reach_deg = math.degrees(reach)
+    lo_row = max(0, math.floor((lat - reach_deg + 90.0) / TILE_DEG))
+    hi_row = min(_ROWS - 1, math.floor((lat + reach_deg + 90.0) / TILE_DEG))
+    cos_lat = math.cos(math.radians(lat))
+    # Widest longitude of the cap: asin(sin(reach) / cos(lat)); all around when the cap holds a pole.
+    spread = 360.0 if math.sin(reach) >= cos_lat * (1 - 1e-9) else math.degrees(math.asin(math.sin(reach) / cos_lat)) + 1e-6
+    keys: list[int] = []
+    for row in range(lo_row, hi_row + 1):
+        n = int(_COLUMNS[row])
+        first = math.floor((lon - spread + 180.0) / 360.0 * n)
+        last = math.floor((lon + spread + 180.0) / 360.0 * n)
+        columns = range(n) if last - first + 1 >= n else (c % n for c in range(first, last + 1))
+        keys.extend((row << _ROW_SHIFT) | c for c in columns)
+    out = np.unique(np.array(keys, dtype=np.int64))
+    out.setflags(write=False)
+    return out
+
+
+class _Part:
+    """Alerts indexed once: disks, their tiles, groups, alerts by group; only ``alive`` changes."""
+
+    def __init__(self, terms: AlertTerms) -> None:
+        c = terms.cols
+        places = np.concatenate((np.stack((c["from_lat"], c["from_lon"], c["from_r"]), axis=1), np.stack((c["to_lat"], c["to_lon"], c["to_r"]), axis=1)))
+        self.disks, which = np.unique(places, axis=0, return_inverse=True)
+        which = which.reshape(-1)
+        n, m = len(terms), len(self.disks)
+        from_disk, to_disk = which[:n].astype(np.int64), which[n:].astype(np.int64)
+        covers = [disk_to_tiles(float(a), float(b), float(r)) for a, b, r in self.disks.tolist()]
+        tiles = np.concatenate(covers) if covers else np.zeros(0, dtype=np.int64)
+        owners = np.repeat(np.arange(m, dtype=np.int64), [len(t) for t in covers])
+        order = np.lexsort((owners, tiles))
+        tiles, self.tile_disks = tiles[order], owners[order]
+        heads = np.flatnonzero(np.concatenate(([True], tiles[1:] != tiles[:-1]))) if len(tiles) else np.zeros(0, dtype=np.int64)
+        self.tile_keys, self.tile_start = tiles[heads], np.concatenate((heads, [len(tiles)])).astype(np.int64)
+        groups, group_of = np.unique(from_disk * m + to_disk, return_inverse=True)
+        self.group_from, self.group_to = groups // max(m, 1), groups % max(m, 1)
+        self.from_start = np.searchsorted(self.group_from, np.arange(m + 1)).astype(np.int64)
+        self.group_places = np.concatenate((self.disks[self.group_from], self.disks[self.group_to]), axis=1)
+        by_group = np.argsort(group_of.reshape(-1), kind="stable")
+        self.group_start = np.searchsorted(group_of.reshape(-1)[by_group], np.arange(len(groups) + 1)).astype(np.int64)
+        self.terms = terms.take(by_group)
+        self.alive = np.ones(n, dtype=np.bool_)
+
+    def __len__(self) -> int:
+        return len(self.alive)
+
+    def live(self) -> AlertTerms:
+        return self.terms.take(self.alive)
+
+    def drop(self, seqs: NDArray[np.int64]) -> None:
+        self.alive &= ~np.isin(self.terms.cols["seq"], seqs)
+
+    def candidates(self, tile_rows: NDArray[np.int64], tile_keys: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Return the (row, group) whose From and To disks the rows' tiles touch, sorted by group then row."""
+        at = np.searchsorted(self.tile_keys, tile_keys)
+        found = at < len(self.tile_keys)
+        found[found] = self.tile_keys[at[found]] == tile_keys[found]
+        at, rows = at[found], tile_rows[found]
+        entries = ragged_indices(self.tile_start[at], self.tile_start[at + 1])
+        touched = np.unique((np.repeat(rows, self.tile_start[at + 1] - self.tile_start[at]) << 32) | self.tile_disks[entries])
+        rows, disks = touched >> 32, touched & 0xFFFFFFFF
+        spans = self.from_start[disks + 1] - self.from_start[disks]
+        groups = ragged_indices(self.from_start[disks], self.from_start[disks + 1])
+        rows = np.repeat(rows, spans)
+        wanted = (rows << 32) | self.group_to[groups]
+        at = np.minimum(np.searchsorted(touched, wanted), len(touched) - 1)
+        keep = touched[at] == wanted if len(touched) else np.zeros(0, dtype=np.bool_)
+        rows, groups = rows[keep], groups[keep]
+        order = np.lexsort((rows, groups))
+        return rows[order], groups[order]
+
+
+class Matches(NamedTuple):
+    """Matches of a batch: the trip row, the alert id and what the match event says."""
+
+    rows: list[int]
+    alert_ids: list[str]
+    bodies: list[dict[str, Any]]
+
+
+class AlertIndex:
+    """Every active alert of a store, in memory, kept up to date by :meth:`update`."""
+
+    def __init__(self) -> None:
+        self.parts: list[_Part] = []
+        self.last_seq = 0  # the last alert (AlertStore terms sequence) read
+        self.last_drop = 0  # the last deletion read
+        self.lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return sum(int(p.alive.sum()) for p in self.parts)
+
+    def update(self, added: AlertTerms, dropped: NDArray[np.int64]) -> None:
+        """Add alerts (a new part, then merges of parts of similar sizes) and mark deleted ones (by sequence number)."""
+        if len(dropped):
+            for part in self.parts:
+                part.drop(dropped)
+        if len(added):
+            self.parts.append(_Part(added))
+            self.last_seq = max(self.last_seq, int(added.cols["seq"].max()))
+            while len(self.parts) >= 2 and len(self.parts[-2]) <= 4 * len(self.parts[-1]):
+                merged = _Part(AlertTerms.concat([self.parts[-2].live(), self.parts[-1].live()]))
+                self.parts[-2:] = [merged]
+
+    def match(self, cols: TripColumns, rows: NDArray[np.int64], now: float) -> Matches:
+        """Return the matches of trips ``rows`` of ``cols`` with the live alerts not expired at ``now``."""
+        out = Matches([], [], [])
+        rows = rows[cols.status[rows] == _PUBLISHED]
+        if not len(rows) or not self.parts:
+            return out
+        tile_rows, tile_keys = route_to_tiles(cols, rows)
+        for part in self.parts:
+            item_rows, item_groups = part.candidates(tile_rows, tile_keys)
+            if not len(item_rows):
+                continue
+            t = part.terms.cols
+            pickup, dropoff, times, hit_item, hit_alert = match_groups(
+                cols.vert_lat, cols.vert_lon, cols.vert_cum, cols.vert_start, cols.stop_start, cols.stop_along, cols.stop_time,
+                cols.status == _PUBLISHED, cols.offset_s, cols.price, cols.options, cols.rating, cols.seats_available, _FILTER_BITS,
+                item_rows, item_groups, part.group_places, part.group_start, part.alive, now,
+                t["day_from"], t["day_to"], t["expires_s"], t["time_from"], t["time_to"], t["max_price"], t["options"], t["min_rating"], t["seats"],
+            )  # fmt: skip
+            if not len(hit_item):
+                continue
+            hit_rows = item_rows[hit_item]
+            offsets = cols.offset_s[hit_rows].tolist()
+            p = hit_points(ClosestPoints(*pickup[:, hit_item]), times[0, hit_item], offsets)
+            d = hit_points(ClosestPoints(*dropoff[:, hit_item]), times[1, hit_item], offsets)
+            walk = (pickup[0, hit_item] + dropoff[0, hit_item]).tolist()
+            out.rows.extend(hit_rows.tolist())
+            out.alert_ids.extend(i.decode("ascii") for i in part.terms.ids[hit_alert].tolist())
+            out.bodies.extend({"date": a.time[:10], "score": score_of(w), "pickup": a.to_dict(), "dropoff": b.to_dict()} for a, b, w in zip(p, d, walk))
+        return out
+
+
+@numba.njit(cache=True)
+def match_groups(  # type: ignore[no-untyped-def]
+    vert_lat, vert_lon, vert_cum, vert_start, stop_start, stop_along, stop_time, published, offset_s, price, options, rating, seats_available, bits,
+    item_rows, item_groups, group_places, group_start, alive, now,
+    day_from, day_to, expires_s, time_from, time_to, max_price, option_bits, min_rating, seats,
+):  # pragma: no cover - compiled
+    """Match candidate (row, group) items, sorted by group, with the alerts of their groups: the search's kernels decide.
+
+    Per group, :func:`~tripsearch.kernels.match_geometry` on the whole
+    routes of its rows (rules 1 and 2, published); per live, unexpired
+    alert of the group whose days hold a pickup's local day,
+    :func:`~tripsearch.kernels.filter_failures` with its filters (rules 3
+    and 4), the date rule read as the alert's day range. Returns each
+    item's pickup and dropoff (4 x n), their times (2 x n), and the
+    matches as (item, alert) index pairs.
+    """
+    n = item_rows.shape[0]
+    pickup = np.zeros((4, n), dtype=np.float64)
+    dropoff = np.zeros((4, n), dtype=np.float64)
+    times = np.zeros((2, n), dtype=np.int64)
+    hit_item = []
+    hit_alert = []
+    start = 0
+    while start < n:
+        g = item_groups[start]
+        stop = start
+        while stop < n and item_groups[stop] == g:
+            stop += 1
+        rows = item_rows[start:stop]
+        k = rows.shape[0]
+        windows = np.zeros((k, 4), dtype=np.int64)
+        for i in range(k):
+            last = max(vert_start[rows[i] + 1] - vert_start[rows[i]] - 2, 0)
+            windows[i, 1] = last
+            windows[i, 3] = last
+        place = group_places[g]
+        p, d, geo, t = match_geometry(
+            vert_lat, vert_lon, vert_cum, vert_start, stop_start, stop_along, stop_time, published[rows], rows, windows,
+            (place[0], place[1], place[2]), (place[3], place[4], place[5]),
+        )  # fmt: skip
+        pickup[:, start:stop] = p
+        dropoff[:, start:stop] = d
+        times[:, start:stop] = t
+        which = np.flatnonzero(geo)
+        if which.shape[0] > 0:
+            hits = rows[which]
+            pickup_time = t[0][which]
+            local_day = filter_failures(hits, pickup_time, offset_s, price, options, rating, seats_available, bits, 0, (0, 24 * 60 - 1), np.inf, 0, -np.inf, 0)[0]
+            first, last = local_day.min(), local_day.max()
+            for a in range(group_start[g], group_start[g + 1]):
+                if not alive[a] or expires_s[a] <= now or day_to[a] < first or day_from[a] > last:
+                    continue
+                _, _, failed = filter_failures(
+                    hits, pickup_time, offset_s, price, options, rating, seats_available, bits, day_from[a],
+                    (time_from[a], time_to[a]), max_price[a], option_bits[a], min_rating[a], seats[a],
+                )  # fmt: skip
+                for j in range(which.shape[0]):
+                    if failed[j] & ~bits[0] == 0 and day_from[a] <= local_day[j] <= day_to[a]:
+                        hit_item.append(start + which[j])
+                        hit_alert.append(a)
+        start = stop
+    return pickup, dropoff, times, np.array(hit_item, dtype=np.int64), np.array(hit_alert, dtype=np.int64)
