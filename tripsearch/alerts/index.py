@@ -44,6 +44,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..columns import STATUS_CODES, TripColumns, ragged_indices
+from ..model import paused_gc
 from ..geo import EARTH_RADIUS_KM, ClosestPoints
 from ..kernels import filter_failures, match_geometry
 from ..query.execute import hit_points
@@ -65,6 +66,7 @@ TERM_FIELDS = (
     "seq", "from_lat", "from_lon", "from_r", "to_lat", "to_lon", "to_r", "day_from", "day_to", "expires_s",
     "time_from", "time_to", "max_price", "options", "min_rating", "seats",
 )  # fmt: skip
+_FILTER_FIELDS = ("time_from", "time_to", "max_price", "options", "min_rating", "seats")
 _INT_FIELDS = {"seq", "day_from", "day_to", "time_from", "time_to", "options", "seats"}
 _FILTER_BITS = np.array([filter_bit(name) for name in FILTERS], dtype=np.int64)  # match_groups reads the date bit first
 assert FILTERS[0] == "date"
@@ -210,8 +212,13 @@ class _Part:
         self.group_from, self.group_to = groups // max(m, 1), groups % max(m, 1)
         self.from_start = np.searchsorted(self.group_from, np.arange(m + 1)).astype(np.int64)
         self.group_places = np.concatenate((self.disks[self.group_from], self.disks[self.group_to]), axis=1)
-        by_group = np.argsort(group_of.reshape(-1), kind="stable")
-        self.group_start = np.searchsorted(group_of.reshape(-1)[by_group], np.arange(len(groups) + 1)).astype(np.int64)
+        # Within a group, alerts with the same filters side by side: the kernel checks each set of filters once.
+        filters = np.stack([c[name].astype(np.float64) for name in _FILTER_FIELDS], axis=1)
+        filter_set = np.unique(filters, axis=0, return_inverse=True)[1].reshape(-1)
+        group_of = group_of.reshape(-1)
+        by_group = np.lexsort((filter_set, group_of))
+        self.group_start = np.searchsorted(group_of[by_group], np.arange(len(groups) + 1)).astype(np.int64)
+        self.filter_set = filter_set[by_group]
         self.terms = terms.take(by_group)
         self.alive = np.ones(n, dtype=np.bool_)
 
@@ -291,26 +298,31 @@ class AlertIndex:
             pickup, dropoff, times, hit_item, hit_alert = match_groups(
                 cols.vert_lat, cols.vert_lon, cols.vert_cum, cols.vert_start, cols.stop_start, cols.stop_along, cols.stop_time,
                 cols.status == _PUBLISHED, cols.offset_s, cols.price, cols.options, cols.rating, cols.seats_available, _FILTER_BITS,
-                item_rows, item_groups, part.group_places, part.group_start, part.alive, now,
+                item_rows, item_groups, part.group_places, part.group_start, part.filter_set, part.alive, now,
                 t["day_from"], t["day_to"], t["expires_s"], t["time_from"], t["time_to"], t["max_price"], t["options"], t["min_rating"], t["seats"],
             )  # fmt: skip
             if not len(hit_item):
                 continue
-            hit_rows = item_rows[hit_item]
-            offsets = cols.offset_s[hit_rows].tolist()
-            p = hit_points(ClosestPoints(*pickup[:, hit_item]), times[0, hit_item], offsets)
-            d = hit_points(ClosestPoints(*dropoff[:, hit_item]), times[1, hit_item], offsets)
-            walk = (pickup[0, hit_item] + dropoff[0, hit_item]).tolist()
-            out.rows.extend(hit_rows.tolist())
-            out.alert_ids.extend(i.decode("ascii") for i in part.terms.ids[hit_alert].tolist())
-            out.bodies.extend({"date": a.time[:10], "score": score_of(w), "pickup": a.to_dict(), "dropoff": b.to_dict()} for a, b, w in zip(p, d, walk))
+            with paused_gc():  # many small dicts, none in a cycle
+                self._bodies(out, part, cols, item_rows[hit_item], pickup[:, hit_item], dropoff[:, hit_item], times[:, hit_item], hit_alert)
         return out
+
+    @staticmethod
+    def _bodies(out: Matches, part: _Part, cols: TripColumns, hit_rows: NDArray[np.int64], pickup: NDArray[np.float64], dropoff: NDArray[np.float64], times: NDArray[np.int64], hit_alert: NDArray[np.int64]) -> None:
+        """Append what each match event says (as a search hit reports its pickup and dropoff) to ``out``."""
+        offsets = cols.offset_s[hit_rows].tolist()
+        p = hit_points(ClosestPoints(*pickup), times[0], offsets)
+        d = hit_points(ClosestPoints(*dropoff), times[1], offsets)
+        walk = (pickup[0] + dropoff[0]).tolist()
+        out.rows.extend(hit_rows.tolist())
+        out.alert_ids.extend(i.decode("ascii") for i in part.terms.ids[hit_alert].tolist())
+        out.bodies.extend({"date": a.time[:10], "score": score_of(w), "pickup": a.to_dict(), "dropoff": b.to_dict()} for a, b, w in zip(p, d, walk))
 
 
 @numba.njit(cache=True)
 def match_groups(  # type: ignore[no-untyped-def]
     vert_lat, vert_lon, vert_cum, vert_start, stop_start, stop_along, stop_time, published, offset_s, price, options, rating, seats_available, bits,
-    item_rows, item_groups, group_places, group_start, alive, now,
+    item_rows, item_groups, group_places, group_start, filter_set, alive, now,
     day_from, day_to, expires_s, time_from, time_to, max_price, option_bits, min_rating, seats,
 ):  # pragma: no cover - compiled
     """Match candidate (row, group) items, sorted by group, with the alerts of their groups: the search's kernels decide.
@@ -356,15 +368,20 @@ def match_groups(  # type: ignore[no-untyped-def]
             pickup_time = t[0][which]
             local_day = filter_failures(hits, pickup_time, offset_s, price, options, rating, seats_available, bits, 0, (0, 24 * 60 - 1), np.inf, 0, -np.inf, 0)[0]
             first, last = local_day.min(), local_day.max()
+            passes = np.zeros(which.shape[0], dtype=np.bool_)
+            checked = -1  # the filter set ``passes`` holds; alerts of a group come grouped by filter set
             for a in range(group_start[g], group_start[g + 1]):
                 if not alive[a] or expires_s[a] <= now or day_to[a] < first or day_from[a] > last:
                     continue
-                _, _, failed = filter_failures(
-                    hits, pickup_time, offset_s, price, options, rating, seats_available, bits, day_from[a],
-                    (time_from[a], time_to[a]), max_price[a], option_bits[a], min_rating[a], seats[a],
-                )  # fmt: skip
+                if filter_set[a] != checked:
+                    failed = filter_failures(
+                        hits, pickup_time, offset_s, price, options, rating, seats_available, bits, 0,
+                        (time_from[a], time_to[a]), max_price[a], option_bits[a], min_rating[a], seats[a],
+                    )[2]  # fmt: skip
+                    passes = failed & ~bits[0] == 0
+                    checked = filter_set[a]
                 for j in range(which.shape[0]):
-                    if failed[j] & ~bits[0] == 0 and day_from[a] <= local_day[j] <= day_to[a]:
+                    if passes[j] and day_from[a] <= local_day[j] <= day_to[a]:
                         hit_item.append(start + which[j])
                         hit_alert.append(a)
         start = stop

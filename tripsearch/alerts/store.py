@@ -354,29 +354,40 @@ class AlertStore:
         """
         now = self.clock()
         events: list[MatchEvent] = []
+        ids = orjson.dumps(sorted({out.trip_id for out in outcomes}))
         with self._write() as db:
             _settle(db, unchanged, token)
+            # what is recorded of these trips, read at once; kept up to date below as outcomes apply in order
+            states = {t: (v, live) for t, v, live in db.execute("SELECT trip_id, version, live FROM trip_state WHERE trip_id IN (SELECT value FROM json_each(?))", (ids,))}
+            told: dict[str, dict[str, int]] = {}
+            for alert_id, trip_id, v in db.execute("SELECT alert_id, trip_id, version FROM alert_trips WHERE trip_id IN (SELECT value FROM json_each(?))", (ids,)):
+                told.setdefault(trip_id, {})[alert_id] = v
+            owners = _owners(db, {a for out in outcomes for a in out.matches} | {a for before in told.values() for a in before})
+            cleared, new_states = [], {}
             for out in outcomes:
-                state = db.execute("SELECT version, live FROM trip_state WHERE trip_id = ?", (out.trip_id,)).fetchone()
+                state = states.get(out.trip_id)
                 live = out.status != "deleted"
                 version = out.version if out.version is not None else (state[0] if state else 0)
                 # a journal entry of a higher version is another writer's, still to be matched (or replayed)
-                db.execute("DELETE FROM pending WHERE trip_id = ? AND (version IS NULL OR version <= ?)", (out.trip_id, version if out.version is not None else 2**63 - 1))
+                cleared.append((out.trip_id, version if out.version is not None else 2**63 - 1))
                 if state is not None and (version < state[0] or (version == state[0] and (live or not state[1]))):
                     continue
-                before = {a: v for a, v in db.execute("SELECT alert_id, version FROM alert_trips WHERE trip_id = ?", (out.trip_id,))}
-                owners = _owners(db, set(out.matches) | set(before))
+                before = told.setdefault(out.trip_id, {})
                 for alert_id, body in out.matches.items():
                     if alert_id in before or alert_id not in owners:
                         continue
                     db.execute("INSERT INTO alert_trips VALUES (?, ?, ?)", (alert_id, out.trip_id, version))
+                    before[alert_id] = version
                     events.append(_event(db, alert_id, owners[alert_id], out.trip_id, version, "match", now, body))
                 for alert_id in before.keys() - out.matches.keys():
                     db.execute("DELETE FROM alert_trips WHERE alert_id = ? AND trip_id = ?", (alert_id, out.trip_id))
+                    del before[alert_id]
                     if alert_id in owners:
                         kind = "cancel" if out.status in ("cancelled", "deleted") else "unmatch"
                         events.append(_event(db, alert_id, owners[alert_id], out.trip_id, version, kind, now, {"reason": out.status if kind == "cancel" else _unmatch_reason(out.status)}))
-                db.execute("INSERT OR REPLACE INTO trip_state VALUES (?, ?, ?)", (out.trip_id, version, int(live)))
+                states[out.trip_id] = new_states[out.trip_id] = (version, live)
+            db.executemany("DELETE FROM pending WHERE trip_id = ? AND (version IS NULL OR version <= ?)", cleared)
+            db.executemany("INSERT OR REPLACE INTO trip_state VALUES (?, ?, ?)", [(t, v, int(live)) for t, (v, live) in new_states.items()])
         return events
 
     # -- webhook deliveries ---------------------------------------------------
