@@ -10,6 +10,7 @@ import pytest
 import tripsearch
 from tests.api.support import REYKJAVIK, SELFOSS, make_trip
 from tripsearch.alerts import AlertingBackend, AlertStore, match_trips, parse_alert
+from tripsearch.alerts.delivery import WebhookSender
 from tripsearch.alerts.model import expires_at
 from tripsearch.errors import AlertLimitReached, AlertNotFound, InvalidAlert
 from tripsearch.model import parse_trip
@@ -67,3 +68,39 @@ def test_writes_without_alerts_create_nothing(tmp_path: Path) -> None:
         assert engine.stats()["alerts"] == 0
     with tripsearch.open(tmp_path / "off", refresh_interval=0, alerts=False) as engine:
         assert not isinstance(engine, AlertingBackend)
+
+
+@pytest.mark.parametrize(
+    "url, kind",
+    [
+        ("http://127.0.0.1:8080/hook", "loopback"),
+        ("http://localhost/hook", "loopback"),
+        ("http://[::1]/hook", "loopback"),
+        ("http://[::ffff:10.1.2.3]/hook", "private"),
+        ("https://10.0.0.7/hook", "private"),
+        ("http://192.168.1.1/hook", "private"),
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("http://0.0.0.0/hook", "unspecified"),
+        ("http://100.64.0.1/hook", "not a public"),
+        ("http://224.0.0.1/hook", "multicast"),
+    ],
+)
+def test_a_webhook_into_the_servers_own_network_is_refused_unless_allowed(tmp_path: Path, url: str, kind: str) -> None:
+    store = AlertStore(tmp_path / "alerts.sqlite", clock=Clock(dt.datetime(2027, 2, 1, tzinfo=dt.timezone.utc)))
+    with pytest.raises(InvalidAlert) as refused:
+        store.create("u-1", {**ALERT, "webhook_url": url})
+    assert refused.value.field == "webhook_url" and kind in refused.value.reason and "public addresses only" in refused.value.reason
+    assert store.owner_alerts("u-1") == []
+    allowed = store.create("u-1", {**ALERT, "webhook_url": url}, private_webhooks=True)
+    assert allowed.webhook is not None and allowed.webhook["url"] == url
+
+
+def test_the_sender_does_not_call_a_host_that_now_resolves_inside(tmp_path: Path) -> None:
+    store = AlertStore(tmp_path / "alerts.sqlite", clock=Clock(dt.datetime(2027, 2, 1, tzinfo=dt.timezone.utc)))
+    alert = store.create("u-1", {**ALERT, "webhook_url": "http://localhost:9/hook"}, private_webhooks=True)
+    with tripsearch.open(tmp_path / "data", refresh_interval=0, alerts=store) as engine:
+        engine.upsert([make_trip("t-1")])
+    sender = WebhookSender(lambda: store, give_up_s=0.0)
+    assert sender.send_due() == 1
+    webhook = store.get("u-1", alert.id).webhook
+    assert webhook is not None and webhook["failed"] == 1 and "loopback" in webhook["last_failure"]["error"]

@@ -14,11 +14,12 @@ cap may reach, then the disks of each tile. A batch of trips:
    tiles of the samples;
 2. reads the disks of those tiles; a (trip, group) is a candidate when the
    trip touches the group's From disk and its To disk;
-3. runs the search's own kernels on each group's candidate trips
-   (:func:`~tripsearch.kernels.match_geometry` over the whole route, as
-   :func:`~tripsearch.query.matching.evaluate` does without windows), then,
-   for each alert of the group alive and whose days hold the pickup's local
-   day, :func:`~tripsearch.kernels.filter_failures` with the alert's filters.
+3. runs the search's own kernels: the pickup of each (trip, From disk) and
+   the dropoff of each (trip, To disk), measured once on the whole route
+   (as :func:`~tripsearch.query.matching.evaluate` does without windows),
+   decide rules 1 and 2 for each candidate; then, for each alert of the
+   group alive and whose days hold the pickup's local day,
+   :func:`~tripsearch.kernels.filter_failures` with the alert's filters.
 
 No miss: a route point within r of a disk's centre lies within
 ``SAMPLE_KM / 2`` along the route, so on the sphere, of a sample; that
@@ -46,7 +47,7 @@ from numpy.typing import NDArray
 from ..columns import STATUS_CODES, TripColumns, ragged_indices
 from ..model import paused_gc
 from ..geo import EARTH_RADIUS_KM, ClosestPoints
-from ..kernels import filter_failures, match_geometry
+from ..kernels import closest_in_ranges, filter_failures, times_along
 from ..query.execute import hit_points
 from ..query.matching import FILTERS, filter_bit
 from ..query.ranking import score_of
@@ -211,7 +212,6 @@ class _Part:
         groups, group_of = np.unique(from_disk * m + to_disk, return_inverse=True)
         self.group_from, self.group_to = groups // max(m, 1), groups % max(m, 1)
         self.from_start = np.searchsorted(self.group_from, np.arange(m + 1)).astype(np.int64)
-        self.group_places = np.concatenate((self.disks[self.group_from], self.disks[self.group_to]), axis=1)
         # Within a group, alerts with the same filters side by side: the kernel checks each set of filters once.
         filters = np.stack([c[name].astype(np.float64) for name in _FILTER_FIELDS], axis=1)
         filter_set = np.unique(filters, axis=0, return_inverse=True)[1].reshape(-1)
@@ -294,95 +294,113 @@ class AlertIndex:
             item_rows, item_groups = part.candidates(tile_rows, tile_keys)
             if not len(item_rows):
                 continue
+            pickup, dropoff, times, geo_rows, geo_groups = _geometry(cols, part, item_rows, item_groups)
+            if not len(geo_rows):
+                continue
+            local_day = filter_failures(geo_rows, times[0], cols.offset_s, cols.price, cols.options, cols.rating, cols.seats_available, _FILTER_BITS, 0, (0, 24 * 60 - 1), np.inf, 0, -np.inf, 0)[0]
             t = part.terms.cols
-            pickup, dropoff, times, hit_item, hit_alert = match_groups(
-                cols.vert_lat, cols.vert_lon, cols.vert_cum, cols.vert_start, cols.stop_start, cols.stop_along, cols.stop_time,
-                cols.status == _PUBLISHED, cols.offset_s, cols.price, cols.options, cols.rating, cols.seats_available, _FILTER_BITS,
-                item_rows, item_groups, part.group_places, part.group_start, part.filter_set, part.alive, now,
+            hit_item, hit_alert = match_alerts(
+                cols.offset_s, cols.price, cols.options, cols.rating, cols.seats_available, _FILTER_BITS,
+                geo_rows, geo_groups, times[0], local_day, part.group_start, part.filter_set, part.alive, now,
                 t["day_from"], t["day_to"], t["expires_s"], t["time_from"], t["time_to"], t["max_price"], t["options"], t["min_rating"], t["seats"],
             )  # fmt: skip
             if not len(hit_item):
                 continue
             with paused_gc():  # many small dicts, none in a cycle
-                self._bodies(out, part, cols, item_rows[hit_item], pickup[:, hit_item], dropoff[:, hit_item], times[:, hit_item], hit_alert)
+                self._bodies(out, part, cols, hit_item, hit_alert, geo_rows, pickup, dropoff, times)
         return out
 
     @staticmethod
-    def _bodies(out: Matches, part: _Part, cols: TripColumns, hit_rows: NDArray[np.int64], pickup: NDArray[np.float64], dropoff: NDArray[np.float64], times: NDArray[np.int64], hit_alert: NDArray[np.int64]) -> None:
-        """Append what each match event says (as a search hit reports its pickup and dropoff) to ``out``."""
-        offsets = cols.offset_s[hit_rows].tolist()
-        p = hit_points(ClosestPoints(*pickup), times[0], offsets)
-        d = hit_points(ClosestPoints(*dropoff), times[1], offsets)
-        walk = (pickup[0] + dropoff[0]).tolist()
-        out.rows.extend(hit_rows.tolist())
+    def _bodies(
+        out: Matches, part: _Part, cols: TripColumns, hit_item: NDArray[np.int64], hit_alert: NDArray[np.int64],
+        rows: NDArray[np.int64], pickup: NDArray[np.float64], dropoff: NDArray[np.float64], times: NDArray[np.int64],
+    ) -> None:  # fmt: skip
+        """Append the matches to ``out``, each with what its event says (as a search hit reports the pickup and dropoff).
+
+        The alerts of a group matched by one trip share one body: it depends on the trip and the group's places only.
+        """
+        items, which = np.unique(hit_item, return_inverse=True)
+        offsets = cols.offset_s[rows[items]].tolist()
+        p = hit_points(ClosestPoints(*pickup[:, items]), times[0, items], offsets)
+        d = hit_points(ClosestPoints(*dropoff[:, items]), times[1, items], offsets)
+        walk = (pickup[0, items] + dropoff[0, items]).tolist()
+        bodies = [{"date": a.time[:10], "score": score_of(w), "pickup": a.to_dict(), "dropoff": b.to_dict()} for a, b, w in zip(p, d, walk)]
+        out.rows.extend(rows[hit_item].tolist())
         out.alert_ids.extend(i.decode("ascii") for i in part.terms.ids[hit_alert].tolist())
-        out.bodies.extend({"date": a.time[:10], "score": score_of(w), "pickup": a.to_dict(), "dropoff": b.to_dict()} for a, b, w in zip(p, d, walk))
+        out.bodies.extend(bodies[i] for i in which.reshape(-1).tolist())
+
+
+def _geometry(cols: TripColumns, part: _Part, rows: NDArray[np.int64], groups: NDArray[np.int64]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """Rules 1 and 2 for candidate (row, group) items: return the pickups, dropoffs (4 x n), times (2 x n), rows and groups of the items that pass.
+
+    The pickup depends on the row and the From disk only, the dropoff on the
+    row and the To disk: each is measured once, on the whole route, by
+    :func:`~tripsearch.kernels.closest_in_ranges`, then the items combine
+    them as :func:`~tripsearch.kernels.match_geometry` does (published,
+    both within their radii, the pickup strictly before the dropoff along
+    the route) and get their times by :func:`~tripsearch.kernels.times_along`.
+    Measured with a larger ``within_km`` than a disk's own radius, a closest
+    point that is within the radius is the same one: pruning only skips
+    route parts provably farther than the best point found.
+    """
+    radius = part.disks[:, 2]
+    ends = []
+    for disk_of_group, latest in ((part.group_from, False), (part.group_to, True)):
+        keys, which = np.unique((rows << 32) | disk_of_group[groups], return_inverse=True)
+        r, d = keys >> 32, keys & 0xFFFFFFFF
+        order = np.argsort(d, kind="stable")  # one target after another: the kernel computes each once
+        found = np.empty((4, len(keys)), dtype=np.float64)
+        found[:, order] = closest_in_ranges(
+            cols.vert_lat, cols.vert_lon, cols.vert_cum, cols.vert_start[r[order]], cols.vert_start[r[order] + 1] - 1,
+            part.disks[d[order], 0], part.disks[d[order], 1], latest, float(radius[d].max()),
+        )  # fmt: skip
+        ends.append(found[:, which.reshape(-1)])
+    pickup, dropoff = ends
+    geo = (cols.status[rows] == _PUBLISHED) & (pickup[0] <= radius[part.group_from[groups]]) & (dropoff[0] <= radius[part.group_to[groups]]) & (pickup[1] < dropoff[1])
+    rows, groups, pickup, dropoff = rows[geo], groups[geo], pickup[:, geo], dropoff[:, geo]
+    times = np.stack([times_along(cols.stop_start, cols.stop_along, cols.stop_time, rows, end[1]) for end in (pickup, dropoff)]) if len(rows) else np.zeros((2, 0), dtype=np.int64)
+    return pickup, dropoff, times, rows, groups
 
 
 @numba.njit(cache=True)
-def match_groups(  # type: ignore[no-untyped-def]
-    vert_lat, vert_lon, vert_cum, vert_start, stop_start, stop_along, stop_time, published, offset_s, price, options, rating, seats_available, bits,
-    item_rows, item_groups, group_places, group_start, filter_set, alive, now,
+def match_alerts(  # type: ignore[no-untyped-def]
+    offset_s, price, options, rating, seats_available, bits,
+    rows, groups, pickup_time, local_day, group_start, filter_set, alive, now,
     day_from, day_to, expires_s, time_from, time_to, max_price, option_bits, min_rating, seats,
 ):  # pragma: no cover - compiled
-    """Match candidate (row, group) items, sorted by group, with the alerts of their groups: the search's kernels decide.
+    """Return the (item, alert) matches of items that pass rules 1 and 2 (sorted by group) with their groups' alerts.
 
-    Per group, :func:`~tripsearch.kernels.match_geometry` on the whole
-    routes of its rows (rules 1 and 2, published); per live, unexpired
-    alert of the group whose days hold a pickup's local day,
-    :func:`~tripsearch.kernels.filter_failures` with its filters (rules 3
-    and 4), the date rule read as the alert's day range. Returns each
-    item's pickup and dropoff (4 x n), their times (2 x n), and the
-    matches as (item, alert) index pairs.
+    An alert matches when it is alive, not expired at ``now``, its days
+    hold the pickup's local day, and :func:`~tripsearch.kernels.filter_failures`
+    with its filters finds no failure but the date (rules 3 and 4; the
+    alert's day range stands for the search's date). A group's alerts come
+    grouped by filter set, so each set is checked once per group.
     """
-    n = item_rows.shape[0]
-    pickup = np.zeros((4, n), dtype=np.float64)
-    dropoff = np.zeros((4, n), dtype=np.float64)
-    times = np.zeros((2, n), dtype=np.int64)
+    n = rows.shape[0]
     hit_item = []
     hit_alert = []
     start = 0
     while start < n:
-        g = item_groups[start]
+        g = groups[start]
         stop = start
-        while stop < n and item_groups[stop] == g:
+        while stop < n and groups[stop] == g:
             stop += 1
-        rows = item_rows[start:stop]
-        k = rows.shape[0]
-        windows = np.zeros((k, 4), dtype=np.int64)
-        for i in range(k):
-            last = max(vert_start[rows[i] + 1] - vert_start[rows[i]] - 2, 0)
-            windows[i, 1] = last
-            windows[i, 3] = last
-        place = group_places[g]
-        p, d, geo, t = match_geometry(
-            vert_lat, vert_lon, vert_cum, vert_start, stop_start, stop_along, stop_time, published[rows], rows, windows,
-            (place[0], place[1], place[2]), (place[3], place[4], place[5]),
-        )  # fmt: skip
-        pickup[:, start:stop] = p
-        dropoff[:, start:stop] = d
-        times[:, start:stop] = t
-        which = np.flatnonzero(geo)
-        if which.shape[0] > 0:
-            hits = rows[which]
-            pickup_time = t[0][which]
-            local_day = filter_failures(hits, pickup_time, offset_s, price, options, rating, seats_available, bits, 0, (0, 24 * 60 - 1), np.inf, 0, -np.inf, 0)[0]
-            first, last = local_day.min(), local_day.max()
-            passes = np.zeros(which.shape[0], dtype=np.bool_)
-            checked = -1  # the filter set ``passes`` holds; alerts of a group come grouped by filter set
-            for a in range(group_start[g], group_start[g + 1]):
-                if not alive[a] or expires_s[a] <= now or day_to[a] < first or day_from[a] > last:
-                    continue
-                if filter_set[a] != checked:
-                    failed = filter_failures(
-                        hits, pickup_time, offset_s, price, options, rating, seats_available, bits, 0,
-                        (time_from[a], time_to[a]), max_price[a], option_bits[a], min_rating[a], seats[a],
-                    )[2]  # fmt: skip
-                    passes = failed & ~bits[0] == 0
-                    checked = filter_set[a]
-                for j in range(which.shape[0]):
-                    if passes[j] and day_from[a] <= local_day[j] <= day_to[a]:
-                        hit_item.append(start + which[j])
-                        hit_alert.append(a)
+        first, last = local_day[start:stop].min(), local_day[start:stop].max()
+        passes = np.zeros(stop - start, dtype=np.bool_)
+        checked = -1  # the filter set ``passes`` holds
+        for a in range(group_start[g], group_start[g + 1]):
+            if not alive[a] or expires_s[a] <= now or day_to[a] < first or day_from[a] > last:
+                continue
+            if filter_set[a] != checked:
+                failed = filter_failures(
+                    rows[start:stop], pickup_time[start:stop], offset_s, price, options, rating, seats_available, bits, 0,
+                    (time_from[a], time_to[a]), max_price[a], option_bits[a], min_rating[a], seats[a],
+                )[2]  # fmt: skip
+                passes = failed & ~bits[0] == 0
+                checked = filter_set[a]
+            for j in range(stop - start):
+                if passes[j] and day_from[a] <= local_day[start + j] <= day_to[a]:
+                    hit_item.append(start + j)
+                    hit_alert.append(a)
         start = stop
-    return pickup, dropoff, times, np.array(hit_item, dtype=np.int64), np.array(hit_alert, dtype=np.int64)
+    return np.array(hit_item, dtype=np.int64), np.array(hit_alert, dtype=np.int64)

@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import ipaddress
 import math
 import secrets
+import socket
 import sqlite3
 import threading
 import time
@@ -48,7 +50,7 @@ from ..query.matching import option_mask
 from .index import TERM_FIELDS, AlertIndex, AlertTerms
 from .model import AlertSpec, expires_at, parse_alert
 
-__all__ = ["AlertStore", "AlertRecord", "Delivery", "MatchEvent", "TripOutcome", "DEFAULT_MAX_PER_OWNER", "RETENTION", "WEBHOOK_FIELD"]
+__all__ = ["AlertStore", "AlertRecord", "Delivery", "MatchEvent", "TripOutcome", "DEFAULT_MAX_PER_OWNER", "RETENTION", "WEBHOOK_FIELD", "webhook_address_refused"]
 
 WEBHOOK_FIELD = "webhook_url"  # the one alert field that is not a search field
 
@@ -216,13 +218,15 @@ class AlertStore:
 
     # -- alerts ---------------------------------------------------------------
 
-    def create(self, owner: str, fields: Any, max_per_owner: int | None = None) -> AlertRecord:
+    def create(self, owner: str, fields: Any, max_per_owner: int | None = None, private_webhooks: bool = False) -> AlertRecord:
         """Store an alert for ``owner``; raise :class:`InvalidAlert` or :class:`AlertLimitReached`.
 
         ``fields`` may hold ``webhook_url`` (http or https): every event of
         the alert is then also POSTed there, signed with a secret that only
-        this call returns (``webhook.secret``). ``max_per_owner`` overrides
-        the store's limit of active alerts per owner.
+        this call returns (``webhook.secret``). Its host must resolve to
+        public addresses only, unless ``private_webhooks`` (see
+        :func:`webhook_address_refused`). ``max_per_owner`` overrides the
+        store's limit of active alerts per owner.
         """
         limit = self.max_per_owner if max_per_owner is None else max_per_owner
         if not owner:
@@ -230,7 +234,7 @@ class AlertStore:
         now = self.now()
         if isinstance(fields, dict) and WEBHOOK_FIELD in fields:
             fields = dict(fields)
-            url = _webhook_url(fields.pop(WEBHOOK_FIELD))
+            url = _webhook_url(fields.pop(WEBHOOK_FIELD), private_webhooks)
         else:
             url = None
         spec = parse_alert(fields, now=now)
@@ -535,7 +539,7 @@ def _event(db: sqlite3.Connection, alert_id: str, owner: str, trip_id: str, vers
     return MatchEvent(seq, alert_id, owner, trip_id, version, kind, now, body)
 
 
-def _webhook_url(value: Any) -> str | None:
+def _webhook_url(value: Any, private: bool) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or len(value) > 2000:
@@ -543,7 +547,40 @@ def _webhook_url(value: Any) -> str | None:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidAlert(WEBHOOK_FIELD, f"must be an http or https URL with a host, got {value[:60]!r}")
+    refused = None if private else webhook_address_refused(value)
+    if refused:
+        raise InvalidAlert(WEBHOOK_FIELD, refused)
     return value
+
+
+def webhook_address_refused(url: str) -> str | None:
+    """Return why a webhook may not be sent to ``url`` (its host resolves to a non-public address, or not at all), or None.
+
+    Loopback, private (RFC 1918, unique local), link-local (cloud metadata
+    at 169.254.169.254), shared, reserved, multicast and unspecified
+    addresses are refused, so an alert cannot make the server call into its
+    own network (server-side request forgery).
+
+    >>> webhook_address_refused("http://169.254.169.254/latest/meta-data")
+    'its host 169.254.169.254 is a link-local address; webhooks go to public addresses only'
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, ValueError, UnicodeError) as exc:
+        return f"its host {host!r} cannot be resolved ({exc})"
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        for kind in ("loopback", "link_local", "unspecified", "multicast", "private", "reserved"):
+            if getattr(address, f"is_{kind}"):
+                return f"its host {host} is a {kind.replace('_', '-')} address; webhooks go to public addresses only"
+        if not address.is_global:
+            return f"its host {host} is not a public address; webhooks go to public addresses only"
+    return None
 
 
 def _webhook_state(db: sqlite3.Connection, alert_id: str, url: str) -> dict[str, Any]:
