@@ -357,7 +357,6 @@ class AlertStore:
         are settled in the same transaction (see :meth:`settle`).
         """
         now = self.clock()
-        events: list[MatchEvent] = []
         ids = orjson.dumps(sorted({out.trip_id for out in outcomes}))
         with self._write() as db:
             _settle(db, unchanged, token)
@@ -368,6 +367,7 @@ class AlertStore:
                 told.setdefault(trip_id, {})[alert_id] = v
             owners = _owners(db, {a for out in outcomes for a in out.matches} | {a for before in told.values() for a in before})
             cleared, new_states = [], {}
+            told_now: list[tuple[str, str, str, int, str, dict[str, Any]]] = []  # the events, in order
             for out in outcomes:
                 state = states.get(out.trip_id)
                 live = out.status != "deleted"
@@ -382,16 +382,17 @@ class AlertStore:
                         continue
                     db.execute("INSERT INTO alert_trips VALUES (?, ?, ?)", (alert_id, out.trip_id, version))
                     before[alert_id] = version
-                    events.append(_event(db, alert_id, owners[alert_id], out.trip_id, version, "match", now, body))
+                    told_now.append((alert_id, owners[alert_id], out.trip_id, version, "match", body))
                 for alert_id in before.keys() - out.matches.keys():
                     db.execute("DELETE FROM alert_trips WHERE alert_id = ? AND trip_id = ?", (alert_id, out.trip_id))
                     del before[alert_id]
                     if alert_id in owners:
                         kind = "cancel" if out.status in ("cancelled", "deleted") else "unmatch"
-                        events.append(_event(db, alert_id, owners[alert_id], out.trip_id, version, kind, now, {"reason": out.status if kind == "cancel" else _unmatch_reason(out.status)}))
+                        told_now.append((alert_id, owners[alert_id], out.trip_id, version, kind, {"reason": out.status if kind == "cancel" else _unmatch_reason(out.status)}))
                 states[out.trip_id] = new_states[out.trip_id] = (version, live)
             db.executemany("DELETE FROM pending WHERE trip_id = ? AND (version IS NULL OR version <= ?)", cleared)
             db.executemany("INSERT OR REPLACE INTO trip_state VALUES (?, ?, ?)", [(t, v, int(live)) for t, (v, live) in new_states.items()])
+            events = _events(db, told_now, now)
         return events
 
     # -- webhook deliveries ---------------------------------------------------
@@ -529,14 +530,23 @@ def _owners(db: sqlite3.Connection, alert_ids: set[str]) -> dict[str, str]:
     return {a: o for a, o in rows}
 
 
-def _event(db: sqlite3.Connection, alert_id: str, owner: str, trip_id: str, version: int, kind: str, now: float, body: dict[str, Any]) -> MatchEvent:
-    cur = db.execute("INSERT INTO events (alert_id, owner, trip_id, version, kind, at_s, body) VALUES (?, ?, ?, ?, ?, ?, ?)", (alert_id, owner, trip_id, version, kind, now, orjson.dumps(body)))
-    seq = int(cur.lastrowid or 0)
-    # the webhook outbox row commits with the event, so a delivery cannot be lost between them
-    db.execute(
-        "INSERT INTO deliveries SELECT ?, id, 'pending', 0, ?, ?, 0, NULL, NULL FROM alerts WHERE id = ? AND webhook_url IS NOT NULL", (seq, now, now, alert_id)
+def _events(db: sqlite3.Connection, told: list[tuple[str, str, str, int, str, dict[str, Any]]], now: float) -> list[MatchEvent]:
+    """Append (alert, owner, trip, version, kind, body) events to the feed, in order, and their webhook deliveries; return them."""
+    if not told:
+        return []
+    last = int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+    db.executemany(
+        "INSERT INTO events (alert_id, owner, trip_id, version, kind, at_s, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(a, o, t, v, k, now, orjson.dumps(b)) for a, o, t, v, k, b in told],
     )
-    return MatchEvent(seq, alert_id, owner, trip_id, version, kind, now, body)
+    # the webhook outbox rows commit with the events, so a delivery cannot be lost between them
+    db.execute(
+        "INSERT INTO deliveries SELECT e.seq, e.alert_id, 'pending', 0, e.at_s, e.at_s, 0, NULL, NULL FROM events e JOIN alerts a ON a.id = e.alert_id"
+        " WHERE e.seq > ? AND a.webhook_url IS NOT NULL",
+        (last,),
+    )
+    seqs = [r[0] for r in db.execute("SELECT seq FROM events WHERE seq > ? ORDER BY seq", (last,))]  # in the order inserted (one writer holds the lock)
+    return [MatchEvent(seq, a, o, t, v, k, now, b) for seq, (a, o, t, v, k, b) in zip(seqs, told)]
 
 
 def _webhook_url(value: Any, private: bool) -> str | None:
