@@ -133,7 +133,7 @@ def write_rounds(trips: list[dict[str, Any]], donors: list[dict[str, Any]], seed
 
 REGIONS = ["europe", "antimeridian", "north_pole", "south_pole", "arctic", "equator"]
 # (alerts, trips) by backend; the rounds write about 1.8 times the trips.
-SIZES = {"embedded": (3000, 1800), "elasticsearch": (400, 480)}
+SIZES = {"embedded": (3000, 1800), "elasticsearch": (300, 360)}
 REFERENCE_SAMPLE = 40
 
 
