@@ -104,3 +104,18 @@ def test_the_sender_does_not_call_a_host_that_now_resolves_inside(tmp_path: Path
     assert sender.send_due() == 1
     webhook = store.get("u-1", alert.id).webhook
     assert webhook is not None and webhook["failed"] == 1 and "loopback" in webhook["last_failure"]["error"]
+
+
+def test_alerts_saved_or_deleted_by_another_process_count_from_the_next_write(tmp_path: Path) -> None:
+    clock = Clock(dt.datetime(2027, 2, 1, tzinfo=dt.timezone.utc))
+    writer = AlertStore(tmp_path / "alerts.sqlite", clock=clock)
+    other = AlertStore(tmp_path / "alerts.sqlite", clock=clock)  # another process's store on the same file
+    trip = parse_trip(make_trip("t-1"))
+    assert match_trips(writer, [trip])[0].matches == {}
+    first = other.create("u-1", ALERT)
+    assert set(match_trips(writer, [trip])[0].matches) == {first.id}
+    second = other.create("u-2", ALERT)
+    third = other.create("u-2", {**ALERT, "max_price": 5})  # the trip costs 12
+    other.delete("u-1", first.id)
+    assert set(match_trips(writer, [trip])[0].matches) == {second.id}
+    assert len(writer.index()) == 2 and third.id not in match_trips(writer, [trip])[0].matches

@@ -277,11 +277,11 @@ class AlertIndex:
             for part in self.parts:
                 part.drop(dropped)
         if len(added):
-            self.parts.append(_Part(added))
+            parts = [*self.parts, _Part(added)]
+            while len(parts) >= 2 and len(parts[-2]) <= 4 * len(parts[-1]):
+                parts[-2:] = [_Part(AlertTerms.concat([parts[-2].live(), parts[-1].live()]))]
+            self.parts = parts  # one assignment: a batch matching meanwhile reads the old list or the new one
             self.last_seq = max(self.last_seq, int(added.cols["seq"].max()))
-            while len(self.parts) >= 2 and len(self.parts[-2]) <= 4 * len(self.parts[-1]):
-                merged = _Part(AlertTerms.concat([self.parts[-2].live(), self.parts[-1].live()]))
-                self.parts[-2:] = [merged]
 
     def match(self, cols: TripColumns, rows: NDArray[np.int64], now: float) -> Matches:
         """Return the matches of trips ``rows`` of ``cols`` with the live alerts not expired at ``now``."""
@@ -290,7 +290,7 @@ class AlertIndex:
         if not len(rows) or not self.parts:
             return out
         tile_rows, tile_keys = route_to_tiles(cols, rows)
-        for part in self.parts:
+        for part in self.parts:  # the list is replaced, never changed, by update
             item_rows, item_groups = part.candidates(tile_rows, tile_keys)
             if not len(item_rows):
                 continue
