@@ -278,7 +278,7 @@ class AlertIndex:
                 part.drop(dropped)
         if len(added):
             parts = [*self.parts, _Part(added)]
-            while len(parts) >= 2 and len(parts[-2]) <= 4 * len(parts[-1]):
+            while len(parts) >= 2 and len(parts[-2]) <= 2 * len(parts[-1]):  # sizes fall at least by half: few parts, each alert rebuilt O(log n) times
                 parts[-2:] = [_Part(AlertTerms.concat([parts[-2].live(), parts[-1].live()]))]
             self.parts = parts  # one assignment: a batch matching meanwhile reads the old list or the new one
             self.last_seq = max(self.last_seq, int(added.cols["seq"].max()))
