@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, *, opener: Callable[..., Backen
     metrics = Metrics(lambda: _stats_if_open(holder))
 
     # every worker sends the alerts' due webhooks (leased, so each event goes out once per attempt)
-    sender = WebhookSender(lambda: _alert_store_if_open(holder), retry_first_s=settings.webhook_retry_first_s, give_up_s=settings.webhook_give_up_s)
+    sender = WebhookSender(lambda: _alert_store_if_open(holder), retry_first_s=settings.webhook_retry_first_s, give_up_s=settings.webhook_give_up_s, allow_private=settings.webhook_allow_private)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
