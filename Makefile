@@ -31,9 +31,12 @@ demo-data: install
 			| $(VENV)/bin/tripsearch index - --data $(DATA) --total $(DEMO_TRIPS); \
 	fi
 
+# A development secret, so that writes can be tried at once; never use it for a real deployment.
+DEV_JWT_SECRET ?= development-secret-for-tripsearch-only
+
 serve: demo-data
-	@echo "tripsearch: search page and API on http://$(HOST):$(PORT)/  (API docs: http://$(HOST):$(PORT)/docs)"
-	$(VENV)/bin/tripsearch serve --host $(HOST) --port $(PORT) --data $(DATA) --workers $(WORKERS)
+	@echo "tripsearch: a token for writes: TRIPSEARCH_JWT_SECRET=$${TRIPSEARCH_JWT_SECRET:-$(DEV_JWT_SECRET)} $(VENV)/bin/tripsearch token --scope trips:write"
+	TRIPSEARCH_JWT_SECRET=$${TRIPSEARCH_JWT_SECRET:-$(DEV_JWT_SECRET)} $(VENV)/bin/tripsearch serve --host $(HOST) --port $(PORT) --data $(DATA) --workers $(WORKERS)
 
 test: dev
 	scripts/install-test-deps

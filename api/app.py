@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, *, opener: Callable[..., Backen
     metrics = Metrics(lambda: _stats_if_open(holder))
 
     # every worker sends the alerts' due webhooks (leased, so each event goes out once per attempt)
-    sender = WebhookSender(lambda: _alert_store_if_open(holder), retry_first_s=settings.webhook_retry_first_s, give_up_s=settings.webhook_give_up_s)
+    sender = WebhookSender(lambda: _alert_store_if_open(holder), retry_first_s=settings.webhook_retry_first_s, give_up_s=settings.webhook_give_up_s, allow_private=settings.webhook_allow_private)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None, *, opener: Callable[..., Backen
         exception_handlers=_EXCEPTION_HANDLERS,
         separate_input_output_schemas=False,
         docs_url=None,  # served by routes/docs.py from local files: no CDN can be reached
+        redoc_url=None,  # ReDoc has no bundle on PyPI to serve locally; /docs shows the same document
     )
     app.state.settings = settings
     app.state.holder = holder

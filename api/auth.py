@@ -13,6 +13,7 @@ scope gets 403.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any, Awaitable, Callable
 
 import jwt
@@ -24,7 +25,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from .problems import Problem
 from .settings import Settings, SettingsError
 
-__all__ = ["TokenVerifier", "Claims", "WRITE_SCOPE", "READ_SCOPE", "ALERTS_SCOPE", "scopes_of", "require_scope", "WriteAccess", "AlertsAccess", "bearer"]
+__all__ = ["TokenVerifier", "development_token", "Claims", "WRITE_SCOPE", "READ_SCOPE", "ALERTS_SCOPE", "scopes_of", "require_scope", "WriteAccess", "AlertsAccess", "bearer"]
 
 Claims = dict[str, Any]
 WRITE_SCOPE = "trips:write"
@@ -38,6 +39,24 @@ bearer = HTTPBearer(
     description="A JWT (HS256 or RS256) with an `exp` claim and the scope the operation needs, e.g. `trips:write`.",
     auto_error=False,
 )
+
+
+def development_token(scopes: list[str], subject: str = "developer", ttl_s: int = 86_400, settings: Settings | None = None) -> str:
+    """Return an HS256 JWT for ``TRIPSEARCH_JWT_SECRET`` granting ``scopes``: for development (``tripsearch token``).
+
+    A real deployment takes its tokens from its identity provider; this one
+    carries the audience and issuer the settings require, so the API accepts it.
+    """
+    settings = Settings.from_env() if settings is None else settings
+    if not settings.jwt_secret:
+        raise SettingsError("TRIPSEARCH_JWT_SECRET is not set: set it to the secret the server uses (make serve sets a development one)")
+    now = int(time.time())
+    claims: Claims = {"sub": subject, "scope": " ".join(scopes), "iat": now, "exp": now + ttl_s}
+    if settings.jwt_audience:
+        claims["aud"] = settings.jwt_audience
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
 
 
 class TokenVerifier:

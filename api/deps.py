@@ -93,10 +93,11 @@ class EngineHolder:
             return
 
     def _warm_places(self) -> None:
-        from tripsearch.data.places import search_places
+        from tripsearch.data.places import nearest_place, search_places
 
         try:
             search_places("a")
+            nearest_place(0.0, 0.0)  # the table that names the points of search hits
         except Exception:
             log.exception("the place index could not be built")
             return

@@ -26,6 +26,7 @@ __all__ = [
     "SearchResponse",
     "Hit",
     "HitPoint",
+    "NearPlace",
     "Facets",
     "Trip",
     "Stop",
@@ -115,13 +116,21 @@ class SearchRequest(TripFilters):
     cell_resolution: int = Field(QUERY_DEFAULTS["cell_resolution"], ge=0, le=MAX_CELL_RESOLUTION, description="H3 resolution of the pickup and dropoff cell facets.")
 
 
+class NearPlace(BaseModel):
+    """The known city nearest to a point (the same table as `/v1/places`)."""
+
+    name: str
+    country: str = Field(description="ISO 3166-1 alpha-2 code.")
+
+
 class HitPoint(BaseModel):
-    """Where a passenger is picked up or dropped off: a point of the route, its distance from what was asked, and when."""
+    """Where a passenger is picked up or dropped off: a point of the route, its distance from what was asked, when, and the city nearest to it."""
 
     lat: float
     lon: float
     distance_km: float
     time: str = Field(description="ISO 8601 with the trip's UTC offset.")
+    place: NearPlace | None = Field(None, description="The known city nearest to the point; always given in search hits.")
 
 
 class Stop(BaseModel):

@@ -13,17 +13,23 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
+import threading
+import time
+from pathlib import Path
 
+import httpx
 import uvicorn
 
 from .settings import Settings, SettingsError
 
-__all__ = ["serve", "APP_FACTORY"]
+__all__ = ["serve", "ready_line", "APP_FACTORY"]
 
 APP_FACTORY = "api.app:create_app"
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _WORKER_HEALTHCHECK_S = 30
+_READY_POLL_S = 0.2
 
 
 def serve(
@@ -48,7 +54,9 @@ def serve(
         os.environ["TRIPSEARCH_DATA"] = data
     if backend:
         os.environ["TRIPSEARCH_BACKEND_URL"] = backend
-    Settings.from_env()  # refuse bad settings here, once, rather than in every worker
+    settings = Settings.from_env()  # refuse bad settings here, once, rather than in every worker
+    if port != 0:
+        _announce_when_ready(host, port, settings, workers)
     metrics_dir = None
     if workers > 1:
         metrics_dir = tempfile.mkdtemp(prefix="tripsearch-metrics-")
@@ -72,3 +80,31 @@ def serve(
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def ready_line(url: str, settings: Settings, workers: int) -> str:
+    """Return the line ``serve`` prints once the API answers: where, on what, with how many workers."""
+    if settings.backend_url:
+        backend = f"elasticsearch {settings.backend_url} (alias {settings.backend_index})"
+    else:
+        backend = f"embedded, data {Path(settings.data).absolute()}"
+    return f"tripsearch: ready on {url}/ (search page; API docs {url}/docs), backend {backend}, {workers} worker{'s' if workers != 1 else ''}"
+
+
+def _announce_when_ready(host: str, port: int, settings: Settings, workers: int) -> None:
+    """Print :func:`ready_line` once ``/ready`` answers 200, from a daemon thread (uvicorn keeps the main one)."""
+    shown_host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, f"[{host}]" if ":" in host else host)
+    url = f"http://{shown_host}:{port}"
+
+    def wait() -> None:
+        with httpx.Client(timeout=2.0) as client:
+            while True:
+                try:
+                    if client.get(f"{url}/ready").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(_READY_POLL_S)
+        print(ready_line(url, settings, workers), file=sys.stdout, flush=True)
+
+    threading.Thread(target=wait, name="announce-ready", daemon=True).start()

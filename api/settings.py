@@ -56,6 +56,7 @@ class Settings:
     alerts_max_per_owner: int = 100  # active alerts one owner may keep
     webhook_retry_first_s: float = 1.0  # first wait before retrying a failed webhook; doubled each time, at most 10 minutes
     webhook_give_up_s: float = 86_400.0  # a webhook event still failing this long after it happened is given up
+    webhook_allow_private: bool = False  # let webhooks reach loopback, private and link-local addresses (tests, a receiver on the same network)
 
     def __post_init__(self) -> None:
         if self.jwt_secret is not None and len(self.jwt_secret.encode()) < MIN_HS256_SECRET_BYTES:
@@ -131,6 +132,7 @@ ENV: dict[str, str] = {
     "alerts_max_per_owner": "TRIPSEARCH_ALERTS_MAX_PER_OWNER",
     "webhook_retry_first_s": "TRIPSEARCH_WEBHOOK_RETRY_FIRST_S",
     "webhook_give_up_s": "TRIPSEARCH_WEBHOOK_GIVE_UP_S",
+    "webhook_allow_private": "TRIPSEARCH_WEBHOOK_ALLOW_PRIVATE",
 }
 
 
@@ -202,4 +204,5 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "alerts_max_per_owner": _integer,
     "webhook_retry_first_s": _number,
     "webhook_give_up_s": _number,
+    "webhook_allow_private": _boolean,
 }

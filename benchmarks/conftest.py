@@ -14,6 +14,11 @@ from typing import Any
 
 import pytest
 
+try:
+    import pytest_benchmark  # noqa: F401  (the plugin of the benchmark fixture)
+except ImportError:
+    raise pytest.UsageError("the benchmarks need pytest-benchmark: pip install -e '.[bench]' (make bench and make dev install it)") from None
+
 import tripsearch
 from tripsearch.data.fixtures import generate_trips
 

@@ -3,7 +3,7 @@
 Usage::
 
     python -m benchmarks.hot_corridor [--per-day 300,3000] [--background 20000] [--days 9]
-        [--queries 200] [--warmup 2] [--es URL] [--shards 1] [--radius 10] [--limit N]
+        [--queries 200] [--warmup 2] [--warmup-seconds 30] [--es URL] [--shards 1] [--radius 10] [--limit N]
         [--from Paris] [--to Lyon] [--json PATH]
 
 For each ``--per-day`` value, in one process: the trips are ``--background``
@@ -20,6 +20,10 @@ the day +-3, lies inside the data), in three kinds:
 * ``page 2``: the next page of that query (following its ``next_cursor``;
   only the page-2 call is timed);
 * ``page 1, no facets``: ``"facets": []``.
+
+The kinds take turns in :data:`ROUNDS` rounds, after a warm-up of at least
+``--warmup`` passes and ``--warmup-seconds`` seconds (a fresh node's JVM
+compiles the search's hot paths during its first few hundred searches).
 
 It prints one Markdown row per backend and kind: p50 and p99 wall time, the
 CPU time of this process per search (``time.process_time``: for
@@ -85,6 +89,9 @@ START = dt.date(2026, 12, 1)
 SEED = 1
 LOAD_BATCH = 2000  # the Elasticsearch backend's bulk size
 KINDS = ("page 1, all facets", "page 2", "page 1, no facets")
+# The searches of each kind run in this many rounds, the kinds taking turns, so that a noisy minute on a shared
+# machine falls on all three kinds alike (page 2 against page 1 is one of the targets).
+ROUNDS = 10
 # Counters of ElasticBackend.stats() reported per search; absent ones print "n/a".
 ES_COUNTERS = ("fetched", "fetched_bytes", "took_ms", "es_requests", "shard_searches", "anchored")
 
@@ -247,24 +254,46 @@ def _page_queries(engine: Backend, queries: list[dict[str, Any]]) -> dict[str, l
 
 
 def measure(
-    embedded: Backend, elastic: Backend, queries: list[dict[str, Any]], n_searches: int, per_day: int = 0, warmup: int = 2
+    embedded: Backend,
+    elastic: Backend,
+    queries: list[dict[str, Any]],
+    n_searches: int,
+    per_day: int = 0,
+    warmup: int = 2,
+    warmup_s: float = 0.0,
 ) -> list[Row]:
     """Run ``n_searches`` searches of each kind on both engines, interleaved; return a row per backend and kind.
 
+    Interleaved twice over: query by query between the engines, and in
+    :data:`ROUNDS` rounds between the kinds.
+
     Every search's results are compared (:class:`Mismatch` if they differ).
-    Warm-up: ``warmup`` passes over the distinct queries of each kind.
+    Warm-up: passes over the distinct queries of each kind, at least
+    ``warmup`` of them and for at least ``warmup_s`` seconds. A freshly
+    started Elasticsearch node needs some: its JVM compiles the search's hot
+    paths after a few hundred searches, and the steady state is what a
+    serving cluster runs in.
     """
     kinds = {"embedded": _page_queries(embedded, queries), "elasticsearch": _page_queries(elastic, queries)}
-    for _ in range(warmup):
+    passes, warm_until = 0, time.perf_counter() + warmup_s
+    while passes < warmup or time.perf_counter() < warm_until:
+        passes += 1
         for kind in KINDS:
             for i in range(len(queries)):
                 want = embedded.search(kinds["embedded"][kind][i])
                 check_same(want, elastic.search(kinds["elasticsearch"][kind][i]), kinds["embedded"][kind][i], kind)
-    rows: list[Row] = []
+    tallies = {kind: _Tally() for kind in KINDS}
     with WireMeter() as wire:
-        for kind in KINDS:
-            rows.extend(_measure_kind(embedded, elastic, kind, kinds["embedded"][kind], kinds["elasticsearch"][kind], n_searches, per_day, wire))
-    return rows
+        for block in _blocks(n_searches, ROUNDS):
+            for kind in KINDS:
+                _measure_block(embedded, elastic, kind, kinds["embedded"][kind], kinds["elasticsearch"][kind], block, wire, tallies[kind])
+    return [row for kind in KINDS for row in tallies[kind].rows(kind, per_day)]
+
+
+def _blocks(n: int, rounds: int) -> list[range]:
+    """Split searches ``0..n-1`` into ``rounds`` consecutive blocks (fewer when ``n`` is small)."""
+    bounds = np.linspace(0, n, min(rounds, n) + 1).round().astype(int)
+    return [range(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
 def _timed(engine: Backend, query: dict[str, Any], wall: list[float], cpu: list[float]) -> SearchResult:
@@ -277,56 +306,68 @@ def _timed(engine: Backend, query: dict[str, Any], wall: list[float], cpu: list[
     return result
 
 
-def _measure_kind(
+@dataclass
+class _Tally:
+    """What the searches of one kind measured so far, over all rounds."""
+
+    wall: dict[str, list[float]] = field(default_factory=lambda: {"embedded": [], "elasticsearch": []})
+    cpu: dict[str, list[float]] = field(default_factory=lambda: {"embedded": [], "elasticsearch": []})
+    totals: list[int] = field(default_factory=list)
+    counters: dict[str, float | None] = field(default_factory=lambda: {name: 0.0 for name in ES_COUNTERS})
+    on_wire: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+
+    def rows(self, kind: str, per_day: int) -> list[Row]:
+        n = len(self.totals)
+        rows = []
+        for backend in ("embedded", "elasticsearch"):
+            ms = np.array(self.wall[backend]) * 1000.0
+            rows.append(
+                Row(
+                    per_day=per_day,
+                    backend=backend,
+                    kind=kind,
+                    searches=n,
+                    matches=float(np.mean(self.totals)),
+                    matches_min=min(self.totals),
+                    matches_max=max(self.totals),
+                    p50_ms=float(np.percentile(ms, 50)),
+                    p99_ms=float(np.percentile(ms, 99)),
+                    cpu_ms=float(np.mean(self.cpu[backend])) * 1000.0,
+                )
+            )
+        rows[1].counters = {name: None if v is None else v / n for name, v in self.counters.items()}
+        rows[1].wire = dict(zip(("requests", "response_bytes", "took_ms"), (v / n for v in self.on_wire)))
+        rows[1].p50_ratio = rows[1].p50_ms / rows[0].p50_ms if rows[0].p50_ms > 0 else None
+        return rows
+
+
+def _measure_block(
     embedded: Backend,
     elastic: Backend,
     kind: str,
     embedded_queries: list[dict[str, Any]],
     elastic_queries: list[dict[str, Any]],
-    n_searches: int,
-    per_day: int,
+    block: range,
     wire: WireMeter,
-) -> list[Row]:
-    wall: dict[str, list[float]] = {"embedded": [], "elasticsearch": []}
-    cpu: dict[str, list[float]] = {"embedded": [], "elasticsearch": []}
-    totals: list[int] = []
+    tally: _Tally,
+) -> None:
+    """Run the searches ``block`` of one kind on both engines, query by query, into ``tally``."""
     gc.collect()
     before, wire_before = elastic.stats(), wire.snapshot()
-    for n in range(n_searches):
+    for n in block:
         i = n % len(embedded_queries)
-        want = _timed(embedded, embedded_queries[i], wall["embedded"], cpu["embedded"])
+        want = _timed(embedded, embedded_queries[i], tally.wall["embedded"], tally.cpu["embedded"])
         wire.on = True
-        got = _timed(elastic, elastic_queries[i], wall["elasticsearch"], cpu["elasticsearch"])
+        got = _timed(elastic, elastic_queries[i], tally.wall["elasticsearch"], tally.cpu["elasticsearch"])
         wire.on = False
         check_same(want, got, embedded_queries[i], kind)
-        totals.append(want.total)
+        tally.totals.append(want.total)
     after, wire_after = elastic.stats(), wire.snapshot()
-    counters: dict[str, float | None] = {}
     for name in ES_COUNTERS:
-        a, b = before.get(name), after.get(name)
-        counters[name] = (b - a) / n_searches if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
-    on_wire = [(y - x) / n_searches for x, y in zip(wire_before, wire_after)]
-    rows = []
-    for backend in ("embedded", "elasticsearch"):
-        ms = np.array(wall[backend]) * 1000.0
-        rows.append(
-            Row(
-                per_day=per_day,
-                backend=backend,
-                kind=kind,
-                searches=n_searches,
-                matches=float(np.mean(totals)),
-                matches_min=min(totals),
-                matches_max=max(totals),
-                p50_ms=float(np.percentile(ms, 50)),
-                p99_ms=float(np.percentile(ms, 99)),
-                cpu_ms=float(np.mean(cpu[backend])) * 1000.0,
-            )
-        )
-    rows[1].counters = counters
-    rows[1].wire = dict(zip(("requests", "response_bytes", "took_ms"), on_wire))
-    rows[1].p50_ratio = rows[1].p50_ms / rows[0].p50_ms if rows[0].p50_ms > 0 else None
-    return rows
+        a, b, so_far = before.get(name), after.get(name), tally.counters[name]
+        ok = isinstance(a, (int, float)) and isinstance(b, (int, float)) and so_far is not None
+        tally.counters[name] = so_far + (b - a) if ok else None  # type: ignore[operator]
+    tally.on_wire = [t + (y - x) for t, x, y in zip(tally.on_wire, wire_before, wire_after)]
 
 
 def drop_alias(url: str, alias: str) -> None:
@@ -353,6 +394,7 @@ def run_corridor(
     start: dt.date = START,
     seed: int = SEED,
     warmup: int = 2,
+    warmup_s: float = 0.0,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Load one corridor size into a fresh embedded engine and a fresh Elasticsearch alias, measure both, clean up."""
@@ -371,7 +413,7 @@ def run_corridor(
                 say(f"per day {per_day}: {count:,} trips built and loaded in {time.perf_counter() - started:.0f} s (embedded {load_s[0]:.0f} s, Elasticsearch {load_s[1]:.0f} s)")
                 queries = corridor_queries(a, b, start, days, radius_km, limit)
                 started = time.perf_counter()
-                rows = measure(embedded, elastic, queries, n_searches, per_day=per_day, warmup=warmup)
+                rows = measure(embedded, elastic, queries, n_searches, per_day=per_day, warmup=warmup, warmup_s=warmup_s)
                 say(f"per day {per_day}: {len(KINDS) * n_searches} searches per backend in {time.perf_counter() - started:.0f} s")
             finally:
                 elastic.close()
@@ -453,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--background", type=int, default=20_000, help="trips on other routes (default 20000; the 1M run: 1000000)")
     parser.add_argument("--days", type=int, default=9, help="days of departures (default 9)")
     parser.add_argument("--queries", type=int, default=200, help="searches of each kind per backend (default 200)")
-    parser.add_argument("--warmup", type=int, default=2, help="warm-up passes over the distinct queries (default 2)")
+    parser.add_argument("--warmup", type=int, default=2, help="warm-up passes over the distinct queries, at least (default 2)")
+    parser.add_argument("--warmup-seconds", type=float, default=30.0, help="warm-up time, at least (default 30)")
     parser.add_argument("--es", help="Elasticsearch URL (default: start a cluster named tripsearch-bench-hot, stop it at the end)")
     parser.add_argument("--shards", type=int, default=1, help="primary shards of the Elasticsearch index (default 1)")
     parser.add_argument("--radius", type=float, default=10.0, help="from/to radius in km (default 10)")
@@ -462,8 +505,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--to", dest="destination", default="Lyon", help="the other end (default Lyon)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args(argv)
-    if args.background < 0 or args.days < 1 or args.queries < 1 or args.shards < 1 or args.warmup < 0:
-        parser.error("--background must be >= 0; --days, --queries and --shards >= 1; --warmup >= 0")
+    if args.background < 0 or args.days < 1 or args.queries < 1 or args.shards < 1 or args.warmup < 0 or args.warmup_seconds < 0:
+        parser.error("--background must be >= 0; --days, --queries and --shards >= 1; --warmup and --warmup-seconds >= 0")
 
     def log(message: str) -> None:
         print(f"hot_corridor: {message}", file=sys.stderr, flush=True)
@@ -477,7 +520,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = [
             run_corridor(
                 url, per_day, args.background, args.days, args.queries, shards=args.shards, radius_km=args.radius,
-                limit=args.limit, origin=args.origin, destination=args.destination, warmup=args.warmup, log=log,
+                limit=args.limit, origin=args.origin, destination=args.destination, warmup=args.warmup,
+                warmup_s=args.warmup_seconds, log=log,
             )
             for per_day in args.per_day
         ]

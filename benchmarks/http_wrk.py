@@ -67,7 +67,8 @@ def main() -> int:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
         return 2
     sys.path.insert(0, str(ROOT))
-    from tripsearch.capacity.measure import WORKLOAD_SAMPLE, ApiServer, http_calls, machine_cpu
+    from tripsearch.capacity.datasets import WORKLOAD_SAMPLE, http_calls
+    from tripsearch.capacity.server import ApiServer, machine_cpu
     from tripsearch.capacity.probe import cpu_seconds
 
     paths = [path for _, path, _ in http_calls(2000, WORKLOAD_SAMPLE) if args.with_places or path.startswith("/v1/search")]

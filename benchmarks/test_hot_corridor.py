@@ -32,6 +32,10 @@ def test_tiny_corridor_side_by_side(es_cluster: Cluster) -> None:  # noqa: F811
         assert elastic["counters"]["fetched"] > 0, "the Elasticsearch backend counts the documents it fetched"
         assert elastic["wire"]["requests"] >= 1 and elastic["wire"]["response_bytes"] > 0
         assert math.isfinite(elastic["p50_ratio"])
+    # Searches between two anchors fetch the page (the exact total says whether more follow), and after a
+    # cursor one hit more (the one that says whether another page follows); nothing else.
+    fetched = {r["kind"]: r["counters"]["fetched"] for r in rows[1::2]}
+    assert fetched[KINDS[0]] == fetched[KINDS[2]] == 2 and 0 < fetched[KINDS[1]] <= 3
     table = format_table([run]).splitlines()
     assert len(table) == 2 + len(rows)
     assert all(line.count("|") == table[0].count("|") for line in table)

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-from tripsearch.capacity.measure import ApiServer
+from tripsearch.capacity.server import ApiServer
 from tripsearch.capacity.probe import rss_bytes
 from tripsearch.capacity.loadgen import LoadResult, LoadSpec, run_load_here, workload_calls
 from tripsearch.capacity.workload import build_workload

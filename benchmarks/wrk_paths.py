@@ -21,7 +21,7 @@ from pathlib import Path
 
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tripsearch.capacity.measure import WORKLOAD_SAMPLE, http_calls
+    from tripsearch.capacity.datasets import WORKLOAD_SAMPLE, http_calls
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     sys.stdout.writelines(path + "\n" for _, path, _ in http_calls(n, WORKLOAD_SAMPLE))

@@ -13,6 +13,8 @@ from tripsearch.backend import Backend, DeleteReport, Refresh, UpsertReport
 from tripsearch.testing.elastic import Cluster, es_cluster, es_clusters, fresh_alias  # noqa: F401  (session fixtures, started on first use)
 from tripsearch.testing.rabbitmq import rabbitmq  # noqa: F401  (the session broker, started on first use)
 
+from .skip_summary import pytest_terminal_summary, pytest_unconfigure  # noqa: F401  (the run's last line: what was skipped)
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 

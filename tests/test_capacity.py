@@ -22,6 +22,8 @@ from tripsearch.cli import main
 from tripsearch.index.embedded import MERGE_MIN_ROWS, MERGE_RATIO
 from tripsearch.capacity.loadgen import LoadSpec, NotLoopback, check_loopback, run_load
 
+from .conftest import ROOT
+
 QUICK_TIMEOUT_S = 240
 
 
@@ -301,3 +303,15 @@ def test_ctrl_c_saves_or_discards_and_says_which(tmp_path: Path, save: bool) -> 
         assert "discarded 3 finished steps" in rest and "unchanged" in rest
         assert not out.exists()
     assert not list(tmp_path.glob("*.partial.json"))
+
+
+def test_report_without_matplotlib_names_the_extra(tmp_path: Path) -> None:
+    # sys.modules[name] = None is how Python makes a module unimportable: as on an install without the extra.
+    script = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "from tripsearch.cli import main\n"
+        f"sys.exit(main(['capacity', 'report', '--measurements', {str(ROOT / 'benchmarks' / 'results' / 'capacity.json')!r}, '--out-dir', {str(tmp_path)!r}]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'tripsearch[capacity]'" in done.stderr and "Traceback" not in done.stderr

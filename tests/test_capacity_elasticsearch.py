@@ -11,7 +11,8 @@ import pytest
 
 from tripsearch.capacity import Measurements, Targets, make_plan, render_plan
 from tripsearch.capacity.corridor import SEARCHES_PER_MSEARCH, at_size, busiest, load_corridor_runs
-from tripsearch.capacity.measure import SCHEMA, CapacityError
+from tripsearch.capacity.errors import CapacityError
+from tripsearch.capacity.measure import SCHEMA
 from tripsearch.cli import main
 
 KINDS = ("page 1, all facets", "page 2", "page 1, no facets")

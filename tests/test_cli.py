@@ -134,3 +134,66 @@ def test_index_progress_on_a_terminal_is_a_bar_redrawn_in_place(tmp_path: Path) 
     final = text.rsplit("\r", 1)[-1].strip()
     assert re.search(r"indexing \[#{24}\] 200 trips, [\d,]+ trips/s, 100% of [\d.,]+ MB, ETA 0:00", final), final
     assert b"stored 200" in out
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "command"),
+    [
+        ("TRIPSEARCH_PORT", "abc", ["serve"]),
+        ("TRIPSEARCH_PORT", "70000", ["serve"]),
+        ("TRIPSEARCH_WORKERS", "abc", ["serve"]),
+        ("TRIPSEARCH_WORKERS", "0", ["serve"]),
+        ("TRIPSEARCH_WORKER_BATCH_TIMEOUT", "soon", ["worker"]),
+    ],
+)
+def test_a_bad_environment_variable_is_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str, value: str, command: list[str]
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as help_exit:  # --help still works, and shows the value
+        main([*command, "--help"])
+    assert help_exit.value.code == 0 and "usage:" in capsys.readouterr().out
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and variable in err and repr(value) in err, err
+
+
+@pytest.mark.parametrize("command", [["search", "--from", "48.85,2.35", "--to", "45.76,4.83", "--date", "2026-12-01"], ["stats"], ["serve"]])
+def test_only_index_creates_a_data_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    missing = tmp_path / "mistyped"
+    assert main([*command, "--data", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert f"no data directory {missing}" in err and f"tripsearch index FILE.ndjson --data {missing}" in err, err
+    assert not missing.exists()
+    if command[0] != "serve":  # serve starts on an existing empty directory, which the API can fill
+        missing.mkdir()
+        assert main([*command, "--data", str(missing)]) == 2
+        assert f"no index in {missing}" in capsys.readouterr().err
+        assert list(missing.iterdir()) == []
+
+
+def test_token_is_accepted_by_the_api_s_verifier(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from api.auth import TokenVerifier, scopes_of
+    from api.settings import Settings
+
+    monkeypatch.delenv("TRIPSEARCH_JWT_SECRET", raising=False)
+    assert main(["token", "--scope", "trips:write"]) == 2
+    assert "TRIPSEARCH_JWT_SECRET is not set" in capsys.readouterr().err
+    monkeypatch.setenv("TRIPSEARCH_JWT_SECRET", "a-development-secret-of-32-bytes-or-more")
+    monkeypatch.setenv("TRIPSEARCH_JWT_AUDIENCE", "tripsearch")
+    assert main(["token", "--scope", "trips:write", "--scope", "alerts:write", "--sub", "u-7"]) == 0
+    token = capsys.readouterr().out.strip()
+    claims = TokenVerifier(Settings.from_env()).claims(token)
+    assert scopes_of(claims) == {"trips:write", "alerts:write"} and claims["sub"] == "u-7" and claims["aud"] == "tripsearch"
+
+
+def test_fixtures_start_tomorrow_by_default(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    import datetime as dt
+
+    tomorrow = dt.date.today() + dt.timedelta(days=1)
+    assert main(["fixtures", "--trips", "20", "--jobs", "1"]) == 0
+    days = {orjson.loads(line)["departure_time"][:10] for line in capsysbinary.readouterr().out.splitlines()}
+    assert days and all(tomorrow <= dt.date.fromisoformat(d) < tomorrow + dt.timedelta(days=30) for d in days), days
+    with pytest.raises(SystemExit):
+        main(["fixtures", "--help"])
+    assert f"(default: tomorrow, {tomorrow.isoformat()})" in capsysbinary.readouterr().out.decode()

@@ -1,4 +1,4 @@
-"""Smoke test of scripts/elasticsearch: start a one-node cluster, talk to it, stop it."""
+"""tripsearch dev elasticsearch and its wrapper scripts/elasticsearch: start a one-node cluster, talk to it, stop it."""
 
 import json
 import subprocess
@@ -43,3 +43,16 @@ def test_start_status_stop():
     assert stopped.returncode == 0, stopped.stderr
     assert es_script("status").returncode == 1
     es_script("stop", "--clean")
+
+
+def test_the_script_is_a_wrapper_of_tripsearch_dev_elasticsearch():
+    name = "tripsearch-no-such-cluster"
+    script = subprocess.run([sys.executable, str(SCRIPT), "status", "--name", name], capture_output=True, text=True, timeout=60)
+    command = subprocess.run([sys.executable, "-m", "tripsearch.cli", "dev", "elasticsearch", "status", "--name", name], capture_output=True, text=True, timeout=60)
+    assert script.returncode == command.returncode == 1
+    assert json.loads(script.stdout) == json.loads(command.stdout) == {"name": name, "urls": [], "pids": [], "up": [], "running": False}
+    assert script.stderr == command.stderr == f"elasticsearch: no cluster named {name}\n"
+    for argv, prog in (([sys.executable, str(SCRIPT)], "scripts/elasticsearch"), ([sys.executable, "-m", "tripsearch.cli", "dev", "elasticsearch"], "tripsearch dev elasticsearch")):
+        usage = subprocess.run([*argv, "--help"], capture_output=True, text=True, timeout=60)
+        assert usage.returncode == 0 and usage.stdout.startswith(f"usage: {prog} ")
+        assert all(c in usage.stdout for c in ("start", "stop", "restart-node", "status"))

@@ -20,6 +20,7 @@ import pytest
 
 from tripsearch.data.fixtures import MAX_DETOUR, MAX_TRIP_KM, MIN_TRIP_KM, corridor_trips, generate_ndjson, generate_trips, pair_share, write_ndjson
 from tripsearch.data.places import load_places
+from tripsearch.model import parse_trip
 
 __all__: list[str] = []
 
@@ -213,9 +214,8 @@ def test_other_markets() -> None:
 
 
 def test_engine_accepts_the_trips(trips: list[dict[str, Any]]) -> None:
-    model = pytest.importorskip("tripsearch.model")
     for t in trips[:300]:
-        model.parse_trip(orjson.dumps(t))
+        parse_trip(orjson.dumps(t))
 
 
 @pytest.mark.parametrize(("name", "n", "seed"), [("trips-1000.ndjson", 1000, 1), ("trips-200.ndjson", 200, 2)])
@@ -238,7 +238,6 @@ def test_corridor_same_seed_same_bytes() -> None:
 
 
 def test_corridor_counts_routes_and_rules() -> None:
-    model = pytest.importorskip("tripsearch.model")
     paris = next(p for p in load_places() if p.name == "Paris" and p.country == "FR")
     lyon = ("Lyon", 45.764, 4.8357)  # any (name, lat, lon) will do
     trips = list(corridor_trips(paris, lyon, 40, START, 4, seed=9))
@@ -250,7 +249,7 @@ def test_corridor_counts_routes_and_rules() -> None:
     for t in trips:
         check_trip(t, START, 4, id_prefix="paris-lyon-" if t["stops"][0]["name"] == "Paris" else "lyon-paris-")
         assert {(s["lat"], s["lon"]) for s in t["stops"]} == ends and t["version"] == 1
-        model.parse_trip(orjson.dumps(t))
+        parse_trip(orjson.dumps(t))
     points = [len(t["route"]["coordinates"]) for t in trips]
     assert 190 <= sum(points) / len(points) <= 210 and 150 <= min(points) and max(points) <= 250
     hours = collections.Counter(int(t["departure_time"][11:13]) for t in trips)

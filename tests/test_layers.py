@@ -25,7 +25,7 @@ PACKAGES = ("tests", "benchmarks", "tripsearch", "api")
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("tests",),
     ("benchmarks",),
-    ("tripsearch.cli", "tripsearch.capacity", "tripsearch.testing"),
+    ("tripsearch.cli", "tripsearch.capacity", "tripsearch.dev", "tripsearch.testing"),
     ("api", "tripsearch.broker", "tripsearch.client", "tripsearch"),
     ("tripsearch.alerts",),
     ("tripsearch.index",),

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 import zoneinfo
+from typing import Callable
 
+import numpy as np
 import pytest
 
-from tripsearch.data.places import Place, load_places, normalize_place_name, search_places
+from tripsearch.data.places import Place, load_places, nearest_place, normalize_place_name, search_places
 
 __all__: list[str] = []
 
@@ -117,5 +120,80 @@ def test_search_places_prefix_only() -> None:
     names = [p.name for p in search_places("saint e", limit=20)]
     assert names[0] == "Saint-Étienne"
     assert all(normalize_place_name(n).startswith("saint e") for n in names)
-    assert "Saint-Étienne" not in [p.name for p in search_places("etienne")]  # prefix, not substring
+    assert "Saint-Étienne" not in [p.name for p in search_places("tienne")]  # prefix of a word, not substring
     assert search_places("xqzwv") == []
+
+
+def test_a_word_of_the_name_matches_after_the_whole_name() -> None:
+    found = search_places("york", limit=20)
+    names = [(p.name, p.country) for p in found]
+    assert names[0] == ("York", "GB")
+    assert ("New York City", "US") in names
+    # Every place whose own name starts with "york" comes before New York City.
+    new_york = names.index(("New York City", "US"))
+    assert all(normalize_place_name(p.name).startswith("york") for p in found[:new_york] if p.name != "Warner Robins"), names
+    assert search_places("etienne")[0].name == "Saint-Étienne"
+
+
+def _matched_by_name(query: str, place: Place) -> bool:
+    prefix = normalize_place_name(query)
+    words = normalize_place_name(place.name).split(" ")
+    return any(" ".join(words[cut:]).startswith(prefix) for cut in range(len(words)))
+
+
+def test_a_name_beats_a_distant_alternate_spelling() -> None:
+    # GeoNames knows Ljubljana as "Lyoubyana" and Liubotyn as "Lyobotin":
+    # three letters of nine are not enough to offer them.
+    found = search_places("Lyo", limit=10)
+    assert found[0].name == "Lyon"
+    assert all(_matched_by_name("Lyo", p) for p in found), [p.name for p in found]
+    assert not {"Ljubljana", "Hillside", "Liubotyn"} & {p.name for p in found}
+    # Half an alternate name is enough; the name itself still comes first.
+    assert [p.name for p in search_places("cologn")] == ["Cologno Monzese", "Köln"]
+    assert search_places("Lyoubyana")[0].name == "Ljubljana"  # typed in full
+
+
+def _strip_accents(s: str) -> str:
+    return "".join(ch for ch in unicodedata.normalize("NFKD", s) if not unicodedata.combining(ch))
+
+
+def _sample_names() -> list[Place]:
+    """Return a few hundred real places: every 40th of the table, half of them with letters beyond ASCII."""
+    places = load_places()
+    plain = [p for p in places[::40] if p.name.isascii()][:150]
+    accented = [p for p in places[::7] if not p.name.isascii() and _strip_accents(p.name).isascii()][:150]
+    return plain + accented
+
+
+@pytest.mark.parametrize("spelling", [str.upper, str.lower, _strip_accents, lambda name: _strip_accents(name).upper()])
+def test_prefixes_of_real_names_ignore_accents_and_case(spelling: Callable[[str], str]) -> None:
+    for place in _sample_names():
+        name = spelling(place.name)
+        half = place.name[: max(len(place.name) // 2, 1)]
+        # A prefix typed in another case or without accents offers what the name as written does.
+        assert search_places(spelling(half), limit=20) == search_places(half, limit=20), spelling(half)
+        # The whole name finds the place first, or among its namesakes.
+        found = search_places(name, limit=50)
+        assert place in found, (name, place)
+        assert normalize_place_name(found[0].name) == normalize_place_name(place.name), (name, found[0])
+
+
+@pytest.mark.parametrize(
+    ("lat", "lon", "name", "country"),
+    [(48.8566, 2.3522, "Paris", "FR"), (45.7640, 4.8357, "Lyon", "FR"), (-33.87, 151.21, "Sydney", "AU"), (64.1466, -21.9426, "Reykjavík", "IS")],
+)
+def test_nearest_place_names_a_point(lat: float, lon: float, name: str, country: str) -> None:
+    found = nearest_place(lat, lon)
+    assert (found.name, found.country) == (name, country)
+
+
+def test_nearest_place_is_the_nearest_of_all() -> None:
+    places = load_places()
+    rng = np.random.default_rng(20)
+    # Points anywhere, and points near the antimeridian and the poles.
+    points = np.concatenate([rng.uniform([-90, -180], [90, 180], (150, 2)), [[65.0, 179.99], [65.0, -179.99], [89.9, 0.0], [-89.9, 10.0], [-16.5, -179.9]]])
+    lat, lon = np.radians([p.lat for p in places]), np.radians([p.lon for p in places])
+    for a, b in points:
+        h = np.sin((lat - math.radians(a)) / 2) ** 2 + math.cos(math.radians(a)) * np.cos(lat) * np.sin((lon - math.radians(b)) / 2) ** 2
+        best = places[int(np.argmin(h))]
+        assert nearest_place(a, b) == best, (a, b)

@@ -15,6 +15,7 @@ import orjson
 
 from .errors import InvalidInput, InvalidTrip
 from .model import Trip, parse_trips_routes, paused_gc, raw_trip_id
+from .data.places import Place, nearest_place
 from .query.model import Query
 
 __all__ = ["Backend", "Refresh", "delete_targets", "parse_upserts", "Latest", "TripInput", "ItemResult", "UpsertReport", "DeleteReport", "Point", "Hit", "SearchResult"]
@@ -90,8 +91,20 @@ class Point:
     distance_km: float
     time: str  # ISO 8601 with the trip's UTC offset
 
+    @property
+    def place(self) -> Place:
+        """Return the known place nearest to the point, to name it ("near Lyon")."""
+        return nearest_place(self.lat, self.lon)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"lat": self.lat, "lon": self.lon, "distance_km": self.distance_km, "time": self.time}
+        place = self.place
+        return {
+            "lat": self.lat,
+            "lon": self.lon,
+            "distance_km": self.distance_km,
+            "time": self.time,
+            "place": {"name": place.name, "country": place.country},
+        }
 
 
 @dataclass(frozen=True, slots=True)

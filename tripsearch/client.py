@@ -115,10 +115,15 @@ def _read_search(response: httpx.Response) -> SearchResult:
     _raise_for(response)
     data = orjson.loads(response.content)
     hits = [
-        Hit(id=h["id"], score=h["score"], pickup=Point(**h["pickup"]), dropoff=Point(**h["dropoff"]), source=h["trip"], sort=())
+        Hit(id=h["id"], score=h["score"], pickup=_read_point(h["pickup"]), dropoff=_read_point(h["dropoff"]), source=h["trip"], sort=())
         for h in data["trips"]
     ]
     return SearchResult(total=data["total"], trips=hits, facets=data["facets"], next_cursor=data["next_cursor"], took_ms=_server_timing(response))
+
+
+def _read_point(data: dict[str, Any]) -> Point:
+    # The place is derived from the coordinates again on this side.
+    return Point(lat=data["lat"], lon=data["lon"], distance_km=data["distance_km"], time=data["time"])
 
 
 def _server_timing(response: httpx.Response) -> float:

@@ -73,12 +73,14 @@ async def create_alert(request: Request, store: StoreDep, settings: SettingsDep,
     The fields are those of `/v1/search` that select trips (`from`, `to`,
     radii, `seats`, `time_from`/`time_to`, `max_price`, `options`,
     `min_rating`), with `date` or `date_from` and `date_to` (at most 90
-    days). A bad field gets 400 naming it; an owner with too many active
-    alerts gets 409.
+    days), and `webhook_url`: its host must resolve to public addresses
+    (not loopback, private or link-local) unless the server allows them.
+    A bad field gets 400 naming it; an owner with too many active alerts
+    gets 409.
     """
     owner = owner_of(claims)
     fields = parse_json(await request.body(), settings.max_json_depth)
-    record = await run_in_threadpool(store.create, owner, fields, settings.alerts_max_per_owner)
+    record = await run_in_threadpool(store.create, owner, fields, settings.alerts_max_per_owner, settings.webhook_allow_private)
     return json_response(record.to_dict(store.now()), status_code=201, headers={"Location": f"/v1/alerts/{record.id}"})
 
 

@@ -9,10 +9,11 @@ import pytest
 
 import tripsearch
 from tests.api.support import REYKJAVIK, SELFOSS, make_trip
-from tripsearch.alerts import AlertingBackend, AlertStore, parse_alert
+from tripsearch.alerts import AlertingBackend, AlertStore, match_trips, parse_alert
+from tripsearch.alerts.delivery import WebhookSender
 from tripsearch.alerts.model import expires_at
-from tripsearch.index.cells import disk_to_cells
 from tripsearch.errors import AlertLimitReached, AlertNotFound, InvalidAlert
+from tripsearch.model import parse_trip
 
 ALERT = {"from": list(REYKJAVIK), "to": list(SELFOSS), "date_from": "2027-03-01", "date_to": "2027-03-02"}
 
@@ -46,8 +47,9 @@ def test_expired_alerts_free_the_limit_match_nothing_and_are_purged(tmp_path: Pa
     clock.now = dt.datetime(2027, 2, 3, 12, tzinfo=dt.timezone.utc).timestamp()  # the first one's day is over everywhere
     assert store.get("u-1", first.id).to_dict(store.now())["status"] == "expired"
     assert store.count() == 2
-    cells = [*disk_to_cells(*REYKJAVIK, 10.0).tolist(), *disk_to_cells(*SELFOSS, 10.0).tolist()]
-    assert {a for a, _ in store.candidates(cells, cells, 0, 10**6)} == {second.id} | {a.id for a in store.owner_alerts("u-2")}
+    on_first_day, later = match_trips(store, [parse_trip(make_trip("t-1", day=dt.date(2027, 2, 2))), parse_trip(make_trip("t-2"))])
+    assert on_first_day.matches == {}  # the expired alert matches nothing
+    assert set(later.matches) == {second.id} | {a.id for a in store.owner_alerts("u-2")}
     third = store.create("u-1", ALERT)  # the expired one no longer counts
 
     clock.now = dt.datetime(2027, 2, 11, 12, tzinfo=dt.timezone.utc).timestamp()  # 7 days after expiry: purged at the next creation
@@ -66,3 +68,54 @@ def test_writes_without_alerts_create_nothing(tmp_path: Path) -> None:
         assert engine.stats()["alerts"] == 0
     with tripsearch.open(tmp_path / "off", refresh_interval=0, alerts=False) as engine:
         assert not isinstance(engine, AlertingBackend)
+
+
+@pytest.mark.parametrize(
+    "url, kind",
+    [
+        ("http://127.0.0.1:8080/hook", "loopback"),
+        ("http://localhost/hook", "loopback"),
+        ("http://[::1]/hook", "loopback"),
+        ("http://[::ffff:10.1.2.3]/hook", "private"),
+        ("https://10.0.0.7/hook", "private"),
+        ("http://192.168.1.1/hook", "private"),
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("http://0.0.0.0/hook", "unspecified"),
+        ("http://100.64.0.1/hook", "not a public"),
+        ("http://224.0.0.1/hook", "multicast"),
+    ],
+)
+def test_a_webhook_into_the_servers_own_network_is_refused_unless_allowed(tmp_path: Path, url: str, kind: str) -> None:
+    store = AlertStore(tmp_path / "alerts.sqlite", clock=Clock(dt.datetime(2027, 2, 1, tzinfo=dt.timezone.utc)))
+    with pytest.raises(InvalidAlert) as refused:
+        store.create("u-1", {**ALERT, "webhook_url": url})
+    assert refused.value.field == "webhook_url" and kind in refused.value.reason and "public addresses only" in refused.value.reason
+    assert store.owner_alerts("u-1") == []
+    allowed = store.create("u-1", {**ALERT, "webhook_url": url}, private_webhooks=True)
+    assert allowed.webhook is not None and allowed.webhook["url"] == url
+
+
+def test_the_sender_does_not_call_a_host_that_now_resolves_inside(tmp_path: Path) -> None:
+    store = AlertStore(tmp_path / "alerts.sqlite", clock=Clock(dt.datetime(2027, 2, 1, tzinfo=dt.timezone.utc)))
+    alert = store.create("u-1", {**ALERT, "webhook_url": "http://localhost:9/hook"}, private_webhooks=True)
+    with tripsearch.open(tmp_path / "data", refresh_interval=0, alerts=store) as engine:
+        engine.upsert([make_trip("t-1")])
+    sender = WebhookSender(lambda: store, give_up_s=0.0)
+    assert sender.send_due() == 1
+    webhook = store.get("u-1", alert.id).webhook
+    assert webhook is not None and webhook["failed"] == 1 and "loopback" in webhook["last_failure"]["error"]
+
+
+def test_alerts_saved_or_deleted_by_another_process_count_from_the_next_write(tmp_path: Path) -> None:
+    clock = Clock(dt.datetime(2027, 2, 1, tzinfo=dt.timezone.utc))
+    writer = AlertStore(tmp_path / "alerts.sqlite", clock=clock)
+    other = AlertStore(tmp_path / "alerts.sqlite", clock=clock)  # another process's store on the same file
+    trip = parse_trip(make_trip("t-1"))
+    assert match_trips(writer, [trip])[0].matches == {}
+    first = other.create("u-1", ALERT)
+    assert set(match_trips(writer, [trip])[0].matches) == {first.id}
+    second = other.create("u-2", ALERT)
+    third = other.create("u-2", {**ALERT, "max_price": 5})  # the trip costs 12
+    other.delete("u-1", first.id)
+    assert set(match_trips(writer, [trip])[0].matches) == {second.id}
+    assert len(writer.index()) == 2 and third.id not in match_trips(writer, [trip])[0].matches

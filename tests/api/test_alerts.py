@@ -35,7 +35,10 @@ WRITER = {"Authorization": f"Bearer {make_token('trips:write')}"}
 
 @pytest.fixture(scope="module")
 def server(start_api: Callable[..., Server]) -> Server:
-    return start_api(TRIPSEARCH_ALERTS_MAX_PER_OWNER=str(LIMIT), TRIPSEARCH_WEBHOOK_RETRY_FIRST_S="0.1", TRIPSEARCH_WEBHOOK_GIVE_UP_S=str(GIVE_UP_S))
+    return start_api(
+        TRIPSEARCH_ALERTS_MAX_PER_OWNER=str(LIMIT), TRIPSEARCH_WEBHOOK_RETRY_FIRST_S="0.1", TRIPSEARCH_WEBHOOK_GIVE_UP_S=str(GIVE_UP_S),
+        TRIPSEARCH_WEBHOOK_ALLOW_PRIVATE="1",  # the test receivers listen on 127.0.0.1
+    )
 
 
 @pytest.fixture

@@ -217,6 +217,7 @@ def test_sigkill_during_api_bulk_loses_no_acknowledged_trip(tmp_path: Path) -> N
     rng = np.random.default_rng(23)
     base = list(generate_trips(TRIPS, 7, dt.date(2026, 12, 1), 5, countries=MARKET))
     data = tmp_path / "data"
+    data.mkdir()  # serve starts on an existing directory only
     acked: dict[str, int] = {}
     sent: dict[str, dict[int, bytes]] = {}
     retry: list[list[Line]] = []  # batches cut by the previous kill: an indexer sends them again

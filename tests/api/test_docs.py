@@ -76,3 +76,5 @@ def test_docs_page_loads_swagger_from_this_server(http) -> None:  # type: ignore
     js = http.get("/docs/files/swagger-ui-bundle.js")
     assert js.status_code == 200 and len(js.content) > 100_000
     assert http.get("/docs/files/secret.txt").status_code == 404
+    # ReDoc would load its script from a CDN: it is not served.
+    assert http.get("/redoc").status_code == 404

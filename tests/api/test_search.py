@@ -36,6 +36,18 @@ def test_get_search_returns_the_engine_answer(api: Server, http: httpx.Client) -
     assert response.headers["server-timing"].startswith("engine;dur=")
 
 
+def test_hits_name_the_city_nearest_to_pickup_and_dropoff(http: httpx.Client) -> None:
+    from tripsearch.data.places import nearest_place
+
+    trips = http.get("/v1/search", params=LONDON_READING).json()["trips"]
+    assert trips
+    for hit in trips:
+        for point in (hit["pickup"], hit["dropoff"]):
+            near = nearest_place(point["lat"], point["lon"])
+            assert point["place"] == {"name": near.name, "country": near.country}
+    assert {hit["pickup"]["place"]["name"] for hit in trips} & {"London", "City of London", "City of Westminster"}, trips[0]["pickup"]
+
+
 def test_post_search_takes_the_same_fields_as_json(http: httpx.Client) -> None:
     get = http.get("/v1/search", params=LONDON_READING).json()
     body = {"from": [51.5074, -0.1278], "to": "51.4543,-0.9781", "date": "2026-12-13", "facets": ["price", "dates"]}

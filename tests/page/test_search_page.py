@@ -244,6 +244,18 @@ def test_sort_and_swap(open_page: Any, page_server: PageServer, journey: Journey
     _expect_page_matches_api(page, page_server, journey)
 
 
+def test_a_link_that_names_places_looks_them_up(open_page: Any, page_server: PageServer, journey: Journey) -> None:
+    page = open_page("/?" + urlencode({"from": journey.origin.name, "to": journey.destination.name, "date": journey.date}))
+    # The first match of each name is shown in its box, and the URL keeps its coordinates from then on.
+    expect(page.get_by_role("combobox", name="From")).to_have_value(journey.origin.name)
+    expect(page.get_by_role("combobox", name="To")).to_have_value(journey.destination.name)
+    expect(page).to_have_url(re.compile(r"from=-?[\d.]+%2C-?[\d.]+&from_name="))
+    expect(page.locator("#from-error")).to_be_hidden()
+    answer = _expect_page_matches_api(page, page_server, journey)
+    assert answer["total"] > 0
+    _expect_cards_show_hits(page, answer["trips"])
+
+
 def test_the_page_modules_keep_the_search_and_the_geometry_right(open_page: Any) -> None:
     page = open_page("/?from=48.85341,2.3488&from_name=Paris&to=45.74846,4.84671&to_name=Lyon&date=2026-12-05")
     result = page.evaluate(
@@ -323,6 +335,11 @@ def _expect_cards_show_hits(page: Page, hits: list[dict[str, Any]]) -> None:
         rating = hit["trip"]["driver"]["rating"]
         expect(card.locator(".rating")).to_contain_text(f"{rating:.1f}" if rating is not None else "no rating")
         expect(card.locator(".walk").first).to_contain_text("from")
+        # Where: the trip's stop there, or the city nearest to the point, which the API names.
+        stops = {stop["name"] for stop in hit["trip"]["stops"]}
+        for place, point in zip(card.locator(".place-name").all_text_contents(), (hit["pickup"], hit["dropoff"]), strict=True):
+            name = place.split(": ", 1)[-1]
+            assert name in stops or name == f"On the way, near {point['place']['name']}", (name, point)
         labels = card.locator(".trip-options li").all_text_contents()
         assert len(labels) == sum(bool(v) for v in hit["trip"]["options"].values())
 

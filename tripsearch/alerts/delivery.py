@@ -29,7 +29,7 @@ from typing import Callable
 import httpx
 import orjson
 
-from .store import AlertStore, Delivery
+from .store import AlertStore, Delivery, webhook_address_refused
 
 __all__ = ["WebhookSender", "sign", "verify", "SIGNATURE_HEADER", "EVENT_ID_HEADER"]
 
@@ -64,7 +64,10 @@ class WebhookSender:
     A delivery succeeds on any 2xx answer. Retries wait ``retry_first_s``,
     then twice as long each time, at most ``retry_max_s``; a delivery still
     failing ``give_up_s`` after its event is marked failed (shown in
-    ``GET /v1/alerts/{id}``) and the alert's next event goes.
+    ``GET /v1/alerts/{id}``) and the alert's next event goes. Unless
+    ``allow_private``, a URL whose host now resolves to a non-public
+    address is not called (the attempt fails with the reason), as a host
+    that pointed elsewhere when the alert was saved may point inside now.
     """
 
     def __init__(
@@ -75,8 +78,10 @@ class WebhookSender:
         give_up_s: float = 86_400.0,
         timeout_s: float = 10.0,
         poll_s: float = 0.2,
+        allow_private: bool = False,
     ) -> None:
         self._store = store
+        self.allow_private = allow_private
         self.retry_first_s = retry_first_s
         self.retry_max_s = retry_max_s
         self.give_up_s = give_up_s
@@ -100,11 +105,13 @@ class WebhookSender:
         event = delivery.event
         body = orjson.dumps(event.to_dict())
         headers = {"Content-Type": "application/json", EVENT_ID_HEADER: str(event.seq), SIGNATURE_HEADER: sign(body, delivery.secret, int(time.time()))}
-        try:
-            response = self._client.post(delivery.url, content=body, headers=headers)
-            error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:300]
+        error = None if self.allow_private else webhook_address_refused(delivery.url)
+        if error is None:
+            try:
+                response = self._client.post(delivery.url, content=body, headers=headers)
+                error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}"[:300]
         if error is None:
             store.delivered(event.seq)
             return

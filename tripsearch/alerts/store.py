@@ -3,10 +3,11 @@
 Tables:
 
 - ``alerts``: one row per saved search (owner, fields as JSON, day range);
-- ``alert_cells``: the postings, one row per (side, H3 cell) of each alert's
-  From and To disks (:func:`~tripsearch.index.cells.disk_to_cells`, the cover
-  the search index uses) with the alert's day range, so a trip looks up only
-  the alerts whose places its corridor touches and whose days it covers;
+- ``alert_terms``: each alert's fields as numbers (places, radii, days,
+  filters), numbered in order of creation, from which each process builds
+  its :class:`~tripsearch.alerts.index.AlertIndex` in memory and then reads
+  only the alerts created since; ``alert_drops`` numbers the deletions, so
+  that index also learns which alerts are gone;
 - ``trip_state``: the last version of each trip matched, so a late or
   replayed write never undoes a newer one;
 - ``alert_trips``: which trips match which alert now, so an update that
@@ -28,7 +29,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import ipaddress
+import math
 import secrets
+import socket
 import sqlite3
 import threading
 import time
@@ -38,19 +42,20 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
+import numpy as np
 import orjson
 
 from ..errors import AlertLimitReached, AlertNotFound, BackendUnavailable, InvalidAlert
-from ..index.cells import disk_to_cells
+from ..query.matching import option_mask
+from .index import TERM_FIELDS, AlertIndex, AlertTerms
 from .model import AlertSpec, expires_at, parse_alert
 
-__all__ = ["AlertStore", "AlertRecord", "Delivery", "MatchEvent", "TripOutcome", "DEFAULT_MAX_PER_OWNER", "RETENTION", "WEBHOOK_FIELD"]
+__all__ = ["AlertStore", "AlertRecord", "Delivery", "MatchEvent", "TripOutcome", "DEFAULT_MAX_PER_OWNER", "RETENTION", "WEBHOOK_FIELD", "webhook_address_refused"]
 
 WEBHOOK_FIELD = "webhook_url"  # the one alert field that is not a search field
 
 DEFAULT_MAX_PER_OWNER = 100
 RETENTION = dt.timedelta(days=7)  # an expired alert (and its feed) is kept this long, then purged
-FROM_SIDE, TO_SIDE = 0, 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -59,11 +64,14 @@ CREATE TABLE IF NOT EXISTS alerts (
     webhook_url TEXT, webhook_secret TEXT
 );
 CREATE INDEX IF NOT EXISTS alerts_owner ON alerts (owner, created_s);
-CREATE TABLE IF NOT EXISTS alert_cells (
-    side INTEGER NOT NULL, cell INTEGER NOT NULL, alert_id TEXT NOT NULL, day_from INTEGER NOT NULL, day_to INTEGER NOT NULL
+DROP TABLE IF EXISTS alert_cells;
+CREATE TABLE IF NOT EXISTS alert_terms (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, alert_id TEXT NOT NULL UNIQUE,
+    from_lat REAL NOT NULL, from_lon REAL NOT NULL, from_r REAL NOT NULL, to_lat REAL NOT NULL, to_lon REAL NOT NULL, to_r REAL NOT NULL,
+    day_from INTEGER NOT NULL, day_to INTEGER NOT NULL, expires_s REAL NOT NULL, time_from INTEGER NOT NULL, time_to INTEGER NOT NULL,
+    max_price REAL NOT NULL, options INTEGER NOT NULL, min_rating REAL NOT NULL, seats INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS alert_cells_cell ON alert_cells (side, cell);
-CREATE INDEX IF NOT EXISTS alert_cells_alert ON alert_cells (alert_id);
+CREATE TABLE IF NOT EXISTS alert_drops (seq INTEGER PRIMARY KEY AUTOINCREMENT, alert_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS trip_state (trip_id TEXT PRIMARY KEY, version INTEGER NOT NULL, live INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS alert_trips (
     alert_id TEXT NOT NULL, trip_id TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (alert_id, trip_id)
@@ -167,10 +175,20 @@ class AlertStore:
         self._busy_timeout_s = busy_timeout_s
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._index = AlertIndex()
         try:
             self._db().executescript(_SCHEMA)  # idempotent; executescript commits on its own
+            self._add_missing_terms()
         except sqlite3.Error as exc:
             raise BackendUnavailable(f"the alert store {self.path} cannot be opened ({exc})") from None
+
+    def _add_missing_terms(self) -> None:
+        """Give terms to alerts saved before the store kept them (a file of the first release)."""
+        db = self._db()
+        rows = db.execute("SELECT id, fields, expires_s FROM alerts WHERE id NOT IN (SELECT alert_id FROM alert_terms)").fetchall()
+        if rows:
+            with self._write() as db:
+                db.executemany(_INSERT_TERMS, [(i, *_terms(parse_alert(orjson.loads(f)), e)) for i, f, e in rows])
 
     # -- connections ----------------------------------------------------------
 
@@ -200,13 +218,15 @@ class AlertStore:
 
     # -- alerts ---------------------------------------------------------------
 
-    def create(self, owner: str, fields: Any, max_per_owner: int | None = None) -> AlertRecord:
+    def create(self, owner: str, fields: Any, max_per_owner: int | None = None, private_webhooks: bool = False) -> AlertRecord:
         """Store an alert for ``owner``; raise :class:`InvalidAlert` or :class:`AlertLimitReached`.
 
         ``fields`` may hold ``webhook_url`` (http or https): every event of
         the alert is then also POSTed there, signed with a secret that only
-        this call returns (``webhook.secret``). ``max_per_owner`` overrides
-        the store's limit of active alerts per owner.
+        this call returns (``webhook.secret``). Its host must resolve to
+        public addresses only, unless ``private_webhooks`` (see
+        :func:`webhook_address_refused`). ``max_per_owner`` overrides the
+        store's limit of active alerts per owner.
         """
         limit = self.max_per_owner if max_per_owner is None else max_per_owner
         if not owner:
@@ -214,15 +234,13 @@ class AlertStore:
         now = self.now()
         if isinstance(fields, dict) and WEBHOOK_FIELD in fields:
             fields = dict(fields)
-            url = _webhook_url(fields.pop(WEBHOOK_FIELD))
+            url = _webhook_url(fields.pop(WEBHOOK_FIELD), private_webhooks)
         else:
             url = None
         spec = parse_alert(fields, now=now)
         secret = "whsec_" + secrets.token_urlsafe(24) if url else None
         webhook = {"url": url, "secret": secret} if url else None
         record = AlertRecord(uuid.uuid4().hex, owner, spec, now, expires_at(spec), webhook)
-        from_cells = disk_to_cells(*spec.query.from_point, spec.query.from_radius_km)
-        to_cells = disk_to_cells(*spec.query.to_point, spec.query.to_radius_km)
         with self._write() as db:
             self._purge(db, now)
             active = db.execute("SELECT count(*) FROM alerts WHERE owner = ? AND expires_s > ?", (owner, now.timestamp())).fetchone()[0]
@@ -232,11 +250,29 @@ class AlertStore:
                 "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (record.id, owner, orjson.dumps(spec.to_dict()), spec.day_from, spec.day_to, int(now.timestamp()), int(record.expires.timestamp()), url, secret),
             )
-            db.executemany(
-                "INSERT INTO alert_cells VALUES (?, ?, ?, ?, ?)",
-                [(side, int(c), record.id, spec.day_from, spec.day_to) for side, cells in ((FROM_SIDE, from_cells), (TO_SIDE, to_cells)) for c in cells.tolist()],
-            )
+            db.execute(_INSERT_TERMS, (record.id, *_terms(spec, record.expires.timestamp())))
         return record
+
+    def import_alerts(self, alerts: Iterable[tuple[str, Any]]) -> list[str]:
+        """Store many (owner, fields) alerts in one transaction, with no per-owner limit and no webhook; return their ids.
+
+        For operators moving alerts in and for benchmarks: the fields are
+        checked as :meth:`create` checks them.
+        """
+        now = self.now()
+        rows = []
+        for owner, fields in alerts:
+            if not owner:
+                raise InvalidAlert("owner", "is required")
+            spec = parse_alert(fields, now=now)
+            rows.append((uuid.uuid4().hex, owner, spec, expires_at(spec).timestamp()))
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+                [(i, o, orjson.dumps(spec.to_dict()), spec.day_from, spec.day_to, int(now.timestamp()), int(e)) for i, o, spec, e in rows],
+            )
+            db.executemany(_INSERT_TERMS, [(i, *_terms(spec, e)) for i, _, spec, e in rows])
+        return [r[0] for r in rows]
 
     def owner_alerts(self, owner: str) -> list[AlertRecord]:
         """Return the owner's alerts, newest first."""
@@ -270,25 +306,17 @@ class AlertStore:
 
     # -- matching -------------------------------------------------------------
 
-    def candidates(self, from_cells: Sequence[int], to_cells: Sequence[int], first_day: int, last_day: int) -> list[tuple[str, AlertSpec]]:
-        """Return the active alerts whose From disk meets ``from_cells``, To disk ``to_cells``, and days the range."""
-        db = self._db()
-        found: list[set[str]] = []
-        for side, cells in ((FROM_SIDE, from_cells), (TO_SIDE, to_cells)):
-            hits = db.execute(
-                "SELECT DISTINCT alert_id FROM alert_cells WHERE side = ? AND cell IN (SELECT value FROM json_each(?)) AND day_to >= ? AND day_from <= ?",
-                (side, orjson.dumps([int(c) for c in cells]), first_day, last_day),
-            )
-            found.append({r[0] for r in hits})
-            if not found[-1]:
-                return []
-        ids = sorted(found[0] & found[1])
-        if not ids:
-            return []
-        rows = db.execute(
-            "SELECT id, fields FROM alerts WHERE expires_s > ? AND id IN (SELECT value FROM json_each(?))", (self.clock(), orjson.dumps(ids))
-        ).fetchall()
-        return [(alert_id, parse_alert(orjson.loads(fields))) for alert_id, fields in rows]
+    def index(self) -> AlertIndex:
+        """Return the alerts index of this process, brought up to date with the alerts created and deleted since it last looked."""
+        index = self._index
+        with index.lock:
+            db = self._db()
+            rows = db.execute(f"SELECT alert_id, {', '.join(TERM_FIELDS)} FROM alert_terms WHERE seq > ? ORDER BY seq", (index.last_seq,)).fetchall()
+            drops = db.execute("SELECT seq, alert_seq FROM alert_drops WHERE seq > ? ORDER BY seq", (index.last_drop,)).fetchall()
+            if rows or drops:
+                index.update(AlertTerms.from_rows([r[0] for r in rows], [r[1:] for r in rows]), np.array([d[1] for d in drops], dtype=np.int64))
+                index.last_drop = max([index.last_drop, *(d[0] for d in drops)])
+        return index
 
     def has_alerts(self) -> bool:
         """Return whether any alert or any recorded match exists (else a trip write needs no matching)."""
@@ -329,30 +357,42 @@ class AlertStore:
         are settled in the same transaction (see :meth:`settle`).
         """
         now = self.clock()
-        events: list[MatchEvent] = []
+        ids = orjson.dumps(sorted({out.trip_id for out in outcomes}))
         with self._write() as db:
             _settle(db, unchanged, token)
+            # what is recorded of these trips, read at once; kept up to date below as outcomes apply in order
+            states = {t: (v, live) for t, v, live in db.execute("SELECT trip_id, version, live FROM trip_state WHERE trip_id IN (SELECT value FROM json_each(?))", (ids,))}
+            told: dict[str, dict[str, int]] = {}
+            for alert_id, trip_id, v in db.execute("SELECT alert_id, trip_id, version FROM alert_trips WHERE trip_id IN (SELECT value FROM json_each(?))", (ids,)):
+                told.setdefault(trip_id, {})[alert_id] = v
+            owners = _owners(db, {a for out in outcomes for a in out.matches} | {a for before in told.values() for a in before})
+            cleared, new_states = [], {}
+            told_now: list[tuple[str, str, str, int, str, dict[str, Any]]] = []  # the events, in order
             for out in outcomes:
-                state = db.execute("SELECT version, live FROM trip_state WHERE trip_id = ?", (out.trip_id,)).fetchone()
+                state = states.get(out.trip_id)
                 live = out.status != "deleted"
                 version = out.version if out.version is not None else (state[0] if state else 0)
                 # a journal entry of a higher version is another writer's, still to be matched (or replayed)
-                db.execute("DELETE FROM pending WHERE trip_id = ? AND (version IS NULL OR version <= ?)", (out.trip_id, version if out.version is not None else 2**63 - 1))
+                cleared.append((out.trip_id, version if out.version is not None else 2**63 - 1))
                 if state is not None and (version < state[0] or (version == state[0] and (live or not state[1]))):
                     continue
-                before = {a: v for a, v in db.execute("SELECT alert_id, version FROM alert_trips WHERE trip_id = ?", (out.trip_id,))}
-                owners = _owners(db, set(out.matches) | set(before))
+                before = told.setdefault(out.trip_id, {})
                 for alert_id, body in out.matches.items():
                     if alert_id in before or alert_id not in owners:
                         continue
                     db.execute("INSERT INTO alert_trips VALUES (?, ?, ?)", (alert_id, out.trip_id, version))
-                    events.append(_event(db, alert_id, owners[alert_id], out.trip_id, version, "match", now, body))
+                    before[alert_id] = version
+                    told_now.append((alert_id, owners[alert_id], out.trip_id, version, "match", body))
                 for alert_id in before.keys() - out.matches.keys():
                     db.execute("DELETE FROM alert_trips WHERE alert_id = ? AND trip_id = ?", (alert_id, out.trip_id))
+                    del before[alert_id]
                     if alert_id in owners:
                         kind = "cancel" if out.status in ("cancelled", "deleted") else "unmatch"
-                        events.append(_event(db, alert_id, owners[alert_id], out.trip_id, version, kind, now, {"reason": out.status if kind == "cancel" else _unmatch_reason(out.status)}))
-                db.execute("INSERT OR REPLACE INTO trip_state VALUES (?, ?, ?)", (out.trip_id, version, int(live)))
+                        told_now.append((alert_id, owners[alert_id], out.trip_id, version, kind, {"reason": out.status if kind == "cancel" else _unmatch_reason(out.status)}))
+                states[out.trip_id] = new_states[out.trip_id] = (version, live)
+            db.executemany("DELETE FROM pending WHERE trip_id = ? AND (version IS NULL OR version <= ?)", cleared)
+            db.executemany("INSERT OR REPLACE INTO trip_state VALUES (?, ?, ?)", [(t, v, int(live)) for t, (v, live) in new_states.items()])
+            events = _events(db, told_now, now)
         return events
 
     # -- webhook deliveries ---------------------------------------------------
@@ -464,8 +504,23 @@ def _settle(db: sqlite3.Connection, trip_ids: Iterable[str], token: str | None) 
 
 
 def _drop(db: sqlite3.Connection, ids: list[str]) -> None:
-    for table, column in (("alerts", "id"), ("alert_cells", "alert_id"), ("alert_trips", "alert_id"), ("events", "alert_id"), ("deliveries", "alert_id")):
+    db.executemany("INSERT INTO alert_drops (alert_seq) SELECT seq FROM alert_terms WHERE alert_id = ?", [(i,) for i in ids])
+    for table, column in (("alerts", "id"), ("alert_terms", "alert_id"), ("alert_trips", "alert_id"), ("events", "alert_id"), ("deliveries", "alert_id")):
         db.executemany(f"DELETE FROM {table} WHERE {column} = ?", [(i,) for i in ids])
+
+
+_INSERT_TERMS = f"INSERT INTO alert_terms (alert_id, {', '.join(TERM_FIELDS[1:])}) VALUES ({', '.join('?' * len(TERM_FIELDS))})"
+
+
+def _terms(spec: AlertSpec, expires_s: float) -> tuple[Any, ...]:
+    """Return an alert's :data:`~tripsearch.alerts.index.TERM_FIELDS` but ``seq``, as :func:`~tripsearch.core.kernels.filter_failures` reads the search's."""
+    q = spec.query
+    return (
+        *q.from_point, q.from_radius_km, *q.to_point, q.to_radius_km, spec.day_from, spec.day_to, expires_s,
+        0 if q.time_from is None else q.time_from, 24 * 60 - 1 if q.time_to is None else q.time_to,
+        math.inf if q.max_price is None else float(q.max_price), option_mask(q.options),
+        -math.inf if q.min_rating is None else float(q.min_rating), q.seats,
+    )  # fmt: skip
 
 
 def _owners(db: sqlite3.Connection, alert_ids: set[str]) -> dict[str, str]:
@@ -475,17 +530,26 @@ def _owners(db: sqlite3.Connection, alert_ids: set[str]) -> dict[str, str]:
     return {a: o for a, o in rows}
 
 
-def _event(db: sqlite3.Connection, alert_id: str, owner: str, trip_id: str, version: int, kind: str, now: float, body: dict[str, Any]) -> MatchEvent:
-    cur = db.execute("INSERT INTO events (alert_id, owner, trip_id, version, kind, at_s, body) VALUES (?, ?, ?, ?, ?, ?, ?)", (alert_id, owner, trip_id, version, kind, now, orjson.dumps(body)))
-    seq = int(cur.lastrowid or 0)
-    # the webhook outbox row commits with the event, so a delivery cannot be lost between them
-    db.execute(
-        "INSERT INTO deliveries SELECT ?, id, 'pending', 0, ?, ?, 0, NULL, NULL FROM alerts WHERE id = ? AND webhook_url IS NOT NULL", (seq, now, now, alert_id)
+def _events(db: sqlite3.Connection, told: list[tuple[str, str, str, int, str, dict[str, Any]]], now: float) -> list[MatchEvent]:
+    """Append (alert, owner, trip, version, kind, body) events to the feed, in order, and their webhook deliveries; return them."""
+    if not told:
+        return []
+    last = int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+    db.executemany(
+        "INSERT INTO events (alert_id, owner, trip_id, version, kind, at_s, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(a, o, t, v, k, now, orjson.dumps(b)) for a, o, t, v, k, b in told],
     )
-    return MatchEvent(seq, alert_id, owner, trip_id, version, kind, now, body)
+    # the webhook outbox rows commit with the events, so a delivery cannot be lost between them
+    db.execute(
+        "INSERT INTO deliveries SELECT e.seq, e.alert_id, 'pending', 0, e.at_s, e.at_s, 0, NULL, NULL FROM events e JOIN alerts a ON a.id = e.alert_id"
+        " WHERE e.seq > ? AND a.webhook_url IS NOT NULL",
+        (last,),
+    )
+    seqs = [r[0] for r in db.execute("SELECT seq FROM events WHERE seq > ? ORDER BY seq", (last,))]  # in the order inserted (one writer holds the lock)
+    return [MatchEvent(seq, a, o, t, v, k, now, b) for seq, (a, o, t, v, k, b) in zip(seqs, told)]
 
 
-def _webhook_url(value: Any) -> str | None:
+def _webhook_url(value: Any, private: bool) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or len(value) > 2000:
@@ -493,7 +557,40 @@ def _webhook_url(value: Any) -> str | None:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidAlert(WEBHOOK_FIELD, f"must be an http or https URL with a host, got {value[:60]!r}")
+    refused = None if private else webhook_address_refused(value)
+    if refused:
+        raise InvalidAlert(WEBHOOK_FIELD, refused)
     return value
+
+
+def webhook_address_refused(url: str) -> str | None:
+    """Return why a webhook may not be sent to ``url`` (its host resolves to a non-public address, or not at all), or None.
+
+    Loopback, private (RFC 1918, unique local), link-local (cloud metadata
+    at 169.254.169.254), shared, reserved, multicast and unspecified
+    addresses are refused, so an alert cannot make the server call into its
+    own network (server-side request forgery).
+
+    >>> webhook_address_refused("http://169.254.169.254/latest/meta-data")
+    'its host 169.254.169.254 is a link-local address; webhooks go to public addresses only'
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, ValueError, UnicodeError) as exc:
+        return f"its host {host!r} cannot be resolved ({exc})"
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        for kind in ("loopback", "link_local", "unspecified", "multicast", "private", "reserved"):
+            if getattr(address, f"is_{kind}"):
+                return f"its host {host} is a {kind.replace('_', '-')} address; webhooks go to public addresses only"
+        if not address.is_global:
+            return f"its host {host} is not a public address; webhooks go to public addresses only"
+    return None
 
 
 def _webhook_state(db: sqlite3.Connection, alert_id: str, url: str) -> dict[str, Any]:

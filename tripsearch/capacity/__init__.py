@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .corridor import CorridorRun, load_corridor_runs
     from .data import Measurements
-    from .measure import DEFAULT_OUT, CapacityError, MeasureOptions, machine_info, measure
+    from .errors import CapacityError
+    from .measure import DEFAULT_OUT, MeasureOptions, machine_info, measure
     from .memory import MemoryModel, load_shared_index, memory_model, parse_size
     from .plan import FitTargets, Plan, Targets, make_fit, make_plan, render_plan
     from .report import write_report
@@ -32,7 +33,8 @@ __all__ = ["measure", "MeasureOptions", "machine_info", "Measurements", "Corrido
 _HOME = {
     **dict.fromkeys(["CorridorRun", "load_corridor_runs"], ".corridor"),
     "Measurements": ".data",
-    **dict.fromkeys(["DEFAULT_OUT", "CapacityError", "MeasureOptions", "machine_info", "measure"], ".measure"),
+    "CapacityError": ".errors",
+    **dict.fromkeys(["DEFAULT_OUT", "MeasureOptions", "machine_info", "measure"], ".measure"),
     **dict.fromkeys(["MemoryModel", "load_shared_index", "memory_model", "parse_size"], ".memory"),
     **dict.fromkeys(["FitTargets", "Plan", "Targets", "make_fit", "make_plan", "render_plan"], ".plan"),
     "write_report": ".report",

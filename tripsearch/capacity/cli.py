@@ -72,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _check_plan_options(args: argparse.Namespace) -> None:
     """Refuse option sets that ask two questions at once or leave one half asked, naming the options."""
-    from .measure import CapacityError
+    from .errors import CapacityError
 
     if args.memory is not None:
         if args.trips is not None:
@@ -96,7 +96,7 @@ def _check_plan_options(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the ``capacity`` sub-command ``args`` describe; return the exit status."""
-    from .measure import CapacityError
+    from .errors import CapacityError
 
     if args.capacity_command == "measure":
         from .measure import MeasureOptions, measure

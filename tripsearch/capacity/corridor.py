@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import orjson
 
 from .data import loglog_fit
-from .measure import CapacityError
+from .errors import CapacityError
 
 __all__ = ["CorridorRun", "Cost", "load_corridor_runs", "busiest", "at_size", "DEFAULT_CORRIDOR_RUNS", "SEARCHES_PER_MSEARCH"]
 

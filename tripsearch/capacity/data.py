@@ -16,7 +16,8 @@ from typing import Any, Callable, Sequence
 
 import orjson
 
-from .measure import SCHEMA, CapacityError
+from .errors import CapacityError
+from .measure import SCHEMA
 
 __all__ = ["Measurements", "loglog_fit", "linear_fit", "rate_at_p99", "Curve"]
 

@@ -47,33 +47,25 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import orjson
 
 import tripsearch
 
-from ..errors import TripSearchError
-from .loadgen import LoadResult, LoadSpec, run_load, workload_calls
-from .workload import build_workload
-from .probe import cpu_seconds, rss_bytes, smaps_rollup
+from .datasets import SEED, WORKLOAD_SAMPLE, build_data_dir, dir_sizes, fixture_trips, http_calls, segment_file, warm_page_cache, workload_queries
+from .errors import CapacityError
+from .loadruns import http_curve, run_probe
+from .probe import rss_bytes
 
-__all__ = ["MeasureOptions", "measure", "machine_info", "build_data_dir", "DEFAULT_OUT", "SCHEMA", "CapacityError"]
+__all__ = ["MeasureOptions", "measure", "machine_info", "DEFAULT_OUT", "SCHEMA"]
 
 SCHEMA = 1
-SEED = 42
-START = dt.date(2026, 12, 1)
-DAYS = 30
-WORKLOAD_SAMPLE = 5000
 DEFAULT_OUT = Path("benchmarks") / "results" / "capacity.json"
-ROOT = Path(__file__).resolve().parents[2]
-ES_SCRIPT = ROOT / "scripts" / "elasticsearch"
+ROOT = Path(__file__).resolve().parents[2]  # the checkout, when run from one: its commit is recorded
+ES_TOOL = [sys.executable, "-m", "tripsearch.dev.elasticsearch"]  # tripsearch dev elasticsearch, from any install
 ES_CLUSTER = "tripsearch-capacity"
 API_INDEX = "trips"  # the alias `tripsearch serve --backend` searches
-
-
-class CapacityError(TripSearchError, ValueError):
-    """A capacity command cannot do what was asked (missing measurements, a bad option); says why."""
 
 
 @dataclass(frozen=True)
@@ -121,9 +113,6 @@ class MeasureOptions:
         }
         base.update(overrides)
         return cls(**base)
-
-
-# -- machine ------------------------------------------------------------------
 
 
 def machine_info() -> dict[str, Any]:
@@ -188,277 +177,6 @@ def _git_commit() -> str | None:
         return None
 
 
-# -- data ---------------------------------------------------------------------
-
-
-def fixture_trips(n: int, seed: int = SEED) -> Iterator[dict[str, Any]]:
-    from ..data.fixtures import generate_trips
-
-    return iter(generate_trips(n, seed, START, DAYS))
-
-
-def build_data_dir(size: int, cache: Path, say: Callable[[str], None] = lambda s: None) -> Path:
-    """Return a data directory of ``size`` fixture trips, building it if absent (the layout benchmarks/conftest.py shares)."""
-    path = cache / f"data-{size}-seed{SEED}-days{DAYS}"
-    if (path / "READY").exists():
-        if _segment_file(path) is None:
-            # cached by a version before segments: write the segment now, or the first worker measured would
-            engine = tripsearch.open(path, refresh_interval=0, snapshot_on_close=False)
-            try:
-                engine.snapshot()  # type: ignore[attr-defined]
-            finally:
-                engine.close()
-        return path
-    if path.exists():
-        shutil.rmtree(path)  # an interrupted build
-    say(f"building {size:,} trips in {path} (once; cached)")
-    engine = tripsearch.open(path, refresh_interval=0)
-    try:
-        batch: list[dict[str, Any]] = []
-        done = 0
-        last = time.monotonic()
-        for trip in fixture_trips(size):
-            batch.append(trip)
-            if len(batch) == 5000:
-                engine.upsert(batch, refresh=True)
-                done += len(batch)
-                batch = []
-                if time.monotonic() - last > 10:
-                    say(f"  {done:,} / {size:,} trips")
-                    last = time.monotonic()
-        if batch:
-            engine.upsert(batch, refresh=True)
-        engine.snapshot()  # type: ignore[attr-defined]
-    finally:
-        engine.close()
-    (path / "READY").write_text("ok\n")
-    return path
-
-
-@functools.lru_cache(maxsize=2)
-def _sample(n: int) -> tuple[dict[str, Any], ...]:
-    """Return the first ``n`` trips of every data set: drawn by the same distribution as the whole."""
-    return tuple(fixture_trips(n))
-
-
-def workload_queries(n: int, facets: str | list[str], seed: int = 1, sample: int = WORKLOAD_SAMPLE) -> list[dict[str, Any]]:
-    """Return ``n`` searches of the realistic mix (city pairs drawn by population, a share with filters)."""
-    return build_workload(_sample(sample), n, seed=seed, facets=facets).searches
-
-
-def http_calls(n: int, sample: int = WORKLOAD_SAMPLE) -> list[tuple[str, str, bool]]:
-    """Return the HTTP workload: searches with all facets, page-2 follows and autocompletes, shuffled."""
-    return workload_calls(build_workload(_sample(sample), n, seed=2, facets="all"), seed=3)
-
-
-# -- processes ----------------------------------------------------------------
-
-
-def run_probe(target: str, queries: dict[str, list[dict[str, Any]]], options: dict[str, Any] | None = None, warmup: int = 20, es_counters: bool = False) -> dict[str, Any]:
-    """Run :mod:`.probe` in a fresh process and return what it printed."""
-    with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as f:
-        f.write(orjson.dumps({"target": target, "queries": queries, "options": options or {}, "warmup": warmup, "es_counters": es_counters}))
-        spec_path = f.name
-    try:
-        proc = subprocess.Popen([sys.executable, "-m", "tripsearch.capacity.probe", spec_path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-        try:
-            out, err = proc.communicate()
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        if proc.returncode != 0:
-            raise CapacityError(f"probe of {target} failed: {err.strip().splitlines()[-1] if err.strip() else proc.returncode}")
-        return dict(json.loads(out))
-    finally:
-        os.unlink(spec_path)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ApiServer:
-    """One ``tripsearch serve`` on a free loopback port, in a process group of its own (stopped by its id)."""
-
-    def __init__(self, workers: int, data: str | None = None, backend: str | None = None) -> None:
-        self.workers = workers
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.NamedTemporaryFile("w+b", prefix="tripsearch-capacity-serve-", suffix=".log", delete=False)
-        args = [sys.executable, "-m", "tripsearch.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
-        args += ["--backend", backend] if backend else ["--data", str(data)]
-        self.started = time.perf_counter()
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.pids: list[int] = []
-        self.ready_s: float | None = None
-
-    def wait_ready(self, timeout_s: float) -> None:
-        """Wait until every worker answers /ready (each connection stays with one worker: /health names it)."""
-        import httpx
-
-        ready: set[int] = set()
-        deadline = time.monotonic() + timeout_s
-        while len(ready) < self.workers:
-            if self.proc.poll() is not None:
-                raise CapacityError(f"tripsearch serve exited with {self.proc.returncode}: {self.tail()}")
-            if time.monotonic() > deadline:
-                raise CapacityError(f"tripsearch serve: {len(ready)} of {self.workers} workers ready after {timeout_s:.0f} s: {self.tail()}")
-            try:
-                with httpx.Client(base_url=self.url, timeout=10) as client:
-                    pid = int(client.get("/health").json()["pid"])
-                    if client.get("/ready").status_code == 200:
-                        ready.add(pid)
-                        continue
-            except (httpx.HTTPError, ValueError, KeyError):
-                pass
-            time.sleep(0.2)
-        self.ready_s = time.perf_counter() - self.started
-        self.pids = sorted(ready)
-
-    def tail(self) -> str:
-        self.log.flush()
-        text = Path(self.log.name).read_bytes()[-2000:].decode(errors="replace").strip()
-        return " | ".join(text.splitlines()[-4:])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-            except ProcessLookupError:
-                pass
-        self.log.close()
-        os.unlink(self.log.name)
-
-
-def machine_cpu() -> tuple[float, float] | None:
-    """Return (busy, total) CPU seconds of the whole machine so far, from /proc/stat; None where there is none."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    tick = os.sysconf("SC_CLK_TCK")
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / tick, sum(fields[:8]) / tick
-
-
-def _load(url: str, calls: list[tuple[str, str, bool]], opts: MeasureOptions, seed: int, *, concurrency: int | None = None, rate: float | None = None, seconds: float | None = None, warmup: float = 0.0) -> LoadResult:
-    return run_load(LoadSpec(url, calls, concurrency=concurrency, rate=rate, duration_s=seconds or opts.seconds, warmup_s=warmup, seed=seed, timeout_s=30.0))
-
-
-def _point(res: LoadResult) -> dict[str, Any]:
-    searches = res.by_kind.get("searches", {})
-    return {
-        "mode": res.mode,
-        "concurrency": res.concurrency,
-        "offered_calls_per_s": res.offered_rate,
-        "searches_per_s": res.searches_per_s,
-        "requests_per_s": res.requests_per_s,
-        "p50_ms": searches.get("p50"),
-        "p90_ms": searches.get("p90"),
-        "p99_ms": searches.get("p99"),
-        "max_ms": searches.get("max"),
-        "all_requests_p99_ms": res.latency_ms.get("p99"),
-        "places_p99_ms": res.by_kind.get("places", {}).get("p99"),
-        "searches": res.searches,
-        "page2": res.page2,
-        "places": res.places,
-        "errors": res.errors,
-        "dropped": res.dropped,
-        "first_error": res.first_error,
-        "client_cpu_share": res.client_cpu_share,
-        "duration_s": res.duration_s,
-    }
-
-
-def _accounted(server: ApiServer, es_cpu: Callable[[], float | None] | None, run: Callable[[], LoadResult]) -> tuple[LoadResult, dict[str, Any]]:
-    """Run a load and return it with the CPU the workers, Elasticsearch and the rest of the machine used meanwhile."""
-    cpu0 = [cpu_seconds(p) for p in server.pids]
-    es0 = es_cpu() if es_cpu else None
-    box0 = machine_cpu()
-    res = run()
-    box1 = machine_cpu()
-    cpu1 = [cpu_seconds(p) for p in server.pids]
-    es1 = es_cpu() if es_cpu else None
-    worker = sum(b - a for a, b in zip(cpu0, cpu1) if a is not None and b is not None)
-    es = (es1 - es0) if es0 is not None and es1 is not None else None
-    figures: dict[str, Any] = {
-        "worker_cpu_ms_per_search": round(worker * 1000.0 / max(1, res.searches), 3),
-        "worker_cpu_ms_per_request": round(worker * 1000.0 / max(1, res.requests), 3),
-        "es_cpu_ms_per_search": round(es * 1000.0 / max(1, res.searches), 3) if es is not None else None,
-    }
-    if box0 is not None and box1 is not None and box1[1] > box0[1]:
-        wall = (box1[1] - box0[1]) / (os.cpu_count() or 1)
-        busy = (box1[0] - box0[0]) / wall
-        ours = (worker + res.client_cpu_s + (es or 0.0)) / wall
-        # what else ran on the machine meanwhile: on a shared machine, the reason figures move between runs
-        figures.update({"machine_busy_cores": round(busy, 2), "other_busy_cores": round(max(0.0, busy - ours), 2)})
-    return res, figures
-
-
-def _p99(point: dict[str, Any]) -> float:
-    return float("inf") if point.get("errors") or point.get("dropped") or point.get("p99_ms") is None else float(point["p99_ms"])
-
-
-def http_curve(server_args: dict[str, Any], workers: int, calls: list[tuple[str, str, bool]], opts: MeasureOptions, say: Callable[[str], None], es_cpu: Callable[[], float | None] | None = None) -> dict[str, Any]:
-    """Start a server, find its saturation rate (closed loop), then measure latency at fractions of it (open loop).
-
-    Each run is repeated ``opts.repeats`` times and the best kept (the most
-    searches/s at saturation, the lowest p99 at a load): other work on the
-    machine only ever slows a run down, so the best run is the closest to
-    what the server itself does. Every repeat's figure is kept beside it.
-    """
-    server = ApiServer(workers, **server_args)
-    try:
-        server.wait_ready(opts.ready_timeout_s)
-        say(f"    {workers} worker(s) ready after {server.ready_s:.1f} s; warming up")
-        _load(server.url, calls, opts, seed=10, concurrency=2 * workers, seconds=max(opts.warmup_s, 0.2))
-        runs = [_accounted(server, es_cpu, functools.partial(_load, server.url, calls, opts, seed=11 + r, concurrency=3 * workers, warmup=0.2)) for r in range(opts.repeats)]
-        sat, figures = max(runs, key=lambda rf: rf[0].searches_per_s)
-        saturation = {**_point(sat), **{k: v for k, v in figures.items() if k.endswith("busy_cores")}, "repeats_searches_per_s": [r.searches_per_s for r, _ in runs]}
-        say(f"    saturation: {sat.searches_per_s:,.0f} searches/s ({sat.requests_per_s:,.0f} requests/s), p50 {sat.by_kind['searches'].get('p50')} ms, p99 {sat.by_kind['searches'].get('p99')} ms"
-            + (f"; other processes used {figures['other_busy_cores']} cores meanwhile" if "other_busy_cores" in figures else "")
-            + (f"; repeats {', '.join(f'{r.searches_per_s:,.0f}' for r, _ in runs)}" if len(runs) > 1 else ""))
-        calls_per_s = max(1.0, sat.requests_per_s - sat.page2 / max(sat.duration_s, 1e-9))
-        points = []
-        for i, fraction in enumerate(opts.load_fractions):
-            tries = []
-            for r in range(opts.repeats):
-                res, extra = _accounted(server, es_cpu, functools.partial(_load, server.url, calls, opts, seed=20 + 10 * i + r, rate=fraction * calls_per_s, warmup=0.2))
-                tries.append({"fraction": fraction, **_point(res), **{k: v for k, v in extra.items() if k.endswith("busy_cores")}})
-            best = min(tries, key=_p99)
-            points.append({**best, "repeats_p99_ms": [t["p99_ms"] for t in tries]})
-            say(f"    {fraction:>4.0%} of saturation: {best['searches_per_s']:,.0f} searches/s, p50 {best['p50_ms']} ms, p99 {best['p99_ms']} ms"
-                + (f" (repeats: {', '.join(str(t['p99_ms']) for t in tries)})" if len(tries) > 1 else "")
-                + (f", {best['errors']} errors" if best["errors"] else "") + (f", {best['dropped']} unanswered" if best["dropped"] else ""))
-        rss = [rss_bytes(p) for p in server.pids]
-        # PSS as well as RSS: the workers map one segment file, which RSS counts once per worker and PSS once in all
-        smaps = [smaps_rollup(p) for p in server.pids]
-        return {
-            "workers": workers,
-            "ready_s": round(server.ready_s or 0.0, 3),
-            "worker_rss_bytes": rss,
-            "worker_pss_bytes": [s["Pss"] if s else None for s in smaps],
-            "worker_smaps": smaps,
-            "saturation": saturation,
-            **{k: v for k, v in figures.items() if not k.endswith("busy_cores")},
-            "repeats": opts.repeats,
-            "open_loop": points,
-        }
-    finally:
-        server.stop()
-
-
-# -- steps --------------------------------------------------------------------
-
-
 @dataclass
 class _Run:
     opts: MeasureOptions
@@ -518,30 +236,13 @@ def _step_data(run: _Run, size: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     path = build_data_dir(size, run.opts.cache, run.say)
     run.data[size] = path
-    return {"kind": "data", "trips": size, "path": str(path), "seconds": round(time.perf_counter() - t0, 3), **_dir_sizes(path)}
+    return {"kind": "data", "trips": size, "path": str(path), "seconds": round(time.perf_counter() - t0, 3), **dir_sizes(path)}
 
 
 def _step_data_dir(run: _Run, i: int, path: Path) -> dict[str, Any]:
     if not (path / "trips.sqlite").is_file():
         raise CapacityError(f"{path} is not a tripsearch data directory (no trips.sqlite)")
-    return {"kind": "data", "path": str(path), **_dir_sizes(path)}
-
-
-def _dir_sizes(path: Path) -> dict[str, Any]:
-    def size(name: str) -> int | None:
-        p = path / name
-        return p.stat().st_size if p.exists() else None
-
-    # the index on disk: the segment the manifest names (index.snapshot before segments)
-    segment = _segment_file(path)
-    return {"sqlite_bytes": size("trips.sqlite"), "snapshot_bytes": size(segment or "index.snapshot"), "segment_bytes": size(segment) if segment else None}
-
-
-def _segment_file(path: Path) -> str | None:
-    try:
-        return "segments/" + str(json.loads((path / "index.manifest").read_bytes())["segments"][0])
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
-        return None
+    return {"kind": "data", "path": str(path), **dir_sizes(path)}
 
 
 def _probe_queries(opts: MeasureOptions) -> dict[str, list[dict[str, Any]]]:
@@ -553,14 +254,14 @@ def _step_probe(run: _Run, label: str) -> dict[str, Any]:
     target = _label_target(run, label)
     # the files in the page cache, as on a machine that has served a while: the open time is then the index's own
     # (a cold start also reads index.snapshot from disk: its size is saved beside, to divide by the disk's read rate)
-    for name in ("trips.sqlite", "index.snapshot", _segment_file(target) or "index.snapshot"):
+    for name in ("trips.sqlite", "index.snapshot", segment_file(target) or "index.snapshot"):
         if (target / name).exists():
             warm_page_cache(target / name)
     out = run_probe(str(target), _probe_queries(run.opts), {"refresh_interval": 0, "snapshot_on_close": False}, warmup=min(20, run.opts.queries))
     lat = out["latency"]
     run.say(f"    {out['trips']:,} trips: open {out['open_s']:.2f} s, RSS +{(out['rss_delta'] or 0) / 2**20:,.0f} MiB; "
             f"facets p50 {lat['facets']['p50_ms']} ms p99 {lat['facets']['p99_ms']} ms; no facets p50 {lat['no_facets']['p50_ms']} ms p99 {lat['no_facets']['p99_ms']} ms")
-    return {"kind": "probe", "backend": "embedded", "label": label, **out, **_dir_sizes(target)}
+    return {"kind": "probe", "backend": "embedded", "label": label, **out, **dir_sizes(target)}
 
 
 def _step_writes(run: _Run) -> dict[str, Any]:
@@ -623,15 +324,6 @@ def _step_writes(run: _Run) -> dict[str, Any]:
     return out
 
 
-def warm_page_cache(path: Path) -> float:
-    """Read a file once so that the OS page cache holds it, as it does on a server that has run a while; return the seconds."""
-    t0 = time.perf_counter()
-    with open(path, "rb", buffering=0) as f:
-        while f.read(8 << 20):
-            pass
-    return time.perf_counter() - t0
-
-
 def _step_http(run: _Run, label: str, workers: int) -> dict[str, Any]:
     target = _label_target(run, label)
     # A search reads its page of trips from trips.sqlite: measure with the file in the page cache (what the plan
@@ -640,7 +332,7 @@ def _step_http(run: _Run, label: str, workers: int) -> dict[str, Any]:
     curve = http_curve({"data": str(target)}, workers, http_calls(run.opts.http_searches, min(WORKLOAD_SAMPLE, min(run.opts.sizes))), run.opts, run.say)
     trips = _trips_of(run, label)
     # the segment the workers mapped (the data step's figure predates any segment a worker wrote at its start)
-    return {"kind": "http", "backend": "embedded", "label": label, "trips": trips, "page_cache_warmed_s": round(warm_s, 3), "segment_bytes": _dir_sizes(target)["segment_bytes"], **curve}
+    return {"kind": "http", "backend": "embedded", "label": label, "trips": trips, "page_cache_warmed_s": round(warm_s, 3), "segment_bytes": dir_sizes(target)["segment_bytes"], **curve}
 
 
 def _trips_of(run: _Run, label: str) -> int | None:
@@ -648,9 +340,6 @@ def _trips_of(run: _Run, label: str) -> int | None:
     if probe:
         return int(probe["trips"])
     return int(label) if label.isdigit() else None
-
-
-# -- Elasticsearch steps ------------------------------------------------------
 
 
 def _es_client(run: _Run) -> Any:
@@ -666,10 +355,8 @@ def _step_es_cluster(run: _Run) -> dict[str, Any]:
         run.es_url = opts.elasticsearch
         run.es_alias = f"capacity-{uuid.uuid4().hex[:10]}"  # never touch an index of the operator's
     else:
-        if not ES_SCRIPT.is_file():
-            raise CapacityError(f"--start-elasticsearch needs {ES_SCRIPT} (run from a checkout of the repository)")
         run.say(f"    starting {ES_CLUSTER} with scripts/elasticsearch (the first start downloads Elasticsearch)")
-        proc = subprocess.run([sys.executable, str(ES_SCRIPT), "start", "--name", ES_CLUSTER, "--timeout", "300"], capture_output=True, text=True, timeout=900, start_new_session=True)
+        proc = subprocess.run([*ES_TOOL, "start", "--name", ES_CLUSTER, "--timeout", "300"], capture_output=True, text=True, timeout=900, start_new_session=True)
         if proc.returncode != 0:
             raise CapacityError(f"scripts/elasticsearch start failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
         run.es_url = ",".join(json.loads(proc.stdout)["urls"])
@@ -770,15 +457,12 @@ def _es_cleanup(run: _Run) -> None:
         return
     if run.es_started:
         if not run.opts.keep_elasticsearch:
-            subprocess.run([sys.executable, str(ES_SCRIPT), "stop", "--name", ES_CLUSTER, "--clean"], capture_output=True, timeout=180, start_new_session=True)
+            subprocess.run([*ES_TOOL, "stop", "--name", ES_CLUSTER, "--clean"], capture_output=True, timeout=180, start_new_session=True)
     elif run.es_alias and run.es_alias != API_INDEX:
         try:
             _drop_alias(run, run.es_alias)
         except Exception as exc:  # the figures are saved; say what is left behind
             print(f"capacity: could not remove the index {run.es_alias}-* from {run.es_url}: {exc}", file=sys.stderr)
-
-
-# -- the run ------------------------------------------------------------------
 
 
 def _document(run: _Run, machine: dict[str, Any], steps: Sequence[tuple[str, str, Any]], complete: bool) -> dict[str, Any]:

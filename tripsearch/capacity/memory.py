@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..index.embedded import MERGE_MIN_ROWS, MERGE_RATIO
-from .measure import CapacityError
+from .errors import CapacityError
 
 if TYPE_CHECKING:
     from .data import Measurements

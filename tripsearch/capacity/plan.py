@@ -65,7 +65,7 @@ from typing import Any, Sequence
 
 from .corridor import SEARCHES_PER_MSEARCH, CorridorRun, at_size, busiest
 from .data import Curve, Measurements, rate_at_p99
-from .measure import CapacityError
+from .errors import CapacityError
 from .memory import MemoryModel, memory_model
 
 __all__ = ["Targets", "FitTargets", "Figure", "Plan", "make_plan", "make_fit", "render_plan", "format_bytes", "GB", "SHARD_MAX_BYTES", "SHARD_MIN_BYTES", "SHARD_MAX_DOCS"]

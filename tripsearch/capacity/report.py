@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import Curve, Measurements, rate_at_p99
-from .measure import CapacityError
+from .errors import CapacityError
 from .memory import MemoryModel, memory_model
 from .plan import format_bytes
 
@@ -36,7 +36,10 @@ DPI = 100  # 800 x 500 pixels
 
 
 def _plt() -> Any:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise CapacityError("tripsearch capacity report draws its plots with matplotlib: pip install 'tripsearch[capacity]'") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

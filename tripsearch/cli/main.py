@@ -27,6 +27,38 @@ if TYPE_CHECKING:  # the CLI imports these lazily, to start fast
 __all__ = ["main", "build_parser"]
 
 DEFAULT_DATA = os.environ.get("TRIPSEARCH_DATA", "data")
+STORE_FILE = "trips.sqlite"  # what makes a directory a data directory (tripsearch.index.embedded.DB_NAME)
+
+
+class _BadEnvironment:
+    """The default of an option whose environment variable cannot be used: an error once the option is needed.
+
+    Building the parser never fails, so ``--help`` and the commands that do
+    not use the variable still work.
+    """
+
+    def __init__(self, message: str, raw: str) -> None:
+        self.message = message
+        self.raw = raw
+
+    def __str__(self) -> str:  # what --help shows as the default
+        return self.raw
+
+
+def _env_number(name: str, fallback: Any, kind: type = int, low: float | None = None, high: float | None = None) -> Any:
+    """Return the value of the variable ``name`` as ``kind`` (``fallback`` if unset), or a :class:`_BadEnvironment`."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return fallback
+    what = "a whole number" if kind is int else "a number"
+    try:
+        value = kind(raw)
+    except ValueError:
+        return _BadEnvironment(f"{name} must be {what}, got {raw[:40]!r}", raw)
+    if (low is not None and value < low) or (high is not None and value > high) or value != value:
+        bounds = f"from {low:g} to {high:g}" if high is not None else f"at least {low:g}"
+        return _BadEnvironment(f"{name} must be {bounds}, got {raw[:40]!r}", raw)
+    return value
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,9 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fixtures", help="write realistic trips as NDJSON to stdout (same seed, same bytes)")
     p.add_argument("--trips", type=int, required=True, help="number of trips")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--start-date", type=dt.date.fromisoformat, default=dt.date(2026, 12, 1), help="first departure date, YYYY-MM-DD")
-    p.add_argument("--days", type=int, default=30, help="departures spread over this many days")
+    p.add_argument("--seed", type=int, default=1, help="the same seed gives the same trips (default: %(default)s)")
+    p.add_argument("--start-date", type=_iso_date, default=dt.date.today() + dt.timedelta(days=1), metavar="YYYY-MM-DD",
+                   help="first departure date (default: tomorrow, %(default)s)")
+    p.add_argument("--days", type=int, default=30, help="departures spread over this many days (default: %(default)s)")
     p.add_argument("--popularity", choices=("network", "gravity"), default="network",
                    help="network: big city pairs carry many trips (Paris-Lyon ~260 a day at 10M trips over 30 days); gravity: the older model, short hops dominate (default: %(default)s)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes generating chunks of 2,500 trips; the output does not depend on it (default: %(default)s, the CPUs)")
@@ -95,12 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
     p = sub.add_parser("serve", help="run the HTTP API (uvicorn)")
-    p.add_argument("--host", default=os.environ.get("TRIPSEARCH_HOST", "127.0.0.1"))
-    p.add_argument("--port", type=int, default=int(os.environ.get("TRIPSEARCH_PORT", "8000")))
-    p.add_argument("--data", default=DEFAULT_DATA)
+    p.add_argument("--host", default=os.environ.get("TRIPSEARCH_HOST", "127.0.0.1"), help="address to listen on (env TRIPSEARCH_HOST, default: %(default)s)")
+    p.add_argument("--port", type=int, default=_env_number("TRIPSEARCH_PORT", 8000, low=0, high=65535), help="port to listen on (env TRIPSEARCH_PORT, default: %(default)s)")
+    p.add_argument("--data", default=DEFAULT_DATA, help="data directory of the embedded backend; must exist (env TRIPSEARCH_DATA, default: %(default)s)")
     p.add_argument("--backend", default=os.environ.get("TRIPSEARCH_BACKEND_URL"), help="Elasticsearch address instead of --data")
-    p.add_argument("--workers", type=int, default=int(os.environ.get("TRIPSEARCH_WORKERS", "1")))
-    p.add_argument("--log-level", default="warning")
+    p.add_argument("--workers", type=int, default=_env_number("TRIPSEARCH_WORKERS", 1, low=1), help="worker processes (env TRIPSEARCH_WORKERS, default: %(default)s)")
+    p.add_argument("--log-level", default="warning", help="uvicorn's log level (default: %(default)s)")
+
+    p = sub.add_parser("token", help="print a JWT signed with TRIPSEARCH_JWT_SECRET, for development")
+    p.add_argument("--scope", action="append", required=True, help="a scope to grant, e.g. trips:write (repeat for several)")
+    p.add_argument("--sub", default="developer", help="the token's subject, the owner of alerts (default: %(default)s)")
+    p.add_argument("--ttl", type=int, default=86_400, metavar="SECONDS", help="seconds until the token expires (default: %(default)s)")
 
     p = sub.add_parser("worker", help="consume trip events from RabbitMQ into the index (docs/workers.md)")
     p.add_argument("--amqp", default=os.environ.get("TRIPSEARCH_AMQP_URL", DEFAULT_AMQP), help="broker address (env TRIPSEARCH_AMQP_URL, default %(default)s)")
@@ -108,10 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default=os.environ.get("TRIPSEARCH_BACKEND_URL"), help="Elasticsearch address instead of --data")
     p.add_argument("--index", default="trips", help="with --backend: the alias the trips are searched through (default: %(default)s)")
     p.add_argument("--declare-only", action="store_true", help="declare the exchanges, queues and bindings, then exit")
-    p.add_argument("--prefetch", type=int, default=int(os.environ.get("TRIPSEARCH_WORKER_PREFETCH", "2000")), help="unacknowledged events at most (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=int(os.environ.get("TRIPSEARCH_WORKER_BATCH_SIZE", "500")), help="events per write at most (default %(default)s)")
-    p.add_argument("--batch-timeout", type=float, default=float(os.environ.get("TRIPSEARCH_WORKER_BATCH_TIMEOUT", "0.2")), help="seconds a batch waits for more events after its first (default %(default)s)")
-    p.add_argument("--metrics-port", type=int, default=_env_int("TRIPSEARCH_WORKER_METRICS_PORT"), help="serve /metrics and /ready on this port (0: any free port; default: none)")
+    p.add_argument("--prefetch", type=int, default=_env_number("TRIPSEARCH_WORKER_PREFETCH", 2000, low=1), help="unacknowledged events at most (env TRIPSEARCH_WORKER_PREFETCH, default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=_env_number("TRIPSEARCH_WORKER_BATCH_SIZE", 500, low=1), help="events per write at most (env TRIPSEARCH_WORKER_BATCH_SIZE, default %(default)s)")
+    p.add_argument("--batch-timeout", type=float, default=_env_number("TRIPSEARCH_WORKER_BATCH_TIMEOUT", 0.2, kind=float, low=0), help="seconds a batch waits for more events after its first (env TRIPSEARCH_WORKER_BATCH_TIMEOUT, default %(default)s)")
+    p.add_argument("--metrics-port", type=int, default=_env_number("TRIPSEARCH_WORKER_METRICS_PORT", None, low=0, high=65535), help="serve /metrics and /ready on this port (0: any free port; env TRIPSEARCH_WORKER_METRICS_PORT, default: none)")
     p.add_argument("--metrics-host", default=os.environ.get("TRIPSEARCH_WORKER_METRICS_HOST", "127.0.0.1"))
     _add_topology_arguments(p)
     p.add_argument("--log-level", default=os.environ.get("TRIPSEARCH_LOG_LEVEL", "info"))
@@ -124,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pack", type=int, default=1, help="events per message, one per line (default %(default)s: one event, one message)")
     _add_topology_arguments(p)
 
+    p = sub.add_parser("dev", help="development tools: throw-away Elasticsearch clusters on loopback")
+    dev = p.add_subparsers(dest="tool", required=True, parser_class=_Parser)
+    # Listed here for --help; main() hands everything after `dev elasticsearch` to the tool's own parser.
+    dev.add_parser("elasticsearch", help="start|stop|restart-node|status a cluster (tripsearch dev elasticsearch --help)", add_help=False)
+
     from ..capacity.cli import add_arguments as add_capacity_arguments
 
     p = sub.add_parser("capacity", help="measure this machine, plan a deployment from the measurements, write a report with plots")
@@ -134,9 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 
 
-def _env_int(name: str) -> int | None:
-    value = os.environ.get(name)
-    return int(value) if value else None
+def _iso_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}") from None
 
 
 def _add_topology_arguments(p: argparse.ArgumentParser) -> None:
@@ -156,11 +201,29 @@ def _topology(args: argparse.Namespace) -> Any:
     return Topology(**{name: getattr(args, name) for name in names if getattr(args, name) is not None})
 
 
-def _open(args: argparse.Namespace) -> Any:
+def _open(args: argparse.Namespace, create: bool = False) -> Any:
+    """Open the backend of ``--backend`` or ``--data``; only ``create`` makes a new data directory."""
     import tripsearch
 
-    target = args.backend or args.data
-    return tripsearch.open(target, refresh_interval=0) if not args.backend else tripsearch.open(target)
+    if args.backend:
+        return tripsearch.open(args.backend)
+    if not create:
+        require_data_directory(args.data, needs_index=True)
+    return tripsearch.open(args.data, refresh_interval=0)
+
+
+def require_data_directory(data: str | Path, needs_index: bool) -> None:
+    """Refuse a data directory that does not exist (or, with ``needs_index``, holds no trips), saying how to fill it.
+
+    A mistyped ``--data``, or a command run from another directory, would
+    otherwise open a new empty index and answer "0 trips match".
+    """
+    path = Path(data).absolute()
+    fill = f"load trips into it with: tripsearch index FILE.ndjson --data {data} (or give --data DIR, or set TRIPSEARCH_DATA)"
+    if not path.is_dir():
+        raise _UsageError(f"no data directory {path}: {fill}")
+    if needs_index and not (path / STORE_FILE).is_file():
+        raise _UsageError(f"no index in {path} (no {STORE_FILE}): {fill}")
 
 
 def _lines(source: BinaryIO) -> Iterator[bytes]:
@@ -252,7 +315,7 @@ class _Sink:
 
             self.client = client.TripSearchClient(args.url, token=args.token)
         else:
-            self.engine = _open(args)
+            self.engine = _open(args, create=True)
 
     def write(self, lines: list[bytes]) -> list[dict[str, Any]]:
         if self.client is not None:
@@ -288,6 +351,9 @@ def cmd_search(args: argparse.Namespace) -> int:
             query[name] = value
     if args.facets is not None:
         query["facets"] = [] if args.facets == "none" else args.facets
+    from ..query.model import parse_query
+
+    parse_query(query)  # a wrong query is named before a wrong --data
     engine = _open(args)
     try:
         result = engine.search(query)
@@ -335,8 +401,24 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from api.server import serve
+    from api.settings import Settings
 
+    if args.workers < 1:
+        raise _UsageError("--workers must be at least 1")
+    Settings.from_env()  # a bad variable is named before a missing directory
+    if not args.backend:
+        # An existing empty directory is fine: the API can fill it.
+        require_data_directory(args.data, needs_index=False)
     return serve(host=args.host, port=args.port, data=args.data, backend=args.backend, workers=args.workers, log_level=args.log_level)
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from api.auth import development_token
+
+    if args.ttl < 1:
+        raise _UsageError("--ttl must be at least 1")
+    print(development_token(args.scope, subject=args.sub, ttl_s=args.ttl))
+    return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -425,11 +507,20 @@ class _UsageError(Exception):
     pass
 
 
-COMMANDS = {"fixtures": cmd_fixtures, "index": cmd_index, "search": cmd_search, "stats": cmd_stats, "reindex": cmd_reindex, "serve": cmd_serve, "worker": cmd_worker, "publish": cmd_publish, "capacity": cmd_capacity}
+COMMANDS = {"fixtures": cmd_fixtures, "index": cmd_index, "search": cmd_search, "stats": cmd_stats, "reindex": cmd_reindex, "serve": cmd_serve, "token": cmd_token, "worker": cmd_worker, "publish": cmd_publish, "capacity": cmd_capacity}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["dev", "elasticsearch"]:
+        from ..dev import elasticsearch
+
+        return int(elasticsearch.main(argv[2:]))
     args = build_parser().parse_args(argv)
+    for value in vars(args).values():
+        if isinstance(value, _BadEnvironment):
+            print(f"tripsearch {args.command}: error: {value.message}", file=sys.stderr)
+            return 2
     try:
         return COMMANDS[args.command](args)
     except (TripSearchError, _UsageError) as exc:

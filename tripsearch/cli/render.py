@@ -13,16 +13,16 @@ def render_result(result: SearchResult) -> str:
     """Return a table of the hits followed by the facets."""
     lines = [f"{result.total} trips match ({result.took_ms:.1f} ms, {result.candidates} candidates)"]
     if result.trips:
-        header = f"{'id':<18} {'pickup':<6} {'from':<18} {'walk':>6}  {'dropoff':<6} {'to':<18} {'walk':>6}  {'price':>10} {'seats':>5} {'rating':>6}"
+        # "near": the known city nearest to the pickup or dropoff point.
+        header = f"{'id':<18} {'pickup':<6} {'near':<18} {'walk':>6}  {'dropoff':<6} {'near':<18} {'walk':>6}  {'price':>10} {'seats':>5} {'rating':>6}"
         lines += ["", header, "-" * len(header)]
         for hit in result.trips:
             trip = hit.trip
-            stops = trip.get("stops") or [{}]
             price = trip.get("price", {})
             rating = (trip.get("driver") or {}).get("rating")
             lines.append(
-                f"{hit.id[:18]:<18} {hit.pickup.time[11:16]:<6} {str(stops[0].get('name', ''))[:18]:<18} {hit.pickup.distance_km:>5.1f}k  "
-                f"{hit.dropoff.time[11:16]:<6} {str(stops[-1].get('name', ''))[:18]:<18} {hit.dropoff.distance_km:>5.1f}k  "
+                f"{hit.id[:18]:<18} {hit.pickup.time[11:16]:<6} {hit.pickup.place.name[:18]:<18} {hit.pickup.distance_km:>5.1f}k  "
+                f"{hit.dropoff.time[11:16]:<6} {hit.dropoff.place.name[:18]:<18} {hit.dropoff.distance_km:>5.1f}k  "
                 f"{price.get('amount', 0):>6.2f} {price.get('currency', ''):<3} {trip.get('seats_available', ''):>5} {rating if rating is not None else '-':>6}"
             )
     if result.next_cursor:

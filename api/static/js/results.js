@@ -91,11 +91,11 @@ function options(values = {}) {
   return h("ul", { class: "trip-options", "aria-label": "Options" }, on.map((name) => h("li", { class: `chip chip-${name}` }, icon(name), optionLabel(name))));
 }
 
-// The name of a pick-up or drop-off: the stop it is at, or the searched place it is near.
+// The name of a pick-up or drop-off: the stop it is at, or the city nearest to it (the API's place).
 function placeName(trip, point, searched) {
   const nearest = nearestStop(trip, point.lat, point.lon);
   if (nearest && nearest.km <= STOP_NAME_KM) return nearest.stop.name;
-  return `On the way, near ${searched.name}`;
+  return `On the way, near ${point.place?.name ?? searched.name}`;
 }
 
 function cssId(id) {

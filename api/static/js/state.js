@@ -57,11 +57,24 @@ export function readState(search, today = new Date()) {
   };
 }
 
-/** Return a point of the state from "LAT,LON" and a name; null when there is no point. */
+/**
+ * Return a point of the state from "LAT,LON" and a name; null when there is no point.
+ * A value that is not coordinates is a place name (a link like ?from=Paris&to=Lyon): the point is
+ * {name, value: null, unresolved: true} until the page looks the name up in /v1/places.
+ */
 export function readPoint(value, name) {
   if (!value) return null;
-  const [lat, lon] = value.split(",").map((part) => Number(part.trim()));
+  const parts = value.split(",").map((part) => part.trim());
+  const [lat, lon] = parts.map(Number);
+  if (parts.length !== 2 || parts.some((part) => part === "") || !Number.isFinite(lat) || !Number.isFinite(lon)) {
+    return { name: name || value, value: null, lat: null, lon: null, unresolved: true };
+  }
   return { name: name || value, value, lat, lon };
+}
+
+/** Tell whether a point of the state is a name still to look up. */
+export function isUnresolved(point) {
+  return Boolean(point?.unresolved);
 }
 
 /** Return a point of the state from a place of /v1/places. */
@@ -71,7 +84,7 @@ export function placePoint(place) {
 
 /** Tell whether the state has all a search needs. */
 export function isComplete(state) {
-  return Boolean(state.from && state.to && state.date);
+  return Boolean(state.from?.value && state.to?.value && state.date);
 }
 
 /** Return the page URL's query string of a state: the fields that differ from the defaults, in a stable order. */

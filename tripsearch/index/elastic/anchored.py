@@ -16,14 +16,16 @@ whose every clause is exact:
   out a facet's own: the date and the time window on ``from``'s entry, the
   attributes on the trip;
 - the page sorted by the shared sort keys (:mod:`tripsearch.query.ranking`)
-  after the cursor's (``search_after``), one more than the page, with an
-  exact total (``track_total_hits``);
+  after the cursor's (``search_after``), with an exact total
+  (``track_total_hits``); the first page is exactly the page (the total says
+  whether more follow), a cursor page one hit more (:func:`page_size`);
 - one aggregation per facet, a ``filter`` with every filter but the facet's
   own, read back into :class:`~tripsearch.facets.FacetTallies` (the
   distinct prices and points, so that sums, buckets and cells are computed
   by the shared code).
 
-Nothing is uncertain: no trip beyond the page is fetched. A hit brings its
+Nothing is uncertain: no trip beyond the page is fetched, but for the one
+hit after a cursor page that says whether another page follows. A hit brings its
 stored trip and its entries (from doc values): the pickup and dropoff
 as the shared rules compute them, which :func:`read_page` hands to the
 shared page builder (:func:`~tripsearch.index.execute.sorted_page`).
@@ -32,7 +34,7 @@ shared page builder (:func:`~tripsearch.index.execute.sorted_page`).
 >>> q = parse_query({"from": [48.85341, 2.3488], "to": [45.74906, 4.84789], "date": "2026-12-01", "facets": ["seats_available", "options"]})
 >>> body = compile_anchored(q, "3958", "3121")
 >>> body["query"]["bool"]["filter"][2], body["sort"][0]["anchors.km"]["mode"], body["size"], sorted(body["aggs"])
-({'term': {'anchor_pairs': '3958>3121'}}, 'sum', 21, ['all', 'but_seats'])
+({'term': {'anchor_pairs': '3958>3121'}}, 'sum', 20, ['all', 'but_seats'])
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from ...query.model import DATES_FACET_SPAN, Query
 from .anchors import ANCHOR_KM, anchor_pair, value_entry
 from .query import Clause, attribute_clauses, bool_clause, time_window
 
-__all__ = ["compile_anchored", "read_tallies", "read_page", "InexactAggregation", "MAX_TERMS", "HIT_FIELDS"]
+__all__ = ["compile_anchored", "page_size", "has_more", "read_tallies", "read_page", "InexactAggregation", "MAX_TERMS", "HIT_FIELDS"]
 
 # What a hit brings back, all from doc values (loading the source costs more than the rest of the fetch, and
 # inner hits a nested query per hit): its id, UTC offset and price, the stored trip as JSON bytes, and its
@@ -95,7 +97,7 @@ def compile_anchored(query: Query, from_key: str, to_key: str) -> dict[str, Any]
         "query": bool_clause(base),
         "post_filter": bool_clause([c for name in FILTERS for c in by_filter[name]]),
         "sort": _sort(query, from_key, to_key),
-        "size": query.limit + 1,
+        "size": page_size(query),
         "track_total_hits": True,
         "stored_fields": "_none_",  # not even _id: loading stored fields costs more than the rest of the fetch
         "docvalue_fields": list(HIT_FIELDS),
@@ -106,6 +108,22 @@ def compile_anchored(query: Query, from_key: str, to_key: str) -> dict[str, Any]
     if aggs:
         body["aggs"] = aggs
     return body
+
+
+def page_size(query: Query) -> int:
+    """Return how many hits the request of ``query`` asks for: the page, and one more after a cursor.
+
+    On the first page the exact total, from the same reader as the hits,
+    says whether more follow. After a cursor it cannot: the total counts the
+    trips before the cursor too, and writes since the page before may have
+    moved them; the one hit after the page answers, whatever happened.
+    """
+    return query.limit if query.after is None else query.limit + 1
+
+
+def has_more(query: Query, hits: int, total: int) -> bool:
+    """Return whether a page that came back with ``hits`` hits (of :func:`page_size`) has a page after it."""
+    return total > hits if query.after is None else hits > query.limit
 
 
 def _entry(key: str, *clauses: Clause | None) -> Clause:

@@ -20,7 +20,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import orjson
 from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, Elasticsearch, TransportError
-from elasticsearch.serializer import OrjsonSerializer
+from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
 
 from ...errors import BackendUnavailable, TripSearchError
 
@@ -57,6 +57,16 @@ class _MeasuringSerializer(OrjsonSerializer):
         return int(getattr(cls._local, "size", 0))
 
 
+class _OrjsonNdjsonSerializer(NdjsonSerializer):
+    """The NDJSON serializer (``_msearch`` and ``_bulk`` bodies) with orjson: the client's own uses the standard library's ``json``."""
+
+    def json_dumps(self, data: Any) -> bytes:
+        return orjson.dumps(data, default=self.default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+    def json_loads(self, data: bytes) -> Any:
+        return orjson.loads(data)
+
+
 class Retryable(Exception):
     """A search failed in a way that trying again through the alias may fix (its index went away, a shard copy failed)."""
 
@@ -82,7 +92,7 @@ class Connection:
                 request_timeout=request_timeout,
                 max_retries=max_retries,
                 retry_on_timeout=False,
-                serializer=_MeasuringSerializer(),
+                serializers={"application/json": _MeasuringSerializer(), NdjsonSerializer.mimetype: _OrjsonNdjsonSerializer()},
             )
         except ValueError as exc:  # the client checks addresses before any request
             raise BackendUnavailable(f"cannot use Elasticsearch at {url!r}: {exc}", retry_after=60.0) from None

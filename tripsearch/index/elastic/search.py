@@ -32,7 +32,7 @@ from ..execute import execute, sorted_page
 from ...query.matching import SegmentWindows
 from ...query.model import Query, parse_query
 from ..cells import CorridorCells, disk_to_cells
-from .anchored import InexactAggregation, compile_anchored, read_page, read_tallies
+from .anchored import InexactAggregation, compile_anchored, has_more, read_page, read_tallies
 from .anchors import ANCHOR_KM, anchor_places
 from .connection import Connection, Retryable
 from .indices import Indices
@@ -90,7 +90,8 @@ def _anchored_search(connection: Connection, q: Query, from_key: str, to_key: st
                 raise BackendUnavailable(f"cannot search: {exc}", retry_after=1.0) from None
     rows, docs = read_page(answer["hits"].get("hits", []), from_key, to_key)
     tallies = read_tallies(q, from_key, answer.get("aggregations", {}))
-    result = sorted_page(q, rows, int(answer["hits"]["total"]["value"]), tallies, lambda ids: docs, started)
+    total = int(answer["hits"]["total"]["value"])
+    result = sorted_page(q, rows, total, has_more(q, len(rows.ids), total), tallies, lambda ids: docs, started)
     connection.count(searches=1, anchored=1, fetched=len(rows.ids), candidates=result.candidates, matches=result.total)
     return result
 

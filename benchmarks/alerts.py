@@ -1,0 +1,200 @@
+"""Publish-to-match cost against the number of saved alerts, alerts on and off side by side in one run.
+
+    python -m benchmarks.alerts --alerts 10000,100000,1000000       # writes benchmarks/results/alerts.json
+    python -m benchmarks.alerts --table benchmarks/results/alerts.json  # the Markdown table of benchmarks/README.md
+
+Alerts are the workload's searches (``build_workload``:
+city pairs by popularity, a fifth of them filtered), each over 1 to 7
+days of the 14 days the trips run. For each size, on the embedded backend,
+with the same trips written to two fresh data directories, one matching
+against the alerts and one with matching off, alternately so both see the
+same machine:
+
+- one trip per call (an API ``PUT``): latency p50/p99 of the write, on and off;
+- the matcher alone (:func:`~tripsearch.alerts.match_trips`, one trip, no
+  SQLite): p50/p99, what matching adds to a write before its journal;
+- batches of :data:`BATCH` trips (a bulk load): trips/s on and off, and the
+  matcher's microseconds per trip in such batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import tripsearch
+from tripsearch.alerts import AlertStore, match_trips
+from tripsearch.backend import parse_upserts
+from tripsearch.data.fixtures import generate_trips
+
+try:  # the workload moves into tripsearch.capacity
+    from tripsearch.capacity.workload import build_workload
+except ImportError:  # pragma: no cover - before the move
+    from tripsearch.capacity.workload import build_workload  # type: ignore[no-redef]
+
+START = dt.date(2027, 3, 1)
+DAYS = 14
+CLOCK = dt.datetime(2027, 2, 1, tzinfo=dt.timezone.utc).timestamp()
+BATCH = 1000
+SEARCH_FIELDS = ("from", "to", "from_radius_km", "to_radius_km", "seats", "time_from", "time_to", "max_price", "options", "min_rating")
+RESULTS = Path(__file__).parent / "results" / "alerts.json"
+
+
+def workload_alerts(n: int, seed: int = 3) -> list[dict[str, Any]]:
+    """Return ``n`` alerts: the workload's searches (city pairs by popularity, some filtered), each over 1 to 7 days."""
+    trips = list(generate_trips(min(20_000, max(2000, n // 5)), seed, START, DAYS))
+    searches = build_workload(trips, n, seed, facets=[]).searches
+    rng = np.random.default_rng(seed)
+    alerts = []
+    for q in searches:
+        first = dt.date.fromisoformat(str(q["date"]))
+        alert = {k: q[k] for k in SEARCH_FIELDS if k in q}
+        alert["date_from"], alert["date_to"] = first.isoformat(), (first + dt.timedelta(days=int(rng.integers(0, 7)))).isoformat()
+        alerts.append(alert)
+    return alerts
+
+
+def filled_store(path: Path, n: int) -> tuple[AlertStore, float]:
+    """Return a store holding ``n`` workload alerts (1,000 owners) and the seconds it took to save them."""
+    store = AlertStore(path, max_per_owner=10**9, clock=lambda: CLOCK)
+    alerts = workload_alerts(n)
+    started = time.perf_counter()
+    for at in range(0, n, 50_000):
+        store.import_alerts((f"u-{(at + i) % 1000}", a) for i, a in enumerate(alerts[at : at + 50_000]))
+    return store, time.perf_counter() - started
+
+
+def _ms(xs: list[float], q: float) -> float:
+    return round(1000 * float(np.percentile(xs, q)), 3)
+
+
+def measure(n_alerts: int, single: int, bulk: int, work: Path) -> dict[str, Any]:
+    """Return the figures of one alert set size (see the module docstring)."""
+    store, saved_s = filled_store(work / f"alerts-{n_alerts}.sqlite", n_alerts)
+    started = time.perf_counter()
+    index = store.index()
+    index_s = time.perf_counter() - started
+    trips = list(generate_trips(single + bulk + 200, 11, START, DAYS))
+    warm, ones, batches = trips[:200], trips[200 : 200 + single], trips[200 + single :]
+    parsed = [w.trip for w in parse_upserts(ones)[1].values()]
+    routes = [w.route for w in parse_upserts(ones)[1].values()]
+    # The trips in memory here are the benchmark's, not a writer's (which holds a batch): out of the collector's way.
+    gc.collect()
+    gc.freeze()
+    on = tripsearch.open(work / f"on-{n_alerts}", refresh_interval=0, alerts=store)
+    off = tripsearch.open(work / f"off-{n_alerts}", refresh_interval=0, alerts=False)
+    try:
+        for engine in (on, off):  # compiled kernels, SQLite pages: once per process
+            for trip in warm[:100]:
+                engine.upsert([trip])
+            engine.upsert(warm[100:])
+        lat_on, lat_off, matcher = [], [], []
+        for trip, parsed_trip, route in zip(ones, parsed, routes):
+            for engine, out in ((off, lat_off), (on, lat_on)):
+                t0 = time.perf_counter()
+                engine.upsert([trip])
+                out.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            match_trips(store, [parsed_trip], [route])
+            matcher.append(time.perf_counter() - t0)
+        busy = {"on": 0.0, "off": 0.0, "matcher": 0.0}
+        for at in range(0, len(batches), BATCH):
+            batch = batches[at : at + BATCH]
+            for name, engine in (("off", off), ("on", on)):
+                t0 = time.perf_counter()
+                engine.upsert(batch)
+                busy[name] += time.perf_counter() - t0
+            latest = list(parse_upserts(batch)[1].values())
+            t0 = time.perf_counter()
+            match_trips(store, [w.trip for w in latest], [w.route for w in latest])
+            busy["matcher"] += time.perf_counter() - t0
+        matches = len(store.matched_pairs())
+    finally:
+        on.close()
+        off.close()
+        store.close()
+        gc.unfreeze()
+    return {
+        "alerts": n_alerts,
+        "saved_s": round(saved_s, 1),
+        "index_build_s": round(index_s, 2),
+        "index_parts": len(index.parts),
+        "index_mb": round(sum(a.nbytes for p in index.parts for a in _arrays(p)) / 1e6, 1),
+        "single_writes": len(ones),
+        "write_ms": {"off": {"p50": _ms(lat_off, 50), "p99": _ms(lat_off, 99)}, "on": {"p50": _ms(lat_on, 50), "p99": _ms(lat_on, 99)}},
+        "matcher_ms": {"p50": _ms(matcher, 50), "p99": _ms(matcher, 99), "max": _ms(matcher, 100)},
+        "bulk_trips": len(batches),
+        "bulk_trips_per_s": {"off": round(len(batches) / busy["off"]), "on": round(len(batches) / busy["on"])},
+        "bulk_matcher_us_per_trip": round(1e6 * busy["matcher"] / max(len(batches), 1), 1),
+        "matches": matches,
+        "matches_per_trip": round(matches / (len(ones) + len(batches)), 2),
+    }
+
+
+def _arrays(part: Any) -> list[np.ndarray]:
+    return [v for v in vars(part).values() if isinstance(v, np.ndarray)] + [part.terms.ids, *part.terms.cols.values()]
+
+
+def run(sizes: list[int], single: int, bulk: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="tripsearch-alerts-bench-") as tmp:
+        runs = []
+        for n in sizes:
+            runs.append(measure(n, single, bulk, Path(tmp)))
+            print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+    return {
+        "benchmark": "alerts",
+        "backend": "embedded",
+        "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "load_avg": os.getloadavg(), "python": platform.python_version()},
+        "command": "python -m benchmarks.alerts " + " ".join(sys.argv[1:]),
+        "runs": runs,
+    }
+
+
+def table(doc: dict[str, Any]) -> str:
+    """Return the Markdown table of a results file."""
+    lines = [
+        "| alerts | write p50 off / on | write p99 off / on | matcher p50 / p99 | bulk trips/s off / on (ratio) | matcher in bulk | matches per trip | index build |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["runs"]:
+        w, m, b = r["write_ms"], r["matcher_ms"], r["bulk_trips_per_s"]
+        lines.append(
+            f"| {r['alerts']:,} | {w['off']['p50']:.2f} / {w['on']['p50']:.2f} ms | {w['off']['p99']:.2f} / {w['on']['p99']:.2f} ms "
+            f"| {m['p50']:.3f} / {m['p99']:.3f} ms | {b['off']:,} / {b['on']:,} ({b['on'] / b['off']:.2f}) | {r['bulk_matcher_us_per_trip']:.0f} us/trip "
+            f"| {r['matches_per_trip']:.1f} | {r['index_build_s']:.1f} s, {r['index_mb']:.0f} MB |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.alerts", description=__doc__.split("\n")[0])
+    parser.add_argument("--alerts", default="10000,100000,1000000", help="comma list of alert set sizes (default: %(default)s)")
+    parser.add_argument("--single", type=int, default=2000, help="trips written one per call (default: %(default)s)")
+    parser.add_argument("--bulk", type=int, default=20000, help=f"trips written in batches of {BATCH} (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON (default: %(default)s)")
+    parser.add_argument("--table", type=Path, help="print the Markdown table of a results JSON and stop")
+    args = parser.parse_args(argv)
+    if args.table:
+        print(table(json.loads(args.table.read_text())))
+        return 0
+    doc = run([int(s) for s in args.alerts.split(",") if s.strip()], args.single, args.bulk)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(table(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

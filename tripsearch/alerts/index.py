@@ -1,0 +1,406 @@
+"""The alerts index in memory: postings of every alert's From and To disks, and one batch of trips matched against them at once.
+
+Alerts are grouped by their places: a *disk* is a (lat, lon, radius) that
+some alert has as From or To, a *group* the alerts with the same From disk
+and the same To disk. Workload searches go between a few thousand places,
+so a million alerts make a few thousand disks and tens of thousands of
+groups, and the geometry of a trip is measured once per group, not once
+per alert.
+
+Postings are sorted arrays: the tiles (:func:`route_to_tiles`) each disk's
+cap may reach, then the disks of each tile. A batch of trips:
+
+1. samples each route every :data:`SAMPLE_KM` along it and takes the
+   tiles of the samples;
+2. reads the disks of those tiles; a (trip, group) is a candidate when the
+   trip touches the group's From disk and its To disk;
+3. runs the search's own kernels: the pickup of each (trip, From disk) and
+   the dropoff of each (trip, To disk), measured once on the whole route
+   (as :func:`~tripsearch.query.matching.evaluate` does without windows),
+   decide rules 1 and 2 for each candidate; then, for each alert of the
+   group alive and whose days hold the pickup's local day,
+   :func:`~tripsearch.core.kernels.filter_failures` with the alert's filters.
+
+No miss: a route point within r of a disk's centre lies within
+``SAMPLE_KM / 2`` along the route, so on the sphere, of a sample; that
+sample is within ``r + SAMPLE_KM / 2`` of the centre, and every tile that
+holds a point that near is in the disk's cover (:func:`disk_to_tiles`).
+
+The index is made of parts, each built once from a set of alerts and
+never changed but for its ``alive`` mask: alerts created since the last
+look become a new small part, and parts of similar sizes are merged, so a
+new alert costs a small build and a million alerts a few parts.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
+from ..core.columns import STATUS_CODES, TripColumns, ragged_indices
+from ..model import paused_gc
+from ..geo import EARTH_RADIUS_KM, ClosestPoints
+from ..core.kernels import closest_in_ranges, filter_failures, times_along
+from ..index.execute import hit_points
+from ..query.matching import FILTERS, filter_bit
+from ..query.ranking import score_of
+
+__all__ = ["AlertIndex", "AlertTerms", "TERM_FIELDS", "SAMPLE_KM", "TILE_DEG", "route_to_tiles", "disk_to_tiles"]
+
+SAMPLE_KM = 5.0
+TILE_DEG = 0.25
+# Rounding of sample positions and cap bounds is far below this (km).
+_MARGIN_KM = 0.05
+_ROWS = int(round(180 / TILE_DEG))
+_ROW_SHIFT = 24  # a tile key: row << 24 | column
+_KM_PER_DEG = math.radians(1.0) * EARTH_RADIUS_KM
+
+# The columns of an alert the index reads, in the order AlertStore.terms_after returns them.
+TERM_FIELDS = (
+    "seq", "from_lat", "from_lon", "from_r", "to_lat", "to_lon", "to_r", "day_from", "day_to", "expires_s",
+    "time_from", "time_to", "max_price", "options", "min_rating", "seats",
+)  # fmt: skip
+_FILTER_FIELDS = ("time_from", "time_to", "max_price", "options", "min_rating", "seats")
+_INT_FIELDS = {"seq", "day_from", "day_to", "time_from", "time_to", "options", "seats"}
+_FILTER_BITS = np.array([filter_bit(name) for name in FILTERS], dtype=np.int64)  # match_groups reads the date bit first
+assert FILTERS[0] == "date"
+_PUBLISHED = STATUS_CODES["published"]
+
+
+@dataclass(frozen=True)
+class AlertTerms:
+    """Alerts as columns: their ids and :data:`TERM_FIELDS` (no filter: time 0..1439, price inf, rating -inf)."""
+
+    ids: NDArray[np.bytes_]
+    cols: dict[str, NDArray[Any]]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def from_rows(cls, ids: list[str], rows: list[tuple[Any, ...]]) -> AlertTerms:
+        table = np.array(rows, dtype=np.float64).reshape(len(rows), len(TERM_FIELDS))
+        cols = {name: table[:, i].astype(np.int64) if name in _INT_FIELDS else table[:, i].copy() for i, name in enumerate(TERM_FIELDS)}
+        return cls(np.array([i.encode("ascii") for i in ids], dtype="S32"), cols)
+
+    def take(self, keep: NDArray[Any]) -> AlertTerms:
+        return AlertTerms(self.ids[keep], {k: v[keep] for k, v in self.cols.items()})
+
+    @classmethod
+    def concat(cls, parts: list[AlertTerms]) -> AlertTerms:
+        return cls(np.concatenate([p.ids for p in parts]), {k: np.concatenate([p.cols[k] for p in parts]) for k in TERM_FIELDS})
+
+
+def _tile_columns(row: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Return the number of tiles across each row of tiles: as wide as tall at the row's edge nearer a pole, at least one."""
+    edge = np.maximum(np.abs(row * TILE_DEG - 90.0), np.abs((row + 1) * TILE_DEG - 90.0))
+    return np.maximum(1, np.floor(360.0 * np.cos(np.radians(np.minimum(edge, 90.0))) / TILE_DEG)).astype(np.int64)
+
+
+_COLUMNS = _tile_columns(np.arange(_ROWS, dtype=np.int64))
+
+
+def route_to_tiles(cols: TripColumns, rows: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Return (row, tile) for every tile a route of ``rows`` passes through at a sample, sorted by row then tile, without repeats.
+
+    Samples lie on the route (its great-circle segments) every
+    :data:`SAMPLE_KM` along it from the start, and at its end.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    keys = np.unique(_sample_tiles(cols.vert_lat, cols.vert_lon, cols.vert_cum, cols.vert_start, rows, _COLUMNS))
+    return keys >> 40, keys & ((1 << 40) - 1)
+
+
+@numba.njit(cache=True)
+def _tile_key(lat: float, lon: float, columns: NDArray[np.int64]) -> int:  # pragma: no cover - compiled
+    row = min(max(int(math.floor((lat + 90.0) / TILE_DEG)), 0), _ROWS - 1)
+    n = columns[row]
+    return (row << _ROW_SHIFT) | (int(math.floor((lon + 180.0) / 360.0 * n)) % n)
+
+
+@numba.njit(cache=True)
+def _sample_tiles(vert_lat, vert_lon, vert_cum, vert_start, rows, columns):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Return ``row << 40 | tile`` of every sample of the routes of ``rows`` (repeats included)."""
+    total = 0
+    for r in rows:
+        total += int(vert_cum[vert_start[r + 1] - 1] / SAMPLE_KM) + 2
+    out = np.empty(total, dtype=np.int64)
+    n = 0
+    for r in rows:
+        first, last = vert_start[r], vert_start[r + 1] - 1
+        length = vert_cum[last]
+        k = first
+        prev = -1
+        for step in range(int(length / SAMPLE_KM) + 2):
+            pos = min(step * SAMPLE_KM, length)
+            while k < last - 1 and vert_cum[k + 1] <= pos:
+                k += 1
+            b = min(k + 1, last)
+            seg = vert_cum[b] - vert_cum[k]
+            frac = min(max((pos - vert_cum[k]) / seg, 0.0), 1.0) if seg > 0 else 0.0
+            # spherical interpolation between the segment's ends, as geo.interpolate_on_arcs
+            la, lo = math.radians(vert_lat[k] / 1e7), math.radians(vert_lon[k] / 1e7)
+            lb, lob = math.radians(vert_lat[b] / 1e7), math.radians(vert_lon[b] / 1e7)
+            ax, ay, az = math.cos(la) * math.cos(lo), math.cos(la) * math.sin(lo), math.sin(la)
+            bx, by, bz = math.cos(lb) * math.cos(lob), math.cos(lb) * math.sin(lob), math.sin(lb)
+            theta = seg / EARTH_RADIUS_KM
+            sin_theta = math.sin(theta)
+            if sin_theta < 1e-12:
+                wa, wb = 1.0 - frac, frac
+            else:
+                wa, wb = math.sin((1.0 - frac) * theta) / sin_theta, math.sin(frac * theta) / sin_theta
+            px, py, pz = ax * wa + bx * wb, ay * wa + by * wb, az * wa + bz * wb
+            norm = math.sqrt(px * px + py * py + pz * pz)
+            key = (np.int64(r) << 40) | _tile_key(math.degrees(math.asin(min(1.0, max(-1.0, pz / norm)))), math.degrees(math.atan2(py, px)), columns)
+            if key != prev:
+                out[n] = key
+                n += 1
+                prev = key
+    return out[:n]
+
+
+@lru_cache(maxsize=1 << 16)
+def disk_to_tiles(lat: float, lon: float, radius_km: float) -> NDArray[np.int64]:
+    """Return, sorted, every tile that may hold a sample within ``radius_km + SAMPLE_KM / 2`` of a point (its cap's bounding box).
+
+    >>> len(disk_to_tiles(89.99, 0.0, 10.0)) == int(_COLUMNS[-1])  # a cap over the pole holds every tile of its rows
+    True
+    """
+    reach = (radius_km + SAMPLE_KM / 2 + _MARGIN_KM) / EARTH_RADIUS_KM  # radians
+    reach_deg = math.degrees(reach)
+    lo_row = max(0, math.floor((lat - reach_deg + 90.0) / TILE_DEG))
+    hi_row = min(_ROWS - 1, math.floor((lat + reach_deg + 90.0) / TILE_DEG))
+    cos_lat = math.cos(math.radians(lat))
+    # Widest longitude of the cap: asin(sin(reach) / cos(lat)); all around when the cap holds a pole.
+    spread = 360.0 if math.sin(reach) >= cos_lat * (1 - 1e-9) else math.degrees(math.asin(math.sin(reach) / cos_lat)) + 1e-6
+    keys: list[int] = []
+    for row in range(lo_row, hi_row + 1):
+        n = int(_COLUMNS[row])
+        first = math.floor((lon - spread + 180.0) / 360.0 * n)
+        last = math.floor((lon + spread + 180.0) / 360.0 * n)
+        columns = range(n) if last - first + 1 >= n else (c % n for c in range(first, last + 1))
+        keys.extend((row << _ROW_SHIFT) | c for c in columns)
+    out = np.unique(np.array(keys, dtype=np.int64))
+    out.setflags(write=False)
+    return out
+
+
+class _Part:
+    """Alerts indexed once: disks, their tiles, groups, alerts by group; only ``alive`` changes."""
+
+    def __init__(self, terms: AlertTerms) -> None:
+        c = terms.cols
+        places = np.concatenate((np.stack((c["from_lat"], c["from_lon"], c["from_r"]), axis=1), np.stack((c["to_lat"], c["to_lon"], c["to_r"]), axis=1)))
+        self.disks, which = np.unique(places, axis=0, return_inverse=True)
+        which = which.reshape(-1)
+        n, m = len(terms), len(self.disks)
+        from_disk, to_disk = which[:n].astype(np.int64), which[n:].astype(np.int64)
+        covers = [disk_to_tiles(float(a), float(b), float(r)) for a, b, r in self.disks.tolist()]
+        tiles = np.concatenate(covers) if covers else np.zeros(0, dtype=np.int64)
+        owners = np.repeat(np.arange(m, dtype=np.int64), [len(t) for t in covers])
+        order = np.lexsort((owners, tiles))
+        tiles, self.tile_disks = tiles[order], owners[order]
+        heads = np.flatnonzero(np.concatenate(([True], tiles[1:] != tiles[:-1]))) if len(tiles) else np.zeros(0, dtype=np.int64)
+        self.tile_keys, self.tile_start = tiles[heads], np.concatenate((heads, [len(tiles)])).astype(np.int64)
+        groups, group_of = np.unique(from_disk * m + to_disk, return_inverse=True)
+        self.group_from, self.group_to = groups // max(m, 1), groups % max(m, 1)
+        self.from_start = np.searchsorted(self.group_from, np.arange(m + 1)).astype(np.int64)
+        # Within a group, alerts with the same filters side by side: the kernel checks each set of filters once.
+        filters = np.stack([c[name].astype(np.float64) for name in _FILTER_FIELDS], axis=1)
+        filter_set = np.unique(filters, axis=0, return_inverse=True)[1].reshape(-1)
+        group_of = group_of.reshape(-1)
+        by_group = np.lexsort((filter_set, group_of))
+        self.group_start = np.searchsorted(group_of[by_group], np.arange(len(groups) + 1)).astype(np.int64)
+        self.filter_set = filter_set[by_group]
+        self.terms = terms.take(by_group)
+        self.alive = np.ones(n, dtype=np.bool_)
+
+    def __len__(self) -> int:
+        return len(self.alive)
+
+    def live(self) -> AlertTerms:
+        return self.terms.take(self.alive)
+
+    def drop(self, seqs: NDArray[np.int64]) -> None:
+        self.alive &= ~np.isin(self.terms.cols["seq"], seqs)
+
+    def candidates(self, tile_rows: NDArray[np.int64], tile_keys: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Return the (row, group) whose From and To disks the rows' tiles touch, sorted by group then row."""
+        at = np.searchsorted(self.tile_keys, tile_keys)
+        found = at < len(self.tile_keys)
+        found[found] = self.tile_keys[at[found]] == tile_keys[found]
+        at, rows = at[found], tile_rows[found]
+        entries = ragged_indices(self.tile_start[at], self.tile_start[at + 1])
+        touched = np.unique((np.repeat(rows, self.tile_start[at + 1] - self.tile_start[at]) << 32) | self.tile_disks[entries])
+        rows, disks = touched >> 32, touched & 0xFFFFFFFF
+        spans = self.from_start[disks + 1] - self.from_start[disks]
+        groups = ragged_indices(self.from_start[disks], self.from_start[disks + 1])
+        rows = np.repeat(rows, spans)
+        wanted = (rows << 32) | self.group_to[groups]
+        at = np.minimum(np.searchsorted(touched, wanted), len(touched) - 1)
+        keep = touched[at] == wanted if len(touched) else np.zeros(0, dtype=np.bool_)
+        rows, groups = rows[keep], groups[keep]
+        order = np.lexsort((rows, groups))
+        return rows[order], groups[order]
+
+
+class Matches(NamedTuple):
+    """Matches of a batch: the trip row, the alert id and what the match event says."""
+
+    rows: list[int]
+    alert_ids: list[str]
+    bodies: list[dict[str, Any]]
+
+
+class AlertIndex:
+    """Every active alert of a store, in memory, kept up to date by :meth:`update`."""
+
+    def __init__(self) -> None:
+        self.parts: list[_Part] = []
+        self.last_seq = 0  # the last alert (AlertStore terms sequence) read
+        self.last_drop = 0  # the last deletion read
+        self.lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return sum(int(p.alive.sum()) for p in self.parts)
+
+    def update(self, added: AlertTerms, dropped: NDArray[np.int64]) -> None:
+        """Add alerts (a new part, then merges of parts of similar sizes) and mark deleted ones (by sequence number)."""
+        if len(dropped):
+            for part in self.parts:
+                part.drop(dropped)
+        if len(added):
+            parts = [*self.parts, _Part(added)]
+            while len(parts) >= 2 and len(parts[-2]) <= 2 * len(parts[-1]):  # sizes fall at least by half: few parts, each alert rebuilt O(log n) times
+                parts[-2:] = [_Part(AlertTerms.concat([parts[-2].live(), parts[-1].live()]))]
+            self.parts = parts  # one assignment: a batch matching meanwhile reads the old list or the new one
+            self.last_seq = max(self.last_seq, int(added.cols["seq"].max()))
+
+    def match(self, cols: TripColumns, rows: NDArray[np.int64], now: float) -> Matches:
+        """Return the matches of trips ``rows`` of ``cols`` with the live alerts not expired at ``now``."""
+        out = Matches([], [], [])
+        rows = rows[cols.status[rows] == _PUBLISHED]
+        if not len(rows) or not self.parts:
+            return out
+        tile_rows, tile_keys = route_to_tiles(cols, rows)
+        for part in self.parts:  # the list is replaced, never changed, by update
+            item_rows, item_groups = part.candidates(tile_rows, tile_keys)
+            if not len(item_rows):
+                continue
+            pickup, dropoff, times, geo_rows, geo_groups = _geometry(cols, part, item_rows, item_groups)
+            if not len(geo_rows):
+                continue
+            local_day = filter_failures(geo_rows, times[0], cols.offset_s, cols.price, cols.options, cols.rating, cols.seats_available, _FILTER_BITS, 0, (0, 24 * 60 - 1), np.inf, 0, -np.inf, 0)[0]
+            t = part.terms.cols
+            hit_item, hit_alert = match_alerts(
+                cols.offset_s, cols.price, cols.options, cols.rating, cols.seats_available, _FILTER_BITS,
+                geo_rows, geo_groups, times[0], local_day, part.group_start, part.filter_set, part.alive, now,
+                t["day_from"], t["day_to"], t["expires_s"], t["time_from"], t["time_to"], t["max_price"], t["options"], t["min_rating"], t["seats"],
+            )  # fmt: skip
+            if not len(hit_item):
+                continue
+            with paused_gc():  # many small dicts, none in a cycle
+                self._bodies(out, part, cols, hit_item, hit_alert, geo_rows, pickup, dropoff, times)
+        return out
+
+    @staticmethod
+    def _bodies(
+        out: Matches, part: _Part, cols: TripColumns, hit_item: NDArray[np.int64], hit_alert: NDArray[np.int64],
+        rows: NDArray[np.int64], pickup: NDArray[np.float64], dropoff: NDArray[np.float64], times: NDArray[np.int64],
+    ) -> None:  # fmt: skip
+        """Append the matches to ``out``, each with what its event says (as a search hit reports the pickup and dropoff).
+
+        The alerts of a group matched by one trip share one body: it depends on the trip and the group's places only.
+        """
+        items, which = np.unique(hit_item, return_inverse=True)
+        offsets = cols.offset_s[rows[items]].tolist()
+        p = hit_points(ClosestPoints(*pickup[:, items]), times[0, items], offsets)
+        d = hit_points(ClosestPoints(*dropoff[:, items]), times[1, items], offsets)
+        walk = (pickup[0, items] + dropoff[0, items]).tolist()
+        bodies = [{"date": a.time[:10], "score": score_of(w), "pickup": a.to_dict(), "dropoff": b.to_dict()} for a, b, w in zip(p, d, walk)]
+        out.rows.extend(rows[hit_item].tolist())
+        out.alert_ids.extend(i.decode("ascii") for i in part.terms.ids[hit_alert].tolist())
+        out.bodies.extend(bodies[i] for i in which.reshape(-1).tolist())
+
+
+def _geometry(cols: TripColumns, part: _Part, rows: NDArray[np.int64], groups: NDArray[np.int64]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """Rules 1 and 2 for candidate (row, group) items: return the pickups, dropoffs (4 x n), times (2 x n), rows and groups of the items that pass.
+
+    The pickup depends on the row and the From disk only, the dropoff on the
+    row and the To disk: each is measured once, on the whole route, by
+    :func:`~tripsearch.core.kernels.closest_in_ranges`, then the items combine
+    them as :func:`~tripsearch.core.kernels.match_geometry` does (published,
+    both within their radii, the pickup strictly before the dropoff along
+    the route) and get their times by :func:`~tripsearch.core.kernels.times_along`.
+    Measured with a larger ``within_km`` than a disk's own radius, a closest
+    point that is within the radius is the same one: pruning only skips
+    route parts provably farther than the best point found.
+    """
+    radius = part.disks[:, 2]
+    ends = []
+    for disk_of_group, latest in ((part.group_from, False), (part.group_to, True)):
+        keys, which = np.unique((rows << 32) | disk_of_group[groups], return_inverse=True)
+        r, d = keys >> 32, keys & 0xFFFFFFFF
+        order = np.argsort(d, kind="stable")  # one target after another: the kernel computes each once
+        found = np.empty((4, len(keys)), dtype=np.float64)
+        found[:, order] = closest_in_ranges(
+            cols.vert_lat, cols.vert_lon, cols.vert_cum, cols.vert_start[r[order]], cols.vert_start[r[order] + 1] - 1,
+            part.disks[d[order], 0], part.disks[d[order], 1], latest, float(radius[d].max()),
+        )  # fmt: skip
+        ends.append(found[:, which.reshape(-1)])
+    pickup, dropoff = ends
+    geo = (cols.status[rows] == _PUBLISHED) & (pickup[0] <= radius[part.group_from[groups]]) & (dropoff[0] <= radius[part.group_to[groups]]) & (pickup[1] < dropoff[1])
+    rows, groups, pickup, dropoff = rows[geo], groups[geo], pickup[:, geo], dropoff[:, geo]
+    times = np.stack([times_along(cols.stop_start, cols.stop_along, cols.stop_time, rows, end[1]) for end in (pickup, dropoff)]) if len(rows) else np.zeros((2, 0), dtype=np.int64)
+    return pickup, dropoff, times, rows, groups
+
+
+@numba.njit(cache=True)
+def match_alerts(  # type: ignore[no-untyped-def]
+    offset_s, price, options, rating, seats_available, bits,
+    rows, groups, pickup_time, local_day, group_start, filter_set, alive, now,
+    day_from, day_to, expires_s, time_from, time_to, max_price, option_bits, min_rating, seats,
+):  # pragma: no cover - compiled
+    """Return the (item, alert) matches of items that pass rules 1 and 2 (sorted by group) with their groups' alerts.
+
+    An alert matches when it is alive, not expired at ``now``, its days
+    hold the pickup's local day, and :func:`~tripsearch.core.kernels.filter_failures`
+    with its filters finds no failure but the date (rules 3 and 4; the
+    alert's day range stands for the search's date). A group's alerts come
+    grouped by filter set, so each set is checked once per group.
+    """
+    n = rows.shape[0]
+    hit_item = []
+    hit_alert = []
+    start = 0
+    while start < n:
+        g = groups[start]
+        stop = start
+        while stop < n and groups[stop] == g:
+            stop += 1
+        first, last = local_day[start:stop].min(), local_day[start:stop].max()
+        passes = np.zeros(stop - start, dtype=np.bool_)
+        checked = -1  # the filter set ``passes`` holds
+        for a in range(group_start[g], group_start[g + 1]):
+            if not alive[a] or expires_s[a] <= now or day_to[a] < first or day_from[a] > last:
+                continue
+            if filter_set[a] != checked:
+                failed = filter_failures(
+                    rows[start:stop], pickup_time[start:stop], offset_s, price, options, rating, seats_available, bits, 0,
+                    (time_from[a], time_to[a]), max_price[a], option_bits[a], min_rating[a], seats[a],
+                )[2]  # fmt: skip
+                passes = failed & ~bits[0] == 0
+                checked = filter_set[a]
+            for j in range(stop - start):
+                if passes[j] and day_from[a] <= local_day[start + j] <= day_to[a]:
+                    hit_item.append(start + j)
+                    hit_alert.append(a)
+        start = stop
+    return np.array(hit_item, dtype=np.int64), np.array(hit_alert, dtype=np.int64)

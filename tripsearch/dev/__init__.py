@@ -1,0 +1,1 @@
+"""Development tools shipped with the package: ``tripsearch dev elasticsearch`` (throw-away clusters on loopback)."""
