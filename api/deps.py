@@ -40,7 +40,6 @@ class EngineHolder:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.places_loaded = threading.Event()
-        self.refresh_interval_s = 0.0
 
     def start(self) -> None:
         """Open the backend and build the place index, each in a thread of its own."""
@@ -79,7 +78,7 @@ class EngineHolder:
         while not self._stop.is_set():
             try:
                 engine = self._opener(self._settings.target, **options)
-                interval = float(engine.stats().get("refresh_interval_s") or 0.0)
+                engine.stats()  # a first answer: a backend that cannot give one yet is retried
             except Exception as exc:  # keep trying: /ready says why in the meantime
                 self._problem = f"the backend cannot be opened: {exc}"
                 log.warning("opening %s failed (%s); retrying in %.1f s", self._settings.target, exc, delay)
@@ -89,13 +88,12 @@ class EngineHolder:
             if self._stop.is_set():
                 engine.close()
                 return
-            self.refresh_interval_s = interval
             self._engine = engine
             _freeze_long_lived()
             return
 
     def _warm_places(self) -> None:
-        from tripsearch.places import nearest_place, search_places
+        from tripsearch.data.places import nearest_place, search_places
 
         try:
             search_places("a")

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .deps import EngineHolder
 from .metrics import Metrics
-from .responses import cache_control, etag_matches, etag_of
+from .responses import NOT_MODIFIED_VARY, cache_control, revalidate
 from .routes.search import query_from_params, search_body
 from .settings import Settings
 
@@ -36,6 +36,7 @@ GZIP_MINIMUM_SIZE = 1000
 GZIP_LEVEL = 5
 
 Headers = list[tuple[bytes, bytes]]
+_NOT_MODIFIED_VARY = NOT_MODIFIED_VARY.encode("latin-1")
 
 
 class SearchFastPath:
@@ -76,10 +77,10 @@ class SearchFastPath:
             body, timing = search_body(result)
         except Exception:
             return None  # the full app raises the same error and answers it (problem+json, 503, logging)
-        tag = etag_of(body)
+        tag, current = revalidate(body, if_none_match)
         cache: Headers = [(b"etag", tag.encode("latin-1")), (b"cache-control", self.cache_control)]
-        if if_none_match is not None and etag_matches(if_none_match, tag):
-            return 304, [*cache, (b"vary", b"Accept-Encoding")], b""
+        if current:
+            return 304, [*cache, (b"vary", _NOT_MODIFIED_VARY)], b""
         headers = [*cache, (b"server-timing", timing.encode("latin-1"))]
         if accept_encoding is not None and "gzip" in accept_encoding and len(body) >= GZIP_MINIMUM_SIZE:
             compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)

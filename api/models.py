@@ -14,12 +14,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Iterable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from tripsearch.model import MAX_STOPS, OPTION_NAMES, STATUSES
-from tripsearch.query.model import FACET_NAMES, MAX_LIMIT, MAX_RADIUS_KM, SORTS
+from tripsearch.alerts.model import MAX_DAYS as MAX_ALERT_DAYS
+from tripsearch.model import CURRENCY_PATTERN, ID_PATTERN, MAX_PRICE_AMOUNT, MAX_RATING, MAX_SEATS, MAX_STOP_NAME_LENGTH, MAX_STOPS, OPTION_NAMES, STATUSES
+from tripsearch.query.model import FACET_NAMES, MAX_CELL_RESOLUTION, MAX_CURSOR_LENGTH, MAX_LIMIT, MAX_PRICE, MAX_RADIUS_KM, MIN_PRICE_INTERVAL, QUERY_DEFAULTS, SORTS
 
 __all__ = [
+    "TripFilters",
     "SearchRequest",
     "SearchResponse",
     "Hit",
@@ -55,7 +57,6 @@ POINT_PATTERN = rf"^\s*{_NUMBER}\s*,\s*{_NUMBER}\s*$"
 TIME_PATTERN = r"^\d{1,2}:\d{2}$"
 OPTIONS_PATTERN = rf"^(({'|'.join(OPTION_NAMES)})(,({'|'.join(OPTION_NAMES)}))*)?$"
 FACETS_PATTERN = rf"^(all|(({'|'.join(FACET_NAMES)})(,({'|'.join(FACET_NAMES)}))*)?)$"
-ID_PATTERN = r"^[^\x00-\x1f\x7f/]{1,128}$"
 
 
 def _enum(values: Iterable[str]) -> dict[str, Any]:
@@ -72,8 +73,8 @@ FacetsText = Annotated[str, Field(pattern=FACETS_PATTERN)]
 FacetName = Annotated[str, Field(json_schema_extra=_enum(FACET_NAMES))]
 
 
-class SearchRequest(BaseModel):
-    """The fields of a search. ``GET /v1/search`` takes them as query parameters, ``POST /v1/search`` as a JSON object."""
+class TripFilters(BaseModel):
+    """The fields of a search that select trips, shared by searches and alerts (saved searches)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -86,27 +87,33 @@ class SearchRequest(BaseModel):
         description="Where the passenger goes: `LAT,LON` (or `[lat, lon]` in a JSON body).",
         json_schema_extra={"examples": ["45.764,4.8357"]},
     )
-    date: dt.date = Field(description="The day of departure, `YYYY-MM-DD`, in the trip's local time.")
-    from_radius_km: float = Field(10.0, ge=0, le=MAX_RADIUS_KM, description="How far from `from` the pickup may be.")
-    to_radius_km: float = Field(10.0, ge=0, le=MAX_RADIUS_KM, description="How far from `to` the dropoff may be.")
-    seats: int = Field(1, ge=1, le=99, description="Seats needed.")
+    date: dt.date | None = Field(None, description="The day of departure, `YYYY-MM-DD`, in the trip's local time.")
+    from_radius_km: float = Field(QUERY_DEFAULTS["from_radius_km"], ge=0, le=MAX_RADIUS_KM, description="How far from `from` the pickup may be.")
+    to_radius_km: float = Field(QUERY_DEFAULTS["to_radius_km"], ge=0, le=MAX_RADIUS_KM, description="How far from `to` the dropoff may be.")
+    seats: int = Field(QUERY_DEFAULTS["seats"], ge=1, le=MAX_SEATS, description="Seats needed.")
     time_from: str | None = Field(None, pattern=TIME_PATTERN, description="Earliest pickup time, local `HH:MM`.")
     time_to: str | None = Field(None, pattern=TIME_PATTERN, description="Latest pickup time, local `HH:MM`.")
-    max_price: float | None = Field(None, ge=0, le=1e9, description="Highest price per seat.")
+    max_price: float | None = Field(None, ge=0, le=MAX_PRICE, description="Highest price per seat.")
     options: OptionsText | list[OptionName] | None = Field(
         None,
         description=f"Options every trip must have, a comma list of: {', '.join(OPTION_NAMES)}.",
     )
-    min_rating: float | None = Field(None, ge=0, le=5, description="Lowest driver rating.")
-    sort: str = Field("relevance", json_schema_extra=_enum(SORTS), description="Order of the trips.")
-    limit: int = Field(20, ge=1, le=MAX_LIMIT, description="Trips per page.")
-    cursor: str | None = Field(None, max_length=1000, description="`next_cursor` of the previous page of the same search.")
+    min_rating: float | None = Field(None, ge=0, le=MAX_RATING, description="Lowest driver rating.")
+
+
+class SearchRequest(TripFilters):
+    """The fields of a search. ``GET /v1/search`` takes them as query parameters, ``POST /v1/search`` as a JSON object."""
+
+    date: dt.date = Field(description="The day of departure, `YYYY-MM-DD`, in the trip's local time.")
+    sort: str = Field(QUERY_DEFAULTS["sort"], json_schema_extra=_enum(SORTS), description="Order of the trips.")
+    limit: int = Field(QUERY_DEFAULTS["limit"], ge=1, le=MAX_LIMIT, description="Trips per page.")
+    cursor: str | None = Field(None, max_length=MAX_CURSOR_LENGTH, description="`next_cursor` of the previous page of the same search.")
     facets: FacetsText | list[FacetName] = Field(
-        "all",
+        QUERY_DEFAULTS["facets"],
         description=f"Facets to compute: `all`, empty for none, or a comma list of: {', '.join(FACET_NAMES)}.",
     )
-    price_interval: float = Field(5.0, gt=0, le=1e9, description="Width of the price facet's buckets.")
-    cell_resolution: int = Field(7, ge=0, le=15, description="H3 resolution of the pickup and dropoff cell facets.")
+    price_interval: float = Field(QUERY_DEFAULTS["price_interval"], ge=MIN_PRICE_INTERVAL, le=MAX_PRICE, description="Width of the price facet's buckets.")
+    cell_resolution: int = Field(QUERY_DEFAULTS["cell_resolution"], ge=0, le=MAX_CELL_RESOLUTION, description="H3 resolution of the pickup and dropoff cell facets.")
 
 
 class NearPlace(BaseModel):
@@ -129,7 +136,7 @@ class HitPoint(BaseModel):
 class Stop(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=MAX_STOP_NAME_LENGTH)
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     time: dt.datetime = Field(description="With a UTC offset, never earlier than the stop before.")
@@ -147,25 +154,19 @@ class Route(BaseModel):
 class Price(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: float = Field(ge=0, le=1_000_000)
-    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
+    amount: float = Field(ge=0, le=MAX_PRICE_AMOUNT)
+    currency: str = Field("EUR", pattern=CURRENCY_PATTERN)
 
 
-class TripOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    instant_booking: bool = False
-    pets: bool = False
-    smoking: bool = False
-    women_only: bool = False
-    max_two_back: bool = False
+# One flag per option name of the engine, all false by default.
+TripOptions = create_model("TripOptions", __config__=ConfigDict(extra="forbid"), **{name: (bool, False) for name in OPTION_NAMES})  # type: ignore[call-overload]
 
 
 class Driver(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str
-    rating: float | None = Field(None, ge=0, le=5)
+    rating: float | None = Field(None, ge=0, le=MAX_RATING)
     verified: bool = False
 
 
@@ -178,10 +179,10 @@ class Trip(BaseModel):
     version: int = Field(ge=0, description="A write is applied only if its version is higher than the stored one.")
     departure_time: dt.datetime = Field(description="The time of the first stop, with a UTC offset.")
     stops: list[Stop] = Field(min_length=2, max_length=MAX_STOPS)
-    seats_total: int = Field(ge=1, le=99)
-    seats_available: int = Field(ge=0, le=99)
+    seats_total: int = Field(ge=1, le=MAX_SEATS)
+    seats_available: int = Field(ge=0, le=MAX_SEATS)
     price: Price
-    options: TripOptions | None = None
+    options: TripOptions | None = None  # type: ignore[valid-type]  # built from the engine's option names
     driver: Driver | None = None
     status: str = Field("published", json_schema_extra=_enum(STATUSES))
     route: Route | None = None
@@ -349,24 +350,12 @@ class ProblemDetails(BaseModel):
 # -- alerts -------------------------------------------------------------------
 
 
-class AlertRequest(BaseModel):
-    """A saved search: the fields of a search that select trips, over one date or a range of at most 90 days."""
+class AlertRequest(TripFilters):
+    """A saved search: the fields of a search that select trips, over one date or a range of dates (see `date_to`)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    from_: PointText | LatLonPair = Field(alias="from", description="Where the passenger starts: `[lat, lon]` or `LAT,LON`.")
-    to: PointText | LatLonPair = Field(description="Where the passenger goes: `[lat, lon]` or `LAT,LON`.")
     date: dt.date | None = Field(None, description="One day (`YYYY-MM-DD`, the trip's local time); or give `date_from` and `date_to`.")
     date_from: dt.date | None = Field(None, description="First day of the range.")
-    date_to: dt.date | None = Field(None, description="Last day of the range (at most 90 days after `date_from`, counting both).")
-    from_radius_km: float = Field(10.0, ge=0, le=MAX_RADIUS_KM, description="How far from `from` the pickup may be.")
-    to_radius_km: float = Field(10.0, ge=0, le=MAX_RADIUS_KM, description="How far from `to` the dropoff may be.")
-    seats: int = Field(1, ge=1, le=99, description="Seats needed.")
-    time_from: str | None = Field(None, pattern=TIME_PATTERN, description="Earliest pickup time, local `HH:MM`.")
-    time_to: str | None = Field(None, pattern=TIME_PATTERN, description="Latest pickup time, local `HH:MM`.")
-    max_price: float | None = Field(None, ge=0, le=1e9, description="Highest price per seat.")
-    options: OptionsText | list[OptionName] | None = Field(None, description=f"Options every trip must have: {', '.join(OPTION_NAMES)}.")
-    min_rating: float | None = Field(None, ge=0, le=5, description="Lowest driver rating.")
+    date_to: dt.date | None = Field(None, description=f"Last day of the range (at most {MAX_ALERT_DAYS} days after `date_from`, counting both).")
     webhook_url: str | None = Field(None, max_length=2000, description="http(s) URL to POST every event of the alert to, signed (see docs/alerts.md).")
 
 

@@ -21,9 +21,11 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["json_response", "cached_json", "cache_control", "etag_of", "etag_matches", "dumps"]
+__all__ = ["json_response", "cached_json", "cache_control", "revalidate", "etag_of", "etag_matches", "dumps", "NOT_MODIFIED_VARY"]
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+# The 200 a 304 stands for varies by encoding (the gzip middleware says so on it, not on a 304).
+NOT_MODIFIED_VARY = "Accept-Encoding"
 
 
 def dumps(data: Any) -> bytes:
@@ -41,18 +43,22 @@ def cached_json(request: Request, body: bytes, max_age: int, *, public: bool = T
 
     ``public=False`` (answers that needed a token) lets only the client cache it, not shared caches.
     """
-    tag = etag_of(body)
+    tag, current = revalidate(body, request.headers.get("if-none-match"))
     cache = {"ETag": tag, "Cache-Control": cache_control(max_age, public)}
-    condition = request.headers.get("if-none-match")
-    if condition is not None and etag_matches(condition, tag):
-        # The 200 this stands for varies by encoding (the gzip middleware says so on it, not on a 304).
-        return Response(status_code=304, headers={**cache, "Vary": "Accept-Encoding"})
+    if current:
+        return Response(status_code=304, headers={**cache, "Vary": NOT_MODIFIED_VARY})
     return Response(body, headers={**cache, **(headers or {})}, media_type="application/json")
 
 
 def cache_control(max_age: int, public: bool = True) -> str:
     """Return the ``Cache-Control`` of a cacheable answer: shared caches may keep public ones."""
     return f"{'public' if public else 'private'}, max-age={max_age}"
+
+
+def revalidate(body: bytes, if_none_match: str | None) -> tuple[str, bool]:
+    """Return the ETag of ``body`` and whether ``If-None-Match`` names it (the client's copy is current: answer 304)."""
+    tag = etag_of(body)
+    return tag, if_none_match is not None and etag_matches(if_none_match, tag)
 
 
 def etag_of(body: bytes) -> str:

@@ -36,12 +36,12 @@ import numpy as np
 import tripsearch
 from tripsearch.alerts import AlertStore, match_trips
 from tripsearch.backend import parse_upserts
-from tripsearch.fixtures import generate_trips
+from tripsearch.data.fixtures import generate_trips
 
 try:  # the workload moves into tripsearch.capacity
     from tripsearch.capacity.workload import build_workload
 except ImportError:  # pragma: no cover - before the move
-    from tripsearch.workload import build_workload  # type: ignore[no-redef]
+    from tripsearch.capacity.workload import build_workload  # type: ignore[no-redef]
 
 START = dt.date(2027, 3, 1)
 DAYS = 14

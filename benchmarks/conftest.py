@@ -20,7 +20,7 @@ except ImportError:
     raise pytest.UsageError("the benchmarks need pytest-benchmark: pip install -e '.[bench]' (make bench and make dev install it)") from None
 
 import tripsearch
-from tripsearch.fixtures import generate_trips
+from tripsearch.data.fixtures import generate_trips
 
 SEED = 42
 START = dt.date(2026, 12, 1)

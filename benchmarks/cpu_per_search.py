@@ -33,7 +33,7 @@ def main() -> None:
     import tripsearch
     from api.routes.search import search_body
     from benchmarks.conftest import workload_sample
-    from tripsearch.workload import build_workload
+    from tripsearch.capacity.workload import build_workload
 
     engine = tripsearch.open(args.data, refresh_interval=0)
     gc.freeze()

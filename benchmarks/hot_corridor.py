@@ -7,8 +7,8 @@ Usage::
         [--from Paris] [--to Lyon] [--json PATH]
 
 For each ``--per-day`` value, in one process: the trips are ``--background``
-trips of :func:`tripsearch.fixtures.generate_trips` plus ``per-day`` trips a
-day each way between Paris and Lyon (:func:`tripsearch.fixtures.corridor_trips`),
+trips of :func:`tripsearch.data.fixtures.generate_trips` plus ``per-day`` trips a
+day each way between Paris and Lyon (:func:`tripsearch.data.fixtures.corridor_trips`),
 over ``--days`` days. The same trips go into a fresh embedded engine (a
 temporary directory) and a fresh Elasticsearch alias; then the same searches
 run on both, interleaved (embedded, then Elasticsearch, query by query, so
@@ -64,8 +64,8 @@ from elastic_transport import Urllib3HttpNode
 
 import tripsearch
 from tripsearch.backend import Backend, SearchResult
-from tripsearch.fixtures import corridor_trips, generate_trips
-from tripsearch.places import Place, load_places
+from tripsearch.data.fixtures import corridor_trips, generate_trips
+from tripsearch.data.places import Place, load_places
 
 __all__ = [
     "KINDS",

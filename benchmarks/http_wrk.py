@@ -13,7 +13,7 @@ per second, p50 / p99 latency, the workers' CPU per request, and how busy the
 machine was. A run with a non-2xx answer or a socket error fails the command.
 
 This is the issue's measurement ("wrk from Debian" on loopback); wrk takes
-about half the CPU of ``tripsearch.loadgen``, which the capacity tool uses
+about half the CPU of ``tripsearch.capacity.loadgen``, which the capacity tool uses
 for its open-loop curve. ``apt-get install wrk`` first.
 """
 

@@ -28,7 +28,7 @@ built: ``~/.cache/tripsearch/bench/data-1000000-seed42-days30``). Steps:
    after importing the libraries (before opening) are given beside, so the
    index's own share shows.
 
-The queries are the benchmark workload (``tripsearch.workload``) drawn
+The queries are the benchmark workload (``tripsearch.capacity.workload``) drawn
 from 5,000 trips read from the directory's store. Prints Markdown tables
 and writes the raw figures as JSON with ``--json``.
 """
@@ -55,7 +55,7 @@ _CHILD = r"""
 import json, os, sys, time
 t0 = time.perf_counter()
 import tripsearch, numpy, h3, msgspec, orjson, numba
-from tripsearch.query.execute import execute  # the libraries' own memory is not the index's
+from tripsearch.index.execute import execute  # the libraries' own memory is not the index's
 from tripsearch.capacity.probe import smaps_rollup
 imported = time.perf_counter() - t0
 
@@ -90,7 +90,7 @@ def _memory_of(pid: int) -> dict[str, int]:
 
 
 def sample_queries(data: Path, n: int) -> list[dict[str, Any]]:
-    from tripsearch.workload import build_workload
+    from tripsearch.capacity.workload import build_workload
 
     with closing(sqlite3.connect(f"file:{data / 'trips.sqlite'}?mode=ro", uri=True)) as conn:
         total = conn.execute("SELECT MAX(rowid) FROM trips").fetchone()[0] or 0

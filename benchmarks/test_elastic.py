@@ -19,9 +19,9 @@ import orjson
 import pytest
 
 import tripsearch
-from tests.elastic.cluster import Cluster, es_cluster, es_clusters, fresh_alias  # noqa: F401  (session fixtures)
+from tripsearch.testing.elastic import Cluster, es_cluster, es_clusters, fresh_alias  # noqa: F401  (session fixtures)
 from tripsearch.backend import Backend
-from tripsearch.workload import build_workload
+from tripsearch.capacity.workload import build_workload
 
 from .conftest import SIZES, dataset_trips
 

@@ -20,7 +20,7 @@ LOAD_SIZE = min(max(SIZES), 100_000)
 
 def test_bulk_load(benchmark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Trips/s through engine.upsert of NDJSON lines in batches of 5,000, as `tripsearch index` does."""
-    from tripsearch.fixtures import generate_trips
+    from tripsearch.data.fixtures import generate_trips
 
     lines = [orjson.dumps(t) for t in generate_trips(LOAD_SIZE, SEED + 1, START, DAYS)]
     runs = iter(range(100))
@@ -51,11 +51,11 @@ def test_bulk_load_stages(benchmark, tmp_path: Path) -> None:  # type: ignore[no
     import numpy as np
 
     from tripsearch.backend import parse_upserts
-    from tripsearch.columns import TripColumns
+    from tripsearch.core.columns import TripColumns
     from tripsearch.index.cells import route_to_cells
     from tripsearch.index.memory import MemoryIndex
     from tripsearch.index.store import Store
-    from tripsearch.fixtures import generate_trips
+    from tripsearch.data.fixtures import generate_trips
 
     lines = [orjson.dumps(t) for t in generate_trips(LOAD_SIZE, SEED + 1, START, DAYS)]
     stages = {"parse_validate": 0.0, "sqlite_write": 0.0, "columns": 0.0, "cells": 0.0, "index_apply": 0.0}

@@ -12,7 +12,7 @@ import math
 import pytest
 
 from benchmarks.hot_corridor import KINDS, Mismatch, check_same, format_table, run_corridor
-from tests.elastic.cluster import Cluster, es_cluster, es_clusters  # noqa: F401  (session fixtures)
+from tripsearch.testing.elastic import Cluster, es_cluster, es_clusters  # noqa: F401  (session fixtures)
 from tripsearch.backend import SearchResult
 
 

@@ -18,8 +18,8 @@ import pytest
 
 from tripsearch.capacity.server import ApiServer
 from tripsearch.capacity.probe import rss_bytes
-from tripsearch.loadgen import LoadResult, LoadSpec, run_load_here, workload_calls
-from tripsearch.workload import build_workload
+from tripsearch.capacity.loadgen import LoadResult, LoadSpec, run_load_here, workload_calls
+from tripsearch.capacity.workload import build_workload
 
 from .conftest import workload_sample
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tripsearch
-from tripsearch.workload import build_workload
+from tripsearch.capacity.workload import build_workload
 
 from .conftest import workload_sample
 

@@ -31,10 +31,10 @@ import orjson
 import pytest
 
 import tripsearch
-from tests.elastic.cluster import Cluster, es_cluster, es_clusters, fresh_alias  # noqa: F401  (session fixtures)
-from tests.rabbitmq import Broker, fresh_topology, rabbitmq  # noqa: F401  (the session broker)
-from tests.test_worker import publish, run_async
-from tripsearch.events import Topology, trip_event
+from tripsearch.testing.elastic import Cluster, es_cluster, es_clusters, fresh_alias  # noqa: F401  (session fixtures)
+from tripsearch.testing.rabbitmq import Broker, fresh_topology, publish, rabbitmq, run_async  # noqa: F401  (the session broker)
+from tripsearch.testing.server import free_port
+from tripsearch.broker.events import Topology, trip_event
 
 from .conftest import dataset_trips
 
@@ -54,14 +54,6 @@ def _events(count: int, prefix: str) -> list[dict[str, Any]]:
     return [trip_event(dict(base[i % len(base)], id=f"{prefix}-{i}", version=1)) for i in range(count)]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _acked(port: int) -> float | None:
     try:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
@@ -76,7 +68,7 @@ def _acked(port: int) -> float | None:
 def _workers(broker: Broker, topology: Topology, target: list[str], count: int) -> Iterator[list[tuple[subprocess.Popen[bytes], int]]]:
     procs = []
     for _ in range(count):
-        port = _free_port()
+        port = free_port()
         cmd = [sys.executable, "-m", "tripsearch.cli", "worker", "--amqp", broker.url, *target, "--metrics-port", str(port), "--log-level", "warning",
                "--queue", topology.queue, "--exchange", topology.exchange, "--dead-letter-exchange", topology.dead_letter_exchange, "--dead-letter-queue", topology.dead_letter_queue]
         procs.append((subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE), port))
@@ -162,7 +154,7 @@ def test_publish_to_searchable_latency(benchmark, rabbitmq: Broker, tmp_path: Pa
     (batching, the durable write) plus at most 10 ms; ``tripsearch serve``
     adds its own refresh interval (1 s by default) on top.
     """
-    from tripsearch.events import EventPublisher
+    from tripsearch.broker.events import EventPublisher
 
     count = max(1, int(RATE * SECONDS))
     events = _events(count, "lat")
@@ -216,7 +208,7 @@ def test_publish_to_searchable_latency(benchmark, rabbitmq: Broker, tmp_path: Pa
 
 
 async def _declare(broker: Broker, topology: Topology) -> None:
-    from tripsearch.events import EventPublisher
+    from tripsearch.broker.events import EventPublisher
 
     async with EventPublisher(broker.url, topology):
         pass

@@ -9,7 +9,7 @@ The paths are the capacity tool's HTTP workload (searches with all facets
 and place autocompletes, in its shuffled order). wrk replays them in turn
 from a random start per thread; it does not follow cursors to page 2, so
 the mix is the loadgen's without its page-2 follows. A cross-check of
-``tripsearch.loadgen`` with a load generator written in C (Debian's
+``tripsearch.capacity.loadgen`` with a load generator written in C (Debian's
 ``wrk``), which takes less of the machine's CPU.
 """
 

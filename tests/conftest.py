@@ -8,10 +8,11 @@ from typing import Any, Callable, Iterable, Iterator
 import pytest
 
 import tripsearch
-from tripsearch.backend import Backend, DeleteReport, UpsertReport
+from tripsearch.backend import Backend, DeleteReport, Refresh, UpsertReport
 
-from .elastic.cluster import Cluster, es_cluster, es_clusters, fresh_alias  # noqa: F401  (session fixtures, started on first use)
-from .rabbitmq import rabbitmq  # noqa: F401  (the session broker, started on first use)
+from tripsearch.testing.elastic import Cluster, es_cluster, es_clusters, fresh_alias  # noqa: F401  (session fixtures, started on first use)
+from tripsearch.testing.rabbitmq import rabbitmq  # noqa: F401  (the session broker, started on first use)
+
 from .skip_summary import pytest_terminal_summary, pytest_unconfigure  # noqa: F401  (the run's last line: what was skipped)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,10 +108,10 @@ class _CopyOnWrite:
             self._own = True
         return self._engine
 
-    def upsert(self, trips: Iterable[Any], refresh: bool = False) -> UpsertReport:
+    def upsert(self, trips: Iterable[Any], refresh: Refresh = False) -> UpsertReport:
         return self._writable().upsert(trips, refresh=refresh)
 
-    def delete(self, ids: Iterable[Any], refresh: bool = False) -> DeleteReport:
+    def delete(self, ids: Iterable[Any], refresh: Refresh = False) -> DeleteReport:
         return self._writable().delete(ids, refresh=refresh)
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ from tripsearch.capacity import FitTargets, Measurements, Targets, load_shared_i
 from tripsearch.capacity.data import rate_at_p99
 from tripsearch.cli import main
 from tripsearch.index.embedded import MERGE_MIN_ROWS, MERGE_RATIO
-from tripsearch.loadgen import LoadSpec, NotLoopback, check_loopback, run_load
+from tripsearch.capacity.loadgen import LoadSpec, NotLoopback, check_loopback, run_load
 
 from .conftest import ROOT
 

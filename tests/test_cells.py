@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tripsearch.columns import TripColumns
+from tripsearch.core.columns import TripColumns
 from tripsearch.index.cells import CORRIDOR_RES, INDEX_MARGIN_KM, disk_to_cells, route_to_cells
 from tripsearch.model import parse_trip
 

@@ -220,6 +220,21 @@ def test_refresh_across_processes(tmp_path: Path) -> None:
         reader.close()
 
 
+def test_wait_for_returns_once_every_reader_sees_the_write(tmp_path: Path) -> None:
+    """refresh="wait_for" (the contract): when upsert or delete returns, another engine over the same index has refreshed past it."""
+    data = tmp_path / "shared"
+    writer = tripsearch.open(data, refresh_interval=0.2)
+    reader = tripsearch.open(data, refresh_interval=0.2)
+    try:
+        assert writer.upsert([paris_lyon("waited")], refresh="wait_for").items[0].result == "stored"
+        assert ids(reader.search(QUERY)) == ["waited"]
+        assert writer.delete(["waited"], refresh="wait_for").items[0].result == "deleted"
+        assert reader.search(QUERY).total == 0
+    finally:
+        writer.close()
+        reader.close()
+
+
 def test_a_write_only_process_keeps_no_index_and_searchers_see_its_writes(tmp_path: Path) -> None:
     """search=False (the indexer worker): writes are durable and reach the searching processes; nothing is held or mapped here."""
     from tripsearch.errors import TripSearchError

@@ -1,4 +1,4 @@
-"""Tests of tripsearch.fixtures: determinism, the wire-format rules, plausibility.
+"""Tests of tripsearch.data.fixtures: determinism, the wire-format rules, plausibility.
 
 The rules are checked here directly (not through the engine's validator), so
 the generator is held to the contract even when the model changes.
@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from tripsearch.fixtures import MAX_DETOUR, MAX_TRIP_KM, MIN_TRIP_KM, corridor_trips, generate_ndjson, generate_trips, pair_share, write_ndjson
+from tripsearch.data.fixtures import MAX_DETOUR, MAX_TRIP_KM, MIN_TRIP_KM, corridor_trips, generate_ndjson, generate_trips, pair_share, write_ndjson
+from tripsearch.data.places import load_places
 from tripsearch.model import parse_trip
-from tripsearch.places import load_places
 
 __all__: list[str] = []
 

@@ -16,7 +16,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tripsearch.kernels import closest_in_ranges, route_distances_along
+from tripsearch.core.kernels import closest_in_ranges, route_distances_along
 
 from . import reference as ref
 from .geometry import destination, random_route

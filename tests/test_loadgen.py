@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tripsearch.loadgen import LoadSpec, run_load_here
+from tripsearch.capacity.loadgen import LoadSpec, run_load_here
 
 
 class _LoggingServer(socketserver.ThreadingTCPServer):

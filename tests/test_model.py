@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tripsearch.errors import InvalidTrip
-from tripsearch.fixtures import generate_trips
+from tripsearch.data.fixtures import generate_trips
 from tripsearch.model import parse_trip_route, parse_trips_routes
 
 TRIPS = list(generate_trips(40, 5, dt.date(2026, 12, 1), 3))

@@ -1,4 +1,4 @@
-"""Tests of tripsearch.places: the city table and the prefix autocomplete."""
+"""Tests of tripsearch.data.places: the city table and the prefix autocomplete."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from tripsearch.places import Place, load_places, nearest_place, normalize_place_name, search_places
+from tripsearch.data.places import Place, load_places, nearest_place, normalize_place_name, search_places
 
 __all__: list[str] = []
 

@@ -21,8 +21,8 @@ import orjson
 import pytest
 
 import tripsearch
-from tripsearch.fixtures import generate_trips
-from tripsearch.workload import build_workload
+from tripsearch.data.fixtures import generate_trips
+from tripsearch.capacity.workload import build_workload
 
 from .geometry import REGIONS, random_queries, random_trips
 from .test_engine import QUERY, paris_lyon

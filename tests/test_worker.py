@@ -13,15 +13,13 @@ import datetime as dt
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
 from functools import lru_cache
 from pathlib import Path
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Awaitable, Callable, Iterator, TypeVar
+from typing import Any, Awaitable, Callable, Iterator
 
 import aio_pika
 import httpx
@@ -31,17 +29,17 @@ import pytest
 import tripsearch
 from tripsearch.backend import Backend
 from tripsearch.errors import NotFound
-from tripsearch.events import EventPublisher, Topology, delete_event, trip_event
-from tripsearch.fixtures import generate_trips
+from tripsearch.broker.events import EventPublisher, Topology, delete_event, trip_event
+from tripsearch.data.fixtures import generate_trips
 from tripsearch.index.embedded import DB_NAME
-from tripsearch.worker import FIELD_HEADER, REASON_HEADER, Worker, WorkerSettings
+from tripsearch.broker.worker import FIELD_HEADER, REASON_HEADER, Worker, WorkerSettings
 
-from .rabbitmq import Broker, fresh_topology
+from tripsearch.testing.rabbitmq import Broker, fresh_topology, publish, run_async
+from tripsearch.testing.server import free_port
 
 # The issue's 100,000 events on each backend (TRIPSEARCH_WORKER_TEST_EVENTS sets another size).
 EVENTS = int(os.environ.get("TRIPSEARCH_WORKER_TEST_EVENTS", "100000"))
 KILLS = 10
-T = TypeVar("T")
 
 Expected = dict[str, tuple[int, int | None]]  # id -> (version, seats_available), None when the last event deletes it
 
@@ -106,24 +104,6 @@ def apply_in_version_order(backend: Backend, events: list[dict[str, Any]]) -> No
         same = [e for e in events if e["version"] == version]
         backend.upsert([e["trip"] for e in same if "trip" in e])
         backend.delete([(e["trip_id"], version) for e in same if "trip" not in e])
-
-
-async def publish(broker: Broker, topology: Topology, events: list[Any], pack: int = 1) -> None:
-    async with EventPublisher(broker.url, topology, pack=pack) as publisher:
-        assert await publisher.publish(events) == len(events)
-
-
-def run_async(coroutine: Awaitable[T]) -> T:
-    """Run a coroutine to the end on an event loop of its own thread.
-
-    Not on this thread: a session fixture of the page tests (Playwright's
-    sync API) keeps an event loop running on it for the rest of the session.
-    """
-    async def main() -> T:
-        return await coroutine
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, main()).result()
 
 
 def publish_sync(broker: Broker, topology: Topology, events: list[Any], pack: int = 1) -> None:
@@ -330,19 +310,13 @@ def test_a_broker_restart_during_a_load_is_survived(rabbitmq: Broker, embedded: 
     assert state_of(backend, sorted(expected)) == live(expected)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def spawn(rabbitmq: Broker, tmp_path: Path) -> Iterator[Callable[..., tuple[subprocess.Popen[bytes], int, Path]]]:
     """Return a function that starts `tripsearch worker` processes (stderr to a file); any still running after the test is killed."""
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(topology: Topology, data: Path, *args: str) -> tuple[subprocess.Popen[bytes], int, Path]:
-        port = _free_port()
+        port = free_port()
         log = tmp_path / f"worker-{len(procs)}.log"
         cmd = [sys.executable, "-m", "tripsearch.cli", "worker", "--amqp", rabbitmq.url, "--data", str(data), "--metrics-port", str(port),
                "--exchange", topology.exchange, "--queue", topology.queue, "--dead-letter-exchange", topology.dead_letter_exchange,
@@ -471,7 +445,7 @@ def test_elasticsearch_duplicates_shuffled_versions_and_a_cluster_stopped_mid_lo
     node is stopped (SIGTERM, as an operator or a crash stops it) and
     started again on the same port and data.
     """
-    from .elastic.cluster import own_cluster
+    from tripsearch.testing.elastic import own_cluster
 
     events, expected = make_events(EVENTS, seed=6)
     topology = fresh_topology()

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from tripsearch.cli import build_parser
-from tripsearch.events import _KNOWN_FIELDS, EVENT_TYPES, SCHEMA
-from tripsearch.worker import WorkerMetrics
+from tripsearch.broker.events import _KNOWN_FIELDS, EVENT_TYPES, SCHEMA
+from tripsearch.broker.worker import WorkerMetrics
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "workers.md").read_text()
 

@@ -15,10 +15,10 @@ import orjson
 
 from .errors import InvalidInput, InvalidTrip
 from .model import Trip, parse_trips_routes, paused_gc, raw_trip_id
-from .places import Place, nearest_place
+from .data.places import Place, nearest_place
 from .query.model import Query
 
-__all__ = ["Backend", "delete_targets", "parse_upserts", "Latest", "TripInput", "ItemResult", "UpsertReport", "DeleteReport", "Point", "Hit", "SearchResult"]
+__all__ = ["Backend", "Refresh", "delete_targets", "parse_upserts", "Latest", "TripInput", "ItemResult", "UpsertReport", "DeleteReport", "Point", "Hit", "SearchResult"]
 
 TripInput = Mapping[str, Any] | Trip | bytes | str
 
@@ -205,15 +205,21 @@ def delete_targets(ids: Iterable[str | tuple[str, int]]) -> list[tuple[str, int 
     return out
 
 
+# When a write becomes searchable: ``False`` within a refresh interval; ``True`` through this
+# backend object before the call returns; ``"wait_for"`` through every reader of the index
+# (other processes included) before the call returns.
+Refresh = bool | Literal["wait_for"]
+
+
 @runtime_checkable
 class Backend(Protocol):
     """A trip search engine: durable writes, exact search."""
 
-    def upsert(self, trips: Iterable[TripInput], refresh: bool = False) -> UpsertReport:
-        """Store trips whose version is higher than the stored one; report each trip's fate."""
+    def upsert(self, trips: Iterable[TripInput], refresh: Refresh = False) -> UpsertReport:
+        """Store trips whose version is higher than the stored one; report each trip's fate (``refresh``: see :data:`Refresh`)."""
         ...
 
-    def delete(self, ids: Iterable[str | tuple[str, int]], refresh: bool = False) -> DeleteReport:
+    def delete(self, ids: Iterable[str | tuple[str, int]], refresh: Refresh = False) -> DeleteReport:
         """Delete trips by id, or by (id, version): a versioned delete applies only over a lower stored version."""
         ...
 

@@ -21,7 +21,6 @@ Example (against a running server)::
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import random
 import time
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from .backend import Hit, ItemResult, Point, SearchResult
 from .errors import AlertNotFound, BackendUnavailable, InvalidAlert, InvalidCursor, InvalidQuery, InvalidTrip, NotFound, StoreReadOnly, TripSearchError
 from .model import Trip, trip_to_json
 from .query.model import Query
+from .query.params import query_to_params
 
 __all__ = [
     "TripSearchClient",
@@ -108,21 +108,7 @@ class _Call(Generic[_T]):
 def _search_call(query: Mapping[str, Any] | Query | None, fields: Mapping[str, Any]) -> _Call[SearchResult]:
     merged = dict(query.to_dict() if isinstance(query, Query) else query or {})
     merged.update(fields)
-    params = {("from" if key == "from_" else key): _param_text(key, value) for key, value in merged.items() if value is not None}
-    return _Call("GET", "/v1/search", _read_search, params=params)
-
-
-def _param_text(key: str, value: Any) -> str:
-    """Return a query field as the API's text form: points as ``LAT,LON``, lists as comma lists."""
-    if isinstance(value, Mapping) and "lat" in value and "lon" in value:
-        return f"{value['lat']},{value['lon']}"
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value)
+    return _Call("GET", "/v1/search", _read_search, params=query_to_params(merged))
 
 
 def _read_search(response: httpx.Response) -> SearchResult:

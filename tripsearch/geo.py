@@ -99,7 +99,7 @@ def route_geometry(lat_deg: F64, lon_deg: F64, starts: I64, cum_len: F64 | None 
     ``cum_len`` gives each vertex's distance along its route when known (a
     window of a route keeps the distances of the whole route); otherwise an
     approximation is summed here (exact distances along come from
-    :func:`tripsearch.kernels.route_distances_along`).
+    :func:`tripsearch.core.kernels.route_distances_along`).
     """
     lat = np.radians(lat_deg)
     lon = np.radians(lon_deg)

@@ -56,11 +56,17 @@ STATUSES = ("published", "full", "cancelled")
 MAX_STOPS = 20
 MAX_ROUTE_POINTS = 20_000
 MAX_ID_LENGTH = 128
+MAX_SEATS = 99
+MAX_PRICE_AMOUNT = 1_000_000
+MAX_RATING = 5.0
+MAX_STOP_NAME_LENGTH = 200
+ID_PATTERN = rf"^[^\x00-\x1f\x7f/]{{1,{MAX_ID_LENGTH}}}$"
+CURRENCY_PATTERN = r"^[A-Z]{3}$"
 ROUTE_END_TOLERANCE_KM = 2.0
 # A segment is a great-circle arc; far below half the Earth's circumference it is well defined.
 MAX_SEGMENT_KM = 5000.0
-_ID_PATTERN = re.compile(r"^[^\x00-\x1f\x7f/]{1,128}$")
-_CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
+_ID_PATTERN = re.compile(ID_PATTERN)
+_CURRENCY_PATTERN = re.compile(CURRENCY_PATTERN)
 
 
 class Stop(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -339,8 +345,8 @@ def _check_head(trip: Trip) -> None:
         _check_point(f"stops[{i}]", stop.lat, stop.lon)
         if stop.time.tzinfo is None:
             raise InvalidTrip(f"stops[{i}].time", "must carry a UTC offset")
-        if not stop.name.strip() or len(stop.name) > 200:
-            raise InvalidTrip(f"stops[{i}].name", "must be 1 to 200 characters")
+        if not stop.name.strip() or len(stop.name) > MAX_STOP_NAME_LENGTH:
+            raise InvalidTrip(f"stops[{i}].name", f"must be 1 to {MAX_STOP_NAME_LENGTH} characters")
         if previous is not None and stop.time < previous:
             raise InvalidTrip(f"stops[{i}].time", "is earlier than the stop before it; times never decrease")
         previous = stop.time
@@ -381,18 +387,18 @@ def _check_route(trip: Trip) -> np.ndarray:
 
 
 def _check_tail(trip: Trip) -> None:
-    if not 1 <= trip.seats_total <= 99:
-        raise InvalidTrip("seats_total", "must be from 1 to 99")
+    if not 1 <= trip.seats_total <= MAX_SEATS:
+        raise InvalidTrip("seats_total", f"must be from 1 to {MAX_SEATS}")
     if not 0 <= trip.seats_available <= trip.seats_total:
         raise InvalidTrip("seats_available", f"must be from 0 to seats_total ({trip.seats_total})")
-    if not (math.isfinite(trip.price.amount) and 0 <= trip.price.amount <= 1_000_000):
-        raise InvalidTrip("price.amount", "must be a number from 0 to 1000000")
+    if not (math.isfinite(trip.price.amount) and 0 <= trip.price.amount <= MAX_PRICE_AMOUNT):
+        raise InvalidTrip("price.amount", f"must be a number from 0 to {MAX_PRICE_AMOUNT}")
     if not _CURRENCY_PATTERN.match(trip.price.currency):
         raise InvalidTrip("price.currency", "must be an ISO 4217 code of three capital letters, e.g. EUR")
     if trip.driver is not None:
         rating = trip.driver.rating
-        if rating is not None and not (math.isfinite(rating) and 0.0 <= rating <= 5.0):
-            raise InvalidTrip("driver.rating", "must be from 0 to 5")
+        if rating is not None and not (math.isfinite(rating) and 0.0 <= rating <= MAX_RATING):
+            raise InvalidTrip("driver.rating", f"must be from 0 to {MAX_RATING:g}")
     if trip.status not in STATUSES:
         raise InvalidTrip("status", f"must be one of {', '.join(STATUSES)}, got {trip.status!r}")
 

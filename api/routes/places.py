@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from tripsearch.errors import BackendUnavailable
-from tripsearch.places import search_places
+from tripsearch.data.places import search_places
 
 from ..deps import HolderDep, SettingsDep
 from ..models import PlacesResponse

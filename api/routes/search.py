@@ -15,7 +15,7 @@ from starlette.datastructures import QueryParams
 from starlette.responses import Response
 
 from tripsearch.backend import Backend, SearchResult
-from tripsearch.errors import InvalidQuery
+from tripsearch.query.params import params_to_query
 
 from ..bodies import parse_json
 from ..deps import EngineDep, SettingsDep
@@ -27,9 +27,6 @@ from . import problems
 __all__ = ["router", "query_from_params", "search_body"]
 
 router = APIRouter(tags=["search"])
-
-# Fields that take a comma list; repeating the parameter (?options=pets&options=smoking) adds to it.
-_LIST_FIELDS = frozenset({"options", "facets"})
 
 _IF_NONE_MATCH = {
     "name": "If-None-Match",
@@ -84,16 +81,8 @@ async def search_post(request: Request, engine: EngineDep, settings: SettingsDep
 
 
 def query_from_params(params: QueryParams) -> dict[str, str]:
-    """Return the query dict of URL parameters: repeated list fields are joined, other repeats refused."""
-    query: dict[str, str] = {}
-    for key, value in params.multi_items():
-        if key not in query:
-            query[key] = value
-        elif key in _LIST_FIELDS:
-            query[key] = f"{query[key]},{value}"
-        else:
-            raise InvalidQuery(key[:40], "is given more than once")
-    return query
+    """Return the query dict of URL parameters (see :func:`~tripsearch.query.params.params_to_query`)."""
+    return params_to_query(params.multi_items())
 
 
 def search_body(result: SearchResult) -> tuple[bytes, str]:

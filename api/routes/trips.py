@@ -5,32 +5,27 @@ only if its version is higher than the stored one (``unchanged`` otherwise),
 so indexers can retry freely.
 
 ``?refresh=wait_for`` answers once the write is searchable through every
-worker: the write is refreshed into this worker's index at once, then the
-answer waits one refresh interval of the backend, by the end of which every
-other worker's periodic refresh has followed the store's change feed past
-it (plus the time the write took here, which another worker also takes to
-apply it). ``?refresh=true`` refreshes this worker only; without ``refresh`` the
-write becomes searchable within a refresh interval.
+worker, ``?refresh=true`` once it is searchable through the worker that
+answers; without ``refresh`` the write becomes searchable within a refresh
+interval. The backend keeps these promises (:data:`tripsearch.backend.Refresh`).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
-from typing import Annotated, Any, Callable, Literal, TypeVar
+from typing import Annotated, Any
 
-import anyio
 import orjson
 from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from tripsearch.backend import ItemResult
+from tripsearch.backend import ItemResult, Refresh
 from tripsearch.errors import InvalidTrip, NotFound
 
 from ..auth import WriteAccess
 from ..bodies import ndjson_lines, parse_json
-from ..deps import EngineDep, HolderDep, SettingsDep
+from ..deps import EngineDep, SettingsDep
 from ..models import BulkResponse, Trip, WriteResult
 from ..problems import Problem
 from ..responses import json_response
@@ -39,9 +34,6 @@ from . import problems
 __all__ = ["router", "refresh_mode"]
 
 router = APIRouter(prefix="/v1/trips", tags=["trips"])
-
-RefreshMode = Literal["false", "true", "wait_for"]
-_T = TypeVar("_T")
 
 TripId = Annotated[str, Path(max_length=128, description="The trip's id (1 to 128 characters, no `/`).")]
 RefreshParam = Annotated[
@@ -82,7 +74,7 @@ _NDJSON_BODY = {
     responses=problems(400, 401, 403, 413, 422, 503),
     openapi_extra=_TRIP_BODY,
 )
-async def put_trip(trip_id: TripId, request: Request, engine: EngineDep, holder: HolderDep, settings: SettingsDep, _: WriteAccess, refresh: RefreshParam = None) -> Response:
+async def put_trip(trip_id: TripId, request: Request, engine: EngineDep, settings: SettingsDep, _: WriteAccess, refresh: RefreshParam = None) -> Response:
     """Store the trip if its `version` is higher than the stored one.
 
     The answer says `stored`, or `unchanged` when a version at least as high
@@ -97,7 +89,7 @@ async def put_trip(trip_id: TripId, request: Request, engine: EngineDep, holder:
         body = orjson.dumps({"id": trip_id, **doc})
     elif doc["id"] != trip_id:
         raise InvalidTrip("id", f"is {str(doc['id'])[:130]!r} in the body but {trip_id[:130]!r} in the path")
-    report = await _write(lambda now: engine.upsert([body], refresh=now), mode, holder.refresh_interval_s)
+    report = await run_in_threadpool(engine.upsert, [body], refresh=mode)
     item = report.items[0]
     if item.result == "rejected":
         raise InvalidTrip(item.field or "", item.reason or "is not a valid trip")
@@ -121,7 +113,7 @@ async def get_trip(trip_id: TripId, engine: EngineDep) -> Response:
     response_model=WriteResult,
     responses=problems(400, 401, 403, 404, 413, 503),
 )
-async def delete_trip(trip_id: TripId, engine: EngineDep, holder: HolderDep, _: WriteAccess, refresh: RefreshParam = None, version: VersionParam = None) -> Response:
+async def delete_trip(trip_id: TripId, engine: EngineDep, _: WriteAccess, refresh: RefreshParam = None, version: VersionParam = None) -> Response:
     """Delete a trip. Its version is kept, so a late write of a lower version cannot bring it back.
 
     Without `version`, a trip that is not stored gets 404. With `version`
@@ -132,7 +124,7 @@ async def delete_trip(trip_id: TripId, engine: EngineDep, holder: HolderDep, _: 
     """
     mode = refresh_mode(refresh)
     target: str | tuple[str, int] = trip_id if version is None else (trip_id, delete_version(version))
-    report = await _write(lambda now: engine.delete([target], refresh=now), mode, holder.refresh_interval_s)
+    report = await run_in_threadpool(engine.delete, [target], refresh=mode)
     item = report.items[0]
     if item.result == "not_found" and version is None:
         raise NotFound(trip_id)
@@ -146,7 +138,7 @@ async def delete_trip(trip_id: TripId, engine: EngineDep, holder: HolderDep, _: 
     responses=problems(400, 401, 403, 413, 503),
     openapi_extra=_NDJSON_BODY,
 )
-async def bulk(request: Request, engine: EngineDep, holder: HolderDep, settings: SettingsDep, _: WriteAccess, refresh: RefreshParam = None) -> Response:
+async def bulk(request: Request, engine: EngineDep, settings: SettingsDep, _: WriteAccess, refresh: RefreshParam = None) -> Response:
     """Store the trips of an NDJSON body, one per line, each as `PUT` would.
 
     The answer has one item per non-blank line, in order, with its line
@@ -157,17 +149,17 @@ async def bulk(request: Request, engine: EngineDep, holder: HolderDep, settings:
     """
     mode = refresh_mode(refresh)
     numbers, lines = ndjson_lines(await request.body(), settings.max_bulk_lines)
-    report = await _write(lambda now: engine.upsert(lines, refresh=now), mode, holder.refresh_interval_s)
+    report = await run_in_threadpool(engine.upsert, lines, refresh=mode)
     items = [replace(item, line=numbers[item.line - 1]).to_dict() for item in report.items]
     return json_response({"stored": report.stored, "unchanged": report.unchanged, "rejected": report.rejected, "items": items})
 
 
-def refresh_mode(value: str | None) -> RefreshMode:
+def refresh_mode(value: str | None) -> Refresh:
     """Return the refresh mode of a ``?refresh=`` value (empty means ``true``, as in Elasticsearch)."""
     if value is None or value == "false":
-        return "false"
+        return False
     if value in ("", "true"):
-        return "true"
+        return True
     if value == "wait_for":
         return "wait_for"
     raise Problem(400, f"refresh: must be false, true or wait_for, got {value[:40]!r}", code="invalid_parameter", field="refresh")
@@ -178,20 +170,6 @@ def delete_version(value: str) -> int:
     if not (value.isascii() and value.isdigit() and len(value) <= 19 and int(value) < 2**63):
         raise Problem(400, f"version: must be an integer from 0 to 2^63-1, got {value[:40]!r}", code="invalid_parameter", field="version")
     return int(value)
-
-
-async def _write(apply: Callable[[bool], _T], mode: RefreshMode, refresh_interval_s: float) -> _T:
-    """Run a write in the threadpool; for ``wait_for``, then wait until every worker has refreshed past it.
-
-    Another worker refreshes every interval, counted from the end of its
-    previous refresh, and takes about as long as this one to apply the
-    write: so the wait is the interval plus the time the write took here.
-    """
-    started = time.perf_counter()
-    result = await run_in_threadpool(apply, mode != "false")
-    if mode == "wait_for" and refresh_interval_s > 0:
-        await anyio.sleep(refresh_interval_s + (time.perf_counter() - started))
-    return result
 
 
 def _write_result(item: ItemResult) -> dict[str, Any]:

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -28,6 +25,7 @@ from api.app import create_app
 from api.deps import EngineHolder
 from api.settings import Settings
 from tripsearch.errors import BackendUnavailable
+from tripsearch.testing.server import ServerProcess, start_server
 
 from .support import REFRESH_INTERVAL_S, SECRET
 
@@ -37,34 +35,20 @@ READY_TIMEOUT_S = 120.0  # a loaded 2-core machine can take a minute to build tw
 
 
 @dataclass
-class Server:
-    """A running ``tripsearch serve``: its address, data directory, process and log."""
+class Server(ServerProcess):
+    """A running ``tripsearch serve``: its address, process, log, data directory and workers."""
 
-    url: str
-    data: Path
-    process: subprocess.Popen[bytes]
-    log: Path
-    workers: int
+    data: Path = Path()
+    workers: int = 1
     env: dict[str, str] = field(default_factory=dict)
 
     def client(self, **options: object) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **options)  # type: ignore[arg-type]
 
-    def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)  # the server's own process group (start_new_session)
-            self.process.wait(timeout=10)
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def serve_command(data: Path, workers: int = 1) -> Callable[[int], list[str]]:
+    """Return the command of ``tripsearch serve`` over ``data`` on a given port."""
+    return lambda port: [sys.executable, "-m", "tripsearch.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--data", str(data), "--workers", str(workers), "--log-level", "warning"]
 
 
 @pytest.fixture(scope="session")
@@ -91,37 +75,14 @@ def start_api(loaded_data: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         data = home / "data"
         shutil.copytree(loaded_data, data)
         server_env = {**os.environ, "TRIPSEARCH_JWT_SECRET": SECRET, "TRIPSEARCH_REFRESH_INTERVAL": str(REFRESH_INTERVAL_S), **env}
-        for attempt in range(3):
-            port = free_port()
-            log = home / f"server-{attempt}.log"
-            command = [sys.executable, "-m", "tripsearch.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--data", str(data), "--workers", str(workers), "--log-level", "warning"]
-            with open(log, "wb") as out:
-                process = subprocess.Popen(command, env=server_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=home)
-            server = Server(f"http://127.0.0.1:{port}", data, process, log, workers, env)
-            servers.append(server)
-            if _wait_ready(server):
-                return server
-            server.stop()
-        raise AssertionError(f"the server did not get ready:\n{server.log.read_text()[-3000:]}")
+        started = start_server(serve_command(data, workers), home, env=server_env, cwd=home, timeout_s=READY_TIMEOUT_S)
+        server = Server(started.url, started.process, started.log, data, workers, env)
+        servers.append(server)
+        return server
 
     yield factory
     for server in servers:
         server.stop()
-
-
-def _wait_ready(server: Server) -> bool:
-    """Wait for ``/ready``; False if the process died first (a port taken between free_port and bind)."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            return False
-        try:
-            if httpx.get(f"{server.url}/ready", timeout=2).status_code == 200:
-                return True
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"/ready did not answer 200 within {READY_TIMEOUT_S} s:\n{server.log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="session")

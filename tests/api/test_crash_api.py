@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -35,11 +32,12 @@ import pytest
 import tripsearch
 from tripsearch.client import Retry, TripSearchClient
 from tripsearch.errors import BackendUnavailable
-from tripsearch.fixtures import generate_trips
-from tripsearch.workload import build_workload
+from tripsearch.data.fixtures import generate_trips
+from tripsearch.capacity.workload import build_workload
+from tripsearch.testing.server import start_server as start_process
 
 from .. import reference
-from .conftest import READY_TIMEOUT_S, Server, free_port
+from .conftest import READY_TIMEOUT_S, Server, serve_command
 from .support import REFRESH_INTERVAL_S, SECRET, make_token
 
 KILLS = 20
@@ -139,51 +137,15 @@ class Load:
 
 
 def start_server(data: Path, home: Path, n: int) -> Server:
-    """Start ``tripsearch serve`` (one worker, its own session) over ``data`` and wait until it takes writes."""
-    env = {**os.environ, "TRIPSEARCH_JWT_SECRET": SECRET, "TRIPSEARCH_REFRESH_INTERVAL": str(REFRESH_INTERVAL_S)}
-    for attempt in range(3):
-        port = free_port()
-        log = home / f"server-{n}-{attempt}.log"
-        command = [sys.executable, "-m", "tripsearch.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--data", str(data), "--workers", "1", "--log-level", "warning"]
-        with open(log, "wb") as out:
-            process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=home)
-        server = Server(f"http://127.0.0.1:{port}", data, process, log, 1)
-        try:
-            writable = wait_writable(server)
-        except BaseException:
-            kill(server)
-            raise
-        if writable:
-            return server
-        kill(server)  # it died at once: a port taken between free_port and bind, most likely; try another
-    raise AssertionError(f"the server did not start over {data}:\n{server.log.read_text()[-3000:]}")
-
-
-def wait_writable(server: Server) -> bool:
-    """Wait until the backend is open (a trip lookup answers 404, not 503); False if the process died first.
+    """Start ``tripsearch serve`` (one worker, its own session) over ``data`` and wait until it takes writes.
 
     Not ``/ready``, which also waits for the place index: an indexer writes
-    as soon as writes are taken, and the kill may land while places load.
+    as soon as writes are taken (a trip lookup answers 404, not 503), and the
+    kill may land while places load.
     """
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    with server.client() as client:
-        while time.monotonic() < deadline:
-            if server.process.poll() is not None:
-                return False
-            try:
-                if client.get("/v1/trips/not-a-trip").status_code == 404:
-                    return True
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-    raise AssertionError(f"the backend did not open within {READY_TIMEOUT_S} s:\n{server.log.read_text()[-3000:]}")
-
-
-def kill(server: Server) -> None:
-    """SIGKILL the server's whole process group (uvicorn and anything it started)."""
-    if server.process.poll() is None:
-        os.killpg(server.process.pid, signal.SIGKILL)
-    server.process.wait(timeout=30)
+    env = {**os.environ, "TRIPSEARCH_JWT_SECRET": SECRET, "TRIPSEARCH_REFRESH_INTERVAL": str(REFRESH_INTERVAL_S)}
+    started = start_process(serve_command(data), home, name=f"server-{n}", ready_path="/v1/trips/not-a-trip", ready_status=404, timeout_s=READY_TIMEOUT_S, poll_s=0.05, env=env, cwd=home)
+    return Server(started.url, started.process, started.log, data, 1)
 
 
 def round_batches(base: list[dict[str, Any]], round_no: int, rng: np.random.Generator, sent: dict[str, dict[int, bytes]]) -> list[list[Line]]:
@@ -271,7 +233,7 @@ def test_sigkill_during_api_bulk_loses_no_acknowledged_trip(tmp_path: Path) -> N
             assert load.wait_answers(answers), f"round {round_no}: {load.errors[:5]}\n{server.log.read_text()[-3000:]}"
             time.sleep(float(rng.uniform(0.0, KILL_DELAY_S)))
             load.stop.set()
-            kill(server)
+            server.kill()
             load.join()
             assert not load.errors, f"round {round_no}: {load.errors[:5]}\n{server.log.read_text()[-3000:]}"
             killed_mid_load += load.interrupted > 0
@@ -283,7 +245,7 @@ def test_sigkill_during_api_bulk_loses_no_acknowledged_trip(tmp_path: Path) -> N
             server = start_server(data, tmp_path, round_no + 1)
             check_served(server, acked, queries, expected, rng)
     finally:
-        kill(server)
+        server.kill()
     print(f"{killed_mid_load} of {KILLS} kills cut a request in flight; {len(acked)} trips acknowledged, {unchanged} lines answered unchanged")
     assert len(acked) > TRIPS // 2, f"only {len(acked)} trips were ever acknowledged"
     assert killed_mid_load >= KILLS * 3 // 4, f"only {killed_mid_load} of {KILLS} kills cut a request in flight: the test did not exercise crashes"

@@ -26,7 +26,7 @@ from tripsearch.backend import ItemResult
 from tripsearch.client import Refresh, TripSearchClient
 from tripsearch.errors import NotFound
 
-from ..elastic.cluster import Cluster, fresh_alias
+from tripsearch.testing.elastic import Cluster, fresh_alias
 from ..test_properties import IDS, events, expected_state
 from .conftest import Server
 from .support import iceland_query, make_token, make_trip

@@ -15,8 +15,8 @@ import httpx
 import orjson
 import pytest
 
-from tripsearch.loadgen import query_to_params
-from tripsearch.workload import build_workload
+from tripsearch.query.params import query_to_params
+from tripsearch.capacity.workload import build_workload
 
 from .conftest import FIXTURE, Server
 from .support import LONDON_READING

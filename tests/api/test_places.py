@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tripsearch.places import search_places
+from tripsearch.data.places import search_places
 
 
 def test_prefix_finds_paris_first(http: httpx.Client) -> None:

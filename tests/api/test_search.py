@@ -37,7 +37,7 @@ def test_get_search_returns_the_engine_answer(api: Server, http: httpx.Client) -
 
 
 def test_hits_name_the_city_nearest_to_pickup_and_dropoff(http: httpx.Client) -> None:
-    from tripsearch.places import nearest_place
+    from tripsearch.data.places import nearest_place
 
     trips = http.get("/v1/search", params=LONDON_READING).json()["trips"]
     assert trips

@@ -30,7 +30,7 @@ import orjson
 import psutil
 import pytest
 
-from tripsearch.workload import build_workload
+from tripsearch.capacity.workload import build_workload
 
 from .conftest import FIXTURE, Server
 from .support import iceland_query, make_token, make_trip

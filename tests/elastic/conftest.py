@@ -1,7 +1,7 @@
 """Fixtures of the Elasticsearch tests: the two-node cluster, the parity data set and engines over it.
 
 The one-node cluster (``es_cluster``) and the session's cluster registry
-come from :mod:`tests.elastic.cluster` through ``tests/conftest.py``.
+come from :mod:`tripsearch.testing.elastic` through ``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ import pytest
 
 import tripsearch
 from tripsearch.backend import Backend
-from tripsearch.columns import TripColumns
-from tripsearch.fixtures import generate_trips
+from tripsearch.core.columns import TripColumns
+from tripsearch.data.fixtures import generate_trips
 from tripsearch.index.elastic import ElasticBackend
 from tripsearch.index.elastic.anchors import anchor_fields, anchor_places
 from tripsearch.model import parse_trip
-from tripsearch.workload import build_workload
+from tripsearch.capacity.workload import build_workload
 from tests.geometry import random_queries
 
-from .cluster import Cluster, Clusters, fresh_alias
+from tripsearch.testing.elastic import Cluster, Clusters, fresh_alias
 
 PARITY_TRIPS = 20_000
 PARITY_SEED = 2026

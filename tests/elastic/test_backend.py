@@ -22,15 +22,15 @@ import tripsearch
 from tripsearch.backend import Backend
 from tripsearch.cli import main
 from tripsearch.errors import BackendUnavailable, NotFound
-from tripsearch.fixtures import generate_trips
+from tripsearch.data.fixtures import generate_trips
 from tripsearch.index.elastic import ElasticBackend
 from tripsearch.index.elastic import reindex as elastic_reindex
-from tripsearch.columns import TripColumns
+from tripsearch.core.columns import TripColumns
 from tripsearch.index.elastic.anchors import anchor_fields, anchor_places
 from tripsearch.index.elastic.mapping import MAPPING_VERSION
 from tripsearch.model import parse_trip
 
-from .cluster import Cluster, fresh_alias
+from tripsearch.testing.elastic import Cluster, fresh_alias
 
 pytestmark = pytest.mark.elasticsearch
 

@@ -16,7 +16,7 @@ import pytest
 from tripsearch.backend import Backend
 from tripsearch.index.elastic import ElasticBackend
 
-from .cluster import unavailable
+from tripsearch.testing import unavailable
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "elasticsearch.md").read_text()
 CONTRACT = [name for name, _ in inspect.getmembers(Backend, inspect.isfunction) if not name.startswith("_")]
@@ -48,7 +48,7 @@ def test_doctests(module: str) -> None:
 def test_a_cluster_that_cannot_start_skips_outside_ci_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception, match="no JDK"):
-        unavailable("no JDK")
+        unavailable("Elasticsearch", "no JDK")
     monkeypatch.setenv("CI", "1")
     with pytest.raises(pytest.fail.Exception, match="required in CI"):
-        unavailable("no JDK")
+        unavailable("Elasticsearch", "no JDK")

@@ -22,11 +22,11 @@ import pytest
 from tripsearch.backend import Backend, SearchResult
 from tripsearch.index.elastic import ElasticBackend
 from tripsearch.index.elastic.query import CERTAIN_DATES, compile_search
-from tripsearch.query.execute import candidate_days
+from tripsearch.index.execute import candidate_days
 from tripsearch.query.matching import evaluate
 from tripsearch.query.model import parse_query
 
-from .cluster import Cluster
+from tripsearch.testing.elastic import Cluster
 
 pytestmark = [pytest.mark.elasticsearch, pytest.mark.slow]
 

@@ -11,11 +11,7 @@ that leaves the machine, and a test fails on any script error.
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +26,8 @@ import pytest
 import tripsearch
 from api.app import create_app
 from api.settings import Settings
+
+from tripsearch.testing.server import ServerProcess, start_server
 
 from .server import serves_page
 
@@ -68,25 +66,13 @@ class Journey:
 
 
 @dataclass
-class PageServer:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    command: list[str] = field(default_factory=list)
+class PageServer(ServerProcess):
+    """The server of the page tests."""
 
     def search(self, **params: Any) -> dict[str, Any]:
         response = httpx.get(f"{self.url}/v1/search", params=params, timeout=30)
         assert response.status_code == 200, response.text
         return dict(response.json())
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -108,22 +94,12 @@ def page_server(page_data: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     home = tmp_path_factory.mktemp("page-server")
     env = {**os.environ, "TRIPSEARCH_DATA": str(page_data), "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     wired = serves_page(create_app(Settings(data=str(page_data))))
-    server = None
-    for attempt in range(3):
-        port = _free_port()
-        if wired:
-            command = [sys.executable, "-m", "tripsearch.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--data", str(page_data)]
-        else:
-            command = [sys.executable, "-m", "uvicorn", "--factory", "tests.page.server:create_app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-        log = home / f"server-{attempt}.log"
-        with open(log, "wb") as out:
-            process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        server = PageServer(f"http://127.0.0.1:{port}", process, log, command)
-        if _wait_ready(server):
-            break
-        server.stop()
+    if wired:
+        command = [sys.executable, "-m", "tripsearch.cli", "serve", "--host", "127.0.0.1", "--port", "{port}", "--data", str(page_data)]
     else:
-        raise AssertionError(f"the server did not start:\n{log.read_text()[-3000:]}")
+        command = [sys.executable, "-m", "uvicorn", "--factory", "tests.page.server:create_app", "--host", "127.0.0.1", "--port", "{port}", "--log-level", "warning"]
+    started = start_server(lambda port: [str(port) if part == "{port}" else part for part in command], home, env=env, cwd=ROOT, timeout_s=READY_TIMEOUT_S)
+    server = PageServer(started.url, started.process, started.log)
     yield server
     server.stop()
 
@@ -244,23 +220,3 @@ def screenshot() -> Any:
         return path
 
     return save
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ready(server: PageServer) -> bool:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            return False
-        try:
-            if httpx.get(f"{server.url}/ready", timeout=2).status_code == 200:
-                return True
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"/ready did not answer 200 within {READY_TIMEOUT_S} s:\n{server.log.read_text()[-3000:]}")

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from ..backend import Backend, DeleteReport, SearchResult, TripInput, UpsertReport, delete_targets, parse_upserts
+from ..backend import Backend, DeleteReport, Refresh, SearchResult, TripInput, UpsertReport, delete_targets, parse_upserts
 from ..errors import InvalidTrip, NotFound
 from ..model import parse_trip_route
 from ..query.model import Query
@@ -96,7 +96,7 @@ class AlertingBackend:
 
     # -- writes ---------------------------------------------------------------
 
-    def upsert(self, trips: Iterable[TripInput], refresh: bool = False) -> UpsertReport:
+    def upsert(self, trips: Iterable[TripInput], refresh: Refresh = False) -> UpsertReport:
         """Write through the inner backend, then match the trips it stored against the alerts."""
         store = self._active_store()
         if store is None:
@@ -110,7 +110,7 @@ class AlertingBackend:
         store.record(match_trips(store, [w.trip for w in written], [w.route for w in written]), set(latest) - stored, token)
         return report
 
-    def delete(self, ids: Iterable[str | tuple[str, int]], refresh: bool = False) -> DeleteReport:
+    def delete(self, ids: Iterable[str | tuple[str, int]], refresh: Refresh = False) -> DeleteReport:
         """Delete through the inner backend; alerts told of a deleted trip get a cancellation."""
         store = self._active_store()
         if store is None:

@@ -19,7 +19,7 @@ cap may reach, then the disks of each tile. A batch of trips:
    (as :func:`~tripsearch.query.matching.evaluate` does without windows),
    decide rules 1 and 2 for each candidate; then, for each alert of the
    group alive and whose days hold the pickup's local day,
-   :func:`~tripsearch.kernels.filter_failures` with the alert's filters.
+   :func:`~tripsearch.core.kernels.filter_failures` with the alert's filters.
 
 No miss: a route point within r of a disk's centre lies within
 ``SAMPLE_KM / 2`` along the route, so on the sphere, of a sample; that
@@ -44,11 +44,11 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from ..columns import STATUS_CODES, TripColumns, ragged_indices
+from ..core.columns import STATUS_CODES, TripColumns, ragged_indices
 from ..model import paused_gc
 from ..geo import EARTH_RADIUS_KM, ClosestPoints
-from ..kernels import closest_in_ranges, filter_failures, times_along
-from ..query.execute import hit_points
+from ..core.kernels import closest_in_ranges, filter_failures, times_along
+from ..index.execute import hit_points
 from ..query.matching import FILTERS, filter_bit
 from ..query.ranking import score_of
 
@@ -335,10 +335,10 @@ def _geometry(cols: TripColumns, part: _Part, rows: NDArray[np.int64], groups: N
 
     The pickup depends on the row and the From disk only, the dropoff on the
     row and the To disk: each is measured once, on the whole route, by
-    :func:`~tripsearch.kernels.closest_in_ranges`, then the items combine
-    them as :func:`~tripsearch.kernels.match_geometry` does (published,
+    :func:`~tripsearch.core.kernels.closest_in_ranges`, then the items combine
+    them as :func:`~tripsearch.core.kernels.match_geometry` does (published,
     both within their radii, the pickup strictly before the dropoff along
-    the route) and get their times by :func:`~tripsearch.kernels.times_along`.
+    the route) and get their times by :func:`~tripsearch.core.kernels.times_along`.
     Measured with a larger ``within_km`` than a disk's own radius, a closest
     point that is within the radius is the same one: pruning only skips
     route parts provably farther than the best point found.
@@ -371,7 +371,7 @@ def match_alerts(  # type: ignore[no-untyped-def]
     """Return the (item, alert) matches of items that pass rules 1 and 2 (sorted by group) with their groups' alerts.
 
     An alert matches when it is alive, not expired at ``now``, its days
-    hold the pickup's local day, and :func:`~tripsearch.kernels.filter_failures`
+    hold the pickup's local day, and :func:`~tripsearch.core.kernels.filter_failures`
     with its filters finds no failure but the date (rules 3 and 4; the
     alert's day range stands for the search's date). A group's alerts come
     grouped by filter set, so each set is checked once per group.

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..columns import TripColumns
+from ..core.columns import TripColumns
 from ..model import Trip
 from .store import AlertStore, TripOutcome
 

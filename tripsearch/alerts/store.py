@@ -513,7 +513,7 @@ _INSERT_TERMS = f"INSERT INTO alert_terms (alert_id, {', '.join(TERM_FIELDS[1:])
 
 
 def _terms(spec: AlertSpec, expires_s: float) -> tuple[Any, ...]:
-    """Return an alert's :data:`~tripsearch.alerts.index.TERM_FIELDS` but ``seq``, as :func:`~tripsearch.kernels.filter_failures` reads the search's."""
+    """Return an alert's :data:`~tripsearch.alerts.index.TERM_FIELDS` but ``seq``, as :func:`~tripsearch.core.kernels.filter_failures` reads the search's."""
     q = spec.query
     return (
         *q.from_point, q.from_radius_km, *q.to_point, q.to_radius_km, spec.day_from, spec.day_to, expires_s,

@@ -16,8 +16,8 @@ from typing import Any, Callable, Iterator
 
 import tripsearch
 
-from ..loadgen import workload_calls
-from ..workload import build_workload
+from .loadgen import workload_calls
+from .workload import build_workload
 
 __all__ = ["SEED", "START", "DAYS", "WORKLOAD_SAMPLE", "fixture_trips", "build_data_dir", "workload_queries", "http_calls", "warm_page_cache", "dir_sizes", "segment_file"]
 
@@ -35,7 +35,7 @@ WORKLOAD_SAMPLE = 5000
 
 
 def fixture_trips(n: int, seed: int = SEED) -> Iterator[dict[str, Any]]:
-    from ..fixtures import generate_trips
+    from ..data.fixtures import generate_trips
 
     return iter(generate_trips(n, seed, START, DAYS))
 

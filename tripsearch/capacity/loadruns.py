@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import orjson
 
-from ..loadgen import LoadResult, LoadSpec, run_load
+from .loadgen import LoadResult, LoadSpec, run_load
 from .errors import CapacityError
 from .probe import cpu_seconds, rss_bytes, smaps_rollup
 from .server import ApiServer, machine_cpu

@@ -96,7 +96,7 @@ def probe(spec: dict[str, Any]) -> dict[str, Any]:
     import orjson  # noqa: F401
 
     import tripsearch
-    from tripsearch import kernels  # noqa: F401
+    from tripsearch.core import kernels  # noqa: F401
 
     before = rss_bytes()
     t0 = time.perf_counter()

@@ -302,10 +302,10 @@ def write_report(meas: Measurements, out_dir: Path, shared_index: dict[str, Any]
         "",
         "## How it was measured",
         "",
-        "- Query mix (`tripsearch/workload.py`): city pairs drawn from the fixture trips' stops (origins by population, destinations by a gravity model),"
+        "- Query mix (`tripsearch/capacity/workload.py`): city pairs drawn from the fixture trips' stops (origins by population, destinations by a gravity model),"
         " 20% of searches with a filter, 10% followed to page 2 with the cursor, and place autocompletes as 15% of calls.",
         "- In-process: one search at a time in a fresh process, after 20 warm-up searches; memory is the process's resident set.",
-        "- HTTP: `tripsearch serve` on loopback; the load generator (`tripsearch/loadgen.py`, raw asyncio, separate process) first runs a closed loop"
+        "- HTTP: `tripsearch serve` on loopback; the load generator (`tripsearch/capacity/loadgen.py`, raw asyncio, separate process) first runs a closed loop"
         " (3 connections per worker) to find saturation, then open-loop Poisson arrivals at fractions of it; open-loop latency counts from when a call was due."
         " Searches/s count first pages and page-2 follows; autocompletes come on top. The load generator shares the machine's cores (its CPU share is in the tables).",
         "- Projections (dotted or dashed lines, `[projection]` in plans): beyond this machine's cores, throughput is assumed linear per worker (one worker per core);"

@@ -24,7 +24,7 @@ import h3.api.basic_int as h3_int
 import numpy as np
 from numpy.typing import NDArray
 
-from ..columns import TripColumns
+from ..core.columns import TripColumns
 from ..geo import EARTH_RADIUS_KM, haversine_km, interpolate_on_arcs
 
 __all__ = [

@@ -31,11 +31,10 @@ import msgspec
 import numpy as np
 import orjson
 
-from ..backend import DeleteReport, ItemResult, SearchResult, TripInput, UpsertReport, delete_targets, parse_upserts
+from ..backend import DeleteReport, ItemResult, Refresh, SearchResult, TripInput, UpsertReport, delete_targets, parse_upserts
 from ..errors import NotFound, StoreReadOnly, TripSearchError
 from ..model import Trip, trip_to_json
-from ..query.execute import candidate_days, execute
-from ..query.matching import Windows
+from .execute import candidate_days, execute
 from ..query.model import Query, parse_query
 from .segments import Manifest, Segment, SegmentError, SegmentMissing, open_segment, read_manifest, write_manifest, write_segment
 from .shared import SharedIndex, SharedView
@@ -163,13 +162,14 @@ class EmbeddedBackend:
 
     # -- writes ---------------------------------------------------------------
 
-    def upsert(self, trips: Iterable[TripInput], refresh: bool = False) -> UpsertReport:
+    def upsert(self, trips: Iterable[TripInput], refresh: Refresh = False) -> UpsertReport:
         """Store every valid trip whose version is higher than the stored one; report each by input line.
 
         Within one call, the highest version of an id wins; its other lines
         are ``unchanged`` (the final state is that of sending them one by
         one; a lower version sent first would have been ``stored``, then replaced).
         """
+        started = time.perf_counter()
         parsed, latest = parse_upserts(trips)
         # JSON text decoded strictly is already the stored form; anything else is re-encoded.
         rows = [(w.trip.id, w.trip.version, w.raw.strip() if isinstance(w.raw, bytes) else trip_to_json(w.trip)) for w in latest.values()]
@@ -185,11 +185,10 @@ class EmbeddedBackend:
                 items.append(ItemResult(pos + 1, entry.id, "stored", entry.version))
             else:
                 items.append(ItemResult(pos + 1, entry.id, "unchanged", entry.version, reason="a version at least as high is stored"))
-        if refresh:
-            self.refresh()
+        self._make_visible(refresh, started)
         return UpsertReport(tuple(items))
 
-    def delete(self, ids: Iterable[str | tuple[str, int]], refresh: bool = False) -> DeleteReport:
+    def delete(self, ids: Iterable[str | tuple[str, int]], refresh: Refresh = False) -> DeleteReport:
         """Delete trips by id, or by (id, version) as an event stream sends them.
 
         A tombstone keeps the version, so a late lower version cannot bring
@@ -197,12 +196,24 @@ class EmbeddedBackend:
         version; it is then ``deleted`` if the trip was live, else
         ``not_found`` (the tombstone is still recorded).
         """
+        started = time.perf_counter()
         wanted = delete_targets(ids)
         deleted = set(self._store.write([], wanted)[1])
         items = tuple(ItemResult(pos + 1, tid, "deleted" if tid in deleted else "not_found", version) for pos, (tid, version) in enumerate(wanted))
+        self._make_visible(refresh, started)
+        return DeleteReport(items)
+
+    def _make_visible(self, refresh: Refresh, started: float) -> None:
+        """Refresh for ``refresh=True``; for ``"wait_for"``, also wait until every other process has refreshed past the write.
+
+        Another process refreshes every interval, counted from the end of its
+        previous refresh, and takes about as long as this one to apply the
+        write: so the wait is the interval plus the time the write took here.
+        """
         if refresh:
             self.refresh()
-        return DeleteReport(items)
+        if refresh == "wait_for" and self.refresh_interval > 0:
+            time.sleep(self.refresh_interval + (time.perf_counter() - started))
 
     # -- reads ----------------------------------------------------------------
 
@@ -221,7 +232,7 @@ class EmbeddedBackend:
         q = parse_query(query)
         view = self._index.view
         cols, found = view.search_rows(q.from_point, q.from_radius_km, q.to_point, q.to_radius_km, candidate_days(q))
-        return execute(q, cols, found.rows, self._store.docs, started, Windows(*found[1:]))
+        return execute(q, cols, found.rows, self._store.docs, started, found.windows)
 
     # -- refresh --------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The in-memory search structures of the embedded backend.
 
-Trips live as columns (:class:`~tripsearch.columns.TripColumns`) in
+Trips live as columns (:class:`~tripsearch.core.columns.TripColumns`) in
 append-only arrays with spare capacity. A new version of a trip is a new row;
 the old row is marked dead. Corridor postings map a key (H3 cell, local day)
 to rows, in a few immutable sorted segments merged log-structured style, as
@@ -21,9 +21,10 @@ from typing import Iterable, NamedTuple, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from ..columns import TripColumns
+from ..core.columns import TripColumns
 from ..model import Trip
-from ..kernels import PostingRanges, join_postings, key_ranges
+from ..query.matching import SegmentWindows
+from ..core.kernels import PostingRanges, join_postings, key_ranges
 from .cells import CELL_SHIFT, disk_to_cells, route_to_cells
 
 __all__ = ["IndexView", "MemoryIndex", "PostingSegment", "Candidates", "cell_day_keys"]
@@ -88,10 +89,11 @@ class Candidates(NamedTuple):
     """Candidate rows, with the segment window of each route near ``from`` and near ``to``."""
 
     rows: NDArray[np.int64]
-    from_lo: NDArray[np.int64]
-    from_hi: NDArray[np.int64]
-    to_lo: NDArray[np.int64]
-    to_hi: NDArray[np.int64]
+    windows: SegmentWindows
+
+    def take(self, keep: NDArray[np.bool_]) -> Candidates:
+        """Return the candidates where ``keep`` is true."""
+        return Candidates(self.rows[keep], SegmentWindows(*(part[keep] for part in self.windows)))
 
 
 @dataclass(frozen=True)
@@ -112,14 +114,14 @@ class IndexView:
 
         A superset of the matches: a match's pickup lies on a segment listed
         near ``from`` and its dropoff on a segment listed near ``to``, and
-        the pickup comes first (the rule of :func:`~tripsearch.kernels.join_postings`).
+        the pickup comes first (the rule of :func:`~tripsearch.core.kernels.join_postings`).
         """
         from_keys = _cover_keys(from_point, from_radius_km, days)
         to_keys = _cover_keys(to_point, to_radius_km, days)
         from_parts = [PostingRanges(seg.rows, seg.seg_lo, seg.seg_hi, *seg.lookup(from_keys)) for seg in self.segments]
         to_parts = [PostingRanges(seg.rows, seg.seg_lo, seg.seg_hi, *seg.lookup(to_keys)) for seg in self.segments]
         rows, windows = join_postings(from_parts, to_parts, self.alive)
-        return Candidates(rows, *windows.T)
+        return Candidates(rows, SegmentWindows(*windows.T))
 
 
 def _cover_keys(point: tuple[float, float], radius_km: float, days: NDArray[np.int64]) -> NDArray[np.uint64]:

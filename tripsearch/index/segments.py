@@ -37,7 +37,7 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
-from ..columns import ROW_FIELDS, STOP_FIELDS, VERTEX_FIELDS, TripColumns
+from ..core.columns import ROW_FIELDS, STOP_FIELDS, VERTEX_FIELDS, TripColumns
 from .memory import IndexView, PostingSegment
 
 __all__ = [

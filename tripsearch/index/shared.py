@@ -21,8 +21,9 @@ from typing import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from ..columns import TripColumns
+from ..core.columns import TripColumns
 from ..model import Trip
+from ..query.matching import SegmentWindows
 from .memory import Candidates, IndexView, MemoryIndex
 from .segments import Segment
 
@@ -82,14 +83,14 @@ class SharedView:
         if len(self.killed) and len(in_base.rows):
             at = np.minimum(np.searchsorted(self.killed, in_base.rows), len(self.killed) - 1)
             keep = self.killed[at] != in_base.rows
-            in_base = Candidates(*(part[keep] for part in in_base))
+            in_base = in_base.take(keep)
         if not len(found.rows):
             return self.base.cols, in_base
         if not len(in_base.rows):
             return self.delta.cols, found
         cols = TripColumns.concat([self.base.cols.take(in_base.rows), self.delta.cols.take(found.rows)])
         rows = np.arange(len(cols), dtype=np.int64)
-        return cols, Candidates(rows, *(np.concatenate((a, b)) for a, b in zip(in_base[1:], found[1:])))
+        return cols, Candidates(rows, SegmentWindows(*(np.concatenate((a, b)) for a, b in zip(in_base.windows, found.windows))))
 
 
 class SharedIndex:

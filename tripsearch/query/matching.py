@@ -30,13 +30,13 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from ..columns import STATUS_CODES, TripColumns
+from ..core.columns import STATUS_CODES, TripColumns
 from ..geo import ClosestPoints
-from ..kernels import filter_failures, match_geometry
+from ..core.kernels import filter_failures, match_geometry
 from ..model import OPTION_NAMES
 from .model import Query
 
-__all__ = ["Evaluation", "Windows", "evaluate", "option_mask", "filter_bit", "FILTERS"]
+__all__ = ["Evaluation", "SegmentWindows", "evaluate", "option_mask", "filter_bit", "FILTERS"]
 
 # The filters a facet may leave out, by name.
 FILTERS = ("date", "time", "price", "options", "rating", "seats")
@@ -77,7 +77,7 @@ def filter_bit(name: str) -> int:
 _FILTER_BITS = np.array([filter_bit(name) for name in FILTERS], dtype=np.int64)
 
 
-class Windows(NamedTuple):
+class SegmentWindows(NamedTuple):
     """For each candidate, the segments (counted within its route) that can hold the pickup and the dropoff."""
 
     from_lo: NDArray[np.int64]
@@ -86,7 +86,7 @@ class Windows(NamedTuple):
     to_hi: NDArray[np.int64]
 
 
-def evaluate(cols: TripColumns, rows: NDArray[np.int64], query: Query, windows: Windows | None = None) -> Evaluation:
+def evaluate(cols: TripColumns, rows: NDArray[np.int64], query: Query, windows: SegmentWindows | None = None) -> Evaluation:
     """Return the rules of ``query`` evaluated on ``rows`` of ``cols``.
 
     ``windows`` narrows the search for the pickup and dropoff points to the
@@ -101,7 +101,7 @@ def evaluate(cols: TripColumns, rows: NDArray[np.int64], query: Query, windows: 
     n = len(rows)
     if windows is None:
         last_segment = np.maximum(cols.route_sizes(rows) - 2, 0)
-        windows = Windows(np.zeros(n, dtype=np.int64), last_segment, np.zeros(n, dtype=np.int64), last_segment)
+        windows = SegmentWindows(np.zeros(n, dtype=np.int64), last_segment, np.zeros(n, dtype=np.int64), last_segment)
     # Pickup first; only trips with a pickup within the radius are measured for the dropoff, and
     # only geometric matches get times (the rest can match nothing).
     pickup, dropoff, geo, times = match_geometry(

@@ -13,13 +13,13 @@ import base64
 import datetime as dt
 import hashlib
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, Mapping
 
 import orjson
 
 from ..errors import InvalidCursor, InvalidQuery
-from ..model import OPTION_NAMES
+from ..model import MAX_RATING, MAX_SEATS, OPTION_NAMES
 
 __all__ = [
     "Query",
@@ -29,6 +29,12 @@ __all__ = [
     "SORTS",
     "MAX_RADIUS_KM",
     "MAX_LIMIT",
+    "MAX_PRICE",
+    "MAX_CELL_RESOLUTION",
+    "MAX_CURSOR_LENGTH",
+    "MIN_PRICE_INTERVAL",
+    "DEFAULT_RADIUS_KM",
+    "QUERY_DEFAULTS",
     "DATES_FACET_SPAN",
     "encode_cursor",
     "decode_cursor",
@@ -51,6 +57,9 @@ DEFAULT_RADIUS_KM = 10.0
 MAX_LIMIT = 100
 DATES_FACET_SPAN = 3  # the dates facet covers date - 3 .. date + 3
 MIN_PRICE_INTERVAL = 0.01  # a cent: finer buckets say nothing and break the bucket arithmetic
+MAX_PRICE = 1e9  # the highest max_price and price_interval
+MAX_CELL_RESOLUTION = 15  # H3's finest
+MAX_CURSOR_LENGTH = 1000
 MIN_DATE = dt.date(1970, 1, 2)
 MAX_DATE = dt.date(2149, 12, 30)
 
@@ -133,6 +142,8 @@ class Query:
 
 
 _FIELDS = {f.name for f in fields(Query)} - {"from_point", "to_point", "after"} | {"from", "to"}
+# The default of every optional query field, as parse_query reads it (facets: all of them).
+QUERY_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Query) if f.name in _FIELDS and f.default is not MISSING} | {"facets": "all"}
 
 
 def parse_query(data: Mapping[str, Any] | Query) -> Query:
@@ -151,20 +162,20 @@ def parse_query(data: Mapping[str, Any] | Query) -> Query:
         from_point=_point("from", data["from"]),
         to_point=_point("to", data["to"]),
         date=_date("date", data["date"]),
-        from_radius_km=_number("from_radius_km", data.get("from_radius_km", DEFAULT_RADIUS_KM), 0.0, MAX_RADIUS_KM),
-        to_radius_km=_number("to_radius_km", data.get("to_radius_km", DEFAULT_RADIUS_KM), 0.0, MAX_RADIUS_KM),
-        seats=_integer("seats", data.get("seats", 1), 1, 99),
+        from_radius_km=_number("from_radius_km", data.get("from_radius_km", QUERY_DEFAULTS["from_radius_km"]), 0.0, MAX_RADIUS_KM),
+        to_radius_km=_number("to_radius_km", data.get("to_radius_km", QUERY_DEFAULTS["to_radius_km"]), 0.0, MAX_RADIUS_KM),
+        seats=_integer("seats", data.get("seats", QUERY_DEFAULTS["seats"]), 1, MAX_SEATS),
         time_from=_minutes("time_from", data.get("time_from")),
         time_to=_minutes("time_to", data.get("time_to")),
-        max_price=_optional_number("max_price", data.get("max_price"), 0.0, 1e9),
+        max_price=_optional_number("max_price", data.get("max_price"), 0.0, MAX_PRICE),
         options=_options(data.get("options")),
-        min_rating=_optional_number("min_rating", data.get("min_rating"), 0.0, 5.0),
-        sort=_choice("sort", data.get("sort", "relevance"), SORTS),
-        limit=_integer("limit", data.get("limit", 20), 1, MAX_LIMIT),
+        min_rating=_optional_number("min_rating", data.get("min_rating"), 0.0, MAX_RATING),
+        sort=_choice("sort", data.get("sort", QUERY_DEFAULTS["sort"]), SORTS),
+        limit=_integer("limit", data.get("limit", QUERY_DEFAULTS["limit"]), 1, MAX_LIMIT),
         cursor=_optional_str("cursor", data.get("cursor")),
-        facets=_facets(data.get("facets", "all")),
-        price_interval=_number("price_interval", data.get("price_interval", 5.0), MIN_PRICE_INTERVAL, 1e9),
-        cell_resolution=_integer("cell_resolution", data.get("cell_resolution", 7), 0, 15),
+        facets=_facets(data.get("facets", QUERY_DEFAULTS["facets"])),
+        price_interval=_number("price_interval", data.get("price_interval", QUERY_DEFAULTS["price_interval"]), MIN_PRICE_INTERVAL, MAX_PRICE),
+        cell_resolution=_integer("cell_resolution", data.get("cell_resolution", QUERY_DEFAULTS["cell_resolution"]), 0, MAX_CELL_RESOLUTION),
     )
     if q.cursor is not None:
         q = replace(q, after=decode_cursor(q.cursor, q))
@@ -274,8 +285,8 @@ def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
 def _optional_str(name: str, value: Any) -> str | None:
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or len(value) > 1000:
-        raise InvalidQuery(name, "must be a string of at most 1000 characters")
+    if not isinstance(value, str) or len(value) > MAX_CURSOR_LENGTH:
+        raise InvalidQuery(name, f"must be a string of at most {MAX_CURSOR_LENGTH} characters")
     return value
 
 

@@ -20,9 +20,9 @@ reindex`` builds the next generation and swaps the alias (:meth:`ElasticBackend.
   filters no facet leaves out) and count, for the ``dates`` facet, the
   trips of the other days that certainly match; the trips they cannot
   decide come back as compact rows (with a point in time when there is
-  more than one page), turned into :class:`~tripsearch.columns.TripColumns`,
+  more than one page), turned into :class:`~tripsearch.core.columns.TripColumns`,
   then decided, ranked, paged and faceted by the shared
-  :func:`~tripsearch.query.execute.execute`. Only the page of hits is
+  :func:`~tripsearch.index.execute.execute`. Only the page of hits is
   fetched in full (``mget``).
 - Every client error is translated in one place: a cluster that cannot
   answer gives :class:`~tripsearch.errors.BackendUnavailable` within

@@ -20,7 +20,7 @@ whose every clause is exact:
   (``track_total_hits``); the first page is exactly the page (the total says
   whether more follow), a cursor page one hit more (:func:`page_size`);
 - one aggregation per facet, a ``filter`` with every filter but the facet's
-  own, read back into :class:`~tripsearch.aggregations.FacetTallies` (the
+  own, read back into :class:`~tripsearch.facets.FacetTallies` (the
   distinct prices and points, so that sums, buckets and cells are computed
   by the shared code).
 
@@ -28,7 +28,7 @@ Nothing is uncertain: no trip beyond the page is fetched, but for the one
 hit after a cursor page that says whether another page follows. A hit brings its
 stored trip and its entries (from doc values): the pickup and dropoff
 as the shared rules compute them, which :func:`read_page` hands to the
-shared page builder (:func:`~tripsearch.query.execute.sorted_page`).
+shared page builder (:func:`~tripsearch.index.execute.sorted_page`).
 
 >>> from tripsearch.query.model import parse_query
 >>> q = parse_query({"from": [48.85341, 2.3488], "to": [45.74906, 4.84789], "date": "2026-12-01", "facets": ["seats_available", "options"]})
@@ -45,10 +45,10 @@ from typing import Any
 
 import numpy as np
 
-from ...aggregations import FACET_FILTER, RATING_THRESHOLDS, FacetTallies
+from ...facets import FACET_FILTER, RATING_THRESHOLDS, FacetTallies
 from ...model import OPTION_NAMES
 from ...geo import ClosestPoints
-from ...query.execute import PageRows
+from ..execute import PageRows
 from ...query.matching import FILTERS
 from ...query.model import DATES_FACET_SPAN, Query
 from .anchors import ANCHOR_KM, anchor_pair, value_entry

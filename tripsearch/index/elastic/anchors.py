@@ -3,7 +3,7 @@
 A shard cannot compute the pickup point of a trip for a place (no
 scripts), and the page's sort keys, time filters and facets all depend on
 it. But passengers search from a small set of known places: the page and
-MaaS apps send the coordinates of :mod:`tripsearch.places`, and a popular
+MaaS apps send the coordinates of :mod:`tripsearch.data.places`, and a popular
 corridor is a pair of such places. So for every place of at least
 :data:`ANCHOR_MIN_POPULATION` inhabitants within :data:`ANCHOR_KM` of a
 trip's route, the trip document holds an entry (``anchors``, ``nested``)
@@ -40,10 +40,10 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from ...columns import SECONDS_PER_DAY, TripColumns
+from ...core.columns import SECONDS_PER_DAY, TripColumns
 from ...geo import EARTH_RADIUS_KM
-from ...kernels import closest_in_ranges, times_along
-from ...places import load_places
+from ...core.kernels import closest_in_ranges, times_along
+from ...data.places import load_places
 
 __all__ = ["ANCHOR_KM", "ANCHOR_MIN_POPULATION", "Anchors", "AnchorFields", "anchor_places", "point_key", "anchor_fields", "anchor_pair", "entry_value", "value_entry"]
 
@@ -118,7 +118,7 @@ class AnchorFields(NamedTuple):
 
 @lru_cache(maxsize=1)
 def anchor_places() -> Anchors:
-    """Return the anchor places: every place of :func:`~tripsearch.places.load_places` with enough inhabitants."""
+    """Return the anchor places: every place of :func:`~tripsearch.data.places.load_places` with enough inhabitants."""
     return Anchors.of([(p.lat, p.lon) for p in load_places(ANCHOR_MIN_POPULATION) if p.population >= ANCHOR_MIN_POPULATION])
 
 

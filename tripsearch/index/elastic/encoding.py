@@ -33,9 +33,9 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from ...columns import SECONDS_PER_DAY, TripColumns
+from ...core.columns import SECONDS_PER_DAY, TripColumns
 from ...geo import interpolate_on_arcs
-from ...kernels import times_along
+from ...core.kernels import times_along
 from ..cells import SAMPLE_KM, RouteSamples, disk_to_cells, route_to_samples
 
 __all__ = [

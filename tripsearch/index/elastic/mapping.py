@@ -12,7 +12,7 @@ One document per trip id, ``_id`` = trip id, ``_version`` = trip version
   arrival, the status, and the filter values (price, seats, options,
   rating) in types that compare exactly as the shared rules do (``double``,
   never ``float`` or ``scaled_float``, which round);
-- ``compact``: the trip as one row of :class:`~tripsearch.columns.TripColumns`
+- ``compact``: the trip as one row of :class:`~tripsearch.core.columns.TripColumns`
   in a small binary form (see :func:`columns_to_compact`), which is what a
   search fetches for the trips the shards cannot decide;
 - ``trip``: the trip document as stored (not indexed), which ``get`` and the
@@ -26,7 +26,7 @@ Nothing else is indexed: a field no query reads costs bulk time and disk.
 from __future__ import annotations
 
 import base64
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import orjson
@@ -48,7 +48,7 @@ from elasticsearch.dsl import (
 )
 from numpy.typing import NDArray
 
-from ...columns import TripColumns, ragged_indices
+from ...core.columns import TripColumns, ragged_indices
 from ...model import MAX_ROUTE_POINTS, OPTION_NAMES, Trip
 from ..cells import CorridorCells, route_to_cells, route_to_samples
 from .anchors import anchor_fields, anchor_places
@@ -67,7 +67,6 @@ __all__ = [
     "tombstone_document",
     "columns_to_compact",
     "compact_to_columns",
-    "Corridor",
     "CompactFormatError",
 ]
 
@@ -276,15 +275,6 @@ class CompactFormatError(ValueError):
     """A compact trip that this code cannot read (another format, or damaged)."""
 
 
-class Corridor(NamedTuple):
-    """Corridor cells of many trips back to back (``start`` as in TripColumns), each with the route segments sampled in it."""
-
-    start: NDArray[np.int64]  # len n + 1
-    cells: NDArray[np.uint64]
-    seg_lo: NDArray[np.int64]
-    seg_hi: NDArray[np.int64]
-
-
 def columns_to_compact(cols: TripColumns, corridor: CorridorCells) -> list[str]:
     """Return each row of ``cols`` with its corridor in the compact form, base64 (what the ``binary`` field holds).
 
@@ -328,12 +318,12 @@ def columns_to_compact(cols: TripColumns, corridor: CorridorCells) -> list[str]:
     return out
 
 
-def compact_to_columns(ids: Sequence[str], blobs: Sequence[str]) -> tuple[TripColumns, Corridor]:
+def compact_to_columns(ids: Sequence[str], blobs: Sequence[str]) -> tuple[TripColumns, CorridorCells]:
     """Return the columns and corridors of trips given in the compact form (the inverse of :func:`columns_to_compact`)."""
     n = len(ids)
     if n == 0:
         none = np.zeros(0, dtype=np.int64)
-        return TripColumns.empty(), Corridor(np.zeros(1, dtype=np.int64), none.astype(np.uint64), none, none)
+        return TripColumns.empty(), CorridorCells(none, none.astype(np.uint64), none, none)
     raw = [base64.b64decode(b) for b in blobs]
     sizes = np.fromiter(map(len, raw), dtype=np.int64, count=n)
     if (sizes % 4).any() or (sizes < _HEADER.itemsize).any():
@@ -386,5 +376,5 @@ def compact_to_columns(ids: Sequence[str], blobs: Sequence[str]) -> tuple[TripCo
         stop_lat=stop_lat.astype(np.int32),
         stop_lon=stop_lon.astype(np.int32),
     )
-    corridor = Corridor(np.concatenate(([0], np.cumsum(nc))).astype(np.int64), cells.astype(np.uint64), segs & 0xFFFF, segs >> 16)
+    corridor = CorridorCells(np.repeat(np.arange(n, dtype=np.int64), nc), cells.astype(np.uint64), segs & 0xFFFF, segs >> 16)
     return cols, corridor

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from ...aggregations.facets import FACET_FILTER
+from ...facets.counts import FACET_FILTER
 from ...model import OPTION_NAMES
 from ...query.model import DATES_FACET_SPAN, Query
 from ..cells import disk_to_cells

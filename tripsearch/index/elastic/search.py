@@ -3,16 +3,16 @@
 A search between two anchor places is answered in full by the shards
 (:mod:`~tripsearch.index.elastic.anchored`): the page, the total and the
 facet tallies come back in one request and the shared
-:func:`~tripsearch.query.execute.sorted_page` writes the result. Any other
+:func:`~tripsearch.index.execute.sorted_page` writes the result. Any other
 query compiles to a :class:`~tripsearch.index.elastic.query.SearchPlan`:
 the shards keep only the trips whose route may match (cells near both
 places in order along the route, route points near both, the day, the
 filters no facet leaves out) and count, for the ``dates`` facet, the trips
 of the other days that certainly match. The trips they cannot decide come
 back as compact rows (with a point in time when there is more than one
-page), turned into :class:`~tripsearch.columns.TripColumns` and segment
+page), turned into :class:`~tripsearch.core.columns.TripColumns` and segment
 windows (:func:`corridor_windows`), then decided, ranked, paged and faceted
-by the shared :func:`~tripsearch.query.execute.execute`. Only the page of
+by the shared :func:`~tripsearch.index.execute.execute`. Only the page of
 hits is fetched in full (``mget``).
 """
 
@@ -25,18 +25,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ...backend import SearchResult
-from ...columns import TripColumns
+from ...core.columns import TripColumns
 from ...errors import BackendUnavailable
-from ...kernels import PostingRanges, join_postings
-from ...query.execute import execute, sorted_page
-from ...query.matching import Windows
+from ...core.kernels import PostingRanges, join_postings
+from ..execute import execute, sorted_page
+from ...query.matching import SegmentWindows
 from ...query.model import Query, parse_query
-from ..cells import disk_to_cells
+from ..cells import CorridorCells, disk_to_cells
 from .anchored import InexactAggregation, compile_anchored, has_more, read_page, read_tallies
 from .anchors import ANCHOR_KM, anchor_places
 from .connection import Connection, Retryable
 from .indices import Indices
-from .mapping import CompactFormatError, Corridor, compact_to_columns
+from .mapping import CompactFormatError, compact_to_columns
 from .query import CERTAIN_DATES, SearchPlan, compile_search
 
 __all__ = ["run_search", "corridor_windows"]
@@ -57,6 +57,7 @@ def run_search(connection: Connection, indices: Indices, query: Query | Mapping[
     cols, corridor = _columns(hits, connection.alias)
     rows, windows = corridor_windows(
         corridor,
+        len(cols),
         disk_to_cells(q.from_point[0], q.from_point[1], q.from_radius_km),
         disk_to_cells(q.to_point[0], q.to_point[1], q.to_radius_km),
     )
@@ -120,7 +121,7 @@ def _plan_hits(connection: Connection, plan: SearchPlan) -> tuple[list[dict[str,
     return hits, certain
 
 
-def _columns(hits: list[dict[str, Any]], alias: str) -> tuple[TripColumns, Corridor]:
+def _columns(hits: list[dict[str, Any]], alias: str) -> tuple[TripColumns, CorridorCells]:
     """Return fetched trips as columns in id order (so no result depends on shard order)."""
     try:
         rows = sorted((h["fields"]["id"][0], h["fields"]["compact"][0]) for h in hits)
@@ -129,17 +130,16 @@ def _columns(hits: list[dict[str, Any]], alias: str) -> tuple[TripColumns, Corri
         raise BackendUnavailable(f"cannot search: index {alias!r} holds trips this version cannot read ({exc}); run `tripsearch reindex`", retry_after=60.0) from None
 
 
-def corridor_windows(corridor: Corridor, from_cells: NDArray[np.uint64], to_cells: NDArray[np.uint64]) -> tuple[NDArray[np.int64], Windows]:
-    """Return the rows whose corridor passes near ``from`` and then near ``to``, with their segment windows.
+def corridor_windows(corridor: CorridorCells, n: int, from_cells: NDArray[np.uint64], to_cells: NDArray[np.uint64]) -> tuple[NDArray[np.int64], SegmentWindows]:
+    """Return the rows (of ``n`` fetched trips) whose corridor passes near ``from`` and then near ``to``, with their segment windows.
 
     The fetched corridors are postings of their own, joined by the rule of
-    the embedded index (:func:`~tripsearch.kernels.join_postings`).
+    the embedded index (:func:`~tripsearch.core.kernels.join_postings`).
     """
-    n = len(corridor.start) - 1
-    entries = (np.repeat(np.arange(n, dtype=np.int32), np.diff(corridor.start)), corridor.seg_lo.astype(np.uint16), corridor.seg_hi.astype(np.uint16))
+    entries = (corridor.rows.astype(np.int32), corridor.seg_lo.astype(np.uint16), corridor.seg_hi.astype(np.uint16))
     sides = []
     for cells in (from_cells, to_cells):
         near = np.flatnonzero(np.isin(corridor.cells, cells))
         sides.append([PostingRanges(*entries, near, near + 1)])
     rows, windows = join_postings(sides[0], sides[1], np.ones(n, dtype=np.bool_))
-    return rows, Windows(*windows.T)
+    return rows, SegmentWindows(*windows.T)

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 import orjson
 
-from ...backend import DeleteReport, ItemResult, TripInput, UpsertReport, delete_targets, parse_upserts
+from ...backend import DeleteReport, ItemResult, Refresh, TripInput, UpsertReport, delete_targets, parse_upserts
 from ...errors import BackendUnavailable
 from ...model import Trip, tombstone_version, trip_to_json
 from .connection import Connection, chunks, error_reason
@@ -39,7 +39,7 @@ class Writes:
         self._pool_lock = threading.Lock()
         self._bulk_pool: ThreadPoolExecutor | None = None
 
-    def upsert(self, trips: Iterable[TripInput], refresh: bool = False) -> UpsertReport:
+    def upsert(self, trips: Iterable[TripInput], refresh: Refresh = False) -> UpsertReport:
         """Store every valid trip whose version is higher than the stored one; report each by input line (see ``ElasticBackend.upsert``)."""
         parsed, latest = parse_upserts(trips)
         winners = [(w.pos, w.trip, w.raw) for w in latest.values()]
@@ -62,7 +62,7 @@ class Writes:
             for _, pending in in_flight:
                 pending.cancel()
         items = [entry if isinstance(entry, ItemResult) else _upsert_item(pos + 1, entry, results.get(pos)) for pos, entry in enumerate(parsed)]
-        if refresh and winners:
+        if refresh and winners:  # an Elasticsearch refresh reaches every searcher: also what "wait_for" asks
             self._connection.refresh()
         return UpsertReport(tuple(items))
 
@@ -72,7 +72,7 @@ class Writes:
                 self._bulk_pool = ThreadPoolExecutor(max_workers=BULK_IN_FLIGHT, thread_name_prefix="tripsearch-bulk")
             return self._bulk_pool
 
-    def delete(self, ids: Iterable[str | tuple[str, int]], refresh: bool = False) -> DeleteReport:
+    def delete(self, ids: Iterable[str | tuple[str, int]], refresh: Refresh = False) -> DeleteReport:
         """Delete trips by id, or by (id, version), with versioned tombstones (see ``ElasticBackend.delete``)."""
         wanted = delete_targets(ids)
         lines: dict[str, list[int | None]] = {}

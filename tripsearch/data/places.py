@@ -40,7 +40,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from .geo import EARTH_RADIUS_KM
+from ..geo import EARTH_RADIUS_KM
 
 __all__ = [
     "Place",

@@ -37,9 +37,9 @@ import h3
 import numpy as np
 from numpy.typing import NDArray
 
-from ..columns import TripColumns, currency_name
+from ..core.columns import TripColumns, currency_name
 from ..model import OPTION_NAMES
-from ..kernels import facet_counts
+from ..core.kernels import facet_counts
 from ..query.matching import Evaluation, filter_bit
 from ..query.model import DATES_FACET_SPAN, Query
 

@@ -1,6 +1,6 @@
 """Deterministic, realistic shared-car trips for tests, demos and benchmarks.
 
-The trips run between real cities (:func:`tripsearch.places.load_places`):
+The trips run between real cities (:func:`tripsearch.data.places.load_places`):
 
 * the origin is drawn in proportion to population;
 * the destination by a gravity model: population / distance², between
@@ -911,7 +911,7 @@ def corridor_trips(
     """Yield ``per_day`` trips a day in each direction between two places: a hot corridor.
 
     ``origin`` and ``destination`` are city names (the biggest city of the
-    name in the market), :class:`~tripsearch.places.Place` values or
+    name in the market), :class:`~tripsearch.data.places.Place` values or
     ``(name, lat, lon)``. Every trip runs straight from one end to the
     other, without stopovers, starting and ending exactly at the end's
     coordinates (rounded to 5 decimals), along a bent great-circle

@@ -11,6 +11,7 @@ machine is never mistaken for a green run.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -18,14 +19,19 @@ import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Awaitable, Iterator, TypeVar
 
 import pytest
 
-from tripsearch.events import Topology
+from tripsearch.broker.events import EventPublisher, Topology
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "rabbitmq"
+from . import unavailable
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "rabbitmq"
 START_TIMEOUT_S = 120
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -50,13 +56,6 @@ def fresh_topology(**options: object) -> Topology:
     return Topology(exchange=f"t-{tag}.events", queue=f"t-{tag}.index", dead_letter_exchange=f"t-{tag}.dead", dead_letter_queue=f"t-{tag}.index.dead", **options)  # type: ignore[arg-type]
 
 
-def unavailable(reason: str) -> None:
-    """Skip (or, in CI, fail) the test: RabbitMQ cannot run here."""
-    if os.environ.get("CI"):
-        pytest.fail(f"RabbitMQ is required in CI and did not start: {reason}", pytrace=False)
-    pytest.skip(f"RabbitMQ did not start ({reason}); run scripts/install-test-deps, or set CI=1 to make this a failure")
-
-
 @pytest.fixture(scope="session")
 def rabbitmq() -> Iterator[Broker]:
     """A RabbitMQ broker on loopback for the whole session."""
@@ -69,7 +68,26 @@ def rabbitmq() -> Iterator[Broker]:
     if started.returncode != 0:
         subprocess.run([sys.executable, str(SCRIPT), "stop", "--name", name, "--clean"], capture_output=True, timeout=60)
         lines = [ln for ln in started.stderr.strip().splitlines() if ln.strip()]
-        unavailable(" | ".join(lines[:3]) or f"scripts/rabbitmq exited with {started.returncode}")
+        unavailable("RabbitMQ", " | ".join(lines[:3]) or f"scripts/rabbitmq exited with {started.returncode}", remedy="run scripts/install-test-deps")
     broker = Broker(name, json.loads(started.stdout)["url"])
     yield broker
     subprocess.run([sys.executable, str(SCRIPT), "stop", "--name", name, "--clean"], capture_output=True, timeout=120)
+
+
+async def publish(broker: Broker, topology: Topology, events: list[Any], pack: int = 1) -> None:
+    """Publish ``events`` with publisher confirms (``pack`` events per message)."""
+    async with EventPublisher(broker.url, topology, pack=pack) as publisher:
+        assert await publisher.publish(events) == len(events)
+
+
+def run_async(coroutine: Awaitable[T]) -> T:
+    """Run a coroutine to the end on an event loop of its own thread.
+
+    Not on this thread: a session fixture of the page tests (Playwright's
+    sync API) keeps an event loop running on it for the rest of the session.
+    """
+    async def main() -> T:
+        return await coroutine
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, main()).result()

@@ -15,13 +15,13 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from ..aggregations import FacetTallies, render_facets, tally_evaluation
+from ..facets import FacetTallies, render_facets, tally_evaluation
 from ..backend import Hit, Point, SearchResult
-from ..columns import TripColumns
+from ..core.columns import TripColumns
 from ..geo import ClosestPoints
-from .matching import Evaluation, Windows, evaluate
-from .model import DATES_FACET_SPAN, Query, encode_cursor
-from .ranking import score_of, select_page, sort_keys
+from ..query.matching import Evaluation, SegmentWindows, evaluate
+from ..query.model import DATES_FACET_SPAN, Query, encode_cursor
+from ..query.ranking import score_of, select_page, sort_keys
 
 __all__ = ["execute", "sorted_page", "PageRows", "candidate_days", "DocFetcher", "hit_points"]
 
@@ -55,7 +55,7 @@ def execute(
     rows: NDArray[np.int64],
     fetch_docs: DocFetcher,
     started: float | None = None,
-    windows: Windows | None = None,
+    windows: SegmentWindows | None = None,
     certain_dates: Mapping[int, int] | None = None,
 ) -> SearchResult:
     """Return the result page of ``query`` over the candidate ``rows`` of ``cols`` (see :func:`evaluate` for ``windows``).

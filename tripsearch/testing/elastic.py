@@ -25,6 +25,8 @@ from typing import Iterator
 import pytest
 from elasticsearch import Elasticsearch
 
+from . import unavailable
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "elasticsearch"
 START_TIMEOUT_S = 300
 TWO_NODES_FIXTURE = "es_cluster_2nodes"
@@ -98,7 +100,7 @@ class Clusters:
     def get(self, nodes: int) -> Cluster:
         result = self.boot(nodes).wait()
         if isinstance(result, str):
-            unavailable(f"{nodes}-node cluster: {result}")
+            unavailable("Elasticsearch", f"{nodes}-node cluster: {result}")
         assert isinstance(result, Cluster)
         return result
 
@@ -115,18 +117,11 @@ def own_cluster(purpose: str, nodes: int = 1) -> Iterator[Cluster]:
     try:
         result = boot.wait()
         if isinstance(result, str):
-            unavailable(f"{nodes}-node cluster for {purpose}: {result}")
+            unavailable("Elasticsearch", f"{nodes}-node cluster for {purpose}: {result}")
         assert isinstance(result, Cluster)
         yield result
     finally:
         subprocess.run([sys.executable, str(SCRIPT), "stop", "--name", boot.name, "--clean"], capture_output=True, timeout=120)
-
-
-def unavailable(reason: str) -> None:
-    """Skip (or, in CI, fail) the test: Elasticsearch cannot run here."""
-    if os.environ.get("CI"):
-        pytest.fail(f"Elasticsearch is required in CI and did not start: {reason}", pytrace=False)
-    pytest.skip(f"Elasticsearch did not start ({reason}); set CI=1 to make this a failure")
 
 
 @pytest.fixture(scope="session")

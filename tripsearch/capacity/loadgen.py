@@ -1,6 +1,6 @@
 """An HTTP load generator for the tripsearch API, on loopback only.
 
-It replays a :class:`~tripsearch.workload.Workload` (searches, page-2 cursor
+It replays a :class:`~tripsearch.capacity.workload.Workload` (searches, page-2 cursor
 follows and place autocompletes) against ``tripsearch serve`` and reports
 searches/s and latency percentiles. Two ways to load:
 
@@ -47,10 +47,11 @@ from urllib.parse import quote, urlencode, urlsplit
 import numpy as np
 import orjson
 
-from .errors import TripSearchError
+from ..errors import TripSearchError
+from ..query.params import query_to_params
 from .workload import Workload
 
-__all__ = ["LoadSpec", "LoadResult", "NotLoopback", "LoadFailed", "check_loopback", "query_to_params", "workload_calls", "run_load", "run_load_here"]
+__all__ = ["LoadSpec", "LoadResult", "NotLoopback", "LoadFailed", "check_loopback", "workload_calls", "run_load", "run_load_here"]
 
 # A call: (kind, path, follow the cursor to page 2). Kinds: "search", "places" (and "page2" in results).
 Call = tuple[str, str, bool]
@@ -132,7 +133,7 @@ def check_loopback(url: str) -> tuple[str, int, str]:
     >>> check_loopback("http://example.com")
     Traceback (most recent call last):
     ...
-    tripsearch.loadgen.NotLoopback: refusing http://example.com: the load generator only targets loopback addresses (127.0.0.0/8, ::1)
+    tripsearch.capacity.loadgen.NotLoopback: refusing http://example.com: the load generator only targets loopback addresses (127.0.0.0/8, ::1)
     """
     parts = urlsplit(url)
     refusal = f"refusing {url}: the load generator only targets loopback addresses (127.0.0.0/8, ::1)"
@@ -150,23 +151,6 @@ def check_loopback(url: str) -> tuple[str, int, str]:
         raise NotLoopback(refusal)
     netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return str(addresses[0]), port, netloc
-
-
-def query_to_params(query: dict[str, Any]) -> dict[str, str]:
-    """Return the URL parameters of ``GET /v1/search`` for an engine query dict.
-
-    >>> query_to_params({"from": [48.85, 2.35], "to": [45.76, 4.83], "date": "2026-12-01", "facets": [], "options": ["pets"]})
-    {'from': '48.85,2.35', 'to': '45.76,4.83', 'date': '2026-12-01', 'facets': '', 'options': 'pets'}
-    """
-    params: dict[str, str] = {}
-    for key, value in query.items():
-        if key in ("from", "to") and isinstance(value, (list, tuple)):
-            params[key] = f"{value[0]},{value[1]}"
-        elif isinstance(value, (list, tuple)):
-            params[key] = ",".join(str(v) for v in value)
-        else:
-            params[key] = str(value)
-    return params
 
 
 def workload_calls(workload: Workload, seed: int = 0, places_limit: int = 10) -> list[Call]:
@@ -467,7 +451,7 @@ def run_load(spec: LoadSpec) -> LoadResult:
     check_loopback(spec.url)
     payload = orjson.dumps({**asdict(spec), "calls": [list(c) for c in spec.calls]})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tripsearch.loadgen", "--spec", "-"],
+        [sys.executable, "-m", "tripsearch.capacity.loadgen", "--spec", "-"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -492,8 +476,8 @@ def _spec_from_json(data: dict[str, Any]) -> LoadSpec:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    """``python -m tripsearch.loadgen``: load a running API with the fixture workload and print the result as JSON."""
-    parser = argparse.ArgumentParser(prog="python -m tripsearch.loadgen", description=main.__doc__)
+    """``python -m tripsearch.capacity.loadgen``: load a running API with the fixture workload and print the result as JSON."""
+    parser = argparse.ArgumentParser(prog="python -m tripsearch.capacity.loadgen", description=main.__doc__)
     parser.add_argument("url", nargs="?", help="http://127.0.0.1:PORT of a running `tripsearch serve`")
     parser.add_argument("--spec", help="read a full LoadSpec as JSON from this file (- for stdin) instead")
     parser.add_argument("--concurrency", type=int, help="closed loop with this many connections (default 4)")
@@ -513,7 +497,7 @@ def main(argv: Iterable[str] | None = None) -> int:
                 parser.error("give the API address, or --spec")
             import datetime as dt
 
-            from .fixtures import generate_trips
+            from ..data.fixtures import generate_trips
             from .workload import build_workload
 
             sample = list(generate_trips(5000, 42, dt.date(2026, 12, 1), 30))

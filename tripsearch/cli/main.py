@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Sequence
 
 import orjson
 
-from .errors import TripSearchError
+from ..errors import TripSearchError
 
 if TYPE_CHECKING:  # the CLI imports these lazily, to start fast
-    from .backend import Backend
-    from .client import TripSearchClient
+    from ..backend import Backend
+    from ..client import TripSearchClient
 
 __all__ = ["main", "build_parser"]
 
@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Listed here for --help; main() hands everything after `dev elasticsearch` to the tool's own parser.
     dev.add_parser("elasticsearch", help="start|stop|restart-node|status a cluster (tripsearch dev elasticsearch --help)", add_help=False)
 
-    from .capacity.cli import add_arguments as add_capacity_arguments
+    from ..capacity.cli import add_arguments as add_capacity_arguments
 
     p = sub.add_parser("capacity", help="measure this machine, plan a deployment from the measurements, write a report with plots")
     add_capacity_arguments(p)
@@ -195,7 +195,7 @@ def _add_topology_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _topology(args: argparse.Namespace) -> Any:
-    from .events import Topology
+    from ..broker.events import Topology
 
     names = ("exchange", "queue", "dead_letter_exchange", "dead_letter_queue", "queue_type", "delivery_limit")
     return Topology(**{name: getattr(args, name) for name in names if getattr(args, name) is not None})
@@ -232,7 +232,7 @@ def _lines(source: BinaryIO) -> Iterator[bytes]:
 
 
 def cmd_fixtures(args: argparse.Namespace) -> int:
-    from .fixtures import generate_ndjson
+    from ..data.fixtures import generate_ndjson
 
     if args.trips < 0 or args.days < 1 or args.seed < 0 or args.jobs < 1:
         raise _UsageError("--trips and --seed must be >= 0, --days and --jobs >= 1")
@@ -311,7 +311,7 @@ class _Sink:
         self.client: TripSearchClient | None = None
         self.engine: Backend | None = None
         if args.url:
-            from . import client
+            from .. import client
 
             self.client = client.TripSearchClient(args.url, token=args.token)
         else:
@@ -351,7 +351,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             query[name] = value
     if args.facets is not None:
         query["facets"] = [] if args.facets == "none" else args.facets
-    from .query.model import parse_query
+    from ..query.model import parse_query
 
     parse_query(query)  # a wrong query is named before a wrong --data
     engine = _open(args)
@@ -382,7 +382,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
         raise _UsageError("--backend (or TRIPSEARCH_BACKEND_URL) must give the Elasticsearch address")
     if (args.shards is not None and args.shards < 1) or (args.replicas is not None and args.replicas < 0):
         raise _UsageError("--shards must be >= 1 and --replicas >= 0")
-    from .index.elastic import ElasticBackend
+    from ..index.elastic import ElasticBackend
 
     def progress(stage: str, count: int) -> None:
         if not args.quiet:
@@ -425,7 +425,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from .worker import WorkerSettings, declare_only, run_worker
+    from ..broker.worker import WorkerSettings, declare_only, run_worker
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for name in ("aiormq", "aio_pika"):  # the worker logs each lost or refused connection itself, in one line
@@ -454,7 +454,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_publish(args: argparse.Namespace) -> int:
     import asyncio
 
-    from .events import EventPublisher, trip_event
+    from ..broker.events import EventPublisher, trip_event
 
     if args.window < 1 or args.pack < 1:
         raise _UsageError("--window and --pack must be at least 1")
@@ -498,7 +498,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_capacity(args: argparse.Namespace) -> int:
-    from .capacity.cli import run
+    from ..capacity.cli import run
 
     return run(args)
 
@@ -513,7 +513,7 @@ COMMANDS = {"fixtures": cmd_fixtures, "index": cmd_index, "search": cmd_search, 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:2] == ["dev", "elasticsearch"]:
-        from .dev import elasticsearch
+        from ..dev import elasticsearch
 
         return int(elasticsearch.main(argv[2:]))
     args = build_parser().parse_args(argv)
@@ -532,6 +532,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

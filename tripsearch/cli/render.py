@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backend import SearchResult
+from ..backend import SearchResult
 
 __all__ = ["render_result", "render_facets"]
 

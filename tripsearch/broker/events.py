@@ -30,7 +30,7 @@ TripEvent(type='trip.deleted', trip_id='t-1', version=2, trip=None)
 >>> parse_event(b'{"schema": "tripsearch.trip-event/2"}')
 Traceback (most recent call last):
 ...
-tripsearch.events.InvalidEvent: schema: must be 'tripsearch.trip-event/1', got 'tripsearch.trip-event/2'
+tripsearch.broker.events.InvalidEvent: schema: must be 'tripsearch.trip-event/1', got 'tripsearch.trip-event/2'
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ import msgspec
 import orjson
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 
-from .errors import InvalidInput
+from ..errors import InvalidInput
 
 __all__ = [
     "SCHEMA",

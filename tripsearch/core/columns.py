@@ -19,9 +19,9 @@ from typing import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from .geo import COORD_SCALE, RouteGeometry, quantize_degrees, route_geometry
+from ..geo import COORD_SCALE, RouteGeometry, quantize_degrees, route_geometry
 from .kernels import closest_in_ranges, route_distances_along
-from .model import OPTION_NAMES, STATUSES, Trip
+from ..model import OPTION_NAMES, STATUSES, Trip
 
 __all__ = ["TripColumns", "ragged_indices", "ROW_FIELDS", "VERTEX_FIELDS", "STOP_FIELDS", "currency_code", "currency_name", "STATUS_CODES", "SECONDS_PER_DAY"]
 
