@@ -66,6 +66,8 @@ def es_engine(es_cluster: Cluster) -> Iterator[Callable[..., ElasticBackend]]:
         alias = options.pop("index", None) or fresh_alias()
         options.setdefault("number_of_replicas", 0)
         options.setdefault("refresh_interval", 0)
+        # The whole suite on two shared cores can keep a fresh index's first refresh past the 5 s default.
+        options.setdefault("request_timeout", 30.0)
         engine = tripsearch.open(es_cluster.url, index=alias, **options)
         assert isinstance(engine, ElasticBackend)
         opened.append((engine, alias))
