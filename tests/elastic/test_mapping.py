@@ -20,7 +20,7 @@ from tests.geometry import REGIONS, destination, random_trips
 from tripsearch.core.columns import TripColumns
 from tripsearch.data.fixtures import generate_trips
 from tripsearch.index.cells import route_to_cells, route_to_samples
-from tripsearch.index.elastic.anchors import ANCHOR_KM, ANCHOR_MIN_POPULATION, Anchors, anchor_fields, anchor_pair, anchor_places, entry_value, point_key, value_entry
+from tripsearch.index.elastic.anchors import ANCHOR_KM, ANCHOR_MIN_POPULATION, Anchors, anchor_fields, anchor_pair, anchor_places, entry_value, place_value, point_key, value_entry
 from tripsearch.core.kernels import closest_in_ranges
 from tripsearch.data.places import load_places
 from tripsearch.index.elastic.encoding import ROUTE_POINT_KM, cells_to_keywords, local_times, route_cell_days, route_cell_sentences, route_points, span_cover
@@ -69,6 +69,10 @@ TEMPLATE = {
                 },
                 "anchor_pairs": {"type": "keyword"},
                 "anchor_values": {"type": "keyword", "index": False},
+                "anchor_days": {"type": "keyword"},
+                "anchor_hours": {"type": "keyword"},
+                "anchor_pickups": {"type": "keyword"},
+                "anchor_dropoffs": {"type": "keyword"},
                 "local_days": {"type": "integer"},
                 "local_day_first": {"type": "integer"},
                 "local_day_span": {"type": "short"},
@@ -93,11 +97,11 @@ TEMPLATE = {
                 "trip_json": {"type": "binary", "doc_values": True},
                 "trip": {"type": "object", "enabled": False},
             },
-            "_source": {"excludes": ["route_cells", "route_points", "route_cell_days", "corridor_cells", "anchors", "anchor_pairs", "anchor_values", "compact", "trip_json"]},
-            "_meta": {"tripsearch_mapping": 3, "tripsearch_anchors": anchor_places().fingerprint},
+            "_source": {"excludes": ["route_cells", "route_points", "route_cell_days", "corridor_cells", "anchors", "anchor_pairs", "anchor_values", "anchor_days", "anchor_hours", "anchor_pickups", "anchor_dropoffs", "compact", "trip_json"]},
+            "_meta": {"tripsearch_mapping": 4, "tripsearch_anchors": anchor_places().fingerprint},
         },
     },
-    "_meta": {"tripsearch_mapping": 3, "alias": "trips"},
+    "_meta": {"tripsearch_mapping": 4, "alias": "trips"},
 }
 
 
@@ -383,6 +387,10 @@ def test_anchor_entries_are_what_a_search_computes(region: str) -> None:
     assert pairs_checked > 20
     assert all(value_entry(entry_value(e)) == e for entries in found.entries for e in entries)
     assert found.values == [[entry_value(e) for e in entries] for entries in found.entries]
+    by_place = {"anchor_days": "day", "anchor_hours": "minute", "anchor_pickups": "pickup", "anchor_dropoffs": "dropoff"}
+    for name, key in by_place.items():
+        want = [[place_value(str(e["place"]), e[key] // 60 if name == "anchor_hours" else e[key]) for e in entries] for entries in found.entries]  # type: ignore[operator]
+        assert found.by_place[name] == want, name
 
 
 def test_anchor_places_are_the_big_cities() -> None:

@@ -33,7 +33,7 @@ shared page builder (:func:`~tripsearch.index.execute.sorted_page`).
 >>> from tripsearch.query.model import parse_query
 >>> q = parse_query({"from": [48.85341, 2.3488], "to": [45.74906, 4.84789], "date": "2026-12-01", "facets": ["seats_available", "options"]})
 >>> body = compile_anchored(q, "3958", "3121")
->>> body["query"]["bool"]["filter"][2], body["sort"][0]["anchors.km"]["mode"], body["size"], sorted(body["aggs"])
+>>> body["query"]["bool"]["filter"][3], body["sort"][0]["anchors.km"]["mode"], body["size"], sorted(body["aggs"])
 ({'term': {'anchor_pairs': '3958>3121'}}, 'sum', 20, ['all', 'but_seats'])
 """
 
@@ -51,7 +51,7 @@ from ...geo import ClosestPoints
 from ..execute import PageRows
 from ...query.matching import FILTERS
 from ...query.model import DATES_FACET_SPAN, Query
-from .anchors import ANCHOR_KM, anchor_pair, value_entry
+from .anchors import ANCHOR_KM, anchor_pair, place_value, value_entry
 from .query import Clause, attribute_clauses, bool_clause, time_window
 
 __all__ = ["compile_anchored", "page_size", "has_more", "read_tallies", "read_page", "InexactAggregation", "MAX_TERMS", "HIT_FIELDS"]
@@ -74,7 +74,8 @@ _COUNTS: dict[str, tuple[str, str | None]] = {
     "seats_available": ("seats_available", None),
     "driver_rating": ("driver_rating", None),
 }
-_ENTRY = {"from": "from_entry", "to": "to_entry"}
+# The place@value field (anchors.BY_PLACE) counts of an entry are read from.
+_BY_PLACE_FIELD = {"hours": "anchor_hours", "dates": "anchor_days", "pickup_cells": "anchor_pickups", "dropoff_cells": "anchor_dropoffs"}
 
 
 class InexactAggregation(Exception):
@@ -84,9 +85,10 @@ class InexactAggregation(Exception):
 def compile_anchored(query: Query, from_key: str, to_key: str) -> dict[str, Any]:
     """Return the request of ``query`` from anchor ``from_key`` to anchor ``to_key`` (radii at most ANCHOR_KM)."""
     assert query.from_radius_km <= ANCHOR_KM and query.to_radius_km <= ANCHOR_KM and from_key != to_key
-    days = list(range(query.day - DATES_FACET_SPAN, query.day + DATES_FACET_SPAN + 1)) if "dates" in query.facets else [query.day]
+    days = _query_days(query)
     base: list[Clause] = [
-        _entry(from_key, {"range": {"anchors.km": {"lte": query.from_radius_km}}}, _days(days)),
+        _days(from_key, days),
+        _entry(from_key, {"range": {"anchors.km": {"lte": query.from_radius_km}}}),
         _entry(to_key, {"range": {"anchors.km": {"lte": query.to_radius_km}}}),
         {"term": {"anchor_pairs": anchor_pair(from_key, to_key)}},
         {"term": {"status": "published"}},
@@ -132,8 +134,16 @@ def _entry(key: str, *clauses: Clause | None) -> Clause:
     return {"nested": {"path": "anchors", "query": {"bool": {"filter": filters}}}}
 
 
-def _days(days: list[int]) -> Clause:
-    return {"terms": {"anchors.day": days}} if len(days) > 1 else {"term": {"anchors.day": days[0]}}
+def _query_days(query: Query) -> list[int]:
+    """Return the days the query's request covers: the date, or every day of the dates facet."""
+    return list(range(query.day - DATES_FACET_SPAN, query.day + DATES_FACET_SPAN + 1)) if "dates" in query.facets else [query.day]
+
+
+def _days(key: str, days: list[int]) -> Clause:
+    """Return "the trip's entry for the anchor ``key`` picks up on one of ``days``" (one entry per place, so no nested join)."""
+    # A disjunction of terms, not a terms query: that one gathers every doc of every term first.
+    terms = [{"term": {"anchor_days": place_value(key, d)}} for d in days]
+    return terms[0] if len(terms) == 1 else {"bool": {"should": terms, "minimum_should_match": 1}}
 
 
 def _filter_clauses(query: Query, from_key: str) -> dict[str, list[Clause]]:
@@ -149,7 +159,7 @@ def _filter_clauses(query: Query, from_key: str) -> dict[str, list[Clause]]:
         )
         time = [_entry(from_key, minutes)]
     # Without the dates facet, the query itself holds the date.
-    clauses = {"date": [_entry(from_key, _days([query.day]))] if "dates" in query.facets else [], "time": time}
+    clauses = {"date": [_days(from_key, [query.day])] if "dates" in query.facets else [], "time": time}
     for name in ("price", "options", "rating", "seats"):
         clauses[name] = attribute_clauses(query, [name])
     return clauses
@@ -175,33 +185,35 @@ def _facet_aggs(query: Query, from_key: str, to_key: str, by_filter: dict[str, l
         if scope not in scopes:
             left_out = FACET_FILTER[name] if scope != "all" else None
             scopes[scope] = {"filter": bool_clause([c for f in FILTERS if f != left_out for c in by_filter[f]]), "aggs": {}}
-        node = scopes[scope]["aggs"]
-        if entry is not None:
-            # Each trip has one entry per place: counting entries of that place counts trips.
-            nested = node.setdefault(_ENTRY[entry], {"nested": {"path": "anchors"}, "aggs": {"entry": {"filter": {"term": {"anchors.place": keys[entry]}}, "aggs": {}}}})
-            node = nested["aggs"]["entry"]["aggs"]
-        node[counts] = _counts(counts)
+        scopes[scope]["aggs"][counts] = _counts(query, counts, None if entry is None else keys[entry])
     return scopes
 
 
-def _counts(counts: str) -> dict[str, Any]:
-    """Return the aggregation of one kind of counts."""
-    if counts == "hours":
-        return {"histogram": {"field": "anchors.minute", "interval": 60}}
-    if counts == "dates":
-        return {"terms": {"field": "anchors.day", "size": 2 * DATES_FACET_SPAN + 1}}
-    if counts == "pickup_cells":
-        return {"terms": {"field": "anchors.pickup", "size": MAX_TERMS}}
-    if counts == "dropoff_cells":
-        return {"terms": {"field": "anchors.dropoff", "size": MAX_TERMS}}
+def _counts(query: Query, counts: str, key: str | None) -> dict[str, Any]:
+    """Return the aggregation of one kind of counts (of the entries of anchor ``key`` for the counts of an entry).
+
+    A trip has one entry per place, so counting a place's values of a
+    :data:`~tripsearch.index.elastic.anchors.BY_PLACE` field counts trips.
+    """
+    if key is not None:
+        terms: dict[str, Any] = {"field": _BY_PLACE_FIELD[counts]}
+        if counts == "hours":
+            terms |= {"include": [place_value(key, h) for h in range(24)], "size": 24}
+        elif counts == "dates":
+            days = _query_days(query)
+            terms |= {"include": [place_value(key, d) for d in days], "size": len(days)}
+        else:
+            # Few of a shard's many distinct points are in the scope: a map of the values seen beats global ordinals.
+            terms |= {"include": f"{key}@.*", "size": MAX_TERMS}
+        return {"terms": terms}
     if counts == "price":
         return {"terms": {"field": "currency", "size": MAX_TERMS}, "aggs": {"amounts": {"terms": {"field": "price", "size": MAX_TERMS}}}}
     if counts == "options":
         return {"filters": {"filters": {name: {"term": {f"options.{name}": True}} for name in OPTION_NAMES}}}
     if counts == "seats_available":
         return {"terms": {"field": "seats_available", "size": MAX_TERMS}}
-    # driver_rating: at or above each threshold, then all (an unrated driver counts only there)
-    return {"filters": {"filters": {str(t): {"range": {"driver_rating": {"gte": t}}} for t in RATING_THRESHOLDS} | {"all": {"match_all": {}}}}}
+    # driver_rating: at or above each threshold (a range's "from" is included); all trips are the scope's count
+    return {"range": {"field": "driver_rating", "ranges": [{"key": str(t), "from": t} for t in RATING_THRESHOLDS]}}
 
 
 def _sort(query: Query, from_key: str, to_key: str) -> list[dict[str, Any]]:
@@ -240,21 +252,19 @@ def read_tallies(query: Query, from_key: str, aggs: dict[str, Any]) -> FacetTall
         if counts in read:
             continue
         read.add(counts)
-        node = aggs[_scope(name, by_filter)]
-        if entry is not None:
-            node = node[_ENTRY[entry]]["entry"]
-        found = node[counts]
+        scope = aggs[_scope(name, by_filter)]
+        found = scope[counts]
         if counts == "hours":
             for b in found["buckets"]:
-                t.hours[int(b["key"]) // 60] += b["doc_count"]
+                t.hours[int(_value(b["key"]))] += b["doc_count"]
         elif counts == "dates":
             first = query.day - DATES_FACET_SPAN
             for b in _exact(found):
-                t.dates[int(b["key"]) - first] += b["doc_count"]
+                t.dates[int(_value(b["key"])) - first] += b["doc_count"]
         elif counts == "pickup_cells":
-            t.pickups.update({_point(b["key"]): b["doc_count"] for b in _exact(found)})
+            t.pickups.update({_point(_value(b["key"])): b["doc_count"] for b in _exact(found)})
         elif counts == "dropoff_cells":
-            t.dropoffs.update({_point(b["key"]): b["doc_count"] for b in _exact(found)})
+            t.dropoffs.update({_point(_value(b["key"])): b["doc_count"] for b in _exact(found)})
         elif counts == "price":
             for b in _exact(found):
                 amounts = t.prices.setdefault(b["key"], Counter())
@@ -265,8 +275,14 @@ def read_tallies(query: Query, from_key: str, aggs: dict[str, Any]) -> FacetTall
         elif counts == "seats_available":
             t.seats = {int(b["key"]): b["doc_count"] for b in _exact(found)}
         elif counts == "driver_rating":
-            t.ratings[:] = [found["buckets"][str(th)]["doc_count"] for th in RATING_THRESHOLDS] + [found["buckets"]["all"]["doc_count"]]
+            at_least = {b["key"]: b["doc_count"] for b in found["buckets"]}
+            t.ratings[:] = [at_least[str(th)] for th in RATING_THRESHOLDS] + [scope["doc_count"]]
     return t
+
+
+def _value(key: str) -> str:
+    """Return the value of a :func:`~tripsearch.index.elastic.anchors.place_value` keyword."""
+    return key.split("@", 1)[1]
 
 
 def _exact(terms: dict[str, Any]) -> list[dict[str, Any]]:

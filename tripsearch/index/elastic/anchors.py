@@ -45,7 +45,7 @@ from ...geo import EARTH_RADIUS_KM
 from ...core.kernels import closest_in_ranges, times_along
 from ...data.places import load_places
 
-__all__ = ["ANCHOR_KM", "ANCHOR_MIN_POPULATION", "Anchors", "AnchorFields", "anchor_places", "point_key", "anchor_fields", "anchor_pair", "entry_value", "value_entry"]
+__all__ = ["ANCHOR_KM", "ANCHOR_MIN_POPULATION", "Anchors", "AnchorFields", "anchor_places", "point_key", "anchor_fields", "anchor_pair", "entry_value", "value_entry", "BY_PLACE", "place_value"]
 
 # Radii of searches that anchors serve; the page's default radius is 10 km.
 ANCHOR_KM = 25.0
@@ -109,11 +109,23 @@ def value_entry(value: str) -> dict[str, Any]:
 
 
 class AnchorFields(NamedTuple):
-    """The anchor fields of trip documents: each trip's entries, the same as keywords (:func:`entry_value`), and its ordered pairs."""
+    """The anchor fields of trip documents: each trip's entries, the same as keywords (:func:`entry_value`), its ordered pairs, and its entries' values by place (:data:`BY_PLACE`)."""
 
     entries: list[list[dict[str, object]]]
     values: list[list[str]]
     pairs: list[list[str]]
+    by_place: dict[str, list[list[str]]]
+
+
+# Values of each entry also indexed as top-level keywords ``place@value`` (:func:`place_value`), so that a
+# filter or a facet on one place's entry reads them without joining nested documents: its local day, the
+# hour of its minute, its pickup point and its dropoff point.
+BY_PLACE = ("anchor_days", "anchor_hours", "anchor_pickups", "anchor_dropoffs")
+
+
+def place_value(place: str, value: object) -> str:
+    """Return the keyword of a place's entry value in the :data:`BY_PLACE` fields."""
+    return f"{place}@{value}"
 
 
 @lru_cache(maxsize=1)
@@ -129,7 +141,7 @@ def anchor_fields(cols: TripColumns, anchors: Anchors | None = None) -> AnchorFi
     """
     anchors = anchor_places() if anchors is None else anchors
     n = len(cols)
-    out = AnchorFields([[] for _ in range(n)], [[] for _ in range(n)], [[] for _ in range(n)])
+    out = AnchorFields([[] for _ in range(n)], [[] for _ in range(n)], [[] for _ in range(n)], {name: [[] for _ in range(n)] for name in BY_PLACE})
     rows, places = _near_pairs(cols, anchors)
     if len(rows) == 0:
         return out
@@ -154,6 +166,8 @@ def anchor_fields(cols: TripColumns, anchors: Anchors | None = None) -> AnchorFi
         pickup, dropoff = f"{plat!r},{plon!r}", f"{qlat!r},{qlon!r}"  # point_key
         out.entries[row].append({"place": place, "km": d, "time": t, "drop_time": dt, "day": dy, "minute": mi, "pickup": pickup, "dropoff": dropoff})
         out.values[row].append(f"{place}|{d!r}|{t}|{dt}|{dy}|{mi}|{pickup}|{dropoff}")  # entry_value
+        for name, value in zip(BY_PLACE, (dy, mi // 60, pickup, dropoff)):
+            out.by_place[name][row].append(f"{place}@{value}")  # place_value
     # Rule 2 for every two anchors of a route: the pickup at one strictly before the dropoff at the other.
     # Entries come by route: every (i, j) of one route's entries, i != j, from the group sizes.
     bounds = np.searchsorted(rows, np.arange(n + 1))

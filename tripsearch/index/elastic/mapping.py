@@ -51,7 +51,7 @@ from numpy.typing import NDArray
 from ...core.columns import TripColumns, ragged_indices
 from ...model import MAX_ROUTE_POINTS, OPTION_NAMES, Trip
 from ..cells import CorridorCells, route_to_cells, route_to_samples
-from .anchors import anchor_fields, anchor_places
+from .anchors import BY_PLACE, anchor_fields, anchor_places
 from .encoding import ROUTE_CELLS_ANALYZER, cells_to_keywords, local_times, route_cell_days, route_cell_sentences, route_points
 
 __all__ = [
@@ -72,7 +72,8 @@ __all__ = [
 
 # 2: route_cells and the local times, for searches decided in the shards; price and rating as double.
 # 3: anchors, the exact pickup at known places, for pages, facets and totals from the shards.
-MAPPING_VERSION = 3
+# 4: the anchor entries' days, hours, pickups and dropoffs as top-level place@value keywords.
+MAPPING_VERSION = 4
 
 
 class TripOptions(InnerDoc):
@@ -109,6 +110,10 @@ class TripDocument(Document):
     anchors = Nested(AnchorEntry)
     anchor_pairs = Keyword(multi=True)
     anchor_values = Keyword(multi=True, index=False)
+    anchor_days = Keyword(multi=True)
+    anchor_hours = Keyword(multi=True)
+    anchor_pickups = Keyword(multi=True)
+    anchor_dropoffs = Keyword(multi=True)
     local_days = Integer(multi=True)
     local_day_first = Integer()
     local_day_span = Short()
@@ -131,7 +136,7 @@ class TripDocument(Document):
 # Indexed (or kept in doc values) and never read back from _source: a search reads the compact row from
 # doc values, get and reindex read the stored trip. Left out of _source, they cost no stored bytes and
 # no JSON parsing when a hit's source is read.
-SOURCE_EXCLUDES = ("route_cells", "route_points", "route_cell_days", "corridor_cells", "anchors", "anchor_pairs", "anchor_values", "compact", "trip_json")
+SOURCE_EXCLUDES = ("route_cells", "route_points", "route_cell_days", "corridor_cells", "anchors", "anchor_pairs", "anchor_values", *BY_PLACE, "compact", "trip_json")
 
 
 def trip_mapping() -> dict[str, Any]:
@@ -218,6 +223,7 @@ def trips_to_documents(trips: Sequence[Trip], sources: Sequence[bytes]) -> list[
             "anchors": anchors.entries[i],
             "anchor_pairs": anchors.pairs[i],
             "anchor_values": anchors.values[i],
+            **{name: values[i] for name, values in anchors.by_place.items()},
             "local_days": list(range(day_first[i], day_last[i] + 1)),
             "local_day_first": day_first[i],
             "local_day_span": day_last[i] - day_first[i],
