@@ -485,16 +485,9 @@ def _ends_match(published: bool, pickup_km: float, pickup_along: float, dropoff_
 
 @numba.njit(cache=True)
 def match_ends(
-    stop_start: NDArray[np.int64],
-    stop_along: NDArray[np.float64],
-    stop_time: NDArray[np.int64],
-    published: NDArray[np.bool_],
-    rows: NDArray[np.int64],
-    pickup: NDArray[np.float64],
-    dropoff: NDArray[np.float64],
-    from_km: NDArray[np.float64],
-    to_km: NDArray[np.float64],
-) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:  # pragma: no cover - compiled
+    stop_start: NDArray[np.int64], stop_along: NDArray[np.float64], stop_time: NDArray[np.int64], published: NDArray[np.bool_],
+    rows: NDArray[np.int64], pickup: NDArray[np.float64], dropoff: NDArray[np.float64], from_km: NDArray[np.float64], to_km: NDArray[np.float64],
+) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:  # fmt: skip  # pragma: no cover - compiled
     """Rules 1 and 2 for items whose pickup and dropoff are measured: which items match, and their times.
 
     ``pickup`` and ``dropoff`` are 4 x n, as :func:`match_geometry` returns
