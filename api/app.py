@@ -33,10 +33,11 @@ from tripsearch.errors import AlertLimitReached, BackendUnavailable, InvalidAler
 from .auth import READ_SCOPE, TokenVerifier, require_scope
 from .connections import KeepAliveLimit
 from .deps import EngineHolder
-from .fastpath import GZIP_LEVEL, GZIP_MINIMUM_SIZE, SearchFastPath
+from .fastpath import SearchFastPath
 from .metrics import Metrics, MetricsMiddleware
 from .models import register_schemas
 from .problems import Problem, problem_response, retry_after_header
+from .responses import GZIP_OPTIONS
 from .routes import alerts, docs, health, page, places, search, trips
 from .settings import Settings
 
@@ -95,7 +96,7 @@ def create_app(settings: Settings | None = None, *, opener: Callable[..., Backen
             )
         )
     middleware += [
-        Middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_SIZE, compresslevel=GZIP_LEVEL),
+        Middleware(GZipMiddleware, **GZIP_OPTIONS),
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, bulk_max_bytes=settings.max_bulk_bytes),
     ]
     app = FastAPI(

@@ -15,17 +15,21 @@ names the current tag gets ``304 Not Modified`` with no body.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["json_response", "cached_json", "cache_control", "revalidate", "etag_of", "etag_matches", "dumps", "NOT_MODIFIED_VARY"]
+__all__ = ["json_response", "cached_json", "cacheable_answer", "cache_control", "revalidate", "etag_of", "etag_matches", "dumps", "GZIP_OPTIONS"]
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 # The 200 a 304 stands for varies by encoding (the gzip middleware says so on it, not on a 304).
-NOT_MODIFIED_VARY = "Accept-Encoding"
+_NOT_MODIFIED_VARY = b"Accept-Encoding"
+# The app's GZipMiddleware, which also compresses the search fast path's answers.
+GZIP_OPTIONS: dict[str, Any] = {"minimum_size": 1000, "compresslevel": 5}
+
+RawHeaders = list[tuple[bytes, bytes]]
 
 
 def dumps(data: Any) -> bytes:
@@ -43,11 +47,23 @@ def cached_json(request: Request, body: bytes, max_age: int, *, public: bool = T
 
     ``public=False`` (answers that needed a token) lets only the client cache it, not shared caches.
     """
-    tag, current = revalidate(body, request.headers.get("if-none-match"))
-    cache = {"ETag": tag, "Cache-Control": cache_control(max_age, public)}
+    extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    status, raw = cacheable_answer(body, request.headers.get("if-none-match"), cache_control(max_age, public), extra)
+    return Response(body if status == 200 else b"", status_code=status, headers={k.decode("latin-1"): v.decode("latin-1") for k, v in raw})
+
+
+def cacheable_answer(body: bytes, if_none_match: str | None, caching: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> tuple[int, RawHeaders]:
+    """Return the status and headers of ``body`` as a cacheable JSON answer: 304 (with no body) if the client's copy is current, else 200 with ``headers``.
+
+    ``caching`` is the ``Cache-Control`` value (:func:`cache_control`).
+
+    :func:`cached_json` and the search fast path (``api/fastpath.py``) both answer by it.
+    """
+    tag, current = revalidate(body, if_none_match)
+    cache = [(b"etag", tag.encode("latin-1")), (b"cache-control", caching.encode("latin-1"))]
     if current:
-        return Response(status_code=304, headers={**cache, "Vary": NOT_MODIFIED_VARY})
-    return Response(body, headers={**cache, **(headers or {})}, media_type="application/json")
+        return 304, [*cache, (b"vary", _NOT_MODIFIED_VARY)]
+    return 200, [*cache, *headers, (b"content-length", str(len(body)).encode("latin-1")), (b"content-type", b"application/json")]
 
 
 def cache_control(max_age: int, public: bool = True) -> str:

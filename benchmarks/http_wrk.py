@@ -77,7 +77,7 @@ def main() -> int:
         paths_file.flush()
         server = ApiServer(args.workers, data=args.data)
         try:
-            server.wait_ready(600)
+            server.start(600)
 
             def load(seconds: int) -> str:
                 cmd = [wrk, "-t1", f"-c{args.connections}", f"-d{seconds}s", "--latency", "-s", str(ROOT / "benchmarks" / "wrk.lua"), server.url, "--", paths_file.name]

@@ -32,7 +32,7 @@ READY_TIMEOUT_S = 900.0
 def server(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[ApiServer]:
     api = ApiServer(request.param, data=str(data_dir))
     try:
-        api.wait_ready(READY_TIMEOUT_S)
+        api.start(READY_TIMEOUT_S)
         yield api
     finally:
         api.stop()

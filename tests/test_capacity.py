@@ -18,6 +18,7 @@ import pytest
 
 from tripsearch.capacity import FitTargets, Measurements, Targets, load_shared_index, make_fit, make_plan, memory_model, parse_size, render_plan
 from tripsearch.capacity.data import rate_at_p99
+from tripsearch.capacity.errors import CapacityError
 from tripsearch.cli import main
 from tripsearch.index.embedded import MERGE_MIN_ROWS, MERGE_RATIO
 from tripsearch.capacity.loadgen import LoadSpec, NotLoopback, check_loopback, run_load
@@ -35,6 +36,14 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "[1/" in proc.stderr and "saved" in proc.stderr  # progress is shown
     return out
+
+
+def test_a_missing_or_broken_measurement_file_is_named_with_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(CapacityError, match="^no measurements at .*none.json: run `tripsearch capacity measure` first$"):
+        Measurements.load(tmp_path / "none.json")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(CapacityError, match="^--memory-measurements .*bad.json: not valid JSON \\("):
+        load_shared_index(tmp_path / "bad.json")
 
 
 def test_measure_saves_every_figure_with_the_machine(measured: Path) -> None:

@@ -15,16 +15,15 @@ import doctest
 import os
 import re
 import shlex
-import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from tripsearch.testing.server import ServerProcess, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -60,12 +59,6 @@ def console_steps(path: Path) -> Iterator[Step]:
             output.append(line)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Shell:
     """Runs the steps in one directory with the installed ``tripsearch`` first on the PATH."""
 
@@ -74,8 +67,8 @@ class Shell:
         bin_dir = str(Path(sys.executable).parent)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TRIPSEARCH_")}
         self.env["PATH"] = bin_dir + os.pathsep + self.env.get("PATH", "")
-        self.address = f"127.0.0.1:{_free_port()}"
-        self.servers: list[subprocess.Popen[str]] = []
+        self.address = DOCUMENTED_ADDRESS  # until a server runs
+        self.servers: list[ServerProcess] = []
 
     def run(self, step: Step) -> str:
         command = step.command.replace(DOCUMENTED_ADDRESS, self.address)
@@ -91,25 +84,21 @@ class Shell:
 
     def _start_server(self, command: str, step: Step) -> str:
         assert command.startswith("tripsearch serve"), f"{step.where}: only `tripsearch serve` runs in the background"
-        port = self.address.rpartition(":")[2]
-        log = self.home / f"serve-{len(self.servers)}.log"
-        with open(log, "wb") as out:
-            process = subprocess.Popen([*shlex.split(command), "--port", port], cwd=self.home, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        self.servers.append(process)
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            printed = log.read_text()
-            if "\n" in printed:  # the first line comes once the server answers
-                return printed.split("\n", 1)[0] + "\n"
-            assert process.poll() is None, f"{step.where}: the server exited {process.returncode}:\n{printed}"
-            time.sleep(0.2)
-        raise AssertionError(f"{step.where}: the server printed nothing in {READY_TIMEOUT_S} s")
+        try:
+            server = start_server(
+                lambda port: [*shlex.split(command), "--port", str(port)], self.home, name=f"serve-{len(self.servers)}",
+                ready=lambda server: f"ready on {server.url}/" in server.log.read_text(),  # printed once the server answers
+                timeout_s=READY_TIMEOUT_S, poll_s=0.2, env=self.env, cwd=self.home,
+            )  # fmt: skip
+        except AssertionError as e:
+            raise AssertionError(f"{step.where}: {e}") from None
+        self.servers.append(server)
+        self.address = server.url.removeprefix("http://")
+        return server.log.read_text().split("\n", 1)[0] + "\n"
 
     def close(self) -> None:
-        for process in self.servers:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=30)
+        for server in self.servers:
+            server.stop()
 
 
 def test_documents_have_console_examples() -> None:

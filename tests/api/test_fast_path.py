@@ -39,6 +39,7 @@ def _requests() -> list[tuple[str, dict[str, str]]]:
     out += [
         (base, {"Accept-Encoding": "gzip"}),
         (base, {"Accept-Encoding": "br, gzip;q=0.5"}),
+        (base, {"Accept-Encoding": "identity"}),  # over the gzip threshold, not compressed: Vary all the same
         (base + "&limit=1&facets=", {"Accept-Encoding": "gzip"}),  # a body under the gzip threshold
         (base + "&facets=dates&options=pets&options=smoking", {}),
         (base + "&limit=1000", {}),  # too large: 400

@@ -11,6 +11,8 @@ import httpx
 import orjson
 import pytest
 
+from tripsearch.testing.server import worker_pids
+
 from .conftest import READY_TIMEOUT_S, Server
 from .support import REFRESH_INTERVAL_S, iceland_query, make_token, make_trip
 
@@ -22,22 +24,13 @@ ATTEMPTS = 200
 def two_workers(start_api: Callable[..., Server]) -> Server:
     server = start_api(workers=2)
     # start_api waited for one /ready; wait for the other worker too.
-    ready: set[int] = set()
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    for pid, answer in _by_worker(server, "/ready", attempts=None):
-        if answer.status_code == 200:
-            ready.add(pid)
-        if len(ready) == 2:
-            return server
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    raise AssertionError(f"only workers {ready} got ready:\n{server.log.read_text()[-3000:]}")
+    worker_pids(server, 2, timeout_s=READY_TIMEOUT_S, poll_s=0.05)
+    return server
 
 
-def _by_worker(server: Server, path: str, params: dict[str, str] | None = None, attempts: int | None = ATTEMPTS) -> Iterator[tuple[int, httpx.Response]]:
+def _by_worker(server: Server, path: str, params: dict[str, str] | None = None) -> Iterator[tuple[int, httpx.Response]]:
     """Yield (worker pid, answer) over fresh connections; a connection is served by one worker from start to end."""
-    for _ in itertools.count() if attempts is None else range(attempts):
+    for _ in range(ATTEMPTS):
         with httpx.Client(base_url=server.url, timeout=30) as client:
             pid = client.get("/health").json()["pid"]
             yield pid, client.get(path, params=params)

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator
 
 import orjson
 import pytest
+from elasticsearch import Elasticsearch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -206,6 +207,25 @@ def test_deletes_and_cancellations_leave_the_results_after_refresh(es_engine: Ca
         same_search(engine, embedded, q)
     stats = engine.stats()
     assert (stats["trips"], stats["tombstones"]) == (len(trips) - 1, 1)
+
+
+def test_wait_for_is_elasticsearchs_own_or_a_refresh_where_periodic_refresh_is_off(es_engine: Callable[..., ElasticBackend], trips: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+    published = [t for t in trips if t["status"] == "published"]
+    sent: list[str | None] = []  # each bulk request's refresh, and each explicit refresh
+    bulk = Elasticsearch.bulk
+    monkeypatch.setattr(Elasticsearch, "bulk", lambda es, **kw: sent.append(kw.get("refresh")) or bulk(es, **kw))
+    for interval, trip in ((0.2, published[0]), (0, published[1])):
+        engine = es_engine(refresh_interval=interval)
+        sent.clear()
+        refresh = engine._connection.refresh
+        monkeypatch.setattr(engine._connection, "refresh", lambda refresh=refresh: sent.append("_refresh") or refresh())
+        query = a_search(trip, limit=100)
+        engine.upsert([trip], refresh="wait_for")
+        assert trip["id"] in {h.id for h in engine.search(query).trips}
+        engine.delete([trip["id"]], refresh="wait_for")
+        assert trip["id"] not in {h.id for h in engine.search(query).trips}
+        # with periodic refresh off, Elasticsearch's wait_for would never answer
+        assert sent == (["wait_for", "wait_for"] if interval else [None, "_refresh", None, "_refresh"])
 
 
 @pytest.fixture(scope="module")

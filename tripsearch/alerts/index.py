@@ -47,7 +47,7 @@ from numpy.typing import NDArray
 from ..core.columns import STATUS_CODES, TripColumns, ragged_indices
 from ..model import paused_gc
 from ..geo import EARTH_RADIUS_KM, ClosestPoints
-from ..core.kernels import closest_in_ranges, filter_failures, times_along
+from ..core.kernels import closest_in_ranges, filter_failures, match_ends
 from ..index.execute import hit_points
 from ..query.matching import FILTERS, filter_bit
 from ..query.ranking import score_of
@@ -335,10 +335,10 @@ def _geometry(cols: TripColumns, part: _Part, rows: NDArray[np.int64], groups: N
 
     The pickup depends on the row and the From disk only, the dropoff on the
     row and the To disk: each is measured once, on the whole route, by
-    :func:`~tripsearch.core.kernels.closest_in_ranges`, then the items combine
-    them as :func:`~tripsearch.core.kernels.match_geometry` does (published,
-    both within their radii, the pickup strictly before the dropoff along
-    the route) and get their times by :func:`~tripsearch.core.kernels.times_along`.
+    :func:`~tripsearch.core.kernels.closest_in_ranges`, then
+    :func:`~tripsearch.core.kernels.match_ends` decides each item by the
+    rule :func:`~tripsearch.core.kernels.match_geometry` decides by and
+    gives it its times.
     Measured with a larger ``within_km`` than a disk's own radius, a closest
     point that is within the radius is the same one: pruning only skips
     route parts provably farther than the best point found.
@@ -356,10 +356,11 @@ def _geometry(cols: TripColumns, part: _Part, rows: NDArray[np.int64], groups: N
         )  # fmt: skip
         ends.append(found[:, which.reshape(-1)])
     pickup, dropoff = ends
-    geo = (cols.status[rows] == _PUBLISHED) & (pickup[0] <= radius[part.group_from[groups]]) & (dropoff[0] <= radius[part.group_to[groups]]) & (pickup[1] < dropoff[1])
-    rows, groups, pickup, dropoff = rows[geo], groups[geo], pickup[:, geo], dropoff[:, geo]
-    times = np.stack([times_along(cols.stop_start, cols.stop_along, cols.stop_time, rows, end[1]) for end in (pickup, dropoff)]) if len(rows) else np.zeros((2, 0), dtype=np.int64)
-    return pickup, dropoff, times, rows, groups
+    geo, times = match_ends(
+        cols.stop_start, cols.stop_along, cols.stop_time, cols.status[rows] == _PUBLISHED, rows, pickup, dropoff,
+        radius[part.group_from[groups]], radius[part.group_to[groups]],
+    )  # fmt: skip
+    return pickup[:, geo], dropoff[:, geo], times[:, geo], rows[geo], groups[geo]
 
 
 @numba.njit(cache=True)

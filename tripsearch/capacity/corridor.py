@@ -27,9 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import orjson
-
-from .data import loglog_fit
+from .data import loglog_fit, read_json
 from .errors import CapacityError
 
 __all__ = ["CorridorRun", "Cost", "load_corridor_runs", "busiest", "at_size", "DEFAULT_CORRIDOR_RUNS", "SEARCHES_PER_MSEARCH"]
@@ -124,12 +122,7 @@ def load_corridor_runs(paths: Sequence[Path]) -> list[CorridorRun]:
     """Return the runs saved in hot-corridor JSON files, by corridor size then trips; say which file is wrong and why."""
     runs: list[CorridorRun] = []
     for path in paths:
-        try:
-            doc = orjson.loads(Path(path).read_bytes())
-        except FileNotFoundError:
-            raise CapacityError(f"no hot-corridor measurements at {path}: run `python -m benchmarks.hot_corridor --json {path}`") from None
-        except orjson.JSONDecodeError as exc:
-            raise CapacityError(f"{path} is not valid JSON ({exc})") from None
+        doc = read_json(path, f"no hot-corridor measurements at {path}: run `python -m benchmarks.hot_corridor --json {path}`")
         if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list):
             raise CapacityError(f"{path}: not a hot-corridor result (no 'runs')")
         runs += [_run(Path(path), doc, r) for r in doc["runs"]]

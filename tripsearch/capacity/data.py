@@ -19,7 +19,7 @@ import orjson
 from .errors import CapacityError
 from .measure import SCHEMA
 
-__all__ = ["Measurements", "loglog_fit", "linear_fit", "rate_at_p99", "Curve"]
+__all__ = ["Measurements", "read_json", "loglog_fit", "linear_fit", "rate_at_p99", "Curve"]
 
 
 def loglog_fit(xs: Sequence[float], ys: Sequence[float]) -> Callable[[float], tuple[float, bool]]:
@@ -135,6 +135,16 @@ def rate_at_p99(points: Sequence[dict[str, Any]], p99_ms: float) -> tuple[float 
     return float(top["searches_per_s"]), f"every measured point is within the target; the highest ({top['searches_per_s']:,.0f} searches/s, p99 {judged[last]:g} ms) is taken{note}"
 
 
+def read_json(path: Path, missing: str, invalid: str | None = None) -> Any:
+    """Return the JSON document of a saved measurement, or raise :class:`CapacityError`: ``missing`` when there is no such file, ``invalid`` (default: the path is not valid JSON) and the parser's reason when it is not JSON."""
+    try:
+        return orjson.loads(Path(path).read_bytes())
+    except FileNotFoundError:
+        raise CapacityError(missing) from None
+    except orjson.JSONDecodeError as exc:
+        raise CapacityError(f"{invalid or f'{path} is not valid JSON'} ({exc})") from None
+
+
 class Measurements:
     """The JSON ``measure`` saved, with accessors for the figures plans and reports read."""
 
@@ -147,12 +157,7 @@ class Measurements:
 
     @classmethod
     def load(cls, path: Path) -> Measurements:
-        try:
-            return cls(orjson.loads(Path(path).read_bytes()), Path(path))
-        except FileNotFoundError:
-            raise CapacityError(f"no measurements at {path}: run `tripsearch capacity measure` first") from None
-        except orjson.JSONDecodeError as exc:
-            raise CapacityError(f"{path} is not valid JSON ({exc})") from None
+        return cls(read_json(path, f"no measurements at {path}: run `tripsearch capacity measure` first"), Path(path))
 
     @property
     def machine(self) -> dict[str, Any]:

@@ -111,7 +111,7 @@ def http_curve(server_args: dict[str, Any], workers: int, calls: list[tuple[str,
     """
     server = ApiServer(workers, **server_args)
     try:
-        server.wait_ready(opts.ready_timeout_s)
+        server.start(opts.ready_timeout_s)
         say(f"    {workers} worker(s) ready after {server.ready_s:.1f} s; warming up")
         _load(server.url, calls, opts, seed=10, concurrency=2 * workers, seconds=max(opts.warmup_s, 0.2))
         runs = [_accounted(server, es_cpu, functools.partial(_load, server.url, calls, opts, seed=11 + r, concurrency=3 * workers, warmup=0.2)) for r in range(opts.repeats)]

@@ -33,15 +33,11 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import orjson
+from typing import Any
 
 from ..index.embedded import MERGE_MIN_ROWS, MERGE_RATIO
+from .data import Measurements, read_json
 from .errors import CapacityError
-
-if TYPE_CHECKING:
-    from .data import Measurements
 
 __all__ = ["MemoryModel", "memory_model", "load_shared_index", "parse_size", "DEFAULT_SHARED_INDEX"]
 
@@ -123,12 +119,11 @@ class MemoryModel:
 
 def load_shared_index(path: Path) -> dict[str, Any]:
     """Return the JSON ``python -m benchmarks.shared_index --json PATH`` wrote, checked for what the memory model reads."""
-    try:
-        doc = orjson.loads(Path(path).read_bytes())
-    except FileNotFoundError:
-        raise CapacityError(f"--memory-measurements {path}: no such file (write one with `python -m benchmarks.shared_index DATA_DIR --json {path}`)") from None
-    except orjson.JSONDecodeError as exc:
-        raise CapacityError(f"--memory-measurements {path}: not valid JSON ({exc})") from None
+    doc = read_json(
+        path,
+        f"--memory-measurements {path}: no such file (write one with `python -m benchmarks.shared_index DATA_DIR --json {path}`)",
+        f"--memory-measurements {path}: not valid JSON",
+    )
     try:
         trips = int(doc["trips"])
         ok = trips > 0 and float(doc["segment_bytes"]) > 0 and any(

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from ..testing.server import ServerProcess, start_server, worker_pids
 from .errors import CapacityError
 
-__all__ = ["free_port", "ApiServer", "machine_cpu"]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["ApiServer", "machine_cpu"]
 
 
 class ApiServer:
@@ -27,56 +20,28 @@ class ApiServer:
 
     def __init__(self, workers: int, data: str | None = None, backend: str | None = None) -> None:
         self.workers = workers
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.NamedTemporaryFile("w+b", prefix="tripsearch-capacity-serve-", suffix=".log", delete=False)
-        args = [sys.executable, "-m", "tripsearch.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
-        args += ["--backend", backend] if backend else ["--data", str(data)]
-        self.started = time.perf_counter()
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.args = ["--workers", str(workers), *(["--backend", backend] if backend else ["--data", str(data)])]
+        self.url = ""
         self.pids: list[int] = []
         self.ready_s: float | None = None
+        self._server: ServerProcess | None = None
+        self._logs = Path(tempfile.mkdtemp(prefix="tripsearch-capacity-serve-"))
 
-    def wait_ready(self, timeout_s: float) -> None:
-        """Wait until every worker answers /ready (each connection stays with one worker: /health names it)."""
-        import httpx
-
-        ready: set[int] = set()
-        deadline = time.monotonic() + timeout_s
-        while len(ready) < self.workers:
-            if self.proc.poll() is not None:
-                raise CapacityError(f"tripsearch serve exited with {self.proc.returncode}: {self.tail()}")
-            if time.monotonic() > deadline:
-                raise CapacityError(f"tripsearch serve: {len(ready)} of {self.workers} workers ready after {timeout_s:.0f} s: {self.tail()}")
-            try:
-                with httpx.Client(base_url=self.url, timeout=10) as client:
-                    pid = int(client.get("/health").json()["pid"])
-                    if client.get("/ready").status_code == 200:
-                        ready.add(pid)
-                        continue
-            except (httpx.HTTPError, ValueError, KeyError):
-                pass
-            time.sleep(0.2)
-        self.ready_s = time.perf_counter() - self.started
-        self.pids = sorted(ready)
-
-    def tail(self) -> str:
-        self.log.flush()
-        text = Path(self.log.name).read_bytes()[-2000:].decode(errors="replace").strip()
-        return " | ".join(text.splitlines()[-4:])
+    def start(self, timeout_s: float) -> None:
+        """Start the server and wait until every worker answers /ready (see :func:`~tripsearch.testing.server.worker_pids`)."""
+        started = time.perf_counter()
+        try:
+            self._server = start_server(lambda port: [sys.executable, "-m", "tripsearch.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *self.args], self._logs, name="serve", timeout_s=timeout_s)
+            self.pids = worker_pids(self._server, self.workers, timeout_s=max(1.0, timeout_s - (time.perf_counter() - started)), poll_s=0.2)
+        except AssertionError as e:
+            raise CapacityError(f"tripsearch serve: {e}") from None
+        self.url = self._server.url
+        self.ready_s = time.perf_counter() - started
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-            except ProcessLookupError:
-                pass
-        self.log.close()
-        os.unlink(self.log.name)
+        if self._server is not None:
+            self._server.stop()
+        shutil.rmtree(self._logs, ignore_errors=True)
 
 
 def machine_cpu() -> tuple[float, float] | None:

@@ -28,7 +28,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 from numpy.typing import NDArray
 
-__all__ = ["route_distances_along", "closest_in_ranges", "times_along", "match_geometry", "key_ranges", "table_merge", "table_join", "join_postings", "PostingRanges", "filter_failures", "facet_counts"]
+__all__ = ["route_distances_along", "closest_in_ranges", "times_along", "match_geometry", "match_ends", "key_ranges", "table_merge", "table_join", "join_postings", "PostingRanges", "filter_failures", "facet_counts"]
 
 R = 6371.0088
 SCALE = 10_000_000.0
@@ -471,6 +471,41 @@ def times_along(stop_start: NDArray[np.int64], stop_along: NDArray[np.float64], 
     return out
 
 
+@numba.njit(cache=True, inline="always")
+def _pickup_passes(published: bool, pickup_km: float, from_km: float) -> bool:
+    """Return whether a trip may match whatever its dropoff: it is published and its pickup is within the From radius."""
+    return published and pickup_km <= from_km
+
+
+@numba.njit(cache=True, inline="always")
+def _ends_match(published: bool, pickup_km: float, pickup_along: float, dropoff_km: float, dropoff_along: float, from_km: float, to_km: float) -> bool:
+    """Return rules 1 and 2 for a trip's closest points: :func:`_pickup_passes`, the dropoff within the To radius and strictly after the pickup along the route."""
+    return _pickup_passes(published, pickup_km, from_km) and dropoff_km <= to_km and pickup_along < dropoff_along
+
+
+@numba.njit(cache=True)
+def match_ends(
+    stop_start: NDArray[np.int64], stop_along: NDArray[np.float64], stop_time: NDArray[np.int64], published: NDArray[np.bool_],
+    rows: NDArray[np.int64], pickup: NDArray[np.float64], dropoff: NDArray[np.float64], from_km: NDArray[np.float64], to_km: NDArray[np.float64],
+) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:  # fmt: skip  # pragma: no cover - compiled
+    """Rules 1 and 2 for items whose pickup and dropoff are measured: which items match, and their times.
+
+    ``pickup`` and ``dropoff`` are 4 x n, as :func:`match_geometry` returns
+    them; ``from_km`` and ``to_km`` are each item's radii. Returns the
+    matches and the pickup and dropoff times of the matches (2 x n; 0
+    elsewhere), as :func:`match_geometry` decides them.
+    """
+    n = rows.shape[0]
+    geo = np.zeros(n, dtype=np.bool_)
+    times = np.zeros((2, n), dtype=np.int64)
+    for i in range(n):
+        if _ends_match(published[i], pickup[0, i], pickup[1, i], dropoff[0, i], dropoff[1, i], from_km[i], to_km[i]):
+            geo[i] = True
+            times[0, i] = _stop_time_at(stop_start, stop_along, stop_time, rows[i], pickup[1, i])
+            times[1, i] = _stop_time_at(stop_start, stop_along, stop_time, rows[i], dropoff[1, i])
+    return geo, times
+
+
 @numba.njit(cache=True)
 def match_geometry(
     vert_lat: NDArray[np.int32],
@@ -521,11 +556,11 @@ def match_geometry(
         p = _closest_one(vert_lat, vert_lon, vert_cum, base + windows[i, 0], base + windows[i, 1] + 1, from_target, False, from_point[2])
         pickup[0, i], pickup[1, i], pickup[2, i], pickup[3, i] = p
         dropoff[0, i] = np.inf
-        if not (published[i] and p[0] <= from_point[2]):
+        if not _pickup_passes(published[i], p[0], from_point[2]):
             continue
         q = _closest_one(vert_lat, vert_lon, vert_cum, base + windows[i, 2], base + windows[i, 3] + 1, to_target, True, to_point[2])
         dropoff[0, i], dropoff[1, i], dropoff[2, i], dropoff[3, i] = q
-        if q[0] <= to_point[2] and p[1] < q[1]:
+        if _ends_match(published[i], p[0], p[1], q[0], q[1], from_point[2], to_point[2]):
             geo[i] = True
             times[0, i] = _stop_time_at(stop_start, stop_along, stop_time, rows[i], p[1])
             times[1, i] = _stop_time_at(stop_start, stop_along, stop_time, rows[i], q[1])

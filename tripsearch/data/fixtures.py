@@ -627,14 +627,7 @@ def _driver_pool(rng: np.random.Generator, weights: F64, n: int) -> _Drivers:
     return _Drivers(first_id.tolist(), count.tolist(), rating.tolist(), verified.tolist())
 
 
-def generate_trips(
-    n: int,
-    seed: int,
-    start_date: dt.date,
-    days: int = 30,
-    *,
-    countries: Collection[str] | None = None,
-) -> Iterator[dict[str, Any]]:
+def generate_trips(n: int, seed: int, start_date: dt.date, days: int = 30, *, countries: Collection[str] | None = None) -> Iterator[dict[str, Any]]:
     """Yield ``n`` realistic trips in the wire format, departing in ``[start_date, start_date + days)``.
 
     The same arguments always give the same trips, and :func:`write_ndjson`
@@ -642,13 +635,18 @@ def generate_trips(
     default is Europe. Bad arguments raise :class:`ValueError` at once,
     not at the first ``next()``.
     """
+    _check_sizes(n, seed, days)
+    return _generate(n, seed, start_date, days, frozenset(countries) if countries is not None else None)
+
+
+def _check_sizes(n: int, seed: int, days: int, n_name: str = "n") -> None:
+    """Raise :class:`ValueError` unless ``n`` (called ``n_name``) and ``seed`` are >= 0 and ``days`` >= 1."""
     if n < 0:
-        raise ValueError("n must be >= 0")
+        raise ValueError(f"{n_name} must be >= 0")
     if seed < 0:
         raise ValueError("seed must be >= 0")
     if days < 1:
         raise ValueError("days must be >= 1")
-    return _generate(n, seed, start_date, days, frozenset(countries) if countries is not None else None)
 
 
 def _generate(
@@ -764,12 +762,7 @@ def generate_ndjson(
     >>> first.count(b"\\n"), first.startswith(b'{"id":"t-1-0"')
     (3, True)
     """
-    if n < 0:
-        raise ValueError("n must be >= 0")
-    if seed < 0:
-        raise ValueError("seed must be >= 0")
-    if days < 1:
-        raise ValueError("days must be >= 1")
+    _check_sizes(n, seed, days)
     if jobs < 1 or chunk_trips < 1:
         raise ValueError("jobs and chunk_trips must be >= 1")
     if popularity not in POPULARITY_MODELS:
@@ -934,12 +927,7 @@ def corridor_trips(
     >>> 180 <= len(trips[0]["route"]["coordinates"]) <= 220
     True
     """
-    if per_day < 0:
-        raise ValueError("per_day must be >= 0")
-    if seed < 0:
-        raise ValueError("seed must be >= 0")
-    if days < 1:
-        raise ValueError("days must be >= 1")
+    _check_sizes(per_day, seed, days, "per_day")
     if not 2 <= route_points <= 20_000:
         raise ValueError("route_points must be between 2 and 20000")
     market = _market(frozenset(countries) if countries is not None else None)

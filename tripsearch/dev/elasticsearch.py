@@ -702,10 +702,23 @@ def positive_int(value):
     return number
 
 
-def cmd_start(args):
+@contextmanager
+def locked_cluster(args):
+    """Hold the lock of the cluster ``args.name``; yield its name and saved state (None: there is no such cluster)."""
     name = check_name(args.name)
     with cluster_lock(name):
-        state = load_state(name)
+        yield name, load_state(name)
+
+
+def check_node(name, state, node):
+    """Fail unless the cluster has a node number ``node``."""
+    count = len(state["_nodes"])
+    if not 0 <= node < count:
+        raise Fail(f"cluster {name} has no node {node} (nodes 0..{count - 1})")
+
+
+def cmd_start(args):
+    with locked_cluster(args) as (name, state):
         if state is not None:
             if args.version and args.version != state["version"]:
                 raise Fail(f"cluster {name} was created with Elasticsearch {state['version']}, not {args.version}; "
@@ -736,13 +749,10 @@ def cmd_start(args):
 
 
 def cmd_restart_node(args):
-    name = check_name(args.name)
-    with cluster_lock(name):
-        state = load_state(name)
+    with locked_cluster(args) as (name, state):
         if state is None:
             raise Fail(f"no cluster named {name} (start it first)")
-        if not 0 <= args.node < len(state["_nodes"]):
-            raise Fail(f"cluster {name} has no node {args.node} (nodes 0..{len(state['_nodes']) - 1})")
+        check_node(name, state, args.node)
         stop_nodes(state, [args.node], args.timeout)
         state = start_nodes(state, [args.node], args.timeout)
         print(json.dumps(public_state(state)))
@@ -750,21 +760,17 @@ def cmd_restart_node(args):
 
 
 def cmd_stop(args):
-    name = check_name(args.name)
-    with cluster_lock(name):
-        state = load_state(name)
+    with locked_cluster(args) as (name, state):
         if state is None:
             note(f"no cluster named {name}; nothing to stop")
             return 0
-        count = len(state["_nodes"])
         if args.node is not None:
-            if not 0 <= args.node < count:
-                raise Fail(f"cluster {name} has no node {args.node} (nodes 0..{count - 1})")
+            check_node(name, state, args.node)
             if args.clean:
                 raise Fail("--clean removes the whole cluster; it cannot be combined with --node")
             indexes = [args.node]
         else:
-            indexes = list(range(count))
+            indexes = list(range(len(state["_nodes"])))
         stop_nodes(state, indexes, args.timeout)
         if args.clean:
             shutil.rmtree(cluster_dir(name))

@@ -122,19 +122,6 @@ class Store:
                 raise BackendUnavailable(f"cannot {self.action}: the store is busy ({message})", retry_after=1.0) from None
             raise BackendUnavailable(f"cannot {self.action}: {message}") from None
 
-    def versions(self, ids: Iterable[str]) -> dict[str, StoredRow]:
-        """Return the stored version (and whether deleted) of each id that exists."""
-        ids = list(ids)
-        out: dict[str, StoredRow] = {}
-        conn = self._conn()
-        with self._translate("read versions"):
-            for i in range(0, len(ids), _CHUNK):
-                chunk = ids[i : i + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                for tid, version, deleted in conn.execute(f"SELECT id, version, deleted FROM trips WHERE id IN ({marks})", chunk):
-                    out[tid] = StoredRow(version, bool(deleted))
-        return out
-
     def write(self, upserts: list[tuple[str, int, bytes]], deletes: Iterable[tuple[str, int | None]] = ()) -> tuple[list[str], list[str]]:
         """Apply a batch in one transaction; return (ids stored, ids deleted).
 

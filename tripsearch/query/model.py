@@ -14,7 +14,7 @@ import datetime as dt
 import hashlib
 import math
 from dataclasses import MISSING, dataclass, field, fields, replace
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import orjson
 
@@ -218,14 +218,20 @@ def _date(name: str, value: Any) -> dt.date:
     return parsed
 
 
-def _number(name: str, value: Any, low: float, high: float, open_low: bool = False) -> float:
+def _from_text(name: str, value: Any, convert: Callable[[str], Any], kind: str) -> Any:
+    """Return ``value``, a string converted by ``convert``; a bool is refused, not taken for ``kind``."""
     if isinstance(value, bool):
-        raise InvalidQuery(name, "must be a number")
+        raise InvalidQuery(name, f"must be {kind}")
     if isinstance(value, str):
         try:
-            value = float(value.strip())
+            return convert(value.strip())
         except ValueError:
-            raise InvalidQuery(name, f"must be a number, got {value[:40]!r}") from None
+            raise InvalidQuery(name, f"must be {kind}, got {value[:40]!r}") from None
+    return value
+
+
+def _number(name: str, value: Any, low: float, high: float, open_low: bool = False) -> float:
+    value = _from_text(name, value, float, "a number")
     if not isinstance(value, (int, float)):
         raise InvalidQuery(name, "must be a number")
     number = float(value)
@@ -242,13 +248,7 @@ def _optional_number(name: str, value: Any, low: float, high: float) -> float | 
 
 
 def _integer(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool):
-        raise InvalidQuery(name, "must be an integer")
-    if isinstance(value, str):
-        try:
-            value = int(value.strip())
-        except ValueError:
-            raise InvalidQuery(name, f"must be an integer, got {value[:40]!r}") from None
+    value = _from_text(name, value, int, "an integer")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, int):

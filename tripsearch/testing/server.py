@@ -1,7 +1,9 @@
-"""Start a server process on a free loopback port and wait until it answers."""
+"""Start a server process on a free loopback port and wait until it answers (and, for several workers, until each does)."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import signal
 import socket
@@ -10,10 +12,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
+from urllib.parse import urlsplit
 
-import httpx
-
-__all__ = ["ServerProcess", "free_port", "start_server"]
+__all__ = ["ServerProcess", "free_port", "start_server", "worker_pids"]
 
 ATTEMPTS = 3
 
@@ -58,6 +59,7 @@ def start_server(
     name: str = "server",
     ready_path: str = "/ready",
     ready_status: int = 200,
+    ready: Callable[[ServerProcess], bool] | None = None,
     timeout_s: float = 120.0,
     poll_s: float = 0.1,
     env: Mapping[str, str] | None = None,
@@ -65,11 +67,17 @@ def start_server(
 ) -> ServerProcess:
     """Run ``command(port)`` in a session of its own and return once ``GET ready_path`` answers ``ready_status``.
 
-    A process that exits before it answers most likely lost its port between
-    :func:`free_port` and its bind: it is started again on another port, up
-    to three times. A server that runs without answering within
-    ``timeout_s`` is killed and the error carries the tail of its log.
+    ``ready``, when given, is the check instead: a function of the started
+    server, true once it is ready. A process that exits before it is ready
+    most likely lost its port between :func:`free_port` and its bind: it is
+    started again on another port, up to three times. A server that runs
+    without getting ready within ``timeout_s`` is killed and the error
+    carries the tail of its log.
     """
+    def answers(server: ServerProcess) -> bool:
+        return _get(server, ready_path)[0][0] == ready_status
+
+    check, what = (answers, f"{ready_path} did not answer {ready_status}") if ready is None else (ready, "the server was not ready")
     for attempt in range(ATTEMPTS):
         port = free_port()
         log = log_dir / f"{name}-{attempt}.log"
@@ -77,27 +85,61 @@ def start_server(
             process = subprocess.Popen(command(port), env=None if env is None else dict(env), cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         server = ServerProcess(f"http://127.0.0.1:{port}", process, log)
         try:
-            answered = _wait_answer(server, ready_path, ready_status, timeout_s, poll_s)
+            started = _wait(server, check, lambda: what, timeout_s, poll_s)
         except BaseException:
             server.kill()
             raise
-        if answered:
+        if started:
             return server
         server.kill()
     raise AssertionError(f"the server did not start ({ATTEMPTS} attempts):\n{log.read_text()[-3000:]}")
 
 
-def _wait_answer(server: ServerProcess, path: str, status: int, timeout_s: float, poll_s: float) -> bool:
-    """Wait for ``GET path`` to answer ``status``; False if the process exited first."""
+def worker_pids(server: ServerProcess, workers: int, *, ready_path: str = "/ready", timeout_s: float = 120.0, poll_s: float = 0.1) -> list[int]:
+    """Wait until ``workers`` worker processes of a tripsearch API each answer ``GET ready_path`` 200; return their process ids.
+
+    Each check asks ``/health`` (which names the worker by its ``pid``) and
+    then ``ready_path`` on one fresh connection: one worker serves a
+    connection from start to end, and the next connection may go to another.
+    """
+    ready: set[int] = set()
+
+    def check(server: ServerProcess) -> bool:
+        (health_status, health), (status, _) = _get(server, "/health", ready_path)
+        if health_status == 200 and status == 200:
+            ready.add(int(json.loads(health)["pid"]))
+        return len(ready) >= workers
+
+    if not _wait(server, check, lambda: f"only {len(ready)} of {workers} workers answered {ready_path}", timeout_s, poll_s):
+        raise AssertionError(f"the server exited with {server.process.returncode}:\n{server.log.read_text()[-3000:]}")
+    return sorted(ready)
+
+
+def _get(server: ServerProcess, *paths: str) -> list[tuple[int, bytes]]:
+    """GET ``paths`` in turn on one new connection; return the status and body of each."""
+    address = urlsplit(server.url)
+    connection = http.client.HTTPConnection(address.hostname or "127.0.0.1", address.port, timeout=10)
+    try:
+        answers = []
+        for path in paths:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            answers.append((response.status, response.read()))
+        return answers
+    finally:
+        connection.close()
+
+
+def _wait(server: ServerProcess, ready: Callable[[ServerProcess], bool], what: Callable[[], str], timeout_s: float, poll_s: float) -> bool:
+    """Check ``ready(server)`` every ``poll_s`` until it is true; False if the process exited first."""
     deadline = time.monotonic() + timeout_s
-    with httpx.Client(base_url=server.url, timeout=2) as client:
-        while time.monotonic() < deadline:
-            if server.process.poll() is not None:
-                return False
-            try:
-                if client.get(path).status_code == status:
-                    return True
-            except httpx.TransportError:
-                pass
-            time.sleep(poll_s)
-    raise AssertionError(f"{path} did not answer {status} within {timeout_s} s:\n{server.log.read_text()[-3000:]}")
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            return False
+        try:
+            if ready(server):
+                return True
+        except (OSError, http.client.HTTPException):  # not listening yet, or a connection dropped while starting
+            pass
+        time.sleep(poll_s)
+    raise AssertionError(f"{what()} within {timeout_s} s:\n{server.log.read_text()[-3000:]}")

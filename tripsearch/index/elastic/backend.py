@@ -45,7 +45,7 @@ class ElasticBackend:
     ) -> None:
         self._connection = Connection(url, index, request_timeout, max_retries, page_size)
         self._es = self._connection.es
-        self._writes = Writes(self._connection)
+        self._writes = Writes(self._connection, lambda: self._indices.live_refresh_interval())
         try:
             self._indices = Indices(self._connection, number_of_shards, number_of_replicas, refresh_interval, create)
         except BaseException:

@@ -214,8 +214,12 @@ class Connection:
                     out[doc["_id"]] = (int(doc["_version"]), bool(doc.get("_source", {}).get("deleted")))
         return out
 
-    def bulk(self, ops: list[tuple[dict[str, Any], bytes]], action: str, index: str | None = None) -> list[dict[str, Any]]:
+    def bulk(self, ops: list[tuple[dict[str, Any], bytes]], action: str, index: str | None = None, wait_for_s: float = 0.0) -> list[dict[str, Any]]:
         """Send index operations in as few ``_bulk`` requests as fit; return each operation's result, in order.
+
+        With ``wait_for_s`` (the index's refresh interval), each request
+        answers once a periodic refresh made its writes searchable
+        (Elasticsearch's ``refresh=wait_for``), and may take that much longer.
 
         Items refused because the cluster cannot take writes now (a write
         block during a reindex, a full queue, a missing shard) make the whole
@@ -228,17 +232,18 @@ class Connection:
         for meta, doc in ops:
             line = orjson.dumps(meta) + b"\n" + doc + b"\n"
             if body and size + len(line) > BULK_MAX_BYTES:
-                results.extend(self._send_bulk(body, action, index))
+                results.extend(self._send_bulk(body, action, index, wait_for_s))
                 body, size = [], 0
             body.append(line)
             size += len(line)
         if body:
-            results.extend(self._send_bulk(body, action, index))
+            results.extend(self._send_bulk(body, action, index, wait_for_s))
         return results
 
-    def _send_bulk(self, lines: list[bytes], action: str, index: str | None) -> list[dict[str, Any]]:
+    def _send_bulk(self, lines: list[bytes], action: str, index: str | None, wait_for_s: float) -> list[dict[str, Any]]:
+        es = self.es.options(request_timeout=self.request_timeout + wait_for_s) if wait_for_s else self.es
         with self.translate(action):
-            resp = self.es.bulk(operations=b"".join(lines), index=index or self.alias)  # type: ignore[arg-type]
+            resp = es.bulk(operations=b"".join(lines), index=index or self.alias, refresh="wait_for" if wait_for_s else None)  # type: ignore[arg-type]
         items = [next(iter(i.values())) for i in resp["items"]]
         if resp.get("errors"):
             busy = [i for i in items if _unavailable(i)]

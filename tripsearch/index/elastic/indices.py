@@ -92,6 +92,12 @@ class Indices:
             raise BackendUnavailable(f"the alias {self.alias!r} points to {len(names)} indices ({', '.join(names)}); it must point to one", retry_after=60.0)
         return names[0]
 
+    def live_refresh_interval(self) -> float:
+        """Return the refresh interval (seconds, 0 when off) of the index behind the alias now: the refresh Elasticsearch's ``refresh=wait_for`` waits for."""
+        with self._connection.translate("read the refresh interval"):
+            index = self.alias_target()
+            return 0.0 if index is None else self.index_settings(index)[2]
+
     def put_template(self, shards: int | None = None, replicas: int | None = None) -> None:
         """Put the index template of the alias: the current mapping, these settings (default: the configured ones)."""
         body = index_template(

@@ -7,6 +7,11 @@ when the document was written, ``unchanged`` on a version conflict (409) and
 tombstone document at a version decided from the stored one
 (:func:`_tombstone_plan`), so a late lower version cannot bring the trip
 back. docs/elasticsearch.md ("Writes, versions and deletes") has the rules.
+
+``refresh="wait_for"`` is Elasticsearch's own: each bulk request answers
+once a periodic refresh made its writes searchable. An index whose periodic
+refresh is off would never answer, so it is refreshed instead, as with
+``refresh=True`` (the embedded backend with ``refresh_interval=0`` does the same).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import orjson
 
@@ -34,8 +39,9 @@ DELETE_ATTEMPTS = 3
 class Writes:
     """The upserts and deletes of one connection, with the threads that send its bulk requests."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, refresh_interval: Callable[[], float]) -> None:
         self._connection = connection
+        self._refresh_interval = refresh_interval  # of the index behind the alias now (seconds, 0 when off)
         self._pool_lock = threading.Lock()
         self._bulk_pool: ThreadPoolExecutor | None = None
 
@@ -43,6 +49,7 @@ class Writes:
         """Store every valid trip whose version is higher than the stored one; report each by input line (see ``ElasticBackend.upsert``)."""
         parsed, latest = parse_upserts(trips)
         winners = [(w.pos, w.trip, w.raw) for w in latest.values()]
+        wait_s = self._refresh_interval() if refresh == "wait_for" and winners else 0.0
         results: dict[int, dict[str, Any]] = {}
         # Documents are built here while the cluster indexes the chunks before (the request waits
         # without the GIL): the two overlap, and at most BULK_IN_FLIGHT chunks wait at a time.
@@ -51,7 +58,7 @@ class Writes:
             for chunk in chunks(winners, BULK_MAX_TRIPS):
                 docs = trips_to_documents([t for _, t, _ in chunk], [_source(raw, t) for _, t, raw in chunk])
                 ops = [({"index": {"_id": t.id, "version": t.version, "version_type": "external"}}, doc) for (_, t, _), doc in zip(chunk, docs)]
-                in_flight.append(([p for p, _, _ in chunk], self._writer().submit(self._connection.bulk, ops, "store trips")))
+                in_flight.append(([p for p, _, _ in chunk], self._writer().submit(self._connection.bulk, ops, "store trips", None, wait_s)))
                 while len(in_flight) > BULK_IN_FLIGHT:
                     positions, done = in_flight.popleft()
                     results.update(zip(positions, done.result()))
@@ -62,7 +69,7 @@ class Writes:
             for _, pending in in_flight:
                 pending.cancel()
         items = [entry if isinstance(entry, ItemResult) else _upsert_item(pos + 1, entry, results.get(pos)) for pos, entry in enumerate(parsed)]
-        if refresh and winners:  # an Elasticsearch refresh reaches every searcher: also what "wait_for" asks
+        if refresh and winners and not wait_s:
             self._connection.refresh()
         return UpsertReport(tuple(items))
 
@@ -75,6 +82,7 @@ class Writes:
     def delete(self, ids: Iterable[str | tuple[str, int]], refresh: Refresh = False) -> DeleteReport:
         """Delete trips by id, or by (id, version), with versioned tombstones (see ``ElasticBackend.delete``)."""
         wanted = delete_targets(ids)
+        wait_s = self._refresh_interval() if refresh == "wait_for" else 0.0
         lines: dict[str, list[int | None]] = {}
         for tid, version in wanted:
             if tid:
@@ -86,7 +94,7 @@ class Writes:
             plans = {tid: plan for tid in pending if (plan := _tombstone_plan(stored.get(tid), lines[tid])) is not None}
             ops = [({"index": {"_id": tid, "version": version, "version_type": kind}}, tombstone_document(tid)) for tid, (version, kind, _) in plans.items()]
             pending = []
-            for (tid, (_, _, was_live)), item in zip(plans.items(), self._connection.bulk(ops, "delete trips")):
+            for (tid, (_, _, was_live)), item in zip(plans.items(), self._connection.bulk(ops, "delete trips", None, wait_s)):
                 if item["status"] < 300:
                     if was_live:
                         deleted.add(tid)
@@ -99,7 +107,7 @@ class Writes:
         if pending:
             raise BackendUnavailable(f"trips {pending[:5]} changed during the delete {DELETE_ATTEMPTS} times; retry", retry_after=0.1)
         items = [ItemResult(pos + 1, tid, "deleted" if tid in deleted else "not_found", version) for pos, (tid, version) in enumerate(wanted)]
-        if refresh:
+        if refresh and not wait_s:
             self._connection.refresh()
         return DeleteReport(tuple(items))
 
