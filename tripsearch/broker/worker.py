@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from aiormq.abc import DeliveredMessage
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError, ChannelPreconditionFailed, ProbableAuthenticationError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -120,14 +121,14 @@ class _Abandoned(Exception):
     """Stopping while the backend is down: the batch stays unacknowledged and goes back to the queue."""
 
 
-_Item = tuple[AbstractIncomingMessage, bytes, TripEvent]  # an event, its bytes and the message that brought it
+_Item = tuple[DeliveredMessage, bytes, TripEvent]  # an event, its bytes and the message that brought it
 
 
 @dataclass
 class _Batch:
-    messages: list[AbstractIncomingMessage]
+    messages: list[DeliveredMessage]
     events: int = 0
-    dead: list[tuple[AbstractIncomingMessage, bytes, str, str]] = field(default_factory=list)  # (message, the event's bytes, field, reason)
+    dead: list[tuple[DeliveredMessage, bytes, str, str]] = field(default_factory=list)  # (message, the event's bytes, field, reason)
     upserts: list[_Item] = field(default_factory=list)
     deletes: list[_Item] = field(default_factory=list)
 
@@ -214,13 +215,17 @@ class Worker:
             except ChannelPreconditionFailed as exc:  # declared elsewhere with other arguments: retrying cannot fix it
                 raise WorkerError(f"the broker refused the topology: {exc}") from None
             self._connected_once = True
-            inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+            inbox: asyncio.Queue[DeliveredMessage] = asyncio.Queue()
 
-            async def take(message: AbstractIncomingMessage) -> None:
+            async def take(message: DeliveredMessage) -> None:
                 self.metrics.in_flight.inc()
-                await inbox.put(message)
+                inbox.put_nowait(message)
 
-            tag = await queue.consume(take)
+            # The client's own channel, below aio-pika's message objects: the worker reads a delivery's
+            # body, properties and tag, and acknowledges by tag; aio-pika's IncomingMessage and its
+            # second task per delivery cost more than the parsing of a one-event message.
+            underlay = await channel.get_underlay_channel()
+            tag = (await underlay.basic_consume(queue.name, take, no_ack=False)).consumer_tag or ""
             closed = asyncio.ensure_future(channel.closed())
             depth = asyncio.ensure_future(self._watch_depth(connection))
             # One batch is written (in the writer thread) while the next is collected and parsed here.
@@ -236,7 +241,7 @@ class Worker:
                     if messages:
                         await self._hand_over(ready, self._parse(messages), closed, writing)
                 self._consuming = False
-                await queue.cancel(tag)
+                await underlay.basic_cancel(tag)
                 # what was delivered before the cancel is ours to finish
                 while not inbox.empty():
                     messages = [inbox.get_nowait() for _ in range(min(inbox.qsize(), self.settings.batch_size))]
@@ -256,10 +261,10 @@ class Worker:
             except Exception:  # the connection may already be gone; its messages go back to the queue either way
                 pass
 
-    async def _collect(self, inbox: asyncio.Queue[AbstractIncomingMessage], closed: asyncio.Future[Any], writing: asyncio.Future[None]) -> list[AbstractIncomingMessage]:
+    async def _collect(self, inbox: asyncio.Queue[DeliveredMessage], closed: asyncio.Future[Any], writing: asyncio.Future[None]) -> list[DeliveredMessage]:
         """Return messages of up to ``batch_size`` events (one pack may pass it), waiting at most ``batch_timeout_s`` after the first; early when stopping, when the channel closes or the writer fails."""
         loop = asyncio.get_running_loop()
-        batch: list[AbstractIncomingMessage] = []
+        batch: list[DeliveredMessage] = []
         events = 0
         deadline = 0.0
         stopping = asyncio.ensure_future(self._stopping.wait())
@@ -297,11 +302,11 @@ class Worker:
             _raise_if_ended(closed, writing)
             raise _ConnectionLost("the writer ended")  # not reached: the writer only ends after None
 
-    def _parse(self, messages: list[AbstractIncomingMessage]) -> _Batch:
+    def _parse(self, messages: list[DeliveredMessage]) -> _Batch:
         """Read each event of the messages: upserts, deletes, and the invalid ones as dead letters."""
         batch = _Batch(messages)
         for message in messages:
-            for body, event in parse_message(message.body, message.content_type):
+            for body, event in parse_message(message.body, message.header.properties.content_type):
                 batch.events += 1
                 if isinstance(event, InvalidEvent):
                     batch.dead.append((message, body, event.field, event.reason))
@@ -322,11 +327,12 @@ class Worker:
         await self._write(batch)
         m.batch_seconds.observe(time.perf_counter() - started)
         for message, body, field_name, reason in batch.dead:
-            headers = dict(message.headers or {})
+            properties = message.header.properties
+            headers = dict(properties.headers or {})
             headers.update({REASON_HEADER: reason, FIELD_HEADER: field_name, "x-tripsearch-queue": self.settings.topology.queue,
                             "x-tripsearch-routing-key": message.routing_key or ""})
             # An event of a pack goes alone, as a message of its own.
-            content_type = "application/json" if message.content_type == PACKED_CONTENT_TYPE else message.content_type
+            content_type = "application/json" if properties.content_type == PACKED_CONTENT_TYPE else properties.content_type
             await dead.publish(aio_pika.Message(body, headers=headers, content_type=content_type,
                                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=message.routing_key or "")
             m.dead_lettered.labels(field_name or "message").inc()
@@ -334,7 +340,8 @@ class Worker:
         # Batches are acknowledged in the order they were delivered, one after the other, so every
         # earlier delivery of this channel is acknowledged already: one ack of the last tag with
         # multiple=True acknowledges exactly the messages of this batch, each of them.
-        await max(batch.messages, key=lambda msg: msg.delivery_tag or 0).ack(multiple=True)
+        last = max(batch.messages, key=lambda msg: msg.delivery_tag or 0)
+        await last.channel.basic_ack(last.delivery_tag or 0, multiple=True)
         m.acked.inc(batch.events)
         m.in_flight.dec(len(batch.messages))
 
@@ -443,9 +450,9 @@ def _raise_if_ended(closed: asyncio.Future[Any], writing: asyncio.Future[None]) 
         raise _ConnectionLost("the channel closed")
 
 
-def _events_in(message: AbstractIncomingMessage) -> int:
+def _events_in(message: DeliveredMessage) -> int:
     """Return how many events a message carries (at most: blank lines of a pack are skipped)."""
-    return message.body.count(b"\n") + 1 if message.content_type == PACKED_CONTENT_TYPE else 1
+    return message.body.count(b"\n") + 1 if message.header.properties.content_type == PACKED_CONTENT_TYPE else 1
 
 
 async def declare_only(settings: WorkerSettings) -> None:
