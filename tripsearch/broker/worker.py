@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractExchange
 from aiormq.abc import DeliveredMessage
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError, ChannelPreconditionFailed, ProbableAuthenticationError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -250,6 +250,8 @@ class Worker:
                 await writing
                 log.info("drained; stopping")
             finally:
+                if writing.done() and not writing.cancelled():
+                    writing.exception()  # seen: a writer that failed after the channel closed is no news
                 writing.cancel()
                 depth.cancel()
                 closed.cancel()
@@ -300,7 +302,7 @@ class Worker:
                 putting.cancel()
         if not putting.done() or putting.cancelled():
             _raise_if_ended(closed, writing)
-            raise _ConnectionLost("the writer ended")  # not reached: the writer only ends after None
+            raise _ConnectionLost("the writer ended before the last batch")  # not reached: it ends only after None
 
     def _parse(self, messages: list[DeliveredMessage]) -> _Batch:
         """Read each event of the messages: upserts, deletes, and the invalid ones as dead letters."""
