@@ -65,6 +65,15 @@ def _acked(port: int) -> float | None:
     return None
 
 
+def _cpu_s(pid: int) -> float | None:
+    """Return the CPU seconds (user + system, all threads) a process has used so far, or None where /proc is not there."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _workers(broker: Broker, topology: Topology, target: list[str], count: int) -> Iterator[list[tuple[subprocess.Popen[bytes], int]]]:
     procs = []
     for _ in range(count):
@@ -120,8 +129,10 @@ def test_worker_throughput(benchmark, rabbitmq: Broker, backend: str, workers: i
                     now = time.perf_counter()
                     if "start" not in window and all(c is not None for c in counts):
                         window["start"], window["start_count"] = now, sum(c or 0 for c in counts)
+                        window["start_cpu"] = sum(_cpu_s(proc.pid) or 0.0 for proc, _ in procs)
                     if "start" in window and sum(c or 0 for c in counts) >= len(events):
                         window["end"], window["end_count"] = now, sum(c or 0 for c in counts)
+                        window["end_cpu"] = sum(_cpu_s(proc.pid) or 0.0 for proc, _ in procs)
                         return
                     assert time.monotonic() < deadline
                     time.sleep(0.02)
@@ -134,14 +145,18 @@ def test_worker_throughput(benchmark, rabbitmq: Broker, backend: str, workers: i
         if backend == "elasticsearch":
             trips = [dict(t, id=f"bulk-{t['id']}") for t in trips]
         lines = [orjson.dumps(t) for t in trips]
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         for i in range(0, len(lines), BATCH):
             assert bulk_engine.upsert(lines[i : i + BATCH]).rejected == 0
         bulk_rate = len(trips) / (time.perf_counter() - started)
+        bulk_cpu_us = (time.process_time() - started_cpu) / len(trips) * 1e6
+        # CPU per event: what a busy machine (other processes on the cores) changes least
+        cpu_us = (window["end_cpu"] - window["start_cpu"]) / consumed * 1e6 if consumed and window["end_cpu"] else None
         if reference is not None:
             reference.close()
         benchmark.extra_info.update({"events": len(events), "workers": workers, "pack": pack, "events_per_s": round(rate), "measured_events": int(consumed),
-                                     "bulk_load_per_s": round(bulk_rate), "vs_bulk_load": round(rate / bulk_rate, 3)})
+                                     "bulk_load_per_s": round(bulk_rate), "vs_bulk_load": round(rate / bulk_rate, 3),
+                                     "cpu_us_per_event": None if cpu_us is None else round(cpu_us), "bulk_cpu_us_per_trip": round(bulk_cpu_us)})
     finally:
         engine.close()
         clean()

@@ -105,9 +105,10 @@ class _Envelope(msgspec.Struct, forbid_unknown_fields=True):
     type: str
     trip_id: str
     version: int
-    trip: msgspec.Raw | None = None
-    event_id: str | None = None
-    occurred_at: str | None = None
+    # A bare Raw: msgspec takes ``Raw | None`` as "null only", so every upsert missed this path.
+    trip: msgspec.Raw = msgspec.Raw(b"")
+    event_id: str = ""  # null is not a string: the checks below name the field
+    occurred_at: str = ""
 
 
 _fast = msgspec.json.Decoder(_Envelope)
@@ -128,8 +129,10 @@ def parse_event(body: bytes | str) -> TripEvent:
     except msgspec.MsgspecError:
         pass
     else:
-        if fast.schema == SCHEMA and fast.type in UPSERT_TYPES and fast.trip_id and 0 <= fast.version < 2**63 and fast.trip is not None:
-            text = bytes(fast.trip)
+        text = bytes(fast.trip)
+        if fast.schema == SCHEMA and fast.type in DELETE_TYPES and fast.trip_id and 0 <= fast.version < 2**63 and not text:
+            return TripEvent(fast.type, fast.trip_id, fast.version)
+        if fast.schema == SCHEMA and fast.type in UPSERT_TYPES and fast.trip_id and 0 <= fast.version < 2**63 and text[:1] == b"{":
             try:
                 found = _id_version.decode(text)
             except msgspec.MsgspecError:

@@ -1,14 +1,22 @@
 """The indexer worker: trip events from a RabbitMQ queue into a backend, nothing lost, nothing applied twice.
 
-The loop, per batch (many events, one write):
+Each batch (many events, one write) goes through two stages, one after the other
+for a batch, side by side for consecutive batches:
 
-1. take messages as the broker delivers them, at most ``prefetch`` unacknowledged
-   (the broker's back-pressure), until ``batch_size`` or ``batch_timeout_s`` after the first;
-2. parse each; a message that is not a valid event is dead-lettered with the reason;
-3. write the upserts and the deletes to the backend: it returns once the write is durable
-   (embedded: committed to SQLite; Elasticsearch: every bulk item acknowledged), and
-   reports trips it rejects, which are dead-lettered too;
-4. publish the dead letters (confirmed by the broker), then acknowledge each message of the batch.
+1. on the event loop: take messages as the broker delivers them, at most ``prefetch``
+   unacknowledged (the broker's back-pressure), until ``batch_size`` events or
+   ``batch_timeout_s`` after the first, and parse each; a message that is not a valid
+   event is dead-lettered with the reason;
+2. in the writer: write the upserts and the deletes to the backend (in one thread): it
+   returns once the write is durable (embedded: committed to SQLite; Elasticsearch: every
+   bulk item acknowledged), and reports trips it rejects, which are dead-lettered too;
+   publish the dead letters (confirmed by the broker), then acknowledge each message of
+   the batch.
+
+While batch N is written, batch N+1 is collected and parsed (one parsed batch waits at
+most). The writer takes the batches in delivery order, one at a time, so they are
+acknowledged in delivery order and a batch's one ``ack(multiple=True)`` covers exactly
+its own messages.
 
 Versions decide what a write changes, so a message delivered again after a crash, or
 an older event arriving late, changes nothing. A backend that cannot write now
@@ -27,12 +35,14 @@ import logging
 import random
 import signal
 import time
+from collections import Counter as Tally
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractExchange
+from aiormq.abc import DeliveredMessage
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError, ChannelPreconditionFailed, ProbableAuthenticationError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -111,14 +121,16 @@ class _Abandoned(Exception):
     """Stopping while the backend is down: the batch stays unacknowledged and goes back to the queue."""
 
 
-_Item = tuple[AbstractIncomingMessage, bytes, TripEvent]  # an event, its bytes and the message that brought it
+_Item = tuple[DeliveredMessage, bytes, TripEvent]  # an event, its bytes and the message that brought it
 
 
 @dataclass
 class _Batch:
-    messages: list[AbstractIncomingMessage]
+    messages: list[DeliveredMessage]
     events: int = 0
-    dead: list[tuple[AbstractIncomingMessage, bytes, str, str]] = field(default_factory=list)  # (message, the event's bytes, field, reason)
+    dead: list[tuple[DeliveredMessage, bytes, str, str]] = field(default_factory=list)  # (message, the event's bytes, field, reason)
+    upserts: list[_Item] = field(default_factory=list)
+    deletes: list[_Item] = field(default_factory=list)
 
 
 class Worker:
@@ -203,32 +215,44 @@ class Worker:
             except ChannelPreconditionFailed as exc:  # declared elsewhere with other arguments: retrying cannot fix it
                 raise WorkerError(f"the broker refused the topology: {exc}") from None
             self._connected_once = True
-            inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+            inbox: asyncio.Queue[DeliveredMessage] = asyncio.Queue()
 
-            async def take(message: AbstractIncomingMessage) -> None:
+            async def take(message: DeliveredMessage) -> None:
                 self.metrics.in_flight.inc()
-                await inbox.put(message)
+                inbox.put_nowait(message)
 
-            tag = await queue.consume(take)
+            # The client's own channel, below aio-pika's message objects: the worker reads a delivery's
+            # body, properties and tag, and acknowledges by tag; aio-pika's IncomingMessage and its
+            # second task per delivery cost more than the parsing of a one-event message.
+            underlay = await channel.get_underlay_channel()
+            tag = (await underlay.basic_consume(queue.name, take, no_ack=False)).consumer_tag or ""
             closed = asyncio.ensure_future(channel.closed())
             depth = asyncio.ensure_future(self._watch_depth(connection))
+            # One batch is written (in the writer thread) while the next is collected and parsed here.
+            ready: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
+            writing = asyncio.ensure_future(self._write_batches(ready, dead))
             self._consuming = True
             self.metrics.broker_up.set(1)
             log.info("consuming %s (prefetch %d, batches of up to %d)", queue.name, self.settings.prefetch, self.settings.batch_size)
             try:
                 while not self._stopping.is_set():
-                    batch = await self._collect(inbox, closed)
-                    if closed.done():
-                        raise _ConnectionLost("the channel closed")
-                    if batch:
-                        await self._handle(batch, dead)
+                    messages = await self._collect(inbox, closed, writing)
+                    _raise_if_ended(closed, writing)
+                    if messages:
+                        await self._hand_over(ready, self._parse(messages), closed, writing)
                 self._consuming = False
-                await queue.cancel(tag)
+                await underlay.basic_cancel(tag)
                 # what was delivered before the cancel is ours to finish
                 while not inbox.empty():
-                    await self._handle([inbox.get_nowait() for _ in range(min(inbox.qsize(), self.settings.batch_size))], dead)
+                    messages = [inbox.get_nowait() for _ in range(min(inbox.qsize(), self.settings.batch_size))]
+                    await self._hand_over(ready, self._parse(messages), closed, writing)
+                await self._hand_over(ready, None, closed, writing)
+                await writing
                 log.info("drained; stopping")
             finally:
+                if writing.done() and not writing.cancelled():
+                    writing.exception()  # seen: a writer that failed after the channel closed is no news
+                writing.cancel()
                 depth.cancel()
                 closed.cancel()
         finally:
@@ -239,10 +263,10 @@ class Worker:
             except Exception:  # the connection may already be gone; its messages go back to the queue either way
                 pass
 
-    async def _collect(self, inbox: asyncio.Queue[AbstractIncomingMessage], closed: asyncio.Future[Any]) -> list[AbstractIncomingMessage]:
-        """Return messages of up to ``batch_size`` events (one pack may pass it), waiting at most ``batch_timeout_s`` after the first; [] when stopping or closed."""
+    async def _collect(self, inbox: asyncio.Queue[DeliveredMessage], closed: asyncio.Future[Any], writing: asyncio.Future[None]) -> list[DeliveredMessage]:
+        """Return messages of up to ``batch_size`` events (one pack may pass it), waiting at most ``batch_timeout_s`` after the first; early when stopping, when the channel closes or the writer fails."""
         loop = asyncio.get_running_loop()
-        batch: list[AbstractIncomingMessage] = []
+        batch: list[DeliveredMessage] = []
         events = 0
         deadline = 0.0
         stopping = asyncio.ensure_future(self._stopping.wait())
@@ -257,7 +281,7 @@ class Worker:
                 if timeout is not None and timeout <= 0:
                     break
                 getter = asyncio.ensure_future(inbox.get())
-                await asyncio.wait({getter, closed, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({getter, stopping, closed, writing}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 if not getter.done():
                     getter.cancel()
                     break
@@ -268,41 +292,64 @@ class Worker:
             stopping.cancel()
         return batch
 
-    async def _handle(self, messages: list[AbstractIncomingMessage], dead: AbstractExchange) -> None:
-        m = self.metrics
+    async def _hand_over(self, ready: asyncio.Queue[_Batch | None], batch: _Batch | None, closed: asyncio.Future[Any], writing: asyncio.Future[None]) -> None:
+        """Queue ``batch`` for the writer once it has room (None: no more batches); raise if the channel closes or the writer fails first."""
+        putting = asyncio.ensure_future(ready.put(batch))
+        try:
+            await asyncio.wait({putting, closed, writing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not putting.done():
+                putting.cancel()
+        if not putting.done() or putting.cancelled():
+            _raise_if_ended(closed, writing)
+            raise _ConnectionLost("the writer ended before the last batch")  # not reached: it ends only after None
+
+    def _parse(self, messages: list[DeliveredMessage]) -> _Batch:
+        """Read each event of the messages: upserts, deletes, and the invalid ones as dead letters."""
         batch = _Batch(messages)
-        upserts: list[_Item] = []
-        deletes: list[_Item] = []
         for message in messages:
-            for body, event in parse_message(message.body, message.content_type):
+            for body, event in parse_message(message.body, message.header.properties.content_type):
                 batch.events += 1
                 if isinstance(event, InvalidEvent):
                     batch.dead.append((message, body, event.field, event.reason))
                 else:
-                    (upserts if event.is_upsert else deletes).append((message, body, event))
-        m.consumed.inc(batch.events)
-        m.batch_size.observe(batch.events)
+                    (batch.upserts if event.is_upsert else batch.deletes).append((message, body, event))
+        self.metrics.consumed.inc(batch.events)
+        self.metrics.batch_size.observe(batch.events)
+        return batch
+
+    async def _write_batches(self, ready: asyncio.Queue[_Batch | None], dead: AbstractExchange) -> None:
+        """Write, dead-letter and acknowledge the batches in the order they were collected, until None."""
+        while (batch := await ready.get()) is not None:
+            await self._handle(batch, dead)
+
+    async def _handle(self, batch: _Batch, dead: AbstractExchange) -> None:
+        m = self.metrics
         started = time.perf_counter()
-        await self._write(batch, upserts, deletes)
+        await self._write(batch)
         m.batch_seconds.observe(time.perf_counter() - started)
         for message, body, field_name, reason in batch.dead:
-            headers = dict(message.headers or {})
+            properties = message.header.properties
+            headers = dict(properties.headers or {})
             headers.update({REASON_HEADER: reason, FIELD_HEADER: field_name, "x-tripsearch-queue": self.settings.topology.queue,
                             "x-tripsearch-routing-key": message.routing_key or ""})
             # An event of a pack goes alone, as a message of its own.
-            content_type = "application/json" if message.content_type == PACKED_CONTENT_TYPE else message.content_type
+            content_type = "application/json" if properties.content_type == PACKED_CONTENT_TYPE else properties.content_type
             await dead.publish(aio_pika.Message(body, headers=headers, content_type=content_type,
                                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=message.routing_key or "")
             m.dead_lettered.labels(field_name or "message").inc()
             log.warning("dead-lettered an event (%s): %s", field_name or "message", reason)
-        # Every earlier delivery of this channel is acknowledged already, so one ack of the
-        # last tag with multiple=True acknowledges exactly the messages of this batch, each of them.
-        await max(messages, key=lambda msg: msg.delivery_tag or 0).ack(multiple=True)
+        # Batches are acknowledged in the order they were delivered, one after the other, so every
+        # earlier delivery of this channel is acknowledged already: one ack of the last tag with
+        # multiple=True acknowledges exactly the messages of this batch, each of them.
+        last = max(batch.messages, key=lambda msg: msg.delivery_tag or 0)
+        await last.channel.basic_ack(last.delivery_tag or 0, multiple=True)
         m.acked.inc(batch.events)
-        m.in_flight.dec(len(messages))
+        m.in_flight.dec(len(batch.messages))
 
-    async def _write(self, batch: _Batch, upserts: list[_Item], deletes: list[_Item]) -> None:
+    async def _write(self, batch: _Batch) -> None:
         """Write the batch durably, retrying while the backend is unavailable; record rejected trips as dead letters."""
+        upserts, deletes = batch.upserts, batch.deletes
         trips = [e.trip for _, _, e in upserts]
         targets = [(e.trip_id, e.version) for _, _, e in deletes]
         backoff = 0.25
@@ -324,20 +371,26 @@ class Worker:
                 backoff = min(backoff * 2, self.settings.retry_max_s)
         self._backend_ok = True
         self.metrics.backend_up.set(1)
+        applied: Tally[str] = Tally()  # counted here, one metric update per kind and batch
+        unchanged = 0
         if report is not None:
             for (message, body, event), item in zip(upserts, report.items):
                 if item.result == "rejected":
                     batch.dead.append((message, body, f"trip.{item.field}" if item.field else "trip", item.reason or "rejected"))
                 elif item.result == "stored":
-                    self.metrics.applied.labels(event.type).inc()
+                    applied[event.type] += 1
                 else:
-                    self.metrics.unchanged.inc()
+                    unchanged += 1
         if removed is not None:
             for (_, _, event), item in zip(deletes, removed.items):
                 if item.result == "deleted":
-                    self.metrics.applied.labels(event.type).inc()
+                    applied[event.type] += 1
                 else:
-                    self.metrics.unchanged.inc()
+                    unchanged += 1
+        for kind, count in applied.items():
+            self.metrics.applied.labels(kind).inc(count)
+        if unchanged:
+            self.metrics.unchanged.inc(unchanged)
 
     async def _in_writer(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
@@ -391,9 +444,17 @@ class Worker:
         return server
 
 
-def _events_in(message: AbstractIncomingMessage) -> int:
+def _raise_if_ended(closed: asyncio.Future[Any], writing: asyncio.Future[None]) -> None:
+    """Raise why the session must end, if it must: the writer's error (an ack on a closed channel, :class:`_Abandoned`), or the closed channel."""
+    if writing.done() and not writing.cancelled() and (error := writing.exception()) is not None:
+        raise error
+    if closed.done():
+        raise _ConnectionLost("the channel closed")
+
+
+def _events_in(message: DeliveredMessage) -> int:
     """Return how many events a message carries (at most: blank lines of a pack are skipped)."""
-    return message.body.count(b"\n") + 1 if message.content_type == PACKED_CONTENT_TYPE else 1
+    return message.body.count(b"\n") + 1 if message.header.properties.content_type == PACKED_CONTENT_TYPE else 1
 
 
 async def declare_only(settings: WorkerSettings) -> None:
