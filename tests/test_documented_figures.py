@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from benchmarks.hot_corridor import format_table
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 README = (ROOT / "README.md").read_text()
@@ -63,6 +65,16 @@ def test_shared_index_figures_of_readme() -> None:
     assert f"{warm[0]:.1f}-{warm[-1]:.1f} s from open to the first answer at {SHARED['trips']:,} trips" in text
     assert f"({COLD[0]['first_answer_s']:.1f} s with the file's pages cold)" in text
     assert f"{SHARED['segment_bytes_per_trip']:,} bytes per trip of segment" in text
+
+
+@pytest.mark.parametrize("names", [("hot_corridor_300.json", "hot_corridor_3000.json"), ("hot_corridor_1m.json",)])
+def test_hot_corridor_tables_of_benchmarks_readme(names: tuple[str, ...]) -> None:
+    """Every row of the latest hot-corridor runs is in benchmarks/README.md as the benchmark prints it."""
+    runs = [run for name in names for run in _load(name)["runs"]]
+    rows = format_table(runs).splitlines()[2:]
+    assert len(rows) == 6 * len(runs)
+    missing = [row for row in rows if row not in BENCHMARKS.splitlines()]
+    assert not missing, missing
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in RESULTS.glob("*.json")))
