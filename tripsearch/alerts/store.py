@@ -368,6 +368,7 @@ class AlertStore:
             owners = _owners(db, {a for out in outcomes for a in out.matches} | {a for before in told.values() for a in before})
             cleared, new_states = [], {}
             told_now: list[tuple[str, str, str, int, str, dict[str, Any]]] = []  # the events, in order
+            pairs: dict[tuple[str, str], int | None] = {}  # (alert, trip) -> the version told, or None once untold: written at once below
             for out in outcomes:
                 state = states.get(out.trip_id)
                 live = out.status != "deleted"
@@ -380,16 +381,18 @@ class AlertStore:
                 for alert_id, body in out.matches.items():
                     if alert_id in before or alert_id not in owners:
                         continue
-                    db.execute("INSERT INTO alert_trips VALUES (?, ?, ?)", (alert_id, out.trip_id, version))
-                    before[alert_id] = version
+                    pairs[alert_id, out.trip_id] = before[alert_id] = version
                     told_now.append((alert_id, owners[alert_id], out.trip_id, version, "match", body))
                 for alert_id in before.keys() - out.matches.keys():
-                    db.execute("DELETE FROM alert_trips WHERE alert_id = ? AND trip_id = ?", (alert_id, out.trip_id))
+                    pairs[alert_id, out.trip_id] = None
                     del before[alert_id]
                     if alert_id in owners:
                         kind = "cancel" if out.status in ("cancelled", "deleted") else "unmatch"
                         told_now.append((alert_id, owners[alert_id], out.trip_id, version, kind, {"reason": out.status if kind == "cancel" else _unmatch_reason(out.status)}))
                 states[out.trip_id] = new_states[out.trip_id] = (version, live)
+            # each pair's last state only (a pair told and untold in one call ends untold), one statement per kind
+            db.executemany("DELETE FROM alert_trips WHERE alert_id = ? AND trip_id = ?", [pair for pair, v in pairs.items() if v is None])
+            db.executemany("INSERT OR REPLACE INTO alert_trips VALUES (?, ?, ?)", [(a, t, v) for (a, t), v in pairs.items() if v is not None])
             db.executemany("DELETE FROM pending WHERE trip_id = ? AND (version IS NULL OR version <= ?)", cleared)
             db.executemany("INSERT OR REPLACE INTO trip_state VALUES (?, ?, ?)", [(t, v, int(live)) for t, (v, live) in new_states.items()])
             events = _events(db, told_now, now)
@@ -535,10 +538,15 @@ def _events(db: sqlite3.Connection, told: list[tuple[str, str, str, int, str, di
     if not told:
         return []
     last = int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
-    db.executemany(
-        "INSERT INTO events (alert_id, owner, trip_id, version, kind, at_s, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(a, o, t, v, k, now, orjson.dumps(b)) for a, o, t, v, k, b in told],
-    )
+    # the alerts of a group matched by one trip share one body object (AlertIndex.match): encode it once
+    encoded: dict[int, bytes] = {}
+    rows = []
+    for a, o, t, v, k, b in told:
+        blob = encoded.get(id(b))
+        if blob is None:
+            blob = encoded[id(b)] = orjson.dumps(b)
+        rows.append((a, o, t, v, k, now, blob))
+    db.executemany("INSERT INTO events (alert_id, owner, trip_id, version, kind, at_s, body) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
     # the webhook outbox rows commit with the events, so a delivery cannot be lost between them
     db.execute(
         "INSERT INTO deliveries SELECT e.seq, e.alert_id, 'pending', 0, e.at_s, e.at_s, 0, NULL, NULL FROM events e JOIN alerts a ON a.id = e.alert_id"
