@@ -56,6 +56,7 @@ __all__ = ["AlertStore", "AlertRecord", "Delivery", "MatchEvent", "TripOutcome",
 WEBHOOK_FIELD = "webhook_url"  # the one alert field that is not a search field
 
 DEFAULT_MAX_PER_OWNER = 100
+CACHE_KIB = 64 * 1024  # SQLite page cache of each connection to the store, at most
 RETENTION = dt.timedelta(days=7)  # an expired alert (and its feed) is kept this long, then purged
 
 _SCHEMA = """
@@ -199,6 +200,9 @@ class AlertStore:
             db = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
+            # the feed's indexes take each batch's matches at random places (alert ids): with SQLite's 2 MB default,
+            # a million alerts' feed no longer fits and every insert reads pages back (a cap, allocated only as used)
+            db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self._local.db = db
             with self._lock:
                 self._connections.append(db)
