@@ -18,7 +18,7 @@ from .model import Trip, parse_trips_routes, paused_gc, raw_trip_id
 from .data.places import Place, nearest_place
 from .query.model import Query
 
-__all__ = ["Backend", "Refresh", "delete_targets", "parse_upserts", "Latest", "TripInput", "ItemResult", "UpsertReport", "DeleteReport", "Point", "Hit", "SearchResult"]
+__all__ = ["Backend", "Refresh", "delete_targets", "parse_upserts", "Latest", "ParsedUpserts", "TripInput", "ItemResult", "UpsertReport", "DeleteReport", "Point", "Hit", "SearchResult"]
 
 TripInput = Mapping[str, Any] | Trip | bytes | str
 
@@ -163,12 +163,27 @@ class Latest(NamedTuple):
     raw: TripInput
 
 
-def parse_upserts(trips: Iterable[TripInput]) -> tuple[list[Trip | ItemResult], dict[str, Latest]]:
+@dataclass(frozen=True)
+class ParsedUpserts:
+    """The inputs of an upsert as :func:`parse_upserts` read them, to hand to ``Backend.upsert`` instead of the inputs.
+
+    A wrapper that reads the trips before the backend writes them (the
+    alerts matcher) passes them on this way, so they are parsed once.
+    """
+
+    parsed: list[Trip | ItemResult]
+    latest: dict[str, Latest]
+
+
+def parse_upserts(trips: Iterable[TripInput] | ParsedUpserts) -> tuple[list[Trip | ItemResult], dict[str, Latest]]:
     """Parse the inputs of an upsert: each becomes a :class:`Trip` or a ``rejected`` item (``line`` = position + 1).
 
     Also returns, by id, the input holding its highest version in the call
     (the first of equal versions), the only one a backend needs to write.
+    Inputs already parsed (:class:`ParsedUpserts`) are returned as they are.
     """
+    if isinstance(trips, ParsedUpserts):
+        return trips.parsed, trips.latest
     raws = trips if isinstance(trips, list) else list(trips)
     parsed: list[Trip | ItemResult] = []
     latest: dict[str, Latest] = {}
@@ -215,8 +230,11 @@ Refresh = bool | Literal["wait_for"]
 class Backend(Protocol):
     """A trip search engine: durable writes, exact search."""
 
-    def upsert(self, trips: Iterable[TripInput], refresh: Refresh = False) -> UpsertReport:
-        """Store trips whose version is higher than the stored one; report each trip's fate (``refresh``: see :data:`Refresh`)."""
+    def upsert(self, trips: Iterable[TripInput] | ParsedUpserts, refresh: Refresh = False) -> UpsertReport:
+        """Store trips whose version is higher than the stored one; report each trip's fate (``refresh``: see :data:`Refresh`).
+
+        ``trips`` may come already parsed (:class:`ParsedUpserts`), as a wrapper that read them hands them on.
+        """
         ...
 
     def delete(self, ids: Iterable[str | tuple[str, int]], refresh: Refresh = False) -> DeleteReport:

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from ..backend import Backend, DeleteReport, Refresh, SearchResult, TripInput, UpsertReport, delete_targets, parse_upserts
+from ..backend import Backend, DeleteReport, ParsedUpserts, Refresh, SearchResult, TripInput, UpsertReport, delete_targets, parse_upserts
 from ..errors import InvalidTrip, NotFound
 from ..model import parse_trip_route
 from ..query.model import Query
@@ -96,15 +96,14 @@ class AlertingBackend:
 
     # -- writes ---------------------------------------------------------------
 
-    def upsert(self, trips: Iterable[TripInput], refresh: Refresh = False) -> UpsertReport:
+    def upsert(self, trips: Iterable[TripInput] | ParsedUpserts, refresh: Refresh = False) -> UpsertReport:
         """Write through the inner backend, then match the trips it stored against the alerts."""
         store = self._active_store()
         if store is None:
             return self.inner.upsert(trips, refresh)
-        inputs = list(trips)
-        _, latest = parse_upserts(inputs)
+        parsed, latest = parse_upserts(trips)
         token = store.announce([(tid, w.trip.version) for tid, w in latest.items()])
-        report = self.inner.upsert(inputs, refresh)
+        report = self.inner.upsert(ParsedUpserts(parsed, latest), refresh)  # parsed once: the backend takes them as they are
         stored = {item.id for item in report.items if item.result == "stored"}
         written = [w for tid, w in latest.items() if tid in stored]
         store.record(match_trips(store, [w.trip for w in written], [w.route for w in written]), set(latest) - stored, token)

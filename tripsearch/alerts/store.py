@@ -46,6 +46,7 @@ import numpy as np
 import orjson
 
 from ..errors import AlertLimitReached, AlertNotFound, BackendUnavailable, InvalidAlert
+from ..model import paused_gc
 from ..query.matching import option_mask
 from .index import TERM_FIELDS, AlertIndex, AlertTerms
 from .model import AlertSpec, expires_at, parse_alert
@@ -55,6 +56,7 @@ __all__ = ["AlertStore", "AlertRecord", "Delivery", "MatchEvent", "TripOutcome",
 WEBHOOK_FIELD = "webhook_url"  # the one alert field that is not a search field
 
 DEFAULT_MAX_PER_OWNER = 100
+CACHE_KIB = 64 * 1024  # SQLite page cache of each connection to the store, at most
 RETENTION = dt.timedelta(days=7)  # an expired alert (and its feed) is kept this long, then purged
 
 _SCHEMA = """
@@ -198,6 +200,9 @@ class AlertStore:
             db = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
+            # the feed's indexes take each batch's matches at random places (alert ids): with SQLite's 2 MB default,
+            # a million alerts' feed no longer fits and every insert reads pages back (a cap, allocated only as used)
+            db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self._local.db = db
             with self._lock:
                 self._connections.append(db)
@@ -358,16 +363,17 @@ class AlertStore:
         """
         now = self.clock()
         ids = orjson.dumps(sorted({out.trip_id for out in outcomes}))
-        with self._write() as db:
+        with self._write() as db, paused_gc():  # a tuple or two per match, none in a cycle
             _settle(db, unchanged, token)
             # what is recorded of these trips, read at once; kept up to date below as outcomes apply in order
             states = {t: (v, live) for t, v, live in db.execute("SELECT trip_id, version, live FROM trip_state WHERE trip_id IN (SELECT value FROM json_each(?))", (ids,))}
             told: dict[str, dict[str, int]] = {}
             for alert_id, trip_id, v in db.execute("SELECT alert_id, trip_id, version FROM alert_trips WHERE trip_id IN (SELECT value FROM json_each(?))", (ids,)):
                 told.setdefault(trip_id, {})[alert_id] = v
-            owners = _owners(db, {a for out in outcomes for a in out.matches} | {a for before in told.values() for a in before})
+            owners, hooked = _owners(db, {a for out in outcomes for a in out.matches} | {a for before in told.values() for a in before})
             cleared, new_states = [], {}
             told_now: list[tuple[str, str, str, int, str, dict[str, Any]]] = []  # the events, in order
+            pairs: dict[tuple[str, str], int | None] = {}  # (alert, trip) -> the version told, or None once untold: written at once below
             for out in outcomes:
                 state = states.get(out.trip_id)
                 live = out.status != "deleted"
@@ -380,19 +386,21 @@ class AlertStore:
                 for alert_id, body in out.matches.items():
                     if alert_id in before or alert_id not in owners:
                         continue
-                    db.execute("INSERT INTO alert_trips VALUES (?, ?, ?)", (alert_id, out.trip_id, version))
-                    before[alert_id] = version
+                    pairs[alert_id, out.trip_id] = before[alert_id] = version
                     told_now.append((alert_id, owners[alert_id], out.trip_id, version, "match", body))
                 for alert_id in before.keys() - out.matches.keys():
-                    db.execute("DELETE FROM alert_trips WHERE alert_id = ? AND trip_id = ?", (alert_id, out.trip_id))
+                    pairs[alert_id, out.trip_id] = None
                     del before[alert_id]
                     if alert_id in owners:
                         kind = "cancel" if out.status in ("cancelled", "deleted") else "unmatch"
                         told_now.append((alert_id, owners[alert_id], out.trip_id, version, kind, {"reason": out.status if kind == "cancel" else _unmatch_reason(out.status)}))
                 states[out.trip_id] = new_states[out.trip_id] = (version, live)
+            # each pair's last state only (a pair told and untold in one call ends untold), one statement per kind
+            db.executemany("DELETE FROM alert_trips WHERE alert_id = ? AND trip_id = ?", [pair for pair, v in pairs.items() if v is None])
+            db.executemany("INSERT OR REPLACE INTO alert_trips VALUES (?, ?, ?)", [(a, t, v) for (a, t), v in pairs.items() if v is not None])
             db.executemany("DELETE FROM pending WHERE trip_id = ? AND (version IS NULL OR version <= ?)", cleared)
             db.executemany("INSERT OR REPLACE INTO trip_state VALUES (?, ?, ?)", [(t, v, int(live)) for t, (v, live) in new_states.items()])
-            events = _events(db, told_now, now)
+            events = _events(db, told_now, now, hooked)
         return events
 
     # -- webhook deliveries ---------------------------------------------------
@@ -523,30 +531,45 @@ def _terms(spec: AlertSpec, expires_s: float) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def _owners(db: sqlite3.Connection, alert_ids: set[str]) -> dict[str, str]:
+def _owners(db: sqlite3.Connection, alert_ids: set[str]) -> tuple[dict[str, str], set[str]]:
+    """Return the owner of each alert of ``alert_ids`` that exists, and which of them have a webhook."""
     if not alert_ids:
-        return {}
-    rows = db.execute("SELECT id, owner FROM alerts WHERE id IN (SELECT value FROM json_each(?))", (orjson.dumps(sorted(alert_ids)),))
-    return {a: o for a, o in rows}
+        return {}, set()
+    rows = db.execute("SELECT id, owner, webhook_url IS NOT NULL FROM alerts WHERE id IN (SELECT value FROM json_each(?))", (orjson.dumps(sorted(alert_ids)),)).fetchall()
+    return {a: o for a, o, _ in rows}, {a for a, _, hook in rows if hook}
 
 
-def _events(db: sqlite3.Connection, told: list[tuple[str, str, str, int, str, dict[str, Any]]], now: float) -> list[MatchEvent]:
-    """Append (alert, owner, trip, version, kind, body) events to the feed, in order, and their webhook deliveries; return them."""
+def _events(db: sqlite3.Connection, told: list[tuple[str, str, str, int, str, dict[str, Any]]], now: float, hooked: set[str]) -> list[MatchEvent]:
+    """Append (alert, owner, trip, version, kind, body) events to the feed, in order, and the webhook deliveries of those of ``hooked`` alerts; return them."""
     if not told:
         return []
-    last = int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
-    db.executemany(
-        "INSERT INTO events (alert_id, owner, trip_id, version, kind, at_s, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(a, o, t, v, k, now, orjson.dumps(b)) for a, o, t, v, k, b in told],
-    )
+    last = _last_event_seq(db)
+    # the alerts of a group matched by one trip share one body object (AlertIndex.match): encode it once
+    encoded: dict[int, bytes] = {}
+    rows = []
+    for a, o, t, v, k, b in told:
+        blob = encoded.get(id(b))
+        if blob is None:
+            blob = encoded[id(b)] = orjson.dumps(b)
+        rows.append((a, o, t, v, k, now, blob))
+    db.executemany("INSERT INTO events (alert_id, owner, trip_id, version, kind, at_s, body) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    # One writer holds the lock and AUTOINCREMENT takes the largest number ever used plus one: the rows got last+1, last+2, ...
+    seqs: Sequence[int] = range(last + 1, last + 1 + len(told))
+    if _last_event_seq(db) != seqs[-1]:  # never seen; read them back rather than trust the rule
+        seqs = [r[0] for r in db.execute("SELECT seq FROM events WHERE seq > ? ORDER BY seq", (last,))]
     # the webhook outbox rows commit with the events, so a delivery cannot be lost between them
-    db.execute(
-        "INSERT INTO deliveries SELECT e.seq, e.alert_id, 'pending', 0, e.at_s, e.at_s, 0, NULL, NULL FROM events e JOIN alerts a ON a.id = e.alert_id"
-        " WHERE e.seq > ? AND a.webhook_url IS NOT NULL",
-        (last,),
-    )
-    seqs = [r[0] for r in db.execute("SELECT seq FROM events WHERE seq > ? ORDER BY seq", (last,))]  # in the order inserted (one writer holds the lock)
+    if hooked:
+        db.executemany(
+            "INSERT INTO deliveries VALUES (?, ?, 'pending', 0, ?, ?, 0, NULL, NULL)",
+            [(seq, a, now, now) for seq, (a, *_) in zip(seqs, told) if a in hooked],
+        )
     return [MatchEvent(seq, a, o, t, v, k, now, b) for seq, (a, o, t, v, k, b) in zip(seqs, told)]
+
+
+def _last_event_seq(db: sqlite3.Connection) -> int:
+    """Return the largest event number ever used (AUTOINCREMENT's counter: events of deleted alerts are gone, their numbers are not reused)."""
+    row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+    return int(row[0]) if row else 0
 
 
 def _webhook_url(value: Any, private: bool) -> str | None:

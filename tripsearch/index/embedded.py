@@ -31,7 +31,7 @@ import msgspec
 import numpy as np
 import orjson
 
-from ..backend import DeleteReport, ItemResult, Refresh, SearchResult, TripInput, UpsertReport, delete_targets, parse_upserts
+from ..backend import DeleteReport, ItemResult, ParsedUpserts, Refresh, SearchResult, TripInput, UpsertReport, delete_targets, parse_upserts
 from ..errors import NotFound, StoreReadOnly, TripSearchError
 from ..model import Trip, trip_to_json
 from .execute import candidate_days, execute
@@ -162,7 +162,7 @@ class EmbeddedBackend:
 
     # -- writes ---------------------------------------------------------------
 
-    def upsert(self, trips: Iterable[TripInput], refresh: Refresh = False) -> UpsertReport:
+    def upsert(self, trips: Iterable[TripInput] | ParsedUpserts, refresh: Refresh = False) -> UpsertReport:
         """Store every valid trip whose version is higher than the stored one; report each by input line.
 
         Within one call, the highest version of an id wins; its other lines

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from ...backend import DeleteReport, Refresh, SearchResult, TripInput, UpsertReport
+from ...backend import DeleteReport, ParsedUpserts, Refresh, SearchResult, TripInput, UpsertReport
 from ...errors import BackendUnavailable, NotFound
 from ...query.model import Query
 from .connection import Connection, error_reason
@@ -101,7 +101,7 @@ class ElasticBackend:
 
     # -- writes ---------------------------------------------------------------
 
-    def upsert(self, trips: Iterable[TripInput], refresh: Refresh = False) -> UpsertReport:
+    def upsert(self, trips: Iterable[TripInput] | ParsedUpserts, refresh: Refresh = False) -> UpsertReport:
         """Store every valid trip whose version is higher than the stored one; report each by input line.
 
         Within one call, the highest version of an id wins; its other lines

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable
 
 import orjson
 
-from ...backend import DeleteReport, ItemResult, Refresh, TripInput, UpsertReport, delete_targets, parse_upserts
+from ...backend import DeleteReport, ItemResult, ParsedUpserts, Refresh, TripInput, UpsertReport, delete_targets, parse_upserts
 from ...errors import BackendUnavailable
 from ...model import Trip, tombstone_version, trip_to_json
 from .connection import Connection, chunks, error_reason
@@ -45,7 +45,7 @@ class Writes:
         self._pool_lock = threading.Lock()
         self._bulk_pool: ThreadPoolExecutor | None = None
 
-    def upsert(self, trips: Iterable[TripInput], refresh: Refresh = False) -> UpsertReport:
+    def upsert(self, trips: Iterable[TripInput] | ParsedUpserts, refresh: Refresh = False) -> UpsertReport:
         """Store every valid trip whose version is higher than the stored one; report each by input line (see ``ElasticBackend.upsert``)."""
         parsed, latest = parse_upserts(trips)
         winners = [(w.pos, w.trip, w.raw) for w in latest.values()]
