@@ -12,6 +12,10 @@ back. docs/elasticsearch.md ("Writes, versions and deletes") has the rules.
 once a periodic refresh made its writes searchable. An index whose periodic
 refresh is off would never answer, so it is refreshed instead, as with
 ``refresh=True`` (the embedded backend with ``refresh_interval=0`` does the same).
+So is an index where a trip of the call was not written (a version already
+stored, nothing to delete): Elasticsearch waits only for what a request
+writes, and the trip's state may come from an earlier write not yet
+searchable.
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ class Writes:
             for _, pending in in_flight:
                 pending.cancel()
         items = [entry if isinstance(entry, ItemResult) else _upsert_item(pos + 1, entry, results.get(pos)) for pos, entry in enumerate(parsed)]
-        if refresh and winners and not wait_s:
+        if refresh and winners and (not wait_s or any(items[pos].result != "stored" for pos, _, _ in winners)):
             self._connection.refresh()
         return UpsertReport(tuple(items))
 
@@ -88,6 +92,7 @@ class Writes:
             if tid:
                 lines.setdefault(tid, []).append(version)
         deleted: set[str] = set()
+        written: set[str] = set()  # a tombstone was written: Elasticsearch's wait_for covers it
         pending = list(lines)
         for _ in range(DELETE_ATTEMPTS):
             stored = self._connection.versions(pending)
@@ -96,6 +101,7 @@ class Writes:
             pending = []
             for (tid, (_, _, was_live)), item in zip(plans.items(), self._connection.bulk(ops, "delete trips", None, wait_s)):
                 if item["status"] < 300:
+                    written.add(tid)
                     if was_live:
                         deleted.add(tid)
                 elif item["status"] == 409:
@@ -107,7 +113,7 @@ class Writes:
         if pending:
             raise BackendUnavailable(f"trips {pending[:5]} changed during the delete {DELETE_ATTEMPTS} times; retry", retry_after=0.1)
         items = [ItemResult(pos + 1, tid, "deleted" if tid in deleted else "not_found", version) for pos, (tid, version) in enumerate(wanted)]
-        if refresh and not wait_s:
+        if refresh and (not wait_s or written != set(lines)):
             self._connection.refresh()
         return DeleteReport(tuple(items))
 
