@@ -138,7 +138,7 @@ def anchored_queries(trips: list[dict[str, Any]], n: int, seed: int) -> list[dic
             "from": point_of[f],
             "to": point_of[t],
             "date": (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat(),
-            "from_radius_km": float(rng.choice([1.0, 5.0, 10.0, 10.0, 25.0, 30.0])),
+            "from_radius_km": float(rng.choice([1.0, 5.0, 7.5, 10.0, 10.0, 25.0, 30.0])),  # 7.5: not a radius class
             "to_radius_km": float(rng.choice([1.0, 5.0, 10.0, 10.0, 25.0])),
             "sort": str(rng.choice(["relevance", "departure", "price", "pickup_distance"])),
             "limit": int(rng.choice([1, 5, 20, 20, 100])),

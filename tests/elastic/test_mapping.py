@@ -20,7 +20,7 @@ from tests.geometry import REGIONS, destination, random_trips
 from tripsearch.core.columns import TripColumns
 from tripsearch.data.fixtures import generate_trips
 from tripsearch.index.cells import route_to_cells, route_to_samples
-from tripsearch.index.elastic.anchors import ANCHOR_KM, ANCHOR_MIN_POPULATION, Anchors, anchor_fields, anchor_pair, anchor_places, entry_value, place_value, point_key, value_entry
+from tripsearch.index.elastic.anchors import ANCHOR_KM, ANCHOR_MIN_POPULATION, RADIUS_CLASSES, Anchors, anchor_fields, anchor_pair, anchor_places, entry_value, place_value, point_key, value_entry
 from tripsearch.core.kernels import closest_in_ranges
 from tripsearch.data.places import load_places
 from tripsearch.index.elastic.encoding import ROUTE_POINT_KM, cells_to_keywords, local_times, route_cell_days, route_cell_sentences, route_points, span_cover
@@ -68,11 +68,12 @@ TEMPLATE = {
                     },
                 },
                 "anchor_pairs": {"type": "keyword"},
-                "anchor_values": {"type": "keyword", "index": False},
+                "anchor_values": {"type": "binary", "doc_values": True},
                 "anchor_days": {"type": "keyword"},
                 "anchor_hours": {"type": "keyword"},
                 "anchor_pickups": {"type": "keyword"},
                 "anchor_dropoffs": {"type": "keyword"},
+                "anchor_radii": {"type": "keyword"},
                 "local_days": {"type": "integer"},
                 "local_day_first": {"type": "integer"},
                 "local_day_span": {"type": "short"},
@@ -97,11 +98,11 @@ TEMPLATE = {
                 "trip_json": {"type": "binary", "doc_values": True},
                 "trip": {"type": "object", "enabled": False},
             },
-            "_source": {"excludes": ["route_cells", "route_points", "route_cell_days", "corridor_cells", "anchors", "anchor_pairs", "anchor_values", "anchor_days", "anchor_hours", "anchor_pickups", "anchor_dropoffs", "compact", "trip_json"]},
-            "_meta": {"tripsearch_mapping": 4, "tripsearch_anchors": anchor_places().fingerprint},
+            "_source": {"excludes": ["route_cells", "route_points", "route_cell_days", "corridor_cells", "anchors", "anchor_pairs", "anchor_values", "anchor_days", "anchor_hours", "anchor_pickups", "anchor_dropoffs", "anchor_radii", "compact", "trip_json"]},
+            "_meta": {"tripsearch_mapping": 5, "tripsearch_anchors": anchor_places().fingerprint},
         },
     },
-    "_meta": {"tripsearch_mapping": 4, "alias": "trips"},
+    "_meta": {"tripsearch_mapping": 5, "alias": "trips"},
 }
 
 
@@ -391,6 +392,8 @@ def test_anchor_entries_are_what_a_search_computes(region: str) -> None:
     for name, key in by_place.items():
         want = [[place_value(str(e["place"]), e[key] // 60 if name == "anchor_hours" else e[key]) for e in entries] for entries in found.entries]  # type: ignore[operator]
         assert found.by_place[name] == want, name
+    assert found.by_place["anchor_radii"] == [[place_value(str(e["place"]), r) for e in entries for r in RADIUS_CLASSES if e["km"] <= r] for entries in found.entries]  # type: ignore[operator]
+    assert any(len(radii) < len(RADIUS_CLASSES) * len(entries) for radii, entries in zip(found.by_place["anchor_radii"], found.entries))
 
 
 def test_anchor_places_are_the_big_cities() -> None:

@@ -51,7 +51,7 @@ from ...geo import ClosestPoints
 from ..execute import PageRows
 from ...query.matching import FILTERS
 from ...query.model import DATES_FACET_SPAN, Query
-from .anchors import ANCHOR_KM, anchor_pair, place_value, value_entry
+from .anchors import ANCHOR_KM, RADIUS_CLASSES, anchor_pair, place_value, value_entry
 from .query import Clause, attribute_clauses, bool_clause, time_window
 
 __all__ = ["compile_anchored", "page_size", "has_more", "read_tallies", "read_page", "InexactAggregation", "MAX_TERMS", "HIT_FIELDS"]
@@ -88,8 +88,8 @@ def compile_anchored(query: Query, from_key: str, to_key: str) -> dict[str, Any]
     days = _query_days(query)
     base: list[Clause] = [
         _days(from_key, days),
-        _entry(from_key, {"range": {"anchors.km": {"lte": query.from_radius_km}}}),
-        _entry(to_key, {"range": {"anchors.km": {"lte": query.to_radius_km}}}),
+        _within(from_key, query.from_radius_km),
+        _within(to_key, query.to_radius_km),
         {"term": {"anchor_pairs": anchor_pair(from_key, to_key)}},
         {"term": {"status": "published"}},
         {"term": {"deleted": False}},
@@ -132,6 +132,13 @@ def _entry(key: str, *clauses: Clause | None) -> Clause:
     """Return "the trip's entry for the anchor ``key`` passes every clause" (one entry per place)."""
     filters = [{"term": {"anchors.place": key}}, *(c for c in clauses if c is not None)]
     return {"nested": {"path": "anchors", "query": {"bool": {"filter": filters}}}}
+
+
+def _within(key: str, radius_km: float) -> Clause:
+    """Return "the trip's entry for the anchor ``key`` is within ``radius_km`` of the place": a term for a radius class, else a nested join."""
+    if radius_km in RADIUS_CLASSES:
+        return {"term": {"anchor_radii": place_value(key, float(radius_km))}}
+    return _entry(key, {"range": {"anchors.km": {"lte": radius_km}}})
 
 
 def _query_days(query: Query) -> list[int]:
@@ -305,7 +312,7 @@ def read_page(hits: list[dict[str, Any]], from_key: str, to_key: str) -> tuple[P
         fields = hit["fields"]
         tid = fields["id"][0]
         ids.append(tid)
-        entries = {v.split("|", 1)[0]: v for v in fields["anchor_values"]}
+        entries = {v.split("|", 1)[0]: v for v in base64.b64decode(fields["anchor_values"][0]).decode().split("\n")}
         pickup, dropoff = value_entry(entries[from_key]), value_entry(entries[to_key])
         p_lat, p_lon = _point(pickup["pickup"])
         d_lat, d_lon = _point(dropoff["dropoff"])

@@ -45,10 +45,14 @@ from ...geo import EARTH_RADIUS_KM
 from ...core.kernels import closest_in_ranges, times_along
 from ...data.places import load_places
 
-__all__ = ["ANCHOR_KM", "ANCHOR_MIN_POPULATION", "Anchors", "AnchorFields", "anchor_places", "point_key", "anchor_fields", "anchor_pair", "entry_value", "value_entry", "BY_PLACE", "place_value"]
+__all__ = ["ANCHOR_KM", "ANCHOR_MIN_POPULATION", "RADIUS_CLASSES", "Anchors", "AnchorFields", "anchor_places", "point_key", "anchor_fields", "anchor_pair", "entry_value", "value_entry", "BY_PLACE", "place_value"]
 
 # Radii of searches that anchors serve; the page's default radius is 10 km.
 ANCHOR_KM = 25.0
+# Radii (km) a place's entry is also indexed under when it is that close (``anchor_radii``): the page's
+# choices up to ANCHOR_KM and the standard covoiturage's default of 1 km, so a search with one of them
+# needs no nested join for its radius.
+RADIUS_CLASSES = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 25.0)
 # Cities: a few per metropolitan area, 6,000 places worldwide, about ten entries on a 500 km trip.
 ANCHOR_MIN_POPULATION = 100_000
 # Routes are compared with places by angle on the unit sphere, with this much slack for rounding.
@@ -93,23 +97,25 @@ def anchor_pair(from_key: str, to_key: str) -> str:
     return f"{from_key}>{to_key}"
 
 
-# An entry as one keyword (doc values, read back with a page's hits without loading the source).
+# An entry as one line of the trip's ``anchor_values`` (binary doc values, read back with a page's hits
+# without loading the source: one value per trip, where a multi-valued keyword cost a terms dictionary
+# lookup per entry).
 _ENTRY_KEYS = ("place", "km", "time", "drop_time", "day", "minute", "pickup", "dropoff")
 _ENTRY_TYPES = (str, float, int, int, int, int, str, str)
 
 
 def entry_value(entry: dict[str, object]) -> str:
-    """Return an anchor entry as one keyword, its place first (floats as Python writes them, read back to the same)."""
+    """Return an anchor entry as one line, its place first (floats as Python writes them, read back to the same)."""
     return "|".join(repr(entry[k]) if isinstance(entry[k], float) else str(entry[k]) for k in _ENTRY_KEYS)
 
 
 def value_entry(value: str) -> dict[str, Any]:
-    """Return the anchor entry of a keyword of :func:`entry_value`."""
+    """Return the anchor entry of a line of :func:`entry_value`."""
     return {k: t(part) for k, t, part in zip(_ENTRY_KEYS, _ENTRY_TYPES, value.split("|"))}
 
 
 class AnchorFields(NamedTuple):
-    """The anchor fields of trip documents: each trip's entries, the same as keywords (:func:`entry_value`), its ordered pairs, and its entries' values by place (:data:`BY_PLACE`)."""
+    """The anchor fields of trip documents: each trip's entries, the same as lines (:func:`entry_value`), its ordered pairs, and its entries' values by place (:data:`BY_PLACE`)."""
 
     entries: list[list[dict[str, object]]]
     values: list[list[str]]
@@ -119,8 +125,8 @@ class AnchorFields(NamedTuple):
 
 # Values of each entry also indexed as top-level keywords ``place@value`` (:func:`place_value`), so that a
 # filter or a facet on one place's entry reads them without joining nested documents: its local day, the
-# hour of its minute, its pickup point and its dropoff point.
-BY_PLACE = ("anchor_days", "anchor_hours", "anchor_pickups", "anchor_dropoffs")
+# hour of its minute, its pickup point, its dropoff point, and every radius of RADIUS_CLASSES it is within.
+BY_PLACE = ("anchor_days", "anchor_hours", "anchor_pickups", "anchor_dropoffs", "anchor_radii")
 
 
 def place_value(place: str, value: object) -> str:
@@ -168,6 +174,7 @@ def anchor_fields(cols: TripColumns, anchors: Anchors | None = None) -> AnchorFi
         out.values[row].append(f"{place}|{d!r}|{t}|{dt}|{dy}|{mi}|{pickup}|{dropoff}")  # entry_value
         for name, value in zip(BY_PLACE, (dy, mi // 60, pickup, dropoff)):
             out.by_place[name][row].append(f"{place}@{value}")  # place_value
+        out.by_place["anchor_radii"][row].extend(f"{place}@{r}" for r in RADIUS_CLASSES if d <= r)  # place_value
     # Rule 2 for every two anchors of a route: the pickup at one strictly before the dropoff at the other.
     # Entries come by route: every (i, j) of one route's entries, i != j, from the group sizes.
     bounds = np.searchsorted(rows, np.arange(n + 1))

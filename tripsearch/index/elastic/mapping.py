@@ -73,7 +73,8 @@ __all__ = [
 # 2: route_cells and the local times, for searches decided in the shards; price and rating as double.
 # 3: anchors, the exact pickup at known places, for pages, facets and totals from the shards.
 # 4: the anchor entries' days, hours, pickups and dropoffs as top-level place@value keywords.
-MAPPING_VERSION = 4
+# 5: the radius classes of the entries as place@radius keywords; the entries as one binary value.
+MAPPING_VERSION = 5
 
 
 class TripOptions(InnerDoc):
@@ -109,11 +110,12 @@ class TripDocument(Document):
     corridor_cells = Keyword(multi=True)
     anchors = Nested(AnchorEntry)
     anchor_pairs = Keyword(multi=True)
-    anchor_values = Keyword(multi=True, index=False)
+    anchor_values = Binary(doc_values=True)
     anchor_days = Keyword(multi=True)
     anchor_hours = Keyword(multi=True)
     anchor_pickups = Keyword(multi=True)
     anchor_dropoffs = Keyword(multi=True)
+    anchor_radii = Keyword(multi=True)
     local_days = Integer(multi=True)
     local_day_first = Integer()
     local_day_span = Short()
@@ -222,7 +224,7 @@ def trips_to_documents(trips: Sequence[Trip], sources: Sequence[bytes]) -> list[
             "corridor_cells": cell_names[cell_bounds[i] : cell_bounds[i + 1]],
             "anchors": anchors.entries[i],
             "anchor_pairs": anchors.pairs[i],
-            "anchor_values": anchors.values[i],
+            "anchor_values": base64.b64encode("\n".join(anchors.values[i]).encode()).decode("ascii"),
             **{name: values[i] for name, values in anchors.by_place.items()},
             "local_days": list(range(day_first[i], day_last[i] + 1)),
             "local_day_first": day_first[i],
