@@ -151,7 +151,7 @@ def _web_url(base: str, searched: tuple[tuple[float, float], tuple[float, float]
         "time_from": minute,
         "time_to": minute,
     }
-    return f"{base.rstrip('/')}/?{urlencode(params)}"
+    return f"{base.rstrip('/')}/?{urlencode(params, safe=',:')}"
 
 
 def web_url_base(configured: str | None, request_base: str) -> str:
