@@ -8,7 +8,9 @@ the regular trips, an empty list until tripsearch stores regular trips;
 
 The standard declares no authentication, so the routes are open unless
 ``TRIPSEARCH_STANDARD_API_KEYS`` is set; then the search routes need one of
-those keys in ``X-API-Key`` (401 without it). Errors on these routes carry
+those keys in ``X-API-Key`` (401 without it). A server whose search is not
+public (``TRIPSEARCH_PUBLIC_SEARCH=false``) and that sets no key closes
+them (401): they would otherwise serve the same trips to anyone. Errors on these routes carry
 the standard's ``error`` member besides the problem members (see
 :func:`~api.routes.standard_responses.standard_error`, applied in ``api/app.py``).
 """
@@ -51,10 +53,19 @@ _ARRAY = {"type": "array", "items": {"type": "object"}}
 
 
 async def require_api_key(request: Request, settings: SettingsDep) -> None:
-    """Let the request through if no API key is configured or it carries one of them; else answer 401."""
+    """Let the request through if it carries one of the configured API keys, or none is configured and search is public; else answer 401."""
     keys = settings.standard_api_keys
     if not keys:
-        return
+        if settings.public_search:
+            return
+        # A server whose search needs a token must not serve the same trips openly here.
+        raise Problem(
+            401,
+            f"{API_KEY_HEADER}: this server's search is not public and it gives no key for the standard routes (TRIPSEARCH_STANDARD_API_KEYS)",
+            code="unauthorized",
+            field=API_KEY_HEADER,
+            headers={"WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"'},
+        )
     given = request.headers.get(API_KEY_HEADER, "").encode()
     # compare with every key, in constant time, so the answer's timing tells nothing about the keys
     if not any([hmac.compare_digest(given, key.encode()) for key in keys]):

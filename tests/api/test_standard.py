@@ -464,6 +464,14 @@ async def test_an_api_key_setting_closes_the_search_routes_with_401(in_process: 
         assert journey["webUrl"].startswith("https://trips.example.org/search/?")
 
 
+@pytest.mark.anyio
+async def test_search_that_is_not_public_closes_the_standard_routes_without_keys(in_process: InProcess, spec: dict[str, Any]) -> None:
+    async with in_process(public_search=False, wait_ready=False) as client:
+        response = await client.get(f"{PREFIX}/driver_journeys", params=JOURNEY)
+        assert response.status_code == 401 and "TRIPSEARCH_STANDARD_API_KEYS" in response.json()["error"]
+        check_answer(spec, "/driver_journeys", response)
+
+
 class _FailingSearch:
     """The fixture engine, whose search fails as no backend should (the fault a 500 answers)."""
 
