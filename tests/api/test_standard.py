@@ -11,6 +11,8 @@ they never skip.
 from __future__ import annotations
 
 import datetime as dt
+import doctest
+import importlib
 import os
 from pathlib import Path
 from typing import Any, Iterator
@@ -26,7 +28,7 @@ import yaml
 import tripsearch
 from api.app import create_app
 from api.routes.standard_search import JourneySearch, journey_queries
-from api.settings import Settings
+from api.settings import Settings, SettingsError
 from tripsearch.client import AsyncTripSearchClient, TripSearchClient
 from tripsearch.errors import InvalidQuery
 from tripsearch.geo import great_circle_km
@@ -188,6 +190,23 @@ def test_departure_date_is_read_in_the_operators_time_zone() -> None:
     assert journey_queries(search, PARIS)[0]["time_from"] == "09:00"
     assert journey_queries(search, ZoneInfo("UTC"))[0]["time_from"] == "08:00"
     assert journey_queries(search, ZoneInfo("Asia/Tokyo"))[0]["time_from"] == "17:00"
+
+
+def test_settings_of_the_standard_routes() -> None:
+    settings = Settings.from_env({"TRIPSEARCH_STANDARD_TIMEZONE": "America/Montreal", "TRIPSEARCH_STANDARD_API_KEYS": f"{API_KEY}, {API_KEY[::-1]}"})
+    assert settings.standard_timezone == "America/Montreal" and settings.standard_api_keys == (API_KEY, API_KEY[::-1])
+    assert Settings.from_env(settings.to_env()) == settings
+    with pytest.raises(SettingsError, match="TRIPSEARCH_STANDARD_TIMEZONE must be an IANA time zone"):
+        Settings(standard_timezone="Mars/Olympus_Mons")
+    with pytest.raises(SettingsError, match="TRIPSEARCH_STANDARD_API_KEYS: every key must be at least 16 characters"):
+        Settings(standard_api_keys=("short",))
+
+
+@pytest.mark.parametrize("module", ["api.routes.standard_search", "api.routes.standard_responses"])
+def test_doctests(module: str) -> None:
+    # pytest collects doctests under tripsearch/ only; these modules' examples run here
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
 
 
 # -- random queries over the fixture trips ------------------------------------------------
