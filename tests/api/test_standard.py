@@ -392,6 +392,18 @@ def test_units_time_delta_in_seconds_and_radii_in_km(http: httpx.Client) -> None
     assert trip["id"] in ids(departureLat=north, departureRadius=distance + 0.01) and trip["id"] not in ids(departureLat=north, departureRadius=distance - 0.01)
 
 
+def test_a_window_across_midnight_finds_the_next_days_trips(http: httpx.Client, spec: dict[str, Any]) -> None:
+    trip = next(t for t in PUBLISHED if dt.datetime.fromisoformat(t["departure_time"]).time() < dt.time(0, 30))
+    params, hit = _first_hit(http, trip)
+    pickup_wall = dt.datetime.fromisoformat(hit["pickup"]["time"]).replace(tzinfo=None)
+    evening = pickup_wall - dt.timedelta(minutes=40)  # the day before, on the Paris wall clock
+    assert evening.date() < pickup_wall.date()
+    asked = {**params, "departureDate": int(evening.replace(tzinfo=PARIS).timestamp())}
+    for delta, found in ((2400, True), (2399, False)):
+        journeys = check_answer(spec, "/driver_journeys", http.get(f"{PREFIX}/driver_journeys", params={**asked, "timeDelta": delta}))
+        assert (trip["id"] in [j["id"] for j in journeys]) is found, delta
+
+
 def test_count_cuts_the_closest_in_time_first(http: httpx.Client, spec: dict[str, Any]) -> None:
     # London to Reading, where the fixtures have several trips a day
     wide = {"departureLat": 51.5074, "departureLng": -0.1278, "arrivalLat": 51.4543, "arrivalLng": -0.9781, "departureDate": _unix("2026-12-13T12:00:00"), "departureRadius": 20, "arrivalRadius": 20, "timeDelta": 86400}
