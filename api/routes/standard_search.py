@@ -46,6 +46,7 @@ __all__ = [
     "parse_regular_trip_search",
     "journey_queries",
     "find_driver_journeys",
+    "pickup_window_centre",
     "pickup_wall_time",
 ]
 
