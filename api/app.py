@@ -38,7 +38,8 @@ from .metrics import Metrics, MetricsMiddleware
 from .models import register_schemas
 from .problems import Problem, problem_response, retry_after_header
 from .responses import GZIP_OPTIONS
-from .routes import alerts, docs, health, page, places, search, trips
+from .routes import alerts, docs, health, page, places, search, standard, trips
+from .routes.standard_responses import standard_error
 from .settings import Settings
 
 __all__ = ["create_app", "BodyLimitMiddleware"]
@@ -51,7 +52,8 @@ Exact geospatial search for shared car trips.
 * Search (`/v1/search`) and place autocomplete (`/v1/places`) are public unless the server says otherwise.
 * Writes (`/v1/trips/...`) need a bearer JWT with the scope `trips:write`.
 * Alerts (`/v1/alerts...`) need a bearer JWT with the scope `alerts:write`; they belong to the token's `sub`.
-* Every error is `application/problem+json` (RFC 9457) with a `detail` naming the field.
+* The standard covoiturage search routes (`/standard/v1/...`) are open unless the server requires an `X-API-Key`.
+* Every error is `application/problem+json` (RFC 9457) with a `detail` naming the field; on `/standard/v1/...` it also carries the standard's `error` member (and a 400 is `application/json`, as the standard declares).
 """
 
 
@@ -120,6 +122,7 @@ def create_app(settings: Settings | None = None, *, opener: Callable[..., Backen
     app.include_router(places.router, dependencies=public)
     app.include_router(trips.router)
     app.include_router(alerts.router)
+    app.include_router(standard.router)  # open by default, or its own API keys: not the `public` dependency
     app.include_router(health.router)
     app.include_router(docs.router)
     app.include_router(page.router)  # the search page: no `public` dependency, so it loads even when search needs a token
@@ -262,13 +265,28 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return problem_response(500, "the server failed to answer; the error is logged", code="internal_error")
 
 
+def _in_standard_shape(handler: Callable[[Request, Exception], Any]) -> Callable[[Request, Exception], Any]:
+    """Return ``handler`` answering in the standard's error shape on the ``/standard/v1/`` routes."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        response: Response = await handler(request, exc)
+        if request.url.path.startswith(standard.PREFIX + "/"):
+            return standard_error(response)
+        return response
+
+    return handle
+
+
 _EXCEPTION_HANDLERS: dict[Any, Any] = {
-    Problem: _problem,
-    InvalidInput: _invalid_input,
-    NotFound: _not_found,
-    AlertLimitReached: _alert_limit,
-    BackendUnavailable: _unavailable,
-    RequestValidationError: _request_validation,
-    StarletteHTTPException: _http_error,
-    Exception: _internal_error,
+    exc: _in_standard_shape(handler)
+    for exc, handler in {
+        Problem: _problem,
+        InvalidInput: _invalid_input,
+        NotFound: _not_found,
+        AlertLimitReached: _alert_limit,
+        BackendUnavailable: _unavailable,
+        RequestValidationError: _request_validation,
+        StarletteHTTPException: _http_error,
+        Exception: _internal_error,
+    }.items()
 }

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tripsearch.errors import TripSearchError
 
@@ -23,6 +24,7 @@ __all__ = ["Settings", "SettingsError", "ENV"]
 MIB = 1024 * 1024
 # RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output.
 MIN_HS256_SECRET_BYTES = 32
+MIN_API_KEY_LENGTH = 16  # shorter keys of the standard routes could be guessed
 
 
 class SettingsError(TripSearchError, ValueError):
@@ -57,6 +59,11 @@ class Settings:
     webhook_retry_first_s: float = 1.0  # first wait before retrying a failed webhook; doubled each time, at most 10 minutes
     webhook_give_up_s: float = 86_400.0  # a webhook event still failing this long after it happened is given up
     webhook_allow_private: bool = False  # let webhooks reach loopback, private and link-local addresses (tests, a receiver on the same network)
+    # The standard covoiturage routes (/standard/v1/..., api/routes/standard.py):
+    standard_operator: str | None = None  # the operator's domain in answers (default: the host of standard_web_url, else of the request)
+    standard_timezone: str = "Europe/Paris"  # where departureDate is read as a local date and time
+    standard_api_keys: tuple[str, ...] = ()  # X-API-Key values accepted on the search routes; empty: the routes are open
+    standard_web_url: str | None = None  # base URL of the search page that webUrl links to (default: this server as requested)
 
     def __post_init__(self) -> None:
         if self.jwt_secret is not None and len(self.jwt_secret.encode()) < MIN_HS256_SECRET_BYTES:
@@ -71,6 +78,12 @@ class Settings:
         for name in ("cache_max_age", "places_cache_max_age", "refresh_interval", "keepalive_requests"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{ENV[name]} must be at least 0")
+        try:
+            ZoneInfo(self.standard_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(f"{ENV['standard_timezone']} must be an IANA time zone such as Europe/Paris, got {self.standard_timezone[:40]!r}") from None
+        if any(len(key) < MIN_API_KEY_LENGTH for key in self.standard_api_keys):
+            raise SettingsError(f"{ENV['standard_api_keys']}: every key must be at least {MIN_API_KEY_LENGTH} characters")
         for name in ("max_body_bytes", "max_bulk_bytes", "max_bulk_lines", "max_json_depth", "alerts_max_per_owner"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{ENV[name]} must be at least 1")
@@ -133,6 +146,10 @@ ENV: dict[str, str] = {
     "webhook_retry_first_s": "TRIPSEARCH_WEBHOOK_RETRY_FIRST_S",
     "webhook_give_up_s": "TRIPSEARCH_WEBHOOK_GIVE_UP_S",
     "webhook_allow_private": "TRIPSEARCH_WEBHOOK_ALLOW_PRIVATE",
+    "standard_operator": "TRIPSEARCH_STANDARD_OPERATOR",
+    "standard_timezone": "TRIPSEARCH_STANDARD_TIMEZONE",
+    "standard_api_keys": "TRIPSEARCH_STANDARD_API_KEYS",
+    "standard_web_url": "TRIPSEARCH_STANDARD_WEB_URL",
 }
 
 
@@ -167,6 +184,7 @@ def _boolean(name: str, raw: str) -> bool:
 
 
 def _origins(name: str, raw: str) -> tuple[str, ...]:
+    """Return the items of a comma list (CORS origins, API keys)."""
     return tuple(o.strip() for o in raw.split(",") if o.strip())
 
 
@@ -205,4 +223,8 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "webhook_retry_first_s": _number,
     "webhook_give_up_s": _number,
     "webhook_allow_private": _boolean,
+    "standard_operator": _text,
+    "standard_timezone": _text,
+    "standard_api_keys": _origins,
+    "standard_web_url": _text,
 }

@@ -21,10 +21,11 @@ Example (against a running server)::
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, AsyncIterable, AsyncIterator, Callable, Generic, Iterable, Iterator, Literal, Mapping, TypeVar
+from typing import Any, AsyncIterable, AsyncIterator, Callable, Generic, Iterable, Iterator, Literal, Mapping, Sequence, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -176,6 +177,38 @@ def _delete_call(trip_id: str, refresh: Refresh, version: int | None) -> _Call[I
 
     params = {**(_refresh_params(refresh) or {}), **({"version": str(version)} if version is not None else {})}
     return _Call("DELETE", _trip_url(trip_id), read, params=params or None)
+
+
+# -- the standard covoiturage routes ----------------------------------------------
+
+_STANDARD = "/standard/v1"
+STANDARD_API_KEY_HEADER = "X-API-Key"
+
+
+def _standard_call(route: str, api_key: str | None, params: Mapping[str, Any]) -> _Call[list[dict[str, Any]]]:
+    def read(response: httpx.Response) -> list[dict[str, Any]]:
+        _raise_for(response)
+        answer: list[dict[str, Any]] = orjson.loads(response.content)
+        return answer
+
+    text = {key: _standard_param(value) for key, value in params.items() if value is not None}
+    return _Call("GET", f"{_STANDARD}/{route}", read, params=text, headers={STANDARD_API_KEY_HEADER: api_key} if api_key else None)
+
+
+def _standard_param(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise InvalidQuery("departureDate", "a datetime must carry a time zone (the standard takes Unix seconds)")
+        return str(int(value.timestamp()))
+    if isinstance(value, dt.time):
+        return value.strftime("%H:%M:%S")
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _journey_params(departure: tuple[float, float], arrival: tuple[float, float], options: Mapping[str, Any]) -> dict[str, Any]:
+    return {"departureLat": departure[0], "departureLng": departure[1], "arrivalLat": arrival[0], "arrivalLng": arrival[1], **options}
 
 
 # -- alerts ---------------------------------------------------------------------
@@ -415,8 +448,10 @@ class TripSearchClient:
         timeout: float = 30.0,
         retry: Retry = Retry(),
         transport: httpx.BaseTransport | None = None,
+        standard_api_key: str | None = None,
     ) -> None:
         self.retry = retry
+        self._standard_api_key = standard_api_key  # sent as X-API-Key to the standard covoiturage routes only
         self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=_auth(token), timeout=timeout, transport=transport)
 
     def search(self, query: Mapping[str, Any] | Query | None = None, /, **fields: Any) -> SearchResult:
@@ -452,6 +487,46 @@ class TripSearchClient:
         last = batcher.rest()
         if last is not None:
             yield self._send_batch(last, refresh)
+
+    def driver_journeys(
+        self,
+        departure: tuple[float, float],
+        arrival: tuple[float, float],
+        departure_date: int | dt.datetime,
+        *,
+        time_delta: int | None = None,
+        departure_radius: float | None = None,
+        arrival_radius: float | None = None,
+        count: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return the standard covoiturage ``DriverJourney`` objects near ``departure_date`` (Unix seconds or an aware datetime).
+
+        Points are (lat, lon); radii in km and ``time_delta`` in seconds; None leaves the server's default (1 km, 900 s).
+        """
+        options = {"departureDate": departure_date, "timeDelta": time_delta, "departureRadius": departure_radius, "arrivalRadius": arrival_radius, "count": count}
+        return self._run(_standard_call("driver_journeys", self._standard_api_key, _journey_params(departure, arrival, options)))
+
+    def driver_regular_trips(
+        self,
+        departure: tuple[float, float],
+        arrival: tuple[float, float],
+        departure_time_of_day: str | dt.time,
+        *,
+        departure_weekdays: Sequence[str] | None = None,
+        time_delta: int | None = None,
+        departure_radius: float | None = None,
+        arrival_radius: float | None = None,
+        min_departure_date: int | None = None,
+        max_departure_date: int | None = None,
+        count: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return the standard covoiturage regular driver trips (an empty list until tripsearch stores regular trips)."""
+        options = {
+            "departureTimeOfDay": departure_time_of_day, "departureWeekdays": departure_weekdays, "timeDelta": time_delta,
+            "departureRadius": departure_radius, "arrivalRadius": arrival_radius,
+            "minDepartureDate": min_departure_date, "maxDepartureDate": max_departure_date, "count": count,
+        }  # fmt: skip
+        return self._run(_standard_call("driver_regular_trips", self._standard_api_key, _journey_params(departure, arrival, options)))
 
     def create_alert(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Save an alert for the token's ``sub`` (scope ``alerts:write``); return it (with ``webhook.secret`` if a ``webhook_url`` was given)."""
@@ -551,8 +626,10 @@ class AsyncTripSearchClient:
         timeout: float = 30.0,
         retry: Retry = Retry(),
         transport: httpx.AsyncBaseTransport | None = None,
+        standard_api_key: str | None = None,
     ) -> None:
         self.retry = retry
+        self._standard_api_key = standard_api_key  # sent as X-API-Key to the standard covoiturage routes only
         self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=_auth(token), timeout=timeout, transport=transport)
 
     async def search(self, query: Mapping[str, Any] | Query | None = None, /, **fields: Any) -> SearchResult:
@@ -588,6 +665,46 @@ class AsyncTripSearchClient:
         last = batcher.rest()
         if last is not None:
             yield await self._send_batch(last, refresh)
+
+    async def driver_journeys(
+        self,
+        departure: tuple[float, float],
+        arrival: tuple[float, float],
+        departure_date: int | dt.datetime,
+        *,
+        time_delta: int | None = None,
+        departure_radius: float | None = None,
+        arrival_radius: float | None = None,
+        count: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return the standard covoiturage ``DriverJourney`` objects near ``departure_date`` (Unix seconds or an aware datetime).
+
+        Points are (lat, lon); radii in km and ``time_delta`` in seconds; None leaves the server's default (1 km, 900 s).
+        """
+        options = {"departureDate": departure_date, "timeDelta": time_delta, "departureRadius": departure_radius, "arrivalRadius": arrival_radius, "count": count}
+        return await self._run(_standard_call("driver_journeys", self._standard_api_key, _journey_params(departure, arrival, options)))
+
+    async def driver_regular_trips(
+        self,
+        departure: tuple[float, float],
+        arrival: tuple[float, float],
+        departure_time_of_day: str | dt.time,
+        *,
+        departure_weekdays: Sequence[str] | None = None,
+        time_delta: int | None = None,
+        departure_radius: float | None = None,
+        arrival_radius: float | None = None,
+        min_departure_date: int | None = None,
+        max_departure_date: int | None = None,
+        count: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return the standard covoiturage regular driver trips (an empty list until tripsearch stores regular trips)."""
+        options = {
+            "departureTimeOfDay": departure_time_of_day, "departureWeekdays": departure_weekdays, "timeDelta": time_delta,
+            "departureRadius": departure_radius, "arrivalRadius": arrival_radius,
+            "minDepartureDate": min_departure_date, "maxDepartureDate": max_departure_date, "count": count,
+        }  # fmt: skip
+        return await self._run(_standard_call("driver_regular_trips", self._standard_api_key, _journey_params(departure, arrival, options)))
 
     async def create_alert(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Save an alert for the token's ``sub`` (scope ``alerts:write``); return it (with ``webhook.secret`` if a ``webhook_url`` was given)."""

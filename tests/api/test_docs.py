@@ -37,6 +37,11 @@ def test_the_routes_are_the_contract() -> None:
         "GET /health",
         "GET /ready",
         "GET /metrics",
+        "GET /standard/v1/driver_journeys",
+        "GET /standard/v1/driver_regular_trips",
+        "GET /standard/v1/passenger_journeys",
+        "GET /standard/v1/passenger_regular_trips",
+        "GET /standard/v1/status",
     }
 
 
