@@ -245,7 +245,7 @@ def _search_after(query: Query) -> list[Any]:
 def read_tallies(query: Query, from_key: str, aggs: dict[str, Any]) -> FacetTallies:
     """Return the facet tallies of the matches from the aggregations of :func:`compile_anchored` (:class:`InexactAggregation` if one left values out)."""
     by_filter = _filter_clauses(query, from_key)
-    t = FacetTallies.empty()
+    t = FacetTallies.empty(query)
     read: set[str] = set()
     for name in query.facets:
         counts, entry = _COUNTS[name]
