@@ -14,6 +14,7 @@ import pytest
 
 import tripsearch
 from tripsearch.errors import InvalidQuery, NotFound
+from tripsearch.query.model import DEFAULT_TIME_DELTA, parse_query
 
 
 def paris_lyon(tid: str = "t-1", version: int = 1, **changes: Any) -> dict[str, Any]:
@@ -152,6 +153,12 @@ def test_inputs_that_are_no_trip_are_rejected(make_engine) -> None:
         ({"time_from": "25:00"}, "time_from"),
         ({"options": ["jacuzzi"]}, "options"),
         ({"radius": 3}, "radius"),
+        ({"date_from": "2026-12-01", "date_to": "2026-12-02"}, "date_from"),
+        ({"departure_time": "08:00", "time_from": "07:00"}, "time_from"),
+        ({"departure_time": "8h"}, "departure_time"),
+        ({"departure_time": "08:00", "time_delta": 43201}, "time_delta"),
+        ({"time_delta": 900}, "time_delta"),
+        ({"sort": "time_distance"}, "sort"),
     ],
 )
 def test_bad_queries_name_the_field(make_engine, change: dict[str, Any], field: str) -> None:
@@ -161,12 +168,44 @@ def test_bad_queries_name_the_field(make_engine, change: dict[str, Any], field: 
     assert err.value.field == field
 
 
+@pytest.mark.parametrize(
+    ("days", "field"),
+    [
+        ({}, "date"),
+        ({"date_from": "2026-12-01"}, "date_to"),
+        ({"date_to": "2026-12-01"}, "date_from"),
+        ({"date_from": "2026-12-02", "date_to": "2026-12-01"}, "date_to"),
+        ({"date_from": "2026-12-01", "date_to": "2026-12-08"}, "date_to"),
+        ({"date_from": "2026-12-01", "date_to": "12/07/2026"}, "date_to"),
+    ],
+)
+def test_bad_date_ranges_name_the_field(days: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidQuery) as err:
+        parse_query({**{k: v for k, v in QUERY.items() if k != "date"}, **days})
+    assert err.value.field == field
+
+
+def test_a_range_of_days_and_a_time_delta_have_their_defaults_and_round_trip() -> None:
+    base = {k: v for k, v in QUERY.items() if k != "date"}
+    q = parse_query({**base, "date_from": "2026-12-01", "date_to": "2026-12-07", "departure_time": "8:30"})
+    assert (q.day, q.last_day - q.day, q.departure_time, q.time_delta) == (20788, 6, 510, DEFAULT_TIME_DELTA)
+    assert parse_query(q.to_dict()) == q
+    one_day = parse_query({**base, "date_from": "2026-12-01", "date_to": "2026-12-01"})
+    assert one_day == parse_query(QUERY) and "date_from" not in one_day.to_dict()
+
+
 def test_cursor_belongs_to_its_query(make_engine) -> None:
     engine = make_engine([paris_lyon(f"t-{i}") for i in range(3)])
     page = engine.search({**QUERY, "limit": 1})
     assert page.next_cursor
     with pytest.raises(InvalidQuery):
         engine.search({**QUERY, "limit": 1, "sort": "price", "cursor": page.next_cursor})
+    around = {**QUERY, "limit": 1, "departure_time": "07:00", "time_delta": 43200, "sort": "time_distance"}
+    page = engine.search(around)
+    assert page.next_cursor
+    for change in ({"time_delta": 1800}, {"departure_time": "07:01"}, {"date": None, "date_from": QUERY["date"], "date_to": "2026-12-02"}):
+        with pytest.raises(InvalidQuery):
+            engine.search({**around, **change, "cursor": page.next_cursor})
 
 
 def test_pages_stay_exact_while_trips_are_written(make_engine) -> None:
