@@ -198,21 +198,28 @@ def time_queries(trips: list[dict[str, Any]], n: int, seed: int) -> list[dict[st
         _, near, near_day = min(stops, key=lambda stop: hav_km(stop[0], tuple(q["from"])))  # the local time of the stop nearest from
         if rng.random() < 0.5:
             q["date"] = near_day
-        day = dt.date.fromisoformat(q["date"])
-        if rng.random() < 0.5:
-            first = day - dt.timedelta(days=int(rng.integers(0, 3)))
-            del q["date"]
-            q["date_from"], q["date_to"] = str(first), str(first + dt.timedelta(days=int(rng.integers(0, 7))))
-        if rng.random() < 0.7:
-            q.pop("time_from", None)
-            q.pop("time_to", None)
-            minute = int(rng.choice([near, near, int(rng.integers(0, 1440)), int(rng.integers(0, 60)), int(rng.integers(1380, 1440))]))
-            minute = (minute + int(rng.normal(0, 40))) % 1440
-            q["departure_time"] = f"{minute // 60:02d}:{minute % 60:02d}"
-            delta = rng.choice([None, 0, 59, 90, 900, 3600, 4 * 3600, 12 * 3600, int(rng.integers(0, 12 * 3600))])
-            if delta is not None:
-                q["time_delta"] = int(delta)
-            if rng.random() < 0.5:
-                q["sort"] = "time_distance"
-        queries.append(q)
+        queries.append(vary_time(q, rng, near))
     return queries
+
+
+def vary_time(q: dict[str, Any], rng: np.random.Generator, near: int | None = None) -> dict[str, Any]:
+    """Return ``q`` over a few days (``date_from``..``date_to``), or around a time (often about minute ``near``), or both; sometimes sorted by ``time_distance``."""
+    q = dict(q)
+    day = dt.date.fromisoformat(q["date"])
+    if rng.random() < 0.5:
+        first = day - dt.timedelta(days=int(rng.integers(0, 3)))
+        del q["date"]
+        q["date_from"], q["date_to"] = str(first), str(first + dt.timedelta(days=int(rng.integers(0, 7))))
+    if rng.random() < 0.7:
+        q.pop("time_from", None)
+        q.pop("time_to", None)
+        choices = [int(rng.integers(0, 1440)), int(rng.integers(0, 60)), int(rng.integers(1380, 1440))]
+        minute = int(rng.choice(choices + ([near, near] if near is not None else [])))
+        minute = (minute + int(rng.normal(0, 40))) % 1440
+        q["departure_time"] = f"{minute // 60:02d}:{minute % 60:02d}"
+        delta = rng.choice([None, 0, 59, 90, 900, 3600, 4 * 3600, 12 * 3600, int(rng.integers(0, 12 * 3600))])
+        if delta is not None:
+            q["time_delta"] = int(delta)
+        if rng.random() < 0.5:
+            q["sort"] = "time_distance"
+    return q

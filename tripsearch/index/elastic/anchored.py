@@ -9,8 +9,8 @@ pickup and dropoff points, and whether the pickup at one place comes before
 the dropoff at the other (``anchor_pairs``). So a search is one request
 whose every clause is exact:
 
-- the query: ``from``'s entry within its radius (on the date, or the days of
-  the dates facet), ``to``'s within its radius, the pair in order,
+- the query: ``from``'s entry within its radius (on the query's days, or the
+  days of the dates facet), ``to``'s within its radius, the pair in order,
   published, not deleted;
 - a ``post_filter`` with every filter, so that the aggregations can leave
   out a facet's own: the date and the time window on ``from``'s entry, the
@@ -50,7 +50,7 @@ from ...model import OPTION_NAMES
 from ...geo import ClosestPoints
 from ..execute import PageRows
 from ...query.matching import FILTERS
-from ...query.model import DATES_FACET_SPAN, Query
+from ...query.model import Query, facet_days
 from .anchors import ANCHOR_KM, anchor_pair, place_value, value_entry
 from .query import Clause, attribute_clauses, bool_clause, time_window
 
@@ -135,8 +135,9 @@ def _entry(key: str, *clauses: Clause | None) -> Clause:
 
 
 def _query_days(query: Query) -> list[int]:
-    """Return the days the query's request covers: the date, or every day of the dates facet."""
-    return list(range(query.day - DATES_FACET_SPAN, query.day + DATES_FACET_SPAN + 1)) if "dates" in query.facets else [query.day]
+    """Return the days the query's request covers: the query's days, or every day of the dates facet."""
+    first, last = facet_days(query) if "dates" in query.facets else (query.day, query.last_day)
+    return list(range(first, last + 1))
 
 
 def _days(key: str, days: list[int]) -> Clause:
@@ -159,7 +160,7 @@ def _filter_clauses(query: Query, from_key: str) -> dict[str, list[Clause]]:
         )
         time = [_entry(from_key, minutes)]
     # Without the dates facet, the query itself holds the date.
-    clauses = {"date": [_days(from_key, [query.day])] if "dates" in query.facets else [], "time": time}
+    clauses = {"date": [_days(from_key, list(range(query.day, query.last_day + 1)))] if "dates" in query.facets else [], "time": time}
     for name in ("price", "options", "rating", "seats"):
         clauses[name] = attribute_clauses(query, [name])
     return clauses
@@ -258,7 +259,7 @@ def read_tallies(query: Query, from_key: str, aggs: dict[str, Any]) -> FacetTall
             for b in found["buckets"]:
                 t.hours[int(_value(b["key"]))] += b["doc_count"]
         elif counts == "dates":
-            first = query.day - DATES_FACET_SPAN
+            first = facet_days(query)[0]
             for b in _exact(found):
                 t.dates[int(_value(b["key"])) - first] += b["doc_count"]
         elif counts == "pickup_cells":
