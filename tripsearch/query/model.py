@@ -157,9 +157,6 @@ class Query:
             self.from_point,
             self.to_point,
             self.date.isoformat(),
-            None if self.date_to is None else self.date_to.isoformat(),
-            self.departure_time,
-            self.time_delta,
             self.from_radius_km,
             self.to_radius_km,
             self.seats,
@@ -170,6 +167,9 @@ class Query:
             self.min_rating,
             self.sort,
         ]
+        if self.date_to is not None or self.departure_time is not None:
+            # Only then: the cursors of one-day searches in a window stay what they were before these fields.
+            key += [None if self.date_to is None else self.date_to.isoformat(), self.departure_time, self.time_delta]
         return hashlib.blake2b(orjson.dumps(key), digest_size=8).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
@@ -210,7 +210,7 @@ class Query:
 
 _FIELDS = {f.name for f in fields(Query)} - {"from_point", "to_point", "after"} | {"from", "to", "date_from"}
 # The default of every optional query field, as parse_query reads it (facets: all of them).
-QUERY_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Query) if f.name in _FIELDS and f.default is not MISSING} | {"facets": "all"}
+QUERY_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Query) if f.name in _FIELDS and f.default is not MISSING} | {"facets": "all", "date_from": None}
 
 
 def parse_query(data: Mapping[str, Any] | Query) -> Query:
