@@ -151,6 +151,21 @@ class Query:
         delta = (self.time_delta or 0) // 60
         return TimeRule(self.day, self.last_day, self.departure_time - half, half - delta, min(half + delta, _MINUTES_PER_DAY - 1), self.departure_time)
 
+    def local_window(self) -> tuple[int, int] | None:
+        """Return the time filter alone as a window of local minutes of the day (start after end: across midnight), None without one.
+
+        A search day is the local day turned by a whole number of minutes,
+        so the window around ``departure_time`` is the same on every local day.
+
+        >>> q = parse_query({"from": "0,0", "to": "1,1", "date": "2026-12-01", "departure_time": "23:50", "time_delta": 1800})
+        >>> q.local_window()
+        (1400, 20)
+        """
+        if self.departure_time is None and self.time_from is None and self.time_to is None:
+            return None
+        rule = self.time_rule()
+        return (rule.low + rule.shift) % _MINUTES_PER_DAY, (rule.high + rule.shift) % _MINUTES_PER_DAY
+
     def fingerprint(self) -> str:
         """Return a short hash of what decides the result list (not limit, cursor or facets)."""
         key = [
