@@ -192,6 +192,7 @@ class Query:
         out: dict[str, Any] = {
             "from": list(self.from_point),
             "to": list(self.to_point),
+            **({"date": self.date.isoformat()} if self.date_to is None else {"date_from": self.date.isoformat(), "date_to": self.date_to.isoformat()}),
             "from_radius_km": self.from_radius_km,
             "to_radius_km": self.to_radius_km,
             "seats": self.seats,
@@ -201,10 +202,6 @@ class Query:
             "price_interval": self.price_interval,
             "cell_resolution": self.cell_resolution,
         }
-        if self.date_to is None:
-            out["date"] = self.date.isoformat()
-        else:
-            out["date_from"], out["date_to"] = self.date.isoformat(), self.date_to.isoformat()
         if self.departure_time is not None:
             out["departure_time"] = _format_minutes(self.departure_time)
             out["time_delta"] = self.time_delta
