@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
@@ -192,6 +193,32 @@ def test_a_range_of_days_and_a_time_delta_have_their_defaults_and_round_trip() -
     assert parse_query(q.to_dict()) == q
     one_day = parse_query({**base, "date_from": "2026-12-01", "date_to": "2026-12-01"})
     assert one_day == parse_query(QUERY) and "date_from" not in one_day.to_dict()
+
+
+def paris_lyon_at(tid: str, departure: str) -> dict[str, Any]:
+    """Return :func:`paris_lyon` leaving at ``departure`` (ISO 8601 with its UTC offset), its stops as far apart in time."""
+    start = dt.datetime.fromisoformat(departure)
+    stops = [{**stop, "time": (start + dt.timedelta(minutes=after)).isoformat()} for stop, after in zip(paris_lyon()["stops"], (0, 170, 280))]
+    return paris_lyon(tid, departure_time=stops[0]["time"], stops=stops)
+
+
+def test_a_departure_time_across_a_dst_change_is_local_time(make_engine) -> None:
+    """Paris leaves at 08:00 local on both sides of the change of 25 October 2026 (+02:00, then +01:00); 08:00 UTC is 09:00 there."""
+    engine = make_engine([paris_lyon_at("summer", "2026-10-24T08:00:00+02:00"), paris_lyon_at("winter", "2026-10-26T08:00:00+01:00"), paris_lyon_at("utc-8", "2026-10-26T09:00:00+01:00")])
+    query = {**QUERY, "date": None, "date_from": "2026-10-24", "date_to": "2026-10-26", "departure_time": "08:00", "time_delta": 0, "sort": "time_distance"}
+    assert ids(engine.search(query)) == ["summer", "winter"]
+
+
+def test_a_departure_time_window_across_midnight_in_unusual_offsets(make_engine) -> None:
+    engine = make_engine([
+        paris_lyon_at("kathmandu", "2026-12-01T23:50:00+05:45"),
+        paris_lyon_at("marquesas", "2026-12-02T00:20:00-09:30"),
+        paris_lyon_at("kiritimati", "2026-12-02T00:40:00+14:00"),
+    ])  # fmt: skip
+    result = engine.search({**QUERY, "departure_time": "23:55", "time_delta": 1800, "sort": "time_distance", "facets": ["dates"]})
+    assert ids(result) == ["kathmandu", "marquesas"]  # 5 and 25 minutes from 23:55; 00:40 is 45
+    # A pickup at 00:20 on the 2nd belongs to the 1st, whose 23:55 is nearest.
+    assert [d["count"] for d in result.facets["dates"]] == [0, 0, 0, 2, 0, 0, 0]
 
 
 def test_cursor_belongs_to_its_query(make_engine) -> None:
