@@ -18,7 +18,20 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from tripsearch.alerts.model import MAX_DAYS as MAX_ALERT_DAYS
 from tripsearch.model import CURRENCY_PATTERN, ID_PATTERN, MAX_PRICE_AMOUNT, MAX_RATING, MAX_SEATS, MAX_STOP_NAME_LENGTH, MAX_STOPS, OPTION_NAMES, STATUSES
-from tripsearch.query.model import FACET_NAMES, MAX_CELL_RESOLUTION, MAX_CURSOR_LENGTH, MAX_LIMIT, MAX_PRICE, MAX_RADIUS_KM, MIN_PRICE_INTERVAL, QUERY_DEFAULTS, SORTS
+from tripsearch.query.model import (
+    DEFAULT_TIME_DELTA,
+    FACET_NAMES,
+    MAX_CELL_RESOLUTION,
+    MAX_CURSOR_LENGTH,
+    MAX_DAYS,
+    MAX_LIMIT,
+    MAX_PRICE,
+    MAX_RADIUS_KM,
+    MAX_TIME_DELTA,
+    MIN_PRICE_INTERVAL,
+    QUERY_DEFAULTS,
+    SORTS,
+)
 
 __all__ = [
     "TripFilters",
@@ -104,8 +117,25 @@ class TripFilters(BaseModel):
 class SearchRequest(TripFilters):
     """The fields of a search. ``GET /v1/search`` takes them as query parameters, ``POST /v1/search`` as a JSON object."""
 
-    date: dt.date = Field(description="The day of departure, `YYYY-MM-DD`, in the trip's local time.")
-    sort: str = Field(QUERY_DEFAULTS["sort"], json_schema_extra=_enum(SORTS), description="Order of the trips.")
+    date: dt.date | None = Field(None, description="The day of departure, `YYYY-MM-DD`, in the trip's local time; or give `date_from` and `date_to`.")
+    date_from: dt.date | None = Field(None, description="First day of a search over several days (with `date_to`, instead of `date`): one ranked list across the days.")
+    date_to: dt.date | None = Field(None, description=f"Last day of a search over several days (at most {MAX_DAYS} days from `date_from`, counting both).")
+    departure_time: str | None = Field(
+        None,
+        pattern=TIME_PATTERN,
+        description="Search around a local time `HH:MM` (instead of `time_from`/`time_to`): pickups at most `time_delta` from it, even across midnight, on each day searched.",
+    )
+    time_delta: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_TIME_DELTA,
+        description=f"Seconds either side of `departure_time` (counted in whole minutes; default {DEFAULT_TIME_DELTA} with `departure_time`).",
+    )
+    sort: str = Field(
+        QUERY_DEFAULTS["sort"],
+        json_schema_extra=_enum(SORTS),
+        description="Order of the trips; `time_distance` (with `departure_time`) puts the pickup closest to `departure_time` first.",
+    )
     limit: int = Field(QUERY_DEFAULTS["limit"], ge=1, le=MAX_LIMIT, description="Trips per page.")
     cursor: str | None = Field(None, max_length=MAX_CURSOR_LENGTH, description="`next_cursor` of the previous page of the same search.")
     facets: FacetsText | list[FacetName] = Field(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import zoneinfo
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,9 @@ REGIONS = {
     "equator": (0.1, -0.2),
 }
 BASE_DATE = dt.date(2026, 12, 1)
+# Zones whose offsets change in the days of DST_START.. (Europe on 2026-10-25, the USA on 2026-11-01) or are unusual.
+DST_ZONES = ["Europe/Paris", "America/New_York", "Asia/Kathmandu", "Pacific/Marquesas", "Pacific/Kiritimati"]
+DST_START = dt.datetime(2026, 10, 22, tzinfo=dt.timezone.utc)
 
 
 def destination(lat: float, lon: float, bearing_deg: float, dist_km: float) -> tuple[float, float]:
@@ -162,3 +166,60 @@ def random_queries(trips: list[dict[str, Any]], n: int, seed: int) -> list[dict[
             q["price_interval"] = float(rng.choice([1.0, 2.5, 10.0, 7.3]))
         queries.append(q)
     return queries
+
+
+def dst_trips(region: str, n: int, seed: int) -> list[dict[str, Any]]:
+    """Return ``n`` random trips around a region from 2026-10-22 for 13 days, each in the UTC offset its zone (DST_ZONES) has when it leaves.
+
+    Trips of one zone before and after a daylight-saving change carry
+    different offsets; a trip over the change keeps its departure's.
+    """
+    rng = np.random.default_rng(seed)
+    center = REGIONS[region]
+    base = int(DST_START.timestamp())
+    trips = []
+    for i in range(n):
+        route = random_route(rng, center, 60.0)
+        inner = sorted(rng.choice(np.arange(1, len(route) - 1), size=min(int(rng.integers(0, 3)), len(route) - 2), replace=False).tolist())
+        depart = base + int(rng.integers(0, 13 * 86400)) // 60 * 60
+        zone = zoneinfo.ZoneInfo(str(rng.choice(DST_ZONES)))
+        offset = dt.datetime.fromtimestamp(depart, zone).utcoffset()
+        assert offset is not None
+        trips.append(make_trip(f"dst-{region}-{seed}-{i}", route, [0, *inner, len(route) - 1], depart, int(offset.total_seconds()) // 60, rng, speeds_kmh=float(rng.uniform(15, 110))))
+    return trips
+
+
+def time_queries(trips: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
+    """Return :func:`random_queries` searching around a time (``departure_time``, ``time_delta``, ``sort=time_distance``) or over days (``date_from``..``date_to``), or both."""
+    rng = np.random.default_rng(seed + 1)
+    stops = [((stop["lat"], stop["lon"]), int(stop["time"][11:13]) * 60 + int(stop["time"][14:16]), stop["time"][:10]) for trip in trips for stop in trip["stops"]]
+    queries = []
+    for q in random_queries(trips, n, seed):
+        _, near, near_day = min(stops, key=lambda stop: hav_km(stop[0], tuple(q["from"])))  # the local time of the stop nearest from
+        if rng.random() < 0.5:
+            q["date"] = near_day
+        queries.append(vary_time(q, rng, near))
+    return queries
+
+
+def vary_time(q: dict[str, Any], rng: np.random.Generator, near: int | None = None) -> dict[str, Any]:
+    """Return ``q`` over a few days (``date_from``..``date_to``), or around a time (often about minute ``near``), or both; sometimes sorted by ``time_distance``."""
+    q = dict(q)
+    day = dt.date.fromisoformat(q["date"])
+    if rng.random() < 0.5:
+        first = day - dt.timedelta(days=int(rng.integers(0, 3)))
+        del q["date"]
+        q["date_from"], q["date_to"] = str(first), str(first + dt.timedelta(days=int(rng.integers(0, 7))))
+    if rng.random() < 0.7:
+        q.pop("time_from", None)
+        q.pop("time_to", None)
+        choices = [int(rng.integers(0, 1440)), int(rng.integers(0, 60)), int(rng.integers(1380, 1440))]
+        minute = int(rng.choice(choices + ([near, near] if near is not None else [])))
+        minute = (minute + int(rng.normal(0, 40))) % 1440
+        q["departure_time"] = f"{minute // 60:02d}:{minute % 60:02d}"
+        delta = rng.choice([None, 0, 59, 90, 900, 3600, 4 * 3600, 12 * 3600, int(rng.integers(0, 12 * 3600))])
+        if delta is not None:
+            q["time_delta"] = int(delta)
+        if rng.random() < 0.5:
+            q["sort"] = "time_distance"
+    return q

@@ -131,6 +131,8 @@ class RefHit:
     dropoff_point: tuple
     doc: dict[str, Any]
     passes: dict[str, bool]
+    search_day: int  # the local day, or with departure_time the day whose departure_time is nearest
+    time_distance: int  # minutes from departure_time on the search day (0 without departure_time)
 
     def key(self, sort: str) -> tuple:
         price = float(self.doc["price"]["amount"])
@@ -139,6 +141,7 @@ class RefHit:
             "departure": float(self.pickup_time),
             "price": price,
             "pickup_distance": self.pickup_km,
+            "time_distance": float(self.time_distance),
         }[sort]
         return (primary, self.pickup_time, self.id)
 
@@ -152,6 +155,11 @@ def minutes(hhmm: str | None) -> int | None:
         return None
     h, m = hhmm.split(":")
     return int(h) * 60 + int(m)
+
+
+def query_days(q: dict[str, Any]) -> tuple[int, int]:
+    """The first and last day of a query: ``date``, or ``date_from``..``date_to``."""
+    return day_of(q.get("date_from", q.get("date"))), day_of(q.get("date_to", q.get("date")))
 
 
 def evaluate(ref: RefTrip, q: dict[str, Any]) -> RefHit | None:
@@ -168,21 +176,31 @@ def evaluate(ref: RefTrip, q: dict[str, Any]) -> RefHit | None:
     t = time_at(ref, pa)
     local = t + ref.offset
     lday, lmin = local // 86400, (local % 86400) // 60
-    lo, hi = minutes(q.get("time_from")), minutes(q.get("time_to"))
-    lo = 0 if lo is None else lo
-    hi = 1439 if hi is None else hi
-    time_ok = lo <= lmin <= hi if lo <= hi else (lmin >= lo or lmin <= hi)
+    if q.get("departure_time") is not None:
+        # The day whose departure_time is nearest the pickup (half-way: the later one), in local minutes since 1970.
+        m = local // 60
+        target = minutes(q["departure_time"])
+        sday = min((m // 1440 + k for k in (-1, 0, 1)), key=lambda d: (abs(m - (d * 1440 + target)), -d))
+        distance = abs(m - (sday * 1440 + target))
+        time_ok = distance <= q.get("time_delta", 900) // 60
+    else:
+        lo, hi = minutes(q.get("time_from")), minutes(q.get("time_to"))
+        lo = 0 if lo is None else lo
+        hi = 1439 if hi is None else hi
+        time_ok = lo <= lmin <= hi if lo <= hi else (lmin >= lo or lmin <= hi)
+        sday, distance = lday, 0
+    first, last = query_days(q)
     rating = (doc.get("driver") or {}).get("rating")
     opts = doc.get("options") or {}
     passes = {
-        "date": lday == day_of(q["date"]),
+        "date": first <= sday <= last,
         "time": time_ok,
         "price": q.get("max_price") is None or doc["price"]["amount"] <= q["max_price"],
         "options": all(opts.get(o, False) for o in q.get("options", [])),
         "rating": q.get("min_rating") is None or (rating is not None and rating >= q["min_rating"]),
         "seats": doc["seats_available"] >= q.get("seats", 1),
     }
-    return RefHit(doc["id"], pd, dd, t, lday, lmin, pp, dp, doc, passes)
+    return RefHit(doc["id"], pd, dd, t, lday, lmin, pp, dp, doc, passes, sday, distance)
 
 
 def search(refs: list[RefTrip], q: dict[str, Any]) -> tuple[list[RefHit], list[RefHit]]:
@@ -237,9 +255,9 @@ def facets(evaluated: list[RefHit], q: dict[str, Any]) -> dict[str, Any]:
             cell = h3.latlng_to_cell(lat, lon, res)
             cells[cell] = cells.get(cell, 0) + 1
         out[name] = cells
-    day = day_of(q["date"])
+    first, last = query_days(q)
     date_hits = without("date")
-    out["dates"] = [sum(1 for h in date_hits if h.local_day == day + k) for k in range(-3, 4)]
+    out["dates"] = [sum(1 for h in date_hits if h.search_day == day) for day in range(first - 3, last + 4)]
     return out
 
 

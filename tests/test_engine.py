@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 import tripsearch
 from tripsearch.errors import InvalidQuery, NotFound
+from tripsearch.query.model import DEFAULT_TIME_DELTA, parse_query
 
 
 def paris_lyon(tid: str = "t-1", version: int = 1, **changes: Any) -> dict[str, Any]:
@@ -152,6 +154,12 @@ def test_inputs_that_are_no_trip_are_rejected(make_engine) -> None:
         ({"time_from": "25:00"}, "time_from"),
         ({"options": ["jacuzzi"]}, "options"),
         ({"radius": 3}, "radius"),
+        ({"date_from": "2026-12-01", "date_to": "2026-12-02"}, "date_from"),
+        ({"departure_time": "08:00", "time_from": "07:00"}, "time_from"),
+        ({"departure_time": "8h"}, "departure_time"),
+        ({"departure_time": "08:00", "time_delta": 43201}, "time_delta"),
+        ({"time_delta": 900}, "time_delta"),
+        ({"sort": "time_distance"}, "sort"),
     ],
 )
 def test_bad_queries_name_the_field(make_engine, change: dict[str, Any], field: str) -> None:
@@ -161,12 +169,70 @@ def test_bad_queries_name_the_field(make_engine, change: dict[str, Any], field: 
     assert err.value.field == field
 
 
+@pytest.mark.parametrize(
+    ("days", "field"),
+    [
+        ({}, "date"),
+        ({"date_from": "2026-12-01"}, "date_to"),
+        ({"date_to": "2026-12-01"}, "date_from"),
+        ({"date_from": "2026-12-02", "date_to": "2026-12-01"}, "date_to"),
+        ({"date_from": "2026-12-01", "date_to": "2026-12-08"}, "date_to"),
+        ({"date_from": "2026-12-01", "date_to": "12/07/2026"}, "date_to"),
+    ],
+)
+def test_bad_date_ranges_name_the_field(days: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidQuery) as err:
+        parse_query({**{k: v for k, v in QUERY.items() if k != "date"}, **days})
+    assert err.value.field == field
+
+
+def test_a_range_of_days_and_a_time_delta_have_their_defaults_and_round_trip() -> None:
+    base = {k: v for k, v in QUERY.items() if k != "date"}
+    q = parse_query({**base, "date_from": "2026-12-01", "date_to": "2026-12-07", "departure_time": "8:30"})
+    assert (q.day, q.last_day - q.day, q.departure_time, q.time_delta) == (20788, 6, 510, DEFAULT_TIME_DELTA)
+    assert parse_query(q.to_dict()) == q
+    one_day = parse_query({**base, "date_from": "2026-12-01", "date_to": "2026-12-01"})
+    assert one_day == parse_query(QUERY) and "date_from" not in one_day.to_dict()
+
+
+def paris_lyon_at(tid: str, departure: str) -> dict[str, Any]:
+    """Return :func:`paris_lyon` leaving at ``departure`` (ISO 8601 with its UTC offset), its stops as far apart in time."""
+    start = dt.datetime.fromisoformat(departure)
+    stops = [{**stop, "time": (start + dt.timedelta(minutes=after)).isoformat()} for stop, after in zip(paris_lyon()["stops"], (0, 170, 280))]
+    return paris_lyon(tid, departure_time=stops[0]["time"], stops=stops)
+
+
+def test_a_departure_time_across_a_dst_change_is_local_time(make_engine) -> None:
+    """Paris leaves at 08:00 local on both sides of the change of 25 October 2026 (+02:00, then +01:00); 08:00 UTC is 09:00 there."""
+    engine = make_engine([paris_lyon_at("summer", "2026-10-24T08:00:00+02:00"), paris_lyon_at("winter", "2026-10-26T08:00:00+01:00"), paris_lyon_at("utc-8", "2026-10-26T09:00:00+01:00")])
+    query = {**QUERY, "date": None, "date_from": "2026-10-24", "date_to": "2026-10-26", "departure_time": "08:00", "time_delta": 0, "sort": "time_distance"}
+    assert ids(engine.search(query)) == ["summer", "winter"]
+
+
+def test_a_departure_time_window_across_midnight_in_unusual_offsets(make_engine) -> None:
+    engine = make_engine([
+        paris_lyon_at("kathmandu", "2026-12-01T23:50:00+05:45"),
+        paris_lyon_at("marquesas", "2026-12-02T00:20:00-09:30"),
+        paris_lyon_at("kiritimati", "2026-12-02T00:40:00+14:00"),
+    ])  # fmt: skip
+    result = engine.search({**QUERY, "departure_time": "23:55", "time_delta": 1800, "sort": "time_distance", "facets": ["dates"]})
+    assert ids(result) == ["kathmandu", "marquesas"]  # 5 and 25 minutes from 23:55; 00:40 is 45
+    # A pickup at 00:20 on the 2nd belongs to the 1st, whose 23:55 is nearest.
+    assert [d["count"] for d in result.facets["dates"]] == [0, 0, 0, 2, 0, 0, 0]
+
+
 def test_cursor_belongs_to_its_query(make_engine) -> None:
     engine = make_engine([paris_lyon(f"t-{i}") for i in range(3)])
     page = engine.search({**QUERY, "limit": 1})
     assert page.next_cursor
     with pytest.raises(InvalidQuery):
         engine.search({**QUERY, "limit": 1, "sort": "price", "cursor": page.next_cursor})
+    around = {**QUERY, "limit": 1, "departure_time": "07:00", "time_delta": 43200, "sort": "time_distance"}
+    page = engine.search(around)
+    assert page.next_cursor
+    for change in ({"time_delta": 1800}, {"departure_time": "07:01"}, {"date": None, "date_from": QUERY["date"], "date_to": "2026-12-02"}):
+        with pytest.raises(InvalidQuery):
+            engine.search({**around, **change, "cursor": page.next_cursor})
 
 
 def test_pages_stay_exact_while_trips_are_written(make_engine) -> None:

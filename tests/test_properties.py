@@ -83,7 +83,7 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
     max_leaves=12,
 )
-query_fields = ["from", "to", "date", "from_radius_km", "to_radius_km", "seats", "time_from", "time_to", "max_price", "options", "min_rating", "sort", "limit", "cursor", "facets", "price_interval", "cell_resolution"]
+query_fields = ["from", "to", "date", "from_radius_km", "to_radius_km", "seats", "time_from", "time_to", "max_price", "options", "min_rating", "sort", "limit", "cursor", "facets", "price_interval", "cell_resolution", "date_from", "date_to", "departure_time", "time_delta"]
 plausible = {
     "from": st.sampled_from(["48.85,2.35", [48.85, 2.35], [90, 180], [-90, -180], [89.9999, 179.9999], "0,0"]),
     "to": st.sampled_from(["45.76,4.84", [45.76, 4.84], [-89.9, -179.9], [0.0, 180.0]]),
@@ -92,6 +92,11 @@ plausible = {
     "limit": st.sampled_from([1, 100, 101, 10**9, 0]),
     "facets": st.sampled_from(["all", [], ["dates"], "dates,price", ["nope"]]),
     "options": st.sampled_from(["pets", ["pets", "smoking"], [], "pets,,", ["💥"]]),
+    "date_from": st.sampled_from(["2026-11-28", "2026-12-01", "1970-01-02", "2149-12-30", "2026-12-09", None]),
+    "date_to": st.sampled_from(["2026-12-01", "2026-12-07", "2026-12-08", "2149-12-30", "2026-11-30", ""]),
+    "departure_time": st.sampled_from(["00:00", "23:59", "7:05", "24:00", "12:60", None]),
+    "time_delta": st.sampled_from([0, 900, "900", 43200, 43201, -1, 1.5, None]),
+    "sort": st.sampled_from(["time_distance", "departure", "nope"]),
 }
 
 

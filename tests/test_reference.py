@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from tests import reference
-from tests.geometry import REGIONS, random_queries, random_trips
+from tests.geometry import REGIONS, dst_trips, random_queries, random_trips, time_queries
 
 QUERIES_PER_REGION = 400
+TIME_QUERIES = 200  # per data set and backend: 500 each ran exact too; 200 keeps the CI time down
 
 
 def latest_versions(trips: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -57,8 +58,23 @@ def engine_facets(result) -> dict[str, Any]:
 def test_engine_equals_brute_force(make_engine, region: str) -> None:
     trips = random_trips(region, 150, seed=zlib.crc32(region.encode()) % 1000)
     engine = make_engine(trips)
+    matched_queries = check_against_reference(engine, trips, random_queries(trips, QUERIES_PER_REGION, seed=7))
+    # the queries are built around routes: most must match something, or the test proves little
+    assert matched_queries > QUERIES_PER_REGION * 0.15
+
+
+@pytest.mark.parametrize("trips", ["offsets", "dst"])
+def test_engine_equals_brute_force_around_a_time(make_engine, trips: str) -> None:
+    """Searches around a time (departure_time, time_delta, sort=time_distance) and over days, on far-from-UTC offsets and across DST changes."""
+    data = random_trips("europe", 150, seed=5) if trips == "offsets" else dst_trips("europe", 150, seed=6)
+    engine = make_engine(data)
+    matched_queries = check_against_reference(engine, data, time_queries(data, TIME_QUERIES, seed=11))
+    assert matched_queries > TIME_QUERIES * 0.1
+
+
+def check_against_reference(engine, trips: list[dict[str, Any]], queries: list[dict[str, Any]]) -> int:
+    """Assert the engine answers every query as the reference does (results, totals, pages, facets); return how many matched something."""
     refs = [reference.make_ref(engine.get(t["id"])) for t in latest_versions(trips)]
-    queries = random_queries(trips, QUERIES_PER_REGION, seed=7)
     matched_queries = 0
     for q in queries:
         expected, evaluated = reference.search(refs, q)
@@ -74,5 +90,4 @@ def test_engine_equals_brute_force(make_engine, region: str) -> None:
         if len(expected) > q["limit"]:
             hits, total = all_pages(engine, q)
             assert [h.id for h in hits] == [h.id for h in expected]
-    # the queries are built around routes: most must match something, or the test proves little
-    assert matched_queries > QUERIES_PER_REGION * 0.15
+    return matched_queries

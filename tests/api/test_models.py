@@ -14,6 +14,8 @@ from tripsearch.query.model import FACET_NAMES, QUERY_DEFAULTS, SORTS, parse_que
 
 REQUIRED = {"from": [48.8566, 2.3522], "to": [45.764, 4.8357], "date": "2026-12-01"}
 SEARCH = SearchRequest.model_json_schema(by_alias=True)["properties"]
+# Fields that need another to be given: time_delta is the width of the window around departure_time.
+COMPANIONS: dict[str, dict[str, Any]] = {"time_delta": {"departure_time": "08:00"}}
 
 
 def _bounded() -> list[tuple[str, str, Any]]:
@@ -38,9 +40,10 @@ def test_each_bound_of_the_search_request_is_the_engine_bound(name: str, key: st
     bound = variant[key]
     step = 1 if variant.get("type") == "integer" else max(abs(bound) * 1e-6, 1e-6)
     beyond = bound + step if key == "maximum" else bound - step
-    assert parse_query({**REQUIRED, name: bound}) is not None
+    query = {**REQUIRED, **COMPANIONS.get(name, {})}
+    assert parse_query({**query, name: bound}) is not None
     with pytest.raises(InvalidQuery) as refused:
-        parse_query({**REQUIRED, name: beyond})
+        parse_query({**query, name: beyond})
     assert refused.value.field == name
 
 

@@ -67,14 +67,26 @@ def test_post_search_takes_the_same_fields_as_json(http: httpx.Client) -> None:
         {"facets": ""},
         {"time_from": "06:00", "time_to": "22:30", "seats": "1", "max_price": "100", "min_rating": "0"},
         {"from_radius_km": "25", "to_radius_km": "25", "price_interval": "2.5", "cell_resolution": "5"},
+        {"date": None, "date_from": "2026-12-12", "date_to": "2026-12-15", "departure_time": "08:00", "time_delta": "3600", "sort": "time_distance"},
     ],
 )
 def test_every_query_field_is_a_parameter(api: Server, http: httpx.Client, params: dict[str, Any]) -> None:
-    query = {**LONDON_READING, **params}
+    query = {k: v for k, v in {**LONDON_READING, **params}.items() if v is not None}
     response = http.get("/v1/search", params=query)
     assert response.status_code == 200, response.text
     engine_query = {k: ",".join(v) if isinstance(v, list) else v for k, v in query.items()}
     assert response.json() == _engine_answer(api, engine_query)
+
+
+def test_post_search_around_a_time_over_days(http: httpx.Client) -> None:
+    body = {"from": [51.5074, -0.1278], "to": "51.4543,-0.9781", "date_from": "2026-12-12", "date_to": "2026-12-14", "departure_time": "08:00", "time_delta": 7200, "sort": "time_distance", "facets": ["dates"]}
+    post = http.post("/v1/search", json=body)
+    assert post.status_code == 200, post.text
+    answer = post.json()
+    assert [d["date"] for d in answer["facets"]["dates"]] == [f"2026-12-{day:02d}" for day in range(9, 18)]
+    assert sum(d["count"] for d in answer["facets"]["dates"][3:6]) == answer["total"]
+    get = http.get("/v1/search", params={**{k: str(v) if not isinstance(v, list) else ",".join(map(str, v)) for k, v in body.items()}, "from": "51.5074,-0.1278"}).json()
+    assert get == answer
 
 
 def test_cursor_pages_through_the_results(http: httpx.Client) -> None:
@@ -109,6 +121,14 @@ def test_cursor_pages_through_the_results(http: httpx.Client) -> None:
         ({"time_from": "25:00"}, "time_from", "23:59"),
         ({"colour": "red"}, "colour", "not a query field"),
         ({"seats": ["1", "2"]}, "seats", "more than once"),
+        ({"date_from": "2026-12-12", "date_to": "2026-12-14"}, "date_from", "cannot be given with date"),
+        ({"date": "", "date_from": "2026-12-12", "date_to": "2026-12-19"}, "date_to", "more than 7 days"),
+        ({"date": "", "date_from": "2026-12-12", "date_to": "2026-12-11"}, "date_to", "before date_from"),
+        ({"departure_time": "08:00", "time_to": "09:00"}, "time_to", "cannot be given with departure_time"),
+        ({"departure_time": "8 am"}, "departure_time", "HH:MM"),
+        ({"departure_time": "08:00", "time_delta": "86400"}, "time_delta", "from 0 to 43200"),
+        ({"time_delta": "900"}, "time_delta", "needs departure_time"),
+        ({"sort": "time_distance"}, "sort", "give departure_time"),
     ],
 )
 def test_invalid_queries_are_problems_naming_the_field(http: httpx.Client, params: dict[str, Any], field: str, words: str) -> None:

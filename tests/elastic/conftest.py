@@ -21,7 +21,7 @@ from tripsearch.index.elastic import ElasticBackend
 from tripsearch.index.elastic.anchors import anchor_fields, anchor_places
 from tripsearch.model import parse_trip
 from tripsearch.capacity.workload import build_workload
-from tests.geometry import random_queries
+from tests.geometry import random_queries, time_queries, vary_time
 
 from tripsearch.testing.elastic import Cluster, Clusters, fresh_alias
 
@@ -116,11 +116,21 @@ def parity_queries(parity_trips: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return queries + anchored_queries(parity_trips, 120, seed=PARITY_SEED)
 
 
-def anchored_queries(trips: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
+@pytest.fixture(scope="session")
+def parity_time_queries(parity_trips: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return 120 searches around a time or over days (issue 22): on points of the trips' routes, and between anchors (in the shards but for sort=time_distance)."""
+    rng = np.random.default_rng(PARITY_SEED + 22)
+    with_routes = [t for t in parity_trips if t["status"] == "published"][:3000]
+    queries = time_queries(with_routes, 60, seed=PARITY_SEED + 22)
+    return queries + anchored_queries(parity_trips, 60, seed=PARITY_SEED + 22, around=lambda q, minute: vary_time(q, rng, minute))
+
+
+def anchored_queries(trips: list[dict[str, Any]], n: int, seed: int, around: Callable[[dict[str, Any], int], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Return ``n`` searches between two anchor places some trip passes in that order (the shards answer them in full).
 
     Radii up to ANCHOR_KM, a few beyond (the general path), dates of the
     pickup or a day off, every sort, and filters and facets as users set them.
+    ``around`` turns each search into another, given the local minute of the trip's pickup.
     """
     rng = np.random.default_rng(seed)
     sample = [parse_trip(t) for t in trips[:4000]]
@@ -128,6 +138,7 @@ def anchored_queries(trips: list[dict[str, Any]], n: int, seed: int) -> list[dic
     anchors = anchor_places()
     point_of = {key: [float(anchors.lat[int(key)]), float(anchors.lon[int(key)])] for key in {e["place"] for entries in found.entries for e in entries}}
     day_of = {(i, e["place"]): e["day"] for i, entries in enumerate(found.entries) for e in entries}
+    minute_of = {(i, e["place"]): e["minute"] for i, entries in enumerate(found.entries) for e in entries}
     with_pairs = [i for i, pairs in enumerate(found.pairs) if pairs]
     queries: list[dict[str, Any]] = []
     for _ in range(n):
@@ -154,7 +165,7 @@ def anchored_queries(trips: list[dict[str, Any]], n: int, seed: int) -> list[dic
             q["options"] = ["pets"]
         if rng.random() < 0.1:
             q["min_rating"] = 4.0
-        queries.append(q)
+        queries.append(q if around is None else around(q, int(minute_of[(i, f)])))
     return queries
 
 

@@ -86,6 +86,15 @@ def test_same_results_as_embedded(layout: str, parity_engines: Callable[[str], E
     assert figures["queries_with_hits"] >= figures["queries"] * 0.5, "most searches must find trips, or parity proves little"
 
 
+def test_same_results_around_a_time(parity_engines: Callable[[str], ElasticBackend], parity_embedded: Backend, parity_time_queries: list[dict[str, Any]]) -> None:
+    """Searches around a departure_time and over date_from..date_to, on small candidate pages; between anchors in the shards but for sort=time_distance."""
+    figures = compare_all(parity_engines("3-shards"), parity_embedded, parity_time_queries)
+    print(f"\nparity around a time: {figures}")
+    assert figures["anchored_searches"] >= 25  # ranges of days and departure_time windows between anchors ran in the shards
+    # Narrow windows and points of random routes find nothing more often than the searches above (28 of 120 find trips).
+    assert figures["queries_with_hits"] >= figures["queries"] * 0.2, "many searches must find trips, or parity proves little"
+
+
 def test_same_results_on_two_nodes(es_cluster_2nodes: Cluster, parity_engines: Callable[[str], ElasticBackend], parity_embedded: Backend, parity_queries: list[dict[str, Any]], record_property: Callable[[str, Any], None]) -> None:
     engine = parity_engines("2-nodes")
     assert engine.stats()["nodes"] == 2

@@ -297,7 +297,7 @@ class AlertIndex:
             pickup, dropoff, times, geo_rows, geo_groups = _geometry(cols, part, item_rows, item_groups)
             if not len(geo_rows):
                 continue
-            local_day = filter_failures(geo_rows, times[0], cols.offset_s, cols.price, cols.options, cols.rating, cols.seats_available, _FILTER_BITS, 0, (0, 24 * 60 - 1), np.inf, 0, -np.inf, 0)[0]
+            local_day = filter_failures(geo_rows, times[0], cols.offset_s, cols.price, cols.options, cols.rating, cols.seats_available, _FILTER_BITS, (0, 0), 0, (0, 24 * 60 - 1), np.inf, 0, -np.inf, 0)[0]
             t = part.terms.cols
             hit_item, hit_alert = match_alerts(
                 cols.offset_s, cols.price, cols.options, cols.rating, cols.seats_available, _FILTER_BITS,
@@ -394,7 +394,7 @@ def match_alerts(  # type: ignore[no-untyped-def]
                 continue
             if filter_set[a] != checked:
                 failed = filter_failures(
-                    rows[start:stop], pickup_time[start:stop], offset_s, price, options, rating, seats_available, bits, 0,
+                    rows[start:stop], pickup_time[start:stop], offset_s, price, options, rating, seats_available, bits, (0, 0), 0,
                     (time_from[a], time_to[a]), max_price[a], option_bits[a], min_rating[a], seats[a],
                 )[2]  # fmt: skip
                 passes = failed & ~bits[0] == 0

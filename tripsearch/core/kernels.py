@@ -28,12 +28,13 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 from numpy.typing import NDArray
 
-__all__ = ["route_distances_along", "closest_in_ranges", "times_along", "match_geometry", "match_ends", "key_ranges", "table_merge", "table_join", "join_postings", "PostingRanges", "filter_failures", "facet_counts"]
+__all__ = ["route_distances_along", "closest_in_ranges", "times_along", "match_geometry", "match_ends", "key_ranges", "table_merge", "table_join", "join_postings", "PostingRanges", "filter_failures", "facet_counts", "search_minutes"]
 
 R = 6371.0088
 SCALE = 10_000_000.0
 _DEG = math.pi / 180.0
 _SECONDS_PER_DAY = 86_400  # columns.SECONDS_PER_DAY (columns imports this module)
+_MINUTES_PER_DAY = 1_440
 # How many items ahead the closest-point loop asks for its vertices: a candidate's route lies anywhere in
 # the vertex columns (hundreds of MB at 1M trips), so reading it is a cache miss the loop would wait for.
 _PREFETCH_AHEAD = 4
@@ -568,6 +569,25 @@ def match_geometry(
 
 
 @numba.njit(cache=True)
+def _search_clock(local_s: int, shift: int) -> tuple[int, int]:  # pragma: no cover - compiled
+    """Return the search day of a pickup at local time ``local_s`` (epoch seconds) and its minute on that day.
+
+    A search day starts ``shift`` minutes after local midnight (before it when negative).
+    """
+    since = local_s // 60 - shift
+    return since // _MINUTES_PER_DAY, since % _MINUTES_PER_DAY
+
+
+@numba.njit(cache=True)
+def search_minutes(pickup_time: NDArray[np.int64], offset_s: NDArray[np.int64], shift: int) -> NDArray[np.int64]:  # pragma: no cover - compiled
+    """Return the minute of each pickup on its search day (see :func:`filter_failures`); pickup i is at ``pickup_time[i]`` in UTC offset ``offset_s[i]``."""
+    out = np.empty(pickup_time.shape[0], dtype=np.int64)
+    for i in range(pickup_time.shape[0]):
+        out[i] = _search_clock(pickup_time[i] + offset_s[i], shift)[1]
+    return out
+
+
+@numba.njit(cache=True)
 def filter_failures(
     rows: NDArray[np.int64],
     pickup_time: NDArray[np.int64],
@@ -577,20 +597,25 @@ def filter_failures(
     rating: NDArray[np.float64],
     seats_available: NDArray[np.int16],
     bits: NDArray[np.int64],
-    day: int,
+    days: tuple[int, int],
+    shift: int,
     minutes: tuple[int, int],
     max_price: float,
     option_bits: int,
     min_rating: float,
     seats: int,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.uint8]]:  # pragma: no cover - compiled
-    """Return the local day and minute of each candidate's pickup and the filters it fails (rules 3 and 4).
+    """Return the search day and local minute of each candidate's pickup and the filters it fails (rules 3 and 4).
 
     Candidate i is row ``rows[i]`` of the columns, picking up at
     ``pickup_time[i]``. ``bits`` holds the failed-filter bits of date, time,
-    price, options, rating and seats. The filters: the pickup's local day is
-    ``day``; its local minute is in ``minutes`` (both ends included; a start
-    after the end wraps around midnight); price at most ``max_price``; every
+    price, options, rating and seats. The date and time filters are the
+    rule of :class:`~tripsearch.query.model.TimeRule`: the pickup's local
+    minute less ``shift`` gives its search day (:func:`_search_clock`),
+    which must be within ``days`` (first, last), and its minute on that day,
+    which must be in ``minutes`` (both ends included; a start after the end
+    wraps around midnight). With no shift the search day is the local day.
+    The other filters: price at most ``max_price``; every
     option of ``option_bits``; rating at least ``min_rating`` (NaN, an
     unrated driver, fails it); at least ``seats`` seats. A ``max_price`` of
     inf or a ``min_rating`` of -inf stands for no filter.
@@ -600,14 +625,15 @@ def filter_failures(
     local_minute = np.empty(n, dtype=np.int64)
     failed = np.zeros(n, dtype=np.uint8)
     low, high = minutes
+    first_day, last_day = days
     for i in range(n):
         row = rows[i]
         local = pickup_time[i] + offset_s[row]
-        local_day[i] = local // _SECONDS_PER_DAY
-        minute = local % _SECONDS_PER_DAY // 60
-        local_minute[i] = minute
+        local_minute[i] = local % _SECONDS_PER_DAY // 60
+        day, minute = _search_clock(local, shift)
+        local_day[i] = day
         f = 0
-        if local_day[i] != day:
+        if not first_day <= day <= last_day:
             f |= bits[0]
         if not ((low <= minute <= high) if low <= high else (minute >= low or minute <= high)):
             f |= bits[1]

@@ -18,6 +18,15 @@ pickup_cells   nothing
 dropoff_cells  nothing
 ============== ====================
 
+With ``date_from``..``date_to`` every facet counts the matches on all the
+days of the range, and ``dates`` covers date_from-3 .. date_to+3: each day
+counts the trips the search of that one day would return. With
+``departure_time`` the days are search days (a pickup belongs to the day
+whose departure_time is nearest, see
+:meth:`~tripsearch.query.model.Query.time_rule`), so ``departure_hour``
+counts the 24 hours around departure_time on each day of the search, by
+local hour.
+
 Every backend computes facets with this module: tallies of the candidates
 after the exact rules (:func:`tally_evaluation`), plus whatever a backend
 counted exactly itself (the Elasticsearch shards' aggregations), written out
@@ -41,7 +50,7 @@ from ..core.columns import TripColumns, currency_name
 from ..model import OPTION_NAMES
 from ..core.kernels import facet_counts
 from ..query.matching import Evaluation, filter_bit
-from ..query.model import DATES_FACET_SPAN, Query
+from ..query.model import Query, facet_days
 
 __all__ = ["tally_evaluation", "render_facets", "FacetTallies", "TIME_OF_DAY_BUCKETS", "RATING_THRESHOLDS", "FACET_FILTER"]
 
@@ -73,7 +82,8 @@ class FacetTallies:
     The shared rules tally evaluated candidates (:func:`tally_evaluation`);
     a backend that counts in its own way (the Elasticsearch shards'
     aggregations) fills the same tallies, and the facets come out the
-    same. ``dates`` counts local days ``query.day - DATES_FACET_SPAN`` on;
+    same. ``dates`` counts the search days of
+    :func:`~tripsearch.query.model.facet_days`, the first one first;
     ``prices`` holds each currency's distinct amounts with their counts, so
     sums and buckets are computed here, once, whoever counted.
     """
@@ -88,13 +98,14 @@ class FacetTallies:
     dropoffs: Counter[tuple[float, float]] = field(default_factory=Counter)
 
     @classmethod
-    def empty(cls) -> FacetTallies:
+    def empty(cls, query: Query) -> FacetTallies:
+        first, last = facet_days(query)
         return cls(
             hours=np.zeros(24, dtype=np.int64),
             options=np.zeros(len(OPTION_NAMES), dtype=np.int64),
             seats={},
             ratings=np.zeros(len(RATING_THRESHOLDS) + 1, dtype=np.int64),
-            dates=np.zeros(2 * DATES_FACET_SPAN + 1, dtype=np.int64),
+            dates=np.zeros(last - first + 1, dtype=np.int64),
         )
 
 
@@ -105,9 +116,10 @@ _RATING_THRESHOLDS = np.array(RATING_THRESHOLDS, dtype=np.float64)
 
 def tally_evaluation(ev: Evaluation, cols: TripColumns, query: Query) -> FacetTallies:
     """Return the tallies of the facets ``query.facets`` asks for, over evaluated candidates (the others stay empty)."""
+    first, last = facet_days(query)
     hours, options, seats, ratings, dates = facet_counts(
         ev.rows, ev.geo, ev.failed, ev.local_minute, ev.local_day, cols.options, cols.seats_available, cols.rating,
-        _COUNTED_BITS, len(OPTION_NAMES), _RATING_THRESHOLDS, query.day - DATES_FACET_SPAN, 2 * DATES_FACET_SPAN + 1,
+        _COUNTED_BITS, len(OPTION_NAMES), _RATING_THRESHOLDS, first, last - first + 1,
     )
     tallies = FacetTallies(hours, options, {s: c for s, c in enumerate(seats.tolist()) if c}, ratings, dates)
     if "price" in query.facets:
@@ -185,7 +197,7 @@ def _driver_rating(tallies: FacetTallies, query: Query) -> list[dict[str, Any]]:
 
 
 def _dates(tallies: FacetTallies, query: Query) -> list[dict[str, Any]]:
-    first = query.day - DATES_FACET_SPAN
+    first = facet_days(query)[0]
     return [{"date": _iso_day(first + k), "count": c} for k, c in enumerate(tallies.dates.tolist())]
 
 

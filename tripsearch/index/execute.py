@@ -20,7 +20,7 @@ from ..backend import Hit, Point, SearchResult
 from ..core.columns import TripColumns
 from ..geo import ClosestPoints
 from ..query.matching import Evaluation, SegmentWindows, evaluate
-from ..query.model import DATES_FACET_SPAN, Query, encode_cursor
+from ..query.model import Query, encode_cursor, facet_days, local_days_of
 from ..query.ranking import score_of, select_page, sort_keys
 
 __all__ = ["execute", "sorted_page", "PageRows", "candidate_days", "DocFetcher", "hit_points"]
@@ -30,9 +30,9 @@ DocFetcher = Callable[[list[str]], Mapping[str, dict[str, Any] | bytes]]
 
 
 def candidate_days(query: Query) -> NDArray[np.int64]:
-    """Return the local days whose trips a search must look at: the date, or date-3..date+3 for the dates facet."""
-    span = DATES_FACET_SPAN if "dates" in query.facets else 0
-    return np.arange(query.day - span, query.day + span + 1, dtype=np.int64)
+    """Return the local days whose trips a search must look at: those its search days (:func:`facet_days` with the dates facet) overlap."""
+    first, last = facet_days(query) if "dates" in query.facets else (query.day, query.last_day)
+    return np.array(local_days_of(query, first, last), dtype=np.int64)
 
 
 class _Ids(Sequence[str]):
@@ -69,7 +69,7 @@ def execute(
     matched = np.flatnonzero(ev.matched())
     match_rows = ev.rows[matched]
     walk = ev.pickup.distance_km[matched] + ev.dropoff.distance_km[matched]
-    primary, secondary = sort_keys(query, walk, ev.pickup.distance_km[matched], ev.pickup_time[matched], cols.price[match_rows])
+    primary, secondary = sort_keys(query, walk, ev.pickup.distance_km[matched], ev.pickup_time[matched], cols.offset_s[match_rows], cols.price[match_rows])
     page, more = select_page(primary, secondary, _Ids(cols, match_rows), query.after, query.limit)
 
     at = matched[page]
@@ -141,7 +141,7 @@ def _hits(
     """Return the hits of a page, in order, with their documents and sort keys."""
     docs = fetch_docs(ids) if ids else {}
     walk = pickup.distance_km + dropoff.distance_km
-    primary, secondary = sort_keys(query, walk, pickup.distance_km, pickup_time, price)
+    primary, secondary = sort_keys(query, walk, pickup.distance_km, pickup_time, offset_s, price)
     # The page's values as Python lists, read once: a few tens of hits, each a dozen values.
     offsets = offset_s.tolist()
     pickups = hit_points(pickup, pickup_time, offsets)
@@ -156,7 +156,7 @@ def _facets(ev: Evaluation, cols: TripColumns, query: Query, certain_dates: Mapp
     """Return the facets of the evaluated candidates, plus the dates a backend counted."""
     tallies = tally_evaluation(ev, cols, query)
     if certain_dates:
-        first = query.day - DATES_FACET_SPAN
+        first = facet_days(query)[0]
         for day, count in certain_dates.items():
             if 0 <= day - first < len(tallies.dates):
                 tallies.dates[day - first] += count

@@ -12,9 +12,14 @@ same code everywhere. A published trip matches a query when:
 2. P comes strictly before Q along the route;
 3. the pickup time (stop times interpolated linearly by distance along the
    route between the last stop at or before P and the next one; floored to
-   the second) falls on ``date`` in the trip's own UTC offset, and inside
-   ``time_from``..``time_to`` when given (minutes, both ends included; a
-   window whose start is after its end wraps around midnight);
+   the second), in the trip's own UTC offset, falls on ``date`` (or a day of
+   ``date_from``..``date_to``), and inside ``time_from``..``time_to`` when
+   given (minutes, both ends included; a window whose start is after its
+   end wraps around midnight); with ``departure_time`` t and ``time_delta``
+   d instead, the pickup's local minute is at most d // 60 minutes from t
+   on one of those days, counted across midnight, where a pickup belongs to
+   the day whose t is nearest (half-way: the later day)
+   (:meth:`~tripsearch.query.model.Query.time_rule`);
 4. ``seats_available >= seats``, ``price <= max_price``, every listed
    option is true, ``rating >= min_rating`` (an unrated driver fails it).
 
@@ -60,7 +65,7 @@ class Evaluation:
     dropoff: ClosestPoints
     pickup_time: NDArray[np.int64]
     dropoff_time: NDArray[np.int64]
-    local_day: NDArray[np.int64]  # local date of the pickup, days since 1970-01-01
+    local_day: NDArray[np.int64]  # search day of the pickup (its local date but with departure_time), days since 1970-01-01
     local_minute: NDArray[np.int64]  # local minute of the day of the pickup
 
     def matched(self, without: str | None = None) -> NDArray[np.bool_]:
@@ -94,8 +99,8 @@ def evaluate(cols: TripColumns, rows: NDArray[np.int64], query: Query, windows: 
     route is measured. Both give the same answer when the windows hold every
     segment within the radius, which the H3 index guarantees.
 
-    The candidates may pick up on other days than ``query.date`` (the
-    ``dates`` facet counts those); the ``date`` mask keeps the query's own day.
+    The candidates may pick up on other days than the query's (the
+    ``dates`` facet counts those); the ``date`` mask keeps the query's own days.
     """
     rows = np.asarray(rows, dtype=np.int64)
     n = len(rows)
@@ -110,10 +115,10 @@ def evaluate(cols: TripColumns, rows: NDArray[np.int64], query: Query, windows: 
         (*query.from_point, query.from_radius_km), (*query.to_point, query.to_radius_km),
     )
     pickup_time, dropoff_time = times
+    rule = query.time_rule()
     local_day, local_minute, failed = filter_failures(
         rows, pickup_time, cols.offset_s, cols.price, cols.options, cols.rating, cols.seats_available, _FILTER_BITS,
-        query.day,
-        (0 if query.time_from is None else query.time_from, 24 * 60 - 1 if query.time_to is None else query.time_to),
+        (rule.first_day, rule.last_day), rule.shift, (rule.low, rule.high),
         np.inf if query.max_price is None else float(query.max_price),
         option_mask(query.options),
         -np.inf if query.min_rating is None else float(query.min_rating),

@@ -7,7 +7,10 @@ so that no two hits tie:
   the reported score is ``1 / (1 + walking km)``;
 - ``departure``: pickup time, pickup time, id;
 - ``price``: price amount, pickup time, id;
-- ``pickup_distance``: pickup km, pickup time, id.
+- ``pickup_distance``: pickup km, pickup time, id;
+- ``time_distance`` (with ``departure_time``): minutes between the pickup's
+  local time and ``departure_time`` on its search day (the nearest one, see
+  :meth:`~tripsearch.query.model.Query.time_rule`), pickup time, id.
 
 Pages are cut by key (keyset pagination, like Elasticsearch's
 ``search_after``): a cursor holds the key of the last hit returned and the
@@ -22,15 +25,22 @@ from typing import Any, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from ..core.kernels import search_minutes
 from .model import Query
 
 __all__ = ["sort_keys", "select_page", "score_of"]
 
 
-def sort_keys(query: Query, walk_km: NDArray[np.float64], pickup_km: NDArray[np.float64], pickup_time: NDArray[np.int64], price: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """Return the first two parts of each hit's sort key for ``query.sort``."""
+def sort_keys(
+    query: Query, walk_km: NDArray[np.float64], pickup_km: NDArray[np.float64], pickup_time: NDArray[np.int64], offset_s: NDArray[np.integer[Any]], price: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Return the first two parts of each hit's sort key for ``query.sort`` (``offset_s``: each trip's UTC offset)."""
     primary: NDArray[np.float64]
-    if query.sort == "relevance":
+    if query.sort == "time_distance":
+        rule = query.time_rule()
+        minutes = search_minutes(pickup_time, offset_s.astype(np.int64, copy=False), rule.shift)
+        primary = np.abs(minutes + rule.shift - rule.target).astype(np.float64)
+    elif query.sort == "relevance":
         primary = walk_km
     elif query.sort == "departure":
         primary = pickup_time.astype(np.float64)

@@ -9,12 +9,16 @@ pickup and dropoff points, and whether the pickup at one place comes before
 the dropoff at the other (``anchor_pairs``). So a search is one request
 whose every clause is exact:
 
-- the query: ``from``'s entry within its radius (on the date, or the days of
-  the dates facet), ``to``'s within its radius, the pair in order,
+- the query: ``from``'s entry within its radius (on the query's days, or the
+  days of the dates facet), ``to``'s within its radius, the pair in order,
   published, not deleted;
 - a ``post_filter`` with every filter, so that the aggregations can leave
   out a facet's own: the date and the time window on ``from``'s entry, the
-  attributes on the trip;
+  attributes on the trip; around a ``departure_time`` the days are search
+  days turned off midnight (:meth:`~tripsearch.query.model.Query.time_rule`):
+  the local days they cover whole and a window of minutes on the others,
+  and the window is the same on every local day
+  (:meth:`~tripsearch.query.model.Query.local_window`);
 - the page sorted by the shared sort keys (:mod:`tripsearch.query.ranking`)
   after the cursor's (``search_after``), with an exact total
   (``track_total_hits``); the first page is exactly the page (the total says
@@ -50,9 +54,9 @@ from ...model import OPTION_NAMES
 from ...geo import ClosestPoints
 from ..execute import PageRows
 from ...query.matching import FILTERS
-from ...query.model import DATES_FACET_SPAN, Query
+from ...query.model import Query, facet_days, local_days_of
 from .anchors import ANCHOR_KM, RADIUS_CLASSES, anchor_pair, place_value, value_entry
-from .query import Clause, attribute_clauses, bool_clause, time_window
+from .query import Clause, attribute_clauses, bool_clause
 
 __all__ = ["compile_anchored", "page_size", "has_more", "read_tallies", "read_page", "InexactAggregation", "MAX_TERMS", "HIT_FIELDS"]
 
@@ -74,6 +78,7 @@ _COUNTS: dict[str, tuple[str, str | None]] = {
     "seats_available": ("seats_available", None),
     "driver_rating": ("driver_rating", None),
 }
+_MINUTES_PER_DAY = 24 * 60
 # The place@value field (anchors.BY_PLACE) counts of an entry are read from.
 _BY_PLACE_FIELD = {"hours": "anchor_hours", "dates": "anchor_days", "pickup_cells": "anchor_pickups", "dropoff_cells": "anchor_dropoffs"}
 
@@ -142,8 +147,25 @@ def _within(key: str, radius_km: float) -> Clause:
 
 
 def _query_days(query: Query) -> list[int]:
-    """Return the days the query's request covers: the date, or every day of the dates facet."""
-    return list(range(query.day - DATES_FACET_SPAN, query.day + DATES_FACET_SPAN + 1)) if "dates" in query.facets else [query.day]
+    """Return the local days the query's request covers: those of the query's days, or of every day of the dates facet."""
+    first, last = facet_days(query) if "dates" in query.facets else (query.day, query.last_day)
+    return local_days_of(query, first, last)
+
+
+def _search_days(key: str, query: Query, first: int, last: int) -> Clause:
+    """Return "the trip's entry for the anchor ``key`` picks up on the search days ``first .. last``" (local days but around a departure_time).
+
+    Search days turned off midnight start and end inside a local day: the
+    local days they cover whole, and a window of minutes on the others.
+    """
+    shift = query.time_rule().shift
+    start, end = first * _MINUTES_PER_DAY + shift, last * _MINUTES_PER_DAY + shift + _MINUTES_PER_DAY - 1  # local minutes since 1970
+    whole = [d for d in local_days_of(query, first, last) if start <= d * _MINUTES_PER_DAY and (d + 1) * _MINUTES_PER_DAY - 1 <= end]
+    parts = [_days(key, whole)] if whole else []
+    for d in sorted({start // _MINUTES_PER_DAY, end // _MINUTES_PER_DAY} - set(whole)):
+        minutes = {"gte": max(start - d * _MINUTES_PER_DAY, 0), "lte": min(end - d * _MINUTES_PER_DAY, _MINUTES_PER_DAY - 1)}
+        parts.append(bool_clause([_days(key, [d]), _entry(key, {"range": {"anchors.minute": minutes}})]))
+    return parts[0] if len(parts) == 1 else {"bool": {"should": parts, "minimum_should_match": 1}}
 
 
 def _days(key: str, days: list[int]) -> Clause:
@@ -155,7 +177,7 @@ def _days(key: str, days: list[int]) -> Clause:
 
 def _filter_clauses(query: Query, from_key: str) -> dict[str, list[Clause]]:
     """Return the clauses of each filter of ``query`` (empty when it does not set it), by name (:data:`~tripsearch.query.matching.FILTERS`)."""
-    window = time_window(query)
+    window = query.local_window()
     time: list[Clause] = []
     if window is not None:
         lo, hi = window
@@ -166,7 +188,11 @@ def _filter_clauses(query: Query, from_key: str) -> dict[str, list[Clause]]:
         )
         time = [_entry(from_key, minutes)]
     # Without the dates facet, the query itself holds the date.
-    clauses = {"date": [_days(from_key, [query.day])] if "dates" in query.facets else [], "time": time}
+    if query.departure_time is not None:
+        date = [_search_days(from_key, query, query.day, query.last_day)]
+    else:
+        date = [_days(from_key, list(range(query.day, query.last_day + 1)))] if "dates" in query.facets else []
+    clauses = {"date": date, "time": time}
     for name in ("price", "options", "rating", "seats"):
         clauses[name] = attribute_clauses(query, [name])
     return clauses
@@ -207,6 +233,9 @@ def _counts(query: Query, counts: str, key: str | None) -> dict[str, Any]:
         if counts == "hours":
             terms |= {"include": [place_value(key, h) for h in range(24)], "size": 24}
         elif counts == "dates":
+            if query.departure_time is not None:
+                first, last = facet_days(query)
+                return {"filters": {"filters": {str(d): _search_days(key, query, d, d) for d in range(first, last + 1)}}}
             days = _query_days(query)
             terms |= {"include": [place_value(key, d) for d in days], "size": len(days)}
         else:
@@ -252,7 +281,7 @@ def _search_after(query: Query) -> list[Any]:
 def read_tallies(query: Query, from_key: str, aggs: dict[str, Any]) -> FacetTallies:
     """Return the facet tallies of the matches from the aggregations of :func:`compile_anchored` (:class:`InexactAggregation` if one left values out)."""
     by_filter = _filter_clauses(query, from_key)
-    t = FacetTallies.empty()
+    t = FacetTallies.empty(query)
     read: set[str] = set()
     for name in query.facets:
         counts, entry = _COUNTS[name]
@@ -265,9 +294,13 @@ def read_tallies(query: Query, from_key: str, aggs: dict[str, Any]) -> FacetTall
             for b in found["buckets"]:
                 t.hours[int(_value(b["key"]))] += b["doc_count"]
         elif counts == "dates":
-            first = query.day - DATES_FACET_SPAN
-            for b in _exact(found):
-                t.dates[int(_value(b["key"])) - first] += b["doc_count"]
+            first = facet_days(query)[0]
+            if query.departure_time is not None:
+                for day, b in found["buckets"].items():
+                    t.dates[int(day) - first] += b["doc_count"]
+            else:
+                for b in _exact(found):
+                    t.dates[int(_value(b["key"])) - first] += b["doc_count"]
         elif counts == "pickup_cells":
             t.pickups.update({_point(_value(b["key"])): b["doc_count"] for b in _exact(found)})
         elif counts == "dropoff_cells":

@@ -4,7 +4,8 @@ A search becomes a :class:`SearchPlan` of up to two requests, each a filter
 that Lucene answers with the fields of :mod:`~tripsearch.index.elastic.encoding`:
 
 ``candidates``
-    The trips posted on the query's date whose route may match: a corridor
+    The trips posted on the query's days (one more when a ``departure_time``
+    window reaches across midnight) whose route may match: a corridor
     cell near ``from`` and one near ``to`` (the embedded index's postings),
     a cell near ``from`` and later a cell near ``to`` along the route
     (``span_near`` in order, or one cell near both), a route point within
@@ -14,8 +15,8 @@ that Lucene answers with the fields of :mod:`~tripsearch.index.elastic.encoding`
     rules decide on what comes back.
 
 ``band`` (only with the ``dates`` facet)
-    The ``dates`` facet counts matches on the six days around the date
-    too, with every filter but the date. The shards count the trips that
+    The ``dates`` facet counts matches on the three days either side of
+    the query's days too, with every filter but the date. The shards count the trips that
     certainly match on such a day (aggregation ``certain_dates`` of the
     candidates request, :func:`certain_clauses`): a route point within
     ``r - GEO_TOLERANCE_KM`` of each place, no cell near ``to`` before a
@@ -24,7 +25,9 @@ that Lucene answers with the fields of :mod:`~tripsearch.index.elastic.encoding`
     the time window holding every minute of a one-day trip when there is a
     window, and every other filter. The band request fetches the rest of
     those days' candidates, which the exact rules decide: the counts are the
-    shards' plus the band's, exactly.
+    shards' plus the band's, exactly. Around a ``departure_time`` nothing
+    is certain (a pickup counts on the day whose departure_time is nearest,
+    not on its local day): the band fetches every candidate of those days.
 
 >>> from tripsearch.query.model import parse_query
 >>> q = parse_query({"from": [48.8566, 2.3522], "to": [45.764, 4.8357], "date": "2026-12-01", "facets": []})
@@ -42,7 +45,7 @@ import numpy as np
 
 from ...facets.counts import FACET_FILTER
 from ...model import OPTION_NAMES
-from ...query.model import DATES_FACET_SPAN, Query
+from ...query.model import Query, facet_days, local_days_of
 from ..cells import disk_to_cells
 from .encoding import GEO_TOLERANCE_KM, ROUTE_POINT_KM, cell_day_keywords, cells_to_keywords, span_cover
 
@@ -114,16 +117,18 @@ def compile_search(query: Query, page_size: int = DEFAULT_PAGE_SIZE) -> SearchPl
     near = near_cells(query)
     ignored = {FACET_FILTER[name] for name in query.facets} - {None}
     pushed = [name for name in _ATTRIBUTE_FILTERS if name not in ignored]
-    filters = _corridor(query, near, [query.day]) + attribute_clauses(query, pushed)
+    # The local days the query's search days overlap (one more with a departure_time off noon: its days start off midnight).
+    days = local_days_of(query, query.day, query.last_day)
+    filters = _corridor(query, near, days) + attribute_clauses(query, pushed)
     must_not = [] if "time" in ignored else _time_fails(query)
     candidates = request(filters, must_not, page_size)
     if "dates" not in query.facets:
         return SearchPlan(candidates, None)
-    others = [d for d in range(query.day - DATES_FACET_SPAN, query.day + DATES_FACET_SPAN + 1) if d != query.day]
+    others = [d for d in local_days_of(query, *facet_days(query)) if d not in days]
     certain = certain_clauses(query, near)
     band_filters = _corridor(query, near, others) + attribute_clauses(query, list(_ATTRIBUTE_FILTERS))
-    # Trips posted on the date are candidates already, decided exactly for every day they span.
-    posted_on_date: Clause = {"term": {"local_days": query.day}}
+    # Trips posted on the query's days are candidates already, decided exactly for every day they span.
+    posted_on_date: Clause = {"terms": {"local_days": days}} if len(days) > 1 else {"term": {"local_days": days[0]}}
     band_not: list[Clause] = [posted_on_date, *_time_fails(query)]
     if certain is not None:
         on_day = {str(day): _picks_up_on(near, day) for day in others}
@@ -150,6 +155,8 @@ def certain_clauses(query: Query, near: Near | None = None) -> Clause | None:
     pickup comes first), and the time window holding every minute of the
     trip. Every other filter, and the day, are left to the caller.
     """
+    if query.departure_time is not None:
+        return None  # a pickup then counts on its search day, which its samples' local days do not tell
     near = near or near_cells(query)
     inner_from = query.from_radius_km - GEO_TOLERANCE_KM
     inner_to = query.to_radius_km - GEO_TOLERANCE_KM
@@ -241,6 +248,7 @@ def attribute_clauses(query: Query, names: list[str]) -> list[Clause]:
 
 
 def time_window(query: Query) -> tuple[int, int] | None:
+    """Return the window ``time_from``..``time_to`` of ``query`` in minutes (None: no window; a search around ``departure_time`` has none)."""
     if query.time_from is None and query.time_to is None:
         return None
     return (0 if query.time_from is None else query.time_from, _MINUTES_PER_DAY - 1 if query.time_to is None else query.time_to)

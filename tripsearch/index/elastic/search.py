@@ -3,7 +3,10 @@
 A search between two anchor places is answered in full by the shards
 (:mod:`~tripsearch.index.elastic.anchored`): the page, the total and the
 facet tallies come back in one request and the shared
-:func:`~tripsearch.index.execute.sorted_page` writes the result. Any other
+:func:`~tripsearch.index.execute.sorted_page` writes the result, but for
+``sort=time_distance``: no anchor field holds the distance from
+``departure_time`` on the day a pickup belongs to (see
+:meth:`~tripsearch.query.model.Query.time_rule`). Any other
 query compiles to a :class:`~tripsearch.index.elastic.query.SearchPlan`:
 the shards keep only the trips whose route may match (cells near both
 places in order along the route, route points near both, the day, the
@@ -70,6 +73,9 @@ def _anchor_keys(query: Query) -> tuple[str, str] | None:
     """Return the anchor keys of ``from`` and ``to`` when a search between them can run in the shards, else None."""
     if query.from_radius_km > ANCHOR_KM or query.to_radius_km > ANCHOR_KM:
         return None
+    if query.sort == "time_distance":
+        return None  # no anchor field holds the distance from departure_time on the nearest day
+
     anchors = anchor_places()
     from_key, to_key = anchors.key_of(query.from_point), anchors.key_of(query.to_point)
     if from_key is None or to_key is None or from_key == to_key:
