@@ -107,19 +107,23 @@ def _merge_two(a: PostingSegment, b: PostingSegment) -> PostingSegment:
         return a
     if not len(a.rows):
         return b
-    # the keys: a's with b's new ones inserted (both sorted and distinct)
+    # where each key of b goes among a's keys (both sorted and distinct), and among all keys
     at_key = np.searchsorted(a.keys, b.keys)
-    new = np.ones(len(b.keys), dtype=bool)
-    inside = at_key < len(a.keys)
-    new[inside] = a.keys[at_key[inside]] != b.keys[inside]
-    keys = np.insert(a.keys, at_key[new], b.keys[new])
+    found = at_key < len(a.keys)
+    found[found] = a.keys[at_key[found]] == b.keys[found]
+    new = ~found
+    at_all = at_key + np.cumsum(new) - new
+    of_a = np.ones(len(a.keys) + np.count_nonzero(new), dtype=bool)
+    of_a[at_all[new]] = False
+    keys = np.empty(len(of_a), dtype=a.keys.dtype)
+    keys[of_a] = a.keys
+    keys[at_all] = b.keys
     counts = np.zeros(len(keys), dtype=np.int64)
-    counts[np.searchsorted(keys, a.keys)] = np.diff(a.offsets)
+    counts[of_a] = np.diff(a.offsets)
     b_counts = np.diff(b.offsets)
-    counts[np.searchsorted(keys, b.keys)] += b_counts
+    counts[at_all] += b_counts
     # an entry of b goes after every entry of a with a key up to its own, and after the entries of b before it
-    after = a.offsets[np.searchsorted(a.keys, b.keys, side="right")]
-    dest = np.repeat(after, b_counts) + np.arange(len(b.rows))
+    dest = np.repeat(a.offsets[at_key + found], b_counts) + np.arange(len(b.rows))
     from_b = np.zeros(len(a.rows) + len(b.rows), dtype=bool)
     from_b[dest] = True
     from_a = ~from_b
