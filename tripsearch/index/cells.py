@@ -189,6 +189,11 @@ def route_to_cells(cols: TripColumns, rows: NDArray[np.int64], samples: RouteSam
     sample_owner, cells, seg_lo, seg_hi, _ = route_to_samples(cols, rows) if samples is None else samples
     # One entry per (owner, cell): the lowest and highest segment sampled there.
     pair = (sample_owner.astype(np.uint64) << np.uint64(_OWNER_SHIFT)) | (cells >> np.uint64(CELL_SHIFT))
+    # Consecutive samples often fall in one cell: fold those runs first, so there is less to sort.
+    runs = np.flatnonzero(np.concatenate(([True], pair[1:] != pair[:-1])))
+    pair = pair[runs]
+    seg_lo = np.minimum.reduceat(seg_lo, runs)
+    seg_hi = np.maximum.reduceat(seg_hi, runs)
     order = np.argsort(pair, kind="stable")
     pair = pair[order]
     heads = np.flatnonzero(np.concatenate(([True], pair[1:] != pair[:-1])))
