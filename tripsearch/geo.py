@@ -130,9 +130,10 @@ def interpolate_on_arcs(a: F64, b: F64, frac: F64, length_km: F64) -> tuple[F64,
     safe = np.where(tiny, 1.0, sin_theta)
     wa = np.where(tiny, 1.0 - frac, np.sin((1.0 - frac) * theta) / safe)
     wb = np.where(tiny, frac, np.sin(frac * theta) / safe)
-    p = a * wa[:, None] + b * wb[:, None]
-    p /= np.linalg.norm(p, axis=1)[:, None]
-    return np.degrees(np.arcsin(np.clip(p[:, 2], -1.0, 1.0))), np.degrees(np.arctan2(p[:, 1], p[:, 0]))
+    # component by component (the same operations): on (n, 3) arrays numpy loops over rows of 3 values
+    x, y, z = (a[:, k] * wa + b[:, k] * wb for k in range(3))
+    norm = np.sqrt(x * x + y * y + z * z)
+    return np.degrees(np.arcsin(np.clip(z / norm, -1.0, 1.0))), np.degrees(np.arctan2(y / norm, x / norm))
 
 
 def _angle(ax, ay, az, bx, by, bz):  # type: ignore[no-untyped-def]

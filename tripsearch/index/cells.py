@@ -84,18 +84,21 @@ class _GridCells:
         tile_lat = np.floor_divide(lat_step, self.STEPS)
         tile_lon = np.floor_divide(lon_step, self.STEPS)
         tile = (tile_lat + 90) * self.LON_TILES + (tile_lon + 180)
-        missing = np.unique(tile[self.slot[tile] < 0])
-        if len(missing):
+        slot = self.slot[tile]
+        new = slot < 0
+        if new.any():
+            missing = np.unique(tile[new])
             self.slot[missing] = np.arange(len(self.table), len(self.table) + len(missing))
             self.table = np.concatenate((self.table, np.zeros((len(missing), self.STEPS * self.STEPS), dtype=np.uint64)))
-        offset = (lat_step - tile_lat * self.STEPS) * self.STEPS + (lon_step - tile_lon * self.STEPS)
-        slot = self.slot[tile]
-        cells = self.table[slot, offset]
+            slot = self.slot[tile]
+        # the position of each point in the table, read as one flat array
+        flat = slot * (self.STEPS * self.STEPS) + (lat_step - tile_lat * self.STEPS) * self.STEPS + (lon_step - tile_lon * self.STEPS)
+        table = self.table.reshape(-1)
+        cells = table[flat]
         todo = cells == 0
         if todo.any():
-            flat = np.unique(slot[todo] * (self.STEPS * self.STEPS) + offset[todo])
-            self._fill(flat)
-            cells = self.table[slot, offset]
+            self._fill(np.unique(flat[todo]))
+            cells = table[flat]
         return cells
 
     def _fill(self, flat: NDArray[np.int64]) -> None:
@@ -189,6 +192,11 @@ def route_to_cells(cols: TripColumns, rows: NDArray[np.int64], samples: RouteSam
     sample_owner, cells, seg_lo, seg_hi, _ = route_to_samples(cols, rows) if samples is None else samples
     # One entry per (owner, cell): the lowest and highest segment sampled there.
     pair = (sample_owner.astype(np.uint64) << np.uint64(_OWNER_SHIFT)) | (cells >> np.uint64(CELL_SHIFT))
+    # Consecutive samples often fall in one cell: fold those runs first, so there is less to sort.
+    runs = np.flatnonzero(np.concatenate(([True], pair[1:] != pair[:-1])))
+    pair = pair[runs]
+    seg_lo = np.minimum.reduceat(seg_lo, runs)
+    seg_hi = np.maximum.reduceat(seg_hi, runs)
     order = np.argsort(pair, kind="stable")
     pair = pair[order]
     heads = np.flatnonzero(np.concatenate(([True], pair[1:] != pair[:-1])))

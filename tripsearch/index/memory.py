@@ -78,11 +78,62 @@ class PostingSegment:
 
     @staticmethod
     def merge(segments: Sequence[PostingSegment], alive: NDArray[np.bool_]) -> PostingSegment:
-        """Return one segment with the postings of all, dropping rows no longer alive."""
-        parts = [s.expanded() for s in segments]
-        keys, rows, lo, hi = (np.concatenate([p[i] for p in parts]) for i in range(4))
-        keep = alive[rows]
-        return PostingSegment.build(keys[keep], rows[keep], lo[keep], hi[keep])
+        """Return one segment with the postings of all, dropping rows no longer alive.
+
+        The rows must rise from each segment to the next (as rows are
+        appended): then a key's entries are those of the first segment,
+        then the second's, and so on, already in row order, so the segments
+        are merged key by key without sorting their entries.
+        """
+        merged = PostingSegment.empty()
+        for segment in segments:
+            merged = _merge_two(merged, segment.alive_only(alive))
+        return merged
+
+    def alive_only(self, alive: NDArray[np.bool_]) -> PostingSegment:
+        """Return the segment without the entries of rows no longer alive (itself when all are)."""
+        if not len(self.rows) or alive[self.rows.min() : self.rows.max() + 1].all():
+            return self
+        keep = alive[self.rows]
+        counts = np.add.reduceat(keep, self.offsets[:-1], dtype=np.int64)
+        present = counts > 0
+        offsets = np.concatenate(([0], np.cumsum(counts[present]))).astype(np.int64)
+        return PostingSegment(self.keys[present], offsets, self.rows[keep], self.seg_lo[keep], self.seg_hi[keep])
+
+
+def _merge_two(a: PostingSegment, b: PostingSegment) -> PostingSegment:
+    """Return the entries of ``a`` and ``b`` as one segment, ``b``'s after ``a``'s within a key (its rows come later)."""
+    if not len(b.rows):
+        return a
+    if not len(a.rows):
+        return b
+    # where each key of b goes among a's keys (both sorted and distinct), and among all keys
+    at_key = np.searchsorted(a.keys, b.keys)
+    found = at_key < len(a.keys)
+    found[found] = a.keys[at_key[found]] == b.keys[found]
+    new = ~found
+    at_all = at_key + np.cumsum(new) - new
+    of_a = np.ones(len(a.keys) + np.count_nonzero(new), dtype=bool)
+    of_a[at_all[new]] = False
+    keys = np.empty(len(of_a), dtype=a.keys.dtype)
+    keys[of_a] = a.keys
+    keys[at_all] = b.keys
+    counts = np.zeros(len(keys), dtype=np.int64)
+    counts[of_a] = np.diff(a.offsets)
+    b_counts = np.diff(b.offsets)
+    counts[at_all] += b_counts
+    # an entry of b goes after every entry of a with a key up to its own, and after the entries of b before it
+    dest = np.repeat(a.offsets[at_key + found], b_counts) + np.arange(len(b.rows))
+    from_b = np.zeros(len(a.rows) + len(b.rows), dtype=bool)
+    from_b[dest] = True
+    from_a = ~from_b
+    parts = []
+    for name in ("rows", "seg_lo", "seg_hi"):
+        out = np.empty(len(from_b), dtype=getattr(a, name).dtype)
+        out[dest] = getattr(b, name)
+        out[from_a] = getattr(a, name)
+        parts.append(out)
+    return PostingSegment(keys, np.concatenate(([0], np.cumsum(counts))).astype(np.int64), *parts)
 
 
 class Candidates(NamedTuple):

@@ -424,11 +424,12 @@ def _merged_postings(base: Segment | None, base_rows: NDArray[np.int64], delta: 
     first = len(base_rows)
     renumber_delta = np.full(len(delta.alive), -1, dtype=np.int64)
     renumber_delta[delta_rows] = np.arange(first, first + len(delta_rows))
-    merged = PostingSegment.merge(delta.segments, delta.alive) if delta.segments else PostingSegment.empty()
+    merged = PostingSegment.merge(delta.segments, delta.alive)
+    if base is None or not len(base.postings):
+        # the renumbering keeps the order of the rows, so the entries stay sorted
+        return PostingSegment(merged.keys, merged.offsets, renumber_delta[merged.rows].astype(np.int32), merged.seg_lo, merged.seg_hi)
     d_keys, d_rows, d_lo, d_hi = merged.expanded()
     d_rows = renumber_delta[d_rows]
-    if base is None or not len(base.postings):
-        return PostingSegment.build(d_keys, d_rows, d_lo, d_hi)
     # Work per key on the segment's side, so no array of 8 bytes per posting entry is made for the merge.
     p = base.postings
     if len(base_rows) == len(base):  # nothing replaced: the segment's rows keep their numbers
