@@ -1,7 +1,8 @@
 """Property-based fuzzing of every endpoint from the OpenAPI document (schemathesis), anonymous and with a write token.
 
-Whatever the input, valid or not: never a 5xx, and every answer (status,
-content type, headers, body) is one the schema documents.
+Whatever the input, valid or not: never a 5xx (but the 501 of a route
+documented as not implemented), and every answer (status, content type,
+headers, body) is one the schema documents.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def test_the_server_serves_this_document(fuzzed_api: Server) -> None:
 @schema.parametrize()
 @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 def test_every_endpoint_answers_as_documented(case: Any, fuzzed_api: Server) -> None:
+    # A route documented to answer 501 (the standard's passenger routes) is held to its documented statuses only.
+    checks = [c for c in CHECKS if c is not not_a_server_error] if "501" in case.operation.definition.raw["responses"] else CHECKS
     # Each generated request is sent twice: without a token, then with one that may write.
     for headers in ({}, {"Authorization": f"Bearer {make_token('trips:read trips:write')}"}):
-        case.call_and_validate(base_url=fuzzed_api.url, headers=headers, checks=CHECKS)
+        case.call_and_validate(base_url=fuzzed_api.url, headers=headers, checks=checks)
