@@ -33,7 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("tripsearch.facets",),
     ("tripsearch.query",),
     ("tripsearch.core",),
-    ("tripsearch.model",),
+    ("tripsearch.model", "tripsearch.occurrences"),
     ("tripsearch.errors", "tripsearch.geo", "tripsearch.data"),
 )
 

@@ -111,6 +111,10 @@ class Point:
 class Hit:
     """One result: the trip, where and when it picks up and drops off, and its sort key (for the cursor).
 
+    A regular trip's hit is one of its occurrences: ``id`` is the trip's,
+    ``occurrence`` the date, and ``source`` that date's document (see
+    :func:`~tripsearch.occurrences.occurrence_document`).
+
     ``source`` is the trip document, or the JSON bytes a backend stored it as:
     ``trip`` decodes those when read, and the HTTP API copies them into its
     answer without decoding (``to_dict(raw=True)``).
@@ -122,6 +126,7 @@ class Hit:
     dropoff: Point
     source: dict[str, Any] | bytes
     sort: tuple[Any, ...]
+    occurrence: str | None = None  # the date (YYYY-MM-DD) of a regular trip's occurrence; None for a punctual trip
 
     @property
     def trip(self) -> dict[str, Any]:
@@ -131,7 +136,10 @@ class Hit:
     def to_dict(self, raw: bool = False) -> dict[str, Any]:
         """Return the hit as JSON data; with ``raw``, stored JSON stays bytes in an ``orjson.Fragment``."""
         trip = orjson.Fragment(self.source) if raw and isinstance(self.source, bytes) else self.trip
-        return {"id": self.id, "score": self.score, "pickup": self.pickup.to_dict(), "dropoff": self.dropoff.to_dict(), "trip": trip}
+        out = {"id": self.id, "score": self.score, "pickup": self.pickup.to_dict(), "dropoff": self.dropoff.to_dict(), "trip": trip}
+        if self.occurrence is not None:
+            out["occurrence"] = self.occurrence
+        return out
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,10 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import lru_cache
 from itertools import chain
 from typing import Any, Literal, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 import numpy as np
@@ -41,7 +43,14 @@ __all__ = [
     "Price",
     "Options",
     "Driver",
+    "WEEKDAYS",
+    "MAX_SCHEDULE_DAYS",
+    "ScheduleException",
+    "Schedule",
     "Trip",
+    "parse_time_of_day",
+    "schedule_dates",
+    "schedule_zone",
     "parse_trip",
     "parse_trip_route",
     "parse_trips_routes",
@@ -100,8 +109,41 @@ class Driver(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     verified: bool = False
 
 
+WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")  # as the standard covoiturage names them; Monday is 0, as in datetime
+MAX_SCHEDULE_DAYS = 366  # a schedule's validity period, from valid_from to valid_to inclusive
+_TIME_OF_DAY = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?$")
+
+
+class ScheduleException(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """One date of a schedule that differs: skipped, at another time, or with other seats available."""
+
+    date: dt.date
+    skip: bool = False
+    time: str | None = None  # local "HH:MM" or "HH:MM:SS"; on a weekday without a time, it adds a trip
+    seats_available: int | None = None
+
+
+class Schedule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """When a regular trip runs: a local departure time per weekday, between two dates, with exceptions.
+
+    Times are wall-clock times in ``timezone`` (an IANA name): 07:45 stays
+    07:45 local across a daylight-saving change. See :mod:`tripsearch.occurrences`.
+    """
+
+    timezone: str
+    valid_from: dt.date
+    valid_to: dt.date  # inclusive
+    times: dict[str, str]  # weekday (MON ... SUN) -> local departure time "HH:MM" or "HH:MM:SS"
+    exceptions: list[ScheduleException] = []
+
+
 class Trip(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A validated, normalised trip. Build it with :func:`parse_trip`."""
+    """A validated, normalised trip. Build it with :func:`parse_trip`.
+
+    A trip with a ``schedule`` is a regular trip: its stops' times give the
+    time from the first stop to each of the others, and the schedule gives
+    the dates and departure times (see :mod:`tripsearch.occurrences`).
+    """
 
     id: str
     version: int
@@ -114,6 +156,7 @@ class Trip(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     driver: Driver | None = None
     status: str = "published"
     route: Route | None = None
+    schedule: Schedule | None = None
 
     @property
     def utc_offset_s(self) -> int:
@@ -401,6 +444,84 @@ def _check_tail(trip: Trip) -> None:
             raise InvalidTrip("driver.rating", f"must be from 0 to {MAX_RATING:g}")
     if trip.status not in STATUSES:
         raise InvalidTrip("status", f"must be one of {', '.join(STATUSES)}, got {trip.status!r}")
+    if trip.schedule is not None:
+        _check_schedule(trip.schedule, trip.seats_total)
+
+
+def parse_time_of_day(text: str, field: str) -> dt.time:
+    """Return a local time written "HH:MM" or "HH:MM:SS", or raise :class:`InvalidTrip` naming ``field``.
+
+    >>> parse_time_of_day("07:45", "t"), parse_time_of_day("23:59:30", "t")
+    (datetime.time(7, 45), datetime.time(23, 59, 30))
+    """
+    match = _TIME_OF_DAY.match(text)
+    if match is None:
+        raise InvalidTrip(field, f"must be a local time HH:MM or HH:MM:SS from 00:00 to 23:59:59, got {text!r}")
+    return dt.time(int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
+
+
+@lru_cache(maxsize=512)
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name) if name and "\0" not in name else None
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
+def schedule_zone(schedule: Schedule) -> ZoneInfo:
+    """Return the time zone of a validated schedule."""
+    zone = _zone(schedule.timezone)
+    assert zone is not None  # _check_schedule refused the name otherwise
+    return zone
+
+
+def _check_schedule(schedule: Schedule, seats_total: int) -> None:
+    if _zone(schedule.timezone) is None:
+        raise InvalidTrip("schedule.timezone", f"must be an IANA time zone name such as Europe/Paris, got {schedule.timezone!r}")
+    if schedule.valid_to < schedule.valid_from:
+        raise InvalidTrip("schedule.valid_to", "is before valid_from")
+    if (schedule.valid_to - schedule.valid_from).days >= MAX_SCHEDULE_DAYS:
+        raise InvalidTrip("schedule.valid_to", f"must be less than {MAX_SCHEDULE_DAYS} days after valid_from (a schedule lasts at most a year)")
+    for day, text in schedule.times.items():
+        if day not in WEEKDAYS:
+            raise InvalidTrip(f"schedule.times.{day}", f"is not a weekday; use {', '.join(WEEKDAYS)}")
+        parse_time_of_day(text, f"schedule.times.{day}")
+    seen: set[dt.date] = set()
+    for i, exc in enumerate(schedule.exceptions):
+        field = f"schedule.exceptions[{i}]"
+        if not schedule.valid_from <= exc.date <= schedule.valid_to:
+            raise InvalidTrip(f"{field}.date", "is outside valid_from .. valid_to")
+        if exc.date in seen:
+            raise InvalidTrip(f"{field}.date", "is given twice; give one exception per date")
+        seen.add(exc.date)
+        if exc.skip and (exc.time is not None or exc.seats_available is not None):
+            raise InvalidTrip(field, "a skipped date takes no time or seats_available")
+        if not exc.skip and exc.time is None and exc.seats_available is None:
+            raise InvalidTrip(field, "must skip the date, or give a time or seats_available")
+        if exc.time is not None:
+            parse_time_of_day(exc.time, f"{field}.time")
+        if exc.seats_available is not None and not 0 <= exc.seats_available <= seats_total:
+            raise InvalidTrip(f"{field}.seats_available", f"must be from 0 to seats_total ({seats_total})")
+        if exc.seats_available is not None and exc.time is None and WEEKDAYS[exc.date.weekday()] not in schedule.times:
+            raise InvalidTrip(f"{field}.seats_available", f"the trip does not run on {exc.date.isoformat()}; give a time to add it")
+    if not any(True for _ in schedule_dates(schedule)):
+        raise InvalidTrip("schedule", "has no date on which the trip runs")
+
+
+def schedule_dates(schedule: Schedule) -> Iterator[tuple[dt.date, str, int | None]]:
+    """Yield each date the schedule runs, with its local departure time (as written) and seats_available (None: the trip's)."""
+    by_date = {exc.date: exc for exc in schedule.exceptions}
+    day = schedule.valid_from
+    one = dt.timedelta(days=1)
+    while day <= schedule.valid_to:
+        exc = by_date.get(day)
+        time = schedule.times.get(WEEKDAYS[day.weekday()])
+        if exc is None:
+            if time is not None:
+                yield day, time, None
+        elif not exc.skip and (exc.time or time) is not None:
+            yield day, cast(str, exc.time or time), exc.seats_available
+        day += one
 
 
 def _check_point(field: str, lat: float, lon: float) -> None:

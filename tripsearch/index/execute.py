@@ -19,6 +19,8 @@ from ..facets import FacetTallies, render_facets, tally_evaluation
 from ..backend import Hit, Point, SearchResult
 from ..core.columns import TripColumns
 from ..geo import ClosestPoints
+from ..model import parse_trip
+from ..occurrences import occurrence_document, split_key
 from ..query.matching import Evaluation, SegmentWindows, evaluate
 from ..query.model import Query, encode_cursor, facet_days, local_days_of
 from ..query.ranking import score_of, select_page, sort_keys
@@ -139,7 +141,8 @@ def _hits(
     fetch_docs: DocFetcher,
 ) -> list[Hit]:
     """Return the hits of a page, in order, with their documents and sort keys."""
-    docs = fetch_docs(ids) if ids else {}
+    keys = [split_key(key) for key in ids]
+    docs = fetch_docs(list(dict.fromkeys(tid for tid, _ in keys))) if ids else {}
     walk = pickup.distance_km + dropoff.distance_km
     primary, secondary = sort_keys(query, walk, pickup.distance_km, pickup_time, offset_s, price)
     # The page's values as Python lists, read once: a few tens of hits, each a dozen values.
@@ -147,9 +150,24 @@ def _hits(
     pickups = hit_points(pickup, pickup_time, offsets)
     dropoffs = hit_points(dropoff, dropoff_time, offsets)
     return [
-        Hit(id=tid, score=score_of(walk_km), pickup=p, dropoff=d, source=docs.get(tid, {"id": tid}), sort=(primary_key, secondary_key, tid))
-        for tid, walk_km, primary_key, secondary_key, p, d in zip(ids, walk.tolist(), primary.tolist(), secondary.tolist(), pickups, dropoffs)
+        Hit(
+            id=tid,
+            score=score_of(walk_km),
+            pickup=p,
+            dropoff=d,
+            source=_source(docs.get(tid, {"id": tid}), date),
+            sort=(primary_key, secondary_key, key),
+            occurrence=date,
+        )
+        for key, (tid, date), walk_km, primary_key, secondary_key, p, d in zip(ids, keys, walk.tolist(), primary.tolist(), secondary.tolist(), pickups, dropoffs)
     ]
+
+
+def _source(doc: dict[str, Any] | bytes, date: str | None) -> dict[str, Any] | bytes:
+    """Return the document a hit shows: the stored one, or for an occurrence that date's (see :func:`occurrence_document`)."""
+    if date is None:
+        return doc
+    return occurrence_document(parse_trip(doc), dt.date.fromisoformat(date))
 
 
 def _facets(ev: Evaluation, cols: TripColumns, query: Query, certain_dates: Mapping[int, int] | None) -> dict[str, Any]:

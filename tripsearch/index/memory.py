@@ -25,6 +25,7 @@ from ..core.columns import TripColumns
 from ..model import Trip
 from ..query.matching import SegmentWindows
 from ..core.kernels import PostingRanges, join_postings, key_ranges
+from ..occurrences import index_trips, trip_id_of
 from .cells import CELL_SHIFT, disk_to_cells, route_to_cells
 
 __all__ = ["IndexView", "MemoryIndex", "PostingSegment", "Candidates", "cell_day_keys"]
@@ -216,13 +217,14 @@ class MemoryIndex:
         self._stop_start = _Buffer(np.dtype(np.int64))
         self._stop_start.extend(np.zeros(1, dtype=np.int64))
         self._ids: list[str] = []
-        self._row_of: dict[str, int] = {}
+        self._row_of: dict[str, int] = {}  # punctual trips' rows
+        self._occurrence_rows: dict[str, list[int]] = {}  # regular trips' rows, one per occurrence
         self._alive = _Buffer(np.dtype(np.bool_))
         self._segments: list[PostingSegment] = []
         self.view = IndexView(self._columns(), self._alive.view().copy(), (), 0)
 
     def __len__(self) -> int:
-        return len(self._row_of)
+        return len(self._row_of) + len(self._occurrence_rows)
 
     def _columns(self) -> TripColumns:
         # ids: the list is append-only, so sharing it with older views is safe.
@@ -239,9 +241,7 @@ class MemoryIndex:
             alive = self._alive
             dead: list[int] = []
             for tid in deletes:
-                row = self._row_of.pop(tid, None)
-                if row is not None:
-                    dead.append(row)
+                self._forget(tid, dead)
             # Within one batch the last version of an id wins (the feed is in seq order).
             latest: dict[str, int] = {}
             for pos, trip in enumerate(upserts):
@@ -249,11 +249,9 @@ class MemoryIndex:
             trips = [upserts[pos] for pos in latest.values()]
             known = [routes[pos] for pos in latest.values()] if routes is not None else None
             for trip in trips:
-                row = self._row_of.get(trip.id)
-                if row is not None:
-                    dead.append(row)
+                self._forget(trip.id, dead)
             if trips:
-                self._append(TripColumns.from_trips(trips, known))
+                self._append(TripColumns.from_trips(*index_trips(trips, known)))
             alive_arr = alive.view()
             alive_arr[np.asarray(dead, dtype=np.int64)] = False
             self._maybe_merge()
@@ -268,8 +266,7 @@ class MemoryIndex:
         self._vert_start.extend(new.vert_start[1:] + self._vert_start.array[self._vert_start.n - 1])
         self._stop_start.extend(new.stop_start[1:] + self._stop_start.array[self._stop_start.n - 1])
         self._ids.extend(new.ids)
-        for i, tid in enumerate(new.ids):
-            self._row_of[tid] = first + i
+        self._remember(new.ids, rows.tolist())
         self._alive.extend(np.ones(len(new), dtype=bool))
         self._segments.append(_corridor_postings(new, rows))
 
@@ -280,8 +277,25 @@ class MemoryIndex:
             last = self._segments.pop()
             self._segments[-1] = PostingSegment.merge([self._segments[-1], last], alive)
 
-    def row_of(self, trip_id: str) -> int | None:
-        return self._row_of.get(trip_id)
+    def _forget(self, trip_id: str, dead: list[int]) -> None:
+        """Add the rows of a trip (all its occurrences' for a regular trip) to ``dead``; the trip has no row from now on."""
+        row = self._row_of.pop(trip_id, None)
+        if row is not None:
+            dead.append(row)
+        dead.extend(self._occurrence_rows.pop(trip_id, ()))
+
+    def _remember(self, keys: Sequence[str], rows: Iterable[int]) -> None:
+        for key, row in zip(keys, rows):
+            trip_id = trip_id_of(key)
+            if len(trip_id) == len(key):
+                self._row_of[key] = row
+            else:
+                self._occurrence_rows.setdefault(trip_id, []).append(row)
+
+    def rows_of(self, trip_id: str) -> list[int]:
+        """Return the live rows of a trip: one for a punctual trip, one per occurrence for a regular trip."""
+        row = self._row_of.get(trip_id)
+        return [row] if row is not None else list(self._occurrence_rows.get(trip_id, ()))
 
     def load(self, cols: TripColumns, alive: NDArray[np.bool_], segment: PostingSegment, seq: int) -> IndexView:
         """Replace everything with the content of a snapshot."""
@@ -292,7 +306,9 @@ class MemoryIndex:
             self._vert_start.extend(cols.vert_start[1:])
             self._stop_start.extend(cols.stop_start[1:])
             self._ids.extend(cols.ids)
-            self._row_of = {tid: i for i, tid in enumerate(cols.ids) if alive[i]}
+            self._row_of, self._occurrence_rows = {}, {}
+            live = np.flatnonzero(alive)
+            self._remember([cols.ids[i] for i in live.tolist()], live.tolist())
             self._alive.extend(alive)
             self._segments = [segment] if len(segment) else []
             self.view = IndexView(self._columns(), self._alive.view().copy(), tuple(self._segments), seq)

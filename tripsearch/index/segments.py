@@ -38,6 +38,7 @@ import orjson
 from numpy.typing import NDArray
 
 from ..core.columns import ROW_FIELDS, STOP_FIELDS, VERTEX_FIELDS, TripColumns
+from ..occurrences import trip_id_of
 from .memory import IndexView, PostingSegment
 
 __all__ = [
@@ -159,20 +160,19 @@ class Segment:
         return IndexView(self.cols, self.alive, (self.postings,) if len(self.postings) else (), self.seq)
 
     def rows_of(self, ids: Sequence[str]) -> NDArray[np.int64]:
-        """Return the row of each id, or -1 for an id the segment does not hold."""
-        out = np.full(len(ids), -1, dtype=np.int64)
+        """Return the rows of these trip ids that the segment holds: a punctual trip's row, every occurrence's of a regular trip."""
         if not len(ids) or not len(self.hashes):
-            return out
+            return np.zeros(0, dtype=np.int64)
         wanted = id_hashes(ids)
         lo = np.searchsorted(self.hashes, wanted, side="left")
         hi = np.searchsorted(self.hashes, wanted, side="right")
+        out: list[int] = []
         for i in np.flatnonzero(hi > lo).tolist():
-            for at in range(int(lo[i]), int(hi[i])):  # a hash collision lists more than one row
+            for at in range(int(lo[i]), int(hi[i])):  # a regular trip, or a hash collision, lists more than one row
                 row = int(self.hash_rows[at])
-                if self.cols.ids[row] == ids[i]:
-                    out[i] = row
-                    break
-        return out
+                if trip_id_of(self.cols.ids[row]) == ids[i]:
+                    out.append(row)
+        return np.array(out, dtype=np.int64)
 
     def verify(self, stop: Any = None) -> None:
         """Check every array against its CRC-32 by reading the file; raise :class:`SegmentError` on a mismatch.
@@ -397,7 +397,7 @@ def _item_mask(starts: NDArray[np.int64], rows: NDArray[np.int64]) -> NDArray[np
 
 
 def _id_table(parts: list[tuple[TripColumns, NDArray[np.int64]]], base: Segment | None) -> tuple[NDArray[np.uint64], NDArray[np.int32]]:
-    """Return the sorted id hashes of the new rows and the row of each."""
+    """Return the sorted hashes of the new rows' trip ids (all of a regular trip's occurrences under one) and the row of each."""
     hashes: list[np.ndarray] = []
     rows_out: list[np.ndarray] = []
     first = 0
@@ -410,7 +410,7 @@ def _id_table(parts: list[tuple[TripColumns, NDArray[np.int64]]], base: Segment 
             hashes.append(base.hashes[keep])
             rows_out.append(new_rows[keep])
         else:
-            hashes.append(id_hashes([c.ids[i] for i in rows.tolist()]))
+            hashes.append(id_hashes([trip_id_of(c.ids[i]) for i in rows.tolist()]))
             rows_out.append(np.arange(first, first + len(rows), dtype=np.int64))
         first += len(rows)
     h = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.uint64)
