@@ -337,7 +337,7 @@ def _point(key: str) -> tuple[float, float]:
 
 
 def read_page(hits: list[dict[str, Any]], from_key: str, to_key: str) -> tuple[PageRows, dict[str, bytes]]:
-    """Return the hits of an answer as page rows in their order (from their entries for ``from_key`` and ``to_key``), and their stored trips (JSON bytes) by id."""
+    """Return the hits of an answer as page rows in their order (from their entries for ``from_key`` and ``to_key``), and the stored trips (JSON bytes) of the punctual ones by id."""
     ids: list[str] = []
     values: list[tuple[Any, ...]] = []
     docs: dict[str, bytes] = {}
@@ -350,7 +350,8 @@ def read_page(hits: list[dict[str, Any]], from_key: str, to_key: str) -> tuple[P
         p_lat, p_lon = _point(pickup["pickup"])
         d_lat, d_lon = _point(dropoff["dropoff"])
         values.append((pickup["km"], p_lat, p_lon, pickup["time"], dropoff["km"], d_lat, d_lon, dropoff["drop_time"], fields["utc_offset_s"][0], fields["price"][0]))
-        docs[tid] = base64.b64decode(fields["trip_json"][0])
+        if "trip_json" in fields:  # an occurrence's stored trip is its master's
+            docs[tid] = base64.b64decode(fields["trip_json"][0])
     v = np.array(values, dtype=np.float64).reshape(len(values), 10)
     none = np.zeros(len(values), dtype=np.float64)
     rows = PageRows(

@@ -153,8 +153,10 @@ class ElasticBackend:
             concrete = self._indices.concrete_index()
             shards, replicas, refresh_s = self._indices.index_settings(concrete)
             health = self._es.cluster.health(index=self.alias)
-            live = self._es.count(index=self.alias, query={"term": {"deleted": False}})["count"]
-            tombstones = self._es.count(index=self.alias, query={"term": {"deleted": True}})["count"]
+            occurrence = {"exists": {"field": "trip_id"}}
+            live = self._es.count(index=self.alias, query={"bool": {"filter": [{"term": {"deleted": False}}], "must_not": [occurrence]}})["count"]
+            occurrences = self._es.count(index=self.alias, query={"bool": {"filter": [{"term": {"deleted": False}}, occurrence]}})["count"]
+            tombstones = self._es.count(index=self.alias, query={"bool": {"filter": [{"term": {"deleted": True}}], "must_not": [occurrence]}})["count"]
             nodes = self._es.nodes.info(filter_path="nodes.*.version")
         versions = sorted({n["version"] for n in nodes.get("nodes", {}).values()})
         counters = self._connection.counters()
@@ -164,6 +166,7 @@ class ElasticBackend:
             "index": self.alias,
             "concrete_index": concrete,
             "trips": int(live),
+            "occurrences": int(occurrences),
             "tombstones": int(tombstones),
             "shards": shards,
             "replicas": replicas,

@@ -205,13 +205,18 @@ class Connection:
 
     def versions(self, ids: list[str], index: str | None = None) -> dict[str, tuple[int, bool]]:
         """Return (version, deleted) of each id that has a document (live or tombstone)."""
-        out: dict[str, tuple[int, bool]] = {}
+        return {key: (version, deleted) for key, (version, deleted, _) in self.kinds(ids, index).items()}
+
+    def kinds(self, ids: list[str], index: str | None = None) -> dict[str, tuple[int, bool, bool]]:
+        """Return (version, deleted, regular) of each id that has a document: ``regular`` for the master of a regular trip (real time)."""
+        out: dict[str, tuple[int, bool, bool]] = {}
         for chunk in chunks(ids, ID_BATCH):
             with self.translate("read trip versions"):
-                resp = self.es.mget(index=index or self.alias, ids=chunk, source_includes=["deleted"])
+                resp = self.es.mget(index=index or self.alias, ids=chunk, source_includes=["deleted", "regular"])
             for doc in resp["docs"]:
                 if doc.get("found"):
-                    out[doc["_id"]] = (int(doc["_version"]), bool(doc.get("_source", {}).get("deleted")))
+                    source = doc.get("_source", {})
+                    out[doc["_id"]] = (int(doc["_version"]), bool(source.get("deleted")), bool(source.get("regular")))
         return out
 
     def bulk(self, ops: list[tuple[dict[str, Any], bytes]], action: str, index: str | None = None, wait_for_s: float = 0.0) -> list[dict[str, Any]]:

@@ -1,7 +1,11 @@
 """What a trip looks like in Elasticsearch: the mapping, the index template and the documents.
 
-One document per trip id, ``_id`` = trip id, ``_version`` = trip version
-(external versioning). It holds:
+One document per index row, ``_version`` = trip version (external
+versioning): a punctual trip's, ``_id`` = trip id; a regular trip's
+occurrence's, ``_id`` = its key (:func:`~tripsearch.occurrences.occurrence_key`),
+with ``trip_id``. A regular trip also has a *master* document, ``_id`` = trip
+id, ``regular``: true, holding only the stored trip (``get`` reads it); it has
+no status, so no search matches it. A search document holds:
 
 - the fields a search reads in the shards, each encoded as
   :mod:`~tripsearch.index.elastic.encoding` says: the route as a sentence of
@@ -16,7 +20,7 @@ One document per trip id, ``_id`` = trip id, ``_version`` = trip version
   in a small binary form (see :func:`columns_to_compact`), which is what a
   search fetches for the trips the shards cannot decide;
 - ``trip``: the trip document as stored (not indexed), which ``get`` and the
-  page of hits return.
+  page of hits return (not in an occurrence's document: its master has it).
 
 A delete leaves a tombstone ``{"id", "deleted": true}`` at the trip's
 version (its ``_version``), so a late lower version cannot bring the trip back.
@@ -50,6 +54,7 @@ from numpy.typing import NDArray
 
 from ...core.columns import TripColumns, ragged_indices
 from ...model import MAX_ROUTE_POINTS, OPTION_NAMES, Trip
+from ...occurrences import trip_id_of
 from ..cells import CorridorCells, route_to_cells, route_to_samples
 from .anchors import BY_PLACE, anchor_fields, anchor_places
 from .encoding import ROUTE_CELLS_ANALYZER, cells_to_keywords, local_times, route_cell_days, route_cell_sentences, route_points
@@ -64,6 +69,7 @@ __all__ = [
     "mapping_version",
     "mapping_anchors",
     "trips_to_documents",
+    "master_document",
     "tombstone_document",
     "columns_to_compact",
     "compact_to_columns",
@@ -74,7 +80,8 @@ __all__ = [
 # 3: anchors, the exact pickup at known places, for pages, facets and totals from the shards.
 # 4: the anchor entries' days, hours, pickups and dropoffs as top-level place@value keywords.
 # 5: the radius classes of the entries as place@radius keywords; the entries as one binary value.
-MAPPING_VERSION = 5
+# 6: regular trips: one document per occurrence (trip_id), the trip in a master document (regular).
+MAPPING_VERSION = 6
 
 
 class TripOptions(InnerDoc):
@@ -102,6 +109,8 @@ class TripDocument(Document):
     """The mapping of a trip."""
 
     id = Keyword()
+    trip_id = Keyword()
+    regular = Boolean()
     deleted = Boolean()
     status = Keyword()
     route_cells = Text(analyzer=ROUTE_CELLS_ANALYZER, index_options="positions", norms=False)
@@ -184,16 +193,24 @@ def index_template(alias: str, *, shards: int, replicas: int, refresh_interval: 
     }
 
 
-def tombstone_document(trip_id: str) -> bytes:
-    """Return the document a delete leaves (written at the trip's version: its ``_version`` keeps it)."""
-    return orjson.dumps({"id": trip_id, "deleted": True})
+def tombstone_document(key: str, trip_id: str | None = None) -> bytes:
+    """Return the document a delete leaves (written at the trip's version: its ``_version`` keeps it); an occurrence's names its trip."""
+    return orjson.dumps({"id": key, "deleted": True} if trip_id is None else {"id": key, "trip_id": trip_id, "deleted": True})
 
 
-def trips_to_documents(trips: Sequence[Trip], sources: Sequence[bytes]) -> list[bytes]:
+def master_document(trip_id: str, source: bytes) -> bytes:
+    """Return the master document of a regular trip: the trip as stored (``source``, one line of JSON), nothing searchable."""
+    return orjson.dumps({"id": trip_id, "regular": True, "deleted": False})[:-1] + b',"trip":' + source + b"}"
+
+
+def trips_to_documents(trips: Sequence[Trip], sources: Sequence[bytes | None]) -> list[bytes]:
     """Return the Elasticsearch document of each trip, as one line of JSON.
 
     ``sources[i]`` is trip ``i`` as stored and returned by ``get``: a JSON
     object on one line, set in the document as it is (not parsed again).
+    None marks an occurrence of a regular trip (its id a key of
+    :func:`~tripsearch.occurrences.occurrence_key`): its document names
+    its trip and leaves the stored trip to the master's.
     """
     n = len(trips)
     if n == 0:
@@ -237,11 +254,16 @@ def trips_to_documents(trips: Sequence[Trip], sources: Sequence[bytes]) -> list[
             "utc_offset_s": trip.utc_offset_s,
             "options": {name: getattr(trip.options, name) for name in OPTION_NAMES},
             "compact": compact[i],
-            "trip_json": base64.b64encode(sources[i]).decode("ascii"),
         }
         if driver is not None and driver.rating is not None:
             doc["driver_rating"] = driver.rating
-        docs.append(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)[:-1] + b',"trip":' + sources[i] + b"}")
+        source = sources[i]
+        if source is None:
+            doc["trip_id"] = trip_id_of(trip.id)
+            docs.append(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY))
+            continue
+        doc["trip_json"] = base64.b64encode(source).decode("ascii")
+        docs.append(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)[:-1] + b',"trip":' + source + b"}")
     return docs
 
 

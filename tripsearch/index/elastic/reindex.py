@@ -20,7 +20,8 @@ from ...model import parse_trip
 from .anchors import anchor_places
 from .connection import ID_BATCH, Connection, Retryable, chunks, error_reason
 from .indices import Indices, index_generation, refresh_interval_setting
-from .mapping import MAPPING_VERSION, index_name, tombstone_document, trips_to_documents
+from .mapping import MAPPING_VERSION, index_name, tombstone_document
+from .regular import index_documents
 
 __all__ = ["run_reindex"]
 
@@ -101,7 +102,9 @@ def run_reindex(
 
 def _copy(connection: Connection, old: str, new: str, batch_size: int, say: Callable[[int], None]) -> int:
     """Copy every document of ``old`` into ``new``, rebuilt from its stored trip; return how many."""
-    body = {"query": {"match_all": {}}, "size": batch_size, "version": True, "_source": ["trip", "deleted"]}
+    # A live occurrence is rebuilt with its master, from the stored trip; tombstones are copied as they are.
+    live_occurrence = {"bool": {"filter": [{"exists": {"field": "trip_id"}}, {"term": {"deleted": False}}]}}
+    body = {"query": {"bool": {"must_not": [live_occurrence]}}, "size": batch_size, "version": True, "_source": ["trip", "deleted", "trip_id"]}
     copied = 0
     with connection.translate("copy the trips"):
         try:
@@ -124,7 +127,7 @@ def _catch_up(connection: Connection, old: str, new: str, say: Callable[[int], N
                 # A delete keeps the version, so a tombstone differs from the trip it replaced only by its flag.
                 stale = [h["_id"] for h in page if have.get(h["_id"]) != (int(h["_version"]), bool(h["_source"].get("deleted")))]
                 for chunk in chunks(stale, ID_BATCH):
-                    resp = connection.es.mget(index=old, ids=chunk, source_includes=["trip", "deleted"])
+                    resp = connection.es.mget(index=old, ids=chunk, source_includes=["trip", "deleted", "trip_id"])
                     changed += _write_copies(connection, [d for d in resp["docs"] if d.get("found")], new)
                 say(changed)
         except Retryable as exc:
@@ -133,15 +136,27 @@ def _catch_up(connection: Connection, old: str, new: str, say: Callable[[int], N
 
 
 def _write_copies(connection: Connection, hits: list[dict[str, Any]], new: str) -> int:
-    """Write ``hits`` (documents of the old index) into ``new`` at their versions, each trip rebuilt; return how many."""
-    live = [h for h in hits if not h["_source"].get("deleted")]
+    """Write ``hits`` (documents of the old index) into ``new`` at their versions, each trip rebuilt (a regular trip with its occurrences); return how many.
+
+    A live occurrence is skipped: its master brings the occurrences of its version.
+    """
+    live = [h for h in hits if not h["_source"].get("deleted") and "trip" in h["_source"]]
     trips = [parse_trip(h["_source"]["trip"]) for h in live]
-    docs = dict(zip((h["_id"] for h in live), trips_to_documents(trips, [orjson.dumps(h["_source"]["trip"]) for h in live])))
+    docs, occurrence_docs = index_documents(trips, [orjson.dumps(h["_source"]["trip"]) for h in live])
+    by_id = {h["_id"]: (doc, occurrence) for h, doc, occurrence in zip(live, docs, occurrence_docs)}
     ops = []
     for h in hits:
-        doc = docs.get(h["_id"]) or tombstone_document(h["_id"])
+        source = h["_source"]
+        version = int(h["_version"])
+        if source.get("deleted"):
+            doc, occurrence = tombstone_document(h["_id"], source.get("trip_id")), []
+        elif h["_id"] in by_id:
+            doc, occurrence = by_id[h["_id"]]
+        else:
+            continue  # a live occurrence
         # external_gte: the old index is the truth, and nothing else writes to the new one before the swap
-        ops.append(({"index": {"_id": h["_id"], "version": int(h["_version"]), "version_type": "external_gte"}}, doc))
+        ops += [({"index": {"_id": key, "version": version, "version_type": "external_gte"}}, d) for key, d in occurrence]
+        ops.append(({"index": {"_id": h["_id"], "version": version, "version_type": "external_gte"}}, doc))
     items = connection.bulk(ops, "copy trips", index=new)
     refused = [i for i in items if i["status"] >= 300 and i["status"] != 409]
     if refused:

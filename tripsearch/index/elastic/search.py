@@ -31,7 +31,7 @@ from ...backend import SearchResult
 from ...core.columns import TripColumns
 from ...errors import BackendUnavailable
 from ...core.kernels import PostingRanges, join_postings
-from ..execute import execute, sorted_page
+from ..execute import DocFetcher, execute, sorted_page
 from ...query.matching import SegmentWindows
 from ...query.model import Query, parse_query
 from ..cells import CorridorCells, disk_to_cells
@@ -97,9 +97,19 @@ def _anchored_search(connection: Connection, q: Query, from_key: str, to_key: st
     rows, docs = read_page(answer["hits"].get("hits", []), from_key, to_key)
     tallies = read_tallies(q, from_key, answer.get("aggregations", {}))
     total = int(answer["hits"]["total"]["value"])
-    result = sorted_page(q, rows, total, has_more(q, len(rows.ids), total), tallies, lambda ids: docs, started)
+    result = sorted_page(q, rows, total, has_more(q, len(rows.ids), total), tallies, _with_masters(connection, docs), started)
     connection.count(searches=1, anchored=1, fetched=len(rows.ids), candidates=result.candidates, matches=result.total)
     return result
+
+
+def _with_masters(connection: Connection, docs: dict[str, bytes]) -> DocFetcher:
+    """Return a fetcher of the page's documents: the punctual trips' came with their hits; only a regular trip's (an occurrence's) is read from its master."""
+
+    def fetch(ids: list[str]) -> Mapping[str, dict[str, Any] | bytes]:
+        missing = [tid for tid in ids if tid not in docs]
+        return {**docs, **connection.fetch_docs(missing)} if missing else docs
+
+    return fetch
 
 
 def _plan_hits(connection: Connection, plan: SearchPlan) -> tuple[list[dict[str, Any]], dict[int, int]]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 import orjson
 
@@ -31,13 +31,21 @@ from ...backend import DeleteReport, ItemResult, ParsedUpserts, Refresh, TripInp
 from ...errors import BackendUnavailable
 from ...model import Trip, tombstone_version, trip_to_json
 from .connection import Connection, chunks, error_reason
-from .mapping import tombstone_document, trips_to_documents
+from .mapping import tombstone_document
+from .regular import OccurrenceDocs, index_documents, retire_occurrences, retire_own
 
 __all__ = ["Writes"]
 
 BULK_MAX_TRIPS = 1000
 BULK_IN_FLIGHT = 2  # bulk requests sent and not yet answered, per upsert call
 DELETE_ATTEMPTS = 3
+
+
+class _Settle(NamedTuple):
+    """What a chunk's writes leave to do: occurrences to retire below a stored version (trip id -> version), and occurrences sent whose master was not stored (trip id -> (version, keys))."""
+
+    retire: dict[str, int]
+    own: dict[str, tuple[int, list[str]]]
 
 
 class Writes:
@@ -55,27 +63,71 @@ class Writes:
         winners = [(w.pos, w.trip, w.raw) for w in latest.values()]
         wait_s = self._refresh_interval() if refresh == "wait_for" and winners else 0.0
         results: dict[int, dict[str, Any]] = {}
+        settle = _Settle({}, {})
         # Documents are built here while the cluster indexes the chunks before (the request waits
         # without the GIL): the two overlap, and at most BULK_IN_FLIGHT chunks wait at a time.
-        in_flight: deque[tuple[list[int], Future[list[dict[str, Any]]]]] = deque()
+        in_flight: deque[tuple[list[int], Future[tuple[list[dict[str, Any]], _Settle]]]] = deque()
+
+        def collect(positions: list[int], done: Future[tuple[list[dict[str, Any]], _Settle]]) -> None:
+            items, left = done.result()
+            results.update(zip(positions, items))
+            settle.retire.update(left.retire)
+            settle.own.update(left.own)
+
         try:
             for chunk in chunks(winners, BULK_MAX_TRIPS):
-                docs = trips_to_documents([t for _, t, _ in chunk], [_source(raw, t) for _, t, raw in chunk])
-                ops = [({"index": {"_id": t.id, "version": t.version, "version_type": "external"}}, doc) for (_, t, _), doc in zip(chunk, docs)]
-                in_flight.append(([p for p, _, _ in chunk], self._writer().submit(self._connection.bulk, ops, "store trips", None, wait_s)))
+                chunk_trips = [t for _, t, _ in chunk]
+                docs, occurrence_docs = index_documents(chunk_trips, [_source(raw, t) for _, t, raw in chunk])
+                in_flight.append(([p for p, _, _ in chunk], self._writer().submit(self._write_chunk, chunk_trips, docs, occurrence_docs, wait_s)))
                 while len(in_flight) > BULK_IN_FLIGHT:
-                    positions, done = in_flight.popleft()
-                    results.update(zip(positions, done.result()))
+                    collect(*in_flight.popleft())
             while in_flight:
-                positions, done = in_flight.popleft()
-                results.update(zip(positions, done.result()))
+                collect(*in_flight.popleft())
         finally:
             for _, pending in in_flight:
                 pending.cancel()
+        retire_own(self._connection, settle.own, wait_s)
+        retire_occurrences(self._connection, settle.retire, inclusive=False, wait_s=wait_s)
         items = [entry if isinstance(entry, ItemResult) else _upsert_item(pos + 1, entry, results.get(pos)) for pos, entry in enumerate(parsed)]
         if refresh and winners and (not wait_s or any(items[pos].result != "stored" for pos, _, _ in winners)):
             self._connection.refresh()
         return UpsertReport(tuple(items))
+
+    def _write_chunk(self, trips: list[Trip], docs: list[bytes], occurrence_docs: list[OccurrenceDocs], wait_s: float) -> tuple[list[dict[str, Any]], _Settle]:
+        """Write one chunk of trips (occurrences first, then the documents at the trips' ids); return each trip's bulk result and what is left to retire.
+
+        Punctual trips cost one ``mget`` more than a plain bulk: the kind of
+        document each replaces says whether occurrences are left to retire.
+        """
+        stored = self._connection.kinds([t.id for t in trips])
+        settle = _Settle({}, {})
+        occurrence_ops: list[tuple[dict[str, Any], bytes]] = []
+        owners: list[str] = []
+        for trip, occurrence in zip(trips, occurrence_docs):
+            known = stored.get(trip.id)
+            if trip.schedule is None or (known is not None and known[0] >= trip.version):
+                continue  # a punctual trip, or one Elasticsearch will refuse below (409): its occurrences would be stale at once
+            settle.own[trip.id] = (trip.version, [key for key, _ in occurrence])
+            occurrence_ops += [({"index": {"_id": key, "version": trip.version, "version_type": "external"}}, doc) for key, doc in occurrence]
+            owners += [trip.id] * len(occurrence)
+        refused: dict[str, dict[str, Any]] = {}
+        for tid, item in zip(owners, self._connection.bulk(occurrence_ops, "store trips' occurrences", None, wait_s) if occurrence_ops else []):
+            if item["status"] >= 300 and item["status"] != 409:
+                refused.setdefault(tid, item)  # the trip is refused whole: its master is not written
+        ops = [({"index": {"_id": t.id, "version": t.version, "version_type": "external"}}, doc) for t, doc in zip(trips, docs) if t.id not in refused]
+        written = iter(self._connection.bulk(ops, "store trips", None, wait_s))
+        items = [refused[t.id] if t.id in refused else next(written) for t in trips]
+        for trip, item in zip(trips, items):
+            known = stored.get(trip.id)
+            if item["status"] < 300:
+                settle.own.pop(trip.id, None)
+                # a version was stored before this one (it may have been regular), or the one replaced was a regular trip's
+                if (trip.schedule is not None and item.get("result") == "updated") or (known is not None and known[2]):
+                    settle.retire[trip.id] = trip.version
+            elif trip.schedule is not None and known == (trip.version, False, True):
+                # this very version again: retire again, so that a retry after a failure between master and retire converges
+                settle.retire[trip.id] = trip.version
+        return items, settle
 
     def _writer(self) -> ThreadPoolExecutor:
         with self._pool_lock:
@@ -93,17 +145,20 @@ class Writes:
                 lines.setdefault(tid, []).append(version)
         deleted: set[str] = set()
         written: set[str] = set()  # a tombstone was written: Elasticsearch's wait_for covers it
+        retire: dict[str, int] = {}  # regular trips buried: their occurrences up to the tombstone's version go too
         pending = list(lines)
         for _ in range(DELETE_ATTEMPTS):
-            stored = self._connection.versions(pending)
-            plans = {tid: plan for tid in pending if (plan := _tombstone_plan(stored.get(tid), lines[tid])) is not None}
+            stored = self._connection.kinds(pending)
+            plans = {tid: plan for tid in pending if (plan := _tombstone_plan(_state(stored.get(tid)), lines[tid])) is not None}
             ops = [({"index": {"_id": tid, "version": version, "version_type": kind}}, tombstone_document(tid)) for tid, (version, kind, _) in plans.items()]
             pending = []
-            for (tid, (_, _, was_live)), item in zip(plans.items(), self._connection.bulk(ops, "delete trips", None, wait_s)):
+            for (tid, (version, _, was_live)), item in zip(plans.items(), self._connection.bulk(ops, "delete trips", None, wait_s)):
                 if item["status"] < 300:
                     written.add(tid)
                     if was_live:
                         deleted.add(tid)
+                    if stored.get(tid, (0, False, False))[2]:
+                        retire[tid] = version
                 elif item["status"] == 409:
                     pending.append(tid)  # another version was stored meanwhile: decide again over it
                 else:
@@ -112,6 +167,7 @@ class Writes:
                 break
         if pending:
             raise BackendUnavailable(f"trips {pending[:5]} changed during the delete {DELETE_ATTEMPTS} times; retry", retry_after=0.1)
+        retire_occurrences(self._connection, retire, inclusive=True, wait_s=wait_s)
         items = [ItemResult(pos + 1, tid, "deleted" if tid in deleted else "not_found", version) for pos, (tid, version) in enumerate(wanted)]
         if refresh and (not wait_s or written != set(lines)):
             self._connection.refresh()
@@ -144,6 +200,10 @@ def _tombstone_plan(stored: tuple[int, bool] | None, versions: list[int | None])
     if state is None or state == stored or state[0] < 0:
         return None
     return state[0], "external_gte" if stored is not None and state[0] == stored[0] else "external", was_live
+
+
+def _state(kind: tuple[int, bool, bool] | None) -> tuple[int, bool] | None:
+    return None if kind is None else kind[:2]
 
 
 def _upsert_item(line: int, trip: Trip, result: dict[str, Any] | None) -> ItemResult:
