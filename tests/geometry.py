@@ -275,8 +275,9 @@ def regular_trips(region: str, n: int, seed: int) -> list[dict[str, Any]]:
             else:
                 exceptions.append({"date": str(date), "seats_available": int(rng.integers(0, doc["seats_total"] + 1))})
         runs_on = [first + dt.timedelta(days=k) for k in range(span) if WEEKDAY_NAMES[(first + dt.timedelta(days=k)).weekday()] in times]
-        if all(e.get("skip") for e in exceptions) and {dt.date.fromisoformat(e["date"]) for e in exceptions} >= set(runs_on):
-            exceptions = []  # a schedule must run on some date
+        skipped = {dt.date.fromisoformat(e["date"]) for e in exceptions if e.get("skip")}
+        if not any("time" in e for e in exceptions) and skipped >= set(runs_on):
+            exceptions = [{"date": str(first), "time": some_time()}]  # a schedule must run on some date
         doc["schedule"] = {"timezone": zone, "valid_from": str(first), "valid_to": str(last), "times": times, "exceptions": exceptions}
         trips.append(doc)
     return trips
