@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import zoneinfo
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +108,52 @@ def make_ref(doc: dict[str, Any]) -> RefTrip:
     along[-1] = max(along[-1], length)
     ref.stop_along = along
     return ref
+
+
+WEEKDAYS = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"]
+
+
+def occurrence_docs(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """A regular trip's occurrences as punctual trip documents, id ``trip id + "\\x1f" + date``; ``[doc]`` for a punctual trip.
+
+    On each date from valid_from to valid_to: the weekday's time, unless an
+    exception skips the date or gives another time (which may add a date);
+    the departure is that wall-clock time in the schedule's zone (a time a
+    spring change skips is read with the offset before it, a repeated one is
+    the first); every stop follows as long after as in the document; an
+    exception may set the date's seats_available.
+    """
+    schedule = doc.get("schedule")
+    if schedule is None:
+        return [doc]
+    zone = zoneinfo.ZoneInfo(schedule["timezone"])
+    exceptions = {e["date"]: e for e in schedule.get("exceptions", [])}
+    first = dt.datetime.fromisoformat(doc["stops"][0]["time"])
+    after = [dt.datetime.fromisoformat(s["time"]) - first for s in doc["stops"]]
+    out = []
+    day = dt.date.fromisoformat(schedule["valid_from"])
+    while day <= dt.date.fromisoformat(schedule["valid_to"]):
+        exc = exceptions.get(day.isoformat(), {})
+        time = exc.get("time") or schedule["times"].get(WEEKDAYS[day.weekday()])
+        if time is not None and not exc.get("skip", False):
+            hms = [int(x) for x in time.split(":")] + [0]
+            wall = dt.datetime(day.year, day.month, day.day, hms[0], hms[1], hms[2])
+            # fold=0: the first of a repeated time; for a skipped time, the offset before the change
+            departure = wall.replace(tzinfo=zone).astimezone(dt.timezone.utc)
+            occ = dict(doc, id=f"{doc['id']}\x1f{day.isoformat()}")
+            del occ["schedule"]
+            occ["stops"] = [dict(s, time=(departure + a).astimezone(zone).isoformat()) for s, a in zip(doc["stops"], after)]
+            occ["departure_time"] = occ["stops"][0]["time"]
+            if exc.get("seats_available") is not None:
+                occ["seats_available"] = exc["seats_available"]
+            out.append(occ)
+        day += dt.timedelta(days=1)
+    return out
+
+
+def make_refs(doc: dict[str, Any]) -> list[RefTrip]:
+    """The reference trips of a stored document: itself, or a regular trip's occurrences."""
+    return [make_ref(occ) for occ in occurrence_docs(doc)]
 
 
 def time_at(ref: RefTrip, p: float) -> int:
