@@ -48,6 +48,8 @@ TEMPLATE = {
             "dynamic": "strict",
             "properties": {
                 "id": {"type": "keyword"},
+                "trip_id": {"type": "keyword"},
+                "regular": {"type": "boolean"},
                 "deleted": {"type": "boolean"},
                 "status": {"type": "keyword"},
                 "route_cells": {"type": "text", "analyzer": "whitespace", "index_options": "positions", "norms": False},
@@ -99,10 +101,10 @@ TEMPLATE = {
                 "trip": {"type": "object", "enabled": False},
             },
             "_source": {"excludes": ["route_cells", "route_points", "route_cell_days", "corridor_cells", "anchors", "anchor_pairs", "anchor_values", "anchor_days", "anchor_hours", "anchor_pickups", "anchor_dropoffs", "anchor_radii", "compact", "trip_json"]},
-            "_meta": {"tripsearch_mapping": 5, "tripsearch_anchors": anchor_places().fingerprint},
+            "_meta": {"tripsearch_mapping": 6, "tripsearch_anchors": anchor_places().fingerprint},
         },
     },
-    "_meta": {"tripsearch_mapping": 5, "alias": "trips"},
+    "_meta": {"tripsearch_mapping": 6, "alias": "trips"},
 }
 
 

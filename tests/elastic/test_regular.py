@@ -30,7 +30,6 @@ from tests.elastic.conftest import anchored_queries
 from tests.elastic.test_parity import assert_same
 from tests.geometry import random_queries, random_trips, regular_trips, time_queries
 
-from tripsearch.testing.elastic import Cluster
 
 pytestmark = pytest.mark.elasticsearch
 

@@ -21,7 +21,7 @@ from .anchors import anchor_places
 from .connection import ID_BATCH, Connection, Retryable, chunks, error_reason
 from .indices import Indices, index_generation, refresh_interval_setting
 from .mapping import MAPPING_VERSION, index_name, tombstone_document
-from .regular import index_documents
+from .regular import OccurrenceDocs, index_documents
 
 __all__ = ["run_reindex"]
 
@@ -145,6 +145,7 @@ def _write_copies(connection: Connection, hits: list[dict[str, Any]], new: str) 
     docs, occurrence_docs = index_documents(trips, [orjson.dumps(h["_source"]["trip"]) for h in live])
     by_id = {h["_id"]: (doc, occurrence) for h, doc, occurrence in zip(live, docs, occurrence_docs)}
     ops = []
+    occurrence: OccurrenceDocs
     for h in hits:
         source = h["_source"]
         version = int(h["_version"])
