@@ -56,6 +56,7 @@ class Writes:
         self._refresh_interval = refresh_interval  # of the index behind the alias now (seconds, 0 when off)
         self._pool_lock = threading.Lock()
         self._bulk_pool: ThreadPoolExecutor | None = None
+        self._read_pool: ThreadPoolExecutor | None = None
 
     def upsert(self, trips: Iterable[TripInput] | ParsedUpserts, refresh: Refresh = False) -> UpsertReport:
         """Store every valid trip whose version is higher than the stored one; report each by input line (see ``ElasticBackend.upsert``)."""
@@ -77,8 +78,10 @@ class Writes:
         try:
             for chunk in chunks(winners, BULK_MAX_TRIPS):
                 chunk_trips = [t for _, t, _ in chunk]
+                # what is stored is read while the documents are built (the read loads each stored source)
+                stored = self._reader().submit(self._connection.kinds, [t.id for t in chunk_trips])
                 docs, occurrence_docs = index_documents(chunk_trips, [_source(raw, t) for _, t, raw in chunk])
-                in_flight.append(([p for p, _, _ in chunk], self._writer().submit(self._write_chunk, chunk_trips, docs, occurrence_docs, wait_s)))
+                in_flight.append(([p for p, _, _ in chunk], self._writer().submit(self._write_chunk, chunk_trips, docs, occurrence_docs, stored, wait_s)))
                 while len(in_flight) > BULK_IN_FLIGHT:
                     collect(*in_flight.popleft())
             while in_flight:
@@ -93,13 +96,16 @@ class Writes:
             self._connection.refresh()
         return UpsertReport(tuple(items))
 
-    def _write_chunk(self, trips: list[Trip], docs: list[bytes], occurrence_docs: list[OccurrenceDocs], wait_s: float) -> tuple[list[dict[str, Any]], _Settle]:
+    def _write_chunk(
+        self, trips: list[Trip], docs: list[bytes], occurrence_docs: list[OccurrenceDocs], stored_kinds: Future[dict[str, tuple[int, bool, bool]]], wait_s: float
+    ) -> tuple[list[dict[str, Any]], _Settle]:
         """Write one chunk of trips (occurrences first, then the documents at the trips' ids); return each trip's bulk result and what is left to retire.
 
-        Punctual trips cost one ``mget`` more than a plain bulk: the kind of
-        document each replaces says whether occurrences are left to retire.
+        Punctual trips cost one ``mget`` more than a plain bulk (``stored_kinds``,
+        sent while the documents were built): the kind of document each
+        replaces says whether occurrences are left to retire.
         """
-        stored = self._connection.kinds([t.id for t in trips])
+        stored = stored_kinds.result()
         settle = _Settle({}, {})
         occurrence_ops: list[tuple[dict[str, Any], bytes]] = []
         owners: list[str] = []
@@ -134,6 +140,13 @@ class Writes:
             if self._bulk_pool is None:
                 self._bulk_pool = ThreadPoolExecutor(max_workers=BULK_IN_FLIGHT, thread_name_prefix="tripsearch-bulk")
             return self._bulk_pool
+
+    def _reader(self) -> ThreadPoolExecutor:
+        # not the bulk threads: a chunk's write waits for its read, which must not queue behind it
+        with self._pool_lock:
+            if self._read_pool is None:
+                self._read_pool = ThreadPoolExecutor(max_workers=BULK_IN_FLIGHT + 1, thread_name_prefix="tripsearch-read")
+            return self._read_pool
 
     def delete(self, ids: Iterable[str | tuple[str, int]], refresh: Refresh = False) -> DeleteReport:
         """Delete trips by id, or by (id, version), with versioned tombstones (see ``ElasticBackend.delete``)."""
@@ -177,6 +190,8 @@ class Writes:
         """Wait for the bulk requests in flight and stop their threads."""
         if self._bulk_pool is not None:
             self._bulk_pool.shutdown(wait=True)
+        if self._read_pool is not None:
+            self._read_pool.shutdown(wait=True)
 
 
 def _tombstone_plan(stored: tuple[int, bool] | None, versions: list[int | None]) -> tuple[int, str, bool] | None:
