@@ -23,6 +23,7 @@ import tripsearch
 from tripsearch.backend import Backend
 from tripsearch.errors import NotFound
 from tripsearch.index.elastic import ElasticBackend
+from tripsearch.index.elastic.regular import row_chunks
 from tripsearch.model import parse_trip
 from tripsearch.occurrences import occurrences
 from tests import reference
@@ -108,6 +109,14 @@ def assert_state(engine: ElasticBackend, embedded: Backend, stored: dict[str, An
         assert (got["version"], got.get("schedule") is not None) == (stored["version"], "schedule" in stored)
     for q in searches():
         assert_same(engine.search(q), embedded.search(q), q)
+
+
+def test_writes_build_a_bounded_number_of_rows_at_a_time() -> None:
+    """A chunk holds at most so many index rows: a regular trip counts its master and every occurrence."""
+    trips = [parse_trip(commuter(1)), parse_trip(punctual(1)), parse_trip(commuter(1, valid_to="2027-03-23"))]
+    assert [len(occurrences(t)) for t in trips] == [15, 1, 2]
+    assert [[t.version for t in chunk] for chunk in row_chunks(trips, lambda t: t, 16)] == [[1], [1, 1]]
+    assert [len(chunk) for chunk in row_chunks(trips, lambda t: t, 4)] == [1, 2]  # a trip of more rows is a chunk of its own
 
 
 def test_versions_replace_every_occurrence(es_engine: Callable[..., ElasticBackend], tmp_path: Path) -> None:

@@ -29,15 +29,17 @@ after another finds the other's occurrences in a search after a refresh.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from ...errors import BackendUnavailable
-from ...model import Trip
+from ...model import Trip, schedule_dates
 from ...occurrences import occurrences
 from .connection import Connection, chunks, error_reason
 from .mapping import master_document, tombstone_document, trips_to_documents
 
-__all__ = ["index_documents", "retire_occurrences", "retire_own", "OccurrenceDocs"]
+__all__ = ["index_documents", "row_chunks", "retire_occurrences", "retire_own", "OccurrenceDocs"]
+
+T = TypeVar("T")
 
 # A regular trip's occurrence documents: (key, document), in date order.
 OccurrenceDocs = list[tuple[str, bytes]]
@@ -55,6 +57,22 @@ def index_documents(trips: Sequence[Trip], sources: Sequence[bytes]) -> tuple[li
     flat_docs = iter(trips_to_documents(flat, [None] * len(flat)))
     docs = [searched[i] if t.schedule is None else master_document(t.id, sources[i]) for i, t in enumerate(trips)]
     return docs, [[(o.id, next(flat_docs)) for o in os] for os in made]
+
+
+def row_chunks(items: Sequence[T], trip_of: Callable[[T], Trip], rows: int) -> Iterator[list[T]]:
+    """Yield ``items`` in lists of at most ``rows`` index rows (a regular trip counts its master and its occurrences; one with more is a list of its own)."""
+    chunk: list[T] = []
+    size = 0
+    for item in items:
+        trip = trip_of(item)
+        n = 1 if trip.schedule is None else 1 + sum(1 for _ in schedule_dates(trip.schedule))
+        if chunk and size + n > rows:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(item)
+        size += n
+    if chunk:
+        yield chunk
 
 
 def retire_occurrences(connection: Connection, below: dict[str, int], inclusive: bool, wait_s: float = 0.0) -> int:

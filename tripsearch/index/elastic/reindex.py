@@ -21,11 +21,13 @@ from .anchors import anchor_places
 from .connection import ID_BATCH, Connection, Retryable, chunks, error_reason
 from .indices import Indices, index_generation, refresh_interval_setting
 from .mapping import MAPPING_VERSION, index_name, tombstone_document
-from .regular import OccurrenceDocs, index_documents
+from .regular import index_documents, row_chunks
 
 __all__ = ["run_reindex"]
 
 log = logging.getLogger("tripsearch")
+
+COPY_ROWS = 2000  # index rows built and written at a time (a regular trip's occurrences are rows)
 
 
 def run_reindex(
@@ -140,24 +142,26 @@ def _write_copies(connection: Connection, hits: list[dict[str, Any]], new: str) 
 
     A live occurrence is skipped: its master brings the occurrences of its version.
     """
-    live = [h for h in hits if not h["_source"].get("deleted") and "trip" in h["_source"]]
-    trips = [parse_trip(h["_source"]["trip"]) for h in live]
-    docs, occurrence_docs = index_documents(trips, [orjson.dumps(h["_source"]["trip"]) for h in live])
-    by_id = {h["_id"]: (doc, occurrence) for h, doc, occurrence in zip(live, docs, occurrence_docs)}
-    ops = []
-    occurrence: OccurrenceDocs
-    for h in hits:
-        source = h["_source"]
-        version = int(h["_version"])
-        if source.get("deleted"):
-            doc, occurrence = tombstone_document(h["_id"], source.get("trip_id")), []
-        elif h["_id"] in by_id:
-            doc, occurrence = by_id[h["_id"]]
-        else:
-            continue  # a live occurrence
-        # external_gte: the old index is the truth, and nothing else writes to the new one before the swap
-        ops += [({"index": {"_id": key, "version": version, "version_type": "external_gte"}}, d) for key, d in occurrence]
-        ops.append(({"index": {"_id": h["_id"], "version": version, "version_type": "external_gte"}}, doc))
+    # external_gte: the old index is the truth, and nothing else writes to the new one before the swap
+    ops = [
+        ({"index": {"_id": h["_id"], "version": int(h["_version"]), "version_type": "external_gte"}}, tombstone_document(h["_id"], h["_source"].get("trip_id")))
+        for h in hits
+        if h["_source"].get("deleted")
+    ]
+    live = [(h, parse_trip(h["_source"]["trip"])) for h in hits if not h["_source"].get("deleted") and "trip" in h["_source"]]
+    copied = 0
+    for batch in row_chunks(live, lambda pair: pair[1], COPY_ROWS):
+        docs, occurrence_docs = index_documents([t for _, t in batch], [orjson.dumps(h["_source"]["trip"]) for h, _ in batch])
+        for (h, _), doc, occurrence in zip(batch, docs, occurrence_docs):
+            version = int(h["_version"])
+            ops += [({"index": {"_id": key, "version": version, "version_type": "external_gte"}}, d) for key, d in occurrence]
+            ops.append(({"index": {"_id": h["_id"], "version": version, "version_type": "external_gte"}}, doc))
+        copied += _bulk_copies(connection, ops, new)
+        ops = []
+    return copied + (_bulk_copies(connection, ops, new) if ops else 0)
+
+
+def _bulk_copies(connection: Connection, ops: list[tuple[dict[str, Any], bytes]], new: str) -> int:
     items = connection.bulk(ops, "copy trips", index=new)
     refused = [i for i in items if i["status"] >= 300 and i["status"] != 409]
     if refused:

@@ -30,9 +30,9 @@ import orjson
 from ...backend import DeleteReport, ItemResult, ParsedUpserts, Refresh, TripInput, UpsertReport, delete_targets, parse_upserts
 from ...errors import BackendUnavailable
 from ...model import Trip, tombstone_version, trip_to_json
-from .connection import Connection, chunks, error_reason
+from .connection import Connection, error_reason
 from .mapping import tombstone_document
-from .regular import OccurrenceDocs, index_documents, retire_occurrences, retire_own
+from .regular import OccurrenceDocs, index_documents, retire_occurrences, retire_own, row_chunks
 
 __all__ = ["Writes"]
 
@@ -76,7 +76,8 @@ class Writes:
             settle.own.update(left.own)
 
         try:
-            for chunk in chunks(winners, BULK_MAX_TRIPS):
+            # a chunk holds BULK_MAX_TRIPS index rows at most: a regular trip's documents are built at once, a year of them for a daily trip
+            for chunk in row_chunks(winners, lambda w: w[1], BULK_MAX_TRIPS):
                 chunk_trips = [t for _, t, _ in chunk]
                 # what is stored is read while the documents are built (the read loads each stored source)
                 stored = self._reader().submit(self._connection.kinds, [t.id for t in chunk_trips])
