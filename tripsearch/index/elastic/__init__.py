@@ -9,6 +9,10 @@ reindex`` builds the next generation and swaps the alias (:meth:`ElasticBackend.
   version is the document version, so Elasticsearch itself keeps the highest
   one. A delete leaves a tombstone document at the trip's version
   (``external_gte``), so a late lower version cannot bring the trip back.
+- A regular trip is one search document per occurrence and a master
+  document holding the stored trip; a new version (or a delete) retires
+  the occurrences it no longer has with tombstones at its version
+  (:mod:`~tripsearch.index.elastic.regular`).
 - A search between two anchor places (cities of 100,000 inhabitants or
   more, radii up to 25 km) runs entirely in the shards: every trip holds
   its exact pickup, times and order at the anchors near its route, so one
@@ -38,6 +42,8 @@ The modules, one job each:
 - :mod:`~tripsearch.index.elastic.indices`: the alias, the template, the
   settings and the mapping version of the index behind it;
 - :mod:`~tripsearch.index.elastic.writes`: upserts and deletes;
+- :mod:`~tripsearch.index.elastic.regular`: regular trips' documents and
+  how a version replaces their occurrences;
 - :mod:`~tripsearch.index.elastic.search`: a search, from the compiled plan
   to the page of hits;
 - :mod:`~tripsearch.index.elastic.reindex`: the next generation of the
