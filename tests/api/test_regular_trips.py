@@ -13,8 +13,10 @@ import pytest
 import api.occurrence_seats
 import tripsearch
 from tripsearch.backend import ItemResult, UpsertReport
+from tripsearch.client import AsyncTripSearchClient, OccurrenceNotFound, TripSearchClient
+from tripsearch.errors import InvalidTrip, NotFound
 
-from .conftest import InProcess
+from .conftest import InProcess, Server
 from .support import make_regular_trip, make_token, make_trip, north_query
 
 AUTH = {"Authorization": f"Bearer {make_token()}"}
@@ -160,3 +162,32 @@ async def test_concurrent_writes_that_keep_winning_get_a_409(in_process: InProce
         assert response.status_code == 409 and response.json()["code"] == "conflict" and "retry" in response.json()["detail"]
         assert engines[0].writes == api.occurrence_seats.ATTEMPTS
 
+
+
+@pytest.mark.anyio
+async def test_the_clients_read_occurrences_and_set_an_occurrences_seats(api: Server) -> None:
+    trip_id = _id()
+    token = make_token()
+    with TripSearchClient(api.url, token=token) as client:
+        client.upsert(make_regular_trip(trip_id), refresh="wait_for")
+        query = {**north_query(dt.date(2027, 1, 5)), "facets": []}
+        (hit,) = [h for h in client.search(query).trips if h.id == trip_id]
+        assert hit.occurrence == "2027-01-05" and hit.trip["seats_available"] == 3 and hit.to_dict()["occurrence"] == "2027-01-05"
+        doc = client.set_occurrence_seats(trip_id, dt.date(2027, 1, 5), 2, refresh="wait_for")
+        assert (doc["occurrence"], doc["seats_available"], doc["version"]) == ("2027-01-05", 2, 2)
+        assert [h.trip["seats_available"] for h in client.search(query).trips if h.id == trip_id] == [2]
+        with pytest.raises(OccurrenceNotFound) as missing:
+            client.set_occurrence_seats(trip_id, "2027-01-10", 1)
+        assert missing.value.date == "2027-01-10" and "does not run on 2027-01-10" in str(missing.value)
+        with pytest.raises(NotFound):
+            client.set_occurrence_seats(_id(), "2027-01-05", 1)
+        with pytest.raises(InvalidTrip) as bad:
+            client.set_occurrence_seats(trip_id, "2027-01-05", 9)
+        assert bad.value.field == "seats_available"
+    async with AsyncTripSearchClient(api.url, token=token) as aclient:
+        doc = await aclient.set_occurrence_seats(trip_id, "2027-01-06", 0, refresh=True)
+        assert (doc["occurrence"], doc["seats_available"], doc["version"]) == ("2027-01-06", 0, 3)
+        hits = (await aclient.search({**north_query(dt.date(2027, 1, 6)), "facets": []})).trips
+        assert trip_id not in [h.id for h in hits]  # no seat left that day
+        with pytest.raises(OccurrenceNotFound):
+            await aclient.set_occurrence_seats(trip_id, "2027-07-05", 1)
