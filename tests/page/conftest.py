@@ -40,6 +40,18 @@ READY_TIMEOUT_S = 90.0
 PAGE_SIZE = 2  # small, so the few trips of one day of the fixtures still need "More results"
 
 
+# A regular trip beside the fixtures: Mon-Fri 07:45 and Sat 09:00, with a skipped date, a moved one and one with fewer seats.
+REGULAR_TRIP: dict[str, Any] = {
+    "id": "daily-akureyri", "version": 1, "departure_time": "2027-01-04T07:45:00+01:00",
+    "stops": [{"name": "Akureyri", "lat": 65.6835, "lon": -18.0878, "time": "2027-01-04T07:45:00+01:00"},
+              {"name": "Husavik", "lat": 66.0449, "lon": -17.3389, "time": "2027-01-04T09:00:00+01:00"}],
+    "seats_total": 3, "seats_available": 3, "price": {"amount": 6.5, "currency": "EUR"}, "driver": {"id": "d-regular", "rating": 4.7},
+    "schedule": {"timezone": "Europe/Paris", "valid_from": "2027-01-04", "valid_to": "2027-06-30",
+                 "times": {"MON": "07:45", "TUE": "07:45", "WED": "07:45", "THU": "07:45", "FRI": "07:45", "SAT": "09:00"},
+                 "exceptions": [{"date": "2027-01-08", "skip": True}, {"date": "2027-01-11", "time": "08:15"}, {"date": "2027-01-12", "seats_available": 1}]},
+}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Place:
     name: str
@@ -82,6 +94,7 @@ def page_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     engine = tripsearch.open(path, refresh_interval=0)
     try:
         assert engine.upsert(FIXTURE.read_bytes().splitlines(), refresh=True).stored == 1000
+        assert engine.upsert([REGULAR_TRIP], refresh=True).stored == 1  # in Iceland, far from the fixtures' trips
         engine.snapshot()  # type: ignore[attr-defined]
     finally:
         engine.close()
