@@ -25,7 +25,7 @@ from tripsearch.occurrences import occurrences, split_key
 
 from .conftest import Server
 from .support import make_token
-from .test_standard import PREFIX, REGULAR, check_answer, spec  # noqa: F401  # spec is a fixture
+from .test_standard import PREFIX, REGULAR, check_answer, check_journey, expected_journeys, journey_id, spec  # noqa: F401  # spec is a fixture
 
 AUTH = {"Authorization": f"Bearer {make_token()}"}
 TOWNS = {"torshavn": (62.0107, -6.7741), "klaksvik": (62.2266, -6.5890), "runavik": (62.1086, -6.7222), "vagur": (61.4733, -6.8097)}
@@ -185,6 +185,25 @@ def test_each_occurrence_is_a_driver_journey_with_its_own_id(http: httpx.Client,
         journey = next(j for j in journeys if j["id"] == f"{trip_id}/{date}")
         assert journey["passengerPickupDate"] == int(occurrence.departure_time.timestamp())
         assert journey["availableSeats"] == occurrence.seats_available and f"date={occurrence.departure_time.date()}" in journey["webUrl"]
+
+
+def test_random_journey_searches_answer_what_v1_search_gives_with_occurrences(api: Server, http: httpx.Client, faroe: list[dict[str, Any]], spec: dict[str, Any]) -> None:  # noqa: F811
+    rng = np.random.default_rng(23)
+    seen = 0
+    for _ in range(30):
+        doc = faroe[int(rng.integers(len(faroe) - 1))]
+        made = occurrences(parse_trip(doc))
+        at = made[int(rng.integers(len(made)))].departure_time + dt.timedelta(seconds=int(rng.integers(-7200, 7200)))
+        first, last = doc["stops"][0], doc["stops"][-1]
+        params: dict[str, Any] = {"departureLat": first["lat"], "departureLng": first["lon"], "arrivalLat": last["lat"], "arrivalLng": last["lon"], "departureDate": int(at.timestamp())}
+        params["timeDelta"] = [900, 3600, 7200, 86400][int(rng.integers(4))]
+        journeys = check_answer(spec, "/driver_journeys", http.get(f"{PREFIX}/driver_journeys", params=params))
+        expected = expected_journeys(http, params)
+        assert [j["id"] for j in journeys] == [journey_id(h) for h in expected], params
+        for journey, hit in zip(journeys, expected):
+            check_journey(journey, hit, api.url)
+        seen += sum("/" in j["id"] for j in journeys)
+    assert seen >= 20
 
 
 def test_without_dates_the_coming_four_weeks(http: httpx.Client, faroe: list[dict[str, Any]], spec: dict[str, Any]) -> None:  # noqa: F811
