@@ -9,7 +9,11 @@ naming the parameter and the reason.
 ``TRIPSEARCH_STANDARD_TIMEZONE``) as a local date and time, and a journey
 matches when its pickup, in its own local time, is within ``timeDelta`` of
 it: the engine matches on trips' local times. :func:`journey_queries` is the
-one place that turns the standard's window into engine queries.
+one place that turns the standard's window into engine queries;
+:func:`regular_trip_queries` does the same for ``departureTimeOfDay`` between
+``minDepartureDate`` and ``maxDepartureDate`` (:func:`regular_trip_window`
+gives their defaults). A regular trip's occurrences are hits like any trip's,
+told apart by :func:`hit_key`.
 
 >>> search = JourneySearch((48.8566, 2.3522), (45.764, 4.8357), departure_date=1797289200, time_delta=1800)  # 2026-12-15 00:00 in Paris
 >>> [(q["date"], q["time_from"], q["time_to"]) for q in journey_queries(search, ZoneInfo("Europe/Paris"))]
