@@ -223,3 +223,64 @@ def vary_time(q: dict[str, Any], rng: np.random.Generator, near: int | None = No
         if rng.random() < 0.5:
             q["sort"] = "time_distance"
     return q
+
+
+# Daylight-saving changes of 2026-2027: Europe on 2026-10-25 and 2027-03-28, the United States on 2026-11-01 and 2027-03-14.
+DST_CHANGES = [dt.date(2026, 10, 25), dt.date(2026, 11, 1), dt.date(2027, 3, 14), dt.date(2027, 3, 28)]
+REGULAR_ZONES = ["Europe/Paris", "America/New_York", "Europe/London", "Australia/Lord_Howe", "Asia/Kolkata"]
+
+
+def regular_trips(region: str, n: int, seed: int) -> list[dict[str, Any]]:
+    """Return ``n`` random regular trips around a region, each running a few weeks around a daylight-saving change.
+
+    Weekday times include the hours a change skips or repeats (02:30) and
+    the edges of the day; exceptions skip dates, move them (also onto
+    weekdays without a time) or change their seats. The stops' times carry
+    an arbitrary date: only the times between stops count.
+    """
+    rng = np.random.default_rng(seed)
+    center = REGIONS[region]
+    trips = []
+    for i in range(n):
+        route = random_route(rng, center, 60.0)
+        inner = sorted(rng.choice(np.arange(1, len(route) - 1), size=min(int(rng.integers(0, 3)), len(route) - 2), replace=False).tolist())
+        zone = str(rng.choice(REGULAR_ZONES))
+        template = int(dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc).timestamp()) + int(rng.integers(0, 86400)) // 60 * 60
+        doc = make_trip(f"reg-{region}-{seed}-{i}", route, [0, *inner, len(route) - 1], template, int(rng.choice(OFFSETS_MIN)), rng, with_route=bool(rng.random() < 0.9), speeds_kmh=float(rng.uniform(15, 110)))
+        change = DST_CHANGES[int(rng.integers(0, len(DST_CHANGES)))]
+        first = change - dt.timedelta(days=int(rng.integers(0, 15)))
+        last = change + dt.timedelta(days=int(rng.integers(0, 15)))
+        def some_time() -> str:  # noqa: E306
+            pick = rng.random()
+            if pick < 0.2:
+                return str(rng.choice(["02:30", "01:30", "00:00", "23:59", "03:00", "02:00"]))
+            minute = int(rng.integers(0, 24 * 60))
+            return f"{minute // 60:02d}:{minute % 60:02d}" + (f":{int(rng.integers(0, 60)):02d}" if rng.random() < 0.1 else "")
+        days = rng.choice(WEEKDAY_NAMES, size=int(rng.integers(1, 8)), replace=False).tolist()
+        same = some_time()
+        times = {d: (same if rng.random() < 0.7 else some_time()) for d in days}
+        span = (last - first).days + 1
+        exceptions = []
+        for k in sorted(set(rng.integers(0, span, size=int(rng.integers(0, 5))).tolist())):
+            date = first + dt.timedelta(days=k)
+            runs = WEEKDAY_NAMES[date.weekday()] in times
+            kind = rng.random()
+            if kind < 0.4:
+                exceptions.append({"date": str(date), "skip": True})
+            elif kind < 0.7 or not runs:
+                exc = {"date": str(date), "time": some_time()}
+                if rng.random() < 0.3:
+                    exc["seats_available"] = int(rng.integers(0, doc["seats_total"] + 1))
+                exceptions.append(exc)
+            else:
+                exceptions.append({"date": str(date), "seats_available": int(rng.integers(0, doc["seats_total"] + 1))})
+        runs_on = [first + dt.timedelta(days=k) for k in range(span) if WEEKDAY_NAMES[(first + dt.timedelta(days=k)).weekday()] in times]
+        skipped = {dt.date.fromisoformat(e["date"]) for e in exceptions if e.get("skip")}
+        if not any("time" in e for e in exceptions) and skipped >= set(runs_on):
+            exceptions = [{"date": str(first), "time": some_time()}]  # a schedule must run on some date
+        doc["schedule"] = {"timezone": zone, "valid_from": str(first), "valid_to": str(last), "times": times, "exceptions": exceptions}
+        trips.append(doc)
+    return trips
+
+
+WEEKDAY_NAMES = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"]

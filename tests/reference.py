@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import zoneinfo
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +110,60 @@ def make_ref(doc: dict[str, Any]) -> RefTrip:
     return ref
 
 
+WEEKDAYS = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"]
+
+
+def occurrence_docs(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """A regular trip's occurrences as punctual trip documents, id ``trip id + "\\x1f" + date``; ``[doc]`` for a punctual trip.
+
+    On each date from valid_from to valid_to: the weekday's time, unless an
+    exception skips the date or gives another time (which may add a date);
+    the departure is that wall-clock time in the schedule's zone (a time a
+    spring change skips is read with the offset before it, a repeated one is
+    the first); every stop follows as long after as in the document; an
+    exception may set the date's seats_available.
+    """
+    schedule = doc.get("schedule")
+    if schedule is None:
+        return [doc]
+    zone = zoneinfo.ZoneInfo(schedule["timezone"])
+    exceptions = {e["date"]: e for e in schedule.get("exceptions", [])}
+    first = dt.datetime.fromisoformat(doc["stops"][0]["time"])
+    after = [dt.datetime.fromisoformat(s["time"]) - first for s in doc["stops"]]
+    out = []
+    day = dt.date.fromisoformat(schedule["valid_from"])
+    while day <= dt.date.fromisoformat(schedule["valid_to"]):
+        exc = exceptions.get(day.isoformat(), {})
+        time = exc.get("time") or schedule["times"].get(WEEKDAYS[day.weekday()])
+        if time is not None and not exc.get("skip", False):
+            hms = [int(x) for x in time.split(":")] + [0]
+            wall = dt.datetime(day.year, day.month, day.day, hms[0], hms[1], hms[2])
+            # fold=0: the first of a repeated time; for a skipped time, the offset before the change
+            departure = wall.replace(tzinfo=zone).astimezone(dt.timezone.utc)
+            occ = dict(doc, id=f"{doc['id']}\x1f{day.isoformat()}")
+            del occ["schedule"]
+            occ["stops"] = [dict(s, time=(departure + a).astimezone(zone).isoformat()) for s, a in zip(doc["stops"], after)]
+            occ["departure_time"] = occ["stops"][0]["time"]
+            if exc.get("seats_available") is not None:
+                occ["seats_available"] = exc["seats_available"]
+            out.append(occ)
+        day += dt.timedelta(days=1)
+    return out
+
+
+def make_refs(doc: dict[str, Any]) -> list[RefTrip]:
+    """The reference trips of a stored document: itself, or a regular trip's occurrences (sharing one route, see :func:`search`)."""
+    refs: list[RefTrip] = []
+    for occ in occurrence_docs(doc):
+        if not refs:
+            refs.append(make_ref(occ))
+            continue
+        dep = dt.datetime.fromisoformat(occ["departure_time"])
+        first = refs[0]
+        refs.append(RefTrip(occ, first.pts, first.cum, first.stop_along, [int(dt.datetime.fromisoformat(s["time"]).timestamp()) for s in occ["stops"]], int(dep.utcoffset().total_seconds())))
+    return refs
+
+
 def time_at(ref: RefTrip, p: float) -> int:
     s, t = ref.stop_along, ref.stop_time
     i = max(k for k in range(len(s)) if s[k] <= p) if s[0] <= p else 0
@@ -162,15 +217,23 @@ def query_days(q: dict[str, Any]) -> tuple[int, int]:
     return day_of(q.get("date_from", q.get("date"))), day_of(q.get("date_to", q.get("date")))
 
 
-def evaluate(ref: RefTrip, q: dict[str, Any]) -> RefHit | None:
-    """Every rule but the date, time and attribute filters as booleans; None when the geometry fails."""
+def evaluate(ref: RefTrip, q: dict[str, Any], seen: dict[tuple[int, bool], tuple[float, float, tuple]] | None = None) -> RefHit | None:
+    """Every rule but the date, time and attribute filters as booleans; None when the geometry fails.
+
+    ``seen`` keeps the closest points of routes already measured for this
+    query: a regular trip's occurrences share one route.
+    """
     doc = ref.doc
     if doc["status"] != "published":
         return None
     x = unit(*q["from"])
     y = unit(*q["to"])
-    pd, pa, pp = closest(ref, x, last=False)
-    dd, da, dp = closest(ref, y, last=True)
+    seen = {} if seen is None else seen
+    if (id(ref.pts), False) not in seen:
+        seen[(id(ref.pts), False)] = closest(ref, x, last=False)
+        seen[(id(ref.pts), True)] = closest(ref, y, last=True)
+    pd, pa, pp = seen[(id(ref.pts), False)]
+    dd, da, dp = seen[(id(ref.pts), True)]
     if pd > q.get("from_radius_km", 10.0) or dd > q.get("to_radius_km", 10.0) or not pa < da:
         return None
     t = time_at(ref, pa)
@@ -205,7 +268,8 @@ def evaluate(ref: RefTrip, q: dict[str, Any]) -> RefHit | None:
 
 def search(refs: list[RefTrip], q: dict[str, Any]) -> tuple[list[RefHit], list[RefHit]]:
     """Return (all matches in order, every geometric match with its filter booleans)."""
-    evaluated = [h for h in (evaluate(r, q) for r in refs) if h is not None]
+    seen: dict[tuple[int, bool], tuple[float, float, tuple]] = {}
+    evaluated = [h for h in (evaluate(r, q, seen) for r in refs) if h is not None]
     hits = [h for h in evaluated if all(h.passes.values())]
     hits.sort(key=lambda h: h.key(q.get("sort", "relevance")))
     return hits, evaluated

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from tests import reference
-from tests.geometry import REGIONS, dst_trips, random_queries, random_trips, time_queries
+from tests.geometry import REGIONS, dst_trips, random_queries, random_trips, regular_trips, time_queries
 
 QUERIES_PER_REGION = 400
 TIME_QUERIES = 200  # per data set and backend: 500 each ran exact too; 200 keeps the CI time down
+REGULAR_QUERIES = 600  # per kind of query and backend: with regular trips, across daylight-saving changes and exception dates
 
 
 def latest_versions(trips: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -72,15 +73,31 @@ def test_engine_equals_brute_force_around_a_time(make_engine, trips: str) -> Non
     assert matched_queries > TIME_QUERIES * 0.1
 
 
+@pytest.mark.parametrize("queries", ["days", "around_a_time"])
+def test_engine_equals_brute_force_with_regular_trips(make_engine, queries: str) -> None:
+    """Regular trips among punctual ones: every occurrence a result of its own, across daylight-saving changes and exception dates."""
+    data = random_trips("europe", 60, seed=8) + regular_trips("europe", 60, seed=9)
+    engine = make_engine(data)
+    occurrences = [occ for t in latest_versions(data) for occ in reference.occurrence_docs(t)]
+    made = random_queries(occurrences, REGULAR_QUERIES, seed=12) if queries == "days" else time_queries(occurrences, REGULAR_QUERIES, seed=13)
+    matched_queries = check_against_reference(engine, data, made)
+    assert matched_queries > REGULAR_QUERIES * 0.1
+
+
+def hit_key(hit) -> str:
+    """The index key of a hit: its trip id, and a regular trip's occurrence date."""
+    return hit.id if hit.occurrence is None else f"{hit.id}\x1f{hit.occurrence}"
+
+
 def check_against_reference(engine, trips: list[dict[str, Any]], queries: list[dict[str, Any]]) -> int:
     """Assert the engine answers every query as the reference does (results, totals, pages, facets); return how many matched something."""
-    refs = [reference.make_ref(engine.get(t["id"])) for t in latest_versions(trips)]
+    refs = [ref for t in latest_versions(trips) for ref in reference.make_refs(engine.get(t["id"]))]
     matched_queries = 0
     for q in queries:
         expected, evaluated = reference.search(refs, q)
         result = engine.search(q)
         assert result.total == len(expected), q
-        got = [h.id for h in result.trips]
+        got = [hit_key(h) for h in result.trips]
         assert got == [h.id for h in expected[: q["limit"]]], q
         for hit, ref in zip(result.trips, expected):
             assert math.isclose(hit.pickup.distance_km, ref.pickup_km, abs_tol=1e-3)
@@ -89,5 +106,5 @@ def check_against_reference(engine, trips: list[dict[str, Any]], queries: list[d
         matched_queries += bool(expected)
         if len(expected) > q["limit"]:
             hits, total = all_pages(engine, q)
-            assert [h.id for h in hits] == [h.id for h in expected]
+            assert [hit_key(h) for h in hits] == [h.id for h in expected]
     return matched_queries

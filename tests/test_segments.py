@@ -24,9 +24,10 @@ import tripsearch
 from tripsearch.data.fixtures import generate_trips
 from tripsearch.capacity.workload import build_workload
 
-from .geometry import REGIONS, random_queries, random_trips
+from . import reference
+from .geometry import REGIONS, random_queries, random_trips, regular_trips
 from .test_engine import QUERY, paris_lyon
-from .test_reference import engine_facets
+from .test_reference import check_against_reference, engine_facets, latest_versions
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +38,7 @@ def full_result(engine: tripsearch.Backend, q: dict[str, Any]) -> list[Any]:
     cursor = None
     for _ in range(100):
         page = engine.search({**q, "facets": "all", **({"cursor": cursor} if cursor else {})})
-        pages.append(([h.id for h in page.trips], [h.sort for h in page.trips], page.total, engine_facets(page), page.next_cursor))
+        pages.append(([(h.id, h.occurrence) for h in page.trips], [h.sort for h in page.trips], page.total, engine_facets(page), page.next_cursor))
         cursor = page.next_cursor
         if cursor is None:
             return pages
@@ -47,20 +48,25 @@ def full_result(engine: tripsearch.Backend, q: dict[str, Any]) -> list[Any]:
 def test_every_result_is_the_same_before_and_after_a_merge(tmp_path: Path) -> None:
     """Thousands of random queries: same ids, order, totals, facets and cursors from segment + delta, after the merge, and in a new process."""
     trips = [t for region in sorted(REGIONS) for t in random_trips(region, 150, seed=zlib.crc32(region.encode()) % 1000)]
+    regular = regular_trips("europe", 80, seed=4)  # a regular trip is a row per occurrence: a new version replaces them all
     rng = np.random.default_rng(3)
     data = tmp_path / "data"
     engine = tripsearch.open(data, refresh_interval=0, merge_min_rows=10**9)
-    engine.upsert(trips, refresh=True)
+    engine.upsert(trips + regular, refresh=True)
     engine.snapshot()  # type: ignore[attr-defined]
-    # the delta: new versions of a third of the trips (moved in time or price), new trips, deletes
+    # the delta: new versions of a third of the trips (moved in time or price; regular trips' schedules cut to a week), new trips, deletes
     changed = [dict(t, version=t["version"] + 1, price={"amount": float(rng.integers(5, 60)), "currency": t["price"]["currency"]}) for t in trips if rng.random() < 0.33]
-    fresh = [dict(t, id=f"new-{t['id']}") for t in trips if rng.random() < 0.1]
-    engine.upsert(changed + fresh, refresh=True)
-    engine.delete([t["id"] for t in trips if rng.random() < 0.05], refresh=True)
+    shrunk = [dict(t, version=t["version"] + 1, schedule=dict(t["schedule"], valid_to=str(dt.date.fromisoformat(t["schedule"]["valid_from"]) + dt.timedelta(days=6)), exceptions=[])) for t in regular if rng.random() < 0.33]
+    fresh = [dict(t, id=f"new-{t['id']}") for t in trips + regular if rng.random() < 0.1]
+    engine.upsert(changed + shrunk + fresh, refresh=True)
+    deleted = {t["id"] for t in trips + regular if rng.random() < 0.05}
+    engine.delete(sorted(deleted), refresh=True)
     stats = engine.stats()
     assert stats["segment"] and stats["delta_rows"] > 100
-    queries = random_queries(trips, 2000, seed=11)
+    queries = random_queries(trips, 2000, seed=11) + random_queries([o for t in regular for o in reference.occurrence_docs(t)], 300, seed=12)
     before = [full_result(engine, q) for q in queries]
+    live = [t for t in latest_versions(trips + regular + changed + shrunk + fresh) if t["id"] not in deleted]
+    check_against_reference(engine, live, queries[2000:2100])  # the old occurrences of a replaced regular trip are gone from the segment
     assert sum(r[0][2] > 0 for r in before) > len(queries) * 0.15, "most queries match nothing: the test would prove little"
     assert sum(len(r) > 1 for r in before) > 10, "no query has a second page"
     engine.snapshot()  # type: ignore[attr-defined]

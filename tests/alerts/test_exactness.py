@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from tests import reference
-from tests.geometry import random_queries, random_trips
+from tests.geometry import random_queries, random_trips, regular_trips
 from tripsearch.alerts import AlertStore
 from tripsearch.backend import Backend
 
@@ -60,7 +60,7 @@ def alert_days(alert: dict[str, Any]) -> list[str]:
 
 
 def searched_pairs(engine: Backend, alerts: dict[str, dict[str, Any]]) -> dict[tuple[str, str], Any]:
-    """Return every (alert id, trip id) that a search of one of the alert's days returns, with the hit."""
+    """Return every (alert id, trip id) that a search of one of the alert's days returns, with the hit (a regular trip's first occurrence)."""
     found: dict[tuple[str, str], Any] = {}
     for alert_id, alert in alerts.items():
         fields = {k: v for k, v in alert.items() if k in ALERT_FIELDS}
@@ -69,8 +69,10 @@ def searched_pairs(engine: Backend, alerts: dict[str, dict[str, Any]]) -> dict[t
             while True:
                 page = engine.search({**fields, "date": day, "facets": [], "limit": 100, **({"cursor": cursor} if cursor else {})})
                 for hit in page.trips:
-                    assert (alert_id, hit.id) not in found, "a trip picks up on one local day only"
-                    found[(alert_id, hit.id)] = hit
+                    seen = found.get((alert_id, hit.id))
+                    assert seen is None or hit.occurrence is not None, "a punctual trip picks up on one local day only"
+                    if seen is None or hit.occurrence < seen.occurrence:
+                        found[(alert_id, hit.id)] = hit
                 cursor = page.next_cursor
                 if cursor is None:
                     break
@@ -79,8 +81,8 @@ def searched_pairs(engine: Backend, alerts: dict[str, dict[str, Any]]) -> dict[t
 
 def reference_pairs(engine: Backend, alerts: dict[str, dict[str, Any]], live: set[str]) -> set[tuple[str, str]]:
     """Return every (alert id, trip id) that the brute-force reference matches."""
-    refs = [reference.make_ref(engine.get(tid)) for tid in sorted(live)]
-    return {(alert_id, ref.doc["id"]) for alert_id, alert in alerts.items() for ref in refs if reference.alert_day(ref, alert) is not None}
+    refs = [ref for tid in sorted(live) for ref in reference.make_refs(engine.get(tid))]
+    return {(alert_id, ref.doc["id"].split("\x1f")[0]) for alert_id, alert in alerts.items() for ref in refs if reference.alert_day(ref, alert) is not None}
 
 
 def moved(trip: dict[str, Any], donor: dict[str, Any], version: int) -> dict[str, Any]:
@@ -180,3 +182,48 @@ def test_alerts_match_exactly_what_search_returns(make_engine: Callable[..., Bac
     sample = dict(list(alerts.items())[:REFERENCE_SAMPLE])
     assert {p for p in before if p[0] in sample} == reference_pairs(engine, sample, live)
     assert writes >= 1.5 * n_trips and len(before) >= n_alerts // 10, f"{writes} writes made {len(before)} matches: the test proves too little"
+
+
+REGULAR_SIZES = {"embedded": (600, 80), "elasticsearch": (150, 40)}  # (alerts, regular trips)
+
+
+def test_alerts_of_regular_trips_match_what_search_returns(make_engine: Callable[..., Backend], tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """A regular trip matches an alert when one of its occurrences does; the match tells the first; a new schedule matches anew."""
+    n_alerts, n_trips = REGULAR_SIZES[request.node.callspec.params["make_engine"]]
+    trips = regular_trips("europe", n_trips, seed=21) + random_trips("europe", n_trips // 2, seed=22)
+    occurrences = [o for t in trips for o in reference.occurrence_docs(t)]
+    rng = np.random.default_rng(23)
+    store = AlertStore(tmp_path / "alerts.sqlite", max_per_owner=10**6, clock=lambda: dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc).timestamp())
+    engine = make_engine(alerts=store)
+    fields = random_alerts(occurrences, n_alerts, 24)
+    alerts = dict(zip(store.import_alerts((f"owner-{i % 5}", f) for i, f in enumerate(fields)), fields))
+    week = lambda t: str(dt.date.fromisoformat(t["schedule"]["valid_from"]) + dt.timedelta(days=6))  # noqa: E731
+    later = lambda times: {d: f"{(int(v[:2]) + 1) % 24:02d}{v[2:]}" for d, v in times.items()}  # noqa: E731
+    rounds = [
+        (trips, []),
+        (
+            [dict(t, version=t["version"] + 1, schedule=dict(t["schedule"], valid_to=week(t), exceptions=[])) for t in trips[: n_trips // 3]]
+            + [dict(t, version=t["version"] + 1, schedule=dict(t["schedule"], times=later(t["schedule"]["times"]))) for t in trips[n_trips // 3 : n_trips // 2]]
+            + [dict(t, version=t["version"] + 1, status="cancelled") for t in trips[n_trips // 2 : n_trips * 2 // 3]],
+            [t["id"] for t in trips[n_trips * 2 // 3 : n_trips * 3 // 4]],
+        ),
+    ]
+    before: set[tuple[str, str]] = set()
+    live: set[str] = set()
+    for upserts, deletes in rounds:
+        assert engine.upsert(upserts, refresh=True).rejected == 0
+        if deletes:
+            engine.delete(deletes, refresh=True)
+        live = (live | {t["id"] for t in upserts}) - set(deletes)
+        expected = searched_pairs(engine, alerts)
+        now = store.matched_pairs()
+        assert now == set(expected), (sorted(now - set(expected))[:5], sorted(set(expected) - now)[:5])
+        for event in (e for tid in sorted({t["id"] for t in upserts}) for e in store.trip_events(tid)):
+            pair = (event.alert_id, event.trip_id)
+            if event.kind == "match" and pair in now - before:
+                hit = expected[pair]
+                assert event.body.get("occurrence") == hit.occurrence and event.body["pickup"] == hit.pickup.to_dict()
+        before = now
+    assert sum(1 for _, tid in before if tid.startswith("reg-")) >= n_alerts // 20, "few regular trips match: the test proves little"
+    sample = dict(list(alerts.items())[:REFERENCE_SAMPLE])
+    assert {p for p in before if p[0] in sample} == reference_pairs(engine, sample, live)

@@ -8,6 +8,10 @@ search's date: the alert matches when the trip passes every rule but the
 date and its pickup's local day is in the alert's range. That day's search
 with the alert's fields returns the trip, and no other day's does (the
 pickup falls on one local day).
+
+A regular trip is matched as its occurrences (:mod:`tripsearch.occurrences`):
+it matches an alert when one of them does, and the match tells the first
+such occurrence (its ``occurrence`` date, pickup and dropoff).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 
 from ..core.columns import TripColumns
 from ..model import Trip
+from ..occurrences import index_trips, split_key, trip_id_of
 from .store import AlertStore, TripOutcome
 
 __all__ = ["match_trips"]
@@ -27,9 +32,34 @@ def match_trips(store: AlertStore, trips: Sequence[Trip], routes: Sequence[np.nd
     """Return, for each trip, the alerts of ``store`` it matches now and what each match event says."""
     if not trips:
         return []
-    cols = TripColumns.from_trips(trips, routes)
-    found = store.index().match(cols, np.arange(len(trips), dtype=np.int64), store.clock())
+    rows, row_routes = index_trips(trips, routes)
+    owner = _owners(trips, rows)
+    cols = TripColumns.from_trips(rows, row_routes)
+    found = store.index().match(cols, np.arange(len(rows), dtype=np.int64), store.clock())
     matches: list[dict[str, dict[str, Any]]] = [{} for _ in trips]
+    first_row: dict[tuple[int, str], int] = {}
     for row, alert_id, body in zip(found.rows, found.alert_ids, found.bodies):
-        matches[row][alert_id] = body
+        pos = int(owner[row])
+        if first_row.setdefault((pos, alert_id), row) < row:
+            continue  # an earlier occurrence of the regular trip matched this alert
+        first_row[(pos, alert_id)] = row
+        date = split_key(cols.ids[row])[1]
+        matches[pos][alert_id] = body if date is None else {**body, "occurrence": date}
     return [TripOutcome(trip.id, trip.version, trip.status, m) for trip, m in zip(trips, matches)]
+
+
+def _owners(trips: Sequence[Trip], rows: Sequence[Trip]) -> list[int]:
+    """Return the position in ``trips`` of each row of :func:`index_trips` (a regular trip's occurrences follow one another)."""
+    if rows is trips:
+        return list(range(len(trips)))
+    owner: list[int] = []
+    at = 0
+    for pos, trip in enumerate(trips):
+        count = 1
+        if trip.schedule is not None:
+            count = 0
+            while at + count < len(rows) and trip_id_of(rows[at + count].id) == trip.id:
+                count += 1
+        owner.extend([pos] * count)
+        at += count
+    return owner

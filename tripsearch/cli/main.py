@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--popularity", choices=("network", "gravity"), default="network",
                    help="network: big city pairs carry many trips (Paris-Lyon ~260 a day at 10M trips over 30 days); gravity: the older model, short hops dominate (default: %(default)s)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes generating chunks of 2,500 trips; the output does not depend on it (default: %(default)s, the CPUs)")
+    p.add_argument("--regular", type=int, default=0, metavar="N",
+                   help="also N regular trips of commuters (a town to a city 12-60 km away, weekday mornings over --days), after the others (default: %(default)s)")
 
     p = sub.add_parser("index", help="load trips from an NDJSON file (or - for stdin)")
     p.add_argument("file", help="NDJSON file, one trip per line, or - for standard input")
@@ -236,13 +238,16 @@ def _lines(source: BinaryIO) -> Iterator[bytes]:
 
 
 def cmd_fixtures(args: argparse.Namespace) -> int:
-    from ..data.fixtures import generate_ndjson
+    from ..data.fixtures import commuter_trips, generate_ndjson, write_ndjson
 
-    if args.trips < 0 or args.days < 1 or args.seed < 0 or args.jobs < 1:
-        raise _UsageError("--trips and --seed must be >= 0, --days and --jobs >= 1")
+    if args.trips < 0 or args.days < 1 or args.seed < 0 or args.jobs < 1 or args.regular < 0:
+        raise _UsageError("--trips, --regular and --seed must be >= 0, --days and --jobs >= 1")
+    if args.regular and args.days > 366:
+        raise _UsageError("--days must be at most 366 with --regular (a schedule lasts at most a year)")
     out = sys.stdout.buffer
     for chunk in generate_ndjson(args.trips, args.seed, args.start_date, args.days, popularity=args.popularity, jobs=args.jobs):
         out.write(chunk)
+    write_ndjson(commuter_trips(args.regular, args.seed, args.start_date, args.days), out)
     out.flush()
     return 0
 
