@@ -243,9 +243,9 @@ class Schedule(BaseModel):
 class Trip(BaseModel):
     """A trip document, stored as given. In ``PUT /v1/trips/{trip_id}`` the ``id`` may be left out; if given it must be the path's.
 
-    With a `schedule` it is a regular trip: its stops' times give the
-    durations from the first stop (and the first date's times), the schedule
-    gives the dates and departure times; search finds its occurrences.
+    With a `schedule` it is a regular trip: its stops' times give only the
+    durations from the first stop (their date does not matter), the schedule
+    gives the dates and local departure times; search finds its occurrences.
     """
 
     model_config = ConfigDict(extra="forbid")
