@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from typing import Any
+from typing import Any, Callable, TypeVar
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
@@ -31,7 +31,17 @@ from ..deps import EngineDep, SettingsDep
 from ..problems import PROBLEM_JSON, Problem
 from ..responses import json_response
 from .standard_responses import driver_journey, driver_regular_trip, operator_name, web_url_base
-from .standard_search import JOURNEY_PARAMETERS, REGULAR_TRIP_PARAMETERS, find_driver_journeys, find_driver_regular_trips, parse_journey_search, parse_regular_trip_search
+from ..settings import Settings
+from .standard_search import (
+    JOURNEY_PARAMETERS,
+    REGULAR_TRIP_PARAMETERS,
+    JourneySearch,
+    RegularTripSearch,
+    find_driver_journeys,
+    find_driver_regular_trips,
+    parse_journey_search,
+    parse_regular_trip_search,
+)
 
 __all__ = ["router", "PREFIX", "API_KEY_HEADER"]
 
@@ -76,6 +86,7 @@ async def require_api_key(request: Request, settings: SettingsDep) -> None:
 
 
 router = APIRouter(prefix=PREFIX, tags=["standard covoiturage"])
+T = TypeVar("T")
 searches = APIRouter(dependencies=[Depends(require_api_key)])
 
 
@@ -98,14 +109,8 @@ async def driver_journeys(request: Request, engine: EngineDep, settings: Setting
     occurrence is a journey of its own, whose `id` is `trip-id/YYYY-MM-DD`.
     """
     search = parse_journey_search(request.query_params)
-    tz = ZoneInfo(settings.standard_timezone)
-    if settings.backend_url:  # Elasticsearch waits on the network: let other requests run meanwhile (as /v1/search does)
-        hits = await run_in_threadpool(find_driver_journeys, engine, search, tz)
-    else:
-        hits = find_driver_journeys(engine, search, tz)
-    base = web_url_base(settings.standard_web_url, str(request.base_url))
-    operator = operator_name(settings.standard_operator, base)
-    searched = (search.departure, search.arrival, search.departure_radius, search.arrival_radius)
+    hits = await _find(settings, find_driver_journeys, engine, search, ZoneInfo(settings.standard_timezone))
+    operator, base, searched = _answer_context(request, settings, search)
     return json_response([driver_journey(hit, operator, base, searched) for hit in hits])
 
 
@@ -130,15 +135,22 @@ async def driver_regular_trips(request: Request, engine: EngineDep, settings: Se
     `driver_journeys`). Closest in time first; at most `count` trips.
     """
     search = parse_regular_trip_search(request.query_params)
-    now = int(time.time())
-    if settings.backend_url:
-        found = await run_in_threadpool(find_driver_regular_trips, engine, search, now)
-    else:
-        found = find_driver_regular_trips(engine, search, now)
-    base = web_url_base(settings.standard_web_url, str(request.base_url))
-    operator = operator_name(settings.standard_operator, base)
-    searched = (search.departure, search.arrival, search.departure_radius, search.arrival_radius)
+    found = await _find(settings, find_driver_regular_trips, engine, search, int(time.time()))
+    operator, base, searched = _answer_context(request, settings, search)
     return json_response([driver_regular_trip(hits, operator, base, searched) for hits in found])
+
+
+async def _find(settings: Settings, find: Callable[..., T], *args: Any) -> T:
+    """Run a search: on Elasticsearch, which waits on the network, in a thread so other requests run meanwhile (as /v1/search does)."""
+    if settings.backend_url:
+        return await run_in_threadpool(find, *args)
+    return find(*args)
+
+
+def _answer_context(request: Request, settings: Settings, search: JourneySearch | RegularTripSearch) -> tuple[str, str, tuple[Any, ...]]:
+    """Return the operator name, the base of web URLs and the searched places and radii that answers carry."""
+    base = web_url_base(settings.standard_web_url, str(request.base_url))
+    return operator_name(settings.standard_operator, base), base, (search.departure, search.arrival, search.departure_radius, search.arrival_radius)
 
 
 def _not_implemented(kind: str) -> Problem:

@@ -89,18 +89,20 @@ def token_of_kind(kind: str) -> str | None:
 def make_trip(trip_id: str, version: int = 1, day: dt.date = dt.date(2027, 3, 1), hour: int = 9, price: float = 12.0) -> dict[str, Any]:
     """Return a valid trip from Reykjavik to Selfoss, leaving at ``hour`` local time (UTC) on ``day``."""
     leave = dt.datetime(day.year, day.month, day.day, hour, 0, tzinfo=dt.timezone.utc)
-    arrive = leave + dt.timedelta(hours=1)
+    trip = two_stop_trip(trip_id, version, ("Reykjavik", REYKJAVIK), ("Selfoss", SELFOSS), leave, leave + dt.timedelta(hours=1))
+    return {**trip, "seats_total": 3, "seats_available": 2, "price": {"amount": price, "currency": "ISK"}}
+
+
+def two_stop_trip(trip_id: str, version: int, start: tuple[str, tuple[float, float]], end: tuple[str, tuple[float, float]], leave: dt.datetime, arrive: dt.datetime) -> dict[str, Any]:
+    """Return the id, version, departure time and stops of a trip from ``start`` to ``end`` (name, (lat, lon))."""
     return {
         "id": trip_id,
         "version": version,
         "departure_time": leave.isoformat(),
         "stops": [
-            {"name": "Reykjavik", "lat": REYKJAVIK[0], "lon": REYKJAVIK[1], "time": leave.isoformat()},
-            {"name": "Selfoss", "lat": SELFOSS[0], "lon": SELFOSS[1], "time": arrive.isoformat()},
+            {"name": start[0], "lat": start[1][0], "lon": start[1][1], "time": leave.isoformat()},
+            {"name": end[0], "lat": end[1][0], "lon": end[1][1], "time": arrive.isoformat()},
         ],
-        "seats_total": 3,
-        "seats_available": 2,
-        "price": {"amount": price, "currency": "ISK"},
     }
 
 
@@ -120,13 +122,7 @@ def make_regular_trip(trip_id: str, version: int = 1, *, times: dict[str, str] |
     if exceptions:
         schedule["exceptions"] = exceptions
     return {
-        "id": trip_id,
-        "version": version,
-        "departure_time": leave.isoformat(),
-        "stops": [
-            {"name": "Akureyri", "lat": AKUREYRI[0], "lon": AKUREYRI[1], "time": leave.isoformat()},
-            {"name": "Husavik", "lat": HUSAVIK[0], "lon": HUSAVIK[1], "time": arrive.isoformat()},
-        ],
+        **two_stop_trip(trip_id, version, ("Akureyri", AKUREYRI), ("Husavik", HUSAVIK), leave, arrive),
         "seats_total": seats,
         "seats_available": seats,
         "price": {"amount": 6.5, "currency": "EUR"},
