@@ -138,7 +138,7 @@ def test_alert_me_on_an_empty_search_then_its_matches_in_my_alerts(open_page: An
     assert api_alerts(page_server, owner) == []
 
 
-def test_a_refused_token_is_asked_for_again_and_errors_name_the_field(open_page: Any, page_server: PageServer, journey: Journey) -> None:
+def test_a_refused_token_is_asked_for_again_and_errors_name_the_field(open_page: Any, page_server: PageServer, journey: Journey, screenshot: Any) -> None:
     owner = f"page-{uuid.uuid4().hex[:8]}"
     bad = make_token("alerts:write", owner, secret="another-secret-of-at-least-32-bytes!!")
     # A platform hands its user's token over in the fragment: kept, and taken out of the address bar.
@@ -153,10 +153,11 @@ def test_a_refused_token_is_asked_for_again_and_errors_name_the_field(open_page:
     ask = page.get_by_role("dialog", name="Your alerts token")
     expect(ask.locator("#token-problem")).to_contain_text("The server refused the token: the token signature does not verify")
     assert page.evaluate("localStorage.getItem('tripsearch.alerts.token')") is None
+    screenshot(page, "alerts-03-token-refused", full_page=False)
     ask.get_by_label("Token").fill(make_token("alerts:write", owner))
     ask.get_by_role("button", name="Use this token").click()
     # The journey's day may be over: either the alert is saved or the API's reason, naming the field, is shown.
-    outcome = page.locator("#alert-note:not([hidden]), #alert-error:not([hidden])")
+    outcome = page.locator("#alert-note:not(:empty), #alert-error:not([hidden])")
     expect(outcome).to_have_count(1)
 
     # A search of a past day: the API refuses the alert, and the dialog says why, naming the field.
@@ -179,7 +180,7 @@ def test_a_refused_token_is_asked_for_again_and_errors_name_the_field(open_page:
     expect(view.locator("#alerts-status")).to_contain_text("My alerts need a token.")
 
 
-def test_my_alerts_fits_a_phone(open_page: Any, page_server: PageServer) -> None:
+def test_my_alerts_fits_a_phone(open_page: Any, page_server: PageServer, screenshot: Any) -> None:
     owner = f"page-{uuid.uuid4().hex[:8]}"
     day = dt.date.today() + dt.timedelta(days=30)
     page = open_page(None, width=390, height=844, is_mobile=True, has_touch=True)
@@ -195,3 +196,4 @@ def test_my_alerts_fits_a_phone(open_page: Any, page_server: PageServer) -> None
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     delete = view.get_by_role("button", name=re.compile("^Delete the alert"))
     assert (delete.bounding_box() or {"height": 0})["height"] >= 40
+    screenshot(page, "alerts-04-phone", full_page=False)

@@ -20,7 +20,7 @@ const CANCELLED = Symbol("no token");
 const $ = (id) => document.getElementById(id);
 
 /** Wire the alert dialogs; getSearch() returns the search on screen (a state of state.js) or null. */
-export function initAlerts({ getSearch, announce }) {
+export function initAlerts({ getSearch }) {
   const ui = {
     myAlerts: $("my-alerts-button"),
     badge: $("alerts-badge"),
@@ -163,10 +163,8 @@ export function initAlerts({ getSearch, announce }) {
       }
       remember(NAMES_KEY, alert.id, { from: search.from.name, to: search.to.name });
       ui.alertDialog.close();
-      const text = `Alert saved for ${search.from.name} to ${search.to.name}, ${dayRange(alert)}: new trips will be listed in My alerts.`;
-      ui.note.hidden = false;
-      ui.note.textContent = text;
-      announce(text);
+      // The note is a live region of its own: it says it once, and stays until the next search.
+      ui.note.textContent = `Alert saved for ${search.from.name} to ${search.to.name}, ${dayRange(alert)}: new trips will be listed in My alerts.`;
     } catch (error) {
       const field = error instanceof ApiError ? error.field : null;
       const detail = error instanceof ApiError ? (error.status ? error.detail || error.title : "the server could not be reached") : String(error.message ?? error);
@@ -371,7 +369,7 @@ export function initAlerts({ getSearch, announce }) {
     /** Show the Alert me actions for the answer on screen: prominent when it found nothing. */
     offer(total) {
       ui.alertMe.hidden = total === null || total === 0;
-      ui.note.hidden = true;
+      ui.note.textContent = "";
     },
     /** Return the prominent Alert me button of the no-trips message. */
     prominentButton() {

@@ -62,7 +62,7 @@ map.loadOutlines("static/map/countries.json");
 // A platform that embeds the page may hand over its user's alerts token in the fragment (#alerts_token=JWT).
 takeTokenFromFragment();
 // "Alert me" saves the search whose answer is on screen.
-const alerts = initAlerts({ getSearch: () => shown?.state ?? null, announce });
+const alerts = initAlerts({ getSearch: () => shown?.state ?? null });
 
 // -- the form ------------------------------------------------------------------------------------------------
 
