@@ -197,3 +197,34 @@ def test_my_alerts_fits_a_phone(open_page: Any, page_server: PageServer, screens
     delete = view.get_by_role("button", name=re.compile("^Delete the alert"))
     assert (delete.bounding_box() or {"height": 0})["height"] >= 40
     screenshot(page, "alerts-04-phone", full_page=False)
+
+
+def test_a_regular_trip_matches_with_its_occurrence(open_page: Any, page_server: PageServer) -> None:
+    owner = f"page-{uuid.uuid4().hex[:8]}"
+    first = dt.date.today() + dt.timedelta(days=40)
+    day = first + dt.timedelta(days=5)
+    page = open_page(north_url(day) + f"#alerts_token={make_token('alerts:write', owner)}")
+    page.get_by_role("button", name="Alert me when a trip is published").click()
+    page.get_by_role("dialog", name="Alert me of new trips").get_by_role("button", name="Save alert").click()
+    expect(page.locator("#alert-note")).to_contain_text("Alert saved")
+
+    # A commuter's daily trip at 07:30 for two weeks: the alert's day is one occurrence of it.
+    leave = dt.datetime.combine(first, dt.time(7, 30), tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    trip_id = f"north-daily-{owner}"
+    trip = {
+        "id": trip_id, "version": 1, "departure_time": leave.isoformat(),
+        "stops": [{"name": "Tromsø", "lat": TROMSO[0], "lon": TROMSO[1], "time": leave.isoformat()},
+                  {"name": "Alta", "lat": ALTA[0], "lon": ALTA[1], "time": (leave + dt.timedelta(hours=5)).isoformat()}],
+        "seats_total": 3, "seats_available": 3, "price": {"amount": 30.0, "currency": "NOK"},
+        "schedule": {"timezone": "Etc/GMT-1", "valid_from": first.isoformat(), "valid_to": (first + dt.timedelta(days=13)).isoformat(),
+                     "times": dict.fromkeys(["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"], "07:30")},
+    }  # fmt: skip
+    response = httpx.put(f"{page_server.url}/v1/trips/{trip_id}", json=trip, headers={"Authorization": f"Bearer {make_token('trips:write', 'driver')}"}, timeout=30)
+    assert response.status_code == 200, response.text
+
+    page.get_by_role("button", name="My alerts").click()
+    match = page.get_by_role("dialog", name="My alerts").locator(".match")
+    expect(match).to_have_count(1)
+    expect(match).to_have_attribute("data-occurrence", day.isoformat())
+    expect(match.locator(".occurrence")).to_have_text(re.compile(r"^Regular trip · this one on \w{3}, \d{1,2} \w{3} \d{4}$"))
+    expect(match.locator(".clock")).to_have_text(["07:30", "12:30"])
