@@ -105,7 +105,8 @@ def test_alert_me_on_an_empty_search_then_its_matches_in_my_alerts(open_page: An
     expect(view.locator(".match-none")).to_be_visible()
     expect(view.locator("#alerts-list")).to_have_attribute("data-live", "on")
 
-    # A driver publishes a matching trip: it shows while the view is open, as new.
+    # A driver publishes a matching trip: it shows while the view is open, as new, and the keyboard stays put.
+    view.get_by_role("link", name="Search it now").focus()
     trip_id = f"north-{owner}"
     publish(page_server, trip_id, day + dt.timedelta(days=1), hour=10)
     match = view.locator(".match")
@@ -114,6 +115,7 @@ def test_alert_me_on_an_empty_search_then_its_matches_in_my_alerts(open_page: An
     expect(match.locator(".clock")).to_have_text(["10:00", "15:00"])
     expect(match.locator(".badge-new")).to_have_text("New")
     expect(view.locator(".alert-head .badge")).to_have_text("1 new")
+    expect(view.get_by_role("link", name="Search it now")).to_be_focused()
     assert page.evaluate(_UNNAMED_CONTROLS) == [] and page.evaluate(_LOW_CONTRAST) == []
     screenshot(page, "alerts-02-match")
     view.get_by_role("button", name="Close").click()

@@ -330,10 +330,22 @@ export function initAlerts({ getSearch }) {
   async function onEvent(token, event) {
     const alert = alertsById.get(event.data.alert_id);
     if (!alert || !ui.view.open) return;
-    const { matches } = await alertMatches(alert.id, token, { limit: MATCHES_SHOWN });
+    let matches;
+    try {
+      ({ matches } = await alertMatches(alert.id, token, { limit: MATCHES_SHOWN }));
+    } catch {
+      return; // the next event, or reopening the view, redraws it
+    }
     const item = ui.list.querySelector(`[data-alert-id="${CSS.escape(alert.id)}"]`);
     if (!item || !ui.view.open) return;
-    item.replaceWith(alertItem(alert, matches));
+    // Keep the keyboard where it was: on the same link or button of the redrawn alert.
+    const focused = item.contains(document.activeElement) ? document.activeElement : null;
+    const redrawn = alertItem(alert, matches);
+    item.replaceWith(redrawn);
+    if (focused) {
+      const same = [...redrawn.querySelectorAll(focused.tagName)].find((el) => el.textContent === focused.textContent && el.getAttribute("aria-label") === focused.getAttribute("aria-label"));
+      (same ?? redrawn.querySelector("a, button"))?.focus();
+    }
     markSeen(alert.id, matches);
     const names = namesOf(alert);
     if (event.event === "match") ui.status.textContent = `A new trip for ${names.from} to ${names.to}.`;
