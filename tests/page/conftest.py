@@ -38,6 +38,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
 READY_TIMEOUT_S = 90.0
 PAGE_SIZE = 2  # small, so the few trips of one day of the fixtures still need "More results"
+SECRET = "tripsearch-page-test-secret-0123456789abcdef"  # the server's TRIPSEARCH_JWT_SECRET: the alerts tests make tokens with it
 
 
 # A regular trip beside the fixtures: Mon-Fri 07:45 and Sat 09:00, with a skipped date, a moved one and one with fewer seats.
@@ -105,7 +106,7 @@ def page_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def page_server(page_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageServer]:
     """Return a running server of the API and the page on a free loopback port."""
     home = tmp_path_factory.mktemp("page-server")
-    env = {**os.environ, "TRIPSEARCH_DATA": str(page_data), "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, "TRIPSEARCH_DATA": str(page_data), "TRIPSEARCH_JWT_SECRET": SECRET, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     wired = serves_page(create_app(Settings(data=str(page_data))))
     if wired:
         command = [sys.executable, "-m", "tripsearch.cli", "serve", "--host", "127.0.0.1", "--port", "{port}", "--data", str(page_data)]
@@ -214,8 +215,12 @@ def open_page(browser: Any, page_server: PageServer) -> Iterator[Any]:
         assert not watch.errors, f"the page reported errors: {watch.errors}"
 
 
-# The browser logs every failed request as a console error; the error tests make some on purpose.
-_EXPECTED_CONSOLE = ("Failed to load resource: the server responded with a status of 400", "Failed to load resource: net::ERR_FAILED")
+# The browser logs every failed request as a console error; the error tests make some on purpose (401: a refused alerts token).
+_EXPECTED_CONSOLE = (
+    "Failed to load resource: the server responded with a status of 400",
+    "Failed to load resource: the server responded with a status of 401",
+    "Failed to load resource: net::ERR_FAILED",
+)
 
 
 def _expected(text: str) -> bool:

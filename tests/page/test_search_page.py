@@ -207,7 +207,7 @@ def test_the_page_is_accessible(open_page: Any, journey: Journey) -> None:
         name = page.evaluate("document.activeElement.id || document.activeElement.className || document.activeElement.tagName")
         if not order or order[-1] != name:  # a date input has a stop per part of the date
             order.append(name)
-    assert order[:9] == ["skip-link", "api-docs-link", "from-input", "swap-button", "to-input", "date-input", "seats-input", "search-button", "from-radius"]
+    assert order[:10] == ["skip-link", "api-docs-link", "my-alerts-button", "from-input", "swap-button", "to-input", "date-input", "seats-input", "search-button", "from-radius"]
 
     # The suggestions close with Escape; a second Escape clears the box.
     to_box = page.get_by_role("combobox", name="To")
