@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DATA ?= data
 DEMO_TRIPS ?= 20000
+DEMO_REGULAR ?= 300
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
@@ -26,9 +27,9 @@ dev: $(VENV)/.dev-installed
 
 demo-data: install
 	@if [ ! -s "$(DATA)/trips.sqlite" ]; then \
-		echo "Loading $(DEMO_TRIPS) demo trips into $(DATA)/ ..."; \
-		$(VENV)/bin/tripsearch fixtures --trips $(DEMO_TRIPS) --seed 7 --start-date $$(date -d tomorrow +%F) --days 14 \
-			| $(VENV)/bin/tripsearch index - --data $(DATA) --total $(DEMO_TRIPS); \
+		echo "Loading $(DEMO_TRIPS) demo trips and $(DEMO_REGULAR) regular trips of commuters into $(DATA)/ ..."; \
+		$(VENV)/bin/tripsearch fixtures --trips $(DEMO_TRIPS) --regular $(DEMO_REGULAR) --seed 7 --start-date $$(date -d tomorrow +%F) --days 14 \
+			| $(VENV)/bin/tripsearch index - --data $(DATA) --total $$(( $(DEMO_TRIPS) + $(DEMO_REGULAR) )); \
 	fi
 
 # A development secret, so that writes can be tried at once; never use it for a real deployment.

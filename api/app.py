@@ -50,7 +50,7 @@ DESCRIPTION = """\
 Exact geospatial search for shared car trips.
 
 * Search (`/v1/search`) and place autocomplete (`/v1/places`) are public unless the server says otherwise.
-* Writes (`/v1/trips/...`) need a bearer JWT with the scope `trips:write`.
+* Writes (`/v1/trips/...`, including `PATCH /v1/trips/{trip_id}/occurrences/{date}`) need a bearer JWT with the scope `trips:write`.
 * Alerts (`/v1/alerts...`) need a bearer JWT with the scope `alerts:write`; they belong to the token's `sub`.
 * The standard covoiturage search routes (`/standard/v1/...`) are open unless the server requires an `X-API-Key`.
 * Every error is `application/problem+json` (RFC 9457) with a `detail` naming the field; on `/standard/v1/...` it also carries the standard's `error` member (and a 400 is `application/json`, as the standard declares).
@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None, *, opener: Callable[..., Backen
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),
-                allow_methods=["GET", "POST", "PUT", "DELETE"],
+                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                 allow_headers=["Authorization", "Content-Type", "If-None-Match"],
                 expose_headers=["ETag", "Retry-After", "Server-Timing"],
                 max_age=600,

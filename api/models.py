@@ -17,7 +17,7 @@ from typing import Annotated, Any, Iterable, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from tripsearch.alerts.model import MAX_DAYS as MAX_ALERT_DAYS
-from tripsearch.model import CURRENCY_PATTERN, ID_PATTERN, MAX_PRICE_AMOUNT, MAX_RATING, MAX_SEATS, MAX_STOP_NAME_LENGTH, MAX_STOPS, OPTION_NAMES, STATUSES
+from tripsearch.model import CURRENCY_PATTERN, ID_PATTERN, MAX_PRICE_AMOUNT, MAX_RATING, MAX_SCHEDULE_DAYS, MAX_SEATS, MAX_STOP_NAME_LENGTH, MAX_STOPS, OPTION_NAMES, STATUSES, WEEKDAYS
 from tripsearch.query.model import (
     DEFAULT_TIME_DELTA,
     FACET_NAMES,
@@ -47,6 +47,10 @@ __all__ = [
     "Price",
     "TripOptions",
     "Driver",
+    "Schedule",
+    "ScheduleException",
+    "OccurrenceTrip",
+    "OccurrenceSeats",
     "PlacesResponse",
     "PlaceItem",
     "WriteResult",
@@ -68,6 +72,7 @@ __all__ = [
 _NUMBER = r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?"
 POINT_PATTERN = rf"^\s*{_NUMBER}\s*,\s*{_NUMBER}\s*$"
 TIME_PATTERN = r"^\d{1,2}:\d{2}$"
+TIME_OF_DAY_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
 OPTIONS_PATTERN = rf"^(({'|'.join(OPTION_NAMES)})(,({'|'.join(OPTION_NAMES)}))*)?$"
 FACETS_PATTERN = rf"^(all|(({'|'.join(FACET_NAMES)})(,({'|'.join(FACET_NAMES)}))*)?)$"
 
@@ -200,8 +205,48 @@ class Driver(BaseModel):
     verified: bool = False
 
 
+TimeOfDay = Annotated[str, Field(pattern=TIME_OF_DAY_PATTERN, description="A local wall-clock time `HH:MM` or `HH:MM:SS`.")]
+
+
+class ScheduleException(BaseModel):
+    """One date of a schedule that differs: skipped, at another time, or with other seats available."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    date: dt.date = Field(description="Between `valid_from` and `valid_to`; one exception per date.")
+    skip: bool = Field(False, description="The trip does not run on this date (then no `time` nor `seats_available`).")
+    time: TimeOfDay | None = Field(None, description="The local departure time of this date; on a weekday without a time, it adds a trip.")
+    seats_available: int | None = Field(None, ge=0, le=MAX_SEATS, description="The seats left on this date (at most `seats_total`); other dates keep the trip's.")
+
+
+class Schedule(BaseModel):
+    """When a regular trip runs: a local departure time per weekday, between two dates, with exceptions.
+
+    Times are wall-clock times in `timezone`: 07:45 stays 07:45 local across a
+    daylight-saving change. A time a spring change skips is read with the
+    offset before the change (02:30 becomes 03:30+02:00); a time an autumn
+    change repeats is the first of the two.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: str = Field(description="An IANA time zone name, e.g. `Europe/Paris`.", json_schema_extra={"examples": ["Europe/Paris"]})
+    valid_from: dt.date = Field(description="The first date the schedule may run.")
+    valid_to: dt.date = Field(description=f"The last date (inclusive), less than {MAX_SCHEDULE_DAYS} days after `valid_from`.")
+    times: dict[str, TimeOfDay] = Field(
+        description=f"The local departure time per weekday: keys among {', '.join(WEEKDAYS)}.",
+        json_schema_extra={"propertyNames": {"enum": list(WEEKDAYS)}, "examples": [{"MON": "07:45", "FRI": "07:45", "SAT": "09:00"}]},
+    )
+    exceptions: list[ScheduleException] = Field([], description="Dates that differ from the weekly plan.")
+
+
 class Trip(BaseModel):
-    """A trip document, stored as given. In ``PUT /v1/trips/{trip_id}`` the ``id`` may be left out; if given it must be the path's."""
+    """A trip document, stored as given. In ``PUT /v1/trips/{trip_id}`` the ``id`` may be left out; if given it must be the path's.
+
+    With a `schedule` it is a regular trip: its stops' times give only the
+    durations from the first stop (their date does not matter), the schedule
+    gives the dates and local departure times; search finds its occurrences.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -216,14 +261,30 @@ class Trip(BaseModel):
     driver: Driver | None = None
     status: str = Field("published", json_schema_extra=_enum(STATUSES))
     route: Route | None = None
+    schedule: Schedule | None = Field(None, description="Makes the trip a regular trip (see `Schedule`).")
+
+
+class OccurrenceTrip(Trip):
+    """A trip document as search returns it: for a regular trip, the document of one date (its times and seats) with `occurrence`."""
+
+    occurrence: dt.date | None = Field(None, description="The date of a regular trip's occurrence; absent for a one-off trip.")
+
+
+class OccurrenceSeats(BaseModel):
+    """The body of `PATCH /v1/trips/{trip_id}/occurrences/{date}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seats_available: int = Field(ge=0, le=MAX_SEATS, description="The seats left on that date, from 0 to the trip's `seats_total`.")
 
 
 class Hit(BaseModel):
-    id: str
+    id: str = Field(description="The trip's id (for a regular trip, the same for all its occurrences).")
     score: float
     pickup: HitPoint
     dropoff: HitPoint
-    trip: Trip
+    trip: OccurrenceTrip
+    occurrence: dt.date | None = Field(None, description="For a regular trip: the date of the occurrence found (local, `YYYY-MM-DD`); absent for a one-off trip.")
 
 
 class HourCount(BaseModel):
@@ -446,7 +507,7 @@ class AlertMatches(BaseModel):
     next_cursor: str | None
 
 
-DOCUMENTED_MODELS: tuple[type[BaseModel], ...] = (SearchRequest, AlertRequest, Trip, ProblemDetails)
+DOCUMENTED_MODELS: tuple[type[BaseModel], ...] = (SearchRequest, AlertRequest, Trip, OccurrenceSeats, ProblemDetails)
 
 
 def search_parameters() -> list[dict[str, Any]]:

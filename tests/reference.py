@@ -152,8 +152,16 @@ def occurrence_docs(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def make_refs(doc: dict[str, Any]) -> list[RefTrip]:
-    """The reference trips of a stored document: itself, or a regular trip's occurrences."""
-    return [make_ref(occ) for occ in occurrence_docs(doc)]
+    """The reference trips of a stored document: itself, or a regular trip's occurrences (sharing one route, see :func:`search`)."""
+    refs: list[RefTrip] = []
+    for occ in occurrence_docs(doc):
+        if not refs:
+            refs.append(make_ref(occ))
+            continue
+        dep = dt.datetime.fromisoformat(occ["departure_time"])
+        first = refs[0]
+        refs.append(RefTrip(occ, first.pts, first.cum, first.stop_along, [int(dt.datetime.fromisoformat(s["time"]).timestamp()) for s in occ["stops"]], int(dep.utcoffset().total_seconds())))
+    return refs
 
 
 def time_at(ref: RefTrip, p: float) -> int:
@@ -209,15 +217,23 @@ def query_days(q: dict[str, Any]) -> tuple[int, int]:
     return day_of(q.get("date_from", q.get("date"))), day_of(q.get("date_to", q.get("date")))
 
 
-def evaluate(ref: RefTrip, q: dict[str, Any]) -> RefHit | None:
-    """Every rule but the date, time and attribute filters as booleans; None when the geometry fails."""
+def evaluate(ref: RefTrip, q: dict[str, Any], seen: dict[tuple[int, bool], tuple[float, float, tuple]] | None = None) -> RefHit | None:
+    """Every rule but the date, time and attribute filters as booleans; None when the geometry fails.
+
+    ``seen`` keeps the closest points of routes already measured for this
+    query: a regular trip's occurrences share one route.
+    """
     doc = ref.doc
     if doc["status"] != "published":
         return None
     x = unit(*q["from"])
     y = unit(*q["to"])
-    pd, pa, pp = closest(ref, x, last=False)
-    dd, da, dp = closest(ref, y, last=True)
+    seen = {} if seen is None else seen
+    if (id(ref.pts), False) not in seen:
+        seen[(id(ref.pts), False)] = closest(ref, x, last=False)
+        seen[(id(ref.pts), True)] = closest(ref, y, last=True)
+    pd, pa, pp = seen[(id(ref.pts), False)]
+    dd, da, dp = seen[(id(ref.pts), True)]
     if pd > q.get("from_radius_km", 10.0) or dd > q.get("to_radius_km", 10.0) or not pa < da:
         return None
     t = time_at(ref, pa)
@@ -252,7 +268,8 @@ def evaluate(ref: RefTrip, q: dict[str, Any]) -> RefHit | None:
 
 def search(refs: list[RefTrip], q: dict[str, Any]) -> tuple[list[RefHit], list[RefHit]]:
     """Return (all matches in order, every geometric match with its filter booleans)."""
-    evaluated = [h for h in (evaluate(r, q) for r in refs) if h is not None]
+    seen: dict[tuple[int, bool], tuple[float, float, tuple]] = {}
+    evaluated = [h for h in (evaluate(r, q, seen) for r in refs) if h is not None]
     hits = [h for h in evaluated if all(h.passes.values())]
     hits.sort(key=lambda h: h.key(q.get("sort", "relevance")))
     return hits, evaluated

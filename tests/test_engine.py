@@ -388,3 +388,49 @@ def test_bad_deletes_name_the_position(make_engine, bad: list[Any]) -> None:
     with pytest.raises(tripsearch.InvalidInput) as err:
         engine.delete(bad)
     assert err.value.field.startswith("ids[0]")
+
+
+def commute(version: int = 1, **schedule: Any) -> dict[str, Any]:
+    """A regular trip from Paris to Lyon on weekday mornings over the spring daylight-saving change of 2027-03-28."""
+    trip = paris_lyon("c-1", version, seats_total=3, seats_available=3)
+    trip["schedule"] = {"timezone": "Europe/Paris", "valid_from": "2027-03-22", "valid_to": "2027-04-02", "times": {d: "07:45" for d in ("MON", "TUE", "WED", "THU", "FRI")}, **schedule}
+    return trip
+
+
+def occurrences_found(engine, day: str, **query: Any) -> list[tuple[str, str | None, str]]:  # type: ignore[no-untyped-def]
+    result = engine.search({**QUERY, "date": day, **query})
+    return [(h.id, h.occurrence, h.pickup.time[:16]) for h in result.trips]
+
+
+def test_regular_trips_are_found_on_their_dates_in_local_time(make_engine) -> None:
+    engine = make_engine([commute(exceptions=[{"date": "2027-03-24", "skip": True}, {"date": "2027-03-27", "time": "09:00"}])])
+    assert occurrences_found(engine, "2027-03-26") == [("c-1", "2027-03-26", "2027-03-26T07:45")]
+    assert occurrences_found(engine, "2027-03-29") == [("c-1", "2027-03-29", "2027-03-29T07:45")]  # +02:00 after the change
+    assert engine.search({**QUERY, "date": "2027-03-29"}).trips[0].trip["departure_time"] == "2027-03-29T07:45:00+02:00"
+    assert occurrences_found(engine, "2027-03-24") == [] and occurrences_found(engine, "2027-03-28") == []
+    assert occurrences_found(engine, "2027-03-27") == [("c-1", "2027-03-27", "2027-03-27T09:00")]
+    over = engine.search({"from": QUERY["from"], "to": QUERY["to"], "date_from": "2027-03-22", "date_to": "2027-03-28", "facets": ["dates"], "sort": "departure"})
+    assert [h.occurrence for h in over.trips] == ["2027-03-22", "2027-03-23", "2027-03-25", "2027-03-26", "2027-03-27"]
+    assert engine.get("c-1")["schedule"]["times"]["MON"] == "07:45"
+
+
+def test_an_occurrence_seat_change_is_seen_on_that_date_only(make_engine) -> None:
+    engine = make_engine([commute()])
+    assert engine.upsert([commute(2, exceptions=[{"date": "2027-03-30", "seats_available": 1}])], refresh=True).stored == 1
+    assert occurrences_found(engine, "2027-03-30", seats=2) == []
+    assert occurrences_found(engine, "2027-03-30", seats=1) == [("c-1", "2027-03-30", "2027-03-30T07:45")]
+    assert occurrences_found(engine, "2027-03-31", seats=2) == [("c-1", "2027-03-31", "2027-03-31T07:45")]
+    assert engine.search({**QUERY, "date": "2027-03-30"}).trips[0].trip["seats_available"] == 1
+
+
+def test_a_new_schedule_replaces_every_occurrence(make_engine) -> None:
+    engine = make_engine([commute()])
+    engine.upsert([commute(2, valid_to="2027-03-23")], refresh=True)
+    assert occurrences_found(engine, "2027-03-23") and not occurrences_found(engine, "2027-03-24")
+    engine.upsert([commute(1)], refresh=True)  # an older version changes nothing
+    assert not occurrences_found(engine, "2027-03-24")
+    engine.upsert([paris_lyon("c-1", 3)], refresh=True)  # a one-off trip now
+    assert [(i, o) for i, o, _ in occurrences_found(engine, "2026-12-01")] == [("c-1", None)] and not occurrences_found(engine, "2027-03-23")
+    engine.upsert([commute(4)], refresh=True)
+    engine.delete(["c-1"], refresh=True)
+    assert not occurrences_found(engine, "2027-03-23") and not occurrences_found(engine, "2026-12-01")

@@ -317,3 +317,23 @@ def test_network_popularity_puts_many_trips_on_big_city_pairs() -> None:
     assert any("Paris" in pair or "London" in pair or "Madrid" in pair for pair in top), top
     lengths = [km(t["stops"][0]["lat"], t["stops"][0]["lon"], t["stops"][-1]["lat"], t["stops"][-1]["lon"]) for t in trips]
     assert 250 < sum(lengths) / len(lengths) < 450, "a carpooling network's trips are a few hundred km long"
+
+
+def test_commuter_trips_are_valid_regular_trips_on_weekday_mornings() -> None:
+    from tripsearch.data.fixtures import commuter_trips
+    from tripsearch.model import parse_trip
+    from tripsearch.occurrences import occurrences
+
+    start = dt.date(2027, 3, 22)  # over the spring daylight-saving change of 2027-03-28
+    trips = list(commuter_trips(50, seed=3, start_date=start, days=14))
+    assert trips == list(commuter_trips(50, seed=3, start_date=start, days=14))
+    assert len({t["id"] for t in trips}) == 50
+    for doc in trips:
+        made = occurrences(parse_trip(doc))
+        assert made, doc["id"]
+        zone = ZoneInfo(doc["schedule"]["timezone"])
+        for occ in made:
+            local = occ.departure_time.astimezone(zone)
+            assert start <= local.date() < start + dt.timedelta(days=14)
+            assert local.weekday() < 6 and 6 <= local.hour <= 10, (doc["id"], local)
+            assert local.strftime("%H:%M") == doc["schedule"]["times"].get(("MON", "TUE", "WED", "THU", "FRI", "SAT")[local.weekday()], local.strftime("%H:%M"))

@@ -43,6 +43,7 @@ __all__ = [
     "Retry",
     "PlaceSuggestion",
     "APIError",
+    "OccurrenceNotFound",
     "Refresh",
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_BATCH_BYTES",
@@ -64,6 +65,18 @@ class APIError(TripSearchError):
         self.problem = dict(problem)
         self.code: str | None = problem.get("code")
         super().__init__(f"HTTP {status}: {problem.get('detail') or problem.get('title') or 'error'}")
+
+
+class OccurrenceNotFound(NotFound):
+    """The trip is stored but has no occurrence on that date: a one-off trip, or a date its schedule does not run."""
+
+    def __init__(self, trip_id: str, date: str, detail: str = "") -> None:
+        super().__init__(trip_id)
+        self.date = date
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.detail or f"trip {self.trip_id!r} has no occurrence on {self.date}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +129,7 @@ def _read_search(response: httpx.Response) -> SearchResult:
     _raise_for(response)
     data = orjson.loads(response.content)
     hits = [
-        Hit(id=h["id"], score=h["score"], pickup=_read_point(h["pickup"]), dropoff=_read_point(h["dropoff"]), source=h["trip"], sort=())
+        Hit(id=h["id"], score=h["score"], pickup=_read_point(h["pickup"]), dropoff=_read_point(h["dropoff"]), source=h["trip"], sort=(), occurrence=h.get("occurrence"))
         for h in data["trips"]
     ]
     return SearchResult(total=data["total"], trips=hits, facets=data["facets"], next_cursor=data["next_cursor"], took_ms=_server_timing(response))
@@ -177,6 +190,22 @@ def _delete_call(trip_id: str, refresh: Refresh, version: int | None) -> _Call[I
 
     params = {**(_refresh_params(refresh) or {}), **({"version": str(version)} if version is not None else {})}
     return _Call("DELETE", _trip_url(trip_id), read, params=params or None)
+
+
+def _occurrence_seats_call(trip_id: str, date: str | dt.date, seats_available: int, refresh: Refresh) -> _Call[dict[str, Any]]:
+    day = date.isoformat() if isinstance(date, dt.date) else str(date)
+
+    def read(response: httpx.Response) -> dict[str, Any]:
+        problem = _problem(response) if response.status_code == 404 else {}
+        if problem.get("code") == "occurrence_not_found":
+            raise OccurrenceNotFound(trip_id, day, str(problem.get("detail") or ""))
+        _raise_for(response, trip_id)
+        doc: dict[str, Any] = orjson.loads(response.content)
+        return doc
+
+    url = f"{_trip_url(trip_id)}/occurrences/{quote(day, safe='')}"
+    body = orjson.dumps({"seats_available": seats_available})
+    return _Call("PATCH", url, read, params=_refresh_params(refresh), content=body, headers={"Content-Type": "application/json"})
 
 
 # -- the standard covoiturage routes ----------------------------------------------
@@ -474,6 +503,15 @@ class TripSearchClient:
         """Delete one trip: ``deleted`` or ``not_found``; with ``version``, a delete event that applies only over a lower stored version."""
         return self._run(_delete_call(trip_id, refresh, version))
 
+    def set_occurrence_seats(self, trip_id: str, date: str | dt.date, seats_available: int, refresh: Refresh = False) -> dict[str, Any]:
+        """Set the seats left on one date of a regular trip (written as the trip's next version); return that occurrence's new document.
+
+        Raises :class:`NotFound` for an unknown trip, :class:`OccurrenceNotFound`
+        for a date it does not run on, :class:`InvalidTrip` for a bad date or
+        seat count, :class:`APIError` (409) when other writes kept winning.
+        """
+        return self._run(_occurrence_seats_call(trip_id, date, seats_available, refresh))
+
     def bulk(self, trips: Iterable[TripLike], batch_size: int = DEFAULT_BATCH_SIZE, refresh: Refresh = False, max_batch_bytes: int = DEFAULT_BATCH_BYTES) -> list[ItemResult]:
         """Store trips in NDJSON batches; return one result per trip, in order, ``line`` counting from 1."""
         return [item for batch in self.iter_bulk(trips, batch_size, refresh, max_batch_bytes) for item in batch]
@@ -520,7 +558,10 @@ class TripSearchClient:
         max_departure_date: int | None = None,
         count: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Return the standard covoiturage regular driver trips (an empty list until tripsearch stores regular trips)."""
+        """Return the standard covoiturage regular ``DriverTrip`` objects, with their ``schedules``, whose pickups are near ``departure_time_of_day``.
+
+        Dates are Unix seconds; without them the server looks at the coming four weeks.
+        """
         options = {
             "departureTimeOfDay": departure_time_of_day, "departureWeekdays": departure_weekdays, "timeDelta": time_delta,
             "departureRadius": departure_radius, "arrivalRadius": arrival_radius,
@@ -652,6 +693,10 @@ class AsyncTripSearchClient:
         """Delete one trip: ``deleted`` or ``not_found``; with ``version``, a delete event that applies only over a lower stored version."""
         return await self._run(_delete_call(trip_id, refresh, version))
 
+    async def set_occurrence_seats(self, trip_id: str, date: str | dt.date, seats_available: int, refresh: Refresh = False) -> dict[str, Any]:
+        """Set the seats left on one date of a regular trip; return that occurrence's new document (see :meth:`TripSearchClient.set_occurrence_seats`)."""
+        return await self._run(_occurrence_seats_call(trip_id, date, seats_available, refresh))
+
     async def bulk(self, trips: Iterable[TripLike] | AsyncIterable[TripLike], batch_size: int = DEFAULT_BATCH_SIZE, refresh: Refresh = False, max_batch_bytes: int = DEFAULT_BATCH_BYTES) -> list[ItemResult]:
         """Store trips in NDJSON batches; return one result per trip, in order."""
         return [item async for batch in self.iter_bulk(trips, batch_size, refresh, max_batch_bytes) for item in batch]
@@ -698,7 +743,10 @@ class AsyncTripSearchClient:
         max_departure_date: int | None = None,
         count: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Return the standard covoiturage regular driver trips (an empty list until tripsearch stores regular trips)."""
+        """Return the standard covoiturage regular ``DriverTrip`` objects, with their ``schedules``, whose pickups are near ``departure_time_of_day``.
+
+        Dates are Unix seconds; without them the server looks at the coming four weeks.
+        """
         options = {
             "departureTimeOfDay": departure_time_of_day, "departureWeekdays": departure_weekdays, "timeDelta": time_delta,
             "departureRadius": departure_radius, "arrivalRadius": arrival_radius,

@@ -1,7 +1,8 @@
 """``GET /`` and ``GET /static/...``: the search page and its files, served from ``api/static``.
 
 The page is plain HTML, CSS and ES modules that call the public API
-(``/v1/places``, ``/v1/search``) from the browser: nothing is built, and
+(``/v1/places``, ``/v1/search``, and ``/v1/alerts`` with the token a person
+gives it) from the browser: nothing is built, and
 nothing outside the server is loaded (its Content-Security-Policy says so).
 Only files of the types listed in :data:`CONTENT_TYPES` are served, so the
 notes and the build script beside the map data stay private.

@@ -1,8 +1,9 @@
 """``/standard/v1/...``: the search routes of the standard covoiturage (French carpooling operators' shared API).
 
-``GET /driver_journeys`` answers the engine's punctual trips near a date
-and time; ``GET /driver_regular_trips`` checks its parameters and answers
-the regular trips, an empty list until tripsearch stores regular trips;
+``GET /driver_journeys`` answers the engine's punctual trips and
+regular-trip occurrences near a date and time; ``GET /driver_regular_trips``
+answers the regular trips whose occurrences match a time of day on some
+weekdays between two dates, with their schedules;
 ``GET /status`` says the service can answer. The passenger routes answer
 501: tripsearch holds driver offers only.
 
@@ -18,7 +19,8 @@ the standard's ``error`` member besides the problem members (see
 from __future__ import annotations
 
 import hmac
-from typing import Any
+import time
+from typing import Any, Callable, TypeVar
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
@@ -28,8 +30,18 @@ from starlette.responses import Response
 from ..deps import EngineDep, SettingsDep
 from ..problems import PROBLEM_JSON, Problem
 from ..responses import json_response
-from .standard_responses import driver_journey, operator_name, web_url_base
-from .standard_search import JOURNEY_PARAMETERS, REGULAR_TRIP_PARAMETERS, find_driver_journeys, parse_journey_search, parse_regular_trip_search
+from .standard_responses import driver_journey, driver_regular_trip, operator_name, web_url_base
+from ..settings import Settings
+from .standard_search import (
+    JOURNEY_PARAMETERS,
+    REGULAR_TRIP_PARAMETERS,
+    JourneySearch,
+    RegularTripSearch,
+    find_driver_journeys,
+    find_driver_regular_trips,
+    parse_journey_search,
+    parse_regular_trip_search,
+)
 
 __all__ = ["router", "PREFIX", "API_KEY_HEADER"]
 
@@ -74,6 +86,7 @@ async def require_api_key(request: Request, settings: SettingsDep) -> None:
 
 
 router = APIRouter(prefix=PREFIX, tags=["standard covoiturage"])
+T = TypeVar("T")
 searches = APIRouter(dependencies=[Depends(require_api_key)])
 
 
@@ -84,7 +97,7 @@ searches = APIRouter(dependencies=[Depends(require_api_key)])
     openapi_extra={"parameters": JOURNEY_PARAMETERS},
 )
 async def driver_journeys(request: Request, engine: EngineDep, settings: SettingsDep) -> Response:
-    """Return the punctual driver journeys from `departureLat,departureLng` to `arrivalLat,arrivalLng` near `departureDate`.
+    """Return the driver journeys (one-off trips and regular trips' occurrences) from `departureLat,departureLng` to `arrivalLat,arrivalLng` near `departureDate`.
 
     `departureDate` (Unix seconds) is read as a local date and time in the
     operator's time zone (`TRIPSEARCH_STANDARD_TIMEZONE`, default
@@ -92,36 +105,52 @@ async def driver_journeys(request: Request, engine: EngineDep, settings: Setting
     time, is within `timeDelta` seconds of it (default 900), with the pickup
     within `departureRadius` km of the departure point and the dropoff within
     `arrivalRadius` km of the arrival point (default 1 km each). Closest in time
-    first; at most `count` (all, up to 1000, when missing). Regular-trip
-    occurrences join the answer once tripsearch stores regular trips.
+    first; at most `count` (all, up to 1000, when missing). A regular trip's
+    occurrence is a journey of its own, whose `id` is `trip-id/YYYY-MM-DD`.
     """
     search = parse_journey_search(request.query_params)
-    tz = ZoneInfo(settings.standard_timezone)
-    if settings.backend_url:  # Elasticsearch waits on the network: let other requests run meanwhile (as /v1/search does)
-        hits = await run_in_threadpool(find_driver_journeys, engine, search, tz)
-    else:
-        hits = find_driver_journeys(engine, search, tz)
-    base = web_url_base(settings.standard_web_url, str(request.base_url))
-    operator = operator_name(settings.standard_operator, base)
-    searched = (search.departure, search.arrival, search.departure_radius, search.arrival_radius)
+    hits = await _find(settings, find_driver_journeys, engine, search, ZoneInfo(settings.standard_timezone))
+    operator, base, searched = _answer_context(request, settings, search)
     return json_response([driver_journey(hit, operator, base, searched) for hit in hits])
 
 
 @searches.get(
     "/driver_regular_trips",
     summary="Standard: driver regular trips",
-    responses={200: {"description": "Regular driver trips with their schedules: always empty until tripsearch stores regular trips.", "content": {"application/json": {"schema": _ARRAY}}}, **_ERRORS},
+    responses={200: {"description": "Regular driver trips (DriverTrip objects) with their schedules, as the standard defines them; closest to departureTimeOfDay first.", "content": {"application/json": {"schema": _ARRAY}}}, **_ERRORS},
     openapi_extra={"parameters": REGULAR_TRIP_PARAMETERS},
 )
-async def driver_regular_trips(request: Request) -> Response:
+async def driver_regular_trips(request: Request, engine: EngineDep, settings: SettingsDep) -> Response:
     """Return the regular driver trips matching `departureTimeOfDay` on `departureWeekdays`, between `minDepartureDate` and `maxDepartureDate`.
 
-    tripsearch does not store regular trips yet: the parameters are checked
-    (400 naming a bad one) and the answer is an empty list, not made-up data.
+    An occurrence matches when its pickup, in the trip's own local time, is
+    within `timeDelta` seconds of `departureTimeOfDay` (across midnight too),
+    on one of `departureWeekdays` (all by default), with the pickup within
+    `departureRadius` km of the departure point and the dropoff within
+    `arrivalRadius` km of the arrival point (1 km each by default), between
+    `minDepartureDate` (default now) and `maxDepartureDate` (default four
+    weeks later; at most a year after the minimum). Each trip comes once,
+    with `schedules`: one per pickup weekday and time of day, listing the
+    matching dates (`journeySchedules`, whose ids are those of
+    `driver_journeys`). Closest in time first; at most `count` trips.
     """
-    parse_regular_trip_search(request.query_params)
-    # No regular trips exist in any backend yet; this answer changes when they do (issue 22).
-    return json_response([])
+    search = parse_regular_trip_search(request.query_params)
+    found = await _find(settings, find_driver_regular_trips, engine, search, int(time.time()))
+    operator, base, searched = _answer_context(request, settings, search)
+    return json_response([driver_regular_trip(hits, operator, base, searched) for hits in found])
+
+
+async def _find(settings: Settings, find: Callable[..., T], *args: Any) -> T:
+    """Run a search: on Elasticsearch, which waits on the network, in a thread so other requests run meanwhile (as /v1/search does)."""
+    if settings.backend_url:
+        return await run_in_threadpool(find, *args)
+    return find(*args)
+
+
+def _answer_context(request: Request, settings: Settings, search: JourneySearch | RegularTripSearch) -> tuple[str, str, tuple[Any, ...]]:
+    """Return the operator name, the base of web URLs and the searched places and radii that answers carry."""
+    base = web_url_base(settings.standard_web_url, str(request.base_url))
+    return operator_name(settings.standard_operator, base), base, (search.departure, search.arrival, search.departure_radius, search.arrival_radius)
 
 
 def _not_implemented(kind: str) -> Problem:

@@ -1,6 +1,7 @@
 """The standard covoiturage answers: engine hits as ``DriverJourney`` objects, and errors in the standard's shape.
 
-A journey is the passenger's part of a trip: from the pickup to the dropoff
+A journey is the passenger's part of a trip (for a regular trip, of one
+occurrence, whose id is ``trip-id/YYYY-MM-DD``): from the pickup to the dropoff
 the engine found, with their coordinates and Unix times, the distance along
 the route in metres, the duration in seconds, and that part of the route as
 a Google encoded polyline (precision 5). The trip's price, free seats,
@@ -24,7 +25,7 @@ from tripsearch.geo import great_circle_km
 
 from ..problems import PROBLEM_JSON
 
-__all__ = ["driver_journey", "encode_polyline", "passenger_part", "standard_error", "operator_name", "web_url_base"]
+__all__ = ["driver_journey", "driver_regular_trip", "journey_id", "encode_polyline", "passenger_part", "standard_error", "operator_name", "web_url_base"]
 
 # Below this (km), a point lies on a route segment: pickups and dropoffs are on the route up to rounding.
 _ON_SEGMENT_KM = 1e-3
@@ -39,7 +40,7 @@ def driver_journey(hit: Hit, operator: str, web_url_base: str, searched: tuple[t
     points, distance_km = passenger_part(_route_latlon(trip), (hit.pickup.lat, hit.pickup.lon), (hit.dropoff.lat, hit.dropoff.lon))
     amount = float(trip["price"]["amount"])
     journey: dict[str, Any] = {
-        "id": hit.id,
+        "id": journey_id(hit),
         "operator": operator,
         "type": "PLANNED",
         "passengerPickupLat": hit.pickup.lat,
@@ -65,6 +66,44 @@ def driver_journey(hit: Hit, operator: str, web_url_base: str, searched: tuple[t
     options = trip.get("options") or {}
     journey["preferences"] = {"smoking": bool(options.get("smoking", False)), "animals": bool(options.get("pets", False))}
     return journey
+
+
+def journey_id(hit: Hit) -> str:
+    """Return the standard's journey id of a hit: the trip's id, and ``/`` and the date for a regular trip's occurrence.
+
+    A trip id never holds ``/``, so the ids of an operator's journeys are unique.
+    """
+    return hit.id if hit.occurrence is None else f"{hit.id}/{hit.occurrence}"
+
+
+# DriverJourney members that belong to one occurrence: a regular DriverTrip carries them per date, in its schedules.
+_PER_JOURNEY = ("id", "type", "passengerPickupDate", "driverDepartureDate", "availableSeats", "price")
+
+
+def driver_regular_trip(hits: Sequence[Hit], operator: str, web_url_base: str, searched: tuple[tuple[float, float], tuple[float, float], float, float]) -> dict[str, Any]:
+    """Return the standard's regular ``DriverTrip`` of one trip's matching occurrences (earliest first), with its ``schedules``.
+
+    The trip's members are those of its first occurrence's journey (the
+    places, route part, distance and duration are the same every date); one
+    ``Schedule`` per pickup weekday and local time of day lists the dates as
+    ``JourneySchedule`` objects, whose ``id`` is the ``driver_journeys`` id.
+    """
+    journeys = [driver_journey(hit, operator, web_url_base, searched) for hit in hits]
+    trip = {key: value for key, value in journeys[0].items() if key not in _PER_JOURNEY}
+    schedules: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for hit, journey in zip(hits, journeys):
+        at = dt.datetime.fromisoformat(hit.pickup.time)
+        schedules.setdefault((at.weekday(), at.strftime("%H:%M:%S")), []).append(
+            {key: journey[key] for key in ("id", "passengerPickupDate", "driverDepartureDate", "webUrl", "type")}
+        )
+    trip["schedules"] = [
+        {"passengerPickupDay": _WEEKDAYS[day], "passengerPickupTimeOfDay": time, "journeySchedules": dates}
+        for (day, time), dates in sorted(schedules.items())
+    ]
+    return trip
+
+
+_WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 
 
 def _driver(driver: dict[str, Any] | None, operator: str) -> dict[str, Any]:

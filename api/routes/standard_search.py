@@ -9,7 +9,11 @@ naming the parameter and the reason.
 ``TRIPSEARCH_STANDARD_TIMEZONE``) as a local date and time, and a journey
 matches when its pickup, in its own local time, is within ``timeDelta`` of
 it: the engine matches on trips' local times. :func:`journey_queries` is the
-one place that turns the standard's window into engine queries.
+one place that turns the standard's window into engine queries;
+:func:`regular_trip_queries` does the same for ``departureTimeOfDay`` between
+``minDepartureDate`` and ``maxDepartureDate`` (:func:`regular_trip_window`
+gives their defaults). A regular trip's occurrences are hits like any trip's,
+told apart by :func:`hit_key`.
 
 >>> search = JourneySearch((48.8566, 2.3522), (45.764, 4.8357), departure_date=1797289200, time_delta=1800)  # 2026-12-15 00:00 in Paris
 >>> [(q["date"], q["time_from"], q["time_to"]) for q in journey_queries(search, ZoneInfo("Europe/Paris"))]
@@ -27,7 +31,7 @@ from zoneinfo import ZoneInfo
 from starlette.datastructures import QueryParams
 
 from tripsearch.backend import Backend, Hit
-from tripsearch.query.model import MAX_LIMIT, MAX_RADIUS_KM
+from tripsearch.query.model import MAX_DAYS, MAX_LIMIT, MAX_RADIUS_KM, MAX_TIME_DELTA
 
 from ..problems import Problem
 
@@ -46,6 +50,12 @@ __all__ = [
     "parse_regular_trip_search",
     "journey_queries",
     "find_driver_journeys",
+    "find_driver_regular_trips",
+    "regular_trip_window",
+    "regular_trip_queries",
+    "hit_key",
+    "DEFAULT_REGULAR_WINDOW_DAYS",
+    "MAX_REGULAR_WINDOW_DAYS",
     "pickup_window_centre",
     "pickup_wall_time",
 ]
@@ -56,6 +66,10 @@ DEFAULT_RADIUS_KM = 1.0
 MAX_TIME_DELTA_S = 86_400  # a day either side: a window touches at most three local days
 MAX_COUNT = 1000  # journeys in one answer; without count, all matching journeys up to this many
 MAX_WINDOW_HITS = 5000  # trips one search may gather before ranking by time; beyond, the client narrows it
+# driver_regular_trips without minDepartureDate/maxDepartureDate looks at the coming four weeks; at most a year (a schedule's longest)
+DEFAULT_REGULAR_WINDOW_DAYS = 28
+MAX_REGULAR_WINDOW_DAYS = 366
+MAX_REGULAR_HITS = 20_000  # occurrences (and one-off trips) one regular-trip search may gather
 # departureDate bounds that keep every window day inside the engine's dates (1970-01-02 .. 2149-12-30).
 MIN_DEPARTURE_DATE = int(dt.datetime(1970, 1, 4, tzinfo=dt.timezone.utc).timestamp())
 MAX_DEPARTURE_DATE = int(dt.datetime(2149, 12, 28, tzinfo=dt.timezone.utc).timestamp())
@@ -123,8 +137,18 @@ _REGULAR = {
         style="form",
         explode=False,
     ),
-    "minDepartureDate": _param("minDepartureDate", "Minimum date of departure of the returned trips, a UNIX UTC timestamp in seconds.", {"type": "integer"}),
-    "maxDepartureDate": _param("maxDepartureDate", "Maximum date of departure of the returned trips, a UNIX UTC timestamp in seconds.", {"type": "integer"}),
+    "minDepartureDate": _param(
+        "minDepartureDate",
+        "Minimum date of the passenger pickups of the returned trips, a UNIX UTC timestamp in seconds; "
+        f"default now (or {DEFAULT_REGULAR_WINDOW_DAYS} days before maxDepartureDate when that is in the past).",
+        {"type": "integer"},
+    ),
+    "maxDepartureDate": _param(
+        "maxDepartureDate",
+        "Maximum date of the passenger pickups of the returned trips, a UNIX UTC timestamp in seconds; "
+        f"default {DEFAULT_REGULAR_WINDOW_DAYS} days after minDepartureDate, at most {MAX_REGULAR_WINDOW_DAYS} days after it.",
+        {"type": "integer"},
+    ),
 }
 _C = _COMMON
 JOURNEY_PARAMETERS: list[dict[str, Any]] = [
@@ -315,29 +339,127 @@ def find_driver_journeys(engine: Backend, search: JourneySearch, tz: ZoneInfo) -
     """
     centre = pickup_window_centre(search, tz)
     delta = dt.timedelta(seconds=search.time_delta)
-    found: dict[str, tuple[dt.timedelta, dt.datetime, Hit]] = {}
+    found: dict[tuple[str, str | None], tuple[dt.timedelta, dt.datetime, Hit]] = {}
     for hit in _every_hit(engine, journey_queries(search, tz)):
         wall = pickup_wall_time(hit)
         if abs(wall - centre) <= delta:
-            found[hit.id] = (abs(wall - centre), wall, hit)
-    ranked = sorted(found.values(), key=lambda item: (item[0], item[1], item[2].id))
+            found[hit_key(hit)] = (abs(wall - centre), wall, hit)
+    ranked = sorted(found.values(), key=lambda item: (item[0], item[1], hit_key(item[2])))
     count = MAX_COUNT if search.count is None else search.count
     return [hit for _, _, hit in ranked[:count]]
 
 
-def _every_hit(engine: Backend, queries: list[dict[str, Any]]) -> Iterator[Hit]:
+def hit_key(hit: Hit) -> tuple[str, str]:
+    """Return what tells hits apart: the trip id, and the occurrence's date for a regular trip (a trip id never holds '/', so ids sort apart)."""
+    return hit.id, hit.occurrence or ""
+
+
+def regular_trip_window(search: RegularTripSearch, now: int) -> tuple[int, int]:
+    """Return the pickup instants (Unix seconds, both included) a regular-trip search looks between.
+
+    Missing ``minDepartureDate`` is ``now`` (or four weeks before a
+    ``maxDepartureDate`` in the past); missing ``maxDepartureDate`` four weeks
+    after the minimum. A window over a year is a 400 naming ``maxDepartureDate``.
+
+    >>> day = 86_400
+    >>> regular_trip_window(RegularTripSearch((0, 0), (1, 1), dt.time(7, 30)), now=1_800_000_000) == (1_800_000_000, 1_800_000_000 + 28 * day)
+    True
+    >>> regular_trip_window(RegularTripSearch((0, 0), (1, 1), dt.time(7, 30), max_departure_date=1_700_000_000), now=1_800_000_000) == (1_700_000_000 - 28 * day, 1_700_000_000)
+    True
+    """
+    window = DEFAULT_REGULAR_WINDOW_DAYS * 86_400
+    high = search.max_departure_date
+    low = search.min_departure_date
+    if low is None:
+        low = now if high is None or high >= now else high - window
+    if high is None:
+        high = low + window
+    low, high = max(low, MIN_DEPARTURE_DATE), min(high, MAX_DEPARTURE_DATE)
+    if high - low > MAX_REGULAR_WINDOW_DAYS * 86_400:
+        raise _bad("maxDepartureDate", f"must be at most {MAX_REGULAR_WINDOW_DAYS} days after minDepartureDate ({low}), got {high}")
+    return low, high
+
+
+def regular_trip_queries(search: RegularTripSearch, low: int, high: int) -> list[dict[str, Any]]:
+    """Return the engine queries that gather the occurrences of a regular-trip search between ``low`` and ``high`` (Unix seconds).
+
+    Each query covers up to a week of local days around ``departureTimeOfDay``
+    (in whole minutes, a minute wider than ``timeDelta``); the days reach one
+    past each end, since a trip's local date may be a day off the UTC date.
+    :func:`find_driver_regular_trips` applies the window to the second.
+
+    >>> search = RegularTripSearch((45.76, 4.84), (45.19, 5.72), dt.time(7, 30, 30), time_delta=900)
+    >>> [(q["date_from"], q["date_to"], q["departure_time"], q["time_delta"]) for q in regular_trip_queries(search, 1798761600, 1799366400)]  # 2027-01-01 .. 2027-01-08 UTC
+    [('2026-12-31', '2027-01-06', '07:30', 960), ('2027-01-07', '2027-01-09', '07:30', 960)]
+    """
+    first = dt.datetime.fromtimestamp(low, dt.timezone.utc).date() - dt.timedelta(days=1)
+    last = dt.datetime.fromtimestamp(high, dt.timezone.utc).date() + dt.timedelta(days=1)
+    minute = search.departure_time_of_day.hour * 60 + search.departure_time_of_day.minute
+    delta = search.time_delta + 60  # the engine counts whole minutes; a second past the minute may need one more
+    around: dict[str, Any] = {"departure_time": f"{minute // 60:02d}:{minute % 60:02d}", "time_delta": delta} if delta < MAX_TIME_DELTA else {}
+    queries = []
+    while first <= last:
+        until = min(last, first + dt.timedelta(days=MAX_DAYS - 1))
+        queries.append(
+            {
+                "from": list(search.departure),
+                "to": list(search.arrival),
+                "date_from": first.isoformat(),
+                "date_to": until.isoformat(),
+                **around,
+                "from_radius_km": search.departure_radius,
+                "to_radius_km": search.arrival_radius,
+                "sort": "departure",
+                "limit": MAX_LIMIT,
+                "facets": [],
+            }
+        )
+        first = until + dt.timedelta(days=1)
+    return queries
+
+
+def find_driver_regular_trips(engine: Backend, search: RegularTripSearch, now: int) -> list[list[Hit]]:
+    """Return the regular trips of ``search``, each as its matching occurrences (earliest pickup first), at most ``count`` trips.
+
+    An occurrence matches when its pickup, on the trip's own wall clock, is
+    within ``timeDelta`` of ``departureTimeOfDay`` (across midnight too), on
+    one of ``departureWeekdays`` (the pickup's local day), between the
+    window's ends (:func:`regular_trip_window`). Trips come closest in time
+    first, then earliest pickup, then id. One-off trips are left out.
+    """
+    low, high = regular_trip_window(search, now)
+    wanted = search.departure_time_of_day
+    asked = wanted.hour * 3600 + wanted.minute * 60 + wanted.second
+    days = set(search.departure_weekdays)
+    by_trip: dict[str, dict[str, tuple[int, dt.datetime, Hit]]] = {}
+    for hit in _every_hit(engine, regular_trip_queries(search, low, high), MAX_REGULAR_HITS, "maxDepartureDate", "minDepartureDate..maxDepartureDate, timeDelta, departureRadius or arrivalRadius"):
+        if hit.occurrence is None:
+            continue
+        at = dt.datetime.fromisoformat(hit.pickup.time)
+        if not low <= at.timestamp() <= high or WEEKDAYS[at.weekday()] not in days:
+            continue
+        gap = abs(at.hour * 3600 + at.minute * 60 + at.second - asked)
+        gap = min(gap, 86_400 - gap)
+        if gap <= search.time_delta:
+            by_trip.setdefault(hit.id, {})[hit.occurrence] = (gap, at, hit)
+    ranked = sorted(by_trip.values(), key=lambda found: (min(g for g, _, _ in found.values()), min(a.timestamp() for _, a, _ in found.values()), next(iter(found.values()))[2].id))
+    count = MAX_COUNT if search.count is None else search.count
+    return [[hit for _, _, hit in sorted(found.values(), key=lambda item: item[1].timestamp())] for found in ranked[:count]]
+
+
+def _every_hit(engine: Backend, queries: list[dict[str, Any]], most: int = MAX_WINDOW_HITS, field: str = "timeDelta", narrow: str = "timeDelta, departureRadius or arrivalRadius") -> Iterator[Hit]:
     gathered = 0
     for query in queries:
         cursor = None
         while True:
             result = engine.search(query if cursor is None else {**query, "cursor": cursor})
             gathered += len(result.trips)
-            if gathered > MAX_WINDOW_HITS:
+            if gathered > most:
                 raise Problem(
                     400,
-                    f"timeDelta: the search window holds more than {MAX_WINDOW_HITS} trips; narrow timeDelta, departureRadius or arrivalRadius",
+                    f"{field}: the search window holds more than {most} trips; narrow {narrow}",
                     code="invalid_query",
-                    field="timeDelta",
+                    field=field,
                 )
             yield from result.trips
             cursor = result.next_cursor

@@ -1,4 +1,5 @@
-"""Writes and reads of trip documents: ``PUT``, ``GET``, ``DELETE /v1/trips/{trip_id}`` and ``POST /v1/trips/_bulk``.
+"""Writes and reads of trip documents: ``PUT``, ``GET``, ``DELETE /v1/trips/{trip_id}``, ``POST /v1/trips/_bulk``
+and ``PATCH /v1/trips/{trip_id}/occurrences/{date}`` (the seats of one date of a regular trip).
 
 Writes need a token with the scope ``trips:write``. A write is applied
 only if its version is higher than the stored one (``unchanged`` otherwise),
@@ -26,7 +27,8 @@ from tripsearch.errors import InvalidTrip, NotFound
 from ..auth import WriteAccess
 from ..bodies import ndjson_lines, parse_json
 from ..deps import EngineDep, SettingsDep
-from ..models import BulkResponse, Trip, WriteResult
+from ..models import BulkResponse, OccurrenceSeats, OccurrenceTrip, Trip, WriteResult
+from ..occurrence_seats import parse_occurrence_date, parse_seats_body, set_occurrence_seats
 from ..problems import Problem
 from ..responses import json_response
 from . import problems
@@ -55,6 +57,8 @@ VersionParam = Annotated[
 ]
 
 _TRIP_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{Trip.__name__}"}}}}}
+_SEATS_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{OccurrenceSeats.__name__}"}}}}}
+OccurrenceDate = Annotated[str, Path(description="The occurrence's date, `YYYY-MM-DD` (local, as in `Hit.occurrence`).", json_schema_extra={"pattern": r"^\d{4}-\d{2}-\d{2}$"})]
 _NDJSON_BODY = {
     "requestBody": {
         "required": True,
@@ -129,6 +133,32 @@ async def delete_trip(trip_id: TripId, engine: EngineDep, _: WriteAccess, refres
     if item.result == "not_found" and version is None:
         raise NotFound(trip_id)
     return json_response(_write_result(item))
+
+
+@router.patch(
+    "/{trip_id}/occurrences/{date}",
+    summary="Change the seats of one occurrence of a regular trip",
+    response_model=OccurrenceTrip,
+    responses=problems(400, 401, 403, 404, 409, 413, 422, 503),
+    openapi_extra=_SEATS_BODY,
+)
+async def patch_occurrence(trip_id: TripId, date: OccurrenceDate, request: Request, engine: EngineDep, settings: SettingsDep, _: WriteAccess, refresh: RefreshParam = None) -> Response:
+    """Set `seats_available` of the regular trip's occurrence on `date`, e.g. after a booking on that date.
+
+    The stored document gets that date's exception with the new seats (its
+    `time` kept) and is written as the next version (`version + 1`), under the
+    same versioning rule as `PUT`; other dates keep their seats. The answer is
+    the occurrence's new document, as search returns it in `trip`.
+    404 (`not_found`) for an unknown trip; 404 (`occurrence_not_found`) for a
+    one-off trip or a date the trip does not run on; 422 naming `date` or
+    `seats_available` when one is invalid (seats above `seats_total` too);
+    409 (`conflict`) when other writes keep storing the next version first:
+    read the trip again and retry.
+    """
+    mode = refresh_mode(refresh)
+    day = parse_occurrence_date(date)
+    seats = parse_seats_body(parse_json(await request.body(), settings.max_json_depth))
+    return json_response(await run_in_threadpool(set_occurrence_seats, engine, trip_id, day, seats, mode))
 
 
 @router.post(

@@ -18,6 +18,10 @@ __all__ = [
     "alg_none_token",
     "tampered_token",
     "make_trip",
+    "make_regular_trip",
+    "north_query",
+    "AKUREYRI",
+    "HUSAVIK",
     "TOKEN_KINDS",
     "token_of_kind",
     "iceland_query",
@@ -85,19 +89,51 @@ def token_of_kind(kind: str) -> str | None:
 def make_trip(trip_id: str, version: int = 1, day: dt.date = dt.date(2027, 3, 1), hour: int = 9, price: float = 12.0) -> dict[str, Any]:
     """Return a valid trip from Reykjavik to Selfoss, leaving at ``hour`` local time (UTC) on ``day``."""
     leave = dt.datetime(day.year, day.month, day.day, hour, 0, tzinfo=dt.timezone.utc)
-    arrive = leave + dt.timedelta(hours=1)
+    trip = two_stop_trip(trip_id, version, ("Reykjavik", REYKJAVIK), ("Selfoss", SELFOSS), leave, leave + dt.timedelta(hours=1))
+    return {**trip, "seats_total": 3, "seats_available": 2, "price": {"amount": price, "currency": "ISK"}}
+
+
+def two_stop_trip(trip_id: str, version: int, start: tuple[str, tuple[float, float]], end: tuple[str, tuple[float, float]], leave: dt.datetime, arrive: dt.datetime) -> dict[str, Any]:
+    """Return the id, version, departure time and stops of a trip from ``start`` to ``end`` (name, (lat, lon))."""
     return {
         "id": trip_id,
         "version": version,
         "departure_time": leave.isoformat(),
         "stops": [
-            {"name": "Reykjavik", "lat": REYKJAVIK[0], "lon": REYKJAVIK[1], "time": leave.isoformat()},
-            {"name": "Selfoss", "lat": SELFOSS[0], "lon": SELFOSS[1], "time": arrive.isoformat()},
+            {"name": start[0], "lat": start[1][0], "lon": start[1][1], "time": leave.isoformat()},
+            {"name": end[0], "lat": end[1][0], "lon": end[1][1], "time": arrive.isoformat()},
         ],
-        "seats_total": 3,
-        "seats_available": 2,
-        "price": {"amount": price, "currency": "ISK"},
     }
+
+
+# Regular trips the tests write go from Akureyri to Husavik, where no other test writes.
+AKUREYRI = (65.6835, -18.0878)
+HUSAVIK = (66.0449, -17.3389)
+
+
+def make_regular_trip(trip_id: str, version: int = 1, *, times: dict[str, str] | None = None, valid_from: str = "2027-01-04", valid_to: str = "2027-06-30",
+                      exceptions: list[dict[str, Any]] | None = None, timezone: str = "Europe/Paris", minutes: int = 75, seats: int = 3) -> dict[str, Any]:
+    """Return a valid regular trip from Akureyri to Husavik (``minutes`` long), by default Mon-Fri 07:45 and Sat 09:00 in Europe/Paris."""
+    times = {"MON": "07:45", "TUE": "07:45", "WED": "07:45", "THU": "07:45", "FRI": "07:45", "SAT": "09:00"} if times is None else times
+    first = dt.date.fromisoformat(valid_from)
+    leave = dt.datetime.combine(first, dt.time(7, 45), tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    arrive = leave + dt.timedelta(minutes=minutes)
+    schedule: dict[str, Any] = {"timezone": timezone, "valid_from": valid_from, "valid_to": valid_to, "times": times}
+    if exceptions:
+        schedule["exceptions"] = exceptions
+    return {
+        **two_stop_trip(trip_id, version, ("Akureyri", AKUREYRI), ("Husavik", HUSAVIK), leave, arrive),
+        "seats_total": seats,
+        "seats_available": seats,
+        "price": {"amount": 6.5, "currency": "EUR"},
+        "driver": {"id": f"driver-{trip_id}", "rating": 4.6},
+        "schedule": schedule,
+    }
+
+
+def north_query(day: dt.date) -> dict[str, str]:
+    """Return the search that finds :func:`make_regular_trip` occurrences of ``day``."""
+    return {"from": f"{AKUREYRI[0]},{AKUREYRI[1]}", "to": f"{HUSAVIK[0]},{HUSAVIK[1]}", "date": day.isoformat(), "facets": "", "limit": "100"}
 
 
 def iceland_query(day: dt.date = dt.date(2027, 3, 1)) -> dict[str, str]:

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .conftest import InProcess
-from .support import LONDON_READING, TOKEN_KINDS, make_token, make_trip, token_of_kind
+from .support import LONDON_READING, TOKEN_KINDS, make_regular_trip, make_token, make_trip, token_of_kind
 
 EXPECTED = {"none": 401, "expired": 401, "wrong_signature": 401, "tampered": 401, "alg_none": 401, "wrong_scope": 403}
 
@@ -26,11 +26,14 @@ def _write(http: httpx.Client, endpoint: str, token: str | None) -> httpx.Respon
         # Store first (with a good token) so a delete that gets through says "deleted".
         http.put(f"/v1/trips/{trip_id}", json=make_trip(trip_id), headers={"Authorization": f"Bearer {make_token()}"})
         return http.delete(f"/v1/trips/{trip_id}", headers=headers)
+    if endpoint == "patch_occurrence":
+        http.put(f"/v1/trips/{trip_id}", json=make_regular_trip(trip_id), headers={"Authorization": f"Bearer {make_token()}"})
+        return http.patch(f"/v1/trips/{trip_id}/occurrences/2027-01-04", json={"seats_available": 1}, headers=headers)
     return http.post("/v1/trips/_bulk", content=orjson.dumps(make_trip(trip_id)) + b"\n", headers=headers)
 
 
 @pytest.mark.parametrize("kind", TOKEN_KINDS)
-@pytest.mark.parametrize("endpoint", ["put", "delete", "bulk"])
+@pytest.mark.parametrize("endpoint", ["put", "delete", "bulk", "patch_occurrence"])
 def test_write_endpoints_check_tokens(http: httpx.Client, endpoint: str, kind: str) -> None:
     response = _write(http, endpoint, token_of_kind(kind))
     if kind == "right_scope":

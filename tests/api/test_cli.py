@@ -54,3 +54,26 @@ def test_serve_refuses_bad_settings_in_one_line() -> None:
     assert "Traceback" not in done.stderr
     done = _tripsearch("serve", "--workers", "0")
     assert done.returncode == 2 and "--workers" in done.stderr
+
+
+def test_search_around_a_time_over_several_days_shows_occurrences(tmp_path: Path) -> None:
+    import tripsearch
+
+    from .support import AKUREYRI, HUSAVIK, make_regular_trip
+
+    data = tmp_path / "data"
+    engine = tripsearch.open(data, refresh_interval=0)
+    try:
+        engine.upsert([make_regular_trip("cli-daily", exceptions=[{"date": "2027-01-05", "time": "08:15"}])], refresh=True)
+        engine.snapshot()  # type: ignore[attr-defined]
+    finally:
+        engine.close()
+    where = ["--from", f"{AKUREYRI[0]},{AKUREYRI[1]}", "--to", f"{HUSAVIK[0]},{HUSAVIK[1]}", "--data", str(data), "--facets", "none"]
+    done = _tripsearch("search", *where, "--date-from", "2027-01-04", "--date-to", "2027-01-06", "--departure-time", "08:10", "--time-delta", "1800", "--sort", "time_distance")
+    assert done.returncode == 0, done.stderr
+    rows = [line.split()[:3] for line in done.stdout.splitlines() if line.startswith("cli-daily")]
+    assert rows == [["cli-daily@01-05", "01-05", "08:15"], ["cli-daily@01-04", "01-04", "07:45"], ["cli-daily@01-06", "01-06", "07:45"]]
+    as_json = orjson.loads(_tripsearch("search", *where, "--date", "2027-01-05", "--json").stdout)
+    assert [(h["id"], h["occurrence"]) for h in as_json["trips"]] == [("cli-daily", "2027-01-05")]
+    refused = _tripsearch("search", *where, "--date-from", "2027-01-04", "--sort", "time_distance")
+    assert refused.returncode == 2 and "--date-to" in refused.stderr and "Traceback" not in refused.stderr

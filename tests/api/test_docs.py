@@ -28,6 +28,7 @@ def test_the_routes_are_the_contract() -> None:
         "GET /v1/trips/{trip_id}",
         "DELETE /v1/trips/{trip_id}",
         "POST /v1/trips/_bulk",
+        "PATCH /v1/trips/{trip_id}/occurrences/{date}",
         "POST /v1/alerts",
         "GET /v1/alerts",
         "GET /v1/alerts/{alert_id}",
@@ -68,7 +69,7 @@ def test_the_sync_and_async_clients_have_the_same_methods() -> None:
     assert public(TripSearchClient) == public(AsyncTripSearchClient)
 
 
-@pytest.mark.parametrize("module", ["api.settings", "api.problems", "api.bodies", "api.responses"])
+@pytest.mark.parametrize("module", ["api.settings", "api.problems", "api.bodies", "api.responses", "api.occurrence_seats"])
 def test_doctests(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

@@ -38,6 +38,19 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
 READY_TIMEOUT_S = 90.0
 PAGE_SIZE = 2  # small, so the few trips of one day of the fixtures still need "More results"
+SECRET = "tripsearch-page-test-secret-0123456789abcdef"  # the server's TRIPSEARCH_JWT_SECRET: the alerts tests make tokens with it
+
+
+# A regular trip beside the fixtures: Mon-Fri 07:45 and Sat 09:00, with a skipped date, a moved one and one with fewer seats.
+REGULAR_TRIP: dict[str, Any] = {
+    "id": "daily-akureyri", "version": 1, "departure_time": "2027-01-04T07:45:00+01:00",
+    "stops": [{"name": "Akureyri", "lat": 65.6835, "lon": -18.0878, "time": "2027-01-04T07:45:00+01:00"},
+              {"name": "Husavik", "lat": 66.0449, "lon": -17.3389, "time": "2027-01-04T09:00:00+01:00"}],
+    "seats_total": 3, "seats_available": 3, "price": {"amount": 6.5, "currency": "EUR"}, "driver": {"id": "d-regular", "rating": 4.7},
+    "schedule": {"timezone": "Europe/Paris", "valid_from": "2027-01-04", "valid_to": "2027-06-30",
+                 "times": {"MON": "07:45", "TUE": "07:45", "WED": "07:45", "THU": "07:45", "FRI": "07:45", "SAT": "09:00"},
+                 "exceptions": [{"date": "2027-01-08", "skip": True}, {"date": "2027-01-11", "time": "08:15"}, {"date": "2027-01-12", "seats_available": 1}]},
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,7 @@ def page_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     engine = tripsearch.open(path, refresh_interval=0)
     try:
         assert engine.upsert(FIXTURE.read_bytes().splitlines(), refresh=True).stored == 1000
+        assert engine.upsert([REGULAR_TRIP], refresh=True).stored == 1  # in Iceland, far from the fixtures' trips
         engine.snapshot()  # type: ignore[attr-defined]
     finally:
         engine.close()
@@ -92,7 +106,7 @@ def page_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def page_server(page_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageServer]:
     """Return a running server of the API and the page on a free loopback port."""
     home = tmp_path_factory.mktemp("page-server")
-    env = {**os.environ, "TRIPSEARCH_DATA": str(page_data), "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, "TRIPSEARCH_DATA": str(page_data), "TRIPSEARCH_JWT_SECRET": SECRET, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     wired = serves_page(create_app(Settings(data=str(page_data))))
     if wired:
         command = [sys.executable, "-m", "tripsearch.cli", "serve", "--host", "127.0.0.1", "--port", "{port}", "--data", str(page_data)]
@@ -201,8 +215,12 @@ def open_page(browser: Any, page_server: PageServer) -> Iterator[Any]:
         assert not watch.errors, f"the page reported errors: {watch.errors}"
 
 
-# The browser logs every failed request as a console error; the error tests make some on purpose.
-_EXPECTED_CONSOLE = ("Failed to load resource: the server responded with a status of 400", "Failed to load resource: net::ERR_FAILED")
+# The browser logs every failed request as a console error; the error tests make some on purpose (401: a refused alerts token).
+_EXPECTED_CONSOLE = (
+    "Failed to load resource: the server responded with a status of 400",
+    "Failed to load resource: the server responded with a status of 401",
+    "Failed to load resource: net::ERR_FAILED",
+)
 
 
 def _expected(text: str) -> bool:

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
-from .conftest import PAGE_SIZE, Journey, PageServer
+from .conftest import PAGE_SIZE, REGULAR_TRIP, Journey, PageServer
 
 try:
     from playwright.sync_api import Page, expect
@@ -207,7 +207,7 @@ def test_the_page_is_accessible(open_page: Any, journey: Journey) -> None:
         name = page.evaluate("document.activeElement.id || document.activeElement.className || document.activeElement.tagName")
         if not order or order[-1] != name:  # a date input has a stop per part of the date
             order.append(name)
-    assert order[:9] == ["skip-link", "api-docs-link", "from-input", "swap-button", "to-input", "date-input", "seats-input", "search-button", "from-radius"]
+    assert order[:10] == ["skip-link", "api-docs-link", "my-alerts-button", "from-input", "swap-button", "to-input", "date-input", "seats-input", "search-button", "from-radius"]
 
     # The suggestions close with Escape; a second Escape clears the box.
     to_box = page.get_by_role("combobox", name="To")
@@ -443,3 +443,38 @@ _LOW_CONTRAST = """() => {
     }
     return out;
 }"""
+
+
+def test_a_regular_trip_shows_its_date_and_its_weekly_schedule(open_page: Any, screenshot: Any) -> None:
+    stops = REGULAR_TRIP["stops"]
+    url = "/?" + urlencode({"from": f"{stops[0]['lat']},{stops[0]['lon']}", "from_name": "Akureyri", "to": f"{stops[1]['lat']},{stops[1]['lon']}", "to_name": "Husavik", "date": "2027-01-11"})
+    page = open_page(url)
+    card = page.locator(f".trip-card[data-trip-id='{REGULAR_TRIP['id']}']")
+    expect(card).to_have_attribute("data-occurrence", "2027-01-11")
+    expect(card.locator(".timeline-pickup .clock")).to_have_text("08:15")  # the date's moved time
+    expect(card.locator(".occurrence")).to_have_text("Regular trip · this one on Mon, 11 Jan 2027")
+    summary = card.get_by_text("Weekly schedule")
+    expect(card.locator(".schedule-summary")).to_be_hidden()  # closed until asked
+    summary.click()
+    expect(card.locator(".schedule-summary")).to_have_text("Mon–Fri 07:45, Sat 09:00 · 4 Jan 2027 to 30 Jun 2027")
+    expect(card.get_by_role("list", name="Exceptions").locator("li")).to_have_text(["Fri 8 Jan: no trip", "Mon 11 Jan: at 08:15", "Tue 12 Jan: 1 seat left"])
+    expect(card.locator(".schedule-zone")).to_have_text("Times in Europe/Paris")
+    assert page.evaluate(_LOW_CONTRAST) == [] and page.evaluate(_UNNAMED_CONTROLS) == []
+    screenshot(page, "regular-trip")
+    # another date: the same trip, its own occurrence and seats
+    page.goto(url.replace("2027-01-11", "2027-01-12"))
+    expect(card).to_have_attribute("data-occurrence", "2027-01-12")
+    expect(card.locator(".seats")).to_contain_text("1 seat left")
+
+    weekly = page.evaluate(
+        """async () => {
+            const { weeklyTimes } = await import("./static/js/schedule.js");
+            return [
+                weeklyTimes({MON: "07:45", TUE: "07:45", WED: "07:45", THU: "07:45", FRI: "07:45", SAT: "09:00"}),
+                weeklyTimes({MON: "07:45", WED: "07:45:30", FRI: "07:45"}),
+                weeklyTimes({SAT: "10:00", SUN: "10:00"}),
+                weeklyTimes({MON: "08:00", TUE: "08:00", WED: "09:00", THU: "08:00", FRI: "08:00", SUN: "08:00"}),
+            ];
+        }"""
+    )
+    assert weekly == ["Mon–Fri 07:45, Sat 09:00", "Mon, Wed, Fri 07:45", "Sat, Sun 10:00", "Mon, Tue, Thu, Fri, Sun 08:00, Wed 09:00"]

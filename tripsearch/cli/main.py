@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Sequence
 
 import orjson
 
-from ..errors import TripSearchError
+from ..errors import InvalidQuery, TripSearchError
 
 if TYPE_CHECKING:  # the CLI imports these lazily, to start fast
     from ..backend import Backend
@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--popularity", choices=("network", "gravity"), default="network",
                    help="network: big city pairs carry many trips (Paris-Lyon ~260 a day at 10M trips over 30 days); gravity: the older model, short hops dominate (default: %(default)s)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes generating chunks of 2,500 trips; the output does not depend on it (default: %(default)s, the CPUs)")
+    p.add_argument("--regular", type=int, default=0, metavar="N",
+                   help="also N regular trips of commuters (a town to a city 12-60 km away, weekday mornings over --days), after the others (default: %(default)s)")
 
     p = sub.add_parser("index", help="load trips from an NDJSON file (or - for stdin)")
     p.add_argument("file", help="NDJSON file, one trip per line, or - for standard input")
@@ -96,16 +98,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="search trips and print a table (or --json)")
     p.add_argument("--from", dest="from_", required=True, metavar="LAT,LON")
     p.add_argument("--to", required=True, metavar="LAT,LON")
-    p.add_argument("--date", required=True, metavar="YYYY-MM-DD")
+    p.add_argument("--date", metavar="YYYY-MM-DD", help="the day of departure (or --date-from and --date-to)")
+    p.add_argument("--date-from", metavar="YYYY-MM-DD", help="first day of a search over several days (at most 7, with --date-to): one ranked list across the days")
+    p.add_argument("--date-to", metavar="YYYY-MM-DD", help="last day of a search over several days")
     p.add_argument("--from-radius-km", type=float)
     p.add_argument("--to-radius-km", type=float)
     p.add_argument("--seats", type=int)
     p.add_argument("--time-from", metavar="HH:MM")
     p.add_argument("--time-to", metavar="HH:MM")
+    p.add_argument("--departure-time", metavar="HH:MM", help="search around a local time (instead of --time-from/--time-to)")
+    p.add_argument("--time-delta", type=int, metavar="SECONDS", help="seconds either side of --departure-time (default 900)")
     p.add_argument("--max-price", type=float)
     p.add_argument("--options", help="comma list, e.g. pets,instant_booking")
     p.add_argument("--min-rating", type=float)
-    p.add_argument("--sort", choices=("relevance", "departure", "price", "pickup_distance"))
+    p.add_argument("--sort", choices=("relevance", "departure", "price", "pickup_distance", "time_distance"), help="time_distance (with --departure-time): the pickup closest to it first")
     p.add_argument("--limit", type=int)
     p.add_argument("--cursor")
     p.add_argument("--facets", help="comma list of facet names, 'all' (default) or 'none'")
@@ -232,13 +238,16 @@ def _lines(source: BinaryIO) -> Iterator[bytes]:
 
 
 def cmd_fixtures(args: argparse.Namespace) -> int:
-    from ..data.fixtures import generate_ndjson
+    from ..data.fixtures import commuter_trips, generate_ndjson, write_ndjson
 
-    if args.trips < 0 or args.days < 1 or args.seed < 0 or args.jobs < 1:
-        raise _UsageError("--trips and --seed must be >= 0, --days and --jobs >= 1")
+    if args.trips < 0 or args.days < 1 or args.seed < 0 or args.jobs < 1 or args.regular < 0:
+        raise _UsageError("--trips, --regular and --seed must be >= 0, --days and --jobs >= 1")
+    if args.regular and args.days > 366:
+        raise _UsageError("--days must be at most 366 with --regular (a schedule lasts at most a year)")
     out = sys.stdout.buffer
     for chunk in generate_ndjson(args.trips, args.seed, args.start_date, args.days, popularity=args.popularity, jobs=args.jobs):
         out.write(chunk)
+    write_ndjson(commuter_trips(args.regular, args.seed, args.start_date, args.days), out)
     out.flush()
     return 0
 
@@ -344,8 +353,9 @@ def _batches(lines: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    query: dict[str, Any] = {"from": args.from_, "to": args.to, "date": args.date}
-    for name in ("from_radius_km", "to_radius_km", "seats", "time_from", "time_to", "max_price", "options", "min_rating", "sort", "limit", "cursor", "price_interval", "cell_resolution"):
+    query: dict[str, Any] = {"from": args.from_, "to": args.to}
+    names = ("date", "date_from", "date_to", "from_radius_km", "to_radius_km", "seats", "time_from", "time_to", "departure_time", "time_delta")
+    for name in (*names, "max_price", "options", "min_rating", "sort", "limit", "cursor", "price_interval", "cell_resolution"):
         value = getattr(args, name)
         if value is not None:
             query[name] = value
@@ -353,7 +363,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         query["facets"] = [] if args.facets == "none" else args.facets
     from ..query.model import parse_query
 
-    parse_query(query)  # a wrong query is named before a wrong --data
+    try:
+        parse_query(query)  # a wrong query is named before a wrong --data
+    except InvalidQuery as exc:
+        if exc.field in names or exc.field == "sort":  # name the flag: --date-from, not date_from
+            raise InvalidQuery(f"--{exc.field.replace('_', '-')}", exc.reason.replace("date_from", "--date-from").replace("date_to", "--date-to").replace("departure_time", "--departure-time")) from None
+        raise
     engine = _open(args)
     try:
         result = engine.search(query)
@@ -364,7 +379,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 0
     from .render import render_result
 
-    print(render_result(result))
+    print(render_result(result, dated=args.date_from is not None))
     return 0
 
 

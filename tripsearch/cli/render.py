@@ -9,19 +9,25 @@ from ..backend import SearchResult
 __all__ = ["render_result", "render_facets"]
 
 
-def render_result(result: SearchResult) -> str:
-    """Return a table of the hits followed by the facets."""
+def render_result(result: SearchResult, dated: bool = False) -> str:
+    """Return a table of the hits followed by the facets; ``dated`` shows the pickup's date too (a search over several days).
+
+    A regular trip's occurrence shows as its id, ``@`` and the date's month and day.
+    """
     lines = [f"{result.total} trips match ({result.took_ms:.1f} ms, {result.candidates} candidates)"]
     if result.trips:
+        when = 12 if dated else 6
         # "near": the known city nearest to the pickup or dropoff point.
-        header = f"{'id':<18} {'pickup':<6} {'near':<18} {'walk':>6}  {'dropoff':<6} {'near':<18} {'walk':>6}  {'price':>10} {'seats':>5} {'rating':>6}"
+        header = f"{'id':<18} {'pickup':<{when}} {'near':<18} {'walk':>6}  {'dropoff':<6} {'near':<18} {'walk':>6}  {'price':>10} {'seats':>5} {'rating':>6}"
         lines += ["", header, "-" * len(header)]
         for hit in result.trips:
             trip = hit.trip
             price = trip.get("price", {})
             rating = (trip.get("driver") or {}).get("rating")
+            name = hit.id if hit.occurrence is None else f"{hit.id[:12]}@{hit.occurrence[5:]}"
+            pickup = f"{hit.pickup.time[5:10]} {hit.pickup.time[11:16]}" if dated else hit.pickup.time[11:16]
             lines.append(
-                f"{hit.id[:18]:<18} {hit.pickup.time[11:16]:<6} {hit.pickup.place.name[:18]:<18} {hit.pickup.distance_km:>5.1f}k  "
+                f"{name[:18]:<18} {pickup:<{when}} {hit.pickup.place.name[:18]:<18} {hit.pickup.distance_km:>5.1f}k  "
                 f"{hit.dropoff.time[11:16]:<6} {hit.dropoff.place.name[:18]:<18} {hit.dropoff.distance_km:>5.1f}k  "
                 f"{price.get('amount', 0):>6.2f} {price.get('currency', ''):<3} {trip.get('seats_available', ''):>5} {rating if rating is not None else '-':>6}"
             )

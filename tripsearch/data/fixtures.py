@@ -1011,6 +1011,60 @@ def _corridor(
                 counters[direction] += 1
 
 
+_WEEKDAY_NAMES = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+_COMMUTE_KM = (12.0, 60.0)  # from home to work
+_COMMUTE_MIN_POPULATION = 200_000  # the work end: a city with jobs
+
+
+def commuter_trips(n: int, seed: int, start_date: dt.date, days: int = 30, *, countries: Collection[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Yield ``n`` regular trips of commuters: from a town to a city 12 to 60 km away, every weekday morning from ``start_date`` for ``days`` days.
+
+    Each trip's route, seats, price and driver come from :func:`corridor_trips`
+    between its two places (about 40 route points); its ``schedule`` leaves
+    at one morning time (6:30 to 8:59, local to the home town) Monday to
+    Friday, some on Saturday at another time, and skips a date now and then.
+    Ids are ``commute-{seed}-{i}``. Same arguments, same trips.
+
+    >>> trips = list(commuter_trips(2, seed=1, start_date=dt.date(2027, 1, 4), days=14))
+    >>> [t["id"] for t in trips], sorted(trips[0]["schedule"]["times"])[:2]
+    (['commute-1-0', 'commute-1-1'], ['FRI', 'MON'])
+    """
+    _check_sizes(n, seed, days)
+    if days > 366:
+        raise ValueError("a schedule lasts at most 366 days")
+    market = _market(frozenset(countries) if countries is not None else None)
+    towns = market.places
+    lat, lon, population = np.radians(market.lat), np.radians(market.lon), market.population
+    works = np.flatnonzero(population >= _COMMUTE_MIN_POPULATION)
+    rng = np.random.default_rng([seed, 0xC0FFEE])
+    made = 0
+    while made < n:
+        w = int(rng.choice(works, p=population[works] / population[works].sum()))
+        km = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.sin((lat - lat[w]) / 2) ** 2 + np.cos(lat) * np.cos(lat[w]) * np.sin((lon - lon[w]) / 2) ** 2))
+        near = np.flatnonzero((km >= _COMMUTE_KM[0]) & (km <= _COMMUTE_KM[1]))
+        if not len(near):
+            continue
+        home = towns[int(rng.choice(near))]
+        trip = next(iter(corridor_trips(home, towns[w], 1, start_date, 1, seed + made, route_points=40, countries=countries)))
+        minute = int(rng.integers(6 * 60 + 30, 9 * 60))
+        times = {day: f"{minute // 60:02d}:{minute % 60:02d}" for day in ("MON", "TUE", "WED", "THU", "FRI")}
+        if rng.random() < 0.2:
+            times["SAT"] = f"{int(rng.integers(8, 11)):02d}:{int(rng.choice([0, 15, 30, 45])):02d}"
+        last = start_date + dt.timedelta(days=days - 1)
+        skips = sorted({start_date + dt.timedelta(days=int(d)) for d in rng.integers(0, days, size=int(rng.integers(0, 3)))})
+        trip["id"] = f"commute-{seed}-{made}"
+        trip["status"] = "published"
+        trip["schedule"] = {
+            "timezone": home.timezone, "valid_from": start_date.isoformat(), "valid_to": last.isoformat(), "times": times,
+            "exceptions": [{"date": d.isoformat(), "skip": True} for d in skips],
+        }
+        runs = [d for d in (start_date + dt.timedelta(days=k) for k in range(days)) if _WEEKDAY_NAMES[d.weekday()] in times and d not in skips]
+        if not runs:  # a schedule runs on some date: a short one over a weekend runs on its first
+            trip["schedule"]["exceptions"] = [{"date": start_date.isoformat(), "time": times["MON"]}]
+        made += 1
+        yield trip
+
+
 def write_ndjson(trips: Iterable[dict[str, Any]], stream: IO[bytes] | IO[str]) -> int:
     """Write one JSON trip per line to ``stream`` (binary or text); return the number of trips."""
     text = isinstance(stream, io.TextIOBase)

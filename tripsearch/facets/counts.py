@@ -123,15 +123,39 @@ def tally_evaluation(ev: Evaluation, cols: TripColumns, query: Query) -> FacetTa
     )
     tallies = FacetTallies(hours, options, {s: c for s, c in enumerate(seats.tolist()) if c}, ratings, dates)
     if "price" in query.facets:
-        # A facet counts tens of trips, rarely thousands: plain Python lists cost less than numpy calls here.
         rows = ev.rows[ev.matched("price")]
-        for code, amount in zip(cols.currency[rows].tolist(), cols.price[rows].tolist()):
-            tallies.prices.setdefault(currency_name(code), Counter())[amount] += 1
+        _tally_prices(tallies.prices, cols.currency[rows], cols.price[rows])
     if "pickup_cells" in query.facets or "dropoff_cells" in query.facets:
         mask = ev.matched()
-        tallies.pickups.update(zip(ev.pickup.lat[mask].tolist(), ev.pickup.lon[mask].tolist()))
-        tallies.dropoffs.update(zip(ev.dropoff.lat[mask].tolist(), ev.dropoff.lon[mask].tolist()))
+        _tally_points(tallies.pickups, ev.pickup.lat[mask], ev.pickup.lon[mask])
+        _tally_points(tallies.dropoffs, ev.dropoff.lat[mask], ev.dropoff.lon[mask])
     return tallies
+
+
+# Below this many values plain Python lists cost less than numpy calls; a hot corridor's facets count thousands.
+_FEW = 64
+
+
+def _tally_prices(prices: dict[str, Counter[float]], codes: NDArray[np.int32], amounts: NDArray[np.float64]) -> None:
+    """Count each currency's distinct amounts into ``prices``."""
+    if len(codes) <= _FEW:
+        for code, amount in zip(codes.tolist(), amounts.tolist()):
+            prices.setdefault(currency_name(code), Counter())[amount] += 1
+        return
+    for code in np.unique(codes).tolist():
+        distinct, counts = np.unique(amounts[codes == code], return_counts=True)
+        prices.setdefault(currency_name(code), Counter()).update(dict(zip(distinct.tolist(), counts.tolist())))
+
+
+def _tally_points(points: Counter[tuple[float, float]], lat: NDArray[np.float64], lon: NDArray[np.float64]) -> None:
+    """Count the distinct (lat, lon) points into ``points``."""
+    if len(lat) <= _FEW:
+        points.update(zip(lat.tolist(), lon.tolist()))
+        return
+    both = np.empty(len(lat), dtype=np.complex128)  # a complex holds both doubles as they are
+    both.real, both.imag = lat, lon
+    distinct, counts = np.unique(both, return_counts=True)
+    points.update(dict(zip(zip(distinct.real.tolist(), distinct.imag.tolist()), counts.tolist())))
 
 
 def render_facets(tallies: FacetTallies, query: Query) -> dict[str, Any]:

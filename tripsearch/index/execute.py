@@ -19,7 +19,7 @@ from ..facets import FacetTallies, render_facets, tally_evaluation
 from ..backend import Hit, Point, SearchResult
 from ..core.columns import TripColumns
 from ..geo import ClosestPoints
-from ..model import parse_trip
+from ..model import Trip, parse_trip
 from ..occurrences import occurrence_document, split_key
 from ..query.matching import Evaluation, SegmentWindows, evaluate
 from ..query.model import Query, encode_cursor, facet_days, local_days_of
@@ -149,13 +149,14 @@ def _hits(
     offsets = offset_s.tolist()
     pickups = hit_points(pickup, pickup_time, offsets)
     dropoffs = hit_points(dropoff, dropoff_time, offsets)
+    regular: dict[str, Trip] = {}
     return [
         Hit(
             id=tid,
             score=score_of(walk_km),
             pickup=p,
             dropoff=d,
-            source=_source(docs.get(tid, {"id": tid}), date),
+            source=_source(tid, docs.get(tid, {"id": tid}), date, regular),
             sort=(primary_key, secondary_key, key),
             occurrence=date,
         )
@@ -163,11 +164,17 @@ def _hits(
     ]
 
 
-def _source(doc: dict[str, Any] | bytes, date: str | None) -> dict[str, Any] | bytes:
-    """Return the document a hit shows: the stored one, or for an occurrence that date's (see :func:`occurrence_document`)."""
+def _source(trip_id: str, doc: dict[str, Any] | bytes, date: str | None, regular: dict[str, Trip]) -> dict[str, Any] | bytes:
+    """Return the document a hit shows: the stored one, or for an occurrence that date's (see :func:`occurrence_document`).
+
+    ``regular`` keeps the page's regular trips as read, so one with several dates on the page is read once.
+    """
     if date is None:
         return doc
-    return occurrence_document(parse_trip(doc), dt.date.fromisoformat(date))
+    trip = regular.get(trip_id)
+    if trip is None:
+        trip = regular[trip_id] = parse_trip(doc)
+    return occurrence_document(trip, dt.date.fromisoformat(date))
 
 
 def _facets(ev: Evaluation, cols: TripColumns, query: Query, certain_dates: Mapping[int, int] | None) -> dict[str, Any]:

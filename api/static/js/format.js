@@ -61,9 +61,10 @@ export function distance(km) {
   return `${Math.round(km)} km`;
 }
 
-/** Return a date the way people say it: "Sun 13 Dec 2026" (or "Sunday 13 December 2026" with long). */
-export function longDate(isoDate, { long = false, year = true } = {}) {
-  const options = { weekday: long ? "long" : "short", day: "numeric", month: long ? "long" : "short", timeZone: "UTC" };
+/** Return a date the way people say it: "Sun 13 Dec 2026" (or "Sunday 13 December 2026" with long; "13 Dec 2026" with weekdayless). */
+export function longDate(isoDate, { long = false, year = true, weekdayless = false } = {}) {
+  const options = { day: "numeric", month: long ? "long" : "short", timeZone: "UTC" };
+  if (!weekdayless) options.weekday = long ? "long" : "short";
   if (year) options.year = "numeric";
   return new Intl.DateTimeFormat(LOCALE, options).format(new Date(Date.UTC(...ymd(isoDate))));
 }

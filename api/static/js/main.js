@@ -4,6 +4,7 @@
 // and asks the API; each answer is drawn from the state that asked for it. An answer that comes back after
 // a newer request was made is dropped.
 
+import { initAlerts } from "./alerts.js";
 import { ApiError, findPlaces, searchTrips } from "./api.js";
 import { PlaceCombobox } from "./combobox.js";
 import { h } from "./dom.js";
@@ -13,6 +14,7 @@ import { niceStep } from "./geo.js";
 import { RouteMap } from "./map.js";
 import { tripCard } from "./results.js";
 import { activeFilterCount, isComplete, isUnresolved, MAX_LIMIT, placePoint, readState, searchParams, stateToQuery, withoutFilters } from "./state.js";
+import { takeTokenFromFragment } from "./token.js";
 
 const $ = (id) => document.getElementById(id);
 const RADII = [2, 5, 10, 25, 50, 100];
@@ -56,6 +58,11 @@ const boxes = {
 
 const map = new RouteMap($("map"), { onHover: (id) => highlight(id) });
 map.loadOutlines("static/map/countries.json");
+
+// A platform that embeds the page may hand over its user's alerts token in the fragment (#alerts_token=JWT).
+takeTokenFromFragment();
+// "Alert me" saves the search whose answer is on screen.
+const alerts = initAlerts({ getSearch: () => shown?.state ?? null });
 
 // -- the form ------------------------------------------------------------------------------------------------
 
@@ -293,6 +300,7 @@ function drawAnswer({ url, engineMs }) {
   announce(total ? `${count(total, "trip")} found on ${day}.` : `No trips found on ${day}.`);
   ui.sortField.hidden = total < 2;
   ui.sort.value = state.sort;
+  alerts.offer(total);
   ui.list.replaceChildren(...hits.map((hit) => tripCard(hit, state)));
   drawMessage(total ? null : emptyMessage(facets));
   drawMore();
@@ -372,6 +380,7 @@ function emptyMessage(facets) {
     "div",
     { class: "message-empty" },
     h("p", { class: "message-title" }, `No trip from ${route} on ${longDate(state.date)} matches your search.`),
+    h("p", { class: "alert-offer" }, alerts.prominentButton(), " Trips published later for this search are then listed in My alerts."),
     tips.length ? h("ul", { class: "tips" }, tips) : null,
   );
 }
@@ -393,6 +402,7 @@ function dayDiff(date) {
 
 function drawError(error) {
   shown = null;
+  alerts.offer(null);
   ui.list.replaceChildren();
   ui.more.hidden = true;
   ui.sortField.hidden = true;
@@ -442,6 +452,7 @@ function drawMessage(content) {
 
 function showIntro() {
   shown = null;
+  alerts.offer(null);
   ui.heading.textContent = "Find a ride";
   ui.list.replaceChildren();
   ui.more.hidden = true;

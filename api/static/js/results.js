@@ -2,8 +2,9 @@
 // driver and options.
 
 import { h, icon, srOnly } from "./dom.js";
-import { clockTime, count, daysAfter, distance, duration, money, optionLabel, OPTION_NAMES } from "./format.js";
+import { clockTime, count, daysAfter, distance, duration, longDate, money, optionLabel, OPTION_NAMES } from "./format.js";
 import { nearestStop } from "./map.js";
+import { exceptionLines, scheduleSummary } from "./schedule.js";
 
 const STOP_NAME_KM = 3; // a pick-up this close to a stop is named after the stop
 
@@ -14,11 +15,11 @@ export function tripCard(hit, { from, to }) {
   const dropoff = placeName(trip, hit.dropoff, to);
   const price = money(trip.price.amount, trip.price.currency);
   const plusDays = daysAfter(hit.pickup.time, hit.dropoff.time);
-  const titleId = `trip-${cssId(hit.id)}-title`;
+  const titleId = `trip-${cssId(hit.occurrence ? `${hit.id}-${hit.occurrence}` : hit.id)}-title`;
   const stops = trip.stops;
   return h(
     "li",
-    { class: "trip-card", dataset: { tripId: hit.id } },
+    { class: "trip-card", dataset: hit.occurrence ? { tripId: hit.id, occurrence: hit.occurrence } : { tripId: hit.id } },
     h(
       "article",
       { "aria-labelledby": titleId },
@@ -75,7 +76,26 @@ export function tripCard(hit, { from, to }) {
         h("span", { class: "meta seats" }, icon("seat"), `${count(trip.seats_available, "seat")} left`, srOnly(` of ${trip.seats_total}`)),
       ),
       options(trip.options),
+      hit.occurrence && trip.schedule ? regular(hit.occurrence, trip.schedule) : null,
       h("a", { class: "trip-json", href: `v1/trips/${encodeURIComponent(trip.id)}` }, "Trip data (JSON)", srOnly(` for ${pickup} at ${clockTime(hit.pickup.time)}`)),
+    ),
+  );
+}
+
+// A regular trip's occurrence: which date this is, and the week's plan behind a disclosure.
+function regular(occurrence, schedule) {
+  const exceptions = exceptionLines(schedule);
+  return h(
+    "div",
+    { class: "trip-regular" },
+    h("p", { class: "occurrence" }, "Regular trip · this one on ", h("time", { datetime: occurrence }, longDate(occurrence))),
+    h(
+      "details",
+      { class: "trip-schedule" },
+      h("summary", {}, "Weekly schedule"),
+      h("p", { class: "schedule-summary" }, scheduleSummary(schedule)),
+      exceptions.length ? h("ul", { class: "schedule-exceptions", "aria-label": "Exceptions" }, exceptions.map((line) => h("li", {}, line))) : null,
+      h("p", { class: "schedule-zone" }, `Times in ${schedule.timezone}`),
     ),
   );
 }

@@ -143,3 +143,48 @@ function filterEntries(state) {
 function round(degrees) {
   return Math.round(degrees * 1e5) / 1e5;
 }
+
+/** Return the body of POST /v1/alerts for a state: its search on its date, or on its date and the days - 1 days after. */
+export function alertFields(state, days = 1) {
+  const fields = {
+    from: [state.from.lat, state.from.lon],
+    to: [state.to.lat, state.to.lon],
+    from_radius_km: state.fromRadiusKm,
+    to_radius_km: state.toRadiusKm,
+    seats: state.seats,
+  };
+  if (days > 1) {
+    fields.date_from = state.date;
+    fields.date_to = addDays(state.date, days - 1);
+  } else {
+    fields.date = state.date;
+  }
+  if (state.timeFrom !== null) fields.time_from = state.timeFrom;
+  if (state.timeTo !== null) fields.time_to = state.timeTo;
+  if (state.maxPrice !== null) fields.max_price = state.maxPrice;
+  if (state.options.length) fields.options = [...state.options];
+  if (state.minRating !== null) fields.min_rating = state.minRating;
+  return fields;
+}
+
+/** Return the page URL's query string of an alert's search on one of its days (the page URL uses the API's names). */
+export function alertQuery(alert, names, date) {
+  const params = new URLSearchParams();
+  params.set("from", alert.from.join(","));
+  params.set("from_name", names.from);
+  params.set("to", alert.to.join(","));
+  params.set("to_name", names.to);
+  params.set("date", date);
+  for (const key of ["from_radius_km", "to_radius_km", "seats", "time_from", "time_to", "max_price", "min_rating"]) {
+    if (alert[key] !== null && alert[key] !== undefined) params.set(key, String(alert[key]));
+  }
+  const options = Array.isArray(alert.options) ? alert.options : alert.options ? String(alert.options).split(",") : [];
+  if (options.length) params.set("options", options.join(","));
+  return params.toString();
+}
+
+/** Return the date days after an ISO date (YYYY-MM-DD). */
+export function addDays(isoDate, days) {
+  const [y, m, d] = isoDate.split("-").map(Number);
+  return new Date(Date.UTC(y, m - 1, d + days)).toISOString().slice(0, 10);
+}
