@@ -434,3 +434,15 @@ def test_a_new_schedule_replaces_every_occurrence(make_engine) -> None:
     engine.upsert([commute(4)], refresh=True)
     engine.delete(["c-1"], refresh=True)
     assert not occurrences_found(engine, "2027-03-23") and not occurrences_found(engine, "2026-12-01")
+
+
+def test_a_hit_whose_trip_changed_since_the_index_view_shows_what_is_stored() -> None:
+    """The page's documents are read after the index view: a trip written again meanwhile shows as stored, never an error."""
+    from tripsearch.index.execute import _source
+
+    stored = paris_lyon("c-1", 2)  # a one-off trip now; the view still had an occurrence of its regular version
+    assert _source("c-1", stored, "2027-03-30", {}) is stored
+    assert _source("c-1", {"id": "c-1"}, "2027-03-30", {}) == {"id": "c-1"}  # deleted meanwhile
+    shorter = commute(3, valid_to="2027-03-23")
+    assert _source("c-1", shorter, "2027-03-30", {}) is shorter
+    assert _source("c-1", shorter, "2027-03-23", {})["occurrence"] == "2027-03-23"

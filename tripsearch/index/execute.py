@@ -18,9 +18,10 @@ from numpy.typing import NDArray
 from ..facets import FacetTallies, render_facets, tally_evaluation
 from ..backend import Hit, Point, SearchResult
 from ..core.columns import TripColumns
+from ..errors import InvalidTrip
 from ..geo import ClosestPoints
 from ..model import Trip, parse_trip
-from ..occurrences import occurrence_document, split_key
+from ..occurrences import occurrence_document, occurrence_of, split_key
 from ..query.matching import Evaluation, SegmentWindows, evaluate
 from ..query.model import Query, encode_cursor, facet_days, local_days_of
 from ..query.ranking import score_of, select_page, sort_keys
@@ -149,7 +150,7 @@ def _hits(
     offsets = offset_s.tolist()
     pickups = hit_points(pickup, pickup_time, offsets)
     dropoffs = hit_points(dropoff, dropoff_time, offsets)
-    regular: dict[str, Trip] = {}
+    regular: dict[str, Trip | None] = {}
     return [
         Hit(
             id=tid,
@@ -164,17 +165,26 @@ def _hits(
     ]
 
 
-def _source(trip_id: str, doc: dict[str, Any] | bytes, date: str | None, regular: dict[str, Trip]) -> dict[str, Any] | bytes:
+def _source(trip_id: str, doc: dict[str, Any] | bytes, date: str | None, regular: dict[str, Trip | None]) -> dict[str, Any] | bytes:
     """Return the document a hit shows: the stored one, or for an occurrence that date's (see :func:`occurrence_document`).
 
-    ``regular`` keeps the page's regular trips as read, so one with several dates on the page is read once.
+    ``regular`` keeps the page's regular trips as read, so one with several
+    dates on the page is read once. A trip written again between the index
+    view and the read of its document may no longer run on the date (or be
+    gone): the hit then shows what is stored, as a one-off trip's hit does.
     """
     if date is None:
         return doc
-    trip = regular.get(trip_id)
-    if trip is None:
-        trip = regular[trip_id] = parse_trip(doc)
-    return occurrence_document(trip, dt.date.fromisoformat(date))
+    if trip_id not in regular:
+        try:
+            regular[trip_id] = parse_trip(doc)
+        except InvalidTrip:  # the placeholder of a trip deleted meanwhile
+            regular[trip_id] = None
+    trip = regular[trip_id]
+    day = dt.date.fromisoformat(date)
+    if trip is None or trip.schedule is None or occurrence_of(trip, day) is None:
+        return doc
+    return occurrence_document(trip, day)
 
 
 def _facets(ev: Evaluation, cols: TripColumns, query: Query, certain_dates: Mapping[int, int] | None) -> dict[str, Any]:
