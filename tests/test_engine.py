@@ -425,15 +425,19 @@ def test_an_occurrence_seat_change_is_seen_on_that_date_only(make_engine) -> Non
 
 def test_a_new_schedule_replaces_every_occurrence(make_engine) -> None:
     engine = make_engine([commute()])
+    assert (engine.stats()["trips"], engine.stats()["occurrences"]) == (1, 10)
     engine.upsert([commute(2, valid_to="2027-03-23")], refresh=True)
     assert occurrences_found(engine, "2027-03-23") and not occurrences_found(engine, "2027-03-24")
+    assert (engine.stats()["trips"], engine.stats()["occurrences"]) == (1, 2)
     engine.upsert([commute(1)], refresh=True)  # an older version changes nothing
     assert not occurrences_found(engine, "2027-03-24")
     engine.upsert([paris_lyon("c-1", 3)], refresh=True)  # a one-off trip now
     assert [(i, o) for i, o, _ in occurrences_found(engine, "2026-12-01")] == [("c-1", None)] and not occurrences_found(engine, "2027-03-23")
+    assert (engine.stats()["trips"], engine.stats()["occurrences"]) == (1, 0)
     engine.upsert([commute(4)], refresh=True)
     engine.delete(["c-1"], refresh=True)
     assert not occurrences_found(engine, "2027-03-23") and not occurrences_found(engine, "2026-12-01")
+    assert (engine.stats()["trips"], engine.stats()["occurrences"]) == (0, 0)
 
 
 def test_a_hit_whose_trip_changed_since_the_index_view_shows_what_is_stored() -> None:

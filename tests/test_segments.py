@@ -67,10 +67,13 @@ def test_every_result_is_the_same_before_and_after_a_merge(tmp_path: Path) -> No
     before = [full_result(engine, q) for q in queries]
     live = [t for t in latest_versions(trips + regular + changed + shrunk + fresh) if t["id"] not in deleted]
     check_against_reference(engine, live, queries[2000:2100])  # the old occurrences of a replaced regular trip are gone from the segment
+    counts = (len(live), sum(len(reference.occurrence_docs(t)) for t in live if "schedule" in t))
+    assert (engine.stats()["trips"], engine.stats()["occurrences"]) == counts
     assert sum(r[0][2] > 0 for r in before) > len(queries) * 0.15, "most queries match nothing: the test would prove little"
     assert sum(len(r) > 1 for r in before) > 10, "no query has a second page"
     engine.snapshot()  # type: ignore[attr-defined]
     assert engine.stats()["delta_rows"] == 0 and engine.stats()["segment"] != stats["segment"]
+    assert (engine.stats()["trips"], engine.stats()["occurrences"]) == counts
     after = [full_result(engine, q) for q in queries]
     engine.close()
     for q, a, b in zip(queries, before, after):

@@ -22,8 +22,9 @@ from numpy.typing import NDArray
 from ..geo import COORD_SCALE, RouteGeometry, quantize_degrees, route_geometry
 from .kernels import closest_in_ranges, route_distances_along
 from ..model import OPTION_NAMES, STATUSES, Trip
+from ..occurrences import KEY_SEPARATOR as OCCURRENCE_SEPARATOR
 
-__all__ = ["TripColumns", "ragged_indices", "ROW_FIELDS", "VERTEX_FIELDS", "STOP_FIELDS", "currency_code", "currency_name", "STATUS_CODES", "SECONDS_PER_DAY"]
+__all__ = ["TripColumns", "occurrence_flags", "ONE_OFF", "FIRST_OCCURRENCE", "LATER_OCCURRENCE", "ragged_indices", "ROW_FIELDS", "VERTEX_FIELDS", "STOP_FIELDS", "currency_code", "currency_name", "STATUS_CODES", "SECONDS_PER_DAY"]
 
 SECONDS_PER_DAY = 86_400
 STATUS_CODES = {name: i for i, name in enumerate(STATUSES)}
@@ -44,6 +45,26 @@ def _starts(counts: NDArray[np.int64]) -> NDArray[np.int64]:
 
 
 _option_flags = attrgetter(*OPTION_NAMES)
+
+
+def occurrence_flags(ids: Sequence[str]) -> NDArray[np.int8]:
+    """Return the ``occurrence`` column of rows keyed ``ids``: a regular trip's occurrences follow one another, the first is marked.
+
+    So live rows count one-off trips and regular trips (flags up to
+    FIRST_OCCURRENCE) and occurrences (flags above ONE_OFF) without reading
+    their keys: all of a trip's rows are replaced together.
+
+    >>> occurrence_flags(["a", "r\x1f2027-01-04", "r\x1f2027-01-05", "b"]).tolist()
+    [0, 1, 2, 0]
+    """
+    out = np.zeros(len(ids), dtype=np.int8)
+    previous = None
+    for i, key in enumerate(ids):
+        trip_id, sep, _ = key.partition(OCCURRENCE_SEPARATOR)
+        if sep:
+            out[i] = LATER_OCCURRENCE if trip_id == previous else FIRST_OCCURRENCE
+        previous = trip_id if sep else None
+    return out
 
 
 def _route_lonlat(trip: Trip) -> NDArray[np.float64]:
@@ -72,7 +93,9 @@ def ragged_indices(starts: NDArray[np.int64], ends: NDArray[np.int64]) -> NDArra
 
 
 # The fields of TripColumns by shape: one value per row, per route vertex, per stop.
-ROW_FIELDS = ["version", "status", "seats_total", "seats_available", "price", "currency", "options", "rating", "offset_s"]
+ROW_FIELDS = ["version", "status", "seats_total", "seats_available", "price", "currency", "options", "rating", "offset_s", "occurrence"]
+# ``occurrence`` of a row: a one-off trip, the first occurrence of a regular trip in the columns, or a later one
+ONE_OFF, FIRST_OCCURRENCE, LATER_OCCURRENCE = 0, 1, 2
 VERTEX_FIELDS = ["vert_lat", "vert_lon", "vert_cum"]
 STOP_FIELDS = ["stop_time", "stop_along", "stop_lat", "stop_lon"]
 
@@ -91,6 +114,7 @@ class TripColumns:
     options: NDArray[np.uint8]
     rating: NDArray[np.float64]  # NaN when the driver has no rating
     offset_s: NDArray[np.int32]
+    occurrence: NDArray[np.int8]  # ONE_OFF, FIRST_OCCURRENCE or LATER_OCCURRENCE (see occurrence_flags)
     # route vertices, 1e-7 degree steps, rows back to back
     vert_start: NDArray[np.int64]  # len n + 1
     vert_lat: NDArray[np.int32]
@@ -154,8 +178,9 @@ class TripColumns:
         qlon = quantize_degrees(vlon).astype(np.int32)
         slat = np.asarray(stop_lat, dtype=np.float64)
         slon = np.asarray(stop_lon, dtype=np.float64)
+        ids = tuple(t.id for t in trips)
         cols = cls(
-            ids=tuple(t.id for t in trips),
+            ids=ids,
             version=np.fromiter((t.version for t in trips), dtype=np.int64, count=n),
             status=np.fromiter((STATUS_CODES[t.status] for t in trips), dtype=np.int8, count=n),
             seats_total=np.fromiter((t.seats_total for t in trips), dtype=np.int16, count=n),
@@ -169,6 +194,7 @@ class TripColumns:
                 count=n,
             ),
             offset_s=np.fromiter((t.utc_offset_s for t in trips), dtype=np.int32, count=n),
+            occurrence=occurrence_flags(ids),
             vert_start=vert_start,
             vert_lat=qlat,
             vert_lon=qlon,

@@ -395,6 +395,13 @@ class EmbeddedBackend:
             segment = self._index.segment
             return segment.size if segment is not None else 0
 
+    def _trip_counts(self, view: SharedView) -> dict[str, int]:
+        """Return the live trips (one-off and regular) and the regular trips' occurrences, as the Elasticsearch backend counts them."""
+        if not self.searchable:
+            return {"trips": self._store.count()}
+        trips, occurrences = view.trip_counts()
+        return {"trips": trips, "occurrences": occurrences}
+
     def stats(self) -> dict[str, Any]:
         view = self._index.view
         parts = [view.delta.cols] + ([view.segment.cols] if view.segment is not None else [])
@@ -404,7 +411,7 @@ class EmbeddedBackend:
         return {
             "backend": "embedded",
             "path": str(self.path),
-            "trips": view.live_count if self.searchable else self._store.count(),
+            **self._trip_counts(view),
             "rows": view.rows,
             "route_points": int(sum(len(cols.vert_lat) for cols in parts)),
             "posting_segments": len(postings),

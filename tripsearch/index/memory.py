@@ -21,7 +21,7 @@ from typing import Iterable, NamedTuple, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from ..core.columns import TripColumns
+from ..core.columns import FIRST_OCCURRENCE, TripColumns
 from ..model import Trip
 from ..query.matching import SegmentWindows
 from ..core.kernels import PostingRanges, join_postings, key_ranges
@@ -160,6 +160,11 @@ class IndexView:
     @property
     def live_count(self) -> int:
         return int(self.alive.sum())
+
+    def trip_counts(self, rows: NDArray[np.int64] | None = None) -> tuple[int, int]:
+        """Return (trips, occurrences) among the live rows (or among ``rows``): one-off and regular trips, and regular trips' occurrences."""
+        flags = self.cols.occurrence[: len(self.alive)][self.alive] if rows is None else self.cols.occurrence[rows]
+        return int(np.count_nonzero(flags <= FIRST_OCCURRENCE)), int(np.count_nonzero(flags >= FIRST_OCCURRENCE))
 
     def candidates(self, from_point: tuple[float, float], from_radius_km: float, to_point: tuple[float, float], to_radius_km: float, days: NDArray[np.int64]) -> Candidates:
         """Return live rows whose corridor passes near ``from`` and then near ``to`` on one of ``days`` (distinct, rising).

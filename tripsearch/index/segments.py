@@ -159,6 +159,13 @@ class Segment:
     def view(self) -> IndexView:
         return IndexView(self.cols, self.alive, (self.postings,) if len(self.postings) else (), self.seq)
 
+    def trip_counts(self) -> tuple[int, int]:
+        """Return (trips, occurrences) of the segment's live rows, counted once (the segment never changes)."""
+        counts = self.__dict__.get("_trip_counts")
+        if counts is None:
+            counts = self.__dict__["_trip_counts"] = self.view().trip_counts()
+        return counts
+
     def rows_of(self, ids: Sequence[str]) -> NDArray[np.int64]:
         """Return the rows of these trip ids that the segment holds: a punctual trip's row, every occurrence's of a regular trip."""
         if not len(ids) or not len(self.hashes):

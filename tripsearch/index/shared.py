@@ -51,6 +51,15 @@ class SharedView:
         base = len(self.segment) - len(self.killed) if self.segment is not None else 0
         return base + self.delta.live_count
 
+    def trip_counts(self) -> tuple[int, int]:
+        """Return (trips, occurrences) live in the view: one-off and regular trips, and regular trips' occurrences."""
+        trips, occurrences = self.delta.trip_counts()
+        if self.segment is not None:
+            base = self.segment.trip_counts()
+            gone = self.base.trip_counts(self.killed) if self.base is not None and len(self.killed) else (0, 0)
+            trips, occurrences = trips + base[0] - gone[0], occurrences + base[1] - gone[1]
+        return trips, occurrences
+
     @property
     def rows(self) -> int:
         return (len(self.segment) if self.segment is not None else 0) + len(self.delta.cols)

@@ -52,7 +52,7 @@ from elasticsearch.dsl import (
 )
 from numpy.typing import NDArray
 
-from ...core.columns import TripColumns, ragged_indices
+from ...core.columns import TripColumns, occurrence_flags, ragged_indices
 from ...model import MAX_ROUTE_POINTS, OPTION_NAMES, Trip
 from ...occurrences import trip_id_of
 from ..cells import CorridorCells, route_to_cells, route_to_samples
@@ -396,6 +396,7 @@ def compact_to_columns(ids: Sequence[str], blobs: Sequence[str]) -> tuple[TripCo
         options=head["options"].astype(np.uint8),
         rating=head["rating"].astype(np.float64),
         offset_s=head["offset_s"].astype(np.int32),
+        occurrence=occurrence_flags(ids),
         vert_start=np.concatenate(([0], np.cumsum(nv))).astype(np.int64),
         vert_lat=vert_lat.astype(np.int32),
         vert_lon=vert_lon.astype(np.int32),
