@@ -20,9 +20,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..core.columns import TripColumns
+from ..core.columns import LATER_OCCURRENCE, TripColumns
 from ..model import Trip
-from ..occurrences import index_trips, split_key, trip_id_of
+from ..occurrences import index_trips, split_key
 from .store import AlertStore, TripOutcome
 
 __all__ = ["match_trips"]
@@ -33,33 +33,18 @@ def match_trips(store: AlertStore, trips: Sequence[Trip], routes: Sequence[np.nd
     if not trips:
         return []
     rows, row_routes = index_trips(trips, routes)
-    owner = _owners(trips, rows)
     cols = TripColumns.from_trips(rows, row_routes)
+    # the rows of one trip follow one another, and each trip's first row is not a later occurrence
+    owner = np.cumsum(cols.occurrence != LATER_OCCURRENCE) - 1
     found = store.index().match(cols, np.arange(len(rows), dtype=np.int64), store.clock())
     matches: list[dict[str, dict[str, Any]]] = [{} for _ in trips]
     first_row: dict[tuple[int, str], int] = {}
     for row, alert_id, body in zip(found.rows, found.alert_ids, found.bodies):
         pos = int(owner[row])
-        if first_row.setdefault((pos, alert_id), row) < row:
+        if first_row.get((pos, alert_id), row) < row:
             continue  # an earlier occurrence of the regular trip matched this alert
         first_row[(pos, alert_id)] = row
         date = split_key(cols.ids[row])[1]
         matches[pos][alert_id] = body if date is None else {**body, "occurrence": date}
     return [TripOutcome(trip.id, trip.version, trip.status, m) for trip, m in zip(trips, matches)]
 
-
-def _owners(trips: Sequence[Trip], rows: Sequence[Trip]) -> list[int]:
-    """Return the position in ``trips`` of each row of :func:`index_trips` (a regular trip's occurrences follow one another)."""
-    if rows is trips:
-        return list(range(len(trips)))
-    owner: list[int] = []
-    at = 0
-    for pos, trip in enumerate(trips):
-        count = 1
-        if trip.schedule is not None:
-            count = 0
-            while at + count < len(rows) and trip_id_of(rows[at + count].id) == trip.id:
-                count += 1
-        owner.extend([pos] * count)
-        at += count
-    return owner

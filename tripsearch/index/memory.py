@@ -297,10 +297,6 @@ class MemoryIndex:
             else:
                 self._occurrence_rows.setdefault(trip_id, []).append(row)
 
-    def rows_of(self, trip_id: str) -> list[int]:
-        """Return the live rows of a trip: one for a punctual trip, one per occurrence for a regular trip."""
-        row = self._row_of.get(trip_id)
-        return [row] if row is not None else list(self._occurrence_rows.get(trip_id, ()))
 
     def load(self, cols: TripColumns, alive: NDArray[np.bool_], segment: PostingSegment, seq: int) -> IndexView:
         """Replace everything with the content of a snapshot."""
