@@ -61,7 +61,9 @@ def run_reindex(
         # A first catch-up while writes go on, so the one under the write block has little left to do.
         caught_up = _catch_up(connection, old, new, lambda n: say("catch up", n))
         with connection.translate("block writes on the old index"):
-            es.indices.put_settings(index=old, settings={"index.blocks.write": True})
+            # the add-block API, not the setting: it answers only once the writes in flight on the
+            # old index's shards are done, so the catch-up below sees every write acknowledged before
+            es.indices.add_block(index=old, block="write")
             blocked = True
             paused = time.perf_counter()
             es.indices.refresh(index=old)
