@@ -144,6 +144,7 @@ def test_index_progress_on_a_terminal_is_a_bar_redrawn_in_place(tmp_path: Path) 
         ("TRIPSEARCH_WORKERS", "abc", ["serve"]),
         ("TRIPSEARCH_WORKERS", "0", ["serve"]),
         ("TRIPSEARCH_WORKER_BATCH_TIMEOUT", "soon", ["worker"]),
+        ("TRIPSEARCH_WORKER_WRITE_IN", "elsewhere", ["worker"]),
     ],
 )
 def test_a_bad_environment_variable_is_one_line_naming_it(

@@ -33,6 +33,7 @@ from tripsearch.broker.events import EventPublisher, Topology, delete_event, tri
 from tripsearch.data.fixtures import generate_trips
 from tripsearch.index.embedded import DB_NAME
 from tripsearch.broker.worker import FIELD_HEADER, REASON_HEADER, Worker, WorkerSettings
+from tripsearch.broker.writer import WriterProcess, WriterProcessError
 
 from tripsearch.testing.rabbitmq import Broker, fresh_topology, publish, run_async
 from tripsearch.testing.server import free_port
@@ -288,6 +289,41 @@ def test_a_locked_store_pauses_the_worker_without_acks_or_dead_letters_then_it_f
     assert state_of(backend, sorted(expected)) == live(expected)
     assert worker.metrics.backend_up._value.get() == 1
     assert counter(worker, "tripsearch_worker_events_dead_lettered") == 0
+
+
+def test_a_writer_process_killed_during_a_load_is_replaced_and_no_event_is_lost(rabbitmq: Broker, embedded: Callable[..., Backend], tmp_path: Path) -> None:
+    events, expected = make_events(6000, seed=6)
+    topology = fresh_topology()
+    publish_sync(rabbitmq, topology, events)
+    writer = WriterProcess(tmp_path / "data", search=False)
+    killed: list[int] = []
+
+    async def during(worker: Worker) -> None:
+        deadline = time.monotonic() + 120
+        for kill in range(3):
+            while counter(worker, "tripsearch_worker_events_acked") < 1000 * (kill + 1) or writer.pid in killed or writer.pid is None:
+                assert time.monotonic() < deadline, "the load ended before the writer process was killed three times"
+                await asyncio.sleep(0.01)
+            pid = writer.pid
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    try:
+        worker = run_async(run_worker(writer, rabbitmq, topology, during, batch_size=200))
+    finally:
+        writer.close()
+    assert len(killed) == 3 and counter(worker, "tripsearch_worker_backend_retries") >= 1
+    assert counter(worker, "tripsearch_worker_events_dead_lettered") == 0
+    assert state_of(embedded(), sorted(expected)) == live(expected)
+
+
+def test_a_writer_process_that_cannot_open_its_backend_says_why(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    writer = WriterProcess(tmp_path / "file" / "data", search=False)
+    with pytest.raises(WriterProcessError, match="cannot open .*file/data"):
+        writer.start()
+    writer.close()
 
 
 def test_a_broker_restart_during_a_load_is_survived(rabbitmq: Broker, embedded: Callable[..., Backend]) -> None:

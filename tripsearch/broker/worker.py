@@ -7,15 +7,17 @@ for a batch, side by side for consecutive batches:
    unacknowledged (the broker's back-pressure), until ``batch_size`` events or
    ``batch_timeout_s`` after the first, and parse each; a message that is not a valid
    event is dead-lettered with the reason;
-2. in the writer: write the upserts and the deletes to the backend (in one thread): it
-   returns once the write is durable (embedded: committed to SQLite; Elasticsearch: every
-   bulk item acknowledged), and reports trips it rejects, which are dead-lettered too;
-   publish the dead letters (confirmed by the broker), then acknowledge each message of
-   the batch.
+2. in the writer (:mod:`tripsearch.broker.writer`: a thread, or the child process
+   `tripsearch worker` starts): write the upserts and the deletes to the backend; a batch
+   is done once the write is durable (embedded: committed to SQLite; Elasticsearch:
+   every bulk item acknowledged), with a report of the trips the backend rejects, which
+   are dead-lettered too; then publish the dead letters (confirmed by the broker) and
+   acknowledge each message of the batch.
 
-While batch N is written, batch N+1 is collected and parsed (one parsed batch waits at
-most). The writer takes the batches in delivery order, one at a time, so they are
-acknowledged in delivery order and a batch's one ``ack(multiple=True)`` covers exactly
+While batch N is written, batch N+1 waits in the writer's queue (so the writer goes from
+one to the next without waiting for the event loop) and batch N+2 is collected and
+parsed. The writer takes the batches in delivery order, one at a time, and they are
+acknowledged in delivery order, so a batch's one ``ack(multiple=True)`` covers exactly
 its own messages.
 
 Versions decide what a write changes, so a message delivered again after a crash, or
@@ -36,9 +38,10 @@ import random
 import signal
 import time
 from collections import Counter as Tally
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from collections import deque
+from concurrent.futures import Future
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange
@@ -49,12 +52,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from ..backend import Backend
 from ..errors import BackendUnavailable, TripSearchError
 from .events import PACKED_CONTENT_TYPE, InvalidEvent, Topology, TripEvent, declare_topology, parse_message
+from .writer import BatchWriter, ThreadWriter, Written
 
 __all__ = ["WorkerSettings", "Worker", "WorkerMetrics", "WorkerError", "run_worker", "declare_only"]
 
 log = logging.getLogger("tripsearch.worker")
-T = TypeVar("T")
 
+WRITES_IN_FLIGHT = 2  # batches with the writer at a time: one written, the next queued
 REASON_HEADER = "x-tripsearch-reason"
 FIELD_HEADER = "x-tripsearch-field"
 
@@ -98,7 +102,7 @@ class WorkerMetrics:
         self.dead_lettered = Counter("tripsearch_worker_events_dead_lettered", "Events sent to the dead-letter queue", ["field"], registry=r)
         self.acked = Counter("tripsearch_worker_events_acked", "Events acknowledged to the broker", registry=r)
         self.batch_size = Histogram("tripsearch_worker_batch_size", "Events per batch", buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000), registry=r)
-        self.batch_seconds = Histogram("tripsearch_worker_batch_seconds", "Time to write a batch durably, retries included",
+        self.batch_seconds = Histogram("tripsearch_worker_batch_seconds", "Time from handing a batch to the writer until it is durable (the write of the batch queued before it included), retries included",
                                        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r)
         self.queue_depth = Gauge("tripsearch_worker_queue_depth", "Messages ready in the work queue (the lag)", registry=r)
         self.dead_letter_depth = Gauge("tripsearch_worker_dead_letter_queue_depth", "Messages in the dead-letter queue", registry=r)
@@ -134,14 +138,19 @@ class _Batch:
 
 
 class Worker:
-    """Consume trip events from the broker into ``backend`` until :meth:`stop`."""
+    """Consume trip events from the broker into ``backend`` until :meth:`stop`.
 
-    def __init__(self, backend: Backend, settings: WorkerSettings, metrics: WorkerMetrics | None = None) -> None:
-        self.backend = backend
+    ``backend``: an open backend, written from a thread of the worker, or a
+    :class:`~tripsearch.broker.writer.BatchWriter` such as a
+    :class:`~tripsearch.broker.writer.WriterProcess`. The worker closes
+    neither: their opener does.
+    """
+
+    def __init__(self, backend: Backend | BatchWriter, settings: WorkerSettings, metrics: WorkerMetrics | None = None) -> None:
         self.settings = settings
         self.metrics = metrics or WorkerMetrics()
-        # one thread writes: the SQLite connection and the Elasticsearch client stay on it
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tripsearch-worker-write")
+        self._own_writer = not isinstance(backend, BatchWriter)
+        self._writer: BatchWriter = backend if isinstance(backend, BatchWriter) else ThreadWriter(backend)
         self._stopping = asyncio.Event()
         self._consuming = False
         self._backend_ok = True
@@ -188,7 +197,8 @@ class Worker:
             if server is not None:
                 server.close()
                 await server.wait_closed()
-            self._writer.shutdown(wait=True)
+            if self._own_writer:
+                self._writer.close()
 
     def _lost(self, exc: BaseException) -> None:
         self._consuming = False
@@ -319,14 +329,50 @@ class Worker:
         return batch
 
     async def _write_batches(self, ready: asyncio.Queue[_Batch | None], dead: AbstractExchange) -> None:
-        """Write, dead-letter and acknowledge the batches in the order they were collected, until None."""
-        while (batch := await ready.get()) is not None:
-            await self._handle(batch, dead)
+        """Write, dead-letter and acknowledge the batches in the order they were collected, until None.
 
-    async def _handle(self, batch: _Batch, dead: AbstractExchange) -> None:
+        Up to ``WRITES_IN_FLIGHT`` batches are with the writer at a time: it
+        writes one while the next waits in its queue. They are settled
+        (retried, dead-lettered, acknowledged) in order, each once its own
+        write and every earlier one are done.
+        """
+        in_flight: deque[tuple[_Batch, asyncio.Future[Written], float]] = deque()
+        getter: asyncio.Future[_Batch | None] | None = None
+        more = True
+        try:
+            while more or in_flight:
+                if more and getter is None and len(in_flight) < WRITES_IN_FLIGHT:
+                    getter = asyncio.ensure_future(ready.get())
+                waiting = {f for f in (getter, in_flight[0][1] if in_flight else None) if f is not None}
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if getter is not None and getter.done():
+                    batch = getter.result()
+                    getter = None
+                    if batch is None:
+                        more = False
+                    else:
+                        in_flight.append((batch, await self._submit(batch), time.perf_counter()))
+                if in_flight and in_flight[0][1].done():
+                    await self._handle(*in_flight.popleft(), dead)
+        finally:
+            if getter is not None:
+                getter.cancel()
+
+    async def _submit(self, batch: _Batch) -> asyncio.Future[Written]:
+        """Hand the batch's upserts and deletes to the writer; return the future of its reports."""
+        upserts = [e.trip for _, _, e in batch.upserts if e.trip is not None]  # every upsert has its trip
+        deletes = [(e.trip_id, e.version) for _, _, e in batch.deletes]
+        if not upserts and not deletes:
+            nothing: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
+            nothing.set_result((None, None))
+            return nothing
+        # off the event loop: a writer process that must be started again takes a second
+        submitted: Future[Written] = await asyncio.to_thread(self._writer.submit, upserts, deletes)
+        return asyncio.wrap_future(submitted)
+
+    async def _handle(self, batch: _Batch, submitted: asyncio.Future[Written], started: float, dead: AbstractExchange) -> None:
         m = self.metrics
-        started = time.perf_counter()
-        await self._write(batch)
+        await self._write(batch, submitted)
         m.batch_seconds.observe(time.perf_counter() - started)
         for message, body, field_name, reason in batch.dead:
             properties = message.header.properties
@@ -347,16 +393,13 @@ class Worker:
         m.acked.inc(batch.events)
         m.in_flight.dec(len(batch.messages))
 
-    async def _write(self, batch: _Batch) -> None:
-        """Write the batch durably, retrying while the backend is unavailable; record rejected trips as dead letters."""
+    async def _write(self, batch: _Batch, submitted: asyncio.Future[Written]) -> None:
+        """Wait for the batch's write, retrying while the backend is unavailable; record rejected trips as dead letters."""
         upserts, deletes = batch.upserts, batch.deletes
-        trips = [e.trip for _, _, e in upserts]
-        targets = [(e.trip_id, e.version) for _, _, e in deletes]
         backoff = 0.25
         while True:
             try:
-                report = await self._in_writer(self.backend.upsert, trips) if trips else None
-                removed = await self._in_writer(self.backend.delete, targets) if targets else None
+                report, removed = await submitted
                 break
             except BackendUnavailable as exc:
                 self._backend_ok = False
@@ -369,6 +412,7 @@ class Worker:
                 log.warning("backend unavailable (%s); holding %d events, retrying in %.1f s", exc.reason, len(batch.messages), delay)
                 await self._sleep(delay)
                 backoff = min(backoff * 2, self.settings.retry_max_s)
+                submitted = await self._submit(batch)
         self._backend_ok = True
         self.metrics.backend_up.set(1)
         applied: Tally[str] = Tally()  # counted here, one metric update per kind and batch
@@ -391,9 +435,6 @@ class Worker:
             self.metrics.applied.labels(kind).inc(count)
         if unchanged:
             self.metrics.unchanged.inc(unchanged)
-
-    async def _in_writer(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
 
     async def _watch_depth(self, connection: aio_pika.abc.AbstractConnection) -> None:
         """Read the depth of the work and dead-letter queues every ``depth_interval_s`` (a channel of its own: a failed look closes only it)."""
@@ -471,7 +512,7 @@ async def declare_only(settings: WorkerSettings) -> None:
             raise WorkerError(f"the broker refused the topology: {exc}") from None
 
 
-def run_worker(backend: Backend, settings: WorkerSettings) -> None:
+def run_worker(backend: Backend | BatchWriter, settings: WorkerSettings) -> None:
     """Run a worker until SIGTERM or SIGINT, then drain and return."""
 
     async def main() -> None:

@@ -157,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-timeout", type=float, default=_env_number("TRIPSEARCH_WORKER_BATCH_TIMEOUT", 0.2, kind=float, low=0), help="seconds a batch waits for more events after its first (env TRIPSEARCH_WORKER_BATCH_TIMEOUT, default %(default)s)")
     p.add_argument("--metrics-port", type=int, default=_env_number("TRIPSEARCH_WORKER_METRICS_PORT", None, low=0, high=65535), help="serve /metrics and /ready on this port (0: any free port; env TRIPSEARCH_WORKER_METRICS_PORT, default: none)")
     p.add_argument("--metrics-host", default=os.environ.get("TRIPSEARCH_WORKER_METRICS_HOST", "127.0.0.1"))
+    p.add_argument("--write-in", choices=("process", "thread"), default=os.environ.get("TRIPSEARCH_WORKER_WRITE_IN", "process"),
+                   help="where the backend writes run: a child process, beside the event loop on another core, or a thread of the worker (env TRIPSEARCH_WORKER_WRITE_IN, default %(default)s)")
     _add_topology_arguments(p)
     p.add_argument("--log-level", default=os.environ.get("TRIPSEARCH_LOG_LEVEL", "info"))
 
@@ -450,15 +452,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
                                   metrics_host=args.metrics_host, metrics_port=args.metrics_port)
     except ValueError as exc:
         raise _UsageError(str(exc)) from None
+    if args.write_in not in ("process", "thread"):  # argparse checks the flag's value, not a default from the environment
+        raise _UsageError(f"TRIPSEARCH_WORKER_WRITE_IN must be process or thread, got {args.write_in!r}")
     if args.declare_only:
         asyncio.run(declare_only(settings))
         print(f"declared exchange {settings.topology.exchange}, queue {settings.topology.queue}, dead letters {settings.topology.dead_letter_exchange} -> {settings.topology.dead_letter_queue}")
         return 0
     import tripsearch
 
+    from ..broker.writer import WriterProcess
+
     # a worker only writes: the embedded backend maps no index and keeps nothing in memory (the
     # processes that search follow the change feed and write the segments)
-    engine = tripsearch.open(args.backend, index=args.index) if args.backend else tripsearch.open(args.data, search=False)
+    target, options = (args.backend, {"index": args.index}) if args.backend else (args.data, {"search": False})
+    engine: WriterProcess | Backend
+    if args.write_in == "process":
+        engine = WriterProcess(target, **options)
+        engine.start()  # a backend that cannot be opened is said now, not at the first batch
+    else:
+        engine = tripsearch.open(target, **options)
     try:
         run_worker(engine, settings)
     finally:

@@ -1,0 +1,260 @@
+"""Where the worker's backend writes run: a thread of the worker, or a child process beside its event loop.
+
+A worker spends its time in two stages: the event loop takes deliveries
+and reads the events' envelopes; the writer parses the trips and stores
+them (the bulk load's own work). Both writers take a batch's upserts and
+deletes with :meth:`submit` and run the batches one at a time, in the order
+submitted; the worker keeps the next batch submitted while one is written,
+so the writer never waits for the event loop between two batches.
+
+- :class:`ThreadWriter`: a backend the caller opened, written from one
+  thread (its SQLite connection or Elasticsearch client stays on it). The
+  event loop and the write share the GIL, so they overlap only while
+  SQLite syncs the disk or Elasticsearch answers.
+- :class:`WriterProcess`: a child process that opens the backend itself
+  (``tripsearch.open(target, **options)``), so the two stages run on two
+  cores. A batch crosses a pipe as the trips' JSON text, its reports come
+  back the same way. `tripsearch worker` writes this way by default.
+
+The worker's guarantees do not change: a batch's future resolves once the
+write is durable, and the worker acknowledges only then. If the child dies
+(or is killed), every batch it had not answered fails with
+:class:`~tripsearch.errors.BackendUnavailable`, so the worker holds them,
+unacknowledged, and retries; the next batch starts a new child. Versions
+make the rewrite of a batch the child may have stored harmless. A child
+whose parent is gone reads the end of its pipe and exits after the write in
+progress; SIGINT and SIGTERM are left to the parent, which drains and then
+closes the child.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue
+import signal
+import threading
+import traceback
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from ..backend import Backend, DeleteReport, UpsertReport
+from ..errors import BackendUnavailable, TripSearchError
+
+__all__ = ["BatchWriter", "ThreadWriter", "WriterProcess", "WriterProcessError", "Written"]
+
+log = logging.getLogger("tripsearch.worker")
+
+Written = tuple[UpsertReport | None, DeleteReport | None]  # a batch's reports (None: the batch had no upserts, or no deletes)
+_STOP_S = 30.0  # how long close() waits for the child to finish its writes and exit
+
+
+class WriterProcessError(TripSearchError):
+    """The child could not open the backend, or failed in a way retrying cannot fix; the message carries its reason."""
+
+
+@runtime_checkable
+class BatchWriter(Protocol):
+    """Writes batches one at a time, in the order submitted."""
+
+    def submit(self, upserts: list[bytes], deletes: list[tuple[str, int]]) -> Future[Written]:
+        """Queue a batch: upserts (trips as JSON text), then deletes ((id, version)); the future resolves once it is durable."""
+        ...
+
+    def close(self) -> None:
+        """Finish the batches submitted and stop."""
+        ...
+
+
+class ThreadWriter:
+    """A backend's writes in one thread of this process; :meth:`close` stops the thread, the backend stays open (its opener closes it)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tripsearch-worker-write")
+
+    def submit(self, upserts: list[bytes], deletes: list[tuple[str, int]]) -> Future[Written]:
+        return self._thread.submit(_write, self._backend, upserts, deletes)
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+
+
+def _write(backend: Backend, upserts: list[bytes], deletes: list[tuple[str, int]]) -> Written:
+    return (backend.upsert(upserts) if upserts else None, backend.delete(deletes) if deletes else None)
+
+
+class WriterProcess:
+    """A backend opened and written by a child process (``tripsearch.open(target, **options)``); a child that dies is replaced at the next batch."""
+
+    def __init__(self, target: str | Path, **options: Any) -> None:
+        self._target = str(target)
+        self._options = options
+        self._lock = threading.Lock()
+        self._child: _Child | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id (None before the first batch)."""
+        child = self._child
+        return None if child is None else child.process.pid
+
+    def start(self) -> None:
+        """Start the child and wait until it has opened the backend; raise :class:`WriterProcessError` if it cannot."""
+        with self._lock:
+            self._current()
+
+    def submit(self, upserts: list[bytes], deletes: list[tuple[str, int]]) -> Future[Written]:
+        """Queue a batch (see :class:`BatchWriter`); starts a child first when there is none alive, which takes a second or so."""
+        with self._lock:
+            try:
+                child = self._current()
+            except WriterProcessError as exc:
+                failed: Future[Written] = Future()
+                failed.set_exception(exc)
+                return failed
+        return child.submit((upserts, deletes))
+
+    def close(self) -> None:
+        """Let the child finish the batches submitted, close the backend and exit; kill it if it does not within ``_STOP_S``."""
+        with self._lock:
+            child, self._child = self._child, None
+        if child is not None:
+            child.close(_STOP_S)
+
+    def _current(self) -> _Child:
+        if self._child is not None and self._child.alive:
+            return self._child
+        if self._child is not None:
+            self._child.close(0)
+        self._child = None
+        self._child = _Child(self._target, self._options)
+        return self._child
+
+
+class _Child:
+    """One child process: a thread sends the batches down one pipe, another reads the answers, in order, from a second."""
+
+    def __init__(self, target: str, options: dict[str, Any]) -> None:
+        self.alive = True
+        self._lock = threading.Lock()
+        self._pending: deque[Future[Written]] = deque()  # sent or about to be, answered in this order
+        self._outbox: queue.SimpleQueue[tuple[list[bytes], list[tuple[str, int]]] | None] = queue.SimpleQueue()
+        context = multiprocessing.get_context("spawn")  # not fork: the parent runs threads and an event loop
+        requests_in, self._requests = context.Pipe(duplex=False)
+        self._answers, answers_out = context.Pipe(duplex=False)
+        self.process = context.Process(target=_serve, args=(requests_in, answers_out, target, options), name="tripsearch-writer", daemon=True)
+        self.process.start()
+        requests_in.close()
+        answers_out.close()
+        try:
+            status, value = self._answers.recv()
+        except EOFError:
+            status, value = "error", f"the writer process exited while opening {target}"
+        if status != "ok":
+            self.close(5)
+            raise WriterProcessError(value)
+        self._sender = threading.Thread(target=self._send_all, name="tripsearch-writer-send", daemon=True)
+        self._reader = threading.Thread(target=self._read_all, name="tripsearch-writer-read", daemon=True)
+        self._sender.start()
+        self._reader.start()
+
+    def submit(self, batch: tuple[list[bytes], list[tuple[str, int]]]) -> Future[Written]:
+        future: Future[Written] = Future()
+        with self._lock:
+            if not self.alive:
+                future.set_exception(self._gone())
+                return future
+            self._pending.append(future)
+        self._outbox.put(batch)
+        return future
+
+    def close(self, timeout: float) -> None:
+        """Send the end after the batches queued, wait ``timeout`` for the child to exit, then kill it."""
+        self._outbox.put(None)
+        self.process.join(timeout)
+        if self.process.is_alive():
+            if timeout:
+                log.warning("the writer process did not exit within %.0f s; killing it", timeout)
+            self.process.kill()
+            self.process.join()
+        self._fail()
+        self._requests.close()
+        self._answers.close()
+
+    def _send_all(self) -> None:
+        while True:
+            batch = self._outbox.get()
+            try:
+                self._requests.send(batch)
+            except OSError:  # the child is gone: the reader fails what is pending
+                return
+            if batch is None:
+                return
+
+    def _read_all(self) -> None:
+        while True:
+            try:
+                status, value = self._answers.recv()
+            except (EOFError, OSError):
+                self._fail()
+                return
+            with self._lock:
+                future = self._pending.popleft()
+            if status == "ok":
+                future.set_result(value)
+            elif status == "unavailable":
+                reason, retry_after = value
+                future.set_exception(BackendUnavailable(reason, retry_after=retry_after))
+            else:
+                future.set_exception(WriterProcessError(f"the writer process failed: {value}"))
+
+    def _fail(self) -> None:
+        """Mark the child gone and fail every batch it has not answered."""
+        with self._lock:
+            self.alive = False
+            pending = list(self._pending)
+            self._pending.clear()
+        for future in pending:
+            future.set_exception(self._gone())
+
+    def _gone(self) -> BackendUnavailable:
+        code = self.process.exitcode
+        return BackendUnavailable(f"the writer process ended (exit code {code}) before answering; a new one is started", retry_after=0.5)
+
+
+def _serve(requests: Connection, answers: Connection, target: str, options: dict[str, Any]) -> None:
+    """The child: open the backend, then write each batch received, in order, until None or the end of the pipe."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent drains on these, then closes us
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    import tripsearch
+
+    try:
+        backend = tripsearch.open(target, **options)
+    except Exception as exc:  # said to the parent, which raises it
+        answers.send(("error", f"cannot open {target}: {exc}"))
+        return
+    answers.send(("ok", None))
+    try:
+        while True:
+            try:
+                batch = requests.recv()
+            except EOFError:  # the parent is gone
+                return
+            if batch is None:
+                return
+            try:
+                answer: tuple[str, Any] = ("ok", _write(backend, *batch))
+            except BackendUnavailable as exc:
+                answer = ("unavailable", (exc.reason, exc.retry_after))
+            except Exception as exc:
+                answer = ("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+            try:
+                answers.send(answer)
+            except OSError:  # the parent is gone; what was written stays written
+                return
+    finally:
+        backend.close()
