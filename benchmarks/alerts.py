@@ -2,13 +2,15 @@
 
     python -m benchmarks.alerts --alerts 10000,100000,1000000       # writes benchmarks/results/alerts.json
     python -m benchmarks.alerts --table benchmarks/results/alerts.json  # the Markdown table of benchmarks/README.md
+    python -m benchmarks.alerts --backend http://127.0.0.1:9200 --alerts 10000,100000 --single 300 --bulk 3000 \
+        --out benchmarks/results/alerts_elasticsearch.json                 # the same on Elasticsearch
 
 Alerts are the workload's searches (``build_workload``:
 city pairs by popularity, a fifth of them filtered), each over 1 to 7
-days of the 14 days the trips run. For each size, on the embedded backend,
-with the same trips written to two fresh data directories, one matching
-against the alerts and one with matching off, alternately so both see the
-same machine:
+days of the 14 days the trips run. For each size, on the embedded backend
+(or on the Elasticsearch cluster ``--backend`` names), with the same trips
+written to two fresh data directories (indices), one matching against the
+alerts and one with matching off, alternately so both see the same machine:
 
 - one trip per call (an API ``PUT``): latency p50/p99 of the write, on and off;
 - the matcher alone (:func:`~tripsearch.alerts.match_trips`, one trip, no
@@ -79,7 +81,30 @@ def _ms(xs: list[float], q: float) -> float:
     return round(1000 * float(np.percentile(xs, q)), 3)
 
 
-def measure(n_alerts: int, single: int, bulk: int, work: Path) -> dict[str, Any]:
+def _engines(n_alerts: int, store: AlertStore, work: Path, backend: str | None) -> tuple[Any, Any, Any]:
+    """Return the engines with alerts on and off, and a clean-up that removes what they wrote to a cluster."""
+    if backend is None:
+        on = tripsearch.open(work / f"on-{n_alerts}", refresh_interval=0, alerts=store)
+        off = tripsearch.open(work / f"off-{n_alerts}", refresh_interval=0, alerts=False)
+        return on, off, lambda: None
+    tag = f"bench-alerts-{os.getpid()}-{n_alerts}"
+    # the cluster's own refresh interval: a write is acknowledged once durable, as a worker's or the API's
+    on = tripsearch.open(backend, index=f"{tag}-on", alerts=store, number_of_replicas=0, request_timeout=60.0)
+    off = tripsearch.open(backend, index=f"{tag}-off", alerts=False, number_of_replicas=0, request_timeout=60.0)
+
+    def drop() -> None:
+        from elasticsearch import Elasticsearch
+
+        with Elasticsearch(backend, request_timeout=60) as es:
+            for alias in (f"{tag}-on", f"{tag}-off"):
+                for index in es.options(ignore_status=404).indices.get_alias(name=alias).body or {}:
+                    if index != "error" and index != "status":
+                        es.options(ignore_status=404).indices.delete(index=index)
+
+    return on, off, drop
+
+
+def measure(n_alerts: int, single: int, bulk: int, work: Path, backend: str | None = None) -> dict[str, Any]:
     """Return the figures of one alert set size (see the module docstring)."""
     store, saved_s = filled_store(work / f"alerts-{n_alerts}.sqlite", n_alerts)
     started = time.perf_counter()
@@ -92,8 +117,7 @@ def measure(n_alerts: int, single: int, bulk: int, work: Path) -> dict[str, Any]
     # The trips in memory here are the benchmark's, not a writer's (which holds a batch): out of the collector's way.
     gc.collect()
     gc.freeze()
-    on = tripsearch.open(work / f"on-{n_alerts}", refresh_interval=0, alerts=store)
-    off = tripsearch.open(work / f"off-{n_alerts}", refresh_interval=0, alerts=False)
+    on, off, drop = _engines(n_alerts, store, work, backend)
     try:
         for engine in (on, off):  # compiled kernels, SQLite pages: once per process
             for trip in warm[:100]:
@@ -123,6 +147,7 @@ def measure(n_alerts: int, single: int, bulk: int, work: Path) -> dict[str, Any]
     finally:
         on.close()
         off.close()
+        drop()
         store.close()
         gc.unfreeze()
     return {
@@ -146,15 +171,15 @@ def _arrays(part: Any) -> list[np.ndarray]:
     return [v for v in vars(part).values() if isinstance(v, np.ndarray)] + [part.terms.ids, *part.terms.cols.values()]
 
 
-def run(sizes: list[int], single: int, bulk: int) -> dict[str, Any]:
+def run(sizes: list[int], single: int, bulk: int, backend: str | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tripsearch-alerts-bench-") as tmp:
         runs = []
         for n in sizes:
-            runs.append(measure(n, single, bulk, Path(tmp)))
+            runs.append(measure(n, single, bulk, Path(tmp), backend))
             print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     return {
         "benchmark": "alerts",
-        "backend": "embedded",
+        "backend": "embedded" if backend is None else "elasticsearch",
         "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "load_avg": os.getloadavg(), "python": platform.python_version()},
         "command": "python -m benchmarks.alerts " + " ".join(sys.argv[1:]),
@@ -184,12 +209,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--single", type=int, default=2000, help="trips written one per call (default: %(default)s)")
     parser.add_argument("--bulk", type=int, default=20000, help=f"trips written in batches of {BATCH} (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON (default: %(default)s)")
+    parser.add_argument("--backend", help="an Elasticsearch address: measure there instead of the embedded backend (indices of its own, removed after)")
     parser.add_argument("--table", type=Path, help="print the Markdown table of a results JSON and stop")
     args = parser.parse_args(argv)
     if args.table:
         print(table(json.loads(args.table.read_text())))
         return 0
-    doc = run([int(s) for s in args.alerts.split(",") if s.strip()], args.single, args.bulk)
+    doc = run([int(s) for s in args.alerts.split(",") if s.strip()], args.single, args.bulk, args.backend)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
     print(table(doc))
