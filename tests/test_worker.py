@@ -326,6 +326,24 @@ def test_a_writer_process_that_cannot_open_its_backend_says_why(tmp_path: Path) 
     writer.close()
 
 
+def test_a_writer_process_left_open_does_not_keep_its_parent_from_exiting(tmp_path: Path) -> None:
+    code = "import sys\nfrom tripsearch.broker.writer import WriterProcess\nw = WriterProcess(sys.argv[1], search=False)\nw.start()\nprint(w.pid)"
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "data")], capture_output=True, text=True, timeout=25)  # close() would kill it after 30 s
+    assert done.returncode == 0, done.stderr
+    child = int(done.stdout)
+    deadline = time.monotonic() + 5
+    while _running(child):
+        assert time.monotonic() < deadline, "the writer process outlived its parent"
+        time.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return b"zombie" not in Path(f"/proc/{pid}/status").read_bytes().lower()
+    except OSError:
+        return False
+
+
 def test_a_broker_restart_during_a_load_is_survived(rabbitmq: Broker, embedded: Callable[..., Backend]) -> None:
     events, expected = make_events(5000, seed=4)
     topology = fresh_topology()

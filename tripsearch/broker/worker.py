@@ -38,9 +38,9 @@ import random
 import signal
 import time
 from collections import Counter as Tally
-from dataclasses import dataclass, field
 from collections import deque
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from typing import Any
 
 import aio_pika
@@ -368,7 +368,10 @@ class Worker:
             return nothing
         # off the event loop: a writer process that must be started again takes a second
         submitted: Future[Written] = await asyncio.to_thread(self._writer.submit, upserts, deletes)
-        return asyncio.wrap_future(submitted)
+        written = asyncio.wrap_future(submitted)
+        # read once here: a batch still with the writer when the session ends fails unobserved, and is delivered again
+        written.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return written
 
     async def _handle(self, batch: _Batch, submitted: asyncio.Future[Written], started: float, dead: AbstractExchange) -> None:
         m = self.metrics

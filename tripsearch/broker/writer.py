@@ -29,6 +29,7 @@ closes the child.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing
 import queue
@@ -95,6 +96,9 @@ class WriterProcess:
         self._options = options
         self._lock = threading.Lock()
         self._child: _Child | None = None
+        # before multiprocessing's own exit handler, which would wait forever for a child that ignores
+        # SIGTERM and still has its pipe open (a caller that forgot close(), an exception on the way out)
+        atexit.register(self.close)
 
     @property
     def pid(self) -> int | None:
