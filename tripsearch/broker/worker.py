@@ -41,7 +41,7 @@ from collections import Counter as Tally
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange
@@ -238,7 +238,7 @@ class Worker:
             tag = (await underlay.basic_consume(queue.name, take, no_ack=False)).consumer_tag or ""
             closed = asyncio.ensure_future(channel.closed())
             depth = asyncio.ensure_future(self._watch_depth(connection))
-            # One batch is written (in the writer thread) while the next is collected and parsed here.
+            # While the writer has its batches (_write_batches), the next is collected and parsed here and waits.
             ready: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
             writing = asyncio.ensure_future(self._write_batches(ready, dead))
             self._consuming = True
@@ -360,7 +360,7 @@ class Worker:
 
     async def _submit(self, batch: _Batch) -> asyncio.Future[Written]:
         """Hand the batch's upserts and deletes to the writer; return the future of its reports."""
-        upserts = [e.trip for _, _, e in batch.upserts if e.trip is not None]  # every upsert has its trip
+        upserts = cast("list[bytes]", [e.trip for _, _, e in batch.upserts])  # an upsert has its trip (TripEvent.is_upsert)
         deletes = [(e.trip_id, e.version) for _, _, e in batch.deletes]
         if not upserts and not deletes:
             nothing: asyncio.Future[Written] = asyncio.get_running_loop().create_future()

@@ -51,6 +51,7 @@ log = logging.getLogger("tripsearch.worker")
 
 Written = tuple[UpsertReport | None, DeleteReport | None]  # a batch's reports (None: the batch had no upserts, or no deletes)
 _STOP_S = 30.0  # how long close() waits for the child to finish its writes and exit
+_OPEN_S = 120.0  # how long a new child may take to open the backend
 
 
 class WriterProcessError(TripSearchError):
@@ -96,6 +97,7 @@ class WriterProcess:
         self._options = options
         self._lock = threading.Lock()
         self._child: _Child | None = None
+        self._closed = False
         # before multiprocessing's own exit handler, which would wait forever for a child that ignores
         # SIGTERM and still has its pipe open (a caller that forgot close(), an exception on the way out)
         atexit.register(self.close)
@@ -107,7 +109,7 @@ class WriterProcess:
         return None if child is None else child.process.pid
 
     def start(self) -> None:
-        """Start the child and wait until it has opened the backend; raise :class:`WriterProcessError` if it cannot."""
+        """Start the child and wait until it has opened the backend; raise :class:`WriterProcessError` (or ``BackendUnavailable``) if it cannot."""
         with self._lock:
             self._current()
 
@@ -116,7 +118,7 @@ class WriterProcess:
         with self._lock:
             try:
                 child = self._current()
-            except WriterProcessError as exc:
+            except (WriterProcessError, BackendUnavailable) as exc:
                 failed: Future[Written] = Future()
                 failed.set_exception(exc)
                 return failed
@@ -126,10 +128,14 @@ class WriterProcess:
         """Let the child finish the batches submitted, close the backend and exit; kill it if it does not within ``_STOP_S``."""
         with self._lock:
             child, self._child = self._child, None
+            self._closed = True
+        atexit.unregister(self.close)
         if child is not None:
             child.close(_STOP_S)
 
     def _current(self) -> _Child:
+        if self._closed:
+            raise WriterProcessError("the writer process was closed")
         if self._child is not None and self._child.alive:
             return self._child
         if self._child is not None:
@@ -144,30 +150,50 @@ class _Child:
 
     def __init__(self, target: str, options: dict[str, Any]) -> None:
         self.alive = True
+        self._closing = False
         self._lock = threading.Lock()
         self._pending: deque[Future[Written]] = deque()  # sent or about to be, answered in this order
         self._outbox: queue.SimpleQueue[tuple[list[bytes], list[tuple[str, int]]] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
         context = multiprocessing.get_context("spawn")  # not fork: the parent runs threads and an event loop
         requests_in, self._requests = context.Pipe(duplex=False)
         self._answers, answers_out = context.Pipe(duplex=False)
         self.process = context.Process(target=_serve, args=(requests_in, answers_out, target, options), name="tripsearch-writer", daemon=True)
-        self.process.start()
+        try:
+            self.process.start()
+        except OSError as exc:  # no process or file descriptor left: the machine may recover
+            for end in (requests_in, answers_out, self._requests, self._answers):
+                end.close()
+            raise BackendUnavailable(f"cannot start the writer process: {exc}", retry_after=1.0) from None
         requests_in.close()
         answers_out.close()
-        try:
-            status, value = self._answers.recv()
-        except EOFError:
-            status, value = "error", f"the writer process exited while opening {target}"
+        status, value = self._opened(target)
         if status != "ok":
             self.close(5)
+            if status == "unavailable":  # the store or cluster is down now: retried like a failed write
+                reason, retry_after = value
+                raise BackendUnavailable(reason, retry_after=retry_after)
             raise WriterProcessError(value)
-        self._sender = threading.Thread(target=self._send_all, name="tripsearch-writer-send", daemon=True)
-        self._reader = threading.Thread(target=self._read_all, name="tripsearch-writer-read", daemon=True)
-        self._sender.start()
-        self._reader.start()
+        self._threads = [threading.Thread(target=self._send_all, name="tripsearch-writer-send", daemon=True),
+                         threading.Thread(target=self._read_all, name="tripsearch-writer-read", daemon=True)]
+        for thread in self._threads:
+            thread.start()
+
+    def _opened(self, target: str) -> tuple[str, Any]:
+        """Wait for the child's first answer: whether it opened the backend."""
+        try:
+            if self._answers.poll(_OPEN_S):
+                answer: tuple[str, Any] = self._answers.recv()
+                return answer
+            return "unavailable", (f"the writer process did not open {target} within {_OPEN_S:.0f} s", 1.0)
+        except (EOFError, OSError):
+            return "unavailable", (f"the writer process exited while opening {target} (exit code {self.process.exitcode})", 1.0)
 
     def submit(self, batch: tuple[list[bytes], list[tuple[str, int]]]) -> Future[Written]:
         future: Future[Written] = Future()
+        # running at once, so never cancelled: the batch goes to the child whatever the caller does, and
+        # its answer must find its future (a worker whose session ends cancels what it waits for)
+        future.set_running_or_notify_cancel()
         with self._lock:
             if not self.alive:
                 future.set_exception(self._gone())
@@ -177,7 +203,8 @@ class _Child:
         return future
 
     def close(self, timeout: float) -> None:
-        """Send the end after the batches queued, wait ``timeout`` for the child to exit, then kill it."""
+        """Send the end after the batches queued, wait ``timeout`` for the child to exit (then kill it), read its last answers and close the pipes."""
+        self._closing = True
         self._outbox.put(None)
         self.process.join(timeout)
         if self.process.is_alive():
@@ -185,6 +212,8 @@ class _Child:
                 log.warning("the writer process did not exit within %.0f s; killing it", timeout)
             self.process.kill()
             self.process.join()
+        for thread in self._threads:  # the reader ends at the end of the answers, the sender after the None
+            thread.join(5)
         self._fail()
         self._requests.close()
         self._answers.close()
@@ -200,21 +229,26 @@ class _Child:
                 return
 
     def _read_all(self) -> None:
-        while True:
-            try:
-                status, value = self._answers.recv()
-            except (EOFError, OSError):
-                self._fail()
-                return
-            with self._lock:
-                future = self._pending.popleft()
-            if status == "ok":
-                future.set_result(value)
-            elif status == "unavailable":
-                reason, retry_after = value
-                future.set_exception(BackendUnavailable(reason, retry_after=retry_after))
-            else:
-                future.set_exception(WriterProcessError(f"the writer process failed: {value}"))
+        try:
+            while True:
+                try:
+                    status, value = self._answers.recv()
+                except (EOFError, OSError):
+                    return
+                with self._lock:
+                    future = self._pending.popleft()
+                if status == "ok":
+                    future.set_result(value)
+                elif status == "unavailable":
+                    reason, retry_after = value
+                    future.set_exception(BackendUnavailable(reason, retry_after=retry_after))
+                else:
+                    future.set_exception(WriterProcessError(f"the writer process failed: {value}"))
+        finally:
+            # however the answers end, nothing waits on this child any more: it is replaced at the next batch
+            if not self._closing and self.process.is_alive():
+                self.process.kill()
+            self._fail()
 
     def _fail(self) -> None:
         """Mark the child gone and fail every batch it has not answered."""
@@ -238,7 +272,10 @@ def _serve(requests: Connection, answers: Connection, target: str, options: dict
 
     try:
         backend = tripsearch.open(target, **options)
-    except Exception as exc:  # said to the parent, which raises it
+    except BackendUnavailable as exc:  # the store or cluster is down now: the parent retries later
+        answers.send(("unavailable", (f"cannot open {target}: {exc.reason}", exc.retry_after)))
+        return
+    except Exception as exc:  # a setting that retrying cannot fix: said to the parent, which raises it
         answers.send(("error", f"cannot open {target}: {exc}"))
         return
     answers.send(("ok", None))
