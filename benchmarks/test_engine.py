@@ -53,8 +53,8 @@ def test_bulk_load_stages(benchmark, tmp_path: Path) -> None:  # type: ignore[no
     from tripsearch.backend import parse_upserts
     from tripsearch.core.columns import TripColumns
     from tripsearch.index.cells import route_to_cells
-    from tripsearch.index.memory import MemoryIndex
-    from tripsearch.index.store import Store
+    from tripsearch.index.embedded.memory import MemoryIndex
+    from tripsearch.index.embedded.store import Store
     from tripsearch.data.fixtures import generate_trips
 
     lines = [orjson.dumps(t) for t in generate_trips(LOAD_SIZE, SEED + 1, START, DAYS)]

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tripsearch.index.memory import PostingSegment
+from tripsearch.index.embedded.memory import PostingSegment
 
 
 def _segments(seed: int, sizes: list[int], n_keys: int) -> list[PostingSegment]:

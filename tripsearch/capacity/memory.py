@@ -1,7 +1,7 @@
 """The embedded backend's memory on one machine: one shared segment, plus each worker's private memory.
 
 The workers over a data directory map one immutable segment file read-only
-(:mod:`tripsearch.index.segments`): its pages sit once in the page cache,
+(:mod:`tripsearch.index.embedded.segments`): its pages sit once in the page cache,
 however many workers map them. What each worker holds alone is its base
 (Python, numba, libraries, buffers) and its in-memory delta: the trips
 written since the segment, which every worker applies from the change feed

@@ -21,12 +21,12 @@ from typing import Iterable, NamedTuple, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from ..core.columns import FIRST_OCCURRENCE, TripColumns
-from ..model import Trip
-from ..query.matching import SegmentWindows
-from ..core.kernels import PostingRanges, join_postings, key_ranges
-from ..occurrences import index_trips, trip_id_of
-from .cells import CELL_SHIFT, disk_to_cells, route_to_cells
+from ...core.columns import FIRST_OCCURRENCE, TripColumns
+from ...model import Trip
+from ...query.matching import SegmentWindows
+from ...core.kernels import PostingRanges, join_postings, key_ranges
+from ...occurrences import index_trips, trip_id_of
+from ..cells import CELL_SHIFT, disk_to_cells, route_to_cells
 
 __all__ = ["IndexView", "MemoryIndex", "PostingSegment", "Candidates", "cell_day_keys"]
 

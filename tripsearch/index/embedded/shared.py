@@ -21,9 +21,9 @@ from typing import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from ..core.columns import TripColumns
-from ..model import Trip
-from ..query.matching import SegmentWindows
+from ...core.columns import TripColumns
+from ...model import Trip
+from ...query.matching import SegmentWindows
 from .memory import Candidates, IndexView, MemoryIndex
 from .segments import Segment
 

@@ -31,11 +31,11 @@ import msgspec
 import numpy as np
 import orjson
 
-from ..backend import DeleteReport, ItemResult, ParsedUpserts, Refresh, SearchResult, TripInput, UpsertReport, delete_targets, parse_upserts
-from ..errors import NotFound, StoreReadOnly, TripSearchError
-from ..model import Trip, trip_to_json
-from .execute import candidate_days, execute
-from ..query.model import Query, parse_query
+from ...backend import DeleteReport, ItemResult, ParsedUpserts, Refresh, SearchResult, TripInput, UpsertReport, delete_targets, parse_upserts
+from ...errors import NotFound, StoreReadOnly, TripSearchError
+from ...model import Trip, trip_to_json
+from ..execute import candidate_days, execute
+from ...query.model import Query, parse_query
 from .segments import Manifest, Segment, SegmentError, SegmentMissing, open_segment, read_manifest, write_manifest, write_segment
 from .shared import SharedIndex, SharedView
 from .store import Change, Store

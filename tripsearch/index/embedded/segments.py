@@ -37,8 +37,8 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
-from ..core.columns import ROW_FIELDS, STOP_FIELDS, VERTEX_FIELDS, TripColumns
-from ..occurrences import trip_id_of
+from ...core.columns import ROW_FIELDS, STOP_FIELDS, VERTEX_FIELDS, TripColumns
+from ...occurrences import trip_id_of
 from .memory import IndexView, PostingSegment
 
 __all__ = [

@@ -24,8 +24,8 @@ from pathlib import Path
 from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator
 
-from ..errors import BackendUnavailable, StoreReadOnly
-from ..model import tombstone_version
+from ...errors import BackendUnavailable, StoreReadOnly
+from ...model import tombstone_version
 
 __all__ = ["Store", "StoredRow", "Change"]
 
