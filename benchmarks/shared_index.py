@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
 
     result: dict[str, Any] = {"data": str(args.data), "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     t0 = time.perf_counter()
-    engine = tripsearch.open(args.data, refresh_interval=0, snapshot_on_close=False)
+    # This process only prepares: it does not map the segment's pages in (warm=False), so the workers' PSS is theirs.
+    engine = tripsearch.open(args.data, refresh_interval=0, snapshot_on_close=False, warm=False)
     engine.snapshot()  # type: ignore[attr-defined]
     stats = engine.stats()
     engine.close()
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{trips:,} trips; segment {mib(stats['segment_bytes'])} ({result['segment_bytes_per_trip']:,} bytes/trip), SQLite {result['sqlite_bytes_per_trip']:,} bytes/trip; prepare (open + segment) {result['prepare_s']} s", flush=True)
 
     # the background check of a segment's checksums, and a merge: one trip changed, then a new segment of the whole index
-    engine = tripsearch.open(args.data, refresh_interval=0, snapshot_on_close=False, verify="none")
+    engine = tripsearch.open(args.data, refresh_interval=0, snapshot_on_close=False, verify="none", warm=False)
     segment_obj = engine._index.segment  # type: ignore[attr-defined]
     t0 = time.perf_counter()
     segment_obj.verify()
@@ -164,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     result["merge_s"] = round(time.perf_counter() - t0, 2)
     segment = args.data / "segments" / engine.stats()["segment"]
     engine.close()
+    del engine  # and its mapping of the segment
     print(f"checksums of the whole segment (background check): {result['verify_s']} s; merge of one changed trip into a new segment: {result['merge_s']} s", flush=True)
 
     queries = sample_queries(args.data, args.queries + 51)

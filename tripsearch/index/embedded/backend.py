@@ -465,6 +465,8 @@ class EmbeddedBackend:
             self._thread.join()
         if self._verifier is not None:
             self._verifier.join()
+        if self._warmer is not None:
+            self._warmer.join()
         if self.snapshot_on_close and self._index.delta_rows >= 1000 and not self._store.read_only:
             try:
                 with self._refresh_lock:
