@@ -59,6 +59,23 @@ def test_shared_index_figures_of_benchmarks_readme() -> None:
     assert _table_row(BENCHMARKS, "merge: one changed trip, new segment of 1M").startswith(f"| merge: one changed trip, new segment of 1M | {SHARED['merge_s']:.1f} s")
 
 
+def test_shared_index_10m_figures_of_benchmarks_readme() -> None:
+    """The 10,000,000-trip rows: the first restart comes right after the benchmark's merge, then two with the segment cached, then the cold one."""
+    run = _load("shared_index_10m.json")
+    after_merge, *warm = [r for r in run["restarts"] if not r["cold"]]
+    (cold,) = [r for r in run["restarts"] if r["cold"]]
+    row = _table_row(BENCHMARKS, "mapped in ahead (10:44, commit below): segment cached, two restarts")
+    assert " / ".join(f"{r['first_answer_s']:.2f}" for r in warm) + " s" in row
+    assert ", ".join(f"{r['first50_p99_ms']:.0f} / {r['steady_p99_ms']:.0f}" for r in warm) + " ms" in row
+    for label, r in (("mapped in ahead, first restart after the merge", after_merge), ("mapped in ahead, cold", cold)):
+        row = _table_row(BENCHMARKS, label)
+        assert f"| {r['open_s']:.2f} s | {r['first_answer_s']:.1f} s | {r['first50_p99_ms']:.0f} / {r['steady_p99_ms']:.0f} ms |" in row
+    two = next(m for m in run["memory"] if m["workers"] == 2)
+    row = _table_row(BENCHMARKS, "mapped in ahead")
+    assert f"{two['rss_total'] / MIB:,.0f} / **{two['pss_total'] / MIB:,.0f} MiB**" in row and f"**{two['pss_index_bytes_per_trip']:,} bytes/trip**" in row
+    assert f"segment {run['segment_bytes'] / MIB:,.0f} MiB, **{run['segment_bytes_per_trip']:,} bytes/trip**" in _one_line(BENCHMARKS)
+
+
 def test_shared_index_figures_of_readme() -> None:
     text = _one_line(README)
     warm = sorted(r["first_answer_s"] for r in WARM)
