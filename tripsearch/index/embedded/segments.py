@@ -39,6 +39,8 @@ from numpy.typing import NDArray
 
 from ...core.columns import ROW_FIELDS, STOP_FIELDS, VERTEX_FIELDS, TripColumns
 from ...occurrences import trip_id_of
+from ..anchors import Anchors
+from .anchored import MAX_PLACES, AnchorIndex, anchor_arrays, anchor_index
 from .memory import IndexView, PostingSegment
 
 __all__ = [
@@ -57,7 +59,10 @@ __all__ = [
     "MANIFEST_FORMAT",
 ]
 
-FORMAT = "tripsearch-segment-1"
+# 2: the anchor entries (optional arrays ``anchor_*`` and the header's ``anchors``); a segment of format 1
+# is read as one without them.
+FORMAT = "tripsearch-segment-2"
+READ_FORMATS = ("tripsearch-segment-1", FORMAT)
 MANIFEST_FORMAT = "tripsearch-manifest-1"
 MAGIC = b"TSSEG01\n"
 _PREFIX = struct.Struct("<8sQI4x")
@@ -152,6 +157,7 @@ class Segment:
     hashes: NDArray[np.uint64]  # id hashes, sorted
     hash_rows: NDArray[np.int32]  # the row of each hash
     arrays: tuple[tuple[str, int, int, int], ...]  # (name, offset, bytes, crc32) as the header says
+    anchored: AnchorIndex | None = None  # the anchor entries, when the segment was written with them
 
     def __len__(self) -> int:
         return len(self.cols)
@@ -225,7 +231,7 @@ def open_segment(path: Path, store_id: str, max_seq: int, verify: bool = False) 
         if zlib.crc32(raw) != crc:
             raise SegmentError(f"{path.name}: header checksum mismatch")
         header = orjson.loads(raw)
-        if header.get("format") != FORMAT:
+        if header.get("format") not in READ_FORMATS:
             raise SegmentError(f"{path.name}: unknown format {header.get('format')!r}")
         if header["store_id"] != store_id:
             raise SegmentError(f"{path.name}: segment of another store")
@@ -254,7 +260,9 @@ def open_segment(path: Path, store_id: str, max_seq: int, verify: bool = False) 
         **{name: arrays[name] for name in ROW_FIELDS + VERTEX_FIELDS + STOP_FIELDS + ["vert_start", "stop_start"]},
     )
     postings = PostingSegment(*(arrays[f"posting_{name}"] for name in ("keys", "offsets", "rows", "seg_lo", "seg_hi")))
-    segment = Segment(path, header["generation"], header["seq"], store_id, size, cols, arrays["alive"], postings, arrays["hashes"], arrays["hash_rows"], tuple(specs))
+    meta = header.get("anchors")
+    anchored = anchor_index(arrays, meta["fingerprint"], rows, meta["places"]) if meta else None
+    segment = Segment(path, header["generation"], header["seq"], store_id, size, cols, arrays["alive"], postings, arrays["hashes"], arrays["hash_rows"], tuple(specs), anchored)
     if verify:
         segment.verify()
     return segment
@@ -326,12 +334,16 @@ def write_segment(
     base: Segment | None,
     base_rows: NDArray[np.int64],
     delta: IndexView,
+    anchors: Anchors | None = None,
 ) -> Path:
     """Write a segment of ``base_rows`` (rising) of ``base`` followed by the live rows of ``delta``; return its path.
 
     Rows keep their order (the base's first), so the base's postings stay
     sorted when their rows are renumbered, and the delta's postings are
-    merged into them without sorting the whole index again.
+    merged into them without sorting the whole index again. With
+    ``anchors``, the segment holds the anchor entries of every row
+    (:mod:`.anchored`): the base's are copied when it has them for the same
+    anchor set, the others computed.
     """
     parts: list[tuple[TripColumns, NDArray[np.int64]]] = []
     if base is not None:
@@ -373,7 +385,13 @@ def write_segment(
         for name in ("keys", "offsets", "rows", "seg_lo", "seg_hi"):
             w.add(f"posting_{name}", getattr(postings, name).dtype, [getattr(postings, name)])
         del postings
-        w.finish({"store_id": store_id, "seq": seq, "generation": generation, "rows": n})
+        meta: dict[str, Any] = {"store_id": store_id, "seq": seq, "generation": generation, "rows": n}
+        if anchors is not None and len(anchors) <= MAX_PLACES:
+            reuse = base.anchored if base is not None and base.anchored is not None and base.anchored.fingerprint == anchors.fingerprint else None
+            for name, dtype, chunks in anchor_arrays(parts, reuse, base.cols if base is not None else None, anchors, _CHUNK_ROWS):
+                w.add(name, dtype, chunks)
+            meta["anchors"] = {"fingerprint": anchors.fingerprint, "places": len(anchors)}
+        w.finish(meta)
     except BaseException:
         w.abort()
         raise

@@ -1,0 +1,205 @@
+"""Anchor entries in a segment: searches between two known places read the pickups and dropoffs stored for them.
+
+A segment written for an anchor set (:mod:`tripsearch.index.anchors`)
+holds, for every row, its anchor entries (the places within
+:data:`~tripsearch.index.anchors.ANCHOR_KM` of its route, with the exact
+pickup and dropoff there, as :func:`~tripsearch.index.anchors.anchor_entries`
+computes them), as ragged arrays over the rows (``anchor_start``), and
+every entry again in one order by place, then by local pickup time
+(``anchor_order_rows``, ``anchor_order_minute``, ``anchor_place_start``).
+
+A search from one anchor to another with both radii up to ANCHOR_KM reads
+the ``from`` place's entries on its candidate days (one binary-searched
+range of the order), finds the ``to`` place's entry among each row's own
+entries, and decides rules 1 and 2 by comparing the stored values with the
+radii: no posting join, no route measured. A row without an entry for a
+place is farther than ANCHOR_KM from it, so it cannot match.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
+from ...core.columns import SECONDS_PER_DAY, STATUS_CODES, TripColumns
+from ...core.kernels import times_along
+from ...geo import ClosestPoints
+from ...query.matching import Ends
+from ...query.model import Query
+from ..anchors import ANCHOR_KM, Anchors, anchor_entries
+
+__all__ = ["AnchorIndex", "ENTRY_FIELDS", "ORDER_FIELDS", "anchor_arrays", "anchor_index", "anchor_query", "warm_up_anchored"]
+
+# The arrays of an entry (``anchor_<name>``), by row; then those of the order by place.
+ENTRY_FIELDS = {"place": np.uint16, "km": np.float64, "along": np.float64, "pickup_lat": np.float64, "pickup_lon": np.float64, "drop_along": np.float64, "dropoff_lat": np.float64, "dropoff_lon": np.float64}
+ORDER_FIELDS = {"order_rows": np.uint32, "order_minute": np.int32}
+MAX_PLACES = 1 << 16  # place ids are u16
+_MINUTES_PER_DAY = SECONDS_PER_DAY // 60
+_PUBLISHED = STATUS_CODES["published"]
+
+
+@dataclass(frozen=True)
+class AnchorIndex:
+    """A segment's anchor entries (see the module docstring), for the anchor set of ``fingerprint``."""
+
+    fingerprint: str
+    start: NDArray[np.int64]  # rows + 1: the entries of row r are start[r]:start[r + 1], by place
+    place: NDArray[np.uint16]
+    km: NDArray[np.float64]
+    along: NDArray[np.float64]
+    pickup_lat: NDArray[np.float64]
+    pickup_lon: NDArray[np.float64]
+    drop_along: NDArray[np.float64]
+    dropoff_lat: NDArray[np.float64]
+    dropoff_lon: NDArray[np.float64]
+    place_start: NDArray[np.int64]  # places + 1: the order's entries of place p are place_start[p]:place_start[p + 1]
+    order_rows: NDArray[np.uint32]  # each entry's row, by place, then by local pickup time
+    order_minute: NDArray[np.int32]  # each entry's local pickup time in minutes since 1970-01-01, in that order
+
+    def ends(self, cols: TripColumns, query: Query, from_place: int, to_place: int, days: NDArray[np.int64]) -> tuple[NDArray[np.int64], Ends]:
+        """Return the rows with an entry at ``from_place`` picking up on one of ``days`` (distinct, rising, consecutive) and one at ``to_place``, and rules 1 and 2 for them."""
+        lo, hi = int(self.place_start[from_place]), int(self.place_start[from_place + 1])
+        if len(days) and hi > lo:
+            minutes = self.order_minute[lo:hi]
+            lo, hi = lo + int(np.searchsorted(minutes, days[0] * _MINUTES_PER_DAY)), lo + int(np.searchsorted(minutes, (days[-1] + 1) * _MINUTES_PER_DAY))
+        else:
+            hi = lo
+        rows, f, t = _pair_entries(self.start, self.place, self.order_rows, lo, hi, from_place, to_place)
+        along, drop_along = self.along[f], self.drop_along[t]
+        pickup = ClosestPoints(self.km[f], along, self.pickup_lat[f], self.pickup_lon[f])
+        dropoff = ClosestPoints(self.km[t], drop_along, self.dropoff_lat[t], self.dropoff_lon[t])
+        # Rules 1 and 2 as kernels.match_geometry decides them, on the same values.
+        geo = (cols.status[rows] == _PUBLISHED) & (pickup.distance_km <= query.from_radius_km) & (dropoff.distance_km <= query.to_radius_km) & (along < drop_along)
+        pickup_time = np.zeros(len(rows), dtype=np.int64)
+        dropoff_time = np.zeros(len(rows), dtype=np.int64)
+        at = np.flatnonzero(geo)
+        pickup_time[at] = times_along(cols.stop_start, cols.stop_along, cols.stop_time, rows[at], along[at])
+        dropoff_time[at] = times_along(cols.stop_start, cols.stop_along, cols.stop_time, rows[at], drop_along[at])
+        return rows, Ends(pickup, dropoff, geo, pickup_time, dropoff_time)
+
+
+def anchor_query(anchors: Anchors, query: Query) -> tuple[int, int] | None:
+    """Return the places of ``query``'s ``from`` and ``to`` when entries can answer it (two different anchors, both radii up to ANCHOR_KM), else None."""
+    if query.from_radius_km > ANCHOR_KM or query.to_radius_km > ANCHOR_KM:
+        return None
+    f, t = anchors.key_of(query.from_point), anchors.key_of(query.to_point)
+    if f is None or t is None or f == t:
+        return None
+    return int(f), int(t)
+
+
+@numba.njit(cache=True)
+def _pair_entries(start: NDArray[np.int64], place: NDArray[np.uint16], order_rows: NDArray[np.uint32], lo: int, hi: int, from_place: int, to_place: int) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:  # pragma: no cover - compiled
+    """Return the rows of order positions ``lo:hi`` that have an entry at ``to_place``, with their entries at ``from_place`` and ``to_place``."""
+    n = hi - lo
+    rows = np.empty(n, dtype=np.int64)
+    f_at = np.empty(n, dtype=np.int64)
+    t_at = np.empty(n, dtype=np.int64)
+    k = 0
+    for i in range(lo, hi):
+        row = np.int64(order_rows[i])
+        f = -1
+        t = -1
+        for e in range(start[row], start[row + 1]):
+            p = np.int64(place[e])
+            if p == from_place:
+                f = e
+            elif p == to_place:
+                t = e
+        if f >= 0 and t >= 0:
+            rows[k] = row
+            f_at[k] = f
+            t_at[k] = t
+            k += 1
+    return rows[:k], f_at[:k], t_at[:k]
+
+
+def warm_up_anchored() -> None:
+    """Build (or read from numba's cache) the compiled loop of a search between anchors now, not in the first one."""
+    none = np.zeros(1, dtype=np.int64)
+    _pair_entries(none, np.zeros(0, dtype=np.uint16), np.zeros(0, dtype=np.uint32), 0, 0, 0, 1)
+
+
+def anchor_arrays(
+    parts: list[tuple[TripColumns, NDArray[np.int64]]], reuse: AnchorIndex | None, reuse_cols: TripColumns | None, anchors: Anchors, chunk_rows: int
+) -> Iterator[tuple[str, type, list[NDArray]]]:
+    """Yield the anchor arrays (name, dtype, chunks) of a segment of ``parts`` (columns and their rows, rising), one array at a time.
+
+    The entries of ``reuse_cols``'s part are copied from ``reuse`` (the old
+    segment's, for the same anchor set); every other part's are computed.
+    """
+    # Per part: entry counts per row, and the entries' values (copied parts as masks over the old arrays).
+    counts: list[NDArray[np.int64]] = []
+    values: list[dict[str, NDArray] | NDArray[np.bool_]] = []
+    order_place: list[NDArray[np.int64]] = []
+    order_minute: list[NDArray[np.int64]] = []
+    order_rows: list[NDArray[np.int64]] = []
+    first = 0
+    for cols, rows in parts:
+        if reuse is not None and cols is reuse_cols:
+            counts.append(reuse.start[rows + 1] - reuse.start[rows])
+            keep = np.zeros(len(reuse.start) - 1, dtype=np.bool_)
+            keep[rows] = True
+            values.append(np.repeat(keep, np.diff(reuse.start)))
+            renumber = np.full(len(reuse.start) - 1, -1, dtype=np.int64)
+            renumber[rows] = np.arange(first, first + len(rows))
+            new_rows = renumber[reuse.order_rows]
+            kept = new_rows >= 0
+            order_place.append(np.repeat(np.arange(len(reuse.place_start) - 1), np.diff(reuse.place_start))[kept])
+            order_minute.append(reuse.order_minute[kept].astype(np.int64))
+            order_rows.append(new_rows[kept])
+        else:
+            found: dict[str, list[NDArray]] = {name: [] for name in ENTRY_FIELDS}
+            part_counts = []
+            for s in range(0, len(rows), chunk_rows):
+                chunk = rows[s : s + chunk_rows]
+                e = anchor_entries(cols, anchors, chunk)
+                at = np.searchsorted(chunk, e.rows)
+                part_counts.append(np.bincount(at, minlength=len(chunk)))
+                for name in ENTRY_FIELDS:
+                    found[name].append(getattr(e, "places" if name == "place" else name))
+                order_place.append(e.places)
+                order_minute.append(np.floor_divide(e.pickup_time + cols.offset_s[e.rows], 60))
+                order_rows.append(first + s + at)
+            counts.append(np.concatenate(part_counts) if part_counts else np.zeros(0, dtype=np.int64))
+            values.append({name: np.concatenate(found[name]) if found[name] else np.zeros(0) for name in ENTRY_FIELDS})
+        first += len(rows)
+    all_counts = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
+    yield "anchor_start", np.int64, [np.concatenate(([0], np.cumsum(all_counts))).astype(np.int64)]
+    for name, dtype in ENTRY_FIELDS.items():
+        chunks: list[NDArray] = []
+        for part in values:
+            if isinstance(part, dict):
+                chunks.append(part[name])
+            else:  # a mask over the old segment's entries, applied a chunk at a time
+                old = getattr(reuse, name)
+                step = 16 * chunk_rows
+                chunks.extend(old[s : s + step][part[s : s + step]] for s in range(0, len(part), step))
+        yield f"anchor_{name}", dtype, chunks
+    del values
+    place = np.concatenate(order_place) if order_place else np.zeros(0, dtype=np.int64)
+    minute = np.concatenate(order_minute) if order_minute else np.zeros(0, dtype=np.int64)
+    rows_out = np.concatenate(order_rows) if order_rows else np.zeros(0, dtype=np.int64)
+    order = np.lexsort((rows_out, minute, place))
+    yield "anchor_place_start", np.int64, [np.searchsorted(place[order], np.arange(len(anchors) + 1)).astype(np.int64)]
+    yield "anchor_order_rows", np.uint32, [rows_out[order]]
+    yield "anchor_order_minute", np.int32, [minute[order]]
+
+
+def anchor_index(arrays: dict[str, NDArray], fingerprint: str, rows: int, places: int) -> AnchorIndex | None:
+    """Return the anchor index of a segment's arrays, None when one is missing or their lengths disagree."""
+    names = ["anchor_start", *(f"anchor_{n}" for n in ENTRY_FIELDS), "anchor_place_start", *(f"anchor_{n}" for n in ORDER_FIELDS)]
+    if any(n not in arrays for n in names):
+        return None
+    entries = len(arrays["anchor_place"])
+    if (
+        len(arrays["anchor_start"]) != rows + 1
+        or len(arrays["anchor_place_start"]) != places + 1
+        or any(len(arrays[f"anchor_{n}"]) != entries for n in [*ENTRY_FIELDS, *ORDER_FIELDS])
+    ):
+        return None
+    return AnchorIndex(fingerprint, *(arrays[n] for n in names))
