@@ -28,7 +28,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 from numpy.typing import NDArray
 
-__all__ = ["route_distances_along", "closest_in_ranges", "times_along", "match_geometry", "match_ends", "key_ranges", "table_merge", "table_join", "join_postings", "PostingRanges", "filter_failures", "facet_counts", "search_minutes"]
+__all__ = ["route_distances_along", "closest_in_ranges", "times_along", "match_geometry", "match_ends", "anchored_ends", "key_ranges", "table_merge", "table_join", "join_postings", "PostingRanges", "filter_failures", "facet_counts", "search_minutes"]
 
 R = 6371.0088
 SCALE = 10_000_000.0
@@ -566,6 +566,59 @@ def match_geometry(
             times[0, i] = _stop_time_at(stop_start, stop_along, stop_time, rows[i], p[1])
             times[1, i] = _stop_time_at(stop_start, stop_along, stop_time, rows[i], q[1])
     return pickup, dropoff, geo, times
+
+
+@numba.njit(cache=True)
+def anchored_ends(
+    entry_start: NDArray[np.int64], entry_place: NDArray[np.uint16], entries: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]],
+    order_rows: NDArray[np.uint32], lo: int, hi: int, from_place: int, to_place: int, status: NDArray[np.int8], published: int, from_km: float, to_km: float,
+    stop_start: NDArray[np.int64], stop_along: NDArray[np.float64], stop_time: NDArray[np.int64],
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:  # fmt: skip  # pragma: no cover - compiled
+    """Rules 1 and 2 from stored anchor entries: the rows of order positions ``lo:hi`` that match geometrically, their ends and times.
+
+    Row r's entries are ``entry_start[r]:entry_start[r + 1]``, each at
+    place ``entry_place`` with the values ``entries`` (distance km, pickup
+    along, lat, lon, dropoff along, lat, lon: what :func:`match_geometry`
+    measures, computed by the same loops). A row matches when it has an
+    entry at ``from_place`` and one at ``to_place`` and they pass the rule
+    of :func:`_ends_match` (a published row: ``status`` is ``published``). Returns the matching rows, their pickups and
+    dropoffs as two 4 x n arrays and their pickup and dropoff times (2 x n),
+    as :func:`match_geometry` returns them.
+    """
+    km, along, p_lat, p_lon, drop_along, q_lat, q_lon = entries
+    n = hi - lo
+    rows = np.empty(n, dtype=np.int64)
+    pickup = np.empty((4, n), dtype=np.float64)
+    dropoff = np.empty((4, n), dtype=np.float64)
+    times = np.empty((2, n), dtype=np.int64)
+    k = 0
+    for i in range(lo, hi):
+        if i + 2 * _PREFETCH_AHEAD < hi:
+            _prefetch(entry_start, np.int64(order_rows[i + 2 * _PREFETCH_AHEAD]))
+        if i + _PREFETCH_AHEAD < hi:
+            ahead = entry_start[np.int64(order_rows[i + _PREFETCH_AHEAD])]
+            _prefetch(entry_place, ahead)
+            _prefetch(km, ahead)
+            _prefetch(along, ahead)
+            _prefetch(drop_along, ahead)
+        row = np.int64(order_rows[i])
+        f = -1
+        t = -1
+        for e in range(entry_start[row], entry_start[row + 1]):
+            p = np.int64(entry_place[e])
+            if p == from_place:
+                f = e
+            elif p == to_place:
+                t = e
+        if f < 0 or t < 0 or not _ends_match(status[row] == published, km[f], along[f], km[t], drop_along[t], from_km, to_km):
+            continue
+        rows[k] = row
+        pickup[0, k], pickup[1, k], pickup[2, k], pickup[3, k] = km[f], along[f], p_lat[f], p_lon[f]
+        dropoff[0, k], dropoff[1, k], dropoff[2, k], dropoff[3, k] = km[t], drop_along[t], q_lat[t], q_lon[t]
+        times[0, k] = _stop_time_at(stop_start, stop_along, stop_time, row, along[f])
+        times[1, k] = _stop_time_at(stop_start, stop_along, stop_time, row, drop_along[t])
+        k += 1
+    return rows[:k], pickup[:, :k], dropoff[:, :k], times[:, :k]
 
 
 @numba.njit(cache=True)

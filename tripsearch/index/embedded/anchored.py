@@ -21,12 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-import numba
 import numpy as np
 from numpy.typing import NDArray
 
 from ...core.columns import SECONDS_PER_DAY, STATUS_CODES, TripColumns
-from ...core.kernels import times_along
+from ...core.kernels import anchored_ends
 from ...geo import ClosestPoints
 from ...query.matching import Ends
 from ...query.model import Query
@@ -68,18 +67,13 @@ class AnchorIndex:
             lo, hi = lo + int(np.searchsorted(minutes, days[0] * _MINUTES_PER_DAY)), lo + int(np.searchsorted(minutes, (days[-1] + 1) * _MINUTES_PER_DAY))
         else:
             hi = lo
-        rows, f, t = _pair_entries(self.start, self.place, self.order_rows, lo, hi, from_place, to_place)
-        along, drop_along = self.along[f], self.drop_along[t]
-        pickup = ClosestPoints(self.km[f], along, self.pickup_lat[f], self.pickup_lon[f])
-        dropoff = ClosestPoints(self.km[t], drop_along, self.dropoff_lat[t], self.dropoff_lon[t])
-        # Rules 1 and 2 as kernels.match_geometry decides them, on the same values.
-        geo = (cols.status[rows] == _PUBLISHED) & (pickup.distance_km <= query.from_radius_km) & (dropoff.distance_km <= query.to_radius_km) & (along < drop_along)
-        pickup_time = np.zeros(len(rows), dtype=np.int64)
-        dropoff_time = np.zeros(len(rows), dtype=np.int64)
-        at = np.flatnonzero(geo)
-        pickup_time[at] = times_along(cols.stop_start, cols.stop_along, cols.stop_time, rows[at], along[at])
-        dropoff_time[at] = times_along(cols.stop_start, cols.stop_along, cols.stop_time, rows[at], drop_along[at])
-        return rows, Ends(pickup, dropoff, geo, pickup_time, dropoff_time)
+        # Only the geometric matches are candidates: the others count nowhere (no filter, facet or page reads them).
+        rows, pickup, dropoff, times = anchored_ends(
+            self.start, self.place, (self.km, self.along, self.pickup_lat, self.pickup_lon, self.drop_along, self.dropoff_lat, self.dropoff_lon),
+            self.order_rows, lo, hi, from_place, to_place, cols.status, _PUBLISHED, query.from_radius_km, query.to_radius_km,
+            cols.stop_start, cols.stop_along, cols.stop_time,
+        )
+        return rows, Ends(ClosestPoints(*pickup), ClosestPoints(*dropoff), np.ones(len(rows), dtype=np.bool_), times[0], times[1])
 
 
 def anchor_query(anchors: Anchors, query: Query) -> tuple[int, int] | None:
@@ -92,36 +86,10 @@ def anchor_query(anchors: Anchors, query: Query) -> tuple[int, int] | None:
     return int(f), int(t)
 
 
-@numba.njit(cache=True)
-def _pair_entries(start: NDArray[np.int64], place: NDArray[np.uint16], order_rows: NDArray[np.uint32], lo: int, hi: int, from_place: int, to_place: int) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:  # pragma: no cover - compiled
-    """Return the rows of order positions ``lo:hi`` that have an entry at ``to_place``, with their entries at ``from_place`` and ``to_place``."""
-    n = hi - lo
-    rows = np.empty(n, dtype=np.int64)
-    f_at = np.empty(n, dtype=np.int64)
-    t_at = np.empty(n, dtype=np.int64)
-    k = 0
-    for i in range(lo, hi):
-        row = np.int64(order_rows[i])
-        f = -1
-        t = -1
-        for e in range(start[row], start[row + 1]):
-            p = np.int64(place[e])
-            if p == from_place:
-                f = e
-            elif p == to_place:
-                t = e
-        if f >= 0 and t >= 0:
-            rows[k] = row
-            f_at[k] = f
-            t_at[k] = t
-            k += 1
-    return rows[:k], f_at[:k], t_at[:k]
-
-
 def warm_up_anchored() -> None:
     """Build (or read from numba's cache) the compiled loop of a search between anchors now, not in the first one."""
-    none = np.zeros(1, dtype=np.int64)
-    _pair_entries(none, np.zeros(0, dtype=np.uint16), np.zeros(0, dtype=np.uint32), 0, 0, 0, 1)
+    one, none = np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    anchored_ends(one, np.zeros(0, dtype=np.uint16), (none,) * 7, np.zeros(0, dtype=np.uint32), 0, 0, 0, 1, np.zeros(0, dtype=np.int8), _PUBLISHED, 1.0, 1.0, one, none, one)
 
 
 def anchor_arrays(

@@ -96,7 +96,7 @@ class EmbeddedBackend:
         self.merge_ratio = merge_ratio
         self.verify = verify
         self.searchable = search
-        self.anchors = anchors if anchors is not None else anchor_places()
+        self._anchors = anchors
         self.anchored = anchored
         self.anchored_searches = 0  # searches answered from anchor entries
         # how long a write waits for another process's write lock before BackendUnavailable ("the store is busy")
@@ -121,6 +121,13 @@ class EmbeddedBackend:
         if refresh_interval > 0 and search:
             self._thread = threading.Thread(target=self._refresh_loop, name="tripsearch-refresh", daemon=True)
             self._thread.start()
+
+    @property
+    def anchors(self) -> Anchors:
+        """The anchor set of this process's segments (read when first needed: the places table takes half a second)."""
+        if self._anchors is None:
+            self._anchors = anchor_places()
+        return self._anchors
 
     # -- start-up -------------------------------------------------------------
 
