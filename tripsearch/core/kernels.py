@@ -570,22 +570,27 @@ def match_geometry(
 
 @numba.njit(cache=True)
 def anchored_ends(
-    entry_start: NDArray[np.int64], entry_place: NDArray[np.uint16], entries: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]],
+    entry_start: NDArray[np.int64], entry_place: NDArray[np.uint16], entries: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]],
+    drops: tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]],
     order_rows: NDArray[np.uint32], lo: int, hi: int, from_place: int, to_place: int, status: NDArray[np.int8], published: int, from_km: float, to_km: float,
     stop_start: NDArray[np.int64], stop_along: NDArray[np.float64], stop_time: NDArray[np.int64],
 ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:  # fmt: skip  # pragma: no cover - compiled
     """Rules 1 and 2 from stored anchor entries: the rows of order positions ``lo:hi`` that match geometrically, their ends and times.
 
     Row r's entries are ``entry_start[r]:entry_start[r + 1]``, each at
-    place ``entry_place`` with the values ``entries`` (distance km, pickup
-    along, lat, lon, dropoff along, lat, lon: what :func:`match_geometry`
-    measures, computed by the same loops). A row matches when it has an
-    entry at ``from_place`` and one at ``to_place`` and they pass the rule
-    of :func:`_ends_match` (a published row: ``status`` is ``published``). Returns the matching rows, their pickups and
-    dropoffs as two 4 x n arrays and their pickup and dropoff times (2 x n),
-    as :func:`match_geometry` returns them.
+    place ``entry_place`` with the values ``entries`` (distance km, then
+    the pickup's distance along, lat and lon: what :func:`match_geometry`
+    measures, computed by the same loops); the dropoff is the pickup but for
+    the entries ``drops`` lists (entries rising, their dropoffs' distance
+    along, lat and lon). A row matches when it has an entry at
+    ``from_place`` and one at ``to_place`` and they pass the rule of
+    :func:`_ends_match` (a published row: ``status`` is ``published``).
+    Returns the matching rows, their pickups and dropoffs as two 4 x n
+    arrays and their pickup and dropoff times (2 x n), as
+    :func:`match_geometry` returns them.
     """
-    km, along, p_lat, p_lon, drop_along, q_lat, q_lon = entries
+    km, along, p_lat, p_lon = entries
+    drop_entry, drop_along, q_lat, q_lon = drops
     n = hi - lo
     rows = np.empty(n, dtype=np.int64)
     pickup = np.empty((4, n), dtype=np.float64)
@@ -600,7 +605,6 @@ def anchored_ends(
             _prefetch(entry_place, ahead)
             _prefetch(km, ahead)
             _prefetch(along, ahead)
-            _prefetch(drop_along, ahead)
         row = np.int64(order_rows[i])
         f = -1
         t = -1
@@ -610,13 +614,20 @@ def anchored_ends(
                 f = e
             elif p == to_place:
                 t = e
-        if f < 0 or t < 0 or not _ends_match(status[row] == published, km[f], along[f], km[t], drop_along[t], from_km, to_km):
+        if f < 0 or t < 0:
+            continue
+        t_along, t_lat, t_lon = along[t], p_lat[t], p_lon[t]
+        if drop_entry.shape[0]:
+            d = np.searchsorted(drop_entry, t)
+            if d < drop_entry.shape[0] and drop_entry[d] == t:
+                t_along, t_lat, t_lon = drop_along[d], q_lat[d], q_lon[d]
+        if not _ends_match(status[row] == published, km[f], along[f], km[t], t_along, from_km, to_km):
             continue
         rows[k] = row
         pickup[0, k], pickup[1, k], pickup[2, k], pickup[3, k] = km[f], along[f], p_lat[f], p_lon[f]
-        dropoff[0, k], dropoff[1, k], dropoff[2, k], dropoff[3, k] = km[t], drop_along[t], q_lat[t], q_lon[t]
+        dropoff[0, k], dropoff[1, k], dropoff[2, k], dropoff[3, k] = km[t], t_along, t_lat, t_lon
         times[0, k] = _stop_time_at(stop_start, stop_along, stop_time, row, along[f])
-        times[1, k] = _stop_time_at(stop_start, stop_along, stop_time, row, drop_along[t])
+        times[1, k] = _stop_time_at(stop_start, stop_along, stop_time, row, t_along)
         k += 1
     return rows[:k], pickup[:, :k], dropoff[:, :k], times[:, :k]
 

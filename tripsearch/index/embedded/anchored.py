@@ -7,6 +7,11 @@ pickup and dropoff there, as :func:`~tripsearch.index.anchors.anchor_entries`
 computes them), as ragged arrays over the rows (``anchor_start``), and
 every entry again in one order by place, then by local pickup time
 (``anchor_order_rows``, ``anchor_order_minute``, ``anchor_place_start``).
+An entry's dropoff is its pickup (the one closest point) but where the
+route passes the place twice at the same distance (loops, out and back):
+only those entries' dropoffs are stored, in a short list by entry
+(``anchor_drop_entry``, ``anchor_drop_along``, ``anchor_dropoff_lat``,
+``anchor_dropoff_lon``).
 
 A search from one anchor to another with both radii up to ANCHOR_KM reads
 the ``from`` place's entries on its candidate days (one binary-searched
@@ -31,10 +36,12 @@ from ...query.matching import Ends
 from ...query.model import Query
 from ..anchors import ANCHOR_KM, Anchors, anchor_entries
 
-__all__ = ["AnchorIndex", "ENTRY_FIELDS", "ORDER_FIELDS", "anchor_arrays", "anchor_index", "anchor_query", "warm_up_anchored"]
+__all__ = ["AnchorIndex", "ENTRY_FIELDS", "DROP_FIELDS", "ORDER_FIELDS", "anchor_arrays", "anchor_index", "anchor_query", "warm_up_anchored"]
 
 # The arrays of an entry (``anchor_<name>``), by row; then those of the order by place.
-ENTRY_FIELDS = {"place": np.uint16, "km": np.float64, "along": np.float64, "pickup_lat": np.float64, "pickup_lon": np.float64, "drop_along": np.float64, "dropoff_lat": np.float64, "dropoff_lon": np.float64}
+ENTRY_FIELDS = {"place": np.uint16, "km": np.float64, "along": np.float64, "pickup_lat": np.float64, "pickup_lon": np.float64}
+# The dropoffs that are not the pickup, by entry.
+DROP_FIELDS = {"drop_entry": np.int64, "drop_along": np.float64, "dropoff_lat": np.float64, "dropoff_lon": np.float64}
 ORDER_FIELDS = {"order_rows": np.uint32, "order_minute": np.int32}
 MAX_PLACES = 1 << 16  # place ids are u16
 _MINUTES_PER_DAY = SECONDS_PER_DAY // 60
@@ -52,7 +59,8 @@ class AnchorIndex:
     along: NDArray[np.float64]
     pickup_lat: NDArray[np.float64]
     pickup_lon: NDArray[np.float64]
-    drop_along: NDArray[np.float64]
+    drop_entry: NDArray[np.int64]  # the entries whose dropoff is not their pickup, rising
+    drop_along: NDArray[np.float64]  # and their dropoffs
     dropoff_lat: NDArray[np.float64]
     dropoff_lon: NDArray[np.float64]
     place_start: NDArray[np.int64]  # places + 1: the order's entries of place p are place_start[p]:place_start[p + 1]
@@ -69,7 +77,7 @@ class AnchorIndex:
             hi = lo
         # Only the geometric matches are candidates: the others count nowhere (no filter, facet or page reads them).
         rows, pickup, dropoff, times = anchored_ends(
-            self.start, self.place, (self.km, self.along, self.pickup_lat, self.pickup_lon, self.drop_along, self.dropoff_lat, self.dropoff_lon),
+            self.start, self.place, (self.km, self.along, self.pickup_lat, self.pickup_lon), (self.drop_entry, self.drop_along, self.dropoff_lat, self.dropoff_lon),
             self.order_rows, lo, hi, from_place, to_place, cols.status, _PUBLISHED, query.from_radius_km, query.to_radius_km,
             cols.stop_start, cols.stop_along, cols.stop_time,
         )
@@ -89,7 +97,7 @@ def anchor_query(anchors: Anchors, query: Query) -> tuple[int, int] | None:
 def warm_up_anchored() -> None:
     """Build (or read from numba's cache) the compiled loop of a search between anchors now, not in the first one."""
     one, none = np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.float64)
-    anchored_ends(one, np.zeros(0, dtype=np.uint16), (none,) * 7, np.zeros(0, dtype=np.uint32), 0, 0, 0, 1, np.zeros(0, dtype=np.int8), _PUBLISHED, 1.0, 1.0, one, none, one)
+    anchored_ends(one, np.zeros(0, dtype=np.uint16), (none,) * 4, (np.zeros(0, dtype=np.int64), none, none, none), np.zeros(0, dtype=np.uint32), 0, 0, 0, 1, np.zeros(0, dtype=np.int8), _PUBLISHED, 1.0, 1.0, one, none, one)
 
 
 def anchor_arrays(
@@ -103,26 +111,32 @@ def anchor_arrays(
     # Per part: entry counts per row, and the entries' values (copied parts as masks over the old arrays).
     counts: list[NDArray[np.int64]] = []
     values: list[dict[str, NDArray] | NDArray[np.bool_]] = []
+    drops: list[dict[str, NDArray]] = []
     order_place: list[NDArray[np.int64]] = []
     order_minute: list[NDArray[np.int64]] = []
     order_rows: list[NDArray[np.int64]] = []
-    first = 0
+    first = first_entry = 0
     for cols, rows in parts:
         if reuse is not None and cols is reuse_cols:
             counts.append(reuse.start[rows + 1] - reuse.start[rows])
             keep = np.zeros(len(reuse.start) - 1, dtype=np.bool_)
             keep[rows] = True
-            values.append(np.repeat(keep, np.diff(reuse.start)))
+            mask = np.repeat(keep, np.diff(reuse.start))
+            values.append(mask)
+            kept = mask[reuse.drop_entry]
+            new_entry = first_entry + np.cumsum(mask)[reuse.drop_entry[kept]] - 1
+            drops.append({"drop_entry": new_entry, **{name: getattr(reuse, name)[kept] for name in DROP_FIELDS if name != "drop_entry"}})
             renumber = np.full(len(reuse.start) - 1, -1, dtype=np.int64)
             renumber[rows] = np.arange(first, first + len(rows))
             new_rows = renumber[reuse.order_rows]
-            kept = new_rows >= 0
-            order_place.append(np.repeat(np.arange(len(reuse.place_start) - 1), np.diff(reuse.place_start))[kept])
-            order_minute.append(reuse.order_minute[kept].astype(np.int64))
-            order_rows.append(new_rows[kept])
+            in_order = new_rows >= 0
+            order_place.append(np.repeat(np.arange(len(reuse.place_start) - 1), np.diff(reuse.place_start))[in_order])
+            order_minute.append(reuse.order_minute[in_order].astype(np.int64))
+            order_rows.append(new_rows[in_order])
         else:
-            found: dict[str, list[NDArray]] = {name: [] for name in ENTRY_FIELDS}
+            found: dict[str, list[NDArray]] = {name: [] for name in [*ENTRY_FIELDS, *DROP_FIELDS]}
             part_counts = []
+            at_entry = first_entry
             for s in range(0, len(rows), chunk_rows):
                 chunk = rows[s : s + chunk_rows]
                 e = anchor_entries(cols, anchors, chunk)
@@ -130,12 +144,21 @@ def anchor_arrays(
                 part_counts.append(np.bincount(at, minlength=len(chunk)))
                 for name in ENTRY_FIELDS:
                     found[name].append(getattr(e, "places" if name == "place" else name))
+                # bit for bit: a dropoff is stored unless it is its entry's pickup
+                other = (e.drop_along != e.along) | (e.dropoff_lat != e.pickup_lat) | (e.dropoff_lon != e.pickup_lon)
+                found["drop_entry"].append(at_entry + np.flatnonzero(other))
+                for name in ("drop_along", "dropoff_lat", "dropoff_lon"):
+                    found[name].append(getattr(e, name)[other])
+                at_entry += len(e.rows)
                 order_place.append(e.places)
                 order_minute.append(np.floor_divide(e.pickup_time + cols.offset_s[e.rows], 60))
                 order_rows.append(first + s + at)
             counts.append(np.concatenate(part_counts) if part_counts else np.zeros(0, dtype=np.int64))
-            values.append({name: np.concatenate(found[name]) if found[name] else np.zeros(0) for name in ENTRY_FIELDS})
+            joined = {name: np.concatenate(found[name]) if found[name] else np.zeros(0) for name in found}
+            values.append({name: joined[name] for name in ENTRY_FIELDS})
+            drops.append({name: joined[name] for name in DROP_FIELDS})
         first += len(rows)
+        first_entry += int(counts[-1].sum())
     all_counts = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
     yield "anchor_start", np.int64, [np.concatenate(([0], np.cumsum(all_counts))).astype(np.int64)]
     for name, dtype in ENTRY_FIELDS.items():
@@ -149,6 +172,8 @@ def anchor_arrays(
                 chunks.extend(old[s : s + step][part[s : s + step]] for s in range(0, len(part), step))
         yield f"anchor_{name}", dtype, chunks
     del values
+    for name, dtype in DROP_FIELDS.items():
+        yield f"anchor_{name}", dtype, [d[name] for d in drops]
     place = np.concatenate(order_place) if order_place else np.zeros(0, dtype=np.int64)
     minute = np.concatenate(order_minute) if order_minute else np.zeros(0, dtype=np.int64)
     rows_out = np.concatenate(order_rows) if order_rows else np.zeros(0, dtype=np.int64)
@@ -160,7 +185,7 @@ def anchor_arrays(
 
 def anchor_index(arrays: dict[str, NDArray], fingerprint: str, rows: int, places: int) -> AnchorIndex | None:
     """Return the anchor index of a segment's arrays, None when one is missing or their lengths disagree."""
-    names = ["anchor_start", *(f"anchor_{n}" for n in ENTRY_FIELDS), "anchor_place_start", *(f"anchor_{n}" for n in ORDER_FIELDS)]
+    names = ["anchor_start", *(f"anchor_{n}" for n in [*ENTRY_FIELDS, *DROP_FIELDS]), "anchor_place_start", *(f"anchor_{n}" for n in ORDER_FIELDS)]
     if any(n not in arrays for n in names):
         return None
     entries = len(arrays["anchor_place"])
@@ -168,6 +193,7 @@ def anchor_index(arrays: dict[str, NDArray], fingerprint: str, rows: int, places
         len(arrays["anchor_start"]) != rows + 1
         or len(arrays["anchor_place_start"]) != places + 1
         or any(len(arrays[f"anchor_{n}"]) != entries for n in [*ENTRY_FIELDS, *ORDER_FIELDS])
+        or any(len(arrays[f"anchor_{n}"]) != len(arrays["anchor_drop_entry"]) for n in DROP_FIELDS)
     ):
         return None
     return AnchorIndex(fingerprint, *(arrays[n] for n in names))
