@@ -599,17 +599,17 @@ def anchored_ends(
     k = 0
     for i in range(lo, hi):
         if i + 2 * _PREFETCH_AHEAD < hi:
-            _prefetch(entry_start, np.int64(order_rows[i + 2 * _PREFETCH_AHEAD]))
+            _prefetch(entry_start, int(order_rows[i + 2 * _PREFETCH_AHEAD]))
         if i + _PREFETCH_AHEAD < hi:
-            ahead = entry_start[np.int64(order_rows[i + _PREFETCH_AHEAD])]
+            ahead = entry_start[int(order_rows[i + _PREFETCH_AHEAD])]
             _prefetch(entry_place, ahead)
             _prefetch(km, ahead)
             _prefetch(along, ahead)
-        row = np.int64(order_rows[i])
+        row = int(order_rows[i])
         f = -1
         t = -1
         for e in range(entry_start[row], entry_start[row + 1]):
-            p = np.int64(entry_place[e])
+            p = int(entry_place[e])
             if p == from_place:
                 f = e
             elif p == to_place:

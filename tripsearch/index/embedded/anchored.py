@@ -39,10 +39,10 @@ from ..anchors import ANCHOR_KM, Anchors, anchor_entries
 __all__ = ["AnchorIndex", "ENTRY_FIELDS", "DROP_FIELDS", "ORDER_FIELDS", "anchor_arrays", "anchor_index", "anchor_query", "warm_up_anchored"]
 
 # The arrays of an entry (``anchor_<name>``), by row; then those of the order by place.
-ENTRY_FIELDS = {"place": np.uint16, "km": np.float64, "along": np.float64, "pickup_lat": np.float64, "pickup_lon": np.float64}
+ENTRY_FIELDS: dict[str, type] = {"place": np.uint16, "km": np.float64, "along": np.float64, "pickup_lat": np.float64, "pickup_lon": np.float64}
 # The dropoffs that are not the pickup, by entry.
-DROP_FIELDS = {"drop_entry": np.int64, "drop_along": np.float64, "dropoff_lat": np.float64, "dropoff_lon": np.float64}
-ORDER_FIELDS = {"order_rows": np.uint32, "order_minute": np.int32}
+DROP_FIELDS: dict[str, type] = {"drop_entry": np.int64, "drop_along": np.float64, "dropoff_lat": np.float64, "dropoff_lon": np.float64}
+ORDER_FIELDS: dict[str, type] = {"order_rows": np.uint32, "order_minute": np.int32}
 MAX_PLACES = 1 << 16  # place ids are u16
 _MINUTES_PER_DAY = SECONDS_PER_DAY // 60
 _PUBLISHED = STATUS_CODES["published"]
