@@ -2,8 +2,8 @@
 
 A segment file holds the whole searchable index as of one position of the
 store's change feed (``seq``): the trip columns, the trip ids, the corridor
-postings and a sorted table of id hashes (to find the row of an id without
-a dictionary in memory). Every process over a data directory maps the same
+postings, a sorted table of id hashes (to find the row of an id without
+a dictionary in memory) and the anchor entries (:mod:`.anchored`; format 2). Every process over a data directory maps the same
 file read-only, so the operating system keeps one copy of its pages in the
 page cache for all of them.
 
@@ -11,6 +11,7 @@ Layout of ``segments/seg-<generation>.tseg``::
 
     0       magic b"TSSEG01\\n", header length (u64), header CRC-32 (u32), 4 bytes zero
     24      the header, JSON: format, store id, seq, generation, rows, file size,
+            anchors ({fingerprint, places}) when the anchor arrays are there,
             and for each array its name, dtype, offset, length and CRC-32
     65536   the arrays, each at a 64-byte boundary, in the header's order
 
