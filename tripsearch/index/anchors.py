@@ -144,12 +144,7 @@ def _near_pairs(cols: TripColumns, rows: NDArray[np.int64], anchors: Anchors) ->
     if n == 0 or len(anchors.lat) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
-    geom = cols.route_geometry(rows)
-    vertices = np.stack((geom.x, geom.y, geom.z), axis=1)
-    centre = np.add.reduceat(vertices, geom.starts[:-1], axis=0)
-    norm = np.linalg.norm(centre, axis=1)
-    centre = centre / np.where(norm > 0, norm, 1.0)[:, None]
-    cos_far = np.minimum.reduceat(np.einsum("ij,ij->i", vertices, centre[geom.owner]), geom.starts[:-1])
+    centre, norm, cos_far = _route_caps(cols.vert_lat, cols.vert_lon, cols.vert_start, rows)
     spread = np.arccos(np.clip(cos_far, -1.0, 1.0)) + ANCHOR_KM / EARTH_RADIUS_KM + _ANGLE_MARGIN
     # A route too spread out for a cap under a hemisphere (or degenerate) is compared with every place.
     wide = (spread >= math.pi / 2) | (norm <= 1e-9)
@@ -160,6 +155,36 @@ def _near_pairs(cols: TripColumns, rows: NDArray[np.int64], anchors: Anchors) ->
     lo = np.where(wide, 0, np.searchsorted(lat, centre_lat - spread - _LAT_MARGIN, "left"))
     hi = np.where(wide, len(lat), np.searchsorted(lat, centre_lat + spread + _LAT_MARGIN, "right"))
     return _cap_members(centre, threshold, lo.astype(np.int64), hi.astype(np.int64), anchors.unit)  # type: ignore[no-any-return]
+
+
+@numba.njit(cache=True)
+def _route_caps(vert_lat: NDArray[np.int32], vert_lon: NDArray[np.int32], vert_start: NDArray[np.int64], rows: NDArray[np.int64]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:  # pragma: no cover - compiled
+    """Return, for the route of each of ``rows``: the direction of the sum of its vertices' unit vectors (n x 3), that sum's norm, and the cosine of the angle to its farthest vertex."""
+    n = rows.shape[0]
+    centre = np.zeros((n, 3), dtype=np.float64)
+    norm = np.zeros(n, dtype=np.float64)
+    cos_far = np.ones(n, dtype=np.float64)
+    for i in range(n):
+        first, end = vert_start[rows[i]], vert_start[rows[i] + 1]
+        sx = sy = sz = 0.0
+        for k in range(first, end):
+            la = math.radians(vert_lat[k] / 1e7)
+            lo = math.radians(vert_lon[k] / 1e7)
+            sx += math.cos(la) * math.cos(lo)
+            sy += math.cos(la) * math.sin(lo)
+            sz += math.sin(la)
+        length = math.sqrt(sx * sx + sy * sy + sz * sz)
+        norm[i] = length
+        if length > 0:
+            sx, sy, sz = sx / length, sy / length, sz / length
+        centre[i, 0], centre[i, 1], centre[i, 2] = sx, sy, sz
+        far = 1.0
+        for k in range(first, end):
+            la = math.radians(vert_lat[k] / 1e7)
+            lo = math.radians(vert_lon[k] / 1e7)
+            far = min(far, math.cos(la) * math.cos(lo) * sx + math.cos(la) * math.sin(lo) * sy + math.sin(la) * sz)
+        cos_far[i] = far
+    return centre, norm, cos_far
 
 
 @numba.njit(cache=True)
