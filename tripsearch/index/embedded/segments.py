@@ -3,7 +3,7 @@
 A segment file holds the whole searchable index as of one position of the
 store's change feed (``seq``): the trip columns, the trip ids, the corridor
 postings, a sorted table of id hashes (to find the row of an id without
-a dictionary in memory) and the anchor entries (:mod:`.anchored`; format 2). Every process over a data directory maps the same
+a dictionary in memory) and, optionally, the anchor entries (:mod:`.anchored`). Every process over a data directory maps the same
 file read-only, so the operating system keeps one copy of its pages in the
 page cache for all of them.
 
@@ -60,10 +60,10 @@ __all__ = [
     "MANIFEST_FORMAT",
 ]
 
-# 2: the anchor entries (optional arrays ``anchor_*`` and the header's ``anchors``); a segment of format 1
-# is read as one without them.
-FORMAT = "tripsearch-segment-2"
-READ_FORMATS = ("tripsearch-segment-1", FORMAT)
+# The anchor entries are optional arrays (``anchor_*``, and ``anchors`` in the header says for which set), not
+# a new format: a reader of an older version ignores arrays it does not know, so processes of two versions
+# can share a data directory during an upgrade without rebuilding each other's segments.
+FORMAT = "tripsearch-segment-1"
 MANIFEST_FORMAT = "tripsearch-manifest-1"
 MAGIC = b"TSSEG01\n"
 _PREFIX = struct.Struct("<8sQI4x")
@@ -232,7 +232,7 @@ def open_segment(path: Path, store_id: str, max_seq: int, verify: bool = False) 
         if zlib.crc32(raw) != crc:
             raise SegmentError(f"{path.name}: header checksum mismatch")
         header = orjson.loads(raw)
-        if header.get("format") not in READ_FORMATS:
+        if header.get("format") != FORMAT:
             raise SegmentError(f"{path.name}: unknown format {header.get('format')!r}")
         if header["store_id"] != store_id:
             raise SegmentError(f"{path.name}: segment of another store")
