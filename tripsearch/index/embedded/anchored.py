@@ -5,8 +5,12 @@ holds, for every row, its anchor entries (the places within
 :data:`~tripsearch.index.anchors.ANCHOR_KM` of its route, with the exact
 pickup and dropoff there, as :func:`~tripsearch.index.anchors.anchor_entries`
 computes them), as ragged arrays over the rows (``anchor_start``), and
-every entry again in one order by place, then by local pickup time
-(``anchor_order_rows``, ``anchor_order_minute``, ``anchor_place_start``).
+every entry again in one order by place, then by local day of the pickup,
+then by row (``anchor_order_rows``, ``anchor_order_day``,
+``anchor_place_start``): a search reads its days' range of a place's
+entries, and reads their rows rising, as Lucene reads a posting list in
+document order (the rows' entries, columns and stops are then read from
+one end of the segment to the other, not at random).
 An entry's dropoff is its pickup (the one closest point) but where the
 route passes the place twice at the same distance (loops, out and back):
 only those entries' dropoffs are stored, in a short list by entry
@@ -42,9 +46,8 @@ __all__ = ["AnchorIndex", "ENTRY_FIELDS", "DROP_FIELDS", "ORDER_FIELDS", "anchor
 ENTRY_FIELDS: dict[str, type] = {"place": np.uint16, "km": np.float64, "along": np.float64, "pickup_lat": np.float64, "pickup_lon": np.float64}
 # The dropoffs that are not the pickup, by entry.
 DROP_FIELDS: dict[str, type] = {"drop_entry": np.int64, "drop_along": np.float64, "dropoff_lat": np.float64, "dropoff_lon": np.float64}
-ORDER_FIELDS: dict[str, type] = {"order_rows": np.uint32, "order_minute": np.int32}
+ORDER_FIELDS: dict[str, type] = {"order_rows": np.uint32, "order_day": np.int32}
 MAX_PLACES = 1 << 16  # place ids are u16
-_MINUTES_PER_DAY = SECONDS_PER_DAY // 60
 _PUBLISHED = STATUS_CODES["published"]
 
 
@@ -64,15 +67,15 @@ class AnchorIndex:
     dropoff_lat: NDArray[np.float64]
     dropoff_lon: NDArray[np.float64]
     place_start: NDArray[np.int64]  # places + 1: the order's entries of place p are place_start[p]:place_start[p + 1]
-    order_rows: NDArray[np.uint32]  # each entry's row, by place, then by local pickup time
-    order_minute: NDArray[np.int32]  # each entry's local pickup time in minutes since 1970-01-01, in that order
+    order_rows: NDArray[np.uint32]  # each entry's row, by place, then by local day of the pickup, then by row
+    order_day: NDArray[np.int32]  # each entry's local day of the pickup (days since 1970-01-01), in that order
 
     def ends(self, cols: TripColumns, query: Query, from_place: int, to_place: int, days: NDArray[np.int64]) -> tuple[NDArray[np.int64], Ends]:
         """Return the rows with an entry at ``from_place`` picking up on one of ``days`` (distinct, rising, consecutive) and one at ``to_place``, and rules 1 and 2 for them."""
         lo, hi = int(self.place_start[from_place]), int(self.place_start[from_place + 1])
         if len(days) and hi > lo:
-            minutes = self.order_minute[lo:hi]
-            lo, hi = lo + int(np.searchsorted(minutes, days[0] * _MINUTES_PER_DAY)), lo + int(np.searchsorted(minutes, (days[-1] + 1) * _MINUTES_PER_DAY))
+            on = self.order_day[lo:hi]
+            lo, hi = lo + int(np.searchsorted(on, days[0])), lo + int(np.searchsorted(on, days[-1] + 1))
         else:
             hi = lo
         # Only the geometric matches are candidates: the others count nowhere (no filter, facet or page reads them).
@@ -113,7 +116,7 @@ def anchor_arrays(
     values: list[dict[str, NDArray] | NDArray[np.bool_]] = []
     drops: list[dict[str, NDArray]] = []
     order_place: list[NDArray[np.int64]] = []
-    order_minute: list[NDArray[np.int64]] = []
+    order_day: list[NDArray[np.int64]] = []
     order_rows: list[NDArray[np.int64]] = []
     first = first_entry = 0
     for cols, rows in parts:
@@ -131,7 +134,7 @@ def anchor_arrays(
             new_rows = renumber[reuse.order_rows]
             in_order = new_rows >= 0
             order_place.append(np.repeat(np.arange(len(reuse.place_start) - 1), np.diff(reuse.place_start))[in_order])
-            order_minute.append(reuse.order_minute[in_order].astype(np.int64))
+            order_day.append(reuse.order_day[in_order].astype(np.int64))
             order_rows.append(new_rows[in_order])
         else:
             found: dict[str, list[NDArray]] = {name: [] for name in [*ENTRY_FIELDS, *DROP_FIELDS]}
@@ -151,7 +154,7 @@ def anchor_arrays(
                     found[name].append(getattr(e, name)[other])
                 at_entry += len(e.rows)
                 order_place.append(e.places)
-                order_minute.append(np.floor_divide(e.pickup_time + cols.offset_s[e.rows], 60))
+                order_day.append(np.floor_divide(e.pickup_time + cols.offset_s[e.rows], SECONDS_PER_DAY))
                 order_rows.append(first + s + at)
             counts.append(np.concatenate(part_counts) if part_counts else np.zeros(0, dtype=np.int64))
             joined = {name: np.concatenate(found[name]) if found[name] else np.zeros(0) for name in found}
@@ -175,12 +178,12 @@ def anchor_arrays(
     for name, dtype in DROP_FIELDS.items():
         yield f"anchor_{name}", dtype, [d[name] for d in drops]
     place = np.concatenate(order_place) if order_place else np.zeros(0, dtype=np.int64)
-    minute = np.concatenate(order_minute) if order_minute else np.zeros(0, dtype=np.int64)
+    day = np.concatenate(order_day) if order_day else np.zeros(0, dtype=np.int64)
     rows_out = np.concatenate(order_rows) if order_rows else np.zeros(0, dtype=np.int64)
-    order = np.lexsort((rows_out, minute, place))
+    order = np.lexsort((rows_out, day, place))
     yield "anchor_place_start", np.int64, [np.searchsorted(place[order], np.arange(len(anchors) + 1)).astype(np.int64)]
     yield "anchor_order_rows", np.uint32, [rows_out[order]]
-    yield "anchor_order_minute", np.int32, [minute[order]]
+    yield "anchor_order_day", np.int32, [day[order]]
 
 
 def anchor_index(arrays: dict[str, NDArray], fingerprint: str, rows: int, places: int) -> AnchorIndex | None:
