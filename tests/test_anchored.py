@@ -143,12 +143,13 @@ def test_searches_between_anchors_equal_the_reference_with_regular_trips(tmp_pat
         engine.close()
 
 
-def test_the_entries_answer_as_the_postings_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same engine with the anchor path and forced to the postings path: every page, total, facet and cursor."""
+@pytest.mark.parametrize("region", sorted(REGIONS))
+def test_the_entries_answer_as_the_postings_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, region: str) -> None:
+    """The same engine with the anchor path and forced to the postings path: every page, total, facet and cursor, bit for bit (sort keys hold the distances)."""
     both: list[int] = []  # searches whose candidates came from the segment's entries and the delta's postings both
     concat = Ends.concat
     monkeypatch.setattr(Ends, "concat", staticmethod(lambda parts: both.append(1) or concat(parts)))
-    trips = random_trips("europe", 150, seed=21) + regular_trips("europe", 30, seed=22)
+    trips = random_trips(region, 150, seed=21) + regular_trips(region, 30, seed=22)
     occurrences = [occ for t in trips for occ in reference.occurrence_docs(t)]
     anchors = anchors_near(occurrences, 30, seed=23)
     engine = open_engine(tmp_path / "data", anchors)
@@ -156,14 +157,14 @@ def test_the_entries_answer_as_the_postings_do(tmp_path: Path, monkeypatch: pyte
         engine.upsert(trips, refresh=True)
         engine.snapshot()
         with_delta(engine, trips, seed=24)
-        queries = anchored_queries(trips, anchors, 300, seed=25)
+        queries = anchored_queries(trips, anchors, 200, seed=25)
         anchored = [full_result(engine, q) for q in queries]
-        assert engine.stats()["anchored"] >= 300 and len(both) > 20
+        assert engine.stats()["anchored"] >= 200 and len(both) > 10
         engine.anchored = False
         before = engine.stats()["anchored"]
         assert [full_result(engine, q) for q in queries] == anchored
         assert engine.stats()["anchored"] == before
-        assert sum(r[0][2] > 0 for r in anchored) > 90 and sum(len(r) > 1 for r in anchored) > 5
+        assert sum(r[0][2] > 0 for r in anchored) > 50 and sum(len(r) > 1 for r in anchored) >= 2
     finally:
         engine.close()
 
