@@ -148,7 +148,12 @@ def test_the_entries_answer_as_the_postings_do(tmp_path: Path, monkeypatch: pyte
     """The same engine with the anchor path and forced to the postings path: every page, total, facet and cursor, bit for bit (sort keys hold the distances)."""
     both: list[int] = []  # searches whose candidates came from the segment's entries and the delta's postings both
     concat = Ends.concat
-    monkeypatch.setattr(Ends, "concat", staticmethod(lambda parts: both.append(1) or concat(parts)))
+
+    def counted(parts: list[Ends]) -> Ends:
+        both.append(1)
+        return concat(parts)
+
+    monkeypatch.setattr(Ends, "concat", staticmethod(counted))
     trips = random_trips(region, 150, seed=21) + regular_trips(region, 30, seed=22)
     occurrences = [occ for t in trips for occ in reference.occurrence_docs(t)]
     anchors = anchors_near(occurrences, 30, seed=23)
@@ -205,7 +210,7 @@ def test_only_searches_between_two_anchors_within_their_radius_read_the_entries(
         engine.upsert(trips, refresh=True)
         engine.snapshot()
         a, b = [float(anchors.lat[0]), float(anchors.lon[0])], [float(anchors.lat[1]), float(anchors.lon[1])]
-        base = {"from": a, "to": b, "date": "2026-12-01"}
+        base: dict[str, Any] = {"from": a, "to": b, "date": "2026-12-01"}
         for q in [dict(base, from_radius_km=25.5), dict(base, to_radius_km=30.0), dict(base, to=a), dict(base, to=[b[0] + 1e-5, b[1]])]:
             engine.search(q)
         assert engine.stats()["anchored"] == 0
