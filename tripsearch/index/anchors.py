@@ -4,9 +4,10 @@ Passengers search from a small set of known places: the page and MaaS apps
 send the coordinates of :mod:`tripsearch.data.places`, and a popular
 corridor is a pair of such places. For every place of at least
 :data:`ANCHOR_MIN_POPULATION` inhabitants within :data:`ANCHOR_KM` of a
-trip's route, :func:`anchor_entries` computes, with the kernels a search
-runs (:func:`~tripsearch.core.kernels.closest_in_ranges`,
-:func:`~tripsearch.core.kernels.times_along`) on the same bits, what the
+trip's route, :func:`anchor_entries` computes, with the loops a search
+runs (:func:`~tripsearch.core.kernels.closest_both_in_ranges`, the loop of
+:func:`~tripsearch.core.kernels.closest_in_ranges` for both closest points
+at once; :func:`~tripsearch.core.kernels.times_along`) on the same bits, what the
 exact rules of :mod:`tripsearch.query.matching` compute for a search from
 or to that place with any radius up to :data:`ANCHOR_KM`:
 
@@ -37,7 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..core.columns import TripColumns
-from ..core.kernels import closest_in_ranges, times_along
+from ..core.kernels import closest_both_in_ranges, times_along
 from ..data.places import load_places
 from ..geo import EARTH_RADIUS_KM
 
@@ -120,13 +121,11 @@ def anchor_entries(cols: TripColumns, anchors: Anchors | None = None, rows: NDAr
     rows = rows[at]
     first = cols.vert_start[rows]
     last = cols.vert_start[rows + 1] - 1
-    # The kernels of a search (kernels.match_geometry): the closest point, the earliest on a tie for the
-    # pickup and the latest for the dropoff, then their times by the pickup time rule.
-    km, along, p_lat, p_lon = closest_in_ranges(cols.vert_lat, cols.vert_lon, cols.vert_cum, first, last, anchors.lat[places], anchors.lon[places], False, ANCHOR_KM)
+    # The loop of a search (kernels.match_geometry): the closest point, the earliest on a tie for the pickup
+    # and the latest for the dropoff (both in one pass), then their times by the pickup time rule.
+    km, along, p_lat, p_lon, q_along, q_lat, q_lon = closest_both_in_ranges(cols.vert_lat, cols.vert_lon, cols.vert_cum, first, last, anchors.lat[places], anchors.lon[places], ANCHOR_KM)
     near = km <= ANCHOR_KM
-    rows, places, km, along, p_lat, p_lon = rows[near], places[near], km[near], along[near], p_lat[near], p_lon[near]
-    first, last = first[near], last[near]
-    _, q_along, q_lat, q_lon = closest_in_ranges(cols.vert_lat, cols.vert_lon, cols.vert_cum, first, last, anchors.lat[places], anchors.lon[places], True, ANCHOR_KM)
+    rows, places, km, along, p_lat, p_lon, q_along, q_lat, q_lon = rows[near], places[near], km[near], along[near], p_lat[near], p_lon[near], q_along[near], q_lat[near], q_lon[near]
     time = times_along(cols.stop_start, cols.stop_along, cols.stop_time, rows, along)
     drop_time = times_along(cols.stop_start, cols.stop_along, cols.stop_time, rows, q_along)
     return AnchorEntries(rows, places, km, along, p_lat, p_lon, time, q_along, q_lat, q_lon, drop_time)
