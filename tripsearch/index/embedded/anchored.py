@@ -17,7 +17,8 @@ only those entries' dropoffs are stored, in a short list by entry
 (``anchor_drop_entry``, ``anchor_drop_along``, ``anchor_dropoff_lat``,
 ``anchor_dropoff_lon``).
 
-A search from one anchor to another with both radii up to ANCHOR_KM reads
+The segment also holds the anchor places (``anchor_lat``, ``anchor_lon``):
+a search from one of them to another with both radii up to ANCHOR_KM reads
 the ``from`` place's entries on its candidate days (one binary-searched
 range of the order), finds the ``to`` place's entry among each row's own
 entries, and decides rules 1 and 2 by comparing the stored values with the
@@ -28,6 +29,7 @@ place is farther than ANCHOR_KM from it, so it cannot match.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Iterator
 
 import numpy as np
@@ -40,13 +42,16 @@ from ...query.matching import Ends
 from ...query.model import Query
 from ..anchors import ANCHOR_KM, Anchors, anchor_entries
 
-__all__ = ["AnchorIndex", "ENTRY_FIELDS", "DROP_FIELDS", "ORDER_FIELDS", "anchor_arrays", "anchor_index", "anchor_query", "warm_up_anchored"]
+__all__ = ["AnchorIndex", "ENTRY_FIELDS", "DROP_FIELDS", "ORDER_FIELDS", "PLACE_FIELDS", "anchor_arrays", "anchor_index", "warm_up_anchored"]
 
 # The arrays of an entry (``anchor_<name>``), by row; then those of the order by place.
 ENTRY_FIELDS: dict[str, type] = {"place": np.uint16, "km": np.float64, "along": np.float64, "pickup_lat": np.float64, "pickup_lon": np.float64}
 # The dropoffs that are not the pickup, by entry.
 DROP_FIELDS: dict[str, type] = {"drop_entry": np.int64, "drop_along": np.float64, "dropoff_lat": np.float64, "dropoff_lon": np.float64}
 ORDER_FIELDS: dict[str, type] = {"order_rows": np.uint32, "order_day": np.int32}
+# The anchor places the entries were computed for (a place's id is its position), so that a search needs
+# nothing but the segment: not the places table (half a second to read), nor this process's anchor set.
+PLACE_FIELDS: dict[str, type] = {"lat": np.float64, "lon": np.float64}
 MAX_PLACES = 1 << 16  # place ids are u16
 _PUBLISHED = STATUS_CODES["published"]
 
@@ -56,6 +61,8 @@ class AnchorIndex:
     """A segment's anchor entries (see the module docstring), for the anchor set of ``fingerprint``."""
 
     fingerprint: str
+    lat: NDArray[np.float64]  # the anchor places, by id
+    lon: NDArray[np.float64]
     start: NDArray[np.int64]  # rows + 1: the entries of row r are start[r]:start[r + 1], by place
     place: NDArray[np.uint16]
     km: NDArray[np.float64]
@@ -69,6 +76,20 @@ class AnchorIndex:
     place_start: NDArray[np.int64]  # places + 1: the order's entries of place p are place_start[p]:place_start[p + 1]
     order_rows: NDArray[np.uint32]  # each entry's row, by place, then by local day of the pickup, then by row
     order_day: NDArray[np.int32]  # each entry's local day of the pickup (days since 1970-01-01), in that order
+
+    @cached_property
+    def _ids(self) -> dict[tuple[float, float], int]:
+        return {point: i for i, point in enumerate(zip(self.lat.tolist(), self.lon.tolist()))}
+
+    def places_of(self, query: Query) -> tuple[int, int] | None:
+        """Return the places of ``query``'s ``from`` and ``to`` when the entries answer it (two different anchors of the segment, both radii up to ANCHOR_KM), else None."""
+        if query.from_radius_km > ANCHOR_KM or query.to_radius_km > ANCHOR_KM:
+            return None
+        f = self._ids.get((float(query.from_point[0]), float(query.from_point[1])))
+        t = self._ids.get((float(query.to_point[0]), float(query.to_point[1])))
+        if f is None or t is None or f == t:
+            return None
+        return f, t
 
     def ends(self, cols: TripColumns, query: Query, from_place: int, to_place: int, days: NDArray[np.int64]) -> tuple[NDArray[np.int64], Ends]:
         """Return the rows with an entry at ``from_place`` picking up on one of ``days`` (distinct, rising, consecutive) and one at ``to_place``, and rules 1 and 2 for them."""
@@ -87,20 +108,20 @@ class AnchorIndex:
         return rows, Ends(ClosestPoints(*pickup), ClosestPoints(*dropoff), np.ones(len(rows), dtype=np.bool_), times[0], times[1])
 
 
-def anchor_query(anchors: Anchors, query: Query) -> tuple[int, int] | None:
-    """Return the places of ``query``'s ``from`` and ``to`` when entries can answer it (two different anchors, both radii up to ANCHOR_KM), else None."""
-    if query.from_radius_km > ANCHOR_KM or query.to_radius_km > ANCHOR_KM:
-        return None
-    f, t = anchors.key_of(query.from_point), anchors.key_of(query.to_point)
-    if f is None or t is None or f == t:
-        return None
-    return int(f), int(t)
-
-
 def warm_up_anchored() -> None:
-    """Build (or read from numba's cache) the compiled loop of a search between anchors now, not in the first one."""
-    one, none = np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.float64)
-    anchored_ends(one, np.zeros(0, dtype=np.uint16), (none,) * 4, (np.zeros(0, dtype=np.int64), none, none, none), np.zeros(0, dtype=np.uint32), 0, 0, 0, 1, np.zeros(0, dtype=np.int8), _PUBLISHED, 1.0, 1.0, one, none, one)
+    """Build (or read from numba's cache) the compiled loop of a search between anchors now, not in the first one.
+
+    With read-only arrays, as a mapped segment's are (numba compiles one
+    version per writability).
+    """
+
+    def mapped(dtype: type, n: int = 0) -> NDArray:
+        out: NDArray = np.zeros(n, dtype=dtype)
+        out.flags.writeable = False
+        return out
+
+    one, none = mapped(np.int64, 1), mapped(np.float64)
+    anchored_ends(one, mapped(np.uint16), (none,) * 4, (mapped(np.int64), none, none, none), mapped(np.uint32), 0, 0, 0, 1, mapped(np.int8), _PUBLISHED, 1.0, 1.0, one, none, one)
 
 
 def anchor_arrays(
@@ -162,6 +183,8 @@ def anchor_arrays(
             drops.append({name: joined[name] for name in DROP_FIELDS})
         first += len(rows)
         first_entry += int(counts[-1].sum())
+    yield "anchor_lat", np.float64, [anchors.lat]
+    yield "anchor_lon", np.float64, [anchors.lon]
     all_counts = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
     yield "anchor_start", np.int64, [np.concatenate(([0], np.cumsum(all_counts))).astype(np.int64)]
     for name, dtype in ENTRY_FIELDS.items():
@@ -188,13 +211,15 @@ def anchor_arrays(
 
 def anchor_index(arrays: dict[str, NDArray], fingerprint: str, rows: int, places: int) -> AnchorIndex | None:
     """Return the anchor index of a segment's arrays, None when one is missing or their lengths disagree."""
-    names = ["anchor_start", *(f"anchor_{n}" for n in [*ENTRY_FIELDS, *DROP_FIELDS]), "anchor_place_start", *(f"anchor_{n}" for n in ORDER_FIELDS)]
+    names = [*(f"anchor_{n}" for n in PLACE_FIELDS), "anchor_start", *(f"anchor_{n}" for n in [*ENTRY_FIELDS, *DROP_FIELDS]), "anchor_place_start", *(f"anchor_{n}" for n in ORDER_FIELDS)]
     if any(n not in arrays for n in names):
         return None
     entries = len(arrays["anchor_place"])
     if (
         len(arrays["anchor_start"]) != rows + 1
         or len(arrays["anchor_place_start"]) != places + 1
+        or len(arrays["anchor_lat"]) != places
+        or len(arrays["anchor_lon"]) != places
         or any(len(arrays[f"anchor_{n}"]) != entries for n in [*ENTRY_FIELDS, *ORDER_FIELDS])
         or any(len(arrays[f"anchor_{n}"]) != len(arrays["anchor_drop_entry"]) for n in DROP_FIELDS)
     ):

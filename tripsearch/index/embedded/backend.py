@@ -124,7 +124,7 @@ class EmbeddedBackend:
 
     @property
     def anchors(self) -> Anchors:
-        """The anchor set of this process's segments (read when first needed: the places table takes half a second)."""
+        """The anchor set of the segments this process writes (read at the first merge: the places table takes half a second; a search reads the segment's own)."""
         if self._anchors is None:
             self._anchors = anchor_places()
         return self._anchors
@@ -246,7 +246,7 @@ class EmbeddedBackend:
         started = time.perf_counter()
         q = parse_query(query)
         view = self._index.view
-        found = view.query_rows(q, candidate_days(q), self.anchors if self.anchored else None)
+        found = view.query_rows(q, candidate_days(q), self.anchored)
         if found.ends is not None:
             self.anchored_searches += 1
         return execute(q, found.cols, found.rows, self._store.docs, started, found.windows, ends=found.ends)
@@ -436,7 +436,7 @@ class EmbeddedBackend:
             "array_bytes": int(memory),
             "segment": view.segment.path.name if view.segment is not None else None,
             "segment_bytes": view.segment.size if view.segment is not None else 0,
-            "anchor_entries": len(view.segment.anchored.place) if view.segment is not None and view.segment.anchored is not None and view.anchored(self.anchors) else 0,
+            "anchor_entries": len(view.segment.anchored.place) if view.segment is not None and view.segment.anchored is not None else 0,
             "anchored": self.anchored_searches,
             "delta_rows": len(view.delta.cols) + len(view.killed),
             "seq": view.seq,

@@ -25,8 +25,6 @@ from ...core.columns import TripColumns
 from ...model import Trip
 from ...query.matching import Ends, SegmentWindows, measure_ends
 from ...query.model import Query
-from ..anchors import Anchors
-from .anchored import anchor_query
 from .memory import Candidates, IndexView, MemoryIndex
 from .segments import Segment
 
@@ -92,25 +90,23 @@ class SharedView:
             raise ValueError("the index has a segment and a delta: use search_rows()")
         return found
 
-    def anchored(self, anchors: Anchors | None) -> bool:
-        """Return whether the segment holds anchor entries for ``anchors``."""
-        return anchors is not None and self.segment is not None and self.segment.anchored is not None and self.segment.anchored.fingerprint == anchors.fingerprint
-
-    def query_rows(self, query: Query, days: NDArray[np.int64], anchors: Anchors | None = None) -> SearchRows:
+    def query_rows(self, query: Query, days: NDArray[np.int64], anchored: bool = True) -> SearchRows:
         """Return what :func:`~tripsearch.index.execute.execute` evaluates for ``query`` over ``days`` (:func:`~tripsearch.index.execute.candidate_days`).
 
-        A search between two anchors (:func:`.anchored.anchor_query`) takes
-        the segment's candidates and their ends from its anchor entries when
-        it holds them for ``anchors``; the delta's always come from its
-        postings, measured. Any other search is :meth:`search_rows`.
+        A search between two of the anchors the segment holds entries for
+        (:meth:`.anchored.AnchorIndex.places_of`) takes the segment's
+        candidates and their ends from the entries, unless ``anchored`` is
+        false; the delta's always come from its postings, measured. Any
+        other search is :meth:`search_rows`.
         """
-        places = anchor_query(anchors, query) if anchors is not None and self.anchored(anchors) else None
+        entries = self.segment.anchored if anchored and self.segment is not None else None
+        places = entries.places_of(query) if entries is not None else None
         if places is None:
             cols, found = self.search_rows(query.from_point, query.from_radius_km, query.to_point, query.to_radius_km, days)
             return SearchRows(cols, found.rows, found.windows, None)
-        assert self.segment is not None and self.segment.anchored is not None
+        assert self.segment is not None and entries is not None
         found = self.delta.candidates(query.from_point, query.from_radius_km, query.to_point, query.to_radius_km, days)
-        rows, ends = self.segment.anchored.ends(self.segment.cols, query, *places, days)
+        rows, ends = entries.ends(self.segment.cols, query, *places, days)
         if len(self.killed) and len(rows):
             at = np.minimum(np.searchsorted(self.killed, rows), len(self.killed) - 1)
             keep = self.killed[at] != rows
