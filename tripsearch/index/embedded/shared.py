@@ -105,8 +105,11 @@ class SharedView:
             cols, found = self.search_rows(query.from_point, query.from_radius_km, query.to_point, query.to_radius_km, days)
             return SearchRows(cols, found.rows, found.windows, None)
         assert self.segment is not None and entries is not None
-        found = self.delta.candidates(query.from_point, query.from_radius_km, query.to_point, query.to_radius_km, days)
         rows, ends = entries.ends(self.segment.cols, query, *places, days)
+        if not len(self.delta.cols):  # nothing written since the segment: no H3 cover to compute for it
+            found = Candidates(_NO_ROWS, SegmentWindows(_NO_ROWS, _NO_ROWS, _NO_ROWS, _NO_ROWS))
+        else:
+            found = self.delta.candidates(query.from_point, query.from_radius_km, query.to_point, query.to_radius_km, days)
         if len(self.killed) and len(rows):
             at = np.minimum(np.searchsorted(self.killed, rows), len(self.killed) - 1)
             keep = self.killed[at] != rows
