@@ -18,7 +18,8 @@ built: ``~/.cache/tripsearch/bench/data-1000000-seed42-days30``). Steps:
    cache ("warm"), then once more after asking the kernel to drop the
    segment file's pages (``posix_fadvise(DONTNEED)`` on that one file:
    "cold"). Then the first 50 searches of the workload against the next
-   ``--queries`` (p99 of each), so a slow start shows.
+   ``--queries`` (p99 of each), so a slow start shows; then the same
+   searches without facets (p50 and p99).
 3. Memory: for each count N of ``--workers``, N processes open the
    directory at once and each runs the ``--queries`` searches of the
    workload (all facets), so every page a search touches is mapped; then,
@@ -72,8 +73,13 @@ for q in queries[1:]:
     s = time.perf_counter()
     engine.search(q)
     lat.append(time.perf_counter() - s)
+lat_none = []  # the same searches without facets, after the ones with (so the first 50 above are the restart's)
+for q in queries[51:]:
+    s = time.perf_counter()
+    engine.search(dict(q, facets=[]))
+    lat_none.append(time.perf_counter() - s)
 stats = engine.stats()
-print(json.dumps({"import_s": imported, "open_s": opened, "first_answer_s": first_answer, "latency_s": lat, "trips": stats["trips"],
+print(json.dumps({"import_s": imported, "open_s": opened, "first_answer_s": first_answer, "latency_s": lat, "latency_none_s": lat_none, "trips": stats["trips"],
                   "segment": stats["segment"], "segment_bytes": stats["segment_bytes"], "before": before, "pid": os.getpid()}), flush=True)
 if mode == "wait":
     sys.stdin.readline()  # the parent reads smaps_rollup of every worker while all are alive
@@ -133,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
 
     result: dict[str, Any] = {"data": str(args.data), "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     t0 = time.perf_counter()
-    engine = tripsearch.open(args.data, refresh_interval=0, snapshot_on_close=False)
+    # This process only prepares: it does not map the segment's pages in (warm=False), so the workers' PSS is theirs.
+    engine = tripsearch.open(args.data, refresh_interval=0, snapshot_on_close=False, warm=False)
     engine.snapshot()  # type: ignore[attr-defined]
     stats = engine.stats()
     engine.close()
@@ -145,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{trips:,} trips; segment {mib(stats['segment_bytes'])} ({result['segment_bytes_per_trip']:,} bytes/trip), SQLite {result['sqlite_bytes_per_trip']:,} bytes/trip; prepare (open + segment) {result['prepare_s']} s", flush=True)
 
     # the background check of a segment's checksums, and a merge: one trip changed, then a new segment of the whole index
-    engine = tripsearch.open(args.data, refresh_interval=0, snapshot_on_close=False, verify="none")
+    engine = tripsearch.open(args.data, refresh_interval=0, snapshot_on_close=False, verify="none", warm=False)
     segment_obj = engine._index.segment  # type: ignore[attr-defined]
     t0 = time.perf_counter()
     segment_obj.verify()
@@ -158,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     result["merge_s"] = round(time.perf_counter() - t0, 2)
     segment = args.data / "segments" / engine.stats()["segment"]
     engine.close()
+    del engine  # and its mapping of the segment
     print(f"checksums of the whole segment (background check): {result['verify_s']} s; merge of one changed trip into a new segment: {result['merge_s']} s", flush=True)
 
     queries = sample_queries(args.data, args.queries + 51)
@@ -172,12 +180,14 @@ def main(argv: list[str] | None = None) -> int:
             proc = run_child(args.data, queries_path, "exit", args.verify)
             out, _ = proc.communicate(timeout=600)
             r = json.loads(out)
-            lat = r.pop("latency_s")
-            r.update({"cold": cold, "first50_p99_ms": ms(lat[:50], 99), "steady_p50_ms": ms(lat[50:], 50), "steady_p99_ms": ms(lat[50:], 99)})
+            lat, lat_none = r.pop("latency_s"), r.pop("latency_none_s")
+            r.update({"cold": cold, "first50_p99_ms": ms(lat[:50], 99), "steady_p50_ms": ms(lat[50:], 50), "steady_p99_ms": ms(lat[50:], 99),
+                      "no_facets_p50_ms": ms(lat_none, 50), "no_facets_p99_ms": ms(lat_none, 99)})
             r.pop("before")
             restarts.append(r)
             print(f"restart {'cold' if cold else 'warm'}: open {r['open_s']:.3f} s, first answer {r['first_answer_s']:.3f} s (imports {r['import_s']:.2f} s before); "
-                  f"p99 first 50 searches {r['first50_p99_ms']} ms, next {len(lat) - 50}: p50 {r['steady_p50_ms']} p99 {r['steady_p99_ms']} ms", flush=True)
+                  f"p99 first 50 searches {r['first50_p99_ms']} ms, next {len(lat) - 50}: p50 {r['steady_p50_ms']} p99 {r['steady_p99_ms']} ms; "
+                  f"the same without facets: p50 {r['no_facets_p50_ms']} p99 {r['no_facets_p99_ms']} ms", flush=True)
         result["restarts"] = restarts
 
         memory = []

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import threading
+from typing import Any
 
 import h3.api.basic_int as h3_int
 import numpy as np
@@ -91,3 +93,32 @@ def test_grid_cells_are_those_of_h3_whatever_the_order_points_are_first_asked(po
         got = _grid.lookup(lat_step[part], lon_step[part])
         want = [h3_int.latlng_to_cell(max(-90.0, min(90.0, a * SNAP_DEG)), (b * SNAP_DEG + 180.0) % 360.0 - 180.0, CORRIDOR_RES) for a, b in asked[part]]
         assert got.tolist() == want
+
+
+def test_grid_cells_are_right_when_threads_ask_for_new_tiles_at_once() -> None:
+    """Threads that add tiles and compute points at once (an API process's concurrent writes) all get H3's cells."""
+    from tripsearch.index.cells import _GridCells
+
+    wrong = failed = 0
+    for trial in range(20):
+        grid, rng = _GridCells(), np.random.default_rng(trial)
+        # four regions of new tiles, one per thread, overlapping a little
+        asked = [(rng.integers(2000 + 400 * t, 2500 + 400 * t, 2000), rng.integers(-500, 1500, 2000)) for t in range(4)]
+        got: list[Any] = [None] * 4
+        start = threading.Barrier(4)
+
+        def ask(i: int) -> None:
+            start.wait()
+            got[i] = grid.lookup(*asked[i])
+
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for i, (lat_step, lon_step) in enumerate(asked):
+            if got[i] is None:
+                failed += 1
+                continue
+            wrong += int((got[i] != _GridCells().lookup(lat_step, lon_step)).sum())
+    assert (wrong, failed) == (0, 0)

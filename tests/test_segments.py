@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -258,3 +259,32 @@ def test_a_segment_damaged_on_disk_is_found_in_the_background_and_rebuilt(tmp_pa
         assert again.search(QUERY).total == 30
     finally:
         again.close()
+
+
+def _mapped_kib(path: Path) -> int:
+    """Return how much of ``path`` this process has mapped in (the ``Rss`` of its mappings in /proc/self/smaps, KiB)."""
+    rss, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):
+            inside = line.endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            rss += int(line.split()[1])
+    return rss
+
+
+def test_a_segment_is_mapped_in_ahead_after_open_unless_asked_not_to(tmp_path: Path) -> None:
+    """The warm-up thread faults every page of the segment into a process that opens it (so its first searches are not slower), and warm=False leaves them to the searches."""
+    data = tmp_path / "data"
+    engine = tripsearch.open(data, refresh_interval=0, alerts=False)
+    engine.upsert(list(generate_trips(3000, 5, dt.date(2026, 12, 1), 14)), refresh=True)
+    engine.close()  # writes the segment
+    mapped = {}
+    for warm in (False, True):
+        engine = tripsearch.open(data, refresh_interval=0, snapshot_on_close=False, verify="none", warm=warm, alerts=False)
+        segment = engine._index.segment  # type: ignore[attr-defined]
+        if engine._warmer is not None:  # type: ignore[attr-defined]
+            engine._warmer.join(60)  # type: ignore[attr-defined]  (what the time at open left)
+        mapped[warm] = (_mapped_kib(segment.path), -(-segment.size // 4096) * 4)
+        engine.close()
+    assert mapped[True][0] >= mapped[True][1]
+    assert mapped[False][0] < mapped[False][1] // 2

@@ -17,6 +17,7 @@ the search, the exact rules in :mod:`tripsearch.query.matching` decide.
 from __future__ import annotations
 
 import math
+import threading
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -70,6 +71,12 @@ class _GridCells:
     routes touch, not for whole tiles (about a quarter of them in Europe).
     Routes stay on land in a few regions, so the tiles ever touched are a
     small part of the globe (Europe: about 2,000 tiles of 20 KB).
+
+    Lookups may come from several threads at once (an API process's
+    concurrent writes): adding tiles and computing points happen under a
+    lock, and a tile's table row exists before its slot is published, so a
+    lookup without the lock reads either a computed cell or 0 (then takes
+    the lock and computes it), never another tile's row.
     """
 
     STEPS = round(1.0 / SNAP_DEG)  # grid steps per tile side
@@ -79,27 +86,36 @@ class _GridCells:
     def __init__(self) -> None:
         self.slot = np.full(self.LAT_TILES * self.LON_TILES, -1, dtype=np.int64)
         self.table = np.zeros((0, self.STEPS * self.STEPS), dtype=np.uint64)
+        self._lock = threading.Lock()
 
     def lookup(self, lat_step: NDArray[np.int64], lon_step: NDArray[np.int64]) -> NDArray[np.uint64]:
         tile_lat = np.floor_divide(lat_step, self.STEPS)
         tile_lon = np.floor_divide(lon_step, self.STEPS)
         tile = (tile_lat + 90) * self.LON_TILES + (tile_lon + 180)
         slot = self.slot[tile]
-        new = slot < 0
-        if new.any():
-            missing = np.unique(tile[new])
-            self.slot[missing] = np.arange(len(self.table), len(self.table) + len(missing))
-            self.table = np.concatenate((self.table, np.zeros((len(missing), self.STEPS * self.STEPS), dtype=np.uint64)))
+        if (slot < 0).any():
+            with self._lock:
+                self._add_tiles(tile)
             slot = self.slot[tile]
         # the position of each point in the table, read as one flat array
         flat = slot * (self.STEPS * self.STEPS) + (lat_step - tile_lat * self.STEPS) * self.STEPS + (lon_step - tile_lon * self.STEPS)
-        table = self.table.reshape(-1)
-        cells = table[flat]
-        todo = cells == 0
-        if todo.any():
-            self._fill(np.unique(flat[todo]))
-            cells = table[flat]
+        cells = self.table.reshape(-1)[flat]
+        if (cells == 0).any():
+            with self._lock:
+                table = self.table.reshape(-1)
+                todo = flat[table[flat] == 0]  # another thread may have computed some meanwhile
+                if len(todo):
+                    self._fill(np.unique(todo))
+            cells = self.table.reshape(-1)[flat]
         return cells
+
+    def _add_tiles(self, tile: NDArray[np.int64]) -> None:
+        """Give a table row to every tile of ``tile`` without one: the rows first, then the slots that point at them."""
+        missing = np.unique(tile[self.slot[tile] < 0])
+        if len(missing):
+            first = len(self.table)
+            self.table = np.concatenate((self.table, np.zeros((len(missing), self.STEPS * self.STEPS), dtype=np.uint64)))
+            self.slot[missing] = np.arange(first, first + len(missing))
 
     def _fill(self, flat: NDArray[np.int64]) -> None:
         """Compute the cells of the grid points at ``flat`` positions of the table."""

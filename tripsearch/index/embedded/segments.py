@@ -26,13 +26,16 @@ the mapping, so the check does not make the pages resident in the process).
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 import os
 import struct
+import sys
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence, overload
+from typing import Any, Callable, Iterable, Iterator, Sequence, overload
 
 import numpy as np
 import orjson
@@ -158,6 +161,7 @@ class Segment:
     hashes: NDArray[np.uint64]  # id hashes, sorted
     hash_rows: NDArray[np.int32]  # the row of each hash
     arrays: tuple[tuple[str, int, int, int], ...]  # (name, offset, bytes, crc32) as the header says
+    pages: NDArray[np.uint8]  # the whole mapping, for populate()
     anchored: AnchorIndex | None = None  # the anchor entries, when the segment was written with them
 
     def __len__(self) -> int:
@@ -188,6 +192,34 @@ class Segment:
                     out.append(row)
         return np.array(out, dtype=np.int64)
 
+    def populate(self, start: int = 0, stop: Callable[[], bool] | None = None) -> int:
+        """Map the pages of the file from ``start`` on into this process, in chunks; return the offset reached.
+
+        A search reaches rows all over the file, and a page it touches first
+        in a process costs a fault even when the page cache holds it (or a
+        read from disk when it does not): at 10,000,000 trips a new process's
+        first searches ran four times slower than its later ones. This
+        faults the pages in ahead (``MADV_POPULATE_READ``, Linux 5.14; pages
+        not cached are read from disk) without holding the GIL, so searches
+        go on meanwhile. ``stop`` is asked before each chunk: once it answers
+        true the rest is left. The file's size is returned when every page
+        is in; ``start`` when the kernel cannot do it.
+        """
+        madvise = _madvise()
+        size = len(self.pages)
+        if madvise is None:
+            return start
+        base = self.pages.ctypes.data
+        at = start
+        while at < size:
+            if stop is not None and stop():
+                break
+            length = min(_POPULATE_CHUNK, size - at)
+            if madvise(base + at, length, _MADV_POPULATE_READ) != 0:
+                break  # an older kernel (EINVAL): pages come in as searches touch them
+            at += length
+        return at
+
     def verify(self, stop: Any = None) -> None:
         """Check every array against its CRC-32 by reading the file; raise :class:`SegmentError` on a mismatch.
 
@@ -210,6 +242,21 @@ class Segment:
                         raise SegmentError(f"{self.path.name}: checksum mismatch in {name}")
         except OSError as exc:
             raise SegmentError(f"{self.path.name}: {exc}") from None
+
+
+_MADV_POPULATE_READ = 22  # linux/mman.h
+_POPULATE_CHUNK = 64 << 20  # a multiple of the page size; about 5 ms of populating when cached
+
+
+@lru_cache(maxsize=1)
+def _madvise() -> Any:
+    """Return libc's ``madvise`` (it releases the GIL while it runs), or None off Linux."""
+    if not sys.platform.startswith("linux"):
+        return None
+    call = ctypes.CDLL(None, use_errno=True).madvise
+    call.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    call.restype = ctypes.c_int
+    return call
 
 
 def open_segment(path: Path, store_id: str, max_seq: int, verify: bool = False) -> Segment:
@@ -261,9 +308,10 @@ def open_segment(path: Path, store_id: str, max_seq: int, verify: bool = False) 
         **{name: arrays[name] for name in ROW_FIELDS + VERTEX_FIELDS + STOP_FIELDS + ["vert_start", "stop_start"]},
     )
     postings = PostingSegment(*(arrays[f"posting_{name}"] for name in ("keys", "offsets", "rows", "seg_lo", "seg_hi")))
+    pages = np.frombuffer(mapped, dtype=np.uint8) if mapped is not None else np.zeros(0, dtype=np.uint8)  # type: ignore[arg-type]
     meta = header.get("anchors")
     anchored = anchor_index(arrays, meta["fingerprint"], rows, meta["places"]) if meta else None
-    segment = Segment(path, header["generation"], header["seq"], store_id, size, cols, arrays["alive"], postings, arrays["hashes"], arrays["hash_rows"], tuple(specs), anchored)
+    segment = Segment(path, header["generation"], header["seq"], store_id, size, cols, arrays["alive"], postings, arrays["hashes"], arrays["hash_rows"], tuple(specs), pages, anchored)
     if verify:
         segment.verify()
     return segment
