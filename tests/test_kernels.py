@@ -16,7 +16,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tripsearch.core.kernels import closest_in_ranges, route_distances_along
+from tripsearch.core.kernels import closest_both_in_ranges, closest_in_ranges, route_distances_along
 
 from . import reference as ref
 from .geometry import destination, random_route
@@ -57,3 +57,34 @@ def test_pruned_closest_point_equals_the_reference(seed: int, centre: tuple[floa
         assert (got[2][0], got[3][0]) == (want_lat, math.degrees(math.atan2(want_point[1], want_point[0])))
     else:
         assert got[0][0] > radius_km
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    centre=st.sampled_from(CENTRES),
+    within_km=st.sampled_from([0.5, 5.0, 25.0, 100.0, math.inf]),
+    on_vertex=st.booleans(),
+)
+def test_both_closest_points_in_one_pass_are_those_of_two(seed: int, centre: tuple[float, float], within_km: float, on_vertex: bool) -> None:
+    """closest_both_in_ranges (the anchor entries' loop) returns the bits of closest_in_ranges for the earliest and for the latest point."""
+    rng = np.random.default_rng(seed)
+    routes = [random_route(rng, centre, 30.0) for _ in range(4)]
+    cols = [_columns(route) for route in routes]
+    lat, lon = np.concatenate([c[0] for c in cols]), np.concatenate([c[1] for c in cols])
+    cum = np.concatenate([c[2] for c in cols])
+    sizes = np.array([len(r) for r in routes])
+    first = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
+    last = first + sizes - 1
+    targets = []
+    for r, route in enumerate(routes):
+        k = int(first[r] + rng.integers(0, len(route)))
+        targets.append((lat[k] / 1e7, lon[k] / 1e7) if on_vertex else destination(lat[k] / 1e7, lon[k] / 1e7, float(rng.uniform(0, 360)), float(rng.uniform(0, 40))))
+    t_lat, t_lon = np.array([t[0] for t in targets]), np.array([t[1] for t in targets])
+    both = closest_both_in_ranges(lat, lon, cum, first, last, t_lat, t_lon, within_km)
+    earliest = closest_in_ranges(lat, lon, cum, first, last, t_lat, t_lon, False, within_km)
+    latest = closest_in_ranges(lat, lon, cum, first, last, t_lat, t_lon, True, within_km)
+    near = earliest[0] <= within_km
+    for got, want in zip(both, (*earliest, *latest[1:])):
+        assert got[near].tobytes() == want[near].tobytes()
+    assert np.array_equal(both[0], earliest[0]) and np.array_equal(both[0], latest[0])

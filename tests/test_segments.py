@@ -103,8 +103,9 @@ while time.monotonic() < deadline:
     # one write sets every trip to one price: a view of one segment and its delta has n trips at that price
     if r.total != n or len(set(ids)) != len(ids) or len(prices) != 1 or prices[0]["min"] != prices[0]["max"] or prices[0]["count"] != n:
         bad.append({"total": r.total, "ids": len(ids), "distinct": len(set(ids)), "prices": prices})
+anchored = engine.stats()["anchored"]
 engine.close()
-print(json.dumps({"segments": len(seen), "searches": searches, "bad": bad[:5], "n_bad": len(bad)}))
+print(json.dumps({"segments": len(seen), "searches": searches, "bad": bad[:5], "n_bad": len(bad), "anchored": anchored}))
 """
 
 _WRITER = """
@@ -124,7 +125,12 @@ print(json.dumps({"rounds": rounds, "merges": engine.merges}))
 """
 
 
-def test_readers_see_the_old_or_the_new_segment_never_a_mix(tmp_path: Path) -> None:
+# Paris and Lyon at the coordinates of the places table: a search between two anchors, read from the segment's anchor entries.
+ANCHORED_QUERY = {"from": [48.85341, 2.3488], "to": [45.74906, 4.84789], "date": "2026-12-01"}
+
+
+@pytest.mark.parametrize("between", ["points", "anchors"])
+def test_readers_see_the_old_or_the_new_segment_never_a_mix(tmp_path: Path, between: str) -> None:
     """A writer process rewrites every trip and merges a new segment each round; reader processes check every view is whole."""
     n = 40
     trips = [paris_lyon(f"t-{i}") for i in range(n)]
@@ -133,7 +139,7 @@ def test_readers_see_the_old_or_the_new_segment_never_a_mix(tmp_path: Path) -> N
     seed.upsert(trips, refresh=True)
     seed.snapshot()  # type: ignore[attr-defined]
     seed.close()
-    query = json.dumps({**QUERY, "limit": 50, "facets": ["price"]})
+    query = json.dumps({**(QUERY if between == "points" else ANCHORED_QUERY), "limit": 50, "facets": ["price"]})
     seconds = "8"
     readers = [subprocess.Popen([sys.executable, "-c", _READER, str(data), seconds, str(n), query], stdout=subprocess.PIPE, text=True) for _ in range(2)]
     writer = subprocess.run([sys.executable, "-c", _WRITER, str(data), seconds, json.dumps(trips)], capture_output=True, text=True, check=True)
@@ -144,6 +150,7 @@ def test_readers_see_the_old_or_the_new_segment_never_a_mix(tmp_path: Path) -> N
         got = json.loads(out)
         assert got["n_bad"] == 0, got
         assert got["segments"] >= 3, (got, wrote)  # the reader did switch segments while searching
+        assert (got["anchored"] > 0) == (between == "anchors"), got
     assert wrote["merges"] >= 3
     # old segments were unlinked once replaced: one segment file is left (plus the lock)
     assert sorted(p.name for p in (data / "segments").iterdir() if p.name.endswith(".tseg")) == [json.loads((data / "index.manifest").read_text())["segments"][0]]

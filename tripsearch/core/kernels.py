@@ -28,7 +28,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 from numpy.typing import NDArray
 
-__all__ = ["route_distances_along", "closest_in_ranges", "times_along", "match_geometry", "match_ends", "key_ranges", "table_merge", "table_join", "join_postings", "PostingRanges", "filter_failures", "facet_counts", "search_minutes"]
+__all__ = ["route_distances_along", "closest_in_ranges", "closest_both_in_ranges", "times_along", "match_geometry", "match_ends", "anchored_ends", "key_ranges", "table_merge", "table_join", "join_postings", "PostingRanges", "filter_failures", "facet_counts", "search_minutes"]
 
 R = 6371.0088
 SCALE = 10_000_000.0
@@ -221,6 +221,111 @@ def _closest_one(
     return best_d * R, best_a, math.degrees(math.asin(min(1.0, max(-1.0, bz)))), math.degrees(math.atan2(by, bx))
 
 
+@numba.njit(cache=True, inline="always")
+def _closest_both(
+    vert_lat: NDArray[np.int32],
+    vert_lon: NDArray[np.int32],
+    vert_cum: NDArray[np.float64],
+    lo: int,
+    hi: int,
+    target: tuple[float, float, float, float, float, float],
+    within_km: float,
+) -> tuple[float, float, float, float, float, float, float]:  # pragma: no cover - compiled
+    """Return what :func:`_closest_one` returns for the earliest closest point, then the distance along, lat and lon of the latest, in one pass.
+
+    The loop of :func:`_closest_one` with two answers: the distance of the
+    best point so far, which alone steers the pruning, is the same for
+    both, and a tie moves only the answer it favours; so each answer is
+    the bits :func:`_closest_one` returns with ``latest`` false and true.
+    """
+    tla, tlo, cos_t, x, y, z = target
+    prune = within_km < R * math.pi / 2
+    cap = within_km / R  # nothing farther can be the answer
+    if prune:
+        h_cap = 1.0
+        for k in range(lo, hi + 1):
+            h_cap = min(h_cap, _hav_bounds(vert_lat[k], vert_lon[k], tla, tlo, cos_t)[1])
+        cap = min(cap, 2.0 * math.asin(min(1.0, math.sqrt(h_cap))))
+    h_vertex = _hav_limit(cap)
+    best_d = np.inf
+    best_a = 0.0
+    bx = 0.0
+    by = 0.0
+    bz = 0.0
+    late_a = 0.0
+    lx = 0.0
+    ly = 0.0
+    lz = 0.0
+    ax = 0.0
+    ay = 0.0
+    az = 0.0
+    have_prev = False
+    prev_low = 0.0
+    for k in range(lo, hi + 1):
+        near_vertex = True
+        use_segment = k > lo
+        if prune:
+            h = _hav_bounds(vert_lat[k], vert_lon[k], tla, tlo, cos_t)[0]
+            near_vertex = h <= h_vertex
+            low = 2.0 * math.sqrt(h)  # asin(u) >= u
+            if use_segment:
+                use_segment = (prev_low + low - (vert_cum[k] - vert_cum[k - 1]) / R) / 2.0 <= min(cap, best_d) + 1e-9
+            prev_low = low
+        if not (near_vertex or use_segment):
+            have_prev = False
+            continue
+        if use_segment and not have_prev:
+            ax, ay, az = _unit(vert_lat[k - 1], vert_lon[k - 1])
+        vx, vy, vz = _unit(vert_lat[k], vert_lon[k])
+        along = vert_cum[k]
+        if near_vertex:
+            d = _angle(x, y, z, vx, vy, vz)
+            if d < best_d:
+                best_d, best_a, bx, by, bz = d, along, vx, vy, vz
+                late_a, lx, ly, lz = along, vx, vy, vz
+                h_vertex = min(h_vertex, _hav_limit(best_d))
+            elif d == best_d:
+                if along < best_a:
+                    best_a, bx, by, bz = along, vx, vy, vz
+                if along > late_a:
+                    late_a, lx, ly, lz = along, vx, vy, vz
+        if use_segment:
+            # segment (k-1) -> k: a -> v
+            nx = ay * vz - az * vy
+            ny = az * vx - ax * vz
+            nz = ax * vy - ay * vx
+            nn = math.sqrt(nx * nx + ny * ny + nz * nz)
+            if nn > 1e-15:
+                nx, ny, nz = nx / nn, ny / nn, nz / nn
+                dd = x * nx + y * ny + z * nz
+                cx, cy, cz = x - dd * nx, y - dd * ny, z - dd * nz
+                cn = math.sqrt(cx * cx + cy * cy + cz * cz)
+                if cn > 1e-15:
+                    cx, cy, cz = cx / cn, cy / cn, cz / cn
+                    # c lies inside the arc when a -> c and c -> b turn like a -> b
+                    s1 = (ay * cz - az * cy) * nx + (az * cx - ax * cz) * ny + (ax * cy - ay * cx) * nz
+                    s2 = (cy * vz - cz * vy) * nx + (cz * vx - cx * vz) * ny + (cx * vy - cy * vx) * nz
+                    if s1 > 0 and s2 > 0:
+                        seg = vert_cum[k] - vert_cum[k - 1]
+                        fd = _angle(x, y, z, cx, cy, cz)
+                        fa = vert_cum[k - 1] + min(_angle(ax, ay, az, cx, cy, cz) * R, seg)
+                        if fd < best_d:
+                            best_d, best_a, bx, by, bz = fd, fa, cx, cy, cz
+                            late_a, lx, ly, lz = fa, cx, cy, cz
+                            h_vertex = min(h_vertex, _hav_limit(best_d))
+                        elif fd == best_d:
+                            if fa < best_a:
+                                best_a, bx, by, bz = fa, cx, cy, cz
+                            if fa > late_a:
+                                late_a, lx, ly, lz = fa, cx, cy, cz
+        ax, ay, az = vx, vy, vz
+        have_prev = True
+    return (
+        best_d * R, best_a, math.degrees(math.asin(min(1.0, max(-1.0, bz)))), math.degrees(math.atan2(by, bx)),
+        late_a, math.degrees(math.asin(min(1.0, max(-1.0, lz)))), math.degrees(math.atan2(ly, lx)),
+    )
+
+
 @numba.njit(cache=True)
 def closest_in_ranges(
     vert_lat: NDArray[np.int32],
@@ -263,6 +368,32 @@ def closest_in_ranges(
             _prefetch_vertices(vert_lat, vert_lon, vert_cum, first[i + _PREFETCH_AHEAD], last[i + _PREFETCH_AHEAD])
         out_dist[i], out_along[i], out_lat[i], out_lon[i] = _closest_one(vert_lat, vert_lon, vert_cum, first[i], last[i], target, latest, within_km)
     return out_dist, out_along, out_lat, out_lon
+
+
+@numba.njit(cache=True)
+def closest_both_in_ranges(
+    vert_lat: NDArray[np.int32],
+    vert_lon: NDArray[np.int32],
+    vert_cum: NDArray[np.float64],
+    first: NDArray[np.int64],
+    last: NDArray[np.int64],
+    target_lat: NDArray[np.float64],
+    target_lon: NDArray[np.float64],
+    within_km: float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:  # pragma: no cover - compiled
+    """Return :func:`closest_in_ranges` without ``latest`` (distance, along, lat, lon of the earliest closest point) and the along, lat and lon of the latest, in one pass."""
+    n = first.shape[0]
+    out = np.empty((7, n), dtype=np.float64)
+    target = _target(0.0, 0.0)
+    for i in range(n):
+        if i == 0 or target_lat[i] != target_lat[i - 1] or target_lon[i] != target_lon[i - 1]:
+            target = _target(target_lat[i], target_lon[i])
+        if i + _PREFETCH_AHEAD < n:
+            _prefetch_vertices(vert_lat, vert_lon, vert_cum, first[i + _PREFETCH_AHEAD], last[i + _PREFETCH_AHEAD])
+        r = _closest_both(vert_lat, vert_lon, vert_cum, first[i], last[i], target, within_km)
+        for k in range(7):
+            out[k, i] = r[k]
+    return out[0], out[1], out[2], out[3], out[4], out[5], out[6]
 
 
 @numba.njit(cache=True)
@@ -566,6 +697,70 @@ def match_geometry(
             times[0, i] = _stop_time_at(stop_start, stop_along, stop_time, rows[i], p[1])
             times[1, i] = _stop_time_at(stop_start, stop_along, stop_time, rows[i], q[1])
     return pickup, dropoff, geo, times
+
+
+@numba.njit(cache=True)
+def anchored_ends(
+    entry_start: NDArray[np.int64], entry_place: NDArray[np.uint16], entries: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]],
+    drops: tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]],
+    order_rows: NDArray[np.uint32], lo: int, hi: int, from_place: int, to_place: int, status: NDArray[np.int8], published: int, from_km: float, to_km: float,
+    stop_start: NDArray[np.int64], stop_along: NDArray[np.float64], stop_time: NDArray[np.int64],
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:  # fmt: skip  # pragma: no cover - compiled
+    """Rules 1 and 2 from stored anchor entries: the rows of order positions ``lo:hi`` that match geometrically, their ends and times.
+
+    Row r's entries are ``entry_start[r]:entry_start[r + 1]``, each at
+    place ``entry_place`` with the values ``entries`` (distance km, then
+    the pickup's distance along, lat and lon: what :func:`match_geometry`
+    measures, computed by the same loops); the dropoff is the pickup but for
+    the entries ``drops`` lists (entries rising, their dropoffs' distance
+    along, lat and lon). A row matches when it has an entry at
+    ``from_place`` and one at ``to_place`` and they pass the rule of
+    :func:`_ends_match` (a published row: ``status`` is ``published``).
+    Returns the matching rows, their pickups and dropoffs as two 4 x n
+    arrays and their pickup and dropoff times (2 x n), as
+    :func:`match_geometry` returns them.
+    """
+    km, along, p_lat, p_lon = entries
+    drop_entry, drop_along, q_lat, q_lon = drops
+    n = hi - lo
+    rows = np.empty(n, dtype=np.int64)
+    pickup = np.empty((4, n), dtype=np.float64)
+    dropoff = np.empty((4, n), dtype=np.float64)
+    times = np.empty((2, n), dtype=np.int64)
+    k = 0
+    for i in range(lo, hi):
+        if i + 2 * _PREFETCH_AHEAD < hi:
+            _prefetch(entry_start, int(order_rows[i + 2 * _PREFETCH_AHEAD]))
+        if i + _PREFETCH_AHEAD < hi:
+            ahead = entry_start[int(order_rows[i + _PREFETCH_AHEAD])]
+            _prefetch(entry_place, ahead)
+            _prefetch(km, ahead)
+            _prefetch(along, ahead)
+        row = int(order_rows[i])
+        f = -1
+        t = -1
+        for e in range(entry_start[row], entry_start[row + 1]):
+            p = int(entry_place[e])
+            if p == from_place:
+                f = e
+            elif p == to_place:
+                t = e
+        if f < 0 or t < 0:
+            continue
+        t_along, t_lat, t_lon = along[t], p_lat[t], p_lon[t]
+        if drop_entry.shape[0]:
+            d = np.searchsorted(drop_entry, t)
+            if d < drop_entry.shape[0] and drop_entry[d] == t:
+                t_along, t_lat, t_lon = drop_along[d], q_lat[d], q_lon[d]
+        if not _ends_match(status[row] == published, km[f], along[f], km[t], t_along, from_km, to_km):
+            continue
+        rows[k] = row
+        pickup[0, k], pickup[1, k], pickup[2, k], pickup[3, k] = km[f], along[f], p_lat[f], p_lon[f]
+        dropoff[0, k], dropoff[1, k], dropoff[2, k], dropoff[3, k] = km[t], t_along, t_lat, t_lon
+        times[0, k] = _stop_time_at(stop_start, stop_along, stop_time, row, along[f])
+        times[1, k] = _stop_time_at(stop_start, stop_along, stop_time, row, t_along)
+        k += 1
+    return rows[:k], pickup[:, :k], dropoff[:, :k], times[:, :k]
 
 
 @numba.njit(cache=True)

@@ -22,7 +22,7 @@ from ..errors import InvalidTrip
 from ..geo import ClosestPoints
 from ..model import Trip, parse_trip
 from ..occurrences import occurrence_document, occurrence_of, split_key
-from ..query.matching import Evaluation, SegmentWindows, evaluate
+from ..query.matching import Ends, Evaluation, SegmentWindows, evaluate
 from ..query.model import Query, encode_cursor, facet_days, local_days_of
 from ..query.ranking import score_of, select_page, sort_keys
 
@@ -60,15 +60,16 @@ def execute(
     started: float | None = None,
     windows: SegmentWindows | None = None,
     certain_dates: Mapping[int, int] | None = None,
+    ends: Ends | None = None,
 ) -> SearchResult:
-    """Return the result page of ``query`` over the candidate ``rows`` of ``cols`` (see :func:`evaluate` for ``windows``).
+    """Return the result page of ``query`` over the candidate ``rows`` of ``cols`` (see :func:`evaluate` for ``windows`` and ``ends``).
 
     ``certain_dates`` counts, per local day, matches of the ``dates`` facet
     that a backend decided without proposing them as candidates (the
     Elasticsearch shards' sure matches on the days around the date).
     """
     started = time.perf_counter() if started is None else started
-    ev = evaluate(cols, rows, query, windows)
+    ev = evaluate(cols, rows, query, windows, ends)
     matched = np.flatnonzero(ev.matched())
     match_rows = ev.rows[matched]
     walk = ev.pickup.distance_km[matched] + ev.dropoff.distance_km[matched]

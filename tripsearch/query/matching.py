@@ -41,7 +41,7 @@ from ..core.kernels import filter_failures, match_geometry
 from ..model import OPTION_NAMES
 from .model import Query
 
-__all__ = ["Evaluation", "SegmentWindows", "evaluate", "option_mask", "filter_bit", "FILTERS"]
+__all__ = ["Evaluation", "SegmentWindows", "Ends", "measure_ends", "evaluate", "option_mask", "filter_bit", "FILTERS"]
 
 # The filters a facet may leave out, by name.
 FILTERS = ("date", "time", "price", "options", "rating", "seats")
@@ -91,17 +91,35 @@ class SegmentWindows(NamedTuple):
     to_hi: NDArray[np.int64]
 
 
-def evaluate(cols: TripColumns, rows: NDArray[np.int64], query: Query, windows: SegmentWindows | None = None) -> Evaluation:
-    """Return the rules of ``query`` evaluated on ``rows`` of ``cols``.
+class Ends(NamedTuple):
+    """Rules 1 and 2 for candidates: their pickup and dropoff points, which are geometric matches (and published), and the matches' times.
 
-    ``windows`` narrows the search for the pickup and dropoff points to the
-    segments an index found near ``from`` and ``to``; without it the whole
-    route is measured. Both give the same answer when the windows hold every
-    segment within the radius, which the H3 index guarantees.
-
-    The candidates may pick up on other days than the query's (the
-    ``dates`` facet counts those); the ``date`` mask keeps the query's own days.
+    Only the geometric matches' values count: the others' points and times
+    are whatever the measure left there (the rules never read them).
     """
+
+    pickup: ClosestPoints
+    dropoff: ClosestPoints
+    geo: NDArray[np.bool_]
+    pickup_time: NDArray[np.int64]
+    dropoff_time: NDArray[np.int64]
+
+    def take(self, keep: NDArray[np.bool_]) -> Ends:
+        """Return the ends where ``keep`` is true."""
+        return Ends(ClosestPoints(*(part[keep] for part in self.pickup)), ClosestPoints(*(part[keep] for part in self.dropoff)), self.geo[keep], self.pickup_time[keep], self.dropoff_time[keep])
+
+    @staticmethod
+    def concat(parts: list[Ends]) -> Ends:
+        """Return the ends of every part, one part after the other."""
+        return Ends(
+            ClosestPoints(*(np.concatenate([p.pickup[k] for p in parts]) for k in range(4))),
+            ClosestPoints(*(np.concatenate([p.dropoff[k] for p in parts]) for k in range(4))),
+            *(np.concatenate([p[k] for p in parts]) for k in range(2, 5)),
+        )
+
+
+def measure_ends(cols: TripColumns, rows: NDArray[np.int64], query: Query, windows: SegmentWindows | None = None) -> Ends:
+    """Return rules 1 and 2 measured on the routes of ``rows`` of ``cols`` (see :func:`evaluate` for ``windows``)."""
     rows = np.asarray(rows, dtype=np.int64)
     n = len(rows)
     if windows is None:
@@ -114,7 +132,27 @@ def evaluate(cols: TripColumns, rows: NDArray[np.int64], query: Query, windows: 
         cols.status[rows] == _PUBLISHED, rows, np.stack(windows, axis=1).astype(np.int64, copy=False),
         (*query.from_point, query.from_radius_km), (*query.to_point, query.to_radius_km),
     )
-    pickup_time, dropoff_time = times
+    return Ends(ClosestPoints(*pickup), ClosestPoints(*dropoff), geo, times[0], times[1])
+
+
+def evaluate(cols: TripColumns, rows: NDArray[np.int64], query: Query, windows: SegmentWindows | None = None, ends: Ends | None = None) -> Evaluation:
+    """Return the rules of ``query`` evaluated on ``rows`` of ``cols``.
+
+    ``windows`` narrows the search for the pickup and dropoff points to the
+    segments an index found near ``from`` and ``to``; without it the whole
+    route is measured. Both give the same answer when the windows hold every
+    segment within the radius, which the H3 index guarantees. ``ends``
+    gives rules 1 and 2 already decided for ``rows`` (by an index that
+    stored them, computed by the same kernels: the embedded segments'
+    anchor entries); then no route is measured.
+
+    The candidates may pick up on other days than the query's (the
+    ``dates`` facet counts those); the ``date`` mask keeps the query's own days.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if ends is None:
+        ends = measure_ends(cols, rows, query, windows)
+    pickup, dropoff, geo, pickup_time, dropoff_time = ends
     rule = query.time_rule()
     local_day, local_minute, failed = filter_failures(
         rows, pickup_time, cols.offset_s, cols.price, cols.options, cols.rating, cols.seats_available, _FILTER_BITS,
@@ -124,4 +162,4 @@ def evaluate(cols: TripColumns, rows: NDArray[np.int64], query: Query, windows: 
         -np.inf if query.min_rating is None else float(query.min_rating),
         query.seats,
     )
-    return Evaluation(rows, geo, failed, ClosestPoints(*pickup), ClosestPoints(*dropoff), pickup_time, dropoff_time, local_day, local_minute)
+    return Evaluation(rows, geo, failed, pickup, dropoff, pickup_time, dropoff_time, local_day, local_minute)

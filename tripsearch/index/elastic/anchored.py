@@ -55,7 +55,8 @@ from ...geo import ClosestPoints
 from ..execute import PageRows
 from ...query.matching import FILTERS
 from ...query.model import Query, facet_days, local_days_of
-from .anchors import ANCHOR_KM, RADIUS_CLASSES, anchor_pair, place_value, value_entry
+from ..anchors import ANCHOR_KM
+from .anchors import RADIUS_CLASSES, anchor_pair, place_value, value_entry
 from .query import Clause, attribute_clauses, bool_clause
 
 __all__ = ["compile_anchored", "page_size", "has_more", "read_tallies", "read_page", "InexactAggregation", "MAX_TERMS", "HIT_FIELDS"]

@@ -56,7 +56,8 @@ from ...core.columns import TripColumns, occurrence_flags, ragged_indices
 from ...model import MAX_ROUTE_POINTS, OPTION_NAMES, Trip
 from ...occurrences import trip_id_of
 from ..cells import CorridorCells, route_to_cells, route_to_samples
-from .anchors import BY_PLACE, anchor_fields, anchor_places
+from ..anchors import anchor_places
+from .anchors import BY_PLACE, anchor_fields
 from .encoding import ROUTE_CELLS_ANALYZER, cells_to_keywords, local_times, route_cell_days, route_cell_sentences, route_points
 
 __all__ = [

@@ -17,7 +17,7 @@ from elasticsearch import ApiError, TransportError
 
 from ...errors import BackendUnavailable
 from ...model import parse_trip
-from .anchors import anchor_places
+from ..anchors import anchor_places
 from .connection import ID_BATCH, Connection, Retryable, chunks, error_reason
 from .indices import Indices, index_generation, refresh_interval_setting
 from .mapping import MAPPING_VERSION, index_name, tombstone_document

@@ -36,7 +36,7 @@ from ...query.matching import SegmentWindows
 from ...query.model import Query, parse_query
 from ..cells import CorridorCells, disk_to_cells
 from .anchored import InexactAggregation, compile_anchored, has_more, read_page, read_tallies
-from .anchors import ANCHOR_KM, anchor_places
+from ..anchors import ANCHOR_KM, anchor_places
 from .connection import Connection, Retryable
 from .indices import Indices
 from .mapping import CompactFormatError, compact_to_columns

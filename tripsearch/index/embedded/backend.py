@@ -34,8 +34,10 @@ import orjson
 from ...backend import DeleteReport, ItemResult, ParsedUpserts, Refresh, SearchResult, TripInput, UpsertReport, delete_targets, parse_upserts
 from ...errors import NotFound, StoreReadOnly, TripSearchError
 from ...model import Trip, trip_to_json
+from ..anchors import Anchors, anchor_places
 from ..execute import candidate_days, execute
 from ...query.model import Query, parse_query
+from .anchored import warm_up_anchored
 from .segments import Manifest, Segment, SegmentError, SegmentMissing, open_segment, read_manifest, write_manifest, write_segment
 from .shared import SharedIndex, SharedView
 from .store import Change, Store
@@ -91,6 +93,8 @@ class EmbeddedBackend:
         verify: str = "background",
         search: bool = True,
         warm: bool = True,
+        anchors: Anchors | None = None,
+        anchored: bool = True,
     ) -> None:
         if verify not in ("background", "open", "none"):
             raise ValueError(f"verify must be 'background', 'open' or 'none', not {verify!r}")
@@ -103,6 +107,9 @@ class EmbeddedBackend:
         self.verify = verify
         self.warm = warm
         self.searchable = search
+        self._anchors = anchors
+        self.anchored = anchored
+        self.anchored_searches = 0  # searches answered from anchor entries
         # how long a write waits for another process's write lock before BackendUnavailable ("the store is busy")
         self._store = Store(self.path / DB_NAME, busy_timeout_s=busy_timeout_s)
         self._segments_dir = self.path / SEGMENTS_DIR
@@ -126,6 +133,13 @@ class EmbeddedBackend:
         if refresh_interval > 0 and search:
             self._thread = threading.Thread(target=self._refresh_loop, name="tripsearch-refresh", daemon=True)
             self._thread.start()
+
+    @property
+    def anchors(self) -> Anchors:
+        """The anchor set of the segments this process writes (read at the first merge: the places table takes half a second; a search reads the segment's own)."""
+        if self._anchors is None:
+            self._anchors = anchor_places()
+        return self._anchors
 
     # -- start-up -------------------------------------------------------------
 
@@ -171,6 +185,7 @@ class EmbeddedBackend:
         the first build writes next to the package, a fraction of one.
         """
         self.search({"from": [0.0, 0.0], "to": [0.0, 0.1], "date": "2000-01-10", "facets": "all"})
+        warm_up_anchored()
 
     # -- writes ---------------------------------------------------------------
 
@@ -243,8 +258,10 @@ class EmbeddedBackend:
         started = time.perf_counter()
         q = parse_query(query)
         view = self._index.view
-        cols, found = view.search_rows(q.from_point, q.from_radius_km, q.to_point, q.to_radius_km, candidate_days(q))
-        return execute(q, cols, found.rows, self._store.docs, started, found.windows)
+        found = view.query_rows(q, candidate_days(q), self.anchored)
+        if found.ends is not None:
+            self.anchored_searches += 1
+        return execute(q, found.cols, found.rows, self._store.docs, started, found.windows, ends=found.ends)
 
     # -- refresh --------------------------------------------------------------
 
@@ -354,7 +371,7 @@ class EmbeddedBackend:
             index = self._index
             view = index.view
             started = time.perf_counter()
-            path = write_segment(self._segments_dir, generation, self._store.store_id, view.seq, index.segment, index.base_rows(), view.delta)
+            path = write_segment(self._segments_dir, generation, self._store.store_id, view.seq, index.segment, index.base_rows(), view.delta, self.anchors)
             write_manifest(self._manifest_path, Manifest(generation, view.seq, self._store.store_id, path.name))
             self._switch(open_segment(path, self._store.store_id, self._store.max_seq()), written_here=True)
             self._manifest_stat = _stat_key(self._manifest_path)
@@ -449,6 +466,8 @@ class EmbeddedBackend:
             "array_bytes": int(memory),
             "segment": view.segment.path.name if view.segment is not None else None,
             "segment_bytes": view.segment.size if view.segment is not None else 0,
+            "anchor_entries": len(view.segment.anchored.place) if view.segment is not None and view.segment.anchored is not None else 0,
+            "anchored": self.anchored_searches,
             "delta_rows": len(view.delta.cols) + len(view.killed),
             "seq": view.seq,
             "refresh_lag_s": round(time.monotonic() - self._last_refresh, 3),

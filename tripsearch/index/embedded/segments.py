@@ -2,8 +2,8 @@
 
 A segment file holds the whole searchable index as of one position of the
 store's change feed (``seq``): the trip columns, the trip ids, the corridor
-postings and a sorted table of id hashes (to find the row of an id without
-a dictionary in memory). Every process over a data directory maps the same
+postings, a sorted table of id hashes (to find the row of an id without
+a dictionary in memory) and, optionally, the anchor entries (:mod:`.anchored`). Every process over a data directory maps the same
 file read-only, so the operating system keeps one copy of its pages in the
 page cache for all of them.
 
@@ -11,6 +11,7 @@ Layout of ``segments/seg-<generation>.tseg``::
 
     0       magic b"TSSEG01\\n", header length (u64), header CRC-32 (u32), 4 bytes zero
     24      the header, JSON: format, store id, seq, generation, rows, file size,
+            anchors ({fingerprint, places}) when the anchor arrays are there,
             and for each array its name, dtype, offset, length and CRC-32
     65536   the arrays, each at a 64-byte boundary, in the header's order
 
@@ -42,6 +43,8 @@ from numpy.typing import NDArray
 
 from ...core.columns import ROW_FIELDS, STOP_FIELDS, VERTEX_FIELDS, TripColumns
 from ...occurrences import trip_id_of
+from ..anchors import Anchors
+from .anchored import MAX_PLACES, AnchorIndex, anchor_arrays, anchor_index
 from .memory import IndexView, PostingSegment
 
 __all__ = [
@@ -60,6 +63,9 @@ __all__ = [
     "MANIFEST_FORMAT",
 ]
 
+# The anchor entries are optional arrays (``anchor_*``, and ``anchors`` in the header says for which set), not
+# a new format: a reader of an older version ignores arrays it does not know, so processes of two versions
+# can share a data directory during an upgrade without rebuilding each other's segments.
 FORMAT = "tripsearch-segment-1"
 MANIFEST_FORMAT = "tripsearch-manifest-1"
 MAGIC = b"TSSEG01\n"
@@ -156,6 +162,7 @@ class Segment:
     hash_rows: NDArray[np.int32]  # the row of each hash
     arrays: tuple[tuple[str, int, int, int], ...]  # (name, offset, bytes, crc32) as the header says
     pages: NDArray[np.uint8]  # the whole mapping, for populate()
+    anchored: AnchorIndex | None = None  # the anchor entries, when the segment was written with them
 
     def __len__(self) -> int:
         return len(self.cols)
@@ -302,7 +309,9 @@ def open_segment(path: Path, store_id: str, max_seq: int, verify: bool = False) 
     )
     postings = PostingSegment(*(arrays[f"posting_{name}"] for name in ("keys", "offsets", "rows", "seg_lo", "seg_hi")))
     pages = np.frombuffer(mapped, dtype=np.uint8) if mapped is not None else np.zeros(0, dtype=np.uint8)  # type: ignore[arg-type]
-    segment = Segment(path, header["generation"], header["seq"], store_id, size, cols, arrays["alive"], postings, arrays["hashes"], arrays["hash_rows"], tuple(specs), pages)
+    meta = header.get("anchors")
+    anchored = anchor_index(arrays, meta["fingerprint"], rows, meta["places"]) if meta else None
+    segment = Segment(path, header["generation"], header["seq"], store_id, size, cols, arrays["alive"], postings, arrays["hashes"], arrays["hash_rows"], tuple(specs), pages, anchored)
     if verify:
         segment.verify()
     return segment
@@ -374,12 +383,16 @@ def write_segment(
     base: Segment | None,
     base_rows: NDArray[np.int64],
     delta: IndexView,
+    anchors: Anchors | None = None,
 ) -> Path:
     """Write a segment of ``base_rows`` (rising) of ``base`` followed by the live rows of ``delta``; return its path.
 
     Rows keep their order (the base's first), so the base's postings stay
     sorted when their rows are renumbered, and the delta's postings are
-    merged into them without sorting the whole index again.
+    merged into them without sorting the whole index again. With
+    ``anchors``, the segment holds the anchor entries of every row
+    (:mod:`.anchored`): the base's are copied when it has them for the same
+    anchor set, the others computed.
     """
     parts: list[tuple[TripColumns, NDArray[np.int64]]] = []
     if base is not None:
@@ -421,7 +434,13 @@ def write_segment(
         for name in ("keys", "offsets", "rows", "seg_lo", "seg_hi"):
             w.add(f"posting_{name}", getattr(postings, name).dtype, [getattr(postings, name)])
         del postings
-        w.finish({"store_id": store_id, "seq": seq, "generation": generation, "rows": n})
+        meta: dict[str, Any] = {"store_id": store_id, "seq": seq, "generation": generation, "rows": n}
+        if anchors is not None and len(anchors) <= MAX_PLACES:
+            reuse = base.anchored if base is not None and base.anchored is not None and base.anchored.fingerprint == anchors.fingerprint else None
+            for name, dtype, chunks in anchor_arrays(parts, reuse, base.cols if base is not None else None, anchors, _CHUNK_ROWS):
+                w.add(name, dtype, chunks)
+            meta["anchors"] = {"fingerprint": anchors.fingerprint, "places": len(anchors)}
+        w.finish(meta)
     except BaseException:
         w.abort()
         raise

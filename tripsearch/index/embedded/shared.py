@@ -16,20 +16,30 @@ segment and the delta made for it, never a mix.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ...core.columns import TripColumns
 from ...model import Trip
-from ...query.matching import SegmentWindows
+from ...query.matching import Ends, SegmentWindows, measure_ends
+from ...query.model import Query
 from .memory import Candidates, IndexView, MemoryIndex
 from .segments import Segment
 
-__all__ = ["SharedIndex", "SharedView"]
+__all__ = ["SharedIndex", "SharedView", "SearchRows"]
 
 _NO_ROWS = np.zeros(0, dtype=np.int64)
+
+
+class SearchRows(NamedTuple):
+    """What a search evaluates: candidate rows of some columns, with the windows to measure them in or their ends already decided."""
+
+    cols: TripColumns
+    rows: NDArray[np.int64]
+    windows: SegmentWindows | None
+    ends: Ends | None
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,38 @@ class SharedView:
         if cols is not self.cols:
             raise ValueError("the index has a segment and a delta: use search_rows()")
         return found
+
+    def query_rows(self, query: Query, days: NDArray[np.int64], anchored: bool = True) -> SearchRows:
+        """Return what :func:`~tripsearch.index.execute.execute` evaluates for ``query`` over ``days`` (:func:`~tripsearch.index.execute.candidate_days`).
+
+        A search between two of the anchors the segment holds entries for
+        (:meth:`.anchored.AnchorIndex.places_of`) takes the segment's
+        candidates and their ends from the entries, unless ``anchored`` is
+        false; the delta's always come from its postings, measured. Any
+        other search is :meth:`search_rows`.
+        """
+        entries = self.segment.anchored if anchored and self.segment is not None else None
+        places = entries.places_of(query) if entries is not None else None
+        if places is None:
+            cols, found = self.search_rows(query.from_point, query.from_radius_km, query.to_point, query.to_radius_km, days)
+            return SearchRows(cols, found.rows, found.windows, None)
+        assert self.segment is not None and entries is not None
+        rows, ends = entries.ends(self.segment.cols, query, *places, days)
+        if not len(self.delta.cols):  # nothing written since the segment: no H3 cover to compute for it
+            found = Candidates(_NO_ROWS, SegmentWindows(_NO_ROWS, _NO_ROWS, _NO_ROWS, _NO_ROWS))
+        else:
+            found = self.delta.candidates(query.from_point, query.from_radius_km, query.to_point, query.to_radius_km, days)
+        if len(self.killed) and len(rows):
+            at = np.minimum(np.searchsorted(self.killed, rows), len(self.killed) - 1)
+            keep = self.killed[at] != rows
+            rows, ends = rows[keep], ends.take(keep)
+        if not len(found.rows):
+            return SearchRows(self.segment.cols, rows, None, ends)
+        delta_ends = measure_ends(self.delta.cols, found.rows, query, found.windows)
+        if not len(rows):
+            return SearchRows(self.delta.cols, found.rows, None, delta_ends)
+        cols = TripColumns.concat([self.segment.cols.take(rows), self.delta.cols.take(found.rows)])
+        return SearchRows(cols, np.arange(len(cols), dtype=np.int64), None, Ends.concat([ends, delta_ends]))
 
     def search_rows(
         self, from_point: tuple[float, float], from_radius_km: float, to_point: tuple[float, float], to_radius_km: float, days: NDArray[np.int64]
