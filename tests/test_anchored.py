@@ -222,3 +222,43 @@ def test_only_searches_between_two_anchors_within_their_radius_read_the_entries(
         assert engine.stats()["anchored"] == 1
     finally:
         engine.close()
+
+
+def test_a_search_joins_trips_that_pass_to_days_away_from_their_pickup(tmp_path: Path) -> None:
+    """The ``to`` entries are read over the days a trip can reach: one that arrives days after its pickup, and a loop that passes ``to`` first a day before."""
+    a, b = (45.0, 5.0), (45.3, 5.0)
+
+    def trip(tid: str, points: list[tuple[float, float]], times: list[str]) -> dict[str, Any]:
+        return {
+            "id": tid, "version": 1, "departure_time": times[0],
+            "stops": [{"name": f"stop {k}", "lat": lat, "lon": lon, "time": t} for k, ((lat, lon), t) in enumerate(zip(points, times))],
+            "seats_total": 3, "seats_available": 2, "price": {"amount": 10.0}, "status": "published",
+        }  # fmt: skip
+
+    trips = [
+        trip("slow", [a, b], ["2026-12-01T22:00:00+00:00", "2026-12-05T04:00:00+00:00"]),
+        trip("loop", [b, a, b], ["2026-11-29T23:30:00+00:00", "2026-12-01T00:30:00+00:00", "2026-12-01T01:30:00+00:00"]),
+        trip("other-day", [a, b], ["2026-12-02T08:00:00+00:00", "2026-12-02T09:00:00+00:00"]),
+    ]
+    engine = open_engine(tmp_path / "data", Anchors.of([a, b]))
+    try:
+        engine.upsert(trips, refresh=True)
+        engine.snapshot()
+        query = {"from": list(a), "to": list(b), "date": "2026-12-01", "from_radius_km": 5.0, "to_radius_km": 5.0, "limit": 20, "facets": []}
+        assert sorted(h.id for h in engine.search(query).trips) == ["loop", "slow"]
+        assert engine.stats()["anchored"] == 1
+        dates = ["2026-11-29", "2026-11-30", "2026-12-01", "2026-12-02", "2026-12-05"]
+        assert check_against_reference(engine, trips, [dict(query, date=d, facets="all") for d in dates]) == 2
+    finally:
+        engine.close()
+
+
+def test_the_metres_of_the_order_never_exceed_the_distance() -> None:
+    """``anchor_order_m`` prefilters the radius: it must keep every entry within it, whatever the rounding."""
+    from tripsearch.index.embedded.anchored import _metres_below
+
+    rng = np.random.default_rng(7)
+    km = np.concatenate([rng.uniform(0, ANCHOR_KM, 100_000), np.arange(0, 25_001) / 1000.0, np.nextafter(np.arange(1, 25_001) / 1000.0, 0.0), [0.0, ANCHOR_KM]])
+    metres = _metres_below(km)
+    assert (metres.astype(np.float64) <= km * 1000.0).all()
+    assert (km * 1000.0 - metres < 2.0 + 1e-9).all()

@@ -151,74 +151,11 @@ def _closest_one(
     latest: bool,
     within_km: float,
 ) -> tuple[float, float, float, float]:  # pragma: no cover - compiled
-    """Return (distance km, distance along km, lat, lon) of the point of vertices ``lo..hi`` closest to ``target`` (see :func:`closest_in_ranges`)."""
-    tla, tlo, cos_t, x, y, z = target
-    prune = within_km < R * math.pi / 2
-    cap = within_km / R  # nothing farther can be the answer
-    if prune:
-        h_cap = 1.0
-        for k in range(lo, hi + 1):
-            h_cap = min(h_cap, _hav_bounds(vert_lat[k], vert_lon[k], tla, tlo, cos_t)[1])
-        cap = min(cap, 2.0 * math.asin(min(1.0, math.sqrt(h_cap))))
-    h_vertex = _hav_limit(cap)
-    best_d = np.inf
-    best_a = 0.0
-    bx = 0.0
-    by = 0.0
-    bz = 0.0
-    ax = 0.0
-    ay = 0.0
-    az = 0.0
-    have_prev = False
-    prev_low = 0.0
-    for k in range(lo, hi + 1):
-        near_vertex = True
-        use_segment = k > lo
-        if prune:
-            h = _hav_bounds(vert_lat[k], vert_lon[k], tla, tlo, cos_t)[0]
-            near_vertex = h <= h_vertex
-            low = 2.0 * math.sqrt(h)  # asin(u) >= u
-            if use_segment:
-                use_segment = (prev_low + low - (vert_cum[k] - vert_cum[k - 1]) / R) / 2.0 <= min(cap, best_d) + 1e-9
-            prev_low = low
-        if not (near_vertex or use_segment):
-            have_prev = False
-            continue
-        if use_segment and not have_prev:
-            ax, ay, az = _unit(vert_lat[k - 1], vert_lon[k - 1])
-        vx, vy, vz = _unit(vert_lat[k], vert_lon[k])
-        along = vert_cum[k]
-        if near_vertex:
-            d = _angle(x, y, z, vx, vy, vz)
-            if d < best_d or (d == best_d and ((along > best_a) if latest else (along < best_a))):
-                best_d, best_a, bx, by, bz = d, along, vx, vy, vz
-                h_vertex = min(h_vertex, _hav_limit(best_d))
-        if use_segment:
-            # segment (k-1) -> k: a -> v
-            nx = ay * vz - az * vy
-            ny = az * vx - ax * vz
-            nz = ax * vy - ay * vx
-            nn = math.sqrt(nx * nx + ny * ny + nz * nz)
-            if nn > 1e-15:
-                nx, ny, nz = nx / nn, ny / nn, nz / nn
-                dd = x * nx + y * ny + z * nz
-                cx, cy, cz = x - dd * nx, y - dd * ny, z - dd * nz
-                cn = math.sqrt(cx * cx + cy * cy + cz * cz)
-                if cn > 1e-15:
-                    cx, cy, cz = cx / cn, cy / cn, cz / cn
-                    # c lies inside the arc when a -> c and c -> b turn like a -> b
-                    s1 = (ay * cz - az * cy) * nx + (az * cx - ax * cz) * ny + (ax * cy - ay * cx) * nz
-                    s2 = (cy * vz - cz * vy) * nx + (cz * vx - cx * vz) * ny + (cx * vy - cy * vx) * nz
-                    if s1 > 0 and s2 > 0:
-                        seg = vert_cum[k] - vert_cum[k - 1]
-                        fd = _angle(x, y, z, cx, cy, cz)
-                        fa = vert_cum[k - 1] + min(_angle(ax, ay, az, cx, cy, cz) * R, seg)
-                        if fd < best_d or (fd == best_d and ((fa > best_a) if latest else (fa < best_a))):
-                            best_d, best_a, bx, by, bz = fd, fa, cx, cy, cz
-                            h_vertex = min(h_vertex, _hav_limit(best_d))
-        ax, ay, az = vx, vy, vz
-        have_prev = True
-    return best_d * R, best_a, math.degrees(math.asin(min(1.0, max(-1.0, bz)))), math.degrees(math.atan2(by, bx))
+    """Return (distance km, distance along km, lat, lon) of the point of vertices ``lo..hi`` closest to ``target`` (see :func:`closest_in_ranges`): the earliest of equally close points, or the latest."""
+    d, a, lat, lon, late_a, late_lat, late_lon = _closest_both(vert_lat, vert_lon, vert_cum, lo, hi, target, within_km)
+    if latest:
+        return d, late_a, late_lat, late_lon
+    return d, a, lat, lon
 
 
 @numba.njit(cache=True, inline="always")
@@ -231,12 +168,10 @@ def _closest_both(
     target: tuple[float, float, float, float, float, float],
     within_km: float,
 ) -> tuple[float, float, float, float, float, float, float]:  # pragma: no cover - compiled
-    """Return what :func:`_closest_one` returns for the earliest closest point, then the distance along, lat and lon of the latest, in one pass.
+    """Return (distance km, distance along km, lat, lon) of the earliest point of vertices ``lo..hi`` closest to ``target``, then the distance along, lat and lon of the latest, in one pass (see :func:`closest_in_ranges`).
 
-    The loop of :func:`_closest_one` with two answers: the distance of the
-    best point so far, which alone steers the pruning, is the same for
-    both, and a tie moves only the answer it favours; so each answer is
-    the bits :func:`_closest_one` returns with ``latest`` false and true.
+    The distance of the best point so far, which alone steers the pruning,
+    is the same for both answers, and a tie moves only the answer it favours.
     """
     tla, tlo, cos_t, x, y, z = target
     prune = within_km < R * math.pi / 2
@@ -703,11 +638,19 @@ def match_geometry(
 def anchored_ends(
     entry_start: NDArray[np.int64], entry_place: NDArray[np.uint16], entries: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]],
     drops: tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]],
-    order_rows: NDArray[np.uint32], lo: int, hi: int, from_place: int, to_place: int, status: NDArray[np.int8], published: int, from_km: float, to_km: float,
-    stop_start: NDArray[np.int64], stop_along: NDArray[np.float64], stop_time: NDArray[np.int64],
+    order_rows: NDArray[np.uint32], order_m: NDArray[np.uint16], from_range: tuple[int, int], to_range: tuple[int, int], from_place: int, to_place: int,
+    status: NDArray[np.int8], published: int, from_km: float, to_km: float,
+    stop_start: NDArray[np.int64], stop_along: NDArray[np.float64], stop_time: NDArray[np.int64], offset_s: NDArray[np.int32], first_day: int, last_day: int,
 ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:  # fmt: skip  # pragma: no cover - compiled
-    """Rules 1 and 2 from stored anchor entries: the rows of order positions ``lo:hi`` that match geometrically, their ends and times.
+    """Rules 1 and 2 from stored anchor entries: the rows of both order ranges that match geometrically and pick up on local days ``first_day..last_day``, their ends and times.
 
+    ``from_range`` and ``to_range`` are positions of ``order_rows``: the
+    rows with an entry at ``from_place``, and at ``to_place``, on some days,
+    and ``order_m`` is each entry's distance in metres, never more than its
+    ``km * 1000``. The entries within their radius (by ``order_m``) are
+    joined on their rows first, by a bitmap of the ``from`` rows that the
+    ``to`` rows are looked up in (two sequential reads, as a postings join
+    does), and only the rows of both are read further.
     Row r's entries are ``entry_start[r]:entry_start[r + 1]``, each at
     place ``entry_place`` with the values ``entries`` (distance km, then
     the pickup's distance along, lat and lon: what :func:`match_geometry`
@@ -715,28 +658,45 @@ def anchored_ends(
     the entries ``drops`` lists (entries rising, their dropoffs' distance
     along, lat and lon). A row matches when it has an entry at
     ``from_place`` and one at ``to_place`` and they pass the rule of
-    :func:`_ends_match` (a published row: ``status`` is ``published``).
-    Returns the matching rows, their pickups and dropoffs as two 4 x n
-    arrays and their pickup and dropoff times (2 x n), as
-    :func:`match_geometry` returns them.
+    :func:`_ends_match` (a published row: ``status`` is ``published``)
+    and its pickup's local day (``offset_s``) is one of the days.
+    Returns the matching rows (in the order of ``to_range``), their pickups
+    and dropoffs as two 4 x n arrays and their pickup and dropoff times
+    (2 x n), as :func:`match_geometry` returns them.
     """
     km, along, p_lat, p_lon = entries
     drop_entry, drop_along, q_lat, q_lon = drops
-    n = hi - lo
+    marks = np.zeros((status.shape[0] + 63) // 64, dtype=np.uint64)
+    from_m = from_km * 1000.0
+    to_m = to_km * 1000.0
+    for i in range(from_range[0], from_range[1]):
+        if order_m[i] > from_m:
+            continue
+        row = order_rows[i]
+        marks[row >> 6] |= np.uint64(1) << (row & np.uint64(63))
+    both = np.empty(max(0, to_range[1] - to_range[0]), dtype=np.int64)
+    n = 0
+    for i in range(to_range[0], to_range[1]):
+        if order_m[i] > to_m:
+            continue
+        row = order_rows[i]
+        if (marks[row >> 6] >> (row & np.uint64(63))) & np.uint64(1):
+            both[n] = row
+            n += 1
     rows = np.empty(n, dtype=np.int64)
     pickup = np.empty((4, n), dtype=np.float64)
     dropoff = np.empty((4, n), dtype=np.float64)
     times = np.empty((2, n), dtype=np.int64)
     k = 0
-    for i in range(lo, hi):
-        if i + 2 * _PREFETCH_AHEAD < hi:
-            _prefetch(entry_start, int(order_rows[i + 2 * _PREFETCH_AHEAD]))
-        if i + _PREFETCH_AHEAD < hi:
-            ahead = entry_start[int(order_rows[i + _PREFETCH_AHEAD])]
+    for i in range(n):
+        if i + 2 * _PREFETCH_AHEAD < n:
+            _prefetch(entry_start, both[i + 2 * _PREFETCH_AHEAD])
+        if i + _PREFETCH_AHEAD < n:
+            ahead = entry_start[both[i + _PREFETCH_AHEAD]]
             _prefetch(entry_place, ahead)
             _prefetch(km, ahead)
             _prefetch(along, ahead)
-        row = int(order_rows[i])
+        row = both[i]
         f = -1
         t = -1
         for e in range(entry_start[row], entry_start[row + 1]):
@@ -754,10 +714,14 @@ def anchored_ends(
                 t_along, t_lat, t_lon = drop_along[d], q_lat[d], q_lon[d]
         if not _ends_match(status[row] == published, km[f], along[f], km[t], t_along, from_km, to_km):
             continue
+        pickup_time = _stop_time_at(stop_start, stop_along, stop_time, row, along[f])
+        day = (pickup_time + offset_s[row]) // _SECONDS_PER_DAY
+        if day < first_day or day > last_day:
+            continue
         rows[k] = row
         pickup[0, k], pickup[1, k], pickup[2, k], pickup[3, k] = km[f], along[f], p_lat[f], p_lon[f]
         dropoff[0, k], dropoff[1, k], dropoff[2, k], dropoff[3, k] = km[t], t_along, t_lat, t_lon
-        times[0, k] = _stop_time_at(stop_start, stop_along, stop_time, row, along[f])
+        times[0, k] = pickup_time
         times[1, k] = _stop_time_at(stop_start, stop_along, stop_time, row, t_along)
         k += 1
     return rows[:k], pickup[:, :k], dropoff[:, :k], times[:, :k]
