@@ -1,4 +1,4 @@
-"""docs/workers.md documents every worker metric, every option of `tripsearch worker`, and the event schema's fields."""
+"""docs/workers.md documents every worker metric, every option of `tripsearch worker`, and the event schema's fields; its regular trip example is valid."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from tripsearch.cli import build_parser
-from tripsearch.broker.events import _KNOWN_FIELDS, EVENT_TYPES, SCHEMA
+from tripsearch.broker.events import _KNOWN_FIELDS, EVENT_TYPES, SCHEMA, parse_event
 from tripsearch.broker.worker import WorkerMetrics
+from tripsearch.model import parse_trip
+from tripsearch.occurrences import occurrences, split_key
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "workers.md").read_text()
 
@@ -43,3 +45,12 @@ def test_the_event_schema_is_documented() -> None:
         assert f"`{field}`" in DOC, field
     for kind in EVENT_TYPES:
         assert f"`{kind}`" in DOC, kind
+
+
+def test_the_regular_trip_example_is_a_valid_event_with_one_date_cancelled_and_another_changed() -> None:
+    block = DOC.split("**Regular trips and seat changes.**", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
+    event = parse_event(block)
+    assert event.type == "trip.updated" and event.trip is not None
+    seats = {split_key(o.id)[1]: o.seats_available for o in occurrences(parse_trip(event.trip))}
+    assert "2027-01-08" not in seats and "2027-01-07" in seats
+    assert seats["2027-01-12"] == 1 and seats["2027-01-11"] == 3
