@@ -264,19 +264,22 @@ def es_account():
     """(uid, gid) to run the nodes as, or None to run them as the current user."""
     if os.geteuid() != 0:
         return None
-    try:
-        pw = pwd.getpwnam(ES_USER)
-    except KeyError:
-        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-        if not os.access(useradd, os.X_OK):
-            raise Fail(f"running as root but useradd is missing to create the user {ES_USER}") from None
-        cmd = [useradd, "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-               "--shell", "/usr/sbin/nologin", "--comment", "tripsearch Elasticsearch test nodes", ES_USER]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode not in (0, 9):  # 9: created meanwhile by a concurrent run
-            raise Fail(f"useradd {ES_USER} failed: {result.stderr.strip() or result.returncode}") from None
-        note(f"created system user {ES_USER} to run Elasticsearch (it refuses to run as root)")
-        pw = pwd.getpwnam(ES_USER)
+    # One creation at a time: two useradd runs at once (two clusters starting on a fresh machine) can both
+    # succeed, the second replacing the first's uid, and the nodes of the first then cannot write their files.
+    with file_lock(cache_dir() / ".account.lock"):
+        try:
+            pw = pwd.getpwnam(ES_USER)
+        except KeyError:
+            useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+            if not os.access(useradd, os.X_OK):
+                raise Fail(f"running as root but useradd is missing to create the user {ES_USER}") from None
+            cmd = [useradd, "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                   "--shell", "/usr/sbin/nologin", "--comment", "tripsearch Elasticsearch test nodes", ES_USER]
+            result = subprocess.run(cmd, capture_output=True, text=True)
+            if result.returncode not in (0, 9):  # 9: created meanwhile by a run of another checkout
+                raise Fail(f"useradd {ES_USER} failed: {result.stderr.strip() or result.returncode}") from None
+            note(f"created system user {ES_USER} to run Elasticsearch (it refuses to run as root)")
+            pw = pwd.getpwnam(ES_USER)
     return pw.pw_uid, pw.pw_gid
 
 

@@ -82,7 +82,10 @@ class _Boot:
                 self.result = Cluster(self.name, tuple(state["urls"]))
             else:
                 lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-                self.result = " | ".join(lines[:3]) or f"scripts/elasticsearch exited with {self.proc.returncode}"
+                # the script's notes (download, user, permissions) come first; its error line and the log tail after them
+                errors = [i for i, ln in enumerate(lines) if ": error: " in ln]
+                shown = lines[errors[0] : errors[0] + 6] if errors else lines[-3:]
+                self.result = " | ".join(shown) or f"scripts/elasticsearch exited with {self.proc.returncode}"
         return self.result
 
 
