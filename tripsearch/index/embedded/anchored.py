@@ -102,7 +102,8 @@ class AnchorIndex:
         """Return the order positions of ``place``'s entries picking up on local days ``first_day..last_day``."""
         lo, hi = int(self.place_start[place]), int(self.place_start[place + 1])
         on = self.order_day[lo:hi]
-        return lo + int(np.searchsorted(on, first_day)), lo + int(np.searchsorted(on, last_day + 1))
+        # the days as int32, as the array: a Python int makes numpy search a copy of the whole range as int64
+        return lo + int(np.searchsorted(on, np.int32(first_day))), lo + int(np.searchsorted(on, np.int32(last_day + 1)))
 
     def ends(self, cols: TripColumns, query: Query, from_place: int, to_place: int, days: NDArray[np.int64]) -> tuple[NDArray[np.int64], Ends]:
         """Return the rows with an entry at ``from_place`` picking up on one of ``days`` (distinct, rising, consecutive) and one at ``to_place``, and rules 1 and 2 for them.
