@@ -84,7 +84,7 @@ def test_shared_index_figures_of_readme() -> None:
     assert f"{SHARED['segment_bytes_per_trip']:,} bytes per trip of segment" in text
 
 
-@pytest.mark.parametrize("names", [("hot_corridor_300.json", "hot_corridor_3000.json"), ("hot_corridor_1m.json",)])
+@pytest.mark.parametrize("names", [("hot_corridor_300.json", "hot_corridor_3000.json"), ("hot_corridor_1m.json",), ("hot_corridor_anchored.json",)])
 def test_hot_corridor_tables_of_benchmarks_readme(names: tuple[str, ...]) -> None:
     """Every row of the latest hot-corridor runs is in benchmarks/README.md as the benchmark prints it."""
     runs = [run for name in names for run in _load(name)["runs"]]
