@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +110,20 @@ def with_delta(engine: EmbeddedBackend, trips: list[dict[str, Any]], seed: int) 
     return [t for t in latest_versions(trips + changed + fresh) if t["id"] not in deleted]
 
 
+@contextmanager
+def segment_and_delta(path: Path, trips: list[dict[str, Any]], seed: int) -> Iterator[tuple[EmbeddedBackend, Anchors, list[dict[str, Any]]]]:
+    """Yield an engine with ``trips`` in a segment and a delta after it (:func:`with_delta`), anchors near the trips' occurrences, and the live trips."""
+    occurrences = [occ for t in trips for occ in reference.occurrence_docs(t)]
+    anchors = anchors_near(occurrences, 30, seed=seed)
+    engine = open_engine(path, anchors)
+    try:
+        engine.upsert(trips, refresh=True)
+        engine.snapshot()
+        yield engine, anchors, with_delta(engine, trips, seed=seed + 1)
+    finally:
+        engine.close()
+
+
 @pytest.mark.parametrize("region", sorted(REGIONS))
 def test_searches_between_anchors_equal_the_reference_with_a_segment_and_a_delta(tmp_path: Path, region: str) -> None:
     """The segment's entries answer (the delta by its postings), exactly as the brute force; every page; the same after a merge."""
@@ -131,16 +147,8 @@ def test_searches_between_anchors_equal_the_reference_with_a_segment_and_a_delta
 
 def test_searches_between_anchors_equal_the_reference_with_regular_trips(tmp_path: Path) -> None:
     trips = random_trips("europe", 60, seed=8) + regular_trips("europe", 60, seed=9)
-    occurrences = [occ for t in trips for occ in reference.occurrence_docs(t)]
-    anchors = anchors_near(occurrences, 30, seed=4)
-    engine = open_engine(tmp_path / "data", anchors)
-    try:
-        engine.upsert(trips, refresh=True)
-        engine.snapshot()
-        live = with_delta(engine, trips, seed=5)
+    with segment_and_delta(tmp_path / "data", trips, seed=4) as (engine, anchors, live):
         assert check_against_reference(engine, live, anchored_queries(trips, anchors, 200, seed=6)) > 40
-    finally:
-        engine.close()
 
 
 @pytest.mark.parametrize("region", sorted(REGIONS))
@@ -155,13 +163,7 @@ def test_the_entries_answer_as_the_postings_do(tmp_path: Path, monkeypatch: pyte
 
     monkeypatch.setattr(Ends, "concat", staticmethod(counted))
     trips = random_trips(region, 150, seed=21) + regular_trips(region, 30, seed=22)
-    occurrences = [occ for t in trips for occ in reference.occurrence_docs(t)]
-    anchors = anchors_near(occurrences, 30, seed=23)
-    engine = open_engine(tmp_path / "data", anchors)
-    try:
-        engine.upsert(trips, refresh=True)
-        engine.snapshot()
-        with_delta(engine, trips, seed=24)
+    with segment_and_delta(tmp_path / "data", trips, seed=23) as (engine, anchors, _):
         queries = anchored_queries(trips, anchors, 200, seed=25)
         anchored = [full_result(engine, q) for q in queries]
         assert engine.stats()["anchored"] >= 200 and len(both) > 10
@@ -170,8 +172,6 @@ def test_the_entries_answer_as_the_postings_do(tmp_path: Path, monkeypatch: pyte
         assert [full_result(engine, q) for q in queries] == anchored
         assert engine.stats()["anchored"] == before
         assert sum(r[0][2] > 0 for r in anchored) > 50 and sum(len(r) > 1 for r in anchored) >= 2
-    finally:
-        engine.close()
 
 
 @pytest.mark.parametrize("written", ["without anchors", "another anchor set"])
