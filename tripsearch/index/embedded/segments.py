@@ -125,6 +125,7 @@ class IdColumn(Sequence[str]):
     def __init__(self, blob: NDArray[np.uint8], offsets: NDArray[np.int64]) -> None:
         self.blob = blob
         self.offsets = offsets
+        self._bytes = memoryview(blob)  # an id is decoded straight from a slice of it, without a copy
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -140,7 +141,7 @@ class IdColumn(Sequence[str]):
             pos += len(self)
         if not 0 <= pos < len(self):
             raise IndexError(pos)
-        return self.blob[int(self.offsets[pos]) : int(self.offsets[pos + 1])].tobytes().decode("utf-8")
+        return str(self._bytes[self.offsets[pos] : self.offsets[pos + 1]], "utf-8")
 
 
 # -- reading ------------------------------------------------------------------
