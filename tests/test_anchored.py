@@ -14,6 +14,7 @@ import pytest
 
 import tripsearch
 from tripsearch.core.columns import SECONDS_PER_DAY, STATUS_CODES, TripColumns
+from tripsearch.core.kernels import closest_both_in_ranges
 from tripsearch.index.anchors import ANCHOR_KM, Anchors, anchor_entries
 from tripsearch.index.embedded import EmbeddedBackend
 from tripsearch.index.embedded import segments as segment_format
@@ -262,3 +263,29 @@ def test_the_metres_of_the_order_never_exceed_the_distance() -> None:
     metres = _metres_below(km)
     assert (metres.astype(np.float64) <= km * 1000.0).all()
     assert (km * 1000.0 - metres < 2.0 + 1e-9).all()
+
+
+@pytest.mark.parametrize("region", sorted(REGIONS))
+def test_the_entries_measured_on_the_parts_of_a_route_near_a_place_equal_those_of_the_whole_route(region: str) -> None:
+    """anchor_entries measures a (route, place) pair only on the route's parts that may come within ANCHOR_KM: bit for bit what the whole route gives, places on the border included."""
+    trips = random_trips(region, 120, seed=41) + regular_trips(region, 20, seed=42)
+    parsed, _ = index_trips([parse_trip(t) for t in trips])
+    cols = TripColumns.from_trips(parsed)
+    rng = np.random.default_rng(43)
+    close = anchors_near(trips, 60, seed=44)
+    points = list(zip(close.lat.tolist(), close.lon.tolist()))
+    for _ in range(60):  # around the border of ANCHOR_KM from a vertex
+        trip = trips[int(rng.integers(0, len(trips)))]
+        coords = trip["route"]["coordinates"] if "route" in trip else [[s["lon"], s["lat"]] for s in trip["stops"]]
+        lon, lat = coords[int(rng.integers(0, len(coords)))]
+        points.append(destination(lat, lon, float(rng.uniform(0, 360)), float(rng.uniform(ANCHOR_KM - 1, ANCHOR_KM + 1))))
+    anchors = Anchors.of(points)
+    got = anchor_entries(cols, anchors)
+    rows = np.repeat(np.arange(len(cols), dtype=np.int64), len(anchors))
+    places = np.tile(np.arange(len(anchors), dtype=np.int64), len(cols))
+    whole = closest_both_in_ranges(cols.vert_lat, cols.vert_lon, cols.vert_cum, cols.vert_start[rows], cols.vert_start[rows + 1] - 1, anchors.lat[places], anchors.lon[places], ANCHOR_KM)
+    near = whole[0] <= ANCHOR_KM
+    assert near.sum() > 500 and (np.abs(whole[0][near] - ANCHOR_KM) < 0.5).sum() > 5
+    assert np.array_equal(got.rows, rows[near]) and np.array_equal(got.places, places[near])
+    for name, want in zip(("km", "along", "pickup_lat", "pickup_lon", "drop_along", "dropoff_lat", "dropoff_lon"), whole):
+        assert np.array_equal(getattr(got, name), want[near]), name
