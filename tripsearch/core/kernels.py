@@ -28,7 +28,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 from numpy.typing import NDArray
 
-__all__ = ["route_distances_along", "closest_in_ranges", "closest_both_in_ranges", "times_along", "match_geometry", "match_ends", "anchored_ends", "key_ranges", "table_merge", "table_join", "join_postings", "PostingRanges", "filter_failures", "facet_counts", "search_minutes"]
+__all__ = ["route_distances_along", "closest_in_ranges", "closest_both_in_ranges", "near_parts", "times_along", "match_geometry", "match_ends", "anchored_ends", "key_ranges", "table_merge", "table_join", "join_postings", "PostingRanges", "filter_failures", "facet_counts", "search_minutes"]
 
 R = 6371.0088
 SCALE = 10_000_000.0
@@ -329,6 +329,71 @@ def closest_both_in_ranges(
         for k in range(7):
             out[k, i] = r[k]
     return out[0], out[1], out[2], out[3], out[4], out[5], out[6]
+
+
+# A route is cut into parts of this many segments, each compared with a point by its own cap, with this much slack
+# (radians; the arccos of a part's spread loses up to about 1e-8 near 1).
+_PART_SEGMENTS = 8
+_PART_MARGIN = 1e-6
+
+
+@numba.njit(cache=True)
+def near_parts(
+    vert_lat: NDArray[np.int32], vert_lon: NDArray[np.int32], vert_start: NDArray[np.int64], rows: NDArray[np.int64], target_unit: NDArray[np.float64], within_km: float
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:  # fmt: skip  # pragma: no cover - compiled
+    """Return, for each pair (route of ``rows[i]``, point of unit vector ``target_unit[i]``), the vertices first..last (inclusive) from the first to the last part of the route that may come within ``within_km`` of the point; -1, -1 when none may.
+
+    ``rows`` come grouped by row. A part is :data:`_PART_SEGMENTS` segments
+    (its vertices, the last one shared with the next part) and lies in the
+    cap of its vertices (a cap under a hemisphere holds the arcs between
+    its points): a part whose cap widened by ``within_km`` does not hold the
+    point has no point within ``within_km`` of it. The segments just
+    outside first..last belong to such parts, so the closest point within
+    ``within_km``, with its ties, lies in the range, and
+    :func:`closest_in_ranges` or :func:`closest_both_in_ranges` over it
+    answer as over the whole route, bit for bit.
+    """
+    n = rows.shape[0]
+    first = np.full(n, -1, dtype=np.int64)
+    last = np.full(n, -1, dtype=np.int64)
+    reach = within_km / R + _PART_MARGIN
+    i = 0
+    while i < n:
+        row = rows[i]
+        j = i
+        while j < n and rows[j] == row:
+            j += 1
+        start, end = vert_start[row], vert_start[row + 1] - 1
+        parts = max(1, (end - start + _PART_SEGMENTS - 1) // _PART_SEGMENTS)
+        centre = np.zeros((parts, 3), dtype=np.float64)
+        threshold = np.full(parts, -2.0)  # -2: every point (a part too spread out for its cap, or degenerate)
+        for q in range(parts):
+            lo, hi = start + q * _PART_SEGMENTS, min(start + (q + 1) * _PART_SEGMENTS, end)
+            sx = sy = sz = 0.0
+            for k in range(lo, hi + 1):
+                vx, vy, vz = _unit(vert_lat[k], vert_lon[k])
+                sx, sy, sz = sx + vx, sy + vy, sz + vz
+            length = math.sqrt(sx * sx + sy * sy + sz * sz)
+            if length <= 1e-9:
+                continue
+            sx, sy, sz = sx / length, sy / length, sz / length
+            far = 1.0
+            for k in range(lo, hi + 1):
+                vx, vy, vz = _unit(vert_lat[k], vert_lon[k])
+                far = min(far, vx * sx + vy * sy + vz * sz)
+            spread = math.acos(max(-1.0, min(1.0, far))) + reach
+            if spread < math.pi / 2:
+                centre[q, 0], centre[q, 1], centre[q, 2] = sx, sy, sz
+                threshold[q] = math.cos(spread)
+        for t in range(i, j):
+            px, py, pz = target_unit[t, 0], target_unit[t, 1], target_unit[t, 2]
+            for q in range(parts):
+                if centre[q, 0] * px + centre[q, 1] * py + centre[q, 2] * pz >= threshold[q]:
+                    if first[t] < 0:
+                        first[t] = start + q * _PART_SEGMENTS
+                    last[t] = min(start + (q + 1) * _PART_SEGMENTS, end)
+        i = j
+    return first, last
 
 
 @numba.njit(cache=True)

@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..core.columns import TripColumns
-from ..core.kernels import closest_both_in_ranges, times_along
+from ..core.kernels import closest_both_in_ranges, near_parts, times_along
 from ..data.places import load_places
 from ..geo import EARTH_RADIUS_KM
 
@@ -52,10 +52,6 @@ ANCHOR_MIN_POPULATION = 100_000
 _ANGLE_MARGIN = 1e-9
 # Latitudes (radians) are compared with this much slack for the rounding of arcsin.
 _LAT_MARGIN = 1e-7
-# A route is cut into parts of this many segments, each compared with a place by its own cap, with this much slack
-# (radians; arccos of a part's spread loses up to about 1e-8 near 1).
-_PART_SEGMENTS = 8
-_PART_MARGIN = 1e-6
 
 
 @dataclass(frozen=True)
@@ -123,7 +119,7 @@ def anchor_entries(cols: TripColumns, anchors: Anchors | None = None, rows: NDAr
     rows = np.arange(len(cols), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
     at, places = _near_pairs(cols, rows, anchors)
     # each pair is measured on the part of its route that may come within ANCHOR_KM of the place
-    first, last = _near_parts(cols.vert_lat, cols.vert_lon, cols.vert_start, rows[at], anchors.unit[places])
+    first, last = near_parts(cols.vert_lat, cols.vert_lon, cols.vert_start, rows[at], anchors.unit[places], ANCHOR_KM)
     some = first >= 0
     rows, places, first, last = rows[at][some], places[some], first[some], last[some]
     # The loop of a search (kernels.match_geometry): the closest point, the earliest on a tie for the pickup
@@ -210,62 +206,3 @@ def _cap_members(centre: NDArray[np.float64], threshold: NDArray[np.float64], lo
                 k += 1
     return rows, places
 
-
-@numba.njit(cache=True)
-def _near_parts(vert_lat: NDArray[np.int32], vert_lon: NDArray[np.int32], vert_start: NDArray[np.int64], rows: NDArray[np.int64], place_unit: NDArray[np.float64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:  # pragma: no cover - compiled
-    """Return, for each pair (route of ``rows[i]``, place of unit vector ``place_unit[i]``), the vertices first..last (inclusive) from the first to the last part of the route that may come within ANCHOR_KM of the place; -1, -1 when none may.
-
-    ``rows`` come grouped by row. A part is :data:`_PART_SEGMENTS` segments
-    (its vertices, the last one shared with the next part) and lies in the
-    cap of its vertices, as :func:`_route_caps` bounds a route: a part whose
-    cap widened by ANCHOR_KM does not hold the place has no point within
-    ANCHOR_KM of it. The segments just outside first..last belong to such
-    parts, so the closest point within ANCHOR_KM, with its ties, lies in the
-    range, and :func:`~tripsearch.core.kernels.closest_both_in_ranges` over
-    it answers as over the whole route.
-    """
-    n = rows.shape[0]
-    first = np.full(n, -1, dtype=np.int64)
-    last = np.full(n, -1, dtype=np.int64)
-    reach = ANCHOR_KM / EARTH_RADIUS_KM + _PART_MARGIN
-    i = 0
-    while i < n:
-        row = rows[i]
-        j = i
-        while j < n and rows[j] == row:
-            j += 1
-        start, end = vert_start[row], vert_start[row + 1] - 1
-        parts = max(1, (end - start + _PART_SEGMENTS - 1) // _PART_SEGMENTS)
-        centre = np.zeros((parts, 3), dtype=np.float64)
-        threshold = np.full(parts, -2.0)  # -2: every place (a part too spread out for its cap, or degenerate)
-        for q in range(parts):
-            lo, hi = start + q * _PART_SEGMENTS, min(start + (q + 1) * _PART_SEGMENTS, end)
-            sx = sy = sz = 0.0
-            for k in range(lo, hi + 1):
-                la = math.radians(vert_lat[k] / 1e7)
-                lo_ = math.radians(vert_lon[k] / 1e7)
-                sx += math.cos(la) * math.cos(lo_)
-                sy += math.cos(la) * math.sin(lo_)
-                sz += math.sin(la)
-            length = math.sqrt(sx * sx + sy * sy + sz * sz)
-            if length <= 1e-9:
-                continue
-            sx, sy, sz = sx / length, sy / length, sz / length
-            far = 1.0
-            for k in range(lo, hi + 1):
-                la = math.radians(vert_lat[k] / 1e7)
-                lo_ = math.radians(vert_lon[k] / 1e7)
-                far = min(far, math.cos(la) * math.cos(lo_) * sx + math.cos(la) * math.sin(lo_) * sy + math.sin(la) * sz)
-            spread = math.acos(max(-1.0, min(1.0, far))) + reach
-            if spread < math.pi / 2:
-                centre[q, 0], centre[q, 1], centre[q, 2] = sx, sy, sz
-                threshold[q] = math.cos(spread)
-        for t in range(i, j):
-            px, py, pz = place_unit[t, 0], place_unit[t, 1], place_unit[t, 2]
-            for q in range(parts):
-                if centre[q, 0] * px + centre[q, 1] * py + centre[q, 2] * pz >= threshold[q]:
-                    if first[t] < 0:
-                        first[t] = start + q * _PART_SEGMENTS
-                    last[t] = min(start + (q + 1) * _PART_SEGMENTS, end)
-        i = j
-    return first, last
