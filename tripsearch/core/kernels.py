@@ -28,7 +28,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 from numpy.typing import NDArray
 
-__all__ = ["route_distances_along", "closest_in_ranges", "closest_both_in_ranges", "near_parts", "times_along", "match_geometry", "match_ends", "anchored_ends", "key_ranges", "table_merge", "table_join", "join_postings", "PostingRanges", "filter_failures", "facet_counts", "search_minutes"]
+__all__ = ["route_distances_along", "closest_in_ranges", "closest_both_in_ranges", "vertex_cap", "near_parts", "times_along", "match_geometry", "match_ends", "anchored_ends", "key_ranges", "table_merge", "table_join", "join_postings", "PostingRanges", "filter_failures", "facet_counts", "search_minutes"]
 
 R = 6371.0088
 SCALE = 10_000_000.0
@@ -331,6 +331,28 @@ def closest_both_in_ranges(
     return out[0], out[1], out[2], out[3], out[4], out[5], out[6]
 
 
+@numba.njit(cache=True)
+def vertex_cap(vert_lat: NDArray[np.int32], vert_lon: NDArray[np.int32], lo: int, hi: int) -> tuple[float, float, float, float, float]:  # pragma: no cover - compiled
+    """Return the cap of vertices ``lo..hi`` (inclusive): the direction x, y, z of the sum of their unit vectors (zero when the sum is), the sum's norm, and the cosine of the angle from the direction to the farthest vertex.
+
+    A cap under a hemisphere holds the arcs between its points, so the
+    segments between these vertices lie in it; a sum of norm near zero
+    (vertices all around the sphere) gives no cap.
+    """
+    sx = sy = sz = 0.0
+    for k in range(lo, hi + 1):
+        vx, vy, vz = _unit(vert_lat[k], vert_lon[k])
+        sx, sy, sz = sx + vx, sy + vy, sz + vz
+    length = math.sqrt(sx * sx + sy * sy + sz * sz)
+    if length > 0:
+        sx, sy, sz = sx / length, sy / length, sz / length
+    far = 1.0
+    for k in range(lo, hi + 1):
+        vx, vy, vz = _unit(vert_lat[k], vert_lon[k])
+        far = min(far, vx * sx + vy * sy + vz * sz)
+    return sx, sy, sz, length, far
+
+
 # A route is cut into parts of this many segments, each compared with a point by its own cap, with this much slack
 # (radians; the arccos of a part's spread loses up to about 1e-8 near 1).
 _PART_SEGMENTS = 8
@@ -368,21 +390,9 @@ def near_parts(
         centre = np.zeros((parts, 3), dtype=np.float64)
         threshold = np.full(parts, -2.0)  # -2: every point (a part too spread out for its cap, or degenerate)
         for q in range(parts):
-            lo, hi = start + q * _PART_SEGMENTS, min(start + (q + 1) * _PART_SEGMENTS, end)
-            sx = sy = sz = 0.0
-            for k in range(lo, hi + 1):
-                vx, vy, vz = _unit(vert_lat[k], vert_lon[k])
-                sx, sy, sz = sx + vx, sy + vy, sz + vz
-            length = math.sqrt(sx * sx + sy * sy + sz * sz)
-            if length <= 1e-9:
-                continue
-            sx, sy, sz = sx / length, sy / length, sz / length
-            far = 1.0
-            for k in range(lo, hi + 1):
-                vx, vy, vz = _unit(vert_lat[k], vert_lon[k])
-                far = min(far, vx * sx + vy * sy + vz * sz)
+            sx, sy, sz, length, far = vertex_cap(vert_lat, vert_lon, start + q * _PART_SEGMENTS, min(start + (q + 1) * _PART_SEGMENTS, end))
             spread = math.acos(max(-1.0, min(1.0, far))) + reach
-            if spread < math.pi / 2:
+            if length > 1e-9 and spread < math.pi / 2:
                 centre[q, 0], centre[q, 1], centre[q, 2] = sx, sy, sz
                 threshold[q] = math.cos(spread)
         for t in range(i, j):

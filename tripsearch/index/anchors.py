@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..core.columns import TripColumns
-from ..core.kernels import closest_both_in_ranges, near_parts, times_along
+from ..core.kernels import closest_both_in_ranges, near_parts, times_along, vertex_cap
 from ..data.places import load_places
 from ..geo import EARTH_RADIUS_KM
 
@@ -159,31 +159,13 @@ def _near_pairs(cols: TripColumns, rows: NDArray[np.int64], anchors: Anchors) ->
 
 @numba.njit(cache=True)
 def _route_caps(vert_lat: NDArray[np.int32], vert_lon: NDArray[np.int32], vert_start: NDArray[np.int64], rows: NDArray[np.int64]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:  # pragma: no cover - compiled
-    """Return, for the route of each of ``rows``: the direction of the sum of its vertices' unit vectors (n x 3), that sum's norm, and the cosine of the angle to its farthest vertex."""
+    """Return, for the route of each of ``rows``: the direction of the sum of its vertices' unit vectors (n x 3), that sum's norm, and the cosine of the angle to its farthest vertex (:func:`~tripsearch.core.kernels.vertex_cap`)."""
     n = rows.shape[0]
     centre = np.zeros((n, 3), dtype=np.float64)
     norm = np.zeros(n, dtype=np.float64)
     cos_far = np.ones(n, dtype=np.float64)
     for i in range(n):
-        first, end = vert_start[rows[i]], vert_start[rows[i] + 1]
-        sx = sy = sz = 0.0
-        for k in range(first, end):
-            la = math.radians(vert_lat[k] / 1e7)
-            lo = math.radians(vert_lon[k] / 1e7)
-            sx += math.cos(la) * math.cos(lo)
-            sy += math.cos(la) * math.sin(lo)
-            sz += math.sin(la)
-        length = math.sqrt(sx * sx + sy * sy + sz * sz)
-        norm[i] = length
-        if length > 0:
-            sx, sy, sz = sx / length, sy / length, sz / length
-        centre[i, 0], centre[i, 1], centre[i, 2] = sx, sy, sz
-        far = 1.0
-        for k in range(first, end):
-            la = math.radians(vert_lat[k] / 1e7)
-            lo = math.radians(vert_lon[k] / 1e7)
-            far = min(far, math.cos(la) * math.cos(lo) * sx + math.cos(la) * math.sin(lo) * sy + math.sin(la) * sz)
-        cos_far[i] = far
+        centre[i, 0], centre[i, 1], centre[i, 2], norm[i], cos_far[i] = vertex_cap(vert_lat, vert_lon, vert_start[rows[i]], vert_start[rows[i] + 1] - 1)
     return centre, norm, cos_far
 
 
@@ -205,4 +187,3 @@ def _cap_members(centre: NDArray[np.float64], threshold: NDArray[np.float64], lo
                 places[k] = p
                 k += 1
     return rows, places
-
