@@ -49,6 +49,7 @@ from aiormq.abc import DeliveredMessage
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError, ChannelPreconditionFailed, ProbableAuthenticationError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from .. import aio
 from ..backend import Backend
 from ..errors import BackendUnavailable, TripSearchError
 from .events import PACKED_CONTENT_TYPE, InvalidEvent, Topology, TripEvent, declare_topology, parse_message
@@ -525,4 +526,4 @@ def run_worker(backend: Backend | BatchWriter, settings: WorkerSettings) -> None
             loop.add_signal_handler(sig, worker.stop)
         await worker.run()
 
-    asyncio.run(main())
+    aio.run(main())

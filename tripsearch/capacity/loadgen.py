@@ -47,6 +47,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import numpy as np
 import orjson
 
+from .. import aio
 from ..errors import TripSearchError
 from ..query.params import query_to_params
 from .workload import Workload
@@ -431,15 +432,7 @@ def run_load_here(spec: LoadSpec) -> LoadResult:
     """
     check_loopback(spec.url)
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tripsearch-loadgen") as pool:
-        return pool.submit(_run_in_new_loop, spec).result()
-
-
-def _run_in_new_loop(spec: LoadSpec) -> LoadResult:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
-        return asyncio.run(_run(spec))
-    return uvloop.run(_run(spec))
+        return pool.submit(aio.run, _run(spec)).result()
 
 
 def run_load(spec: LoadSpec) -> LoadResult:
