@@ -26,6 +26,12 @@ The kinds take turns in :data:`ROUNDS` rounds, after a warm-up of at least
 ``--warmup`` passes and ``--warmup-seconds`` seconds (a fresh node's JVM
 compiles the search's hot paths during its first few hundred searches).
 
+Then the same searches run on the embedded engine alone (``embedded, alone``
+rows: the kinds taking turns in the same rounds, nothing else between two
+searches), as in an API process that serves the embedded backend only: the
+interleaved figures include what a search between two Elasticsearch ones
+pays for the caches the client and the JVM took over meanwhile.
+
 It prints one Markdown row per backend and kind: p50 and p99 wall time, the
 CPU time of this process per search (``time.process_time``: for
 Elasticsearch that is the client side, decoding and the exact rules in
@@ -78,6 +84,7 @@ __all__ = [
     "bench_trips",
     "load_both",
     "measure",
+    "measure_alone",
     "run_corridor",
     "format_table",
     "main",
@@ -291,6 +298,31 @@ def measure(
     return [row for kind in KINDS for row in tallies[kind].rows(kind, per_day)]
 
 
+def measure_alone(embedded: Backend, queries: list[dict[str, Any]], n_searches: int, per_day: int = 0) -> list[Row]:
+    """Run ``n_searches`` searches of each kind on the embedded engine alone, the kinds taking turns in :data:`ROUNDS` rounds; return a row per kind.
+
+    After :func:`measure`, which warmed the engine up and checked every
+    answer against Elasticsearch's: the same searches, with no other search
+    between two of them.
+    """
+    kinds = _page_queries(embedded, queries)
+    wall: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    cpu: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    totals: dict[str, list[int]] = {kind: [] for kind in KINDS}
+    for block in _blocks(n_searches, ROUNDS):
+        for kind in KINDS:
+            gc.collect()
+            for n in block:
+                totals[kind].append(_timed(embedded, kinds[kind][n % len(queries)], wall[kind], cpu[kind]).total)
+    rows = []
+    for kind in KINDS:
+        ms = np.array(wall[kind]) * 1000.0
+        rows.append(Row(per_day=per_day, backend="embedded, alone", kind=kind, searches=len(totals[kind]), matches=float(np.mean(totals[kind])),
+                        matches_min=min(totals[kind]), matches_max=max(totals[kind]), p50_ms=float(np.percentile(ms, 50)),
+                        p99_ms=float(np.percentile(ms, 99)), cpu_ms=float(np.mean(cpu[kind])) * 1000.0))
+    return rows
+
+
 def _blocks(n: int, rounds: int) -> list[range]:
     """Split searches ``0..n-1`` into ``rounds`` consecutive blocks (fewer when ``n`` is small)."""
     bounds = np.linspace(0, n, min(rounds, n) + 1).round().astype(int)
@@ -421,6 +453,7 @@ def run_corridor(
                 started = time.perf_counter()
                 rows = measure(embedded, elastic, queries, n_searches, per_day=per_day, warmup=warmup, warmup_s=warmup_s)
                 anchored = embedded.stats().get("anchored", 0)
+                alone = measure_alone(embedded, queries, n_searches, per_day=per_day)
                 say(f"per day {per_day}: {len(KINDS) * n_searches} searches per backend in {time.perf_counter() - started:.0f} s ({anchored:,} embedded ones from anchor entries)")
             finally:
                 elastic.close()
@@ -440,6 +473,7 @@ def run_corridor(
         "load_s": {"embedded": round(load_s[0], 2), "elasticsearch": round(load_s[1], 2)},
         "embedded_anchored_searches": anchored,
         "rows": [asdict(r) for r in rows],
+        "embedded_alone": [asdict(r) for r in alone],
     }
 
 
@@ -462,7 +496,7 @@ def format_table(runs: list[dict[str, Any]]) -> str:
         "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in runs:
-        for r in run["rows"]:
+        for r in [*run["rows"], *run.get("embedded_alone", [])]:
             common = f"| {r['per_day']:,} | {r['backend']} | {r['kind']} | {_num(r['matches'], 0)} | {_num(r['p50_ms'])} | {_num(r['p99_ms'])} | {_num(r['cpu_ms'])} |"
             if r["backend"] != "elasticsearch":
                 lines.append(common + " - | - | - | - | - | |")

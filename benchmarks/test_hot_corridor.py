@@ -36,8 +36,14 @@ def test_tiny_corridor_side_by_side(es_cluster: Cluster) -> None:  # noqa: F811
     # cursor one hit more (the one that says whether another page follows); nothing else.
     fetched = {r["kind"]: r["counters"]["fetched"] for r in rows[1::2]}
     assert fetched[KINDS[0]] == fetched[KINDS[2]] == 2 and 0 < fetched[KINDS[1]] <= 3
+    # The same searches on the embedded engine alone found the same trips.
+    alone = run["embedded_alone"]
+    assert [(r["backend"], r["kind"]) for r in alone] == [("embedded, alone", k) for k in KINDS]
+    for r, embedded in zip(alone, rows[::2]):
+        assert (r["searches"], r["matches"], r["matches_min"], r["matches_max"]) == (3, embedded["matches"], embedded["matches_min"], embedded["matches_max"])
+        assert 0 < r["p50_ms"] <= r["p99_ms"] and r["cpu_ms"] >= 0
     table = format_table([run]).splitlines()
-    assert len(table) == 2 + len(rows)
+    assert len(table) == 2 + len(rows) + len(alone)
     assert all(line.count("|") == table[0].count("|") for line in table)
 
 
