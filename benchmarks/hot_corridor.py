@@ -314,13 +314,14 @@ def measure_alone(embedded: Backend, queries: list[dict[str, Any]], n_searches: 
             gc.collect()
             for n in block:
                 totals[kind].append(_timed(embedded, kinds[kind][n % len(queries)], wall[kind], cpu[kind]).total)
-    rows = []
-    for kind in KINDS:
-        ms = np.array(wall[kind]) * 1000.0
-        rows.append(Row(per_day=per_day, backend="embedded, alone", kind=kind, searches=len(totals[kind]), matches=float(np.mean(totals[kind])),
-                        matches_min=min(totals[kind]), matches_max=max(totals[kind]), p50_ms=float(np.percentile(ms, 50)),
-                        p99_ms=float(np.percentile(ms, 99)), cpu_ms=float(np.mean(cpu[kind])) * 1000.0))
-    return rows
+    return [_row(per_day, "embedded, alone", kind, wall[kind], cpu[kind], totals[kind]) for kind in KINDS]
+
+
+def _row(per_day: int, backend: str, kind: str, wall: list[float], cpu: list[float], totals: list[int]) -> Row:
+    """Return the figures of one backend and kind from each search's wall and CPU seconds and total."""
+    ms = np.array(wall) * 1000.0
+    return Row(per_day=per_day, backend=backend, kind=kind, searches=len(totals), matches=float(np.mean(totals)), matches_min=min(totals),
+               matches_max=max(totals), p50_ms=float(np.percentile(ms, 50)), p99_ms=float(np.percentile(ms, 99)), cpu_ms=float(np.mean(cpu)) * 1000.0)
 
 
 def _blocks(n: int, rounds: int) -> list[range]:
@@ -351,23 +352,7 @@ class _Tally:
 
     def rows(self, kind: str, per_day: int) -> list[Row]:
         n = len(self.totals)
-        rows = []
-        for backend in ("embedded", "elasticsearch"):
-            ms = np.array(self.wall[backend]) * 1000.0
-            rows.append(
-                Row(
-                    per_day=per_day,
-                    backend=backend,
-                    kind=kind,
-                    searches=n,
-                    matches=float(np.mean(self.totals)),
-                    matches_min=min(self.totals),
-                    matches_max=max(self.totals),
-                    p50_ms=float(np.percentile(ms, 50)),
-                    p99_ms=float(np.percentile(ms, 99)),
-                    cpu_ms=float(np.mean(self.cpu[backend])) * 1000.0,
-                )
-            )
+        rows = [_row(per_day, backend, kind, self.wall[backend], self.cpu[backend], self.totals) for backend in ("embedded", "elasticsearch")]
         rows[1].counters = {name: None if v is None else v / n for name, v in self.counters.items()}
         rows[1].wire = dict(zip(("requests", "response_bytes", "took_ms"), (v / n for v in self.on_wire)))
         rows[1].p50_ratio = rows[1].p50_ms / rows[0].p50_ms if rows[0].p50_ms > 0 else None
