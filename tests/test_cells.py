@@ -95,6 +95,17 @@ def test_grid_cells_are_those_of_h3_whatever_the_order_points_are_first_asked(po
         assert got.tolist() == want
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 999), max_size=400), st.sampled_from([1, 10, 1000, 100_000]))
+def test_the_distinct_grid_points_asked_are_those_of_np_unique(positions: list[int], size_over: int) -> None:
+    """Both ways of finding the grid points to compute (a sort for a few, marks for many) give np.unique's answer."""
+    from tripsearch.index.cells import _distinct
+
+    asked = np.array(positions, dtype=np.int64)
+    size = 1000 + size_over  # small tables take the marks, large ones the sort
+    assert _distinct(asked, size).tolist() == np.unique(asked).tolist()
+
+
 def test_grid_cells_are_right_when_threads_ask_for_new_tiles_at_once() -> None:
     """Threads that add tiles and compute points at once (an API process's concurrent writes) all get H3's cells."""
     from tripsearch.index.cells import _GridCells
