@@ -38,8 +38,8 @@ class ItemResult:
         return {k: v for k, v in (("line", self.line), ("id", self.id), ("result", self.result), ("version", self.version), ("field", self.field), ("reason", self.reason)) if v is not None}
 
     def __reduce__(self) -> tuple[type[ItemResult], tuple[Any, ...]]:
-        # a constructor call: a frozen slotted dataclass otherwise pickles through dataclasses.fields() per item,
-        # 4 us of the 5 an item costs in the indexer worker's answers from its writer process
+        # a constructor call: a frozen slotted dataclass otherwise pickles through dataclasses.fields() per item
+        # (the indexer worker's writer process answers with one per event: 0.9 against 1.8 us an item to pickle)
         return ItemResult, (self.line, self.id, self.result, self.version, self.field, self.reason)
 
 
