@@ -168,7 +168,7 @@ def measure(n_alerts: int, single: int, bulk: int, work: Path, backend: str | No
 
 
 def _arrays(part: Any) -> list[np.ndarray]:
-    return [v for v in vars(part).values() if isinstance(v, np.ndarray)] + [part.terms.ids, *part.terms.cols.values()]
+    return [v for v in vars(part).values() if isinstance(v, np.ndarray)] + list(part.terms.cols.values())
 
 
 def run(sizes: list[int], single: int, bulk: int, backend: str | None = None) -> dict[str, Any]:

@@ -65,10 +65,10 @@ _KM_PER_DEG = math.radians(1.0) * EARTH_RADIUS_KM
 # The columns of an alert the index reads, in the order AlertStore.terms_after returns them.
 TERM_FIELDS = (
     "seq", "from_lat", "from_lon", "from_r", "to_lat", "to_lon", "to_r", "day_from", "day_to", "expires_s",
-    "time_from", "time_to", "max_price", "options", "min_rating", "seats",
+    "time_from", "time_to", "max_price", "options", "min_rating", "seats", "hooked",
 )  # fmt: skip
 _FILTER_FIELDS = ("time_from", "time_to", "max_price", "options", "min_rating", "seats")
-_INT_FIELDS = {"seq", "day_from", "day_to", "time_from", "time_to", "options", "seats"}
+_INT_FIELDS = {"seq", "day_from", "day_to", "time_from", "time_to", "options", "seats", "hooked"}
 _FILTER_BITS = np.array([filter_bit(name) for name in FILTERS], dtype=np.int64)  # match_groups reads the date bit first
 assert FILTERS[0] == "date"
 _PUBLISHED = STATUS_CODES["published"]
@@ -76,26 +76,24 @@ _PUBLISHED = STATUS_CODES["published"]
 
 @dataclass(frozen=True)
 class AlertTerms:
-    """Alerts as columns: their ids and :data:`TERM_FIELDS` (no filter: time 0..1439, price inf, rating -inf)."""
+    """Alerts as columns: :data:`TERM_FIELDS`, the alert's number (``seq``) first (no filter: time 0..1439, price inf, rating -inf)."""
 
-    ids: NDArray[np.bytes_]
     cols: dict[str, NDArray[Any]]
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.cols["seq"])
 
     @classmethod
-    def from_rows(cls, ids: list[str], rows: list[tuple[Any, ...]]) -> AlertTerms:
+    def from_rows(cls, rows: list[tuple[Any, ...]]) -> AlertTerms:
         table = np.array(rows, dtype=np.float64).reshape(len(rows), len(TERM_FIELDS))
-        cols = {name: table[:, i].astype(np.int64) if name in _INT_FIELDS else table[:, i].copy() for i, name in enumerate(TERM_FIELDS)}
-        return cls(np.array([i.encode("ascii") for i in ids], dtype="S32"), cols)
+        return cls({name: table[:, i].astype(np.int64) if name in _INT_FIELDS else table[:, i].copy() for i, name in enumerate(TERM_FIELDS)})
 
     def take(self, keep: NDArray[Any]) -> AlertTerms:
-        return AlertTerms(self.ids[keep], {k: v[keep] for k, v in self.cols.items()})
+        return AlertTerms({k: v[keep] for k, v in self.cols.items()})
 
     @classmethod
     def concat(cls, parts: list[AlertTerms]) -> AlertTerms:
-        return cls(np.concatenate([p.ids for p in parts]), {k: np.concatenate([p.cols[k] for p in parts]) for k in TERM_FIELDS})
+        return cls({k: np.concatenate([p.cols[k] for p in parts]) for k in TERM_FIELDS})
 
 
 def _tile_columns(row: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -221,6 +219,8 @@ class _Part:
         self.filter_set = filter_set[by_group]
         self.terms = terms.take(by_group)
         self.alive = np.ones(n, dtype=np.bool_)
+        self.by_number = np.argsort(self.terms.cols["seq"])  # positions in order of the alerts' numbers
+        self.numbers = self.terms.cols["seq"][self.by_number]
 
     def __len__(self) -> int:
         return len(self.alive)
@@ -252,10 +252,10 @@ class _Part:
 
 
 class Matches(NamedTuple):
-    """Matches of a batch: the trip row, the alert id and what the match event says."""
+    """Matches of a batch: the trip row, the alert's number and what the match event says."""
 
     rows: list[int]
-    alert_ids: list[str]
+    alerts: list[int]
     bodies: list[dict[str, Any]]
 
 
@@ -282,6 +282,19 @@ class AlertIndex:
                 parts[-2:] = [_Part(AlertTerms.concat([parts[-2].live(), parts[-1].live()]))]
             self.parts = parts  # one assignment: a batch matching meanwhile reads the old list or the new one
             self.last_seq = max(self.last_seq, int(added.cols["seq"].max()))
+
+    def alive(self, numbers: NDArray[np.int64]) -> dict[int, bool]:
+        """Return, for each alert of ``numbers`` indexed and not deleted, whether it has a webhook."""
+        out: dict[int, bool] = {}
+        for part in self.parts:
+            if not len(part):
+                continue
+            at = np.minimum(np.searchsorted(part.numbers, numbers), len(part) - 1)
+            found = part.numbers[at] == numbers
+            rows = part.by_number[at[found]]
+            live = part.alive[rows]
+            out.update(zip(numbers[found][live].tolist(), (part.terms.cols["hooked"][rows[live]] != 0).tolist()))
+        return out
 
     def match(self, cols: TripColumns, rows: NDArray[np.int64], now: float) -> Matches:
         """Return the matches of trips ``rows`` of ``cols`` with the live alerts not expired at ``now``."""
@@ -326,7 +339,7 @@ class AlertIndex:
         walk = (pickup[0, items] + dropoff[0, items]).tolist()
         bodies = [{"date": a.time[:10], "score": score_of(w), "pickup": a.to_dict(), "dropoff": b.to_dict()} for a, b, w in zip(p, d, walk)]
         out.rows.extend(rows[hit_item].tolist())
-        out.alert_ids.extend(i.decode("ascii") for i in part.terms.ids[hit_alert].tolist())
+        out.alerts.extend(part.terms.cols["seq"][hit_alert].tolist())
         out.bodies.extend(bodies[i] for i in which.reshape(-1).tolist())
 
 

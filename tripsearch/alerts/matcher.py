@@ -29,7 +29,7 @@ __all__ = ["match_trips"]
 
 
 def match_trips(store: AlertStore, trips: Sequence[Trip], routes: Sequence[np.ndarray | None] | None = None) -> list[TripOutcome]:
-    """Return, for each trip, the alerts of ``store`` it matches now and what each match event says."""
+    """Return, for each trip, the alerts of ``store`` it matches now (by number) and what each match event says."""
     if not trips:
         return []
     rows, row_routes = index_trips(trips, routes)
@@ -37,14 +37,20 @@ def match_trips(store: AlertStore, trips: Sequence[Trip], routes: Sequence[np.nd
     # the rows of one trip follow one another, and each trip's first row is not a later occurrence
     owner = np.cumsum(cols.occurrence != LATER_OCCURRENCE) - 1
     found = store.index().match(cols, np.arange(len(rows), dtype=np.int64), store.clock())
-    matches: list[dict[str, dict[str, Any]]] = [{} for _ in trips]
-    first_row: dict[tuple[int, str], int] = {}
-    for row, alert_id, body in zip(found.rows, found.alert_ids, found.bodies):
-        pos = int(owner[row])
-        if first_row.get((pos, alert_id), row) < row:
-            continue  # an earlier occurrence of the regular trip matched this alert
-        first_row[(pos, alert_id)] = row
-        date = split_key(cols.ids[row])[1]
-        matches[pos][alert_id] = body if date is None else {**body, "occurrence": date}
+    matches: list[dict[int, dict[str, Any]]] = [{} for _ in trips]
+    dates = [split_key(key)[1] for key in cols.ids]  # each row's occurrence date, None for a one-off trip
+    trip_of = owner.tolist()
+    if not any(dates):  # no regular trip: one row per trip
+        for row, alert, body in zip(found.rows, found.alerts, found.bodies):
+            matches[trip_of[row]][alert] = body
+    else:
+        first_row: dict[tuple[int, int], int] = {}
+        for row, alert, body in zip(found.rows, found.alerts, found.bodies):
+            pos = trip_of[row]
+            if first_row.get((pos, alert), row) < row:
+                continue  # an earlier occurrence of the regular trip matched this alert
+            first_row[(pos, alert)] = row
+            date = dates[row]
+            matches[pos][alert] = body if date is None else {**body, "occurrence": date}
     return [TripOutcome(trip.id, trip.version, trip.status, m) for trip, m in zip(trips, matches)]
 

@@ -4,18 +4,28 @@ Tables:
 
 - ``alerts``: one row per saved search (owner, fields as JSON, day range);
 - ``alert_terms``: each alert's fields as numbers (places, radii, days,
-  filters), numbered in order of creation, from which each process builds
-  its :class:`~tripsearch.alerts.index.AlertIndex` in memory and then reads
+  filters), under the alert's *number* (``seq``, in order of creation,
+  never reused), from which each process builds its
+  :class:`~tripsearch.alerts.index.AlertIndex` in memory and then reads
   only the alerts created since; ``alert_drops`` numbers the deletions, so
-  that index also learns which alerts are gone;
+  that index also learns which alerts are gone. Everything below names an
+  alert by its number;
 - ``trip_state``: the last version of each trip matched, so a late or
   replayed write never undoes a newer one;
-- ``alert_trips``: which trips match which alert now, so an update that
-  still matches does not alert twice and a cancellation reaches exactly the
-  alerts that were told;
-- ``events``: the match feed (``match``, ``unmatch``, ``cancel``), numbered
-  by one sequence shared by every alert, newest first when read;
-- ``deliveries``: the webhook outbox, one row per event of an alert with a
+- ``trip_alerts``: one row per trip, the numbers of the alerts it matches
+  now (told), so an update that still matches does not alert twice and a
+  cancellation reaches exactly the alerts that were told;
+- ``feed`` and ``feed_alert``: the match feed (``match``, ``unmatch``,
+  ``cancel``). Events are numbered by one sequence shared by every alert
+  (``counters``). A ``feed`` row holds what the events of one trip write
+  with the same body say, once, and the numbers of their alerts: its
+  ``seq`` is its first event's number, and its n alerts' events are
+  ``seq`` to ``seq + n - 1`` in the order of ``alerts``. ``feed_alert`` has
+  an (alert, event number) entry per event, from which an alert's and an
+  owner's feeds are read. A trip that matches 76 alerts (a popular city
+  pair at a million alerts) writes one feed row and 76 small entries, not
+  76 rows of text and their index entries;
+- ``outbox``: the webhook deliveries, one row per event of an alert with a
   webhook, written in the event's transaction (:mod:`tripsearch.alerts.delivery` sends them);
 - ``pending``: trip writes announced but not matched yet (the journal that
   makes a crash between the trip write and the match harmless, see
@@ -37,7 +47,8 @@ import sqlite3
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from array import array
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import urlsplit
@@ -71,38 +82,38 @@ CREATE TABLE IF NOT EXISTS alert_terms (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, alert_id TEXT NOT NULL UNIQUE,
     from_lat REAL NOT NULL, from_lon REAL NOT NULL, from_r REAL NOT NULL, to_lat REAL NOT NULL, to_lon REAL NOT NULL, to_r REAL NOT NULL,
     day_from INTEGER NOT NULL, day_to INTEGER NOT NULL, expires_s REAL NOT NULL, time_from INTEGER NOT NULL, time_to INTEGER NOT NULL,
-    max_price REAL NOT NULL, options INTEGER NOT NULL, min_rating REAL NOT NULL, seats INTEGER NOT NULL
+    max_price REAL NOT NULL, options INTEGER NOT NULL, min_rating REAL NOT NULL, seats INTEGER NOT NULL, hooked INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS alert_drops (seq INTEGER PRIMARY KEY AUTOINCREMENT, alert_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS trip_state (trip_id TEXT PRIMARY KEY, version INTEGER NOT NULL, live INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS alert_trips (
-    alert_id TEXT NOT NULL, trip_id TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (alert_id, trip_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS alert_trips_trip ON alert_trips (trip_id);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, alert_id TEXT NOT NULL, owner TEXT NOT NULL, trip_id TEXT NOT NULL,
-    version INTEGER NOT NULL, kind TEXT NOT NULL, at_s REAL NOT NULL, body BLOB NOT NULL
+CREATE TABLE IF NOT EXISTS trip_alerts (trip_id TEXT PRIMARY KEY, told BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS feed (
+    seq INTEGER PRIMARY KEY, trip_id TEXT NOT NULL, version INTEGER NOT NULL, kind TEXT NOT NULL, at_s REAL NOT NULL,
+    body BLOB NOT NULL, alerts BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_alert ON events (alert_id, seq);
-CREATE INDEX IF NOT EXISTS events_owner ON events (owner, seq);
-CREATE TABLE IF NOT EXISTS deliveries (
-    seq INTEGER PRIMARY KEY, alert_id TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL, first_s REAL NOT NULL,
+CREATE INDEX IF NOT EXISTS feed_trip ON feed (trip_id);
+CREATE TABLE IF NOT EXISTS feed_alert (alert INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (alert, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO counters VALUES ('event', 1);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY, alert INTEGER NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL, first_s REAL NOT NULL,
     next_s REAL NOT NULL, lease_s REAL NOT NULL, done_s REAL, last_error TEXT
 );
-CREATE INDEX IF NOT EXISTS deliveries_alert ON deliveries (alert_id, state, seq);
+CREATE INDEX IF NOT EXISTS outbox_alert ON outbox (alert, state, seq);
 CREATE TABLE IF NOT EXISTS pending (trip_id TEXT PRIMARY KEY, version INTEGER, since_s REAL NOT NULL, token TEXT NOT NULL) WITHOUT ROWID;
 """
 
 
 @dataclass(frozen=True)
 class AlertRecord:
-    """A stored alert: its id, owner, what it looks for and when it was made."""
+    """A stored alert: its id, owner, what it looks for, when it was made, and its number in the store."""
 
     id: str
     owner: str
     spec: AlertSpec
     created: dt.datetime
     expires: dt.datetime
+    number: int  # the store's name for it (what TripOutcome.matches and the feed use); never shown
     webhook: dict[str, Any] | None = None  # url and delivery state; the secret only right after creation
 
     def expired(self, now: dt.datetime) -> bool:
@@ -154,15 +165,15 @@ class Delivery:
 class TripOutcome:
     """What a trip write means for alerts: the trip's version, whether it is live, and the alerts it matches now.
 
-    ``matches`` maps an alert id to what its match event says (day, pickup,
-    dropoff). ``status`` is the trip's status, or ``deleted``. A deletion of
+    ``matches`` maps an alert's number (:attr:`AlertRecord.number`) to what
+    its match event says (day, pickup, dropoff). ``status`` is the trip's status, or ``deleted``. A deletion of
     unknown version (``version`` None) applies over whatever is recorded.
     """
 
     trip_id: str
     version: int | None
     status: str
-    matches: dict[str, dict[str, Any]]
+    matches: dict[int, dict[str, Any]]
 
 
 class AlertStore:
@@ -180,17 +191,26 @@ class AlertStore:
         self._index = AlertIndex()
         try:
             self._db().executescript(_SCHEMA)  # idempotent; executescript commits on its own
-            self._add_missing_terms()
+            self._upgrade()
         except sqlite3.Error as exc:
             raise BackendUnavailable(f"the alert store {self.path} cannot be opened ({exc})") from None
 
-    def _add_missing_terms(self) -> None:
-        """Give terms to alerts saved before the store kept them (a file of the first release)."""
+    def _upgrade(self) -> None:
+        """Bring a file of an earlier release up to date; each step is checked again in its transaction (another process may have taken it)."""
         db = self._db()
-        rows = db.execute("SELECT id, fields, expires_s FROM alerts WHERE id NOT IN (SELECT alert_id FROM alert_terms)").fetchall()
-        if rows:
+        if "hooked" not in _columns(db, "alert_terms"):  # before the compact feed: which alerts have a webhook, among the terms
             with self._write() as db:
-                db.executemany(_INSERT_TERMS, [(i, *_terms(parse_alert(orjson.loads(f)), e)) for i, f, e in rows])
+                if "hooked" not in _columns(db, "alert_terms"):
+                    db.execute("ALTER TABLE alert_terms ADD COLUMN hooked INTEGER NOT NULL DEFAULT 0")
+                    db.execute("UPDATE alert_terms SET hooked = 1 WHERE alert_id IN (SELECT id FROM alerts WHERE webhook_url IS NOT NULL)")
+        rows = db.execute("SELECT id, fields, expires_s, webhook_url IS NOT NULL FROM alerts WHERE id NOT IN (SELECT alert_id FROM alert_terms)").fetchall()
+        if rows:  # the first release: no terms at all
+            with self._write() as db:
+                db.executemany(_INSERT_TERMS, [(i, *_terms(parse_alert(orjson.loads(f)), e, hooked)) for i, f, e, hooked in rows])
+        if _has_table(db, "events"):  # before the compact feed: a row per event
+            with self._write() as db:
+                if _has_table(db, "events"):
+                    _move_rows_feed(db)
 
     # -- connections ----------------------------------------------------------
 
@@ -245,7 +265,7 @@ class AlertStore:
         spec = parse_alert(fields, now=now)
         secret = "whsec_" + secrets.token_urlsafe(24) if url else None
         webhook = {"url": url, "secret": secret} if url else None
-        record = AlertRecord(uuid.uuid4().hex, owner, spec, now, expires_at(spec), webhook)
+        record = AlertRecord(uuid.uuid4().hex, owner, spec, now, expires_at(spec), 0, webhook)
         with self._write() as db:
             self._purge(db, now)
             active = db.execute("SELECT count(*) FROM alerts WHERE owner = ? AND expires_s > ?", (owner, now.timestamp())).fetchone()[0]
@@ -255,8 +275,9 @@ class AlertStore:
                 "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (record.id, owner, orjson.dumps(spec.to_dict()), spec.day_from, spec.day_to, int(now.timestamp()), int(record.expires.timestamp()), url, secret),
             )
-            db.execute(_INSERT_TERMS, (record.id, *_terms(spec, record.expires.timestamp())))
-        return record
+            number = db.execute(_INSERT_TERMS, (record.id, *_terms(spec, record.expires.timestamp(), url is not None))).lastrowid
+        assert number is not None  # the row just inserted
+        return replace(record, number=number)
 
     def import_alerts(self, alerts: Iterable[tuple[str, Any]]) -> list[str]:
         """Store many (owner, fields) alerts in one transaction, with no per-owner limit and no webhook; return their ids.
@@ -276,7 +297,7 @@ class AlertStore:
                 "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
                 [(i, o, orjson.dumps(spec.to_dict()), spec.day_from, spec.day_to, int(now.timestamp()), int(e)) for i, o, spec, e in rows],
             )
-            db.executemany(_INSERT_TERMS, [(i, *_terms(spec, e)) for i, _, spec, e in rows])
+            db.executemany(_INSERT_TERMS, [(i, *_terms(spec, e, False)) for i, _, spec, e in rows])
         return [r[0] for r in rows]
 
     def owner_alerts(self, owner: str) -> list[AlertRecord]:
@@ -316,17 +337,17 @@ class AlertStore:
         index = self._index
         with index.lock:
             db = self._db()
-            rows = db.execute(f"SELECT alert_id, {', '.join(TERM_FIELDS)} FROM alert_terms WHERE seq > ? ORDER BY seq", (index.last_seq,)).fetchall()
+            rows = db.execute(f"SELECT {', '.join(TERM_FIELDS)} FROM alert_terms WHERE seq > ? ORDER BY seq", (index.last_seq,)).fetchall()
             drops = db.execute("SELECT seq, alert_seq FROM alert_drops WHERE seq > ? ORDER BY seq", (index.last_drop,)).fetchall()
             if rows or drops:
-                index.update(AlertTerms.from_rows([r[0] for r in rows], [r[1:] for r in rows]), np.array([d[1] for d in drops], dtype=np.int64))
+                index.update(AlertTerms.from_rows(rows), np.array([d[1] for d in drops], dtype=np.int64))
                 index.last_drop = max([index.last_drop, *(d[0] for d in drops)])
         return index
 
     def has_alerts(self) -> bool:
         """Return whether any alert or any recorded match exists (else a trip write needs no matching)."""
         db = self._db()
-        return db.execute("SELECT 1 FROM alerts LIMIT 1").fetchone() is not None or db.execute("SELECT 1 FROM alert_trips LIMIT 1").fetchone() is not None
+        return db.execute("SELECT 1 FROM alerts LIMIT 1").fetchone() is not None or db.execute("SELECT 1 FROM trip_alerts LIMIT 1").fetchone() is not None
 
     def announce(self, writes: Iterable[tuple[str, int | None]]) -> str:
         """Journal trip writes about to happen, so that a crash before :meth:`record` leaves them to replay; return the writer's token.
@@ -352,8 +373,8 @@ class AlertStore:
         with self._write() as db:
             _settle(db, trip_ids, token)
 
-    def record(self, outcomes: Sequence[TripOutcome], unchanged: Iterable[str] = (), token: str | None = None) -> list[MatchEvent]:
-        """Apply trip outcomes in one transaction: new matches, matches lost, cancellations; return the events written.
+    def record(self, outcomes: Sequence[TripOutcome], unchanged: Iterable[str] = (), token: str | None = None) -> int:
+        """Apply trip outcomes in one transaction: new matches, matches lost, cancellations; return the number of events written.
 
         An outcome older than the recorded version of its trip changes
         nothing, and one at the same version only if it is a deletion (so a
@@ -367,13 +388,12 @@ class AlertStore:
             _settle(db, unchanged, token)
             # what is recorded of these trips, read at once; kept up to date below as outcomes apply in order
             states = {t: (v, live) for t, v, live in db.execute("SELECT trip_id, version, live FROM trip_state WHERE trip_id IN (SELECT value FROM json_each(?))", (ids,))}
-            told: dict[str, dict[str, int]] = {}
-            for alert_id, trip_id, v in db.execute("SELECT alert_id, trip_id, version FROM alert_trips WHERE trip_id IN (SELECT value FROM json_each(?))", (ids,)):
-                told.setdefault(trip_id, {})[alert_id] = v
-            owners, hooked = _owners(db, {a for out in outcomes for a in out.matches} | {a for before in told.values() for a in before})
-            cleared, new_states = [], {}
-            told_now: list[tuple[str, str, str, int, str, dict[str, Any]]] = []  # the events, in order
-            pairs: dict[tuple[str, str], int | None] = {}  # (alert, trip) -> the version told, or None once untold: written at once below
+            told = {t: dict.fromkeys(_numbers(blob)) for t, blob in db.execute("SELECT trip_id, told FROM trip_alerts WHERE trip_id IN (SELECT value FROM json_each(?))", (ids,))}
+            # the alerts index brought up to date in this transaction: an alert deleted since it matched is left out
+            numbers = {a for out in outcomes for a in out.matches}.union(*told.values())
+            alive = self.index().alive(np.fromiter(numbers, dtype=np.int64, count=len(numbers)))
+            cleared, new_states, retold = [], {}, set()
+            feed: list[tuple[str, int, str, dict[str, Any], list[int]]] = []  # (trip, version, kind, body, alerts): the events, in order
             for out in outcomes:
                 state = states.get(out.trip_id)
                 live = out.status != "deleted"
@@ -383,25 +403,27 @@ class AlertStore:
                 if state is not None and (version < state[0] or (version == state[0] and (live or not state[1]))):
                     continue
                 before = told.setdefault(out.trip_id, {})
-                for alert_id, body in out.matches.items():
-                    if alert_id in before or alert_id not in owners:
-                        continue
-                    pairs[alert_id, out.trip_id] = before[alert_id] = version
-                    told_now.append((alert_id, owners[alert_id], out.trip_id, version, "match", body))
-                for alert_id in before.keys() - out.matches.keys():
-                    pairs[alert_id, out.trip_id] = None
-                    del before[alert_id]
-                    if alert_id in owners:
-                        kind = "cancel" if out.status in ("cancelled", "deleted") else "unmatch"
-                        told_now.append((alert_id, owners[alert_id], out.trip_id, version, kind, {"reason": out.status if kind == "cancel" else _unmatch_reason(out.status)}))
+                groups: dict[int, tuple[dict[str, Any], list[int]]] = {}  # the alerts of a group share one body object (AlertIndex.match)
+                for alert, body in out.matches.items():
+                    if alert not in before and alert in alive:
+                        before[alert] = None
+                        groups.setdefault(id(body), (body, []))[1].append(alert)
+                feed.extend((out.trip_id, version, "match", body, alerts) for body, alerts in groups.values())
+                gone = [alert for alert in before if alert not in out.matches]
+                for alert in gone:
+                    del before[alert]
+                if told_gone := [alert for alert in gone if alert in alive]:
+                    kind = "cancel" if out.status in ("cancelled", "deleted") else "unmatch"
+                    feed.append((out.trip_id, version, kind, {"reason": out.status if kind == "cancel" else _unmatch_reason(out.status)}, told_gone))
+                if groups or gone:
+                    retold.add(out.trip_id)
                 states[out.trip_id] = new_states[out.trip_id] = (version, live)
-            # each pair's last state only (a pair told and untold in one call ends untold), one statement per kind
-            db.executemany("DELETE FROM alert_trips WHERE alert_id = ? AND trip_id = ?", [pair for pair, v in pairs.items() if v is None])
-            db.executemany("INSERT OR REPLACE INTO alert_trips VALUES (?, ?, ?)", [(a, t, v) for (a, t), v in pairs.items() if v is not None])
+            # each trip's told alerts as they end, one row a trip
+            db.executemany("DELETE FROM trip_alerts WHERE trip_id = ?", [(t,) for t in retold if not told[t]])
+            db.executemany("INSERT OR REPLACE INTO trip_alerts VALUES (?, ?)", [(t, array("q", told[t]).tobytes()) for t in retold if told[t]])
             db.executemany("DELETE FROM pending WHERE trip_id = ? AND (version IS NULL OR version <= ?)", cleared)
             db.executemany("INSERT OR REPLACE INTO trip_state VALUES (?, ?, ?)", [(t, v, int(live)) for t, (v, live) in new_states.items()])
-            events = _events(db, told_now, now, hooked)
-        return events
+            return _append_feed(db, feed, now, alive)
 
     # -- webhook deliveries ---------------------------------------------------
 
@@ -414,67 +436,77 @@ class AlertStore:
         now = self.clock()
         with self._write() as db:
             rows = db.execute(
-                """SELECT d.seq, d.attempts, d.first_s, a.webhook_url, a.webhook_secret,
-                          e.alert_id, e.owner, e.trip_id, e.version, e.kind, e.at_s, e.body
-                   FROM deliveries d JOIN alerts a ON a.id = d.alert_id JOIN events e ON e.seq = d.seq
+                f"""SELECT d.seq, d.attempts, d.first_s, a.webhook_url, a.webhook_secret,
+                          t.alert_id, a.owner, f.trip_id, f.version, f.kind, f.at_s, f.body
+                   FROM outbox d JOIN alert_terms t ON t.seq = d.alert JOIN alerts a ON a.id = t.alert_id JOIN feed f ON f.seq = {_FEED_ROW.format("d.seq")}
                    WHERE d.state = 'pending' AND d.next_s <= ? AND d.lease_s <= ?
-                     AND d.seq = (SELECT min(seq) FROM deliveries WHERE alert_id = d.alert_id AND state = 'pending')
+                     AND d.seq = (SELECT min(seq) FROM outbox WHERE alert = d.alert AND state = 'pending')
                    ORDER BY d.seq LIMIT ?""",
                 (now, now, limit),
             ).fetchall()
-            db.executemany("UPDATE deliveries SET lease_s = ? WHERE seq = ?", [(now + lease_s, row[0]) for row in rows])
+            db.executemany("UPDATE outbox SET lease_s = ? WHERE seq = ?", [(now + lease_s, row[0]) for row in rows])
         return [Delivery(_match_event((row[0], *row[5:])), row[3], row[4], row[1], row[2]) for row in rows]
 
     def delivered(self, seq: int) -> None:
         """Mark a webhook delivery done."""
         with self._write() as db:
-            db.execute("UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, done_s = ?, lease_s = 0, last_error = NULL WHERE seq = ?", (self.clock(), seq))
+            db.execute("UPDATE outbox SET state = 'delivered', attempts = attempts + 1, done_s = ?, lease_s = 0, last_error = NULL WHERE seq = ?", (self.clock(), seq))
 
     def delivery_failed(self, seq: int, error: str, retry_at: float | None) -> None:
         """Record a failed attempt: retry at ``retry_at``, or give up (None)."""
         with self._write() as db:
             if retry_at is None:
-                db.execute("UPDATE deliveries SET state = 'failed', attempts = attempts + 1, done_s = ?, lease_s = 0, last_error = ? WHERE seq = ?", (self.clock(), error[:500], seq))
+                db.execute("UPDATE outbox SET state = 'failed', attempts = attempts + 1, done_s = ?, lease_s = 0, last_error = ? WHERE seq = ?", (self.clock(), error[:500], seq))
             else:
-                db.execute("UPDATE deliveries SET attempts = attempts + 1, next_s = ?, lease_s = 0, last_error = ? WHERE seq = ?", (retry_at, error[:500], seq))
+                db.execute("UPDATE outbox SET attempts = attempts + 1, next_s = ?, lease_s = 0, last_error = ? WHERE seq = ?", (retry_at, error[:500], seq))
 
     # -- feeds ----------------------------------------------------------------
 
     def matches(self, owner: str, alert_id: str, cursor: str | None = None, limit: int = 50) -> tuple[list[MatchEvent], str | None]:
         """Return a page of the alert's feed, newest first, and the cursor of the next page (None at the end)."""
-        self.get(owner, alert_id)
+        alert = self.get(owner, alert_id)
         before = _decode_cursor(cursor) if cursor else 2**63 - 1
         rows = self._db().execute(
-            "SELECT seq, alert_id, owner, trip_id, version, kind, at_s, body FROM events WHERE alert_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
-            (alert_id, before, limit + 1),
+            f"""SELECT e.seq, f.trip_id, f.version, f.kind, f.at_s, f.body FROM feed_alert e JOIN feed f ON f.seq = {_FEED_ROW.format("e.seq")}
+                WHERE e.alert = ? AND e.seq < ? ORDER BY e.seq DESC LIMIT ?""",
+            (alert.number, before, limit + 1),
         ).fetchall()
-        events = [_match_event(row) for row in rows[:limit]]
+        events = [_match_event((seq, alert_id, owner, *rest)) for seq, *rest in rows[:limit]]
         more = len(rows) > limit
         return events, (_encode_cursor(events[-1].seq) if more and events else None)
 
     def owner_events(self, owner: str, after_seq: int, limit: int = 500) -> list[MatchEvent]:
         """Return the owner's events after ``after_seq``, oldest first (for a stream that resumes)."""
         rows = self._db().execute(
-            "SELECT seq, alert_id, owner, trip_id, version, kind, at_s, body FROM events WHERE owner = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (owner, after_seq, limit),
+            f"""SELECT e.seq, t.alert_id, a.owner, f.trip_id, f.version, f.kind, f.at_s, f.body
+                FROM alerts a JOIN alert_terms t ON t.alert_id = a.id JOIN feed_alert e ON e.alert = t.seq AND e.seq > ? JOIN feed f ON f.seq = {_FEED_ROW.format("e.seq")}
+                WHERE a.owner = ? ORDER BY e.seq LIMIT ?""",
+            (after_seq, owner, limit),
         ).fetchall()
         return [_match_event(row) for row in rows]
 
     def last_seq(self) -> int:
-        """Return the number of the latest event of any alert (0 before the first)."""
-        row = self._db().execute("SELECT max(seq) FROM events").fetchone()
-        return int(row[0] or 0)
+        """Return the number of the latest event (0 before the first)."""
+        return _next_event(self._db()) - 1
 
     def trip_events(self, trip_id: str) -> list[MatchEvent]:
-        """Return every event about a trip, oldest first (for operators and tests)."""
-        rows = self._db().execute(
-            "SELECT seq, alert_id, owner, trip_id, version, kind, at_s, body FROM events WHERE trip_id = ? ORDER BY seq", (trip_id,)
-        ).fetchall()
-        return [_match_event(row) for row in rows]
+        """Return every event about a trip of an alert that still exists, oldest first (for operators and tests)."""
+        db = self._db()
+        rows = db.execute("SELECT seq, trip_id, version, kind, at_s, body, alerts FROM feed WHERE trip_id = ? ORDER BY seq", (trip_id,)).fetchall()
+        named = _names(db, {a for row in rows for a in _numbers(row[-1])})
+        return [
+            _match_event((seq + i, *named[alert], *rest))
+            for seq, *rest, alerts in rows
+            for i, alert in enumerate(_numbers(alerts))
+            if alert in named
+        ]
 
     def matched_pairs(self) -> set[tuple[str, str]]:
         """Return every (alert id, trip id) that matches now."""
-        return {(a, t) for a, t in self._db().execute("SELECT alert_id, trip_id FROM alert_trips")}
+        db = self._db()
+        told = [(t, _numbers(blob)) for t, blob in db.execute("SELECT trip_id, told FROM trip_alerts")]
+        named = _names(db, {a for _, alerts in told for a in alerts})
+        return {(named[a][0], t) for t, alerts in told for a in alerts if a in named}
 
 
 class _Transaction:
@@ -512,64 +544,109 @@ def _settle(db: sqlite3.Connection, trip_ids: Iterable[str], token: str | None) 
 
 
 def _drop(db: sqlite3.Connection, ids: list[str]) -> None:
-    db.executemany("INSERT INTO alert_drops (alert_seq) SELECT seq FROM alert_terms WHERE alert_id = ?", [(i,) for i in ids])
-    for table, column in (("alerts", "id"), ("alert_terms", "alert_id"), ("alert_trips", "alert_id"), ("events", "alert_id"), ("deliveries", "alert_id")):
-        db.executemany(f"DELETE FROM {table} WHERE {column} = ?", [(i,) for i in ids])
+    """Delete alerts, their feed entries and outbox rows, and the feed rows no alert refers to any more."""
+    numbers = [n for (n,) in db.execute("SELECT seq FROM alert_terms WHERE alert_id IN (SELECT value FROM json_each(?))", (orjson.dumps(ids),))]
+    listed = orjson.dumps(numbers)
+    rows = [r for (r,) in db.execute(f"SELECT DISTINCT {_FEED_ROW.format('e.seq')} FROM feed_alert e WHERE e.alert IN (SELECT value FROM json_each(?))", (listed,))]
+    db.executemany("INSERT INTO alert_drops (alert_seq) VALUES (?)", [(n,) for n in numbers])
+    for table, column in (("feed_alert", "alert"), ("outbox", "alert"), ("alert_terms", "seq")):
+        db.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT value FROM json_each(?))", (listed,))
+    db.execute("DELETE FROM alerts WHERE id IN (SELECT value FROM json_each(?))", (orjson.dumps(ids),))
+    # trip_alerts may still name them: a number is never reused, and what is not alive is left out where it is read
+    for row in rows:
+        (alerts,) = db.execute("SELECT alerts FROM feed WHERE seq = ?", (row,)).fetchone()
+        if not any(db.execute("SELECT 1 FROM feed_alert WHERE alert = ? AND seq = ?", (a, row + i)).fetchone() for i, a in enumerate(_numbers(alerts))):
+            db.execute("DELETE FROM feed WHERE seq = ?", (row,))
 
 
 _INSERT_TERMS = f"INSERT INTO alert_terms (alert_id, {', '.join(TERM_FIELDS[1:])}) VALUES ({', '.join('?' * len(TERM_FIELDS))})"
 
 
-def _terms(spec: AlertSpec, expires_s: float) -> tuple[Any, ...]:
+def _terms(spec: AlertSpec, expires_s: float, hooked: bool) -> tuple[Any, ...]:
     """Return an alert's :data:`~tripsearch.alerts.index.TERM_FIELDS` but ``seq``, as :func:`~tripsearch.core.kernels.filter_failures` reads the search's."""
     q = spec.query
     return (
         *q.from_point, q.from_radius_km, *q.to_point, q.to_radius_km, spec.day_from, spec.day_to, expires_s,
         0 if q.time_from is None else q.time_from, 24 * 60 - 1 if q.time_to is None else q.time_to,
         math.inf if q.max_price is None else float(q.max_price), option_mask(q.options),
-        -math.inf if q.min_rating is None else float(q.min_rating), q.seats,
+        -math.inf if q.min_rating is None else float(q.min_rating), q.seats, int(hooked),
     )  # fmt: skip
 
 
-def _owners(db: sqlite3.Connection, alert_ids: set[str]) -> tuple[dict[str, str], set[str]]:
-    """Return the owner of each alert of ``alert_ids`` that exists, and which of them have a webhook."""
-    if not alert_ids:
-        return {}, set()
-    rows = db.execute("SELECT id, owner, webhook_url IS NOT NULL FROM alerts WHERE id IN (SELECT value FROM json_each(?))", (orjson.dumps(sorted(alert_ids)),)).fetchall()
-    return {a: o for a, o, _ in rows}, {a for a, _, hook in rows if hook}
+# the feed row that holds event number {} (its first event's number is the largest at or below it)
+_FEED_ROW = "(SELECT max(seq) FROM feed WHERE seq <= {})"
 
 
-def _events(db: sqlite3.Connection, told: list[tuple[str, str, str, int, str, dict[str, Any]]], now: float, hooked: set[str]) -> list[MatchEvent]:
-    """Append (alert, owner, trip, version, kind, body) events to the feed, in order, and the webhook deliveries of those of ``hooked`` alerts; return them."""
-    if not told:
-        return []
-    last = _last_event_seq(db)
-    # the alerts of a group matched by one trip share one body object (AlertIndex.match): encode it once
-    encoded: dict[int, bytes] = {}
-    rows = []
-    for a, o, t, v, k, b in told:
-        blob = encoded.get(id(b))
-        if blob is None:
-            blob = encoded[id(b)] = orjson.dumps(b)
-        rows.append((a, o, t, v, k, now, blob))
-    db.executemany("INSERT INTO events (alert_id, owner, trip_id, version, kind, at_s, body) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-    # One writer holds the lock and AUTOINCREMENT takes the largest number ever used plus one: the rows got last+1, last+2, ...
-    seqs: Sequence[int] = range(last + 1, last + 1 + len(told))
-    if _last_event_seq(db) != seqs[-1]:  # never seen; read them back rather than trust the rule
-        seqs = [r[0] for r in db.execute("SELECT seq FROM events WHERE seq > ? ORDER BY seq", (last,))]
+def _numbers(blob: bytes) -> list[int]:
+    """Return the alert numbers of a ``feed.alerts`` or ``trip_alerts.told`` blob (int64, native order)."""
+    return array("q", blob).tolist()
+
+
+def _names(db: sqlite3.Connection, numbers: set[int]) -> dict[int, tuple[str, str]]:
+    """Return the id and owner of each alert of ``numbers`` that exists."""
+    if not numbers:
+        return {}
+    rows = db.execute(
+        "SELECT t.seq, t.alert_id, a.owner FROM alert_terms t JOIN alerts a ON a.id = t.alert_id WHERE t.seq IN (SELECT value FROM json_each(?))",
+        (orjson.dumps(sorted(numbers)),),
+    )
+    return {n: (alert_id, owner) for n, alert_id, owner in rows}
+
+
+def _next_event(db: sqlite3.Connection) -> int:
+    return int(db.execute("SELECT value FROM counters WHERE name = 'event'").fetchone()[0])
+
+
+def _append_feed(db: sqlite3.Connection, feed: list[tuple[str, int, str, dict[str, Any], list[int]]], now: float, hooked: dict[int, bool]) -> int:
+    """Append (trip, version, kind, body, alerts) rows to the feed, numbering their events, with the outbox rows of the alerts ``hooked`` says have a webhook; return how many events."""
+    if not feed:
+        return 0
+    first = seq = _next_event(db)
+    rows: list[tuple[Any, ...]] = []
+    entries: list[tuple[int, int]] = []  # (alert, event number)
+    outbox: list[tuple[int, int, float, float]] = []
+    some_hooked = any(hooked.values())
+    for trip_id, version, kind, body, alerts in feed:
+        rows.append((seq, trip_id, version, kind, now, orjson.dumps(body), array("q", alerts).tobytes()))
+        entries.extend(zip(alerts, range(seq, seq + len(alerts))))
+        if some_hooked:
+            outbox.extend((seq + i, a, now, now) for i, a in enumerate(alerts) if hooked[a])
+        seq += len(alerts)
+    db.executemany("INSERT INTO feed VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    entries.sort()  # in key order, the B-tree's pages are visited once each
+    db.executemany("INSERT INTO feed_alert VALUES (?, ?)", entries)
     # the webhook outbox rows commit with the events, so a delivery cannot be lost between them
-    if hooked:
-        db.executemany(
-            "INSERT INTO deliveries VALUES (?, ?, 'pending', 0, ?, ?, 0, NULL, NULL)",
-            [(seq, a, now, now) for seq, (a, *_) in zip(seqs, told) if a in hooked],
-        )
-    return [MatchEvent(seq, a, o, t, v, k, now, b) for seq, (a, o, t, v, k, b) in zip(seqs, told)]
+    db.executemany("INSERT INTO outbox VALUES (?, ?, 'pending', 0, ?, ?, 0, NULL, NULL)", outbox)
+    db.execute("UPDATE counters SET value = ? WHERE name = 'event'", (seq,))
+    return seq - first
 
 
-def _last_event_seq(db: sqlite3.Connection) -> int:
-    """Return the largest event number ever used (AUTOINCREMENT's counter: events of deleted alerts are gone, their numbers are not reused)."""
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+def _move_rows_feed(db: sqlite3.Connection) -> None:
+    """Move a feed of one row per event (``events``, ``alert_trips``, ``deliveries``, by alert id) into the compact feed, in the caller's transaction."""
+    number = dict(db.execute("SELECT alert_id, seq FROM alert_terms"))
+    feed = db.execute("SELECT seq, alert_id, trip_id, version, kind, at_s, body FROM events ORDER BY seq").fetchall()
+    db.executemany("INSERT INTO feed VALUES (?, ?, ?, ?, ?, ?, ?)", [(seq, t, v, k, at, body, array("q", [number[a]]).tobytes()) for seq, a, t, v, k, at, body in feed if a in number])
+    db.executemany("INSERT INTO feed_alert VALUES (?, ?)", [(number[a], seq) for seq, a, *_ in feed if a in number])
     row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-    return int(row[0]) if row else 0
+    db.execute("UPDATE counters SET value = max(value, ?) WHERE name = 'event'", ((row[0] if row else 0) + 1,))
+    told: dict[str, list[int]] = {}
+    for alert_id, trip_id in db.execute("SELECT alert_id, trip_id FROM alert_trips"):
+        if alert_id in number:
+            told.setdefault(trip_id, []).append(number[alert_id])
+    db.executemany("INSERT OR REPLACE INTO trip_alerts VALUES (?, ?)", [(t, array("q", alerts).tobytes()) for t, alerts in told.items()])
+    db.execute(
+        "INSERT INTO outbox SELECT d.seq, t.seq, d.state, d.attempts, d.first_s, d.next_s, d.lease_s, d.done_s, d.last_error FROM deliveries d JOIN alert_terms t ON t.alert_id = d.alert_id"
+    )
+    for table in ("events", "alert_trips", "deliveries"):
+        db.execute(f"DROP TABLE {table}")
 
 
 def _webhook_url(value: Any, private: bool) -> str | None:
@@ -616,14 +693,12 @@ def webhook_address_refused(url: str) -> str | None:
     return None
 
 
-def _webhook_state(db: sqlite3.Connection, alert_id: str, url: str) -> dict[str, Any]:
+def _webhook_state(db: sqlite3.Connection, alert: int, url: str) -> dict[str, Any]:
     """Return what GET shows of an alert's webhook: the URL and how its deliveries fare (never the secret)."""
-    counts = dict(db.execute("SELECT state, count(*) FROM deliveries WHERE alert_id = ? GROUP BY state", (alert_id,)).fetchall())
-    failure = db.execute(
-        "SELECT seq, done_s, last_error FROM deliveries WHERE alert_id = ? AND state = 'failed' ORDER BY seq DESC LIMIT 1", (alert_id,)
-    ).fetchone()
+    counts = dict(db.execute("SELECT state, count(*) FROM outbox WHERE alert = ? GROUP BY state", (alert,)).fetchall())
+    failure = db.execute("SELECT seq, done_s, last_error FROM outbox WHERE alert = ? AND state = 'failed' ORDER BY seq DESC LIMIT 1", (alert,)).fetchone()
     retrying = db.execute(
-        "SELECT attempts, last_error FROM deliveries WHERE alert_id = ? AND state = 'pending' AND attempts > 0 ORDER BY seq LIMIT 1", (alert_id,)
+        "SELECT attempts, last_error FROM outbox WHERE alert = ? AND state = 'pending' AND attempts > 0 ORDER BY seq LIMIT 1", (alert,)
     ).fetchone()
     state: dict[str, Any] = {
         "url": url,
@@ -643,13 +718,13 @@ def _unmatch_reason(status: str) -> str:
     return "full" if status == "full" else "changed"
 
 
-_ALERT_COLUMNS = "id, owner, fields, created_s, expires_s, webhook_url"
+_ALERT_COLUMNS = "id, owner, fields, created_s, expires_s, (SELECT seq FROM alert_terms WHERE alert_id = id), webhook_url"
 
 
 def _record(db: sqlite3.Connection, row: tuple[Any, ...]) -> AlertRecord:
-    alert_id, owner, fields, created_s, expires_s, url = row
-    webhook = _webhook_state(db, alert_id, url) if url else None
-    return AlertRecord(alert_id, owner, parse_alert(orjson.loads(fields)), _utc(created_s), _utc(expires_s), webhook)
+    alert_id, owner, fields, created_s, expires_s, number, url = row
+    webhook = _webhook_state(db, number, url) if url else None
+    return AlertRecord(alert_id, owner, parse_alert(orjson.loads(fields)), _utc(created_s), _utc(expires_s), number, webhook)
 
 
 def _match_event(row: tuple[Any, ...]) -> MatchEvent:
