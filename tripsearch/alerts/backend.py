@@ -127,8 +127,23 @@ class AlertingBackend:
         if store is None:
             return 0
         pending = store.pending(older_than_s)
+        if self._match_stored(store, [tid for tid, _ in pending], again=False):
+            log.info("matched %d journalled trip writes against alerts", len(pending))
+        return len(pending)
+
+    def rematch(self, trip_ids: Iterable[str]) -> int:
+        """Match trips as the backend stores them now against the alerts saved now, and record what changed; return how many were matched.
+
+        For operators: alerts saved after a trip was written learn of it, and
+        a match is still told only once. A trip the backend does not hold is
+        a deletion.
+        """
+        store = self._existing_store()
+        return 0 if store is None else self._match_stored(store, list(trip_ids), again=True)
+
+    def _match_stored(self, store: AlertStore, trip_ids: list[str], again: bool) -> int:
         outcomes: list[TripOutcome] = []
-        for tid, _ in pending:
+        for tid in trip_ids:
             try:
                 trip, route = parse_trip_route(self.inner.get(tid))
             except NotFound:
@@ -141,9 +156,8 @@ class AlertingBackend:
                 continue
             outcomes.extend(match_trips(store, [trip], [route]))
         if outcomes:
-            store.record(outcomes)
-            log.info("matched %d journalled trip writes against alerts", len(outcomes))
-        return len(pending)
+            store.record(outcomes, again=again)
+        return len(outcomes)
 
     # -- everything else is the inner backend's -------------------------------
 

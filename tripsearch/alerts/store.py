@@ -325,6 +325,15 @@ class AlertStore:
         """Return the number of active alerts."""
         return int(self._db().execute("SELECT count(*) FROM alerts WHERE expires_s > ?", (self.clock(),)).fetchone()[0])
 
+    def summary(self) -> dict[str, int]:
+        """Return what an operator counts: active and expired alerts, their owners, webhooks, events so far, trip writes journalled and not matched yet."""
+        db = self._db()
+        active, expired, owners, webhooks = db.execute(
+            "SELECT coalesce(sum(expires_s > ?), 0), coalesce(sum(expires_s <= ?), 0), count(DISTINCT owner), count(webhook_url) FROM alerts", (self.clock(), self.clock())
+        ).fetchone()
+        pending = db.execute("SELECT count(*) FROM pending").fetchone()[0]
+        return {"active": active, "expired": expired, "owners": owners, "webhooks": webhooks, "events": self.last_seq(), "journalled": pending}
+
     def _purge(self, db: sqlite3.Connection, now: dt.datetime) -> None:
         gone = [r[0] for r in db.execute("SELECT id FROM alerts WHERE expires_s <= ?", ((now - RETENTION).timestamp(),))]
         if gone:
@@ -373,14 +382,16 @@ class AlertStore:
         with self._write() as db:
             _settle(db, trip_ids, token)
 
-    def record(self, outcomes: Sequence[TripOutcome], unchanged: Iterable[str] = (), token: str | None = None) -> int:
+    def record(self, outcomes: Sequence[TripOutcome], unchanged: Iterable[str] = (), token: str | None = None, again: bool = False) -> int:
         """Apply trip outcomes in one transaction: new matches, matches lost, cancellations; return the number of events written.
 
         An outcome older than the recorded version of its trip changes
         nothing, and one at the same version only if it is a deletion (so a
-        replay is harmless). Each outcome also clears the trip's journal
-        entry, unless that entry announced a higher version. ``unchanged``
-        are settled in the same transaction (see :meth:`settle`).
+        replay is harmless) or ``again`` (a trip matched again as stored
+        now, against alerts saved since: what was told is not told twice).
+        Each outcome also clears the trip's journal entry, unless that entry
+        announced a higher version. ``unchanged`` are settled in the same
+        transaction (see :meth:`settle`).
         """
         now = self.clock()
         ids = orjson.dumps(sorted({out.trip_id for out in outcomes}))
@@ -400,7 +411,7 @@ class AlertStore:
                 version = out.version if out.version is not None else (state[0] if state else 0)
                 # a journal entry of a higher version is another writer's, still to be matched (or replayed)
                 cleared.append((out.trip_id, version if out.version is not None else 2**63 - 1))
-                if state is not None and (version < state[0] or (version == state[0] and (live or not state[1]))):
+                if state is not None and (version < state[0] or (version == state[0] and not again and (live or not state[1]))):
                     continue
                 before = told.setdefault(out.trip_id, {})
                 groups: dict[int, tuple[dict[str, Any], list[int]]] = {}  # the alerts of a group share one body object (AlertIndex.match)

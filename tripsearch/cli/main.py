@@ -175,6 +175,20 @@ def build_parser() -> argparse.ArgumentParser:
     # Listed here for --help; main() hands everything after `dev elasticsearch` to the tool's own parser.
     dev.add_parser("elasticsearch", help="start|stop|restart-node|status a cluster (tripsearch dev elasticsearch --help)", add_help=False)
 
+    p = sub.add_parser("alerts", help="saved alerts, for operators: count them, list an owner's, match trips again (docs/alerts.md)")
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--data", default=DEFAULT_DATA, help="data directory of the embedded backend (default: %(default)s)")
+    where.add_argument("--backend", default=os.environ.get("TRIPSEARCH_BACKEND_URL"), help="Elasticsearch address instead of --data")
+    where.add_argument("--alerts-db", default=os.environ.get("TRIPSEARCH_ALERTS_DB"), help="with --backend: the alert store's file (env TRIPSEARCH_ALERTS_DB)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="{count,list,replay}")
+    actions.add_parser("count", parents=[where], help="print the active and expired alerts, owners, webhooks, events and unmatched writes as JSON")
+    q = actions.add_parser("list", parents=[where], help="print one owner's alerts, newest first")
+    q.add_argument("owner", help="the owner (the sub of their tokens)")
+    q.add_argument("--json", action="store_true", help="print them as JSON, as GET /v1/alerts does")
+    q = actions.add_parser("replay", parents=[where], help="match trips as stored now against the alerts saved now, record what changed, print their events")
+    q.add_argument("trip_ids", nargs="+", metavar="TRIP_ID")
+    q.add_argument("--json", action="store_true", help="print the events as JSON lines")
+
     from ..capacity.cli import add_arguments as add_capacity_arguments
 
     p = sub.add_parser("capacity", help="measure this machine, plan a deployment from the measurements, write a report with plots")
@@ -524,6 +538,59 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    import tripsearch
+    from ..alerts import ALERTS_DB_NAME, AlertingBackend, AlertStore
+
+    if args.backend:
+        if not args.alerts_db:
+            raise _UsageError("with --backend, --alerts-db (or TRIPSEARCH_ALERTS_DB) must name the alert store's file")
+        path = Path(args.alerts_db)
+    else:
+        require_data_directory(args.data, needs_index=args.action == "replay")
+        path = Path(args.data) / ALERTS_DB_NAME
+    if args.action == "replay":
+        engine = tripsearch.open(args.backend, alerts=path) if args.backend else tripsearch.open(args.data, refresh_interval=0)
+        try:
+            store = engine.existing_alerts() if isinstance(engine, AlertingBackend) else None
+            if store is None:
+                raise _UsageError(f"no alert store at {path}: no alert was ever saved")
+            engine.rematch(args.trip_ids)
+            events = [event for tid in args.trip_ids for event in store.trip_events(tid)]
+        finally:
+            engine.close()
+        for event in events:
+            if args.json:
+                sys.stdout.buffer.write(orjson.dumps(event.to_dict()) + b"\n")
+            else:
+                print(f"{event.seq:>8}  {event.to_dict()['at']}  {event.trip_id} v{event.version}  {event.kind:<7}  alert {event.alert_id} of {event.owner}")
+        return 0
+    if not path.is_file():  # nothing saved yet: nothing to count or list, and no file made by looking
+        store = None
+    else:
+        store = AlertStore(path)
+    try:
+        if args.action == "count":
+            empty = {"active": 0, "expired": 0, "owners": 0, "webhooks": 0, "events": 0, "journalled": 0}
+            sys.stdout.buffer.write(orjson.dumps(store.summary() if store else empty, option=orjson.OPT_INDENT_2) + b"\n")
+            return 0
+        records = store.owner_alerts(args.owner) if store else []
+        now = store.now() if store else dt.datetime.now(dt.timezone.utc)
+        if args.json:
+            sys.stdout.buffer.write(orjson.dumps([r.to_dict(now) for r in records], option=orjson.OPT_INDENT_2) + b"\n")
+            return 0
+        for r in records:
+            fields = r.spec.to_dict()
+            hook = f"  webhook {r.webhook['status']}" if r.webhook else ""
+            print(f"{r.id}  {'expired' if r.expired(now) else 'active':<7}  {fields['from']} -> {fields['to']}  {fields['date_from']}..{fields['date_to']}{hook}")
+        if not records:
+            print(f"{args.owner} has no alerts", file=sys.stderr)
+        return 0
+    finally:
+        if store:
+            store.close()
+
+
 def cmd_capacity(args: argparse.Namespace) -> int:
     from ..capacity.cli import run
 
@@ -534,7 +601,7 @@ class _UsageError(Exception):
     pass
 
 
-COMMANDS = {"fixtures": cmd_fixtures, "index": cmd_index, "search": cmd_search, "stats": cmd_stats, "reindex": cmd_reindex, "serve": cmd_serve, "token": cmd_token, "worker": cmd_worker, "publish": cmd_publish, "capacity": cmd_capacity}
+COMMANDS = {"fixtures": cmd_fixtures, "index": cmd_index, "search": cmd_search, "stats": cmd_stats, "reindex": cmd_reindex, "serve": cmd_serve, "token": cmd_token, "worker": cmd_worker, "publish": cmd_publish, "alerts": cmd_alerts, "capacity": cmd_capacity}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
