@@ -52,6 +52,7 @@ def test_alerts_told_by_one_write_share_a_feed_row_until_the_last_of_them_is_del
         assert [(e.alert_id, e.kind, e.body) for e in store.trip_events("t-1")] == [(second.id, "match", events[1].body), (second.id, "unmatch", {"reason": "full"})]
         store.delete("u-2", second.id)
         assert _feed_rows(store.path) == [] and store.matched_pairs() == set()
+        assert not store.has_alerts(), "with no alert left, writes need no matching"
 
 
 def test_a_feed_of_one_row_per_event_is_moved_into_the_compact_feed_when_the_store_opens(tmp_path: Path) -> None:
@@ -93,3 +94,12 @@ def test_a_feed_of_one_row_per_event_is_moved_into_the_compact_feed_when_the_sto
     store.delivered(delivery.event.seq)
     [delivery] = store.claim_deliveries(lease_s=30)  # the webhook is known to the terms the file had no column for
     assert delivery.event.alert_id == hooked.id and delivery.event.kind == "unmatch" and delivery.event.seq in (8, 9)
+    store.close()
+
+    # A process of the earlier release, still running, makes its tables again and numbers its events from 1.
+    with sqlite3.connect(path) as db:
+        db.executescript(ROWS_FEED)
+        db.execute("INSERT INTO events VALUES (1, ?, 'u-2', 't-3', 1, 'match', ?, ?)", (plain.id, clock.now, orjson.dumps(body)))
+    store = AlertStore(path, clock=clock)
+    assert [(e.seq, e.trip_id) for e in store.matches("u-2", plain.id)[0]][:2] == [(10, "t-3"), (9 if later[1].alert_id == plain.id else 8, "t-1")]
+    assert store.last_seq() == 10

@@ -283,8 +283,8 @@ class AlertIndex:
             self.parts = parts  # one assignment: a batch matching meanwhile reads the old list or the new one
             self.last_seq = max(self.last_seq, int(added.cols["seq"].max()))
 
-    def alive(self, numbers: NDArray[np.int64]) -> dict[int, bool]:
-        """Return, for each alert of ``numbers`` indexed and not deleted, whether it has a webhook."""
+    def alive(self, numbers: NDArray[np.int64], now: float) -> dict[int, bool]:
+        """Return, for each alert of ``numbers`` indexed, not deleted and not expired at ``now``, whether it has a webhook."""
         out: dict[int, bool] = {}
         for part in self.parts:
             if not len(part):
@@ -292,7 +292,7 @@ class AlertIndex:
             at = np.minimum(np.searchsorted(part.numbers, numbers), len(part) - 1)
             found = part.numbers[at] == numbers
             rows = part.by_number[at[found]]
-            live = part.alive[rows]
+            live = part.alive[rows] & (part.terms.cols["expires_s"][rows] > now)
             out.update(zip(numbers[found][live].tolist(), (part.terms.cols["hooked"][rows[live]] != 0).tolist()))
         return out
 

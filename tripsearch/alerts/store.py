@@ -179,17 +179,27 @@ class TripOutcome:
 class AlertStore:
     """Alerts and their feeds in one SQLite file, shared by every process of a deployment."""
 
-    def __init__(self, path: str | Path, max_per_owner: int = DEFAULT_MAX_PER_OWNER, clock: Callable[[], float] = time.time, busy_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, path: str | Path, max_per_owner: int = DEFAULT_MAX_PER_OWNER, clock: Callable[[], float] = time.time, busy_timeout_s: float = 30.0, readonly: bool = False,
+    ) -> None:  # fmt: skip
+        """Open (or create) the store at ``path``; ``readonly`` opens an existing one to read, changing nothing (what operators' commands use)."""
         self.path = Path(path)
         self.max_per_owner = max_per_owner
         self.clock = clock
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
         self._local = threading.local()
         self._busy_timeout_s = busy_timeout_s
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._index = AlertIndex()
         try:
+            if readonly:
+                if not self.path.is_file():
+                    raise BackendUnavailable(f"no alert store at {self.path}")
+                if _has_table(self._db(), "events") or "hooked" not in _columns(self._db(), "alert_terms"):
+                    raise BackendUnavailable(f"the alert store {self.path} was written by an earlier release: a writer (tripsearch serve, worker or index) converts it when it opens it")
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db().executescript(_SCHEMA)  # idempotent; executescript commits on its own
             self._upgrade()
         except sqlite3.Error as exc:
@@ -203,10 +213,10 @@ class AlertStore:
                 if "hooked" not in _columns(db, "alert_terms"):
                     db.execute("ALTER TABLE alert_terms ADD COLUMN hooked INTEGER NOT NULL DEFAULT 0")
                     db.execute("UPDATE alert_terms SET hooked = 1 WHERE alert_id IN (SELECT id FROM alerts WHERE webhook_url IS NOT NULL)")
-        rows = db.execute("SELECT id, fields, expires_s, webhook_url IS NOT NULL FROM alerts WHERE id NOT IN (SELECT alert_id FROM alert_terms)").fetchall()
-        if rows:  # the first release: no terms at all
+        missing = "SELECT id, fields, expires_s, webhook_url IS NOT NULL FROM alerts WHERE id NOT IN (SELECT alert_id FROM alert_terms)"
+        if db.execute(missing).fetchone() is not None:  # the first release: no terms at all
             with self._write() as db:
-                db.executemany(_INSERT_TERMS, [(i, *_terms(parse_alert(orjson.loads(f)), e, hooked)) for i, f, e, hooked in rows])
+                db.executemany(_INSERT_TERMS, [(i, *_terms(parse_alert(orjson.loads(f)), e, hooked)) for i, f, e, hooked in db.execute(missing).fetchall()])
         if _has_table(db, "events"):  # before the compact feed: a row per event
             with self._write() as db:
                 if _has_table(db, "events"):
@@ -217,9 +227,12 @@ class AlertStore:
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
+            if self.readonly:
+                db = sqlite3.connect(f"{self.path.absolute().as_uri()}?mode=ro", uri=True, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False)
+            else:
+                db = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
             # the feed's indexes take each batch's matches at random places (alert ids): with SQLite's 2 MB default,
             # a million alerts' feed no longer fits and every insert reads pages back (a cap, allocated only as used)
             db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
@@ -354,9 +367,9 @@ class AlertStore:
         return index
 
     def has_alerts(self) -> bool:
-        """Return whether any alert or any recorded match exists (else a trip write needs no matching)."""
+        """Return whether any alert exists (else a trip write needs no matching: nobody is left to tell)."""
         db = self._db()
-        return db.execute("SELECT 1 FROM alerts LIMIT 1").fetchone() is not None or db.execute("SELECT 1 FROM trip_alerts LIMIT 1").fetchone() is not None
+        return db.execute("SELECT 1 FROM alerts LIMIT 1").fetchone() is not None
 
     def announce(self, writes: Iterable[tuple[str, int | None]]) -> str:
         """Journal trip writes about to happen, so that a crash before :meth:`record` leaves them to replay; return the writer's token.
@@ -395,14 +408,14 @@ class AlertStore:
         """
         now = self.clock()
         ids = orjson.dumps(sorted({out.trip_id for out in outcomes}))
+        index = self.index()  # brought up to date before the write lock: building or merging it can take seconds
         with self._write() as db, paused_gc():  # a tuple or two per match, none in a cycle
             _settle(db, unchanged, token)
             # what is recorded of these trips, read at once; kept up to date below as outcomes apply in order
             states = {t: (v, live) for t, v, live in db.execute("SELECT trip_id, version, live FROM trip_state WHERE trip_id IN (SELECT value FROM json_each(?))", (ids,))}
             told = {t: dict.fromkeys(_numbers(blob)) for t, blob in db.execute("SELECT trip_id, told FROM trip_alerts WHERE trip_id IN (SELECT value FROM json_each(?))", (ids,))}
-            # the alerts index brought up to date in this transaction: an alert deleted since it matched is left out
-            numbers = {a for out in outcomes for a in out.matches}.union(*told.values())
-            alive = self.index().alive(np.fromiter(numbers, dtype=np.int64, count=len(numbers)))
+            # an alert deleted since it matched, or expired, is left out (and told nothing more)
+            alive = _alive(db, index, {a for out in outcomes for a in out.matches}.union(*told.values()), now)
             cleared, new_states, retold = [], {}, set()
             feed: list[tuple[str, int, str, dict[str, Any], list[int]]] = []  # (trip, version, kind, body, alerts): the events, in order
             for out in outcomes:
@@ -413,6 +426,8 @@ class AlertStore:
                 cleared.append((out.trip_id, version if out.version is not None else 2**63 - 1))
                 if state is not None and (version < state[0] or (version == state[0] and not again and (live or not state[1]))):
                     continue
+                if state is None and out.version is None and not told.get(out.trip_id):
+                    continue  # a trip never matched, gone: nothing to tell, and no state that would hide its first write
                 before = told.setdefault(out.trip_id, {})
                 groups: dict[int, tuple[dict[str, Any], list[int]]] = {}  # the alerts of a group share one body object (AlertIndex.match)
                 for alert, body in out.matches.items():
@@ -593,6 +608,24 @@ def _numbers(blob: bytes) -> list[int]:
     return array("q", blob).tolist()
 
 
+def _alive(db: sqlite3.Connection, index: AlertIndex, numbers: set[int], now: float) -> dict[int, bool]:
+    """Return, for each alert of ``numbers`` that exists and has not expired at ``now``, whether it has a webhook.
+
+    ``index`` answers for the alerts it has read (the store's, brought up to
+    date just before the caller's transaction); in the transaction, the
+    deletions since it last looked are taken out and the alerts saved since
+    are read.
+    """
+    last_seq, last_drop = index.last_seq, index.last_drop  # before asking it: it may only know more
+    alive = index.alive(np.fromiter(numbers, dtype=np.int64, count=len(numbers)), now)
+    for (gone,) in db.execute("SELECT alert_seq FROM alert_drops WHERE seq > ?", (last_drop,)):
+        alive.pop(gone, None)
+    if newer := sorted(n for n in numbers if n > last_seq):
+        rows = db.execute("SELECT seq, hooked FROM alert_terms WHERE expires_s > ? AND seq IN (SELECT value FROM json_each(?))", (now, orjson.dumps(newer)))
+        alive.update((n, bool(hooked)) for n, hooked in rows)
+    return alive
+
+
 def _names(db: sqlite3.Connection, numbers: set[int]) -> dict[int, tuple[str, str]]:
     """Return the id and owner of each alert of ``numbers`` that exists."""
     if not numbers:
@@ -641,23 +674,44 @@ def _has_table(db: sqlite3.Connection, name: str) -> bool:
 
 
 def _move_rows_feed(db: sqlite3.Connection) -> None:
-    """Move a feed of one row per event (``events``, ``alert_trips``, ``deliveries``, by alert id) into the compact feed, in the caller's transaction."""
-    number = dict(db.execute("SELECT alert_id, seq FROM alert_terms"))
-    feed = db.execute("SELECT seq, alert_id, trip_id, version, kind, at_s, body FROM events ORDER BY seq").fetchall()
-    db.executemany("INSERT INTO feed VALUES (?, ?, ?, ?, ?, ?, ?)", [(seq, t, v, k, at, body, array("q", [number[a]]).tobytes()) for seq, a, t, v, k, at, body in feed if a in number])
-    db.executemany("INSERT INTO feed_alert VALUES (?, ?)", [(number[a], seq) for seq, a, *_ in feed if a in number])
-    row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-    db.execute("UPDATE counters SET value = max(value, ?) WHERE name = 'event'", ((row[0] if row else 0) + 1,))
-    told: dict[str, list[int]] = {}
-    for alert_id, trip_id in db.execute("SELECT alert_id, trip_id FROM alert_trips"):
-        if alert_id in number:
-            told.setdefault(trip_id, []).append(number[alert_id])
-    db.executemany("INSERT OR REPLACE INTO trip_alerts VALUES (?, ?)", [(t, array("q", alerts).tobytes()) for t, alerts in told.items()])
+    """Move a feed of one row per event (``events``, ``alert_trips``, ``deliveries``, by alert id) into the compact feed, in the caller's transaction.
+
+    In SQL, row by row: a file of millions of events is not read into
+    memory. A process of the earlier release still running would recreate
+    those tables and number its events from 1 again: such events, found at
+    a later open, are numbered after the events already here, and its
+    alerts' webhooks marked among the terms.
+    """
+    db.create_function("int64s", 1, lambda n: array("q", [n]).tobytes(), deterministic=True)
+    db.create_aggregate("int64_list", 1, _Int64List)  # type: ignore[arg-type]  # typeshed has finalize return int; SQLite takes bytes
+    db.execute("UPDATE alert_terms SET hooked = 1 WHERE hooked = 0 AND alert_id IN (SELECT id FROM alerts WHERE webhook_url IS NOT NULL)")
+    first, last = db.execute("SELECT min(seq), max(seq) FROM events").fetchone()
+    counted = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+    shift = 0 if first is None or db.execute("SELECT 1 FROM feed LIMIT 1").fetchone() is None else max(0, _next_event(db) - first)
+    events = "FROM events e JOIN alert_terms t ON t.alert_id = e.alert_id"  # the events of alerts that exist
+    db.execute(f"INSERT INTO feed SELECT e.seq + ?, e.trip_id, e.version, e.kind, e.at_s, e.body, int64s(t.seq) {events}", (shift,))
+    db.execute(f"INSERT INTO feed_alert SELECT t.seq, e.seq + ? {events}", (shift,))
+    db.execute("UPDATE counters SET value = max(value, ?) WHERE name = 'event'", (max(last or 0, counted[0] if counted else 0) + shift + 1,))
+    db.execute("INSERT OR REPLACE INTO trip_alerts SELECT a.trip_id, int64_list(t.seq) FROM alert_trips a JOIN alert_terms t ON t.alert_id = a.alert_id GROUP BY a.trip_id")
     db.execute(
-        "INSERT INTO outbox SELECT d.seq, t.seq, d.state, d.attempts, d.first_s, d.next_s, d.lease_s, d.done_s, d.last_error FROM deliveries d JOIN alert_terms t ON t.alert_id = d.alert_id"
+        "INSERT INTO outbox SELECT d.seq + ?, t.seq, d.state, d.attempts, d.first_s, d.next_s, d.lease_s, d.done_s, d.last_error FROM deliveries d JOIN alert_terms t ON t.alert_id = d.alert_id",
+        (shift,),
     )
     for table in ("events", "alert_trips", "deliveries"):
         db.execute(f"DROP TABLE {table}")
+
+
+class _Int64List:
+    """SQLite aggregate: the numbers of a group as a blob of int64 (what :func:`_numbers` reads)."""
+
+    def __init__(self) -> None:
+        self.numbers = array("q")
+
+    def step(self, number: int) -> None:
+        self.numbers.append(number)
+
+    def finalize(self) -> bytes:
+        return self.numbers.tobytes()
 
 
 def _webhook_url(value: Any, private: bool) -> str | None:

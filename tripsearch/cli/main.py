@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Sequence
 
 import orjson
 
-from ..errors import InvalidQuery, TripSearchError
+from ..errors import InvalidQuery, NotFound, TripSearchError
 
 if TYPE_CHECKING:  # the CLI imports these lazily, to start fast
     from ..backend import Backend
@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--data", default=DEFAULT_DATA, help="data directory of the embedded backend (default: %(default)s)")
     where.add_argument("--backend", default=os.environ.get("TRIPSEARCH_BACKEND_URL"), help="Elasticsearch address instead of --data")
     where.add_argument("--alerts-db", default=os.environ.get("TRIPSEARCH_ALERTS_DB"), help="with --backend: the alert store's file (env TRIPSEARCH_ALERTS_DB)")
-    actions = p.add_subparsers(dest="action", required=True, metavar="{count,list,replay}")
+    actions = p.add_subparsers(dest="action", required=True, metavar="{count,list,replay}", parser_class=argparse.ArgumentParser)
     actions.add_parser("count", parents=[where], help="print the active and expired alerts, owners, webhooks, events and unmatched writes as JSON")
     q = actions.add_parser("list", parents=[where], help="print one owner's alerts, newest first")
     q.add_argument("owner", help="the owner (the sub of their tokens)")
@@ -542,6 +542,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     import tripsearch
     from ..alerts import ALERTS_DB_NAME, AlertingBackend, AlertStore
 
+    if args.action == "replay" and not all(tid.strip() for tid in args.trip_ids):
+        raise _UsageError("TRIP_ID: an empty trip id")
     if args.backend:
         if not args.alerts_db:
             raise _UsageError("with --backend, --alerts-db (or TRIPSEARCH_ALERTS_DB) must name the alert store's file")
@@ -553,8 +555,13 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         engine = tripsearch.open(args.backend, alerts=path) if args.backend else tripsearch.open(args.data, refresh_interval=0)
         try:
             store = engine.existing_alerts() if isinstance(engine, AlertingBackend) else None
-            if store is None:
+            if store is None or not isinstance(engine, AlertingBackend):
                 raise _UsageError(f"no alert store at {path}: no alert was ever saved")
+            for tid in args.trip_ids:
+                try:
+                    engine.get(tid)
+                except NotFound:
+                    print(f"{tid}: not in the index (alerts told of it are told it is cancelled)", file=sys.stderr)
             engine.rematch(args.trip_ids)
             events = [event for tid in args.trip_ids for event in store.trip_events(tid)]
         finally:
@@ -565,10 +572,12 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             else:
                 print(f"{event.seq:>8}  {event.to_dict()['at']}  {event.trip_id} v{event.version}  {event.kind:<7}  alert {event.alert_id} of {event.owner}")
         return 0
-    if not path.is_file():  # nothing saved yet: nothing to count or list, and no file made by looking
-        store = None
+    if path.is_file():
+        store = AlertStore(path, readonly=True)  # reading changes nothing in the file
+    elif args.backend:
+        raise _UsageError(f"no alert store at {path} (--alerts-db)")
     else:
-        store = AlertStore(path)
+        store = None  # no alert was ever saved here: nothing to count or list
     try:
         if args.action == "count":
             empty = {"active": 0, "expired": 0, "owners": 0, "webhooks": 0, "events": 0, "journalled": 0}
