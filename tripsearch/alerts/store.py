@@ -233,7 +233,7 @@ class AlertStore:
                 db = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=FULL")
-            # the feed's indexes take each batch's matches at random places (alert ids): with SQLite's 2 MB default,
+            # feed_alert takes each batch's matches at random places (alert numbers): with SQLite's 2 MB default,
             # a million alerts' feed no longer fits and every insert reads pages back (a cap, allocated only as used)
             db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self._local.db = db
