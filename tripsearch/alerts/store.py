@@ -62,13 +62,14 @@ from ..query.matching import option_mask
 from .index import TERM_FIELDS, AlertIndex, AlertTerms
 from .model import AlertSpec, expires_at, parse_alert
 
-__all__ = ["AlertStore", "AlertRecord", "Delivery", "MatchEvent", "TripOutcome", "DEFAULT_MAX_PER_OWNER", "RETENTION", "WEBHOOK_FIELD", "webhook_address_refused"]
+__all__ = ["AlertStore", "AlertRecord", "Delivery", "MatchEvent", "TripOutcome", "DEFAULT_MAX_PER_OWNER", "RETENTION", "SUMMARY_FIELDS", "WEBHOOK_FIELD", "webhook_address_refused"]
 
 WEBHOOK_FIELD = "webhook_url"  # the one alert field that is not a search field
 
 DEFAULT_MAX_PER_OWNER = 100
 CACHE_KIB = 64 * 1024  # SQLite page cache of each connection to the store, at most
 RETENTION = dt.timedelta(days=7)  # an expired alert (and its feed) is kept this long, then purged
+SUMMARY_FIELDS = ("active", "expired", "owners", "webhooks", "events", "journalled")  # what AlertStore.summary counts
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -339,13 +340,13 @@ class AlertStore:
         return int(self._db().execute("SELECT count(*) FROM alerts WHERE expires_s > ?", (self.clock(),)).fetchone()[0])
 
     def summary(self) -> dict[str, int]:
-        """Return what an operator counts: active and expired alerts, their owners, webhooks, events so far, trip writes journalled and not matched yet."""
+        """Return what an operator counts (:data:`SUMMARY_FIELDS`): active and expired alerts, their owners, webhooks, events so far, trip writes journalled and not matched yet."""
         db = self._db()
         active, expired, owners, webhooks = db.execute(
             "SELECT coalesce(sum(expires_s > ?), 0), coalesce(sum(expires_s <= ?), 0), count(DISTINCT owner), count(webhook_url) FROM alerts", (self.clock(), self.clock())
         ).fetchone()
         pending = db.execute("SELECT count(*) FROM pending").fetchone()[0]
-        return {"active": active, "expired": expired, "owners": owners, "webhooks": webhooks, "events": self.last_seq(), "journalled": pending}
+        return dict(zip(SUMMARY_FIELDS, (active, expired, owners, webhooks, self.last_seq(), pending), strict=True))
 
     def _purge(self, db: sqlite3.Connection, now: dt.datetime) -> None:
         gone = [r[0] for r in db.execute("SELECT id FROM alerts WHERE expires_s <= ?", ((now - RETENTION).timestamp(),))]
@@ -446,7 +447,7 @@ class AlertStore:
                 states[out.trip_id] = new_states[out.trip_id] = (version, live)
             # each trip's told alerts as they end, one row a trip
             db.executemany("DELETE FROM trip_alerts WHERE trip_id = ?", [(t,) for t in retold if not told[t]])
-            db.executemany("INSERT OR REPLACE INTO trip_alerts VALUES (?, ?)", [(t, array("q", told[t]).tobytes()) for t in retold if told[t]])
+            db.executemany("INSERT OR REPLACE INTO trip_alerts VALUES (?, ?)", [(t, _blob(told[t])) for t in retold if told[t]])
             db.executemany("DELETE FROM pending WHERE trip_id = ? AND (version IS NULL OR version <= ?)", cleared)
             db.executemany("INSERT OR REPLACE INTO trip_state VALUES (?, ?, ?)", [(t, v, int(live)) for t, (v, live) in new_states.items()])
             return _append_feed(db, feed, now, alive)
@@ -608,6 +609,11 @@ def _numbers(blob: bytes) -> list[int]:
     return array("q", blob).tolist()
 
 
+def _blob(numbers: Iterable[int]) -> bytes:
+    """Return the blob of alert numbers that :func:`_numbers` reads."""
+    return array("q", numbers).tobytes()
+
+
 def _alive(db: sqlite3.Connection, index: AlertIndex, numbers: set[int], now: float) -> dict[int, bool]:
     """Return, for each alert of ``numbers`` that exists and has not expired at ``now``, whether it has a webhook.
 
@@ -651,7 +657,7 @@ def _append_feed(db: sqlite3.Connection, feed: list[tuple[str, int, str, dict[st
     outbox: list[tuple[int, int, float, float]] = []
     some_hooked = any(hooked.values())
     for trip_id, version, kind, body, alerts in feed:
-        rows.append((seq, trip_id, version, kind, now, orjson.dumps(body), array("q", alerts).tobytes()))
+        rows.append((seq, trip_id, version, kind, now, orjson.dumps(body), _blob(alerts)))
         entries.extend(zip(alerts, range(seq, seq + len(alerts))))
         if some_hooked:
             outbox.extend((seq + i, a, now, now) for i, a in enumerate(alerts) if hooked[a])
@@ -682,7 +688,7 @@ def _move_rows_feed(db: sqlite3.Connection) -> None:
     a later open, are numbered after the events already here, and its
     alerts' webhooks marked among the terms.
     """
-    db.create_function("int64s", 1, lambda n: array("q", [n]).tobytes(), deterministic=True)
+    db.create_function("int64s", 1, lambda n: _blob([n]), deterministic=True)
     db.create_aggregate("int64_list", 1, _Int64List)  # type: ignore[arg-type]  # typeshed has finalize return int; SQLite takes bytes
     db.execute("UPDATE alert_terms SET hooked = 1 WHERE hooked = 0 AND alert_id IN (SELECT id FROM alerts WHERE webhook_url IS NOT NULL)")
     first, last = db.execute("SELECT min(seq), max(seq) FROM events").fetchone()
@@ -702,16 +708,16 @@ def _move_rows_feed(db: sqlite3.Connection) -> None:
 
 
 class _Int64List:
-    """SQLite aggregate: the numbers of a group as a blob of int64 (what :func:`_numbers` reads)."""
+    """SQLite aggregate: the numbers of a group as one blob (:func:`_blob`)."""
 
     def __init__(self) -> None:
-        self.numbers = array("q")
+        self.numbers: list[int] = []
 
     def step(self, number: int) -> None:
         self.numbers.append(number)
 
     def finalize(self) -> bytes:
-        return self.numbers.tobytes()
+        return _blob(self.numbers)
 
 
 def _webhook_url(value: Any, private: bool) -> str | None:

@@ -541,6 +541,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_alerts(args: argparse.Namespace) -> int:
     import tripsearch
     from ..alerts import ALERTS_DB_NAME, AlertingBackend, AlertStore
+    from ..alerts.store import SUMMARY_FIELDS
 
     if args.action == "replay" and not all(tid.strip() for tid in args.trip_ids):
         raise _UsageError("TRIP_ID: an empty trip id")
@@ -554,8 +555,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     if args.action == "replay":
         engine = tripsearch.open(args.backend, alerts=path) if args.backend else tripsearch.open(args.data, refresh_interval=0)
         try:
-            store = engine.existing_alerts() if isinstance(engine, AlertingBackend) else None
-            if store is None or not isinstance(engine, AlertingBackend):
+            if not isinstance(engine, AlertingBackend) or (store := engine.existing_alerts()) is None:
                 raise _UsageError(f"no alert store at {path}: no alert was ever saved")
             for tid in args.trip_ids:
                 try:
@@ -580,8 +580,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         store = None  # no alert was ever saved here: nothing to count or list
     try:
         if args.action == "count":
-            empty = {"active": 0, "expired": 0, "owners": 0, "webhooks": 0, "events": 0, "journalled": 0}
-            sys.stdout.buffer.write(orjson.dumps(store.summary() if store else empty, option=orjson.OPT_INDENT_2) + b"\n")
+            counts = store.summary() if store else dict.fromkeys(SUMMARY_FIELDS, 0)
+            sys.stdout.buffer.write(orjson.dumps(counts, option=orjson.OPT_INDENT_2) + b"\n")
             return 0
         records = store.owner_alerts(args.owner) if store else []
         now = store.now() if store else dt.datetime.now(dt.timezone.utc)
