@@ -364,9 +364,8 @@ class _Tables:
         # Hubs by distance from the origin: a stopover is never farther than
         # the detour budget, so a pair only looks at the head of this list.
         hub_km = km[m.hubs]
-        order = np.argsort(hub_km, kind="stable")
-        reach = int(np.searchsorted(hub_km[order], (1.0 + MAX_DETOUR) * MAX_TRIP_KM, side="right"))
-        order = order[:reach]
+        near = np.flatnonzero(hub_km <= (1.0 + MAX_DETOUR) * MAX_TRIP_KM)
+        order = near[np.argsort(hub_km[near], kind="stable")]
         table = _OriginTable(
             candidates=ok.astype(np.int64),
             cum_weight=np.cumsum(weight),
