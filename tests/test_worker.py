@@ -143,7 +143,7 @@ async def run_worker(backend: Backend, broker: Broker, topology: Topology, durin
             assert time.monotonic() < deadline, f"the queue was not drained within {timeout} s"
             await asyncio.sleep(0.1)
             ready, _ = await queue_counts(broker, topology.queue)
-            quiet = quiet + 1 if worker._consuming and ready == 0 and worker.metrics.in_flight._value.get() == 0 else 0
+            quiet = quiet + 1 if worker._consuming and ready == 0 and worker.metrics.unacknowledged == 0 else 0
     finally:
         worker.stop()
         await asyncio.wait_for(task, 60)
@@ -391,7 +391,8 @@ def test_a_locked_store_pauses_the_worker_without_acks_or_dead_letters_then_it_f
         seen["acked"] = counter(worker, "tripsearch_worker_events_acked")
         seen["dead"] = counter(worker, "tripsearch_worker_events_dead_lettered")
         seen["ready_in_queue"], _ = await queue_counts(rabbitmq, topology.queue)
-        seen["in_flight"] = worker.metrics.in_flight._value.get()
+        seen["in_flight"] = worker.metrics.unacknowledged
+        seen["in_flight_metric"] = float(seen["metrics"].split("\ntripsearch_worker_events_in_flight ", 1)[1].split()[0])
         lock.execute("ROLLBACK")
         lock.close()
 
@@ -400,6 +401,7 @@ def test_a_locked_store_pauses_the_worker_without_acks_or_dead_letters_then_it_f
     assert "tripsearch_worker_backend_up 0.0" in seen["metrics"]
     assert seen["acked"] == 0 and seen["dead"] == 0
     assert seen["in_flight"] <= 500 and seen["ready_in_queue"] + seen["in_flight"] == len(events)  # prefetch holds the rest back in the queue
+    assert seen["in_flight_metric"] == seen["in_flight"]  # nothing moves while the store is locked
     assert state_of(backend, sorted(expected)) == live(expected)
     assert worker.metrics.backend_up._value.get() == 1
     assert counter(worker, "tripsearch_worker_events_dead_lettered") == 0

@@ -45,13 +45,13 @@ from typing import Any, cast
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange
-from aiormq.abc import DeliveredMessage
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError, ChannelPreconditionFailed, ProbableAuthenticationError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from .. import aio
 from ..backend import Backend
 from ..errors import BackendUnavailable, TripSearchError
+from .consumer import ConsumerConnection, Delivery, open_consumer
 from .events import PACKED_CONTENT_TYPE, InvalidEvent, Topology, TripEvent, declare_topology, parse_message
 from .writer import BatchWriter, ThreadWriter, Written
 
@@ -108,6 +108,9 @@ class WorkerMetrics:
         self.queue_depth = Gauge("tripsearch_worker_queue_depth", "Messages ready in the work queue (the lag)", registry=r)
         self.dead_letter_depth = Gauge("tripsearch_worker_dead_letter_queue_depth", "Messages in the dead-letter queue", registry=r)
         self.in_flight = Gauge("tripsearch_worker_events_in_flight", "Messages (events, or packs of events) delivered to this worker and not yet acknowledged", registry=r)
+        # counted in a plain int, read when scraped: a gauge's inc takes a lock, once per message
+        self.unacknowledged = 0
+        self.in_flight.set_function(lambda: self.unacknowledged)
         self.backend_up = Gauge("tripsearch_worker_backend_up", "1 when the last backend write succeeded, 0 while writes fail", registry=r)
         self.broker_up = Gauge("tripsearch_worker_broker_connected", "1 while connected to the broker and consuming", registry=r)
         self.backend_retries = Counter("tripsearch_worker_backend_retries", "Batch writes retried after the backend was unavailable", registry=r)
@@ -126,14 +129,15 @@ class _Abandoned(Exception):
     """Stopping while the backend is down: the batch stays unacknowledged and goes back to the queue."""
 
 
-_Item = tuple[DeliveredMessage, bytes, TripEvent]  # an event, its bytes and the message that brought it
+_Item = tuple[Delivery, bytes, TripEvent]  # an event, its bytes and the message that brought it
 
 
 @dataclass
 class _Batch:
-    messages: list[DeliveredMessage]
+    messages: list[Delivery]
+    consumer: ConsumerConnection  # the connection that delivered them, the only one that can acknowledge them
     events: int = 0
-    dead: list[tuple[DeliveredMessage, bytes, str, str]] = field(default_factory=list)  # (message, the event's bytes, field, reason)
+    dead: list[tuple[Delivery, bytes, str, str]] = field(default_factory=list)  # (message, the event's bytes, field, reason)
     upserts: list[_Item] = field(default_factory=list)
     deletes: list[_Item] = field(default_factory=list)
 
@@ -204,7 +208,7 @@ class Worker:
     def _lost(self, exc: BaseException) -> None:
         self._consuming = False
         self.metrics.broker_up.set(0)
-        self.metrics.in_flight.set(0)
+        self.metrics.unacknowledged = 0
         self.metrics.reconnects.inc()
         log.warning("broker connection lost or refused (%s); reconnecting with backoff", exc or type(exc).__name__)
 
@@ -220,24 +224,22 @@ class Worker:
         connection = await aio_pika.connect(self.settings.amqp_url, timeout=10)
         try:
             channel = await connection.channel(publisher_confirms=True)
-            await channel.set_qos(prefetch_count=self.settings.prefetch)
             try:
                 queue, dead = await declare_topology(channel, self.settings.topology)
             except ChannelPreconditionFailed as exc:  # declared elsewhere with other arguments: retrying cannot fix it
                 raise WorkerError(f"the broker refused the topology: {exc}") from None
             self._connected_once = True
-            inbox: asyncio.Queue[DeliveredMessage] = asyncio.Queue()
+            inbox: asyncio.Queue[Delivery] = asyncio.Queue()
 
-            async def take(message: DeliveredMessage) -> None:
-                self.metrics.in_flight.inc()
+            def take(message: Delivery) -> None:
+                self.metrics.unacknowledged += 1
                 inbox.put_nowait(message)
 
-            # The client's own channel, below aio-pika's message objects: the worker reads a delivery's
-            # body, properties and tag, and acknowledges by tag; aio-pika's IncomingMessage and its
-            # second task per delivery cost more than the parsing of a one-event message.
-            underlay = await channel.get_underlay_channel()
-            tag = (await underlay.basic_consume(queue.name, take, no_ack=False)).consumer_tag or ""
-            closed = asyncio.ensure_future(channel.closed())
+            # Deliveries come on a connection of their own, read frame by frame where they lie in its
+            # buffer (tripsearch.broker.consumer): aiormq's frame reading was most of a one-event
+            # message's cost. This connection declares, publishes dead letters and reads the depth.
+            consumer = await open_consumer(self.settings.amqp_url, queue.name, self.settings.prefetch, take)
+            closed = asyncio.ensure_future(_first_of(asyncio.shield(consumer.closed), asyncio.ensure_future(channel.closed())))
             depth = asyncio.ensure_future(self._watch_depth(connection))
             # While the writer has its batches (_write_batches), the next is collected and parsed here and waits.
             ready: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
@@ -250,13 +252,13 @@ class Worker:
                     messages = await self._collect(inbox, closed, writing)
                     _raise_if_ended(closed, writing)
                     if messages:
-                        await self._hand_over(ready, self._parse(messages), closed, writing)
+                        await self._hand_over(ready, self._parse(messages, consumer), closed, writing)
                 self._consuming = False
-                await underlay.basic_cancel(tag)
+                await consumer.cancel()
                 # what was delivered before the cancel is ours to finish
                 while not inbox.empty():
                     messages = [inbox.get_nowait() for _ in range(min(inbox.qsize(), self.settings.batch_size))]
-                    await self._hand_over(ready, self._parse(messages), closed, writing)
+                    await self._hand_over(ready, self._parse(messages, consumer), closed, writing)
                 await self._hand_over(ready, None, closed, writing)
                 await writing
                 log.info("drained; stopping")
@@ -266,18 +268,19 @@ class Worker:
                 writing.cancel()
                 depth.cancel()
                 closed.cancel()
+                await consumer.close()
         finally:
             self._consuming = False
-            self.metrics.in_flight.set(0)  # unacknowledged deliveries go back to the queue with the connection
+            self.metrics.unacknowledged = 0  # unacknowledged deliveries go back to the queue with the connection
             try:
                 await connection.close()
             except Exception:  # the connection may already be gone; its messages go back to the queue either way
                 pass
 
-    async def _collect(self, inbox: asyncio.Queue[DeliveredMessage], closed: asyncio.Future[Any], writing: asyncio.Future[None]) -> list[DeliveredMessage]:
+    async def _collect(self, inbox: asyncio.Queue[Delivery], closed: asyncio.Future[Any], writing: asyncio.Future[None]) -> list[Delivery]:
         """Return messages of up to ``batch_size`` events (one pack may pass it), waiting at most ``batch_timeout_s`` after the first; early when stopping, when the channel closes or the writer fails."""
         loop = asyncio.get_running_loop()
-        batch: list[DeliveredMessage] = []
+        batch: list[Delivery] = []
         events = 0
         deadline = 0.0
         stopping = asyncio.ensure_future(self._stopping.wait())
@@ -315,11 +318,11 @@ class Worker:
             _raise_if_ended(closed, writing)
             raise _ConnectionLost("the writer ended before the last batch")  # not reached: it ends only after None
 
-    def _parse(self, messages: list[DeliveredMessage]) -> _Batch:
+    def _parse(self, messages: list[Delivery], consumer: ConsumerConnection) -> _Batch:
         """Read each event of the messages: upserts, deletes, and the invalid ones as dead letters."""
-        batch = _Batch(messages)
+        batch = _Batch(messages, consumer)
         for message in messages:
-            for body, event in parse_message(message.body, message.header.properties.content_type):
+            for body, event in parse_message(message.body, message.content_type):
                 batch.events += 1
                 if isinstance(event, InvalidEvent):
                     batch.dead.append((message, body, event.field, event.reason))
@@ -379,12 +382,11 @@ class Worker:
         await self._write(batch, submitted)
         m.batch_seconds.observe(time.perf_counter() - started)
         for message, body, field_name, reason in batch.dead:
-            properties = message.header.properties
-            headers = dict(properties.headers or {})
+            headers = dict(message.headers or {})
             headers.update({REASON_HEADER: reason, FIELD_HEADER: field_name, "x-tripsearch-queue": self.settings.topology.queue,
                             "x-tripsearch-routing-key": message.routing_key or ""})
             # An event of a pack goes alone, as a message of its own.
-            content_type = "application/json" if properties.content_type == PACKED_CONTENT_TYPE else properties.content_type
+            content_type = "application/json" if message.content_type == PACKED_CONTENT_TYPE else message.content_type
             await dead.publish(aio_pika.Message(body, headers=headers, content_type=content_type,
                                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=message.routing_key or "")
             m.dead_lettered.labels(field_name or "message").inc()
@@ -392,10 +394,9 @@ class Worker:
         # Batches are acknowledged in the order they were delivered, one after the other, so every
         # earlier delivery of this channel is acknowledged already: one ack of the last tag with
         # multiple=True acknowledges exactly the messages of this batch, each of them.
-        last = max(batch.messages, key=lambda msg: msg.delivery_tag or 0)
-        await last.channel.basic_ack(last.delivery_tag or 0, multiple=True)
+        batch.consumer.ack(max(message.delivery_tag for message in batch.messages), multiple=True)
         m.acked.inc(batch.events)
-        m.in_flight.dec(len(batch.messages))
+        m.unacknowledged -= len(batch.messages)
 
     async def _write(self, batch: _Batch, submitted: asyncio.Future[Written]) -> None:
         """Wait for the batch's write, retrying while the backend is unavailable; record rejected trips as dead letters."""
@@ -497,9 +498,18 @@ def _raise_if_ended(closed: asyncio.Future[Any], writing: asyncio.Future[None]) 
         raise _ConnectionLost("the channel closed")
 
 
-def _events_in(message: DeliveredMessage) -> int:
+def _events_in(message: Delivery) -> int:
     """Return how many events a message carries (at most: blank lines of a pack are skipped)."""
-    return message.body.count(b"\n") + 1 if message.header.properties.content_type == PACKED_CONTENT_TYPE else 1
+    return message.body.count(b"\n") + 1 if message.content_type == PACKED_CONTENT_TYPE else 1
+
+
+async def _first_of(*waiting: asyncio.Future[Any]) -> None:
+    """Return when the first of ``waiting`` is done, and cancel the others (give shields of futures others wait for too)."""
+    try:
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for future in waiting:
+            future.cancel()
 
 
 async def declare_only(settings: WorkerSettings) -> None:
