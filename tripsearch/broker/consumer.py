@@ -68,7 +68,6 @@ class ConsumerConnection(asyncio.Protocol):
         self._on_delivery = on_delivery
         self._heartbeat_s = heartbeat_s
         self._buf = bytearray()
-        self._started = False
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._replies: asyncio.Queue[Any] = asyncio.Queue()  # the rare frames a caller awaits
