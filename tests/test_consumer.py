@@ -124,7 +124,7 @@ def test_frames_cut_at_any_byte_give_the_same_deliveries(seed: int) -> None:
             pos += step
         return got, connection.closed.done(), connection._replies.qsize()
 
-    got, closed, replies = asyncio.run(feed())
+    got, closed, replies = run_async(feed())
     expected = MESSAGES * 3
     assert not closed and replies == len(expected) // 5
     assert [_seen(d) for d in got] == [_expected(b, p, "q") for b, p in expected]
@@ -138,5 +138,5 @@ def test_a_frame_out_of_step_ends_the_connection() -> None:
         connection.data_received(b"\x03\x00\x01\x00\x00\x00\x02ab\x00")  # a body frame whose end octet is not 0xCE
         return connection.closed.exception()
 
-    error = asyncio.run(feed())
+    error = run_async(feed())
     assert isinstance(error, ConsumerLost) and "end octet" in str(error)

@@ -30,6 +30,7 @@ closes the child.
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
 import multiprocessing
 import queue
@@ -279,6 +280,7 @@ def _serve(requests: Connection, answers: Connection, target: str, options: dict
         answers.send(("error", f"cannot open {target}: {exc}"))
         return
     answers.send(("ok", None))
+    gc.freeze()  # what the imports and the opening made stays: full collections walk only the batches
     try:
         while True:
             try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import os
 import stat
 import sys
@@ -287,6 +288,9 @@ def cmd_index(args: argparse.Namespace) -> int:
         raise _UsageError("--total must be at least 1")
     progress = Progress(sys.stderr, _input_size(source), total_trips=args.total, interval_s=args.progress_interval, enabled=not args.quiet)
     sink = _Sink(args)
+    # What the imports and the opening made outlives the load: out of the collector's generations
+    # while it runs, its full collections walk only what the load holds now.
+    gc.freeze()
     try:
         line_no = 0
         for batch in _batches(_lines(source), args.batch_size):
@@ -307,7 +311,10 @@ def cmd_index(args: argparse.Namespace) -> int:
             progress.update(len(lines), sum(len(raw) + 1 for raw in batch))
         progress.close()
     finally:
-        sink.close()
+        try:
+            sink.close()
+        finally:
+            gc.unfreeze()
         if ack is not None:
             ack.close()
         if path is not None:
