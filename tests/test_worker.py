@@ -567,19 +567,19 @@ def test_sigterm_drains_the_batches_in_flight_and_exits_cleanly(rabbitmq: Broker
 
 
 def test_sigkill_at_random_points_loses_no_event(rabbitmq: Broker, embedded: Callable[..., Backend], spawn: Callable[..., Any], tmp_path: Path) -> None:
-    events, expected = make_events(15000, seed=5)
+    events, expected = make_events(40000, seed=5)
     topology = fresh_topology()
     publish_sync(rabbitmq, topology, events)
     data = tmp_path / "killed"
     rng = random.Random(5)
     for trial in range(KILLS):
-        # Small batches and prefetch, and a kill within 0.1 s of the first delivery: a trial takes a few hundred
-        # events even on a quiet machine (a worker applies about 3,000 a second), so all ten kill mid-load.
+        # Small batches and prefetch, and a kill within 0.05 s of the first delivery: a trial takes a few thousand
+        # events at most even on a quiet machine (a worker applies up to about 16,000 a second), so all ten kill mid-load.
         ready, _ = run_async(queue_counts(rabbitmq, topology.queue))
         assert ready > 0, f"the load ended before kill {trial + 1}"
         proc, port, log = spawn(topology, data, "--batch-size", "50", "--prefetch", "200")
         wait_metric(proc, port, log, "tripsearch_worker_events_consumed_total", 1)
-        time.sleep(rng.uniform(0, 0.1))
+        time.sleep(rng.uniform(0, 0.05))
         proc.kill()
         proc.wait()
     ready, _ = run_async(queue_counts(rabbitmq, topology.queue))
