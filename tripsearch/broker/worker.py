@@ -220,7 +220,11 @@ class Worker:
             pass
 
     async def _session(self) -> None:
-        """One broker connection: declare, consume, write batches; drain and return when stopping."""
+        """One broker session: declare, consume, write batches; drain and return when stopping.
+
+        Two connections: aio-pika's declares, publishes dead letters and reads the queue depth; the
+        consuming connection takes the deliveries and their acknowledgements. Either ending ends the session.
+        """
         connection = await aio_pika.connect(self.settings.amqp_url, timeout=10)
         try:
             channel = await connection.channel(publisher_confirms=True)
@@ -237,7 +241,7 @@ class Worker:
 
             # Deliveries come on a connection of their own, read frame by frame where they lie in its
             # buffer (tripsearch.broker.consumer): aiormq's frame reading was most of a one-event
-            # message's cost. This connection declares, publishes dead letters and reads the depth.
+            # message's cost.
             consumer = await open_consumer(self.settings.amqp_url, queue.name, self.settings.prefetch, take)
             closed = asyncio.ensure_future(_first_of(asyncio.shield(consumer.closed), asyncio.ensure_future(channel.closed())))
             depth = asyncio.ensure_future(self._watch_depth(connection))
