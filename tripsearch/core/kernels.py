@@ -28,10 +28,10 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 from numpy.typing import NDArray
 
-__all__ = ["route_distances_along", "closest_in_ranges", "closest_both_in_ranges", "vertex_cap", "near_parts", "times_along", "match_geometry", "match_ends", "anchored_ends", "key_ranges", "table_merge", "table_join", "join_postings", "PostingRanges", "filter_failures", "facet_counts", "search_minutes"]
+from ..geo import COORD_SCALE, EARTH_RADIUS_KM
 
-R = 6371.0088
-SCALE = 10_000_000.0
+__all__ = ["unit_vector", "arc_angle", "route_distances_along", "closest_in_ranges", "closest_both_in_ranges", "vertex_cap", "near_parts", "times_along", "match_geometry", "match_ends", "anchored_ends", "key_ranges", "table_merge", "table_join", "join_postings", "PostingRanges", "filter_failures", "facet_counts", "search_minutes"]
+
 _DEG = math.pi / 180.0
 _SECONDS_PER_DAY = 86_400  # columns.SECONDS_PER_DAY (columns imports this module)
 _MINUTES_PER_DAY = 1_440
@@ -62,14 +62,16 @@ _prefetch = cast(Callable[[NDArray[Any], int], None], _prefetch_intrinsic)  # as
 
 
 @numba.njit(cache=True, inline="always")
-def _unit(lat_step: int, lon_step: int) -> tuple[float, float, float]:
-    la = math.radians(lat_step / SCALE)
-    lo = math.radians(lon_step / SCALE)
+def unit_vector(lat_step: int, lon_step: int) -> tuple[float, float, float]:
+    """Return the unit vector of a point given in steps of 1e-7 degree."""
+    la = math.radians(lat_step / COORD_SCALE)
+    lo = math.radians(lon_step / COORD_SCALE)
     return math.cos(la) * math.cos(lo), math.cos(la) * math.sin(lo), math.sin(la)
 
 
 @numba.njit(cache=True, inline="always")
-def _angle(ax: float, ay: float, az: float, bx: float, by: float, bz: float) -> float:
+def arc_angle(ax: float, ay: float, az: float, bx: float, by: float, bz: float) -> float:
+    """Return the angle in radians between unit vectors a and b: atan2(|a x b|, a . b), exact for small angles."""
     cx = ay * bz - az * by
     cy = az * bx - ax * bz
     cz = ax * by - ay * bx
@@ -85,10 +87,10 @@ def route_distances_along(vert_lat: NDArray[np.int32], vert_lon: NDArray[np.int3
         end = starts[r + 1]
         if end - start < 2:
             continue
-        px, py, pz = _unit(vert_lat[start], vert_lon[start])
+        px, py, pz = unit_vector(vert_lat[start], vert_lon[start])
         for k in range(start + 1, end):
-            vx, vy, vz = _unit(vert_lat[k], vert_lon[k])
-            cum[k] = cum[k - 1] + _angle(px, py, pz, vx, vy, vz) * R
+            vx, vy, vz = unit_vector(vert_lat[k], vert_lon[k])
+            cum[k] = cum[k - 1] + arc_angle(px, py, pz, vx, vy, vz) * EARTH_RADIUS_KM
             px, py, pz = vx, vy, vz
     return cum
 
@@ -101,8 +103,8 @@ def _hav_bounds(lat_step: int, lon_step: int, x_lat: float, x_lon: float, cos_x:
     u - u^3/6 <= sin(u) <= u for u in [0, pi/2], and cos(lat2) within
     |lat2 - lat1| of cos(lat1) = ``cos_x`` (cos is 1-Lipschitz).
     """
-    dlat = abs(lat_step / SCALE * _DEG - x_lat) / 2.0
-    dlon = abs(lon_step / SCALE * _DEG - x_lon)
+    dlat = abs(lat_step / COORD_SCALE * _DEG - x_lat) / 2.0
+    dlon = abs(lon_step / COORD_SCALE * _DEG - x_lon)
     if dlon > math.pi:
         dlon = 2.0 * math.pi - dlon
     dlon /= 2.0
@@ -174,8 +176,8 @@ def _closest_both(
     is the same for both answers, and a tie moves only the answer it favours.
     """
     tla, tlo, cos_t, x, y, z = target
-    prune = within_km < R * math.pi / 2
-    cap = within_km / R  # nothing farther can be the answer
+    prune = within_km < EARTH_RADIUS_KM * math.pi / 2
+    cap = within_km / EARTH_RADIUS_KM  # nothing farther can be the answer
     if prune:
         h_cap = 1.0
         for k in range(lo, hi + 1):
@@ -204,17 +206,17 @@ def _closest_both(
             near_vertex = h <= h_vertex
             low = 2.0 * math.sqrt(h)  # asin(u) >= u
             if use_segment:
-                use_segment = (prev_low + low - (vert_cum[k] - vert_cum[k - 1]) / R) / 2.0 <= min(cap, best_d) + 1e-9
+                use_segment = (prev_low + low - (vert_cum[k] - vert_cum[k - 1]) / EARTH_RADIUS_KM) / 2.0 <= min(cap, best_d) + 1e-9
             prev_low = low
         if not (near_vertex or use_segment):
             have_prev = False
             continue
         if use_segment and not have_prev:
-            ax, ay, az = _unit(vert_lat[k - 1], vert_lon[k - 1])
-        vx, vy, vz = _unit(vert_lat[k], vert_lon[k])
+            ax, ay, az = unit_vector(vert_lat[k - 1], vert_lon[k - 1])
+        vx, vy, vz = unit_vector(vert_lat[k], vert_lon[k])
         along = vert_cum[k]
         if near_vertex:
-            d = _angle(x, y, z, vx, vy, vz)
+            d = arc_angle(x, y, z, vx, vy, vz)
             if d < best_d:
                 best_d, best_a, bx, by, bz = d, along, vx, vy, vz
                 late_a, lx, ly, lz = along, vx, vy, vz
@@ -242,8 +244,8 @@ def _closest_both(
                     s2 = (cy * vz - cz * vy) * nx + (cz * vx - cx * vz) * ny + (cx * vy - cy * vx) * nz
                     if s1 > 0 and s2 > 0:
                         seg = vert_cum[k] - vert_cum[k - 1]
-                        fd = _angle(x, y, z, cx, cy, cz)
-                        fa = vert_cum[k - 1] + min(_angle(ax, ay, az, cx, cy, cz) * R, seg)
+                        fd = arc_angle(x, y, z, cx, cy, cz)
+                        fa = vert_cum[k - 1] + min(arc_angle(ax, ay, az, cx, cy, cz) * EARTH_RADIUS_KM, seg)
                         if fd < best_d:
                             best_d, best_a, bx, by, bz = fd, fa, cx, cy, cz
                             late_a, lx, ly, lz = fa, cx, cy, cz
@@ -256,7 +258,7 @@ def _closest_both(
         ax, ay, az = vx, vy, vz
         have_prev = True
     return (
-        best_d * R, best_a, math.degrees(math.asin(min(1.0, max(-1.0, bz)))), math.degrees(math.atan2(by, bx)),
+        best_d * EARTH_RADIUS_KM, best_a, math.degrees(math.asin(min(1.0, max(-1.0, bz)))), math.degrees(math.atan2(by, bx)),
         late_a, math.degrees(math.asin(min(1.0, max(-1.0, lz)))), math.degrees(math.atan2(ly, lx)),
     )
 
@@ -341,14 +343,14 @@ def vertex_cap(vert_lat: NDArray[np.int32], vert_lon: NDArray[np.int32], lo: int
     """
     sx = sy = sz = 0.0
     for k in range(lo, hi + 1):
-        vx, vy, vz = _unit(vert_lat[k], vert_lon[k])
+        vx, vy, vz = unit_vector(vert_lat[k], vert_lon[k])
         sx, sy, sz = sx + vx, sy + vy, sz + vz
     length = math.sqrt(sx * sx + sy * sy + sz * sz)
     if length > 0:
         sx, sy, sz = sx / length, sy / length, sz / length
     far = 1.0
     for k in range(lo, hi + 1):
-        vx, vy, vz = _unit(vert_lat[k], vert_lon[k])
+        vx, vy, vz = unit_vector(vert_lat[k], vert_lon[k])
         far = min(far, vx * sx + vy * sy + vz * sz)
     return sx, sy, sz, length, far
 
@@ -378,7 +380,7 @@ def near_parts(
     n = rows.shape[0]
     first = np.full(n, -1, dtype=np.int64)
     last = np.full(n, -1, dtype=np.int64)
-    reach = within_km / R + _PART_MARGIN
+    reach = within_km / EARTH_RADIUS_KM + _PART_MARGIN
     i = 0
     while i < n:
         row = rows[i]

@@ -49,6 +49,7 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
+from ..geo import latlon_to_unit
 from .places import Place, load_places, normalize_place_name
 
 __all__ = [
@@ -192,13 +193,6 @@ class _Market:
     country_list: list[int]
 
 
-def _unit(lat_deg: F64, lon_deg: F64) -> F64:
-    lat = np.radians(lat_deg)
-    lon = np.radians(lon_deg)
-    c = np.cos(lat)
-    return np.stack((c * np.cos(lon), c * np.sin(lon), np.sin(lat)), axis=-1)
-
-
 def _urban_radius_km(population: F64) -> F64:
     return np.maximum(_URBAN_RADIUS_MIN_KM, _URBAN_RADIUS_KM_PER_CBRT_100K * np.cbrt(population / 100_000.0))
 
@@ -215,7 +209,7 @@ def _drop_districts(places: list[Place]) -> tuple[list[Place], list[float]]:
     lat = np.array([p.lat for p in places], dtype=np.float64)
     lon = np.array([p.lon for p in places], dtype=np.float64)
     pop = np.array([p.population for p in places], dtype=np.float64)
-    xyz = _unit(lat, lon)
+    xyz = latlon_to_unit(lat, lon)
     radius = _urban_radius_km(pop) / EARTH_RADIUS_KM
     # Grid cells at least as wide as the largest radius, so the block of
     # cells around a city holds every city whose radius covers it.
@@ -282,7 +276,7 @@ def _market(countries: frozenset[str] | None) -> _Market:
         if cur not in _PRICING:
             cur = _DEFAULT_CURRENCY_EUROPE if info.get("continentcode") == "EU" else _DEFAULT_CURRENCY_ELSEWHERE
         currency.append(cur)
-    xyz = _unit(lat, lon)
+    xyz = latlon_to_unit(lat, lon)
     country = np.array([country_index[p.country] for p in places], dtype=np.int32)
     return _Market(
         places=places,
@@ -883,7 +877,7 @@ def _corridor_end(market: _Market, end: Endpoint) -> _End:
         raise ValueError(f"{name}: ({lat}, {lon}) is not a place on Earth")
     lat, lon = round(float(lat), 5), round(float(lon), 5)
     # Local rules (time zone, currency) are those of the nearest market city.
-    nearest = int(np.argmax(market.xyz @ _unit(np.array(lat), np.array(lon))))
+    nearest = int(np.argmax(market.xyz @ latlon_to_unit(np.array(lat), np.array(lon))))
     timezone = end.timezone if isinstance(end, Place) else market.timezones[nearest]
     slug = normalize_place_name(name).replace(" ", "-") or "place"
     return _End(name, lat, lon, timezone, market.country_list[nearest], slug)
@@ -931,7 +925,7 @@ def corridor_trips(
         raise ValueError("route_points must be between 2 and 20000")
     market = _market(frozenset(countries) if countries is not None else None)
     a, b = _corridor_end(market, origin), _corridor_end(market, destination)
-    xyz = _unit(np.array([a.lat, b.lat]), np.array([a.lon, b.lon]))
+    xyz = latlon_to_unit(np.array([a.lat, b.lat]), np.array([a.lon, b.lon]))
     km = _angle(xyz[0].tolist(), xyz[1].tolist()) * EARTH_RADIUS_KM
     if km < 2.0 * _MIN_SEGMENT_KM + 1.0:
         raise ValueError(f"{a.name} and {b.name} are {km:.1f} km apart: too close for a corridor")

@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..core.columns import TripColumns
+from ..core.kernels import arc_angle, unit_vector
 from ..geo import COORD_SCALE, EARTH_RADIUS_KM, haversine_km
 
 __all__ = [
@@ -187,13 +188,6 @@ def route_to_samples(cols: TripColumns, rows: NDArray[np.int64]) -> RouteSamples
     return RouteSamples(owner, _grid.lookup(lat_step, lon_step), seg_lo, seg_hi, along)
 
 
-@numba.njit(cache=True, inline="always")
-def _unit(lat_step: int, lon_step: int) -> tuple[float, float, float]:
-    la = math.radians(lat_step / COORD_SCALE)
-    lo = math.radians(lon_step / COORD_SCALE)
-    return math.cos(la) * math.cos(lo), math.cos(la) * math.sin(lo), math.sin(la)
-
-
 @numba.njit(cache=True)
 def _samples(vert_lat, vert_lon, vert_cum, vert_start, rows):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     """Return (owner, lat step, lon step, first segment, last segment, distance along) of the samples of the routes of ``rows``.
@@ -220,12 +214,9 @@ def _samples(vert_lat, vert_lon, vert_cum, vert_start, rows):  # type: ignore[no
     for r in rows:
         first, end = vert_start[r], vert_start[r + 1]
         for k in range(first, end):
-            unit[v, 0], unit[v, 1], unit[v, 2] = _unit(vert_lat[k], vert_lon[k])
+            unit[v, 0], unit[v, 1], unit[v, 2] = unit_vector(vert_lat[k], vert_lon[k])
             if k > first:
-                ax, ay, az = unit[v - 1, 0], unit[v - 1, 1], unit[v - 1, 2]
-                bx, by, bz = unit[v, 0], unit[v, 1], unit[v, 2]
-                cx, cy, cz = ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx
-                seg_len[v - 1] = math.atan2(math.sqrt(cx * cx + cy * cy + cz * cz), ax * bx + ay * by + az * bz) * EARTH_RADIUS_KM
+                seg_len[v - 1] = arc_angle(unit[v - 1, 0], unit[v - 1, 1], unit[v - 1, 2], unit[v, 0], unit[v, 1], unit[v, 2]) * EARTH_RADIUS_KM
                 total += max(int(math.ceil(seg_len[v - 1] / SAMPLE_KM)), 1)
             v += 1
         if end > first:
