@@ -6,7 +6,11 @@ publisher confirms), then starts ``tripsearch worker`` processes; the rate is
 read from their ``/metrics`` over the window in which all of them consume,
 so start-up is not counted. The same trips loaded straight into the backend
 in batches of the worker's size give the bulk-load rate the worker is
-compared with (``extra_info["vs_bulk_load"]``).
+compared with (``extra_info["vs_bulk_load"]``): by a fresh process, as the
+worker's writer is one, into a data directory opened for writing only, as
+the writer opens it (``benchmarks/bulk_load.py``), once before the workers
+and once after (the machine's speed drifts). The CPU per event of the
+workers, of their writer processes and of the broker is recorded beside it.
 
 Sizes: ``TRIPSEARCH_BENCH_WORKER_EVENTS`` (default 1,000, so that `make test`
 runs it once) and, for the latency, ``TRIPSEARCH_BENCH_WORKER_RATE`` events/s
@@ -23,7 +27,7 @@ import threading
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
 
 import httpx
 import numpy as np
@@ -83,6 +87,30 @@ def _children_cpu_s(pid: int) -> float:
     return sum(_cpu_s(c) or 0.0 for c in children)
 
 
+def _broker_cpu_s(broker: Broker) -> float:
+    """Return the CPU seconds the broker's Erlang node has used so far (its ``beam.smp`` process, found by the node's name), 0 where /proc does not show it."""
+    total = 0.0
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if args and args[0].endswith(b"beam.smp") and any(broker.name.encode() in a for a in args):
+            total += _cpu_s(int(cmdline.parent.name)) or 0.0
+    return total
+
+
+def _bulk_load(trips: list[dict[str, Any]], tag: str, backend: str, target: list[str], tmp_path: Path) -> dict[str, float]:
+    """Bulk-load ``trips`` (ids prefixed with ``tag``) in batches of the worker's size in a fresh process, as the worker's writer is one, into a data directory opened as the writer opens it (benchmarks/bulk_load.py); return its figures."""
+    path = tmp_path / f"{tag}.ndjson"
+    path.write_bytes(b"".join(orjson.dumps(dict(t, id=f"{tag}-{t['id']}")) + b"\n" for t in trips))
+    where = ["--data", str(tmp_path / tag), "--write-only"] if backend == "embedded" else target[:4]  # ["--backend", URL, "--index", ALIAS]
+    done = subprocess.run([sys.executable, "-m", "benchmarks.bulk_load", str(path), *where, "--batch", str(BATCH)],
+                          capture_output=True, cwd=Path(__file__).resolve().parent.parent, timeout=900)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    return cast("dict[str, float]", orjson.loads(done.stdout.splitlines()[-1]))
+
+
 def _workers(broker: Broker, topology: Topology, target: list[str], count: int) -> Iterator[list[tuple[subprocess.Popen[bytes], int]]]:
     procs = []
     for _ in range(count):
@@ -124,9 +152,11 @@ def test_worker_throughput(benchmark, rabbitmq: Broker, backend: str, workers: i
     events = _events(EVENTS, f"b{workers}-{pack}")
     trips = [e["trip"] for e in events]
     topology = fresh_topology()
-    run_async(publish(rabbitmq, topology, events, pack))
     target, engine, clean = _target(backend, tmp_path, request)
     try:
+        # The bulk load is measured before and after the workers, and the two taken together: the machine's speed drifts.
+        bulk = [_bulk_load(trips, "bulk-before", backend, target, tmp_path)]
+        run_async(publish(rabbitmq, topology, events, pack))
         window: dict[str, float] = {}
 
         def consume() -> None:
@@ -142,10 +172,12 @@ def test_worker_throughput(benchmark, rabbitmq: Broker, backend: str, workers: i
                         window["start"], window["start_count"] = now, sum(c or 0 for c in counts)
                         window["start_cpu"] = sum(_cpu_s(proc.pid) or 0.0 for proc, _ in procs)
                         window["start_children_cpu"] = sum(_children_cpu_s(proc.pid) for proc, _ in procs)
+                        window["start_broker_cpu"] = _broker_cpu_s(rabbitmq)
                     if "start" in window and sum(c or 0 for c in counts) >= len(events):
                         window["end"], window["end_count"] = now, sum(c or 0 for c in counts)
                         window["end_cpu"] = sum(_cpu_s(proc.pid) or 0.0 for proc, _ in procs)
                         window["end_children_cpu"] = sum(_children_cpu_s(proc.pid) for proc, _ in procs)
+                        window["end_broker_cpu"] = _broker_cpu_s(rabbitmq)
                         return
                     assert time.monotonic() < deadline
                     time.sleep(0.02)
@@ -153,24 +185,16 @@ def test_worker_throughput(benchmark, rabbitmq: Broker, backend: str, workers: i
         benchmark.pedantic(consume, rounds=1, iterations=1)
         consumed = window["end_count"] - window["start_count"]
         rate = consumed / (window["end"] - window["start"]) if consumed else 0.0
-        reference = tripsearch.open(tmp_path / "bulk", refresh_interval=0, snapshot_on_close=False) if backend == "embedded" else None
-        bulk_engine = reference or engine
-        if backend == "elasticsearch":
-            trips = [dict(t, id=f"bulk-{t['id']}") for t in trips]
-        lines = [orjson.dumps(t) for t in trips]
-        started, started_cpu = time.perf_counter(), time.process_time()
-        for i in range(0, len(lines), BATCH):
-            assert bulk_engine.upsert(lines[i : i + BATCH]).rejected == 0
-        bulk_rate = len(trips) / (time.perf_counter() - started)
-        bulk_cpu_us = (time.process_time() - started_cpu) / len(trips) * 1e6
+        bulk.append(_bulk_load(trips, "bulk-after", backend, target, tmp_path))
+        bulk_rate = sum(b["trips"] for b in bulk) / sum(b["seconds"] for b in bulk)
+        bulk_cpu_us = sum(b["cpu_us_per_trip"] for b in bulk) / len(bulk)
         # CPU per event: what a busy machine (other processes on the cores) changes least
         cpu_us = (window["end_cpu"] - window["start_cpu"]) / consumed * 1e6 if consumed and window["end_cpu"] else None
         writer_us = (window["end_children_cpu"] - window["start_children_cpu"]) / consumed * 1e6 if consumed else 0.0
-        if reference is not None:
-            reference.close()
+        broker_us = (window["end_broker_cpu"] - window["start_broker_cpu"]) / consumed * 1e6 if consumed else 0.0
         benchmark.extra_info.update({"events": len(events), "workers": workers, "pack": pack, "write_in": write_in, "events_per_s": round(rate), "measured_events": int(consumed),
-                                     "bulk_load_per_s": round(bulk_rate), "vs_bulk_load": round(rate / bulk_rate, 3),
-                                     "cpu_us_per_event": None if cpu_us is None else round(cpu_us + writer_us), "writer_process_cpu_us_per_event": round(writer_us), "bulk_cpu_us_per_trip": round(bulk_cpu_us)})
+                                     "bulk_load_per_s": round(bulk_rate), "bulk_load_per_s_before_after": [round(b["trips_per_s"]) for b in bulk], "vs_bulk_load": round(rate / bulk_rate, 3),
+                                     "cpu_us_per_event": None if cpu_us is None else round(cpu_us + writer_us), "writer_process_cpu_us_per_event": round(writer_us), "broker_cpu_us_per_event": round(broker_us), "bulk_cpu_us_per_trip": round(bulk_cpu_us)})
     finally:
         engine.close()
         clean()
