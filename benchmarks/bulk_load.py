@@ -9,7 +9,7 @@ writer is a fresh process that opens the backend, moves what the opening
 made out of the garbage collector's generations and writes batches, so the
 bulk load it is compared with does the same here, not inside the test
 process, whose heap (the published events, earlier tests' engines) made
-the same load take 48 to 96 us of CPU a trip from one test to the next.
+the same load take 48 to 147 us of CPU a trip from one test to the next.
 Only the loop over the batches is timed: opening is not.
 
 ``--write-only`` opens the data directory as the worker's writer does
