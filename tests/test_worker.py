@@ -185,6 +185,41 @@ def test_duplicates_and_shuffled_versions_end_at_the_highest_version(rabbitmq: B
     assert counter(worker, "tripsearch_worker_events_dead_lettered") == 0
 
 
+def test_a_batch_waits_for_more_events_only_while_the_writer_is_busy(rabbitmq: Broker, embedded: Callable[..., Backend]) -> None:
+    """Group commit: with a batch timeout of a minute, an event published to an idle worker is written at once; a full queue still goes in full batches."""
+    events, expected = make_events(2000, seed=5, duplicates=0)
+    topology = fresh_topology()
+    publish_sync(rabbitmq, topology, events)
+    backend = embedded()
+    lone = dict(_base_trips()[1], id="lone-1", version=1)
+    took: list[float] = []
+
+    async def lone_event(worker: Worker) -> None:
+        deadline = time.monotonic() + 120
+        while counter(worker, "tripsearch_worker_events_acked") < len(events):  # the full queue first
+            assert time.monotonic() < deadline, "the queue was not drained"
+            await asyncio.sleep(0.05)
+        batches = _batches(worker)
+        await publish(rabbitmq, topology, [trip_event(lone)])
+        start = time.monotonic()
+        while counter(worker, "tripsearch_worker_events_acked") < len(events) + 1:
+            assert time.monotonic() - start < 30, "the lone event waited for the batch timeout"
+            await asyncio.sleep(0.01)
+        took.append(time.monotonic() - start)
+        assert _batches(worker) == batches + 1
+
+    worker = run_async(run_worker(backend, rabbitmq, topology, lone_event, batch_size=200, batch_timeout_s=60.0))
+    assert state_of(backend, sorted(expected)) == live(expected)
+    assert backend.get("lone-1")["version"] == 1
+    assert took[0] < 10  # seconds; the batch timeout is 60
+    # 2,000 events in batches of up to 200: the first batch goes out with what had arrived, then the writer is busy
+    assert _batches(worker) <= 2000 // 200 * 3
+
+
+def _batches(worker: Worker) -> float:
+    return sum(s.value for m in worker.metrics.registry.collect() if m.name == "tripsearch_worker_batch_size" for s in m.samples if s.name.endswith("_count"))
+
+
 def regular_trip_versions(trip: dict[str, Any]) -> list[dict[str, Any]]:
     """Return the documents of a regular trip's life, versions 1 to 6, as the platform's write path makes them.
 

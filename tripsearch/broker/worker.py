@@ -4,9 +4,11 @@ Each batch (many events, one write) goes through two stages, one after the other
 for a batch, side by side for consecutive batches:
 
 1. on the event loop: take messages as the broker delivers them, at most ``prefetch``
-   unacknowledged (the broker's back-pressure), until ``batch_size`` events or
-   ``batch_timeout_s`` after the first, and parse each; a message that is not a valid
-   event is dead-lettered with the reason;
+   unacknowledged (the broker's back-pressure), until ``batch_size`` events,
+   ``batch_timeout_s`` after the first, or at once when the writer has nothing to write
+   (group commit: at a low rate an event is written as it comes, under load the batch
+   fills while the writer works), and parse each; a message that is not a valid event
+   is dead-lettered with the reason;
 2. in the writer (:mod:`tripsearch.broker.writer`: a thread, or the child process
    `tripsearch worker` starts): write the upserts and the deletes to the backend; a batch
    is done once the write is durable (embedded: committed to SQLite; Elasticsearch:
@@ -157,6 +159,7 @@ class Worker:
         self._own_writer = not isinstance(backend, BatchWriter)
         self._writer: BatchWriter = backend if isinstance(backend, BatchWriter) else ThreadWriter(backend)
         self._stopping = asyncio.Event()
+        self._writer_idle = asyncio.Event()  # no batch with the writer, none waiting for it: the next one goes at once
         self._consuming = False
         self._backend_ok = True
         self._connected_once = False
@@ -247,6 +250,7 @@ class Worker:
             depth = asyncio.ensure_future(self._watch_depth(connection))
             # While the writer has its batches (_write_batches), the next is collected and parsed here and waits.
             ready: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
+            self._writer_idle.set()
             writing = asyncio.ensure_future(self._write_batches(ready, dead))
             self._consuming = True
             self.metrics.broker_up.set(1)
@@ -282,12 +286,19 @@ class Worker:
                 pass
 
     async def _collect(self, inbox: asyncio.Queue[Delivery], closed: asyncio.Future[Any], writing: asyncio.Future[None]) -> list[Delivery]:
-        """Return messages of up to ``batch_size`` events (one pack may pass it), waiting at most ``batch_timeout_s`` after the first; early when stopping, when the channel closes or the writer fails."""
+        """Return messages of up to ``batch_size`` events (one pack may pass it), waiting at most ``batch_timeout_s`` after the first.
+
+        Early: as soon as the writer is idle and no more messages are here (so
+        at a low rate a batch waits for nothing; under load the writer is busy
+        and batches fill), when stopping, when the channel closes or the writer
+        fails.
+        """
         loop = asyncio.get_running_loop()
         batch: list[Delivery] = []
         events = 0
         deadline = 0.0
         stopping = asyncio.ensure_future(self._stopping.wait())
+        idle: asyncio.Future[Any] | None = None
         try:
             while events < self.settings.batch_size:
                 if not inbox.empty():
@@ -295,11 +306,15 @@ class Worker:
                     events += _events_in(batch[-1])
                     deadline = deadline or loop.time() + self.settings.batch_timeout_s
                     continue
+                if batch and self._writer_idle.is_set():
+                    break
                 timeout = None if not batch else deadline - loop.time()
                 if timeout is not None and timeout <= 0:
                     break
+                if batch and idle is None:
+                    idle = asyncio.ensure_future(self._writer_idle.wait())
                 getter = asyncio.ensure_future(inbox.get())
-                await asyncio.wait({getter, stopping, closed, writing}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({getter, stopping, closed, writing, *([idle] if idle else [])}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 if not getter.done():
                     getter.cancel()
                     break
@@ -308,10 +323,14 @@ class Worker:
                 deadline = deadline or loop.time() + self.settings.batch_timeout_s
         finally:
             stopping.cancel()
+            if idle is not None:
+                idle.cancel()
         return batch
 
     async def _hand_over(self, ready: asyncio.Queue[_Batch | None], batch: _Batch | None, closed: asyncio.Future[Any], writing: asyncio.Future[None]) -> None:
         """Queue ``batch`` for the writer once it has room (None: no more batches); raise if the channel closes or the writer fails first."""
+        if batch is not None:
+            self._writer_idle.clear()  # here, not when the writer takes it: the next batch must not go out small meanwhile
         putting = asyncio.ensure_future(ready.put(batch))
         try:
             await asyncio.wait({putting, closed, writing}, return_when=asyncio.FIRST_COMPLETED)
@@ -362,6 +381,8 @@ class Worker:
                         in_flight.append((batch, await self._submit(batch), time.perf_counter()))
                 if in_flight and in_flight[0][1].done():
                     await self._handle(*in_flight.popleft(), dead)
+                    if not in_flight and ready.empty() and not (getter is not None and getter.done()):
+                        self._writer_idle.set()
         finally:
             if getter is not None:
                 getter.cancel()

@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--declare-only", action="store_true", help="declare the exchanges, queues and bindings, then exit")
     p.add_argument("--prefetch", type=int, default=_env_number("TRIPSEARCH_WORKER_PREFETCH", 2000, low=1), help="unacknowledged events at most (env TRIPSEARCH_WORKER_PREFETCH, default %(default)s)")
     p.add_argument("--batch-size", type=int, default=_env_number("TRIPSEARCH_WORKER_BATCH_SIZE", 500, low=1), help="events per write at most (env TRIPSEARCH_WORKER_BATCH_SIZE, default %(default)s)")
-    p.add_argument("--batch-timeout", type=float, default=_env_number("TRIPSEARCH_WORKER_BATCH_TIMEOUT", 0.2, kind=float, low=0), help="seconds a batch waits for more events after its first (env TRIPSEARCH_WORKER_BATCH_TIMEOUT, default %(default)s)")
+    p.add_argument("--batch-timeout", type=float, default=_env_number("TRIPSEARCH_WORKER_BATCH_TIMEOUT", 0.2, kind=float, low=0), help="seconds a batch waits for more events after its first, at most: an idle writer takes what has come at once (env TRIPSEARCH_WORKER_BATCH_TIMEOUT, default %(default)s)")
     p.add_argument("--metrics-port", type=int, default=_env_number("TRIPSEARCH_WORKER_METRICS_PORT", None, low=0, high=65535), help="serve /metrics and /ready on this port (0: any free port; env TRIPSEARCH_WORKER_METRICS_PORT, default: none)")
     p.add_argument("--metrics-host", default=os.environ.get("TRIPSEARCH_WORKER_METRICS_HOST", "127.0.0.1"))
     p.add_argument("--write-in", choices=("process", "thread"), default=os.environ.get("TRIPSEARCH_WORKER_WRITE_IN", "process"),
