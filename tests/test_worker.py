@@ -150,8 +150,9 @@ async def run_worker(backend: Backend, broker: Broker, topology: Topology, durin
     return worker
 
 
-def counter(worker: Worker, name: str) -> float:
-    return sum(s.value for m in worker.metrics.registry.collect() if m.name == name for s in m.samples if s.name.endswith("_total"))
+def counter(worker: Worker, name: str, sample: str = "_total") -> float:
+    """Return a metric's value summed over its labels: a counter's total, or (``sample="_count"``) how many a histogram observed."""
+    return sum(s.value for m in worker.metrics.registry.collect() if m.name == name for s in m.samples if s.name.endswith(sample))
 
 
 @pytest.fixture
@@ -199,25 +200,21 @@ def test_a_batch_waits_for_more_events_only_while_the_writer_is_busy(rabbitmq: B
         while counter(worker, "tripsearch_worker_events_acked") < len(events):  # the full queue first
             assert time.monotonic() < deadline, "the queue was not drained"
             await asyncio.sleep(0.05)
-        batches = _batches(worker)
+        batches = counter(worker, "tripsearch_worker_batch_size", "_count")
         await publish(rabbitmq, topology, [trip_event(lone)])
         start = time.monotonic()
         while counter(worker, "tripsearch_worker_events_acked") < len(events) + 1:
             assert time.monotonic() - start < 30, "the lone event waited for the batch timeout"
             await asyncio.sleep(0.01)
         took.append(time.monotonic() - start)
-        assert _batches(worker) == batches + 1
+        assert counter(worker, "tripsearch_worker_batch_size", "_count") == batches + 1
 
     worker = run_async(run_worker(backend, rabbitmq, topology, lone_event, batch_size=200, batch_timeout_s=60.0))
     assert state_of(backend, sorted(expected)) == live(expected)
     assert backend.get("lone-1")["version"] == 1
     assert took[0] < 10  # seconds; the batch timeout is 60
     # 2,000 events in batches of up to 200: the first batch goes out with what had arrived, then the writer is busy
-    assert _batches(worker) <= 2000 // 200 * 3
-
-
-def _batches(worker: Worker) -> float:
-    return sum(s.value for m in worker.metrics.registry.collect() if m.name == "tripsearch_worker_batch_size" for s in m.samples if s.name.endswith("_count"))
+    assert counter(worker, "tripsearch_worker_batch_size", "_count") <= 2000 // 200 * 3
 
 
 def regular_trip_versions(trip: dict[str, Any]) -> list[dict[str, Any]]:
