@@ -337,6 +337,7 @@ def test_bad_events_are_dead_lettered_with_the_reason_and_good_ones_around_them_
         (dict(trip_event(trip), type="trip.exploded"), "type", "must be one of"),
         (delete_event("bad-2", 1) | {"version": "7"}, "version", "must be an integer"),
         (trip_event(trip) | {"trip_id": "other"}, "trip.id", "must equal trip_id"),
+        (trip_event(trip) | {"version": 2}, "trip.version", "must equal version 2"),
         (trip_event(dict(trip, seats_available=trip["seats_total"] + 1)), "trip.seats_available", "seats_total"),
         (trip_event(dict(trip, stops=trip["stops"][:1])), "trip.stops", "must have 2 to 20 stops"),
     ]
@@ -474,12 +475,12 @@ def test_a_writer_process_that_cannot_open_its_backend_says_why(tmp_path: Path) 
     writer.close()
     # a cluster that cannot be reached now is the backend being unavailable: the worker holds its batch and retries
     down = WriterProcess(f"http://127.0.0.1:{free_port()}", index="trips")
-    failed = down.submit([b"{}"], [])
+    failed = down.submit([("t", 1, b"{}")], [])
     with pytest.raises(BackendUnavailable, match="cannot be reached"):
         failed.result(timeout=60)
     down.close()
     with pytest.raises(WriterProcessError, match="closed"):
-        down.submit([b"{}"], []).result(timeout=5)
+        down.submit([("t", 1, b"{}")], []).result(timeout=5)
 
 
 def test_a_writer_process_left_open_does_not_keep_its_parent_from_exiting(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ against both.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Mapping, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Iterable, Literal, Mapping, NamedTuple, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import orjson
@@ -188,12 +188,16 @@ class ParsedUpserts:
     latest: dict[str, Latest]
 
 
-def parse_upserts(trips: Iterable[TripInput] | ParsedUpserts) -> tuple[list[Trip | ItemResult], dict[str, Latest]]:
+def parse_upserts(trips: Iterable[TripInput] | ParsedUpserts, expect: Sequence[tuple[str, int]] | None = None) -> tuple[list[Trip | ItemResult], dict[str, Latest]]:
     """Parse the inputs of an upsert: each becomes a :class:`Trip` or a ``rejected`` item (``line`` = position + 1).
 
     Also returns, by id, the input holding its highest version in the call
     (the first of equal versions), the only one a backend needs to write.
     Inputs already parsed (:class:`ParsedUpserts`) are returned as they are.
+
+    ``expect``: the (id, version) each input must carry, as a trip event
+    names its trip; an input that carries another is rejected naming ``id``
+    or ``version``.
     """
     if isinstance(trips, ParsedUpserts):
         return trips.parsed, trips.latest
@@ -201,8 +205,24 @@ def parse_upserts(trips: Iterable[TripInput] | ParsedUpserts) -> tuple[list[Trip
     parsed: list[Trip | ItemResult] = []
     latest: dict[str, Latest] = {}
     with paused_gc():
-        _pick_latest(raws, parse_trips_routes(raws), parsed, latest)
+        outcomes = parse_trips_routes(raws)
+        if expect is not None:
+            _check_expected(outcomes, expect)
+        _pick_latest(raws, outcomes, parsed, latest)
     return parsed, latest
+
+
+def _check_expected(outcomes: list[tuple[Trip, np.ndarray] | InvalidTrip], expect: Sequence[tuple[str, int]]) -> None:
+    if len(expect) != len(outcomes):
+        raise ValueError(f"expect names {len(expect)} trips for {len(outcomes)} inputs")
+    for pos, ((trip_id, version), outcome) in enumerate(zip(expect, outcomes)):
+        if isinstance(outcome, InvalidTrip):
+            continue
+        trip = outcome[0]
+        if trip.id != trip_id:
+            outcomes[pos] = InvalidTrip("id", f"must equal trip_id {trip_id!r}, got {trip.id!r}")
+        elif trip.version != version:
+            outcomes[pos] = InvalidTrip("version", f"must equal version {version}, got {trip.version!r}")
 
 
 def _pick_latest(raws: list[TripInput], outcomes: list[tuple[Trip, np.ndarray] | InvalidTrip], parsed: list[Trip | ItemResult], latest: dict[str, Latest]) -> None:

@@ -12,8 +12,8 @@ for a batch, side by side for consecutive batches:
 2. in the writer (:mod:`tripsearch.broker.writer`: a thread, or the child process
    `tripsearch worker` starts): write the upserts and the deletes to the backend; a batch
    is done once the write is durable (embedded: committed to SQLite; Elasticsearch:
-   every bulk item acknowledged), with a report of the trips the backend rejects, which
-   are dead-lettered too; then publish the dead letters (confirmed by the broker) and
+   every bulk item acknowledged), with a report of the trips rejected (invalid, or not
+   the id and version their event names), which are dead-lettered too; then publish the dead letters (confirmed by the broker) and
    acknowledge each message of the batch.
 
 While batch N is written, batch N+1 waits in the writer's queue (so the writer goes from
@@ -55,7 +55,7 @@ from ..backend import Backend
 from ..errors import BackendUnavailable, TripSearchError
 from .consumer import ConsumerConnection, Delivery, open_consumer
 from .events import PACKED_CONTENT_TYPE, InvalidEvent, Topology, TripEvent, declare_topology, parse_message
-from .writer import BatchWriter, ThreadWriter, Written
+from .writer import BatchWriter, ThreadWriter, Upsert, Written
 
 __all__ = ["WorkerSettings", "Worker", "WorkerMetrics", "WorkerError", "run_worker", "declare_only"]
 
@@ -389,7 +389,7 @@ class Worker:
 
     async def _submit(self, batch: _Batch) -> asyncio.Future[Written]:
         """Hand the batch's upserts and deletes to the writer; return the future of its reports."""
-        upserts = cast("list[bytes]", [e.trip for _, _, e in batch.upserts])  # an upsert has its trip (TripEvent.is_upsert)
+        upserts = cast("list[Upsert]", [(e.trip_id, e.version, e.trip) for _, _, e in batch.upserts])  # an upsert has its trip (TripEvent.is_upsert)
         deletes = [(e.trip_id, e.version) for _, _, e in batch.deletes]
         if not upserts and not deletes:
             nothing: asyncio.Future[Written] = asyncio.get_running_loop().create_future()

@@ -1,8 +1,9 @@
 """Where the worker's backend writes run: a thread of the worker, or a child process beside its event loop.
 
 A worker spends its time in two stages: the event loop takes deliveries
-and reads the events' envelopes; the writer parses the trips and stores
-them (the bulk load's own work). Both writers take a batch's upserts and
+and reads the events' envelopes; the writer parses the trips, checks that
+each is the trip its event names (id and version), and stores them (the
+bulk load's own work). Both writers take a batch's upserts and
 deletes with :meth:`submit` and run the batches one at a time, in the order
 submitted; the worker keeps the next batch submitted while one is written,
 so the writer never waits for the event loop between two batches.
@@ -44,14 +45,15 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from ..backend import Backend, DeleteReport, UpsertReport
+from ..backend import Backend, DeleteReport, ParsedUpserts, UpsertReport, parse_upserts
 from ..errors import BackendUnavailable, TripSearchError
 
-__all__ = ["BatchWriter", "ThreadWriter", "WriterProcess", "WriterProcessError", "Written"]
+__all__ = ["BatchWriter", "ThreadWriter", "Upsert", "WriterProcess", "WriterProcessError", "Written"]
 
 log = logging.getLogger("tripsearch.worker")
 
 Written = tuple[UpsertReport | None, DeleteReport | None]  # a batch's reports (None: the batch had no upserts, or no deletes)
+Upsert = tuple[str, int, bytes]  # an upsert event's trip_id, version and trip document (JSON text)
 _STOP_S = 30.0  # how long close() waits for the child to finish its writes and exit
 _OPEN_S = 120.0  # how long a new child may take to open the backend
 _PIPE_BYTES = 1 << 20  # the requests pipe's buffer: a batch of 500 trips of 2 KB fits while the child writes the one before
@@ -65,8 +67,8 @@ class WriterProcessError(TripSearchError):
 class BatchWriter(Protocol):
     """Writes batches one at a time, in the order submitted."""
 
-    def submit(self, upserts: list[bytes], deletes: list[tuple[str, int]]) -> Future[Written]:
-        """Queue a batch: upserts (trips as JSON text), then deletes ((id, version)); the future resolves once it is durable."""
+    def submit(self, upserts: list[Upsert], deletes: list[tuple[str, int]]) -> Future[Written]:
+        """Queue a batch: upserts ((trip_id, version, trip as JSON text): a trip of another id or version is rejected), then deletes ((id, version)); the future resolves once it is durable."""
         ...
 
     def close(self) -> None:
@@ -81,15 +83,20 @@ class ThreadWriter:
         self._backend = backend
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tripsearch-worker-write")
 
-    def submit(self, upserts: list[bytes], deletes: list[tuple[str, int]]) -> Future[Written]:
+    def submit(self, upserts: list[Upsert], deletes: list[tuple[str, int]]) -> Future[Written]:
         return self._thread.submit(_write, self._backend, upserts, deletes)
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)
 
 
-def _write(backend: Backend, upserts: list[bytes], deletes: list[tuple[str, int]]) -> Written:
-    return (backend.upsert(upserts) if upserts else None, backend.delete(deletes) if deletes else None)
+def _write(backend: Backend, upserts: list[Upsert], deletes: list[tuple[str, int]]) -> Written:
+    report = None
+    if upserts:
+        # parsed here, where the bulk load parses too, and checked against the events' trip_id and version
+        trips = ParsedUpserts(*parse_upserts([trip for _, _, trip in upserts], expect=[(trip_id, version) for trip_id, version, _ in upserts]))
+        report = backend.upsert(trips)
+    return (report, backend.delete(deletes) if deletes else None)
 
 
 class WriterProcess:
@@ -116,7 +123,7 @@ class WriterProcess:
         with self._lock:
             self._current()
 
-    def submit(self, upserts: list[bytes], deletes: list[tuple[str, int]]) -> Future[Written]:
+    def submit(self, upserts: list[Upsert], deletes: list[tuple[str, int]]) -> Future[Written]:
         """Queue a batch (see :class:`BatchWriter`); starts a child first when there is none alive, which takes a second or so."""
         with self._lock:
             try:
@@ -175,7 +182,7 @@ class _Child:
         self._closing = False
         self._lock = threading.Lock()
         self._pending: deque[Future[Written]] = deque()  # sent or about to be, answered in this order
-        self._outbox: queue.SimpleQueue[tuple[list[bytes], list[tuple[str, int]]] | None] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[tuple[list[Upsert], list[tuple[str, int]]] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         context = multiprocessing.get_context("spawn")  # not fork: the parent runs threads and an event loop
         requests_in, self._requests = context.Pipe(duplex=False)
@@ -212,7 +219,7 @@ class _Child:
         except (EOFError, OSError):
             return "unavailable", (f"the writer process exited while opening {target} (exit code {self.process.exitcode})", 1.0)
 
-    def submit(self, batch: tuple[list[bytes], list[tuple[str, int]]]) -> Future[Written]:
+    def submit(self, batch: tuple[list[Upsert], list[tuple[str, int]]]) -> Future[Written]:
         future: Future[Written] = Future()
         # running at once, so never cancelled: the batch goes to the child whatever the caller does, and
         # its answer must find its future (a worker whose session ends cancels what it waits for)
