@@ -33,7 +33,7 @@ from typing import Any, Iterable, Mapping
 
 from ..backend import Backend, DeleteReport, ParsedUpserts, Refresh, SearchResult, TripInput, UpsertReport, delete_targets, parse_upserts
 from ..errors import InvalidTrip, NotFound
-from ..model import parse_trip_route
+from ..model import gc_paused, parse_trip_route
 from ..query.model import Query
 from .matcher import match_trips
 from .store import AlertStore, TripOutcome
@@ -96,6 +96,7 @@ class AlertingBackend:
 
     # -- writes ---------------------------------------------------------------
 
+    @gc_paused  # parsed here, written by the inner backend, matched: the trips are freed before the collector runs again
     def upsert(self, trips: Iterable[TripInput] | ParsedUpserts, refresh: Refresh = False) -> UpsertReport:
         """Write through the inner backend, then match the trips it stored against the alerts."""
         store = self._active_store()

@@ -47,6 +47,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..backend import Backend, DeleteReport, ParsedUpserts, UpsertReport, parse_upserts
 from ..errors import BackendUnavailable, TripSearchError
+from ..model import gc_paused
 
 __all__ = ["BatchWriter", "ThreadWriter", "Upsert", "WriterProcess", "WriterProcessError", "Written"]
 
@@ -90,6 +91,7 @@ class ThreadWriter:
         self._thread.shutdown(wait=True)
 
 
+@gc_paused  # parsed here, written by the backend: the trips are freed before the collector runs again
 def _write(backend: Backend, upserts: list[Upsert], deletes: list[tuple[str, int]]) -> Written:
     report = None
     if upserts:

@@ -6,6 +6,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ...backend import DeleteReport, ParsedUpserts, Refresh, SearchResult, TripInput, UpsertReport
 from ...errors import BackendUnavailable, NotFound
+from ...model import gc_paused
 from ...query.model import Query
 from .connection import Connection, error_reason
 from .indices import Indices
@@ -101,6 +102,7 @@ class ElasticBackend:
 
     # -- writes ---------------------------------------------------------------
 
+    @gc_paused  # the batch's decoded trips are freed before the collector runs again
     def upsert(self, trips: Iterable[TripInput] | ParsedUpserts, refresh: Refresh = False) -> UpsertReport:
         """Store every valid trip whose version is higher than the stored one; report each by input line.
 

@@ -33,7 +33,7 @@ import orjson
 
 from ...backend import DeleteReport, ItemResult, ParsedUpserts, Refresh, SearchResult, TripInput, UpsertReport, delete_targets, parse_upserts
 from ...errors import NotFound, StoreReadOnly, TripSearchError
-from ...model import Trip, trip_to_json
+from ...model import Trip, gc_paused, trip_to_json
 from ..anchors import Anchors, anchor_places
 from ..execute import candidate_days, execute
 from ...query.model import Query, parse_query
@@ -189,6 +189,7 @@ class EmbeddedBackend:
 
     # -- writes ---------------------------------------------------------------
 
+    @gc_paused  # the batch's decoded trips are freed before the collector runs again
     def upsert(self, trips: Iterable[TripInput] | ParsedUpserts, refresh: Refresh = False) -> UpsertReport:
         """Store every valid trip whose version is higher than the stored one; report each by input line.
 
