@@ -7,14 +7,14 @@ for a batch, side by side for consecutive batches:
    unacknowledged (the broker's back-pressure), until ``batch_size`` events,
    ``batch_timeout_s`` after the first, or at once when the writer has nothing to write
    (group commit: at a low rate an event is written as it comes, under load the batch
-   fills while the writer works), and parse each; a message that is not a valid event
-   is dead-lettered with the reason;
+   fills while the writer works), and read each event's envelope; a message that is not
+   a valid event is dead-lettered with the reason;
 2. in the writer (:mod:`tripsearch.broker.writer`: a thread, or the child process
    `tripsearch worker` starts): write the upserts and the deletes to the backend; a batch
    is done once the write is durable (embedded: committed to SQLite; Elasticsearch:
    every bulk item acknowledged), with a report of the trips rejected (invalid, or not
-   the id and version their event names), which are dead-lettered too; then publish the dead letters (confirmed by the broker) and
-   acknowledge each message of the batch.
+   the id and version their event names), which are dead-lettered too; then publish
+   the dead letters (confirmed by the broker) and acknowledge each message of the batch.
 
 While batch N is written, batch N+1 waits in the writer's queue (so the writer goes from
 one to the next without waiting for the event loop) and batch N+2 is collected and
