@@ -87,6 +87,22 @@ def _children_cpu_s(pid: int) -> float:
     return sum(_cpu_s(c) or 0.0 for c in children)
 
 
+def _children_waiting_s(pid: int) -> float:
+    """Return the seconds a process's children (the writer) have spent ready to run but waiting for a core (``/proc/PID/task/TID/schedstat``, second field), 0 where /proc does not show it."""
+    try:
+        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return 0.0
+    total = 0
+    for child in children:
+        for stat in Path(f"/proc/{child}/task").glob("*/schedstat"):
+            try:
+                total += int(stat.read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return total / 1e9
+
+
 def _broker_cpu_s(broker: Broker) -> float:
     """Return the CPU seconds the broker's Erlang node has used so far (its ``beam.smp`` process, found by the node's name), 0 where /proc does not show it."""
     total = 0.0
@@ -175,11 +191,13 @@ def test_worker_throughput(benchmark, rabbitmq: Broker, backend: str, workers: i
                             window["start"], window["start_count"] = now, sum(c or 0 for c in counts)
                             window["start_cpu"] = sum(_cpu_s(proc.pid) or 0.0 for proc, _ in procs)
                             window["start_children_cpu"] = sum(_children_cpu_s(proc.pid) for proc, _ in procs)
+                            window["start_children_waiting"] = sum(_children_waiting_s(proc.pid) for proc, _ in procs)
                             window["start_broker_cpu"] = _broker_cpu_s(rabbitmq)
                         if "start" in window and sum(c or 0 for c in counts) >= len(events):
                             window["end"], window["end_count"] = now, sum(c or 0 for c in counts)
                             window["end_cpu"] = sum(_cpu_s(proc.pid) or 0.0 for proc, _ in procs)
                             window["end_children_cpu"] = sum(_children_cpu_s(proc.pid) for proc, _ in procs)
+                            window["end_children_waiting"] = sum(_children_waiting_s(proc.pid) for proc, _ in procs)
                             window["end_broker_cpu"] = _broker_cpu_s(rabbitmq)
                             return
                         assert time.monotonic() < deadline
@@ -197,9 +215,17 @@ def test_worker_throughput(benchmark, rabbitmq: Broker, backend: str, workers: i
         cpu_us = (window["end_cpu"] - window["start_cpu"]) / consumed * 1e6 if consumed and window["end_cpu"] else None
         writer_us = (window["end_children_cpu"] - window["start_children_cpu"]) / consumed * 1e6 if consumed else 0.0
         broker_us = (window["end_broker_cpu"] - window["start_broker_cpu"]) / consumed * 1e6 if consumed else 0.0
+        # Where the writers' time goes in the window, as shares of it (summed over the workers): on a core, and
+        # ready to run but waiting for one (what the event loops and the broker beside them cost the writers);
+        # the bulk load's share on a core beside it.
+        seconds = (window["end"] - window["start"]) * workers
+        writer_time = {"writer_process_on_cpu": (window["end_children_cpu"] - window["start_children_cpu"]) / seconds,
+                       "writer_process_waiting_for_cpu": (window["end_children_waiting"] - window["start_children_waiting"]) / seconds,
+                       "bulk_on_cpu": sum(b["cpu_us_per_trip"] * b["trips"] for b in bulk) / 1e6 / sum(b["seconds"] for b in bulk)}
         benchmark.extra_info.update({"events": len(events), "workers": workers, "pack": pack, "write_in": write_in, "events_per_s": round(rate), "measured_events": int(consumed),
                                      "bulk_load_per_s": round(bulk_rate), "bulk_load_per_s_before_after": [round(b["trips_per_s"]) for b in bulk], "vs_bulk_load": round(rate / bulk_rate, 3),
-                                     "cpu_us_per_event": None if cpu_us is None else round(cpu_us + writer_us), "writer_process_cpu_us_per_event": round(writer_us), "broker_cpu_us_per_event": round(broker_us), "bulk_cpu_us_per_trip": round(bulk_cpu_us)})
+                                     "cpu_us_per_event": None if cpu_us is None else round(cpu_us + writer_us), "writer_process_cpu_us_per_event": round(writer_us), "broker_cpu_us_per_event": round(broker_us), "bulk_cpu_us_per_trip": round(bulk_cpu_us),
+                                     **{k: round(v, 2) for k, v in writer_time.items()}})
     finally:
         engine.close()
         clean()
