@@ -7,12 +7,14 @@ import sqlite3
 from array import array
 from pathlib import Path
 
+import numpy as np
 import orjson
 
 import tripsearch
 from tests.alerts.test_store import ALERT, Clock
 from tests.api.support import make_trip
 from tripsearch.alerts import AlertStore
+from tripsearch.alerts.store import _index_events
 
 # The feed's tables before the compact feed: a row per event and per (alert, trip) told, and the outbox by alert id.
 ROWS_FEED = """
@@ -103,3 +105,14 @@ def test_a_feed_of_one_row_per_event_is_moved_into_the_compact_feed_when_the_sto
     store = AlertStore(path, clock=clock)
     assert [(e.seq, e.trip_id) for e in store.matches("u-2", plain.id)[0]][:2] == [(10, "t-3"), (9 if later[1].alert_id == plain.id else 8, "t-1")]
     assert store.last_seq() == 10
+
+
+def test_each_event_gets_its_alert_entry_whatever_the_alert_numbers() -> None:
+    """The entries of a batch go in as one statement (alert numbers below 2^31), else row by row: the same rows either way."""
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE feed_alert (alert INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (alert, seq)) WITHOUT ROWID")
+    for alerts, first in (([5, 3, 5, 2**31 - 1, 1], 10), ([2**40, 5, 7], 2**33)):
+        _index_events(db, np.array(alerts, dtype=np.int64), first)
+    assert db.execute("SELECT alert, seq FROM feed_alert ORDER BY alert, seq").fetchall() == sorted(
+        [(5, 10), (3, 11), (5, 12), (2**31 - 1, 13), (1, 14), (2**40, 2**33), (5, 2**33 + 1), (7, 2**33 + 2)]
+    )
