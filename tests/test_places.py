@@ -190,9 +190,16 @@ def test_nearest_place_names_a_point(lat: float, lon: float, name: str, country:
 def test_nearest_place_is_the_nearest_of_all() -> None:
     places = load_places()
     rng = np.random.default_rng(20)
-    # Points anywhere, and points near the antimeridian and the poles.
-    points = np.concatenate([rng.uniform([-90, -180], [90, 180], (150, 2)), [[65.0, 179.99], [65.0, -179.99], [89.9, 0.0], [-89.9, 10.0], [-16.5, -179.9]]])
     lat, lon = np.radians([p.lat for p in places]), np.radians([p.lon for p in places])
+    at = np.degrees(np.stack([lat, lon], axis=1))
+    some, other = rng.integers(0, len(places), 200), rng.integers(0, len(places), 200)
+    # Points anywhere (mostly the sea: the coarse grids and the scan by latitude), near the antimeridian and the
+    # poles; on places, near them and between two (the fine grid: where routes go).
+    points = np.concatenate([
+        rng.uniform([-90, -180], [90, 180], (150, 2)), [[65.0, 179.99], [65.0, -179.99], [89.9, 0.0], [-89.9, 10.0], [-16.5, -179.9]],
+        at[some[:50]], at[some] + rng.normal(0.0, 0.1, (200, 2)), (at[some] + at[other]) / 2,
+    ])  # fmt: skip
+    points[:, 1] = (points[:, 1] + 180.0) % 360.0 - 180.0
     for a, b in points:
         h = np.sin((lat - math.radians(a)) / 2) ** 2 + math.cos(math.radians(a)) * np.cos(lat) * np.sin((lon - math.radians(b)) / 2) ** 2
         best = places[int(np.argmin(h))]
