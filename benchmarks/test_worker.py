@@ -218,14 +218,15 @@ def test_worker_throughput(benchmark, rabbitmq: Broker, backend: str, workers: i
         # Where the writers' time goes in the window, as shares of it (summed over the workers): on a core, and
         # ready to run but waiting for one (what the event loops and the broker beside them cost the writers);
         # the bulk load's share on a core beside it.
+        # (None when the workers had consumed everything by the first poll: a run of a few events, as in CI)
         seconds = (window["end"] - window["start"]) * workers
-        writer_time = {"writer_process_on_cpu": (window["end_children_cpu"] - window["start_children_cpu"]) / seconds,
-                       "writer_process_waiting_for_cpu": (window["end_children_waiting"] - window["start_children_waiting"]) / seconds,
+        writer_time = {"writer_process_on_cpu": (window["end_children_cpu"] - window["start_children_cpu"]) / seconds if seconds else None,
+                       "writer_process_waiting_for_cpu": (window["end_children_waiting"] - window["start_children_waiting"]) / seconds if seconds else None,
                        "bulk_on_cpu": sum(b["cpu_us_per_trip"] * b["trips"] for b in bulk) / 1e6 / sum(b["seconds"] for b in bulk)}
         benchmark.extra_info.update({"events": len(events), "workers": workers, "pack": pack, "write_in": write_in, "events_per_s": round(rate), "measured_events": int(consumed),
                                      "bulk_load_per_s": round(bulk_rate), "bulk_load_per_s_before_after": [round(b["trips_per_s"]) for b in bulk], "vs_bulk_load": round(rate / bulk_rate, 3),
                                      "cpu_us_per_event": None if cpu_us is None else round(cpu_us + writer_us), "writer_process_cpu_us_per_event": round(writer_us), "broker_cpu_us_per_event": round(broker_us), "bulk_cpu_us_per_trip": round(bulk_cpu_us),
-                                     **{k: round(v, 2) for k, v in writer_time.items()}})
+                                     **{k: None if v is None else round(v, 2) for k, v in writer_time.items()}})
     finally:
         engine.close()
         clean()
