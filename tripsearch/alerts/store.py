@@ -432,13 +432,16 @@ class AlertStore:
                 if state is None and out.version is None and not told.get(out.trip_id):
                     continue  # a trip never matched, gone: nothing to tell, and no state that would hide its first write
                 before = told.setdefault(out.trip_id, {})
+                gone = [alert for alert in before if alert not in out.matches]  # read before the new ones go in
                 groups: dict[int, tuple[dict[str, Any], list[int]]] = {}  # the alerts of a group share one body object (AlertIndex.match)
                 for alert, body in out.matches.items():
-                    if alert not in before and alert in alive:
+                    if alert in alive and alert not in before:
                         before[alert] = None
-                        groups.setdefault(id(body), (body, []))[1].append(alert)
+                        group = groups.get(id(body))
+                        if group is None:
+                            group = groups[id(body)] = (body, [])
+                        group[1].append(alert)
                 feed.extend((out.trip_id, version, "match", body, alerts) for body, alerts in groups.values())
-                gone = [alert for alert in before if alert not in out.matches]
                 for alert in gone:
                     del before[alert]
                 if told_gone := [alert for alert in gone if alert in alive]:
