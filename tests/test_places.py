@@ -193,8 +193,8 @@ def test_nearest_place_is_the_nearest_of_all() -> None:
     lat, lon = np.radians([p.lat for p in places]), np.radians([p.lon for p in places])
     at = np.degrees(np.stack([lat, lon], axis=1))
     some, other = rng.integers(0, len(places), 200), rng.integers(0, len(places), 200)
-    # Points anywhere (mostly the sea: the coarse grids and the scan by latitude), near the antimeridian and the
-    # poles; on places, near them and between two (the fine grid: where routes go).
+    # Points anywhere (mostly the sea, far from every place: wide bands of latitude to scan), near the antimeridian
+    # and the poles; on places, near them and between two (where routes go: narrow bands).
     points = np.concatenate([
         rng.uniform([-90, -180], [90, 180], (150, 2)), [[65.0, 179.99], [65.0, -179.99], [89.9, 0.0], [-89.9, 10.0], [-16.5, -179.9]],
         at[some[:50]], at[some] + rng.normal(0.0, 0.1, (200, 2)), (at[some] + at[other]) / 2,
