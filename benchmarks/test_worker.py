@@ -78,23 +78,23 @@ def _cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _children_cpu_s(pid: int) -> float:
-    """Return the CPU seconds of a process's children (the worker's writer process), 0 where /proc does not list them."""
+def _children(pid: int) -> list[int]:
+    """Return a process's children (the worker's writer process), none where /proc does not list them."""
     try:
-        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
-        return 0.0
-    return sum(_cpu_s(c) or 0.0 for c in children)
+        return []
+
+
+def _children_cpu_s(pid: int) -> float:
+    """Return the CPU seconds of a process's children, 0 where /proc does not list them."""
+    return sum(_cpu_s(c) or 0.0 for c in _children(pid))
 
 
 def _children_waiting_s(pid: int) -> float:
-    """Return the seconds a process's children (the writer) have spent ready to run but waiting for a core (``/proc/PID/task/TID/schedstat``, second field), 0 where /proc does not show it."""
-    try:
-        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return 0.0
+    """Return the seconds a process's children have spent ready to run but waiting for a core (``/proc/PID/task/TID/schedstat``, second field), 0 where /proc does not show it."""
     total = 0
-    for child in children:
+    for child in _children(pid):
         for stat in Path(f"/proc/{child}/task").glob("*/schedstat"):
             try:
                 total += int(stat.read_text().split()[1])
