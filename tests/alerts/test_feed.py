@@ -9,12 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+import pytest
 
 import tripsearch
 from tests.alerts.test_store import ALERT, Clock
 from tests.api.support import make_trip
 from tripsearch.alerts import AlertStore
-from tripsearch.alerts.store import _index_events
+from tripsearch.alerts.index import AlertIndex
+from tripsearch.alerts.store import _FEED_ALERT, _clusters, _index_events, place_cluster
+from tripsearch.errors import BackendUnavailable
 
 # The feed's tables before the compact feed: a row per event and per (alert, trip) told, and the outbox by alert id.
 ROWS_FEED = """
@@ -110,9 +113,50 @@ def test_a_feed_of_one_row_per_event_is_moved_into_the_compact_feed_when_the_sto
 def test_each_event_gets_its_alert_entry_whatever_the_alert_numbers() -> None:
     """The entries of a batch go in as one statement (alert numbers below 2^31), else row by row: the same rows either way."""
     db = sqlite3.connect(":memory:")
-    db.execute("CREATE TABLE feed_alert (alert INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (alert, seq)) WITHOUT ROWID")
-    for alerts, first in (([5, 3, 5, 2**31 - 1, 1], 10), ([2**40, 5, 7], 2**33)):
-        _index_events(db, np.array(alerts, dtype=np.int64), first)
-    assert db.execute("SELECT alert, seq FROM feed_alert ORDER BY alert, seq").fetchall() == sorted(
-        [(5, 10), (3, 11), (5, 12), (2**31 - 1, 13), (1, 14), (2**40, 2**33), (5, 2**33 + 1), (7, 2**33 + 2)]
+    db.execute(_FEED_ALERT)
+    for alerts, first, clusters in (([5, 3, 5, 2**31 - 1, 1], 10, [7, 9, 7, 0, 2**45]), ([2**40, 5, 7], 2**33, [1, 7, 1])):
+        _index_events(db, np.array(alerts, dtype=np.int64), first, np.array(clusters, dtype=np.int64))
+    assert db.execute("SELECT cluster, alert, seq FROM feed_alert ORDER BY cluster, alert, seq").fetchall() == sorted(
+        [(7, 5, 10), (9, 3, 11), (7, 5, 12), (0, 2**31 - 1, 13), (2**45, 1, 14), (1, 2**40, 2**33), (7, 5, 2**33 + 1), (1, 7, 2**33 + 2)]
     )
+
+
+def test_entries_keyed_by_alert_alone_are_clustered_when_the_store_opens(tmp_path: Path) -> None:
+    """A file of the release before: alert_terms without clusters, feed_alert keyed by (alert, seq); reads after the upgrade are the same."""
+    path = tmp_path / "alerts.sqlite"
+    clock = Clock(dt.datetime(2027, 2, 1, tzinfo=dt.timezone.utc))
+    store = AlertStore(path, clock=clock)
+    first, second = store.create("u-1", ALERT), store.create("u-1", {**ALERT, "from": ALERT["to"], "to": ALERT["from"]})
+    with tripsearch.open(tmp_path / "data", refresh_interval=0, alerts=store) as engine:
+        engine.upsert([make_trip("t-1", 1), make_trip("t-2", 1)])
+    before = (store.matches("u-1", first.id), store.matches("u-1", second.id), store.owner_events("u-1", 0))
+    assert before[0][0], "the trips match the first alert"
+    store.close()
+    with sqlite3.connect(path) as db:  # as the release before wrote it
+        db.executescript(
+            "CREATE TABLE old (alert INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (alert, seq)) WITHOUT ROWID;"
+            "INSERT INTO old SELECT alert, seq FROM feed_alert; DROP TABLE feed_alert; ALTER TABLE old RENAME TO feed_alert;"
+            "ALTER TABLE alert_terms DROP COLUMN cluster;"
+        )
+    with pytest.raises(BackendUnavailable, match="earlier release"):
+        AlertStore(path, clock=clock, readonly=True)
+    store = AlertStore(path, clock=clock)
+    assert (store.matches("u-1", first.id), store.matches("u-1", second.id), store.owner_events("u-1", 0)) == before
+    with sqlite3.connect(path) as db:
+        clusters = dict(db.execute("SELECT seq, cluster FROM alert_terms"))
+        assert clusters[first.number] == place_cluster(*first.spec.query.from_point, *first.spec.query.to_point) != clusters[second.number]
+        assert {(c, a) for c, a in db.execute("SELECT cluster, alert FROM feed_alert")} == {(clusters[first.number], first.number)}
+    store.delete("u-1", first.id)
+    assert store.matches("u-1", second.id) == before[1] and _feed_rows(path) == []
+    store.close()
+
+def test_the_clusters_of_alerts_the_index_has_not_read_yet_come_from_the_store(tmp_path: Path) -> None:
+    store = AlertStore(tmp_path / "alerts.sqlite", clock=Clock(dt.datetime(2027, 2, 1, tzinfo=dt.timezone.utc)))
+    first = store.create("u-1", ALERT)
+    index = store.index()
+    second = store.create("u-1", {**ALERT, "from": ALERT["to"], "to": ALERT["from"]})  # saved after the index looked
+    expected = [int(place_cluster(*a.spec.query.from_point, *a.spec.query.to_point)) for a in (first, second)]
+    for known in (index, AlertIndex()):
+        alerts, clusters = _clusters(store._db(), known, [second.number, first.number, 10**6])
+        assert alerts.tolist() == [first.number, second.number] and clusters.tolist() == expected
+    store.close()

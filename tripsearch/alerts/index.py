@@ -65,10 +65,10 @@ _KM_PER_DEG = math.radians(1.0) * EARTH_RADIUS_KM
 # The columns of an alert the index reads, in the order AlertStore.terms_after returns them.
 TERM_FIELDS = (
     "seq", "from_lat", "from_lon", "from_r", "to_lat", "to_lon", "to_r", "day_from", "day_to", "expires_s",
-    "time_from", "time_to", "max_price", "options", "min_rating", "seats", "hooked",
+    "time_from", "time_to", "max_price", "options", "min_rating", "seats", "hooked", "cluster",
 )  # fmt: skip
 _FILTER_FIELDS = ("time_from", "time_to", "max_price", "options", "min_rating", "seats")
-_INT_FIELDS = {"seq", "day_from", "day_to", "time_from", "time_to", "options", "seats", "hooked"}
+_INT_FIELDS = {"seq", "day_from", "day_to", "time_from", "time_to", "options", "seats", "hooked", "cluster"}
 _FILTER_BITS = np.array([filter_bit(name) for name in FILTERS], dtype=np.int64)  # match_groups reads the date bit first
 assert FILTERS[0] == "date"
 _PUBLISHED = STATUS_CODES["published"]
@@ -295,6 +295,19 @@ class AlertIndex:
             live = part.alive[rows] & (part.terms.cols["expires_s"][rows] > now)
             out.update(zip(numbers[found][live].tolist(), (part.terms.cols["hooked"][rows[live]] != 0).tolist()))
         return out
+
+    def clusters(self, numbers: NDArray[np.int64]) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
+        """Return, for each alert of ``numbers``, whether it is indexed (deleted or not) and then its ``cluster``."""
+        indexed = np.zeros(len(numbers), dtype=np.bool_)
+        clusters = np.zeros(len(numbers), dtype=np.int64)
+        for part in self.parts:
+            if not len(part):
+                continue
+            at = np.minimum(np.searchsorted(part.numbers, numbers), len(part) - 1)
+            found = part.numbers[at] == numbers
+            clusters[found] = part.terms.cols["cluster"][part.by_number[at[found]]]
+            indexed |= found
+        return indexed, clusters
 
     def match(self, cols: TripColumns, rows: NDArray[np.int64], now: float) -> Matches:
         """Return the matches of trips ``rows`` of ``cols`` with the live alerts not expired at ``now``."""

@@ -24,7 +24,11 @@ Tables:
   an (alert, event number) entry per event, from which an alert's and an
   owner's feeds are read. A trip that matches 76 alerts (a popular city
   pair at a million alerts) writes one feed row and 76 small entries, not
-  76 rows of text and their index entries;
+  76 rows of text and their index entries. The entries are keyed by the
+  alert's ``cluster`` first (its From and To on a grid, :func:`place_cluster`),
+  so the alerts a trip matches together, between the same places, have
+  their entries side by side: a write of 800 matches changes a few pages of
+  that B-tree, not 800 (each page is written whole to the WAL at commit);
 - ``outbox``: the webhook deliveries, one row per event of an alert with a
   webhook, written in the event's transaction (:mod:`tripsearch.alerts.delivery` sends them);
 - ``pending``: trip writes announced but not matched yet (the journal that
@@ -73,7 +77,8 @@ CACHE_KIB = 64 * 1024  # SQLite page cache of each connection to the store, at m
 RETENTION = dt.timedelta(days=7)  # an expired alert (and its feed) is kept this long, then purged
 SUMMARY_FIELDS = ("active", "expired", "owners", "webhooks", "events", "journalled")  # what AlertStore.summary counts
 
-_SCHEMA = """
+_FEED_ALERT = "CREATE TABLE IF NOT EXISTS feed_alert (cluster INTEGER NOT NULL, alert INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (cluster, alert, seq)) WITHOUT ROWID"
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS alerts (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, fields BLOB NOT NULL,
     day_from INTEGER NOT NULL, day_to INTEGER NOT NULL, created_s INTEGER NOT NULL, expires_s INTEGER NOT NULL,
@@ -85,7 +90,8 @@ CREATE TABLE IF NOT EXISTS alert_terms (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, alert_id TEXT NOT NULL UNIQUE,
     from_lat REAL NOT NULL, from_lon REAL NOT NULL, from_r REAL NOT NULL, to_lat REAL NOT NULL, to_lon REAL NOT NULL, to_r REAL NOT NULL,
     day_from INTEGER NOT NULL, day_to INTEGER NOT NULL, expires_s REAL NOT NULL, time_from INTEGER NOT NULL, time_to INTEGER NOT NULL,
-    max_price REAL NOT NULL, options INTEGER NOT NULL, min_rating REAL NOT NULL, seats INTEGER NOT NULL, hooked INTEGER NOT NULL DEFAULT 0
+    max_price REAL NOT NULL, options INTEGER NOT NULL, min_rating REAL NOT NULL, seats INTEGER NOT NULL, hooked INTEGER NOT NULL DEFAULT 0,
+    cluster INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS alert_drops (seq INTEGER PRIMARY KEY AUTOINCREMENT, alert_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS trip_state (trip_id TEXT PRIMARY KEY, version INTEGER NOT NULL, live INTEGER NOT NULL) WITHOUT ROWID;
@@ -95,7 +101,7 @@ CREATE TABLE IF NOT EXISTS feed (
     body BLOB NOT NULL, alerts BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS feed_trip ON feed (trip_id);
-CREATE TABLE IF NOT EXISTS feed_alert (alert INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (alert, seq)) WITHOUT ROWID;
+{_FEED_ALERT};
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO counters VALUES ('event', 1);
 CREATE TABLE IF NOT EXISTS outbox (
@@ -199,7 +205,7 @@ class AlertStore:
             if readonly:
                 if not self.path.is_file():
                     raise BackendUnavailable(f"no alert store at {self.path}")
-                if _has_table(self._db(), "events") or "hooked" not in _columns(self._db(), "alert_terms"):
+                if _has_table(self._db(), "events") or "cluster" not in _columns(self._db(), "alert_terms") or "cluster" not in _columns(self._db(), "feed_alert"):
                     raise BackendUnavailable(f"the alert store {self.path} was written by an earlier release: a writer (tripsearch serve, worker or index) converts it when it opens it")
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -216,6 +222,19 @@ class AlertStore:
                 if "hooked" not in _columns(db, "alert_terms"):
                     db.execute("ALTER TABLE alert_terms ADD COLUMN hooked INTEGER NOT NULL DEFAULT 0")
                     db.execute("UPDATE alert_terms SET hooked = 1 WHERE alert_id IN (SELECT id FROM alerts WHERE webhook_url IS NOT NULL)")
+        if "cluster" not in _columns(db, "alert_terms"):  # before the entries were clustered: each alert's cluster
+            with self._write() as db:
+                if "cluster" not in _columns(db, "alert_terms"):
+                    db.execute("ALTER TABLE alert_terms ADD COLUMN cluster INTEGER NOT NULL DEFAULT 0")
+                    seq, *points = np.array(db.execute("SELECT seq, from_lat, from_lon, to_lat, to_lon FROM alert_terms").fetchall(), dtype=np.float64).reshape(-1, 5).T
+                    db.executemany("UPDATE alert_terms SET cluster = ? WHERE seq = ?", zip(place_cluster(*points).tolist(), seq.astype(np.int64).tolist()))
+        if "cluster" not in _columns(db, "feed_alert"):  # ... and the entries keyed by alert alone
+            with self._write() as db:
+                if "cluster" not in _columns(db, "feed_alert"):
+                    db.execute("ALTER TABLE feed_alert RENAME TO feed_alert_by_alert")
+                    db.execute(_FEED_ALERT)
+                    db.execute("INSERT INTO feed_alert SELECT t.cluster, e.alert, e.seq FROM feed_alert_by_alert e JOIN alert_terms t ON t.seq = e.alert ORDER BY 1, 2, 3")
+                    db.execute("DROP TABLE feed_alert_by_alert")
         missing = "SELECT id, fields, expires_s, webhook_url IS NOT NULL FROM alerts WHERE id NOT IN (SELECT alert_id FROM alert_terms)"
         if db.execute(missing).fetchone() is not None:  # the first release: no terms at all
             with self._write() as db:
@@ -455,7 +474,7 @@ class AlertStore:
             db.executemany("INSERT OR REPLACE INTO trip_alerts VALUES (?, ?)", [(t, _blob(told[t])) for t in retold if told[t]])
             db.executemany("DELETE FROM pending WHERE trip_id = ? AND (version IS NULL OR version <= ?)", cleared)
             db.executemany("INSERT OR REPLACE INTO trip_state VALUES (?, ?, ?)", [(t, v, int(live)) for t, (v, live) in new_states.items()])
-            return _append_feed(db, feed, now, alive)
+            return _append_feed(db, feed, now, alive, _clusters(db, index, alive))
 
     # -- webhook deliveries ---------------------------------------------------
 
@@ -499,8 +518,8 @@ class AlertStore:
         alert = self.get(owner, alert_id)
         before = _decode_cursor(cursor) if cursor else 2**63 - 1
         rows = self._db().execute(
-            f"""SELECT e.seq, f.trip_id, f.version, f.kind, f.at_s, f.body FROM feed_alert e JOIN feed f ON f.seq = {_FEED_ROW.format("e.seq")}
-                WHERE e.alert = ? AND e.seq < ? ORDER BY e.seq DESC LIMIT ?""",
+            f"""SELECT e.seq, f.trip_id, f.version, f.kind, f.at_s, f.body FROM alert_terms t JOIN feed_alert e ON e.cluster = t.cluster AND e.alert = t.seq
+                JOIN feed f ON f.seq = {_FEED_ROW.format("e.seq")} WHERE t.seq = ? AND e.seq < ? ORDER BY e.seq DESC LIMIT ?""",
             (alert.number, before, limit + 1),
         ).fetchall()
         events = [_match_event((seq, alert_id, owner, *rest)) for seq, *rest in rows[:limit]]
@@ -511,7 +530,7 @@ class AlertStore:
         """Return the owner's events after ``after_seq``, oldest first (for a stream that resumes)."""
         rows = self._db().execute(
             f"""SELECT e.seq, t.alert_id, a.owner, f.trip_id, f.version, f.kind, f.at_s, f.body
-                FROM alerts a JOIN alert_terms t ON t.alert_id = a.id JOIN feed_alert e ON e.alert = t.seq AND e.seq > ? JOIN feed f ON f.seq = {_FEED_ROW.format("e.seq")}
+                FROM alerts a JOIN alert_terms t ON t.alert_id = a.id JOIN feed_alert e ON e.cluster = t.cluster AND e.alert = t.seq AND e.seq > ? JOIN feed f ON f.seq = {_FEED_ROW.format("e.seq")}
                 WHERE a.owner = ? ORDER BY e.seq LIMIT ?""",
             (after_seq, owner, limit),
         ).fetchall()
@@ -579,15 +598,17 @@ def _drop(db: sqlite3.Connection, ids: list[str]) -> None:
     """Delete alerts, their feed entries and outbox rows, and the feed rows no alert refers to any more."""
     numbers = [n for (n,) in db.execute("SELECT seq FROM alert_terms WHERE alert_id IN (SELECT value FROM json_each(?))", (orjson.dumps(ids),))]
     listed = orjson.dumps(numbers)
-    rows = [r for (r,) in db.execute(f"SELECT DISTINCT {_FEED_ROW.format('e.seq')} FROM feed_alert e WHERE e.alert IN (SELECT value FROM json_each(?))", (listed,))]
+    entries = "FROM alert_terms t JOIN feed_alert e ON e.cluster = t.cluster AND e.alert = t.seq"
+    rows = [r for (r,) in db.execute(f"SELECT DISTINCT {_FEED_ROW.format('e.seq')} {entries} WHERE t.seq IN (SELECT value FROM json_each(?))", (listed,))]
     db.executemany("INSERT INTO alert_drops (alert_seq) VALUES (?)", [(n,) for n in numbers])
-    for table, column in (("feed_alert", "alert"), ("outbox", "alert"), ("alert_terms", "seq")):
+    db.execute("DELETE FROM feed_alert WHERE (cluster, alert) IN (SELECT cluster, seq FROM alert_terms WHERE seq IN (SELECT value FROM json_each(?)))", (listed,))
+    for table, column in (("outbox", "alert"), ("alert_terms", "seq")):
         db.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT value FROM json_each(?))", (listed,))
     db.execute("DELETE FROM alerts WHERE id IN (SELECT value FROM json_each(?))", (orjson.dumps(ids),))
     # trip_alerts may still name them: a number is never reused, and what is not alive is left out where it is read
     for row in rows:
         (alerts,) = db.execute("SELECT alerts FROM feed WHERE seq = ?", (row,)).fetchone()
-        if not any(db.execute("SELECT 1 FROM feed_alert WHERE alert = ? AND seq = ?", (a, row + i)).fetchone() for i, a in enumerate(_numbers(alerts))):
+        if not any(db.execute(f"SELECT 1 {entries} WHERE t.seq = ? AND e.seq = ?", (a, row + i)).fetchone() for i, a in enumerate(_numbers(alerts))):
             db.execute("DELETE FROM feed WHERE seq = ?", (row,))
 
 
@@ -601,8 +622,28 @@ def _terms(spec: AlertSpec, expires_s: float, hooked: bool) -> tuple[Any, ...]:
         *q.from_point, q.from_radius_km, *q.to_point, q.to_radius_km, spec.day_from, spec.day_to, expires_s,
         0 if q.time_from is None else q.time_from, 24 * 60 - 1 if q.time_to is None else q.time_to,
         math.inf if q.max_price is None else float(q.max_price), option_mask(q.options),
-        -math.inf if q.min_rating is None else float(q.min_rating), q.seats, int(hooked),
+        -math.inf if q.min_rating is None else float(q.min_rating), q.seats, int(hooked), int(place_cluster(*q.from_point, *q.to_point)),
     )  # fmt: skip
+
+
+CLUSTER_DEG = 0.1  # the grid of place_cluster
+CLUSTERS = 4096  # place_cluster's values: 0 to CLUSTERS - 1
+
+
+def place_cluster(from_lat: Any, from_lon: Any, to_lat: Any, to_lon: Any) -> NDArray[np.int64]:
+    """Return the cluster of alerts from and to these points (degrees; scalars or arrays): their cells on a grid of :data:`CLUSTER_DEG`, hashed to one of :data:`CLUSTERS`.
+
+    Only where the ``feed_alert`` entries lie depends on it, never what they
+    say: alerts between the same places share a cluster, and a cluster holds
+    a few of the places' pairs (Fibonacci hashing of the four cells).
+    """
+    def cell(value: Any, low: float, cells: int) -> NDArray[np.int64]:
+        return np.clip(np.round((np.atleast_1d(np.asarray(value, dtype=np.float64)) - low) / CLUSTER_DEG), 0, cells - 1).astype(np.int64)
+
+    rows, columns = round(180 / CLUSTER_DEG) + 1, round(360 / CLUSTER_DEG) + 1
+    cells = ((cell(from_lat, -90, rows) * columns + cell(from_lon, -180, columns)) * rows + cell(to_lat, -90, rows)) * columns + cell(to_lon, -180, columns)
+    hashed = (cells.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - (CLUSTERS - 1).bit_length())
+    return hashed.astype(np.int64).reshape(np.shape(from_lat))
 
 
 # the feed row that holds event number {} (its first event's number is the largest at or below it)
@@ -652,8 +693,25 @@ def _next_event(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT value FROM counters WHERE name = 'event'").fetchone()[0])
 
 
-def _append_feed(db: sqlite3.Connection, feed: list[tuple[str, int, str, dict[str, Any], list[int]]], now: float, hooked: dict[int, bool]) -> int:
-    """Append (trip, version, kind, body, alerts) rows to the feed, numbering their events, with the outbox rows of the alerts ``hooked`` says have a webhook; return how many events."""
+def _clusters(db: sqlite3.Connection, index: AlertIndex, numbers: Iterable[int]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Return the alerts of ``numbers`` (no repeats) that exist, in order, and their clusters (``index`` knows most; those saved since are read)."""
+    wanted = np.sort(np.fromiter(numbers, dtype=np.int64))
+    known, clusters = index.clusters(wanted)
+    if not known.all():
+        newer = dict(db.execute("SELECT seq, cluster FROM alert_terms WHERE seq IN (SELECT value FROM json_each(?))", (orjson.dumps(wanted[~known].tolist()),)))
+        for at in np.flatnonzero(~known).tolist():
+            if (cluster := newer.get(int(wanted[at]))) is not None:
+                known[at], clusters[at] = True, cluster
+    return wanted[known], clusters[known]
+
+
+def _append_feed(
+    db: sqlite3.Connection, feed: list[tuple[str, int, str, dict[str, Any], list[int]]], now: float, hooked: dict[int, bool], clusters: tuple[NDArray[np.int64], NDArray[np.int64]],
+) -> int:  # fmt: skip
+    """Append (trip, version, kind, body, alerts) rows to the feed, numbering their events, with the outbox rows of the alerts ``hooked`` says have a webhook; return how many events.
+
+    ``clusters``: the alerts (sorted) and their clusters, for every alert of the rows.
+    """
     if not feed:
         return 0
     first = seq = _next_event(db)
@@ -668,27 +726,38 @@ def _append_feed(db: sqlite3.Connection, feed: list[tuple[str, int, str, dict[st
             outbox.extend((seq + i, a, now, now) for i, a in enumerate(alerts) if hooked[a])
         seq += len(alerts)
     db.executemany("INSERT INTO feed VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-    _index_events(db, told, first)
+    known, cluster = clusters
+    _index_events(db, told, first, cluster[np.searchsorted(known, told)])
     # the webhook outbox rows commit with the events, so a delivery cannot be lost between them
     db.executemany("INSERT INTO outbox VALUES (?, ?, 'pending', 0, ?, ?, 0, NULL, NULL)", outbox)
     db.execute("UPDATE counters SET value = ? WHERE name = 'event'", (seq,))
     return seq - first
 
 
-def _index_events(db: sqlite3.Connection, alerts: NDArray[np.int64], first: int) -> None:
-    """Add the ``feed_alert`` entry (alert, event number) of each event numbered from ``first``, ``alerts`` their alerts in that order.
+def _index_events(db: sqlite3.Connection, alerts: NDArray[np.int64], first: int, clusters: NDArray[np.int64]) -> None:
+    """Add the ``feed_alert`` entry (cluster, alert, event number) of each event numbered from ``first``, ``alerts`` their alerts in that order and ``clusters`` theirs.
 
     In key order, so the B-tree's pages are visited once each, and as one
-    statement over a JSON array of alert << 32 | (number - first): one
-    ``executemany`` row per event, and the sort of a tuple each, cost twice
-    as much (a batch's events are a hundred times its trips).
+    statement over a JSON array of cluster << 51 | alert << 20 | (number -
+    first) per 2^20 events: one ``executemany`` row per event, and the sort
+    of a tuple each, cost twice as much (a batch's events are a hundred
+    times its trips).
     """
-    order = np.argsort(alerts, kind="stable")  # by alert, then by number (the numbers ascend)
-    if len(alerts) and (int(alerts.min()) < 0 or int(alerts.max()) >= 2**31):  # never seen: alert numbers count up from 1
-        db.executemany("INSERT INTO feed_alert VALUES (?, ?)", zip(alerts[order].tolist(), (order + first).tolist()))
+    if len(alerts) and (int(alerts.min()) < 0 or int(alerts.max()) >= 2**31 or int(clusters.min()) < 0 or int(clusters.max()) >= 2**12):  # never seen
+        order = np.lexsort((alerts, clusters))  # by cluster, by alert, then by number (lexsort is stable)
+        db.executemany("INSERT INTO feed_alert VALUES (?, ?, ?)", zip(clusters[order].tolist(), alerts[order].tolist(), (order + first).tolist()))
         return
-    keys = (alerts[order] << 32) | order
-    db.execute("INSERT INTO feed_alert SELECT value >> 32, (value & 4294967295) + ? FROM json_each(?)", (first, orjson.dumps(keys, option=orjson.OPT_SERIALIZE_NUMPY)))
+    order = np.argsort((clusters << 31) | alerts, kind="stable")  # by cluster, by alert, then by number
+    for start in range(0, len(alerts), _EVENTS_A_STATEMENT):
+        part = order[(order >= start) & (order < start + _EVENTS_A_STATEMENT)]
+        keys = (clusters[part] << 51) | (alerts[part] << 20) | (part - start)
+        db.execute(
+            "INSERT INTO feed_alert SELECT value >> 51, (value >> 20) & 2147483647, (value & 1048575) + ? FROM json_each(?)",
+            (first + start, orjson.dumps(keys, option=orjson.OPT_SERIALIZE_NUMPY)),
+        )
+
+
+_EVENTS_A_STATEMENT = 2**20
 
 
 def _columns(db: sqlite3.Connection, table: str) -> set[str]:
@@ -716,7 +785,7 @@ def _move_rows_feed(db: sqlite3.Connection) -> None:
     shift = 0 if first is None or db.execute("SELECT 1 FROM feed LIMIT 1").fetchone() is None else max(0, _next_event(db) - first)
     events = "FROM events e JOIN alert_terms t ON t.alert_id = e.alert_id"  # the events of alerts that exist
     db.execute(f"INSERT INTO feed SELECT e.seq + ?, e.trip_id, e.version, e.kind, e.at_s, e.body, int64s(t.seq) {events}", (shift,))
-    db.execute(f"INSERT INTO feed_alert SELECT t.seq, e.seq + ? {events}", (shift,))
+    db.execute(f"INSERT INTO feed_alert SELECT t.cluster, t.seq, e.seq + ? {events}", (shift,))
     db.execute("UPDATE counters SET value = max(value, ?) WHERE name = 'event'", (max(last or 0, counted[0] if counted else 0) + shift + 1,))
     db.execute("INSERT OR REPLACE INTO trip_alerts SELECT a.trip_id, int64_list(t.seq) FROM alert_trips a JOIN alert_terms t ON t.alert_id = a.alert_id GROUP BY a.trip_id")
     db.execute(
