@@ -332,7 +332,8 @@ class AlertStore:
                 "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
                 [(i, o, orjson.dumps(spec.to_dict()), spec.day_from, spec.day_to, int(now.timestamp()), int(e)) for i, o, spec, e in rows],
             )
-            db.executemany(_INSERT_TERMS, [(i, *_terms(spec, e, False)) for i, _, spec, e in rows])
+            clusters = place_cluster(*np.array([(*spec.query.from_point, *spec.query.to_point) for _, _, spec, _ in rows], dtype=np.float64).reshape(-1, 4).T).tolist()
+            db.executemany(_INSERT_TERMS, [(i, *_terms(spec, e, False, cluster)) for (i, _, spec, e), cluster in zip(rows, clusters)])
         return [r[0] for r in rows]
 
     def owner_alerts(self, owner: str) -> list[AlertRecord]:
@@ -615,19 +616,23 @@ def _drop(db: sqlite3.Connection, ids: list[str]) -> None:
 _INSERT_TERMS = f"INSERT INTO alert_terms (alert_id, {', '.join(TERM_FIELDS[1:])}) VALUES ({', '.join('?' * len(TERM_FIELDS))})"
 
 
-def _terms(spec: AlertSpec, expires_s: float, hooked: bool) -> tuple[Any, ...]:
-    """Return an alert's :data:`~tripsearch.alerts.index.TERM_FIELDS` but ``seq``, as :func:`~tripsearch.core.kernels.filter_failures` reads the search's."""
+def _terms(spec: AlertSpec, expires_s: float, hooked: bool, cluster: int | None = None) -> tuple[Any, ...]:
+    """Return an alert's :data:`~tripsearch.alerts.index.TERM_FIELDS` but ``seq``, as :func:`~tripsearch.core.kernels.filter_failures` reads the search's.
+
+    ``cluster``: :func:`place_cluster` of its places, when the caller has it already (a batch computes them at once).
+    """
     q = spec.query
     return (
         *q.from_point, q.from_radius_km, *q.to_point, q.to_radius_km, spec.day_from, spec.day_to, expires_s,
         0 if q.time_from is None else q.time_from, 24 * 60 - 1 if q.time_to is None else q.time_to,
         math.inf if q.max_price is None else float(q.max_price), option_mask(q.options),
-        -math.inf if q.min_rating is None else float(q.min_rating), q.seats, int(hooked), int(place_cluster(*q.from_point, *q.to_point)),
+        -math.inf if q.min_rating is None else float(q.min_rating), q.seats, int(hooked),
+        int(place_cluster(*q.from_point, *q.to_point)) if cluster is None else cluster,
     )  # fmt: skip
 
 
 CLUSTER_DEG = 0.1  # the grid of place_cluster
-CLUSTERS = 4096  # place_cluster's values: 0 to CLUSTERS - 1
+CLUSTERS = 4096  # place_cluster's values: 0 to CLUSTERS - 1 (_index_events packs one in 12 bits)
 
 
 def place_cluster(from_lat: Any, from_lon: Any, to_lat: Any, to_lon: Any) -> NDArray[np.int64]:
@@ -743,7 +748,7 @@ def _index_events(db: sqlite3.Connection, alerts: NDArray[np.int64], first: int,
     of a tuple each, cost twice as much (a batch's events are a hundred
     times its trips).
     """
-    if len(alerts) and (int(alerts.min()) < 0 or int(alerts.max()) >= 2**31 or int(clusters.min()) < 0 or int(clusters.max()) >= 2**12):  # never seen
+    if len(alerts) and (int(alerts.min()) < 0 or int(alerts.max()) >= 2**31 or int(clusters.min()) < 0 or int(clusters.max()) >= CLUSTERS):  # never seen
         order = np.lexsort((alerts, clusters))  # by cluster, by alert, then by number (lexsort is stable)
         db.executemany("INSERT INTO feed_alert VALUES (?, ?, ?)", zip(clusters[order].tolist(), alerts[order].tolist(), (order + first).tolist()))
         return
