@@ -15,8 +15,10 @@ cap may reach, then the disks of each tile. A batch of trips:
 2. reads the disks of those tiles; a (trip, group) is a candidate when the
    trip touches the group's From disk and its To disk;
 3. runs the search's own kernels: the pickup of each (trip, From disk) and
-   the dropoff of each (trip, To disk), measured once on the whole route
-   (as :func:`~tripsearch.query.matching.evaluate` does without windows),
+   the dropoff of each (trip, To disk), measured once on the part of the
+   route between its first and last sample in the disk's tiles, half a
+   sample step wider on each side (every point within the radius is there;
+   :func:`~tripsearch.query.matching.evaluate` measures the whole route),
    decide rules 1 and 2 for each candidate; then, for each alert of the
    group alive and whose days hold the pickup's local day,
    :func:`~tripsearch.core.kernels.filter_failures` with the alert's filters.
@@ -105,15 +107,35 @@ def _tile_columns(row: NDArray[np.int64]) -> NDArray[np.int64]:
 _COLUMNS = _tile_columns(np.arange(_ROWS, dtype=np.int64))
 
 
-def route_to_tiles(cols: TripColumns, rows: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Return (row, tile) for every tile a route of ``rows`` passes through at a sample, sorted by row then tile, without repeats.
+class RouteTiles(NamedTuple):
+    """Every tile routes pass through at a sample, once per route, sorted by row then tile, and where along the route (km) its samples there lie."""
+
+    rows: NDArray[np.int64]
+    tiles: NDArray[np.int64]
+    first_km: NDArray[np.float64]  # the first sample in the tile, along the route
+    last_km: NDArray[np.float64]  # the last one
+
+
+def route_to_tiles(cols: TripColumns, rows: NDArray[np.int64]) -> RouteTiles:
+    """Return the tiles the routes of ``rows`` pass through at a sample.
 
     Samples lie on the route (its great-circle segments) every
     :data:`SAMPLE_KM` along it from the start, and at its end.
     """
     rows = np.asarray(rows, dtype=np.int64)
-    keys = np.unique(_sample_tiles(cols.vert_lat, cols.vert_lon, cols.vert_cum, cols.vert_start, rows, _COLUMNS))
-    return keys >> 40, keys & ((1 << 40) - 1)
+    keys, first_km, last_km = _sample_tiles(cols.vert_lat, cols.vert_lon, cols.vert_cum, cols.vert_start, rows, _COLUMNS)
+    keys, first_km, last_km = _spans(keys, first_km, last_km)
+    return RouteTiles(keys >> 40, keys & ((1 << 40) - 1), first_km, last_km)
+
+
+def _spans(keys: NDArray[np.int64], first: NDArray[np.float64], last: NDArray[np.float64]) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+    """Return each key once, sorted, with the smallest of its ``first`` and the largest of its ``last``."""
+    if not len(keys):
+        return keys, first, last
+    order = np.argsort(keys, kind="stable")
+    keys, first, last = keys[order], first[order], last[order]
+    heads = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    return keys[heads], np.minimum.reduceat(first, heads), np.maximum.reduceat(last, heads)
 
 
 @numba.njit(cache=True)
@@ -125,11 +147,13 @@ def _tile_key(lat: float, lon: float, columns: NDArray[np.int64]) -> int:  # pra
 
 @numba.njit(cache=True)
 def _sample_tiles(vert_lat, vert_lon, vert_cum, vert_start, rows, columns):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    """Return ``row << 40 | tile`` of every sample of the routes of ``rows`` (repeats included)."""
+    """Return ``row << 40 | tile`` of the samples of the routes of ``rows``, once per run of samples in one tile, with the run's first and last sample along the route (km)."""
     total = 0
     for r in rows:
         total += int(vert_cum[vert_start[r + 1] - 1] / SAMPLE_KM) + 2
     out = np.empty(total, dtype=np.int64)
+    out_first = np.empty(total, dtype=np.float64)
+    out_last = np.empty(total, dtype=np.float64)
     n = 0
     for r in rows:
         first, last = vert_start[r], vert_start[r + 1] - 1
@@ -159,9 +183,11 @@ def _sample_tiles(vert_lat, vert_lon, vert_cum, vert_start, rows, columns):  # t
             key = (np.int64(r) << 40) | _tile_key(math.degrees(math.asin(min(1.0, max(-1.0, pz / norm)))), math.degrees(math.atan2(py, px)), columns)
             if key != prev:
                 out[n] = key
+                out_first[n] = pos
                 n += 1
                 prev = key
-    return out[:n]
+            out_last[n - 1] = pos
+    return out[:n], out_first[:n], out_last[:n]
 
 
 @lru_cache(maxsize=1 << 16)
@@ -231,14 +257,16 @@ class _Part:
     def drop(self, seqs: NDArray[np.int64]) -> None:
         self.alive &= ~np.isin(self.terms.cols["seq"], seqs)
 
-    def candidates(self, tile_rows: NDArray[np.int64], tile_keys: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """Return the (row, group) whose From and To disks the rows' tiles touch, sorted by group then row."""
-        at = np.searchsorted(self.tile_keys, tile_keys)
+    def candidates(self, route: RouteTiles) -> tuple[NDArray[np.int64], NDArray[np.int64], _Reach]:
+        """Return the (row, group) whose From and To disks the rows' tiles touch, sorted by group then row, and where along each route its samples touch each disk."""
+        at = np.searchsorted(self.tile_keys, route.tiles)
         found = at < len(self.tile_keys)
-        found[found] = self.tile_keys[at[found]] == tile_keys[found]
-        at, rows = at[found], tile_rows[found]
+        found[found] = self.tile_keys[at[found]] == route.tiles[found]
+        at, rows = at[found], route.rows[found]
+        counts = self.tile_start[at + 1] - self.tile_start[at]
         entries = ragged_indices(self.tile_start[at], self.tile_start[at + 1])
-        touched = np.unique((np.repeat(rows, self.tile_start[at + 1] - self.tile_start[at]) << 32) | self.tile_disks[entries])
+        reach = _Reach(*_spans((np.repeat(rows, counts) << 32) | self.tile_disks[entries], np.repeat(route.first_km[found], counts), np.repeat(route.last_km[found], counts)))
+        touched = reach.keys
         rows, disks = touched >> 32, touched & 0xFFFFFFFF
         spans = self.from_start[disks + 1] - self.from_start[disks]
         groups = ragged_indices(self.from_start[disks], self.from_start[disks + 1])
@@ -248,7 +276,55 @@ class _Part:
         keep = touched[at] == wanted if len(touched) else np.zeros(0, dtype=np.bool_)
         rows, groups = rows[keep], groups[keep]
         order = np.lexsort((rows, groups))
-        return rows[order], groups[order]
+        return rows[order], groups[order], reach
+
+
+class _Reach(NamedTuple):
+    """The (row << 32 | disk) a route's samples touch (in a tile of the disk's cover), sorted, and the first and last such sample along the route (km)."""
+
+    keys: NDArray[np.int64]
+    first_km: NDArray[np.float64]
+    last_km: NDArray[np.float64]
+
+    def vertices(self, cols: TripColumns, keys: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Return, for (row << 32 | disk) ``keys`` (each among :attr:`keys`), the first and last vertex of the part of the route that holds every point within the disk's radius.
+
+        A route point within r of a disk's centre lies within ``SAMPLE_KM / 2``
+        along the route of a sample, which is then within ``r + SAMPLE_KM / 2``
+        of the centre, in a tile of the disk's cover (the module's docstring):
+        so between the first such sample less ``SAMPLE_KM / 2`` and the last
+        plus ``SAMPLE_KM / 2``.
+        """
+        at = np.searchsorted(self.keys, keys)
+        pad = SAMPLE_KM / 2 + _MARGIN_KM
+        return _vertex_span(cols.vert_cum, cols.vert_start, keys >> 32, self.first_km[at] - pad, self.last_km[at] + pad)
+
+
+@numba.njit(cache=True)
+def _vertex_span(vert_cum, vert_start, rows, from_km, to_km):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Return, for each row, the last vertex at or before ``from_km`` along its route and the first at or after ``to_km`` (its first and last vertex if none)."""
+    n = rows.shape[0]
+    first = np.empty(n, dtype=np.int64)
+    last = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        lo, hi = vert_start[rows[i]], vert_start[rows[i] + 1] - 1
+        a, b = lo, hi  # the last vertex with cum <= from_km: binary search on [lo, hi]
+        while a < b:
+            mid = (a + b + 1) // 2
+            if vert_cum[mid] <= from_km[i]:
+                a = mid
+            else:
+                b = mid - 1
+        first[i] = a
+        a, b = lo, hi  # the first vertex with cum >= to_km
+        while a < b:
+            mid = (a + b) // 2
+            if vert_cum[mid] >= to_km[i]:
+                b = mid
+            else:
+                a = mid + 1
+        last[i] = max(a, first[i])
+    return first, last
 
 
 class Matches(NamedTuple):
@@ -315,12 +391,12 @@ class AlertIndex:
         rows = rows[cols.status[rows] == _PUBLISHED]
         if not len(rows) or not self.parts:
             return out
-        tile_rows, tile_keys = route_to_tiles(cols, rows)
+        route = route_to_tiles(cols, rows)
         for part in self.parts:  # the list is replaced, never changed, by update
-            item_rows, item_groups = part.candidates(tile_rows, tile_keys)
+            item_rows, item_groups, reach = part.candidates(route)
             if not len(item_rows):
                 continue
-            pickup, dropoff, times, geo_rows, geo_groups = _geometry(cols, part, item_rows, item_groups)
+            pickup, dropoff, times, geo_rows, geo_groups = _geometry(cols, part, item_rows, item_groups, reach)
             if not len(geo_rows):
                 continue
             local_day = filter_failures(geo_rows, times[0], cols.offset_s, cols.price, cols.options, cols.rating, cols.seats_available, _FILTER_BITS, (0, 0), 0, (0, 24 * 60 - 1), np.inf, 0, -np.inf, 0)[0]
@@ -356,11 +432,12 @@ class AlertIndex:
         out.bodies.extend(bodies[i] for i in which.reshape(-1).tolist())
 
 
-def _geometry(cols: TripColumns, part: _Part, rows: NDArray[np.int64], groups: NDArray[np.int64]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+def _geometry(cols: TripColumns, part: _Part, rows: NDArray[np.int64], groups: NDArray[np.int64], reach: _Reach) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """Rules 1 and 2 for candidate (row, group) items: return the pickups, dropoffs (4 x n), times (2 x n), rows and groups of the items that pass.
 
     The pickup depends on the row and the From disk only, the dropoff on the
-    row and the To disk: each is measured once, on the whole route, by
+    row and the To disk: each is measured once, on the part of the route
+    that holds every point within the disk's radius (:meth:`_Reach.vertices`), by
     :func:`~tripsearch.core.kernels.closest_in_ranges`, then
     :func:`~tripsearch.core.kernels.match_ends` decides each item by the
     rule :func:`~tripsearch.core.kernels.match_geometry` decides by and
@@ -373,12 +450,12 @@ def _geometry(cols: TripColumns, part: _Part, rows: NDArray[np.int64], groups: N
     ends = []
     for disk_of_group, latest in ((part.group_from, False), (part.group_to, True)):
         keys, which = np.unique((rows << 32) | disk_of_group[groups], return_inverse=True)
-        r, d = keys >> 32, keys & 0xFFFFFFFF
+        d = keys & 0xFFFFFFFF
         order = np.argsort(d, kind="stable")  # one target after another: the kernel computes each once
+        first, last = reach.vertices(cols, keys[order])
         found = np.empty((4, len(keys)), dtype=np.float64)
         found[:, order] = closest_in_ranges(
-            cols.vert_lat, cols.vert_lon, cols.vert_cum, cols.vert_start[r[order]], cols.vert_start[r[order] + 1] - 1,
-            part.disks[d[order], 0], part.disks[d[order], 1], latest, float(radius[d].max()),
+            cols.vert_lat, cols.vert_lon, cols.vert_cum, first, last, part.disks[d[order], 0], part.disks[d[order], 1], latest, float(radius[d].max()),
         )  # fmt: skip
         ends.append(found[:, which.reshape(-1)])
     pickup, dropoff = ends
