@@ -257,6 +257,14 @@ class _Part:
     def drop(self, seqs: NDArray[np.int64]) -> None:
         self.alive &= ~np.isin(self.terms.cols["seq"], seqs)
 
+    def find(self, numbers: NDArray[np.int64]) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
+        """Return which alerts of ``numbers`` this part holds (deleted or not), and their positions in it."""
+        if not len(self):
+            return np.zeros(len(numbers), dtype=np.bool_), np.zeros(0, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.numbers, numbers), len(self) - 1)
+        found = self.numbers[at] == numbers
+        return found, self.by_number[at[found]]
+
     def candidates(self, route: RouteTiles) -> tuple[NDArray[np.int64], NDArray[np.int64], _Reach]:
         """Return the (row, group) whose From and To disks the rows' tiles touch, sorted by group then row, and where along each route its samples touch each disk."""
         at = np.searchsorted(self.tile_keys, route.tiles)
@@ -363,11 +371,7 @@ class AlertIndex:
         """Return, for each alert of ``numbers`` indexed, not deleted and not expired at ``now``, whether it has a webhook."""
         out: dict[int, bool] = {}
         for part in self.parts:
-            if not len(part):
-                continue
-            at = np.minimum(np.searchsorted(part.numbers, numbers), len(part) - 1)
-            found = part.numbers[at] == numbers
-            rows = part.by_number[at[found]]
+            found, rows = part.find(numbers)
             live = part.alive[rows] & (part.terms.cols["expires_s"][rows] > now)
             out.update(zip(numbers[found][live].tolist(), (part.terms.cols["hooked"][rows[live]] != 0).tolist()))
         return out
@@ -377,11 +381,8 @@ class AlertIndex:
         indexed = np.zeros(len(numbers), dtype=np.bool_)
         clusters = np.zeros(len(numbers), dtype=np.int64)
         for part in self.parts:
-            if not len(part):
-                continue
-            at = np.minimum(np.searchsorted(part.numbers, numbers), len(part) - 1)
-            found = part.numbers[at] == numbers
-            clusters[found] = part.terms.cols["cluster"][part.by_number[at[found]]]
+            found, rows = part.find(numbers)
+            clusters[found] = part.terms.cols["cluster"][rows]
             indexed |= found
         return indexed, clusters
 
