@@ -475,7 +475,7 @@ class AlertStore:
             db.executemany("INSERT OR REPLACE INTO trip_alerts VALUES (?, ?)", [(t, _blob(told[t])) for t in retold if told[t]])
             db.executemany("DELETE FROM pending WHERE trip_id = ? AND (version IS NULL OR version <= ?)", cleared)
             db.executemany("INSERT OR REPLACE INTO trip_state VALUES (?, ?, ?)", [(t, v, int(live)) for t, (v, live) in new_states.items()])
-            return _append_feed(db, feed, now, alive, _clusters(db, index, alive))
+            return _append_feed(db, index, feed, now, alive)
 
     # -- webhook deliveries ---------------------------------------------------
 
@@ -711,11 +711,11 @@ def _clusters(db: sqlite3.Connection, index: AlertIndex, numbers: Iterable[int])
 
 
 def _append_feed(
-    db: sqlite3.Connection, feed: list[tuple[str, int, str, dict[str, Any], list[int]]], now: float, hooked: dict[int, bool], clusters: tuple[NDArray[np.int64], NDArray[np.int64]],
+    db: sqlite3.Connection, index: AlertIndex, feed: list[tuple[str, int, str, dict[str, Any], list[int]]], now: float, hooked: dict[int, bool],
 ) -> int:  # fmt: skip
     """Append (trip, version, kind, body, alerts) rows to the feed, numbering their events, with the outbox rows of the alerts ``hooked`` says have a webhook; return how many events.
 
-    ``clusters``: the alerts (sorted) and their clusters, for every alert of the rows.
+    ``index`` gives the clusters of the alerts told (see :func:`_clusters`).
     """
     if not feed:
         return 0
@@ -731,7 +731,7 @@ def _append_feed(
             outbox.extend((seq + i, a, now, now) for i, a in enumerate(alerts) if hooked[a])
         seq += len(alerts)
     db.executemany("INSERT INTO feed VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-    known, cluster = clusters
+    known, cluster = _clusters(db, index, np.unique(told))
     _index_events(db, told, first, cluster[np.searchsorted(known, told)])
     # the webhook outbox rows commit with the events, so a delivery cannot be lost between them
     db.executemany("INSERT INTO outbox VALUES (?, ?, 'pending', 0, ?, ?, 0, NULL, NULL)", outbox)
