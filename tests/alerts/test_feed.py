@@ -16,7 +16,7 @@ from tests.alerts.test_store import ALERT, Clock
 from tests.api.support import make_trip
 from tripsearch.alerts import AlertStore
 from tripsearch.alerts.index import AlertIndex
-from tripsearch.alerts.store import _FEED_ALERT, _clusters, _index_events, place_cluster
+from tripsearch.alerts.store import _FEED_ALERT, _alive, _index_events, place_cluster
 from tripsearch.errors import BackendUnavailable
 
 # The feed's tables before the compact feed: a row per event and per (alert, trip) told, and the outbox by alert id.
@@ -150,13 +150,14 @@ def test_entries_keyed_by_alert_alone_are_clustered_when_the_store_opens(tmp_pat
     assert store.matches("u-1", second.id) == before[1] and _feed_rows(path) == []
     store.close()
 
-def test_the_clusters_of_alerts_the_index_has_not_read_yet_come_from_the_store(tmp_path: Path) -> None:
+def test_the_alerts_the_index_has_not_read_yet_come_from_the_store_with_their_clusters(tmp_path: Path) -> None:
     store = AlertStore(tmp_path / "alerts.sqlite", clock=Clock(dt.datetime(2027, 2, 1, tzinfo=dt.timezone.utc)))
     first = store.create("u-1", ALERT)
     index = store.index()
     second = store.create("u-1", {**ALERT, "from": ALERT["to"], "to": ALERT["from"]})  # saved after the index looked
     expected = [int(place_cluster(*a.spec.query.from_point, *a.spec.query.to_point)) for a in (first, second)]
     for known in (index, AlertIndex()):
-        alerts, clusters = _clusters(store._db(), known, [second.number, first.number, 10**6])
-        assert alerts.tolist() == [first.number, second.number] and clusters.tolist() == expected
+        alive = _alive(store._db(), known, {second.number, first.number, 10**6}, store.clock())
+        assert alive.hooked == {first.number: False, second.number: False}
+        assert alive.clusters_of(np.array([second.number, first.number])).tolist() == expected[::-1]
     store.close()

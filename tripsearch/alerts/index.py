@@ -367,24 +367,20 @@ class AlertIndex:
             self.parts = parts  # one assignment: a batch matching meanwhile reads the old list or the new one
             self.last_seq = max(self.last_seq, int(added.cols["seq"].max()))
 
-    def alive(self, numbers: NDArray[np.int64], now: float) -> dict[int, bool]:
-        """Return, for each alert of ``numbers`` indexed, not deleted and not expired at ``now``, whether it has a webhook."""
-        out: dict[int, bool] = {}
+    def alive(self, numbers: NDArray[np.int64], now: float) -> tuple[NDArray[np.int64], NDArray[np.bool_], NDArray[np.int64]]:
+        """Return the alerts of ``numbers`` indexed, not deleted and not expired at ``now`` (sorted, no repeats), whether each has a webhook, and its ``cluster``."""
+        numbers = np.unique(numbers)  # sorted: each part's lookups then walk its numbers forwards
+        found: list[tuple[NDArray[np.int64], NDArray[np.bool_], NDArray[np.int64]]] = []
         for part in self.parts:
-            found, rows = part.find(numbers)
-            live = part.alive[rows] & (part.terms.cols["expires_s"][rows] > now)
-            out.update(zip(numbers[found][live].tolist(), (part.terms.cols["hooked"][rows[live]] != 0).tolist()))
-        return out
-
-    def clusters(self, numbers: NDArray[np.int64]) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
-        """Return, for each alert of ``numbers``, whether it is indexed (deleted or not) and then its ``cluster``."""
-        indexed = np.zeros(len(numbers), dtype=np.bool_)
-        clusters = np.zeros(len(numbers), dtype=np.int64)
-        for part in self.parts:
-            found, rows = part.find(numbers)
-            clusters[found] = part.terms.cols["cluster"][rows]
-            indexed |= found
-        return indexed, clusters
+            held, rows = part.find(numbers)
+            t = part.terms.cols
+            live = part.alive[rows] & (t["expires_s"][rows] > now)
+            found.append((numbers[held][live], t["hooked"][rows[live]] != 0, t["cluster"][rows[live]]))
+        if not found:
+            return numbers[:0], np.zeros(0, dtype=np.bool_), numbers[:0]
+        alive, hooked, clusters = (np.concatenate(column) for column in zip(*found))
+        order = np.argsort(alive)  # the parts hold different alerts
+        return alive[order], hooked[order], clusters[order]
 
     def match(self, cols: TripColumns, rows: NDArray[np.int64], now: float) -> Matches:
         """Return the matches of trips ``rows`` of ``cols`` with the live alerts not expired at ``now``."""

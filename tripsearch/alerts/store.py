@@ -55,7 +55,7 @@ from array import array
 from dataclasses import dataclass, replace
 from itertools import chain
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -455,7 +455,7 @@ class AlertStore:
                 gone = [alert for alert in before if alert not in out.matches]  # read before the new ones go in
                 groups: dict[int, tuple[dict[str, Any], list[int]]] = {}  # the alerts of a group share one body object (AlertIndex.match)
                 for alert, body in out.matches.items():
-                    if alert in alive and alert not in before:
+                    if alert in alive.hooked and alert not in before:
                         before[alert] = None
                         group = groups.get(id(body))
                         if group is None:
@@ -464,7 +464,7 @@ class AlertStore:
                 feed.extend((out.trip_id, version, "match", body, alerts) for body, alerts in groups.values())
                 for alert in gone:
                     del before[alert]
-                if told_gone := [alert for alert in gone if alert in alive]:
+                if told_gone := [alert for alert in gone if alert in alive.hooked]:
                     kind = "cancel" if out.status in ("cancelled", "deleted") else "unmatch"
                     feed.append((out.trip_id, version, kind, {"reason": out.status if kind == "cancel" else _unmatch_reason(out.status)}, told_gone))
                 if groups or gone:
@@ -475,7 +475,7 @@ class AlertStore:
             db.executemany("INSERT OR REPLACE INTO trip_alerts VALUES (?, ?)", [(t, _blob(told[t])) for t in retold if told[t]])
             db.executemany("DELETE FROM pending WHERE trip_id = ? AND (version IS NULL OR version <= ?)", cleared)
             db.executemany("INSERT OR REPLACE INTO trip_state VALUES (?, ?, ?)", [(t, v, int(live)) for t, (v, live) in new_states.items()])
-            return _append_feed(db, index, feed, now, alive)
+            return _append_feed(db, feed, now, alive)
 
     # -- webhook deliveries ---------------------------------------------------
 
@@ -665,8 +665,20 @@ def _blob(numbers: Iterable[int]) -> bytes:
     return array("q", numbers).tobytes()
 
 
-def _alive(db: sqlite3.Connection, index: AlertIndex, numbers: set[int], now: float) -> dict[int, bool]:
-    """Return, for each alert of ``numbers`` that exists and has not expired at ``now``, whether it has a webhook.
+class _Alive(NamedTuple):
+    """The alerts that exist and have not expired, among those a transaction looks at."""
+
+    hooked: dict[int, bool]  # each one's number, and whether it has a webhook
+    numbers: NDArray[np.int64]  # theirs sorted (and, harmlessly, those deleted since the index looked) ...
+    clusters: NDArray[np.int64]  # ... with their clusters (place_cluster), where their feed entries go
+
+    def clusters_of(self, numbers: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Return the cluster of each alert of ``numbers`` (each among :attr:`hooked`)."""
+        return self.clusters[np.searchsorted(self.numbers, numbers)]
+
+
+def _alive(db: sqlite3.Connection, index: AlertIndex, numbers: set[int], now: float) -> _Alive:
+    """Return the alerts of ``numbers`` that exist and have not expired at ``now``: whether each has a webhook, and its cluster.
 
     ``index`` answers for the alerts it has read (the store's, brought up to
     date just before the caller's transaction); in the transaction, the
@@ -674,13 +686,18 @@ def _alive(db: sqlite3.Connection, index: AlertIndex, numbers: set[int], now: fl
     are read.
     """
     last_seq, last_drop = index.last_seq, index.last_drop  # before asking it: it may only know more
-    alive = index.alive(np.fromiter(numbers, dtype=np.int64, count=len(numbers)), now)
+    wanted = np.fromiter(numbers, dtype=np.int64, count=len(numbers))
+    alive, hooked, clusters = index.alive(wanted, now)
+    if len(newer := wanted[wanted > last_seq]):
+        rows = db.execute("SELECT seq, hooked, cluster FROM alert_terms WHERE expires_s > ? AND seq IN (SELECT value FROM json_each(?))", (now, orjson.dumps(newer, option=orjson.OPT_SERIALIZE_NUMPY)))
+        read = np.array(rows.fetchall(), dtype=np.int64).reshape(-1, 3)
+        alive, hooked, clusters = np.concatenate((alive, read[:, 0])), np.concatenate((hooked, read[:, 1] != 0)), np.concatenate((clusters, read[:, 2]))
+        order = np.argsort(alive)
+        alive, hooked, clusters = alive[order], hooked[order], clusters[order]
+    out = _Alive(dict(zip(alive.tolist(), hooked.tolist())), alive, clusters)
     for (gone,) in db.execute("SELECT alert_seq FROM alert_drops WHERE seq > ?", (last_drop,)):
-        alive.pop(gone, None)
-    if newer := sorted(n for n in numbers if n > last_seq):
-        rows = db.execute("SELECT seq, hooked FROM alert_terms WHERE expires_s > ? AND seq IN (SELECT value FROM json_each(?))", (now, orjson.dumps(newer)))
-        alive.update((n, bool(hooked)) for n, hooked in rows)
-    return alive
+        out.hooked.pop(gone, None)
+    return out
 
 
 def _names(db: sqlite3.Connection, numbers: set[int]) -> dict[int, tuple[str, str]]:
@@ -698,24 +715,10 @@ def _next_event(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT value FROM counters WHERE name = 'event'").fetchone()[0])
 
 
-def _clusters(db: sqlite3.Connection, index: AlertIndex, numbers: Iterable[int]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Return the alerts of ``numbers`` (no repeats) that exist, in order, and their clusters (``index`` knows most; those saved since are read)."""
-    wanted = np.sort(np.fromiter(numbers, dtype=np.int64))
-    known, clusters = index.clusters(wanted)
-    if not known.all():
-        newer = dict(db.execute("SELECT seq, cluster FROM alert_terms WHERE seq IN (SELECT value FROM json_each(?))", (orjson.dumps(wanted[~known].tolist()),)))
-        for at in np.flatnonzero(~known).tolist():
-            if (cluster := newer.get(int(wanted[at]))) is not None:
-                known[at], clusters[at] = True, cluster
-    return wanted[known], clusters[known]
+def _append_feed(db: sqlite3.Connection, feed: list[tuple[str, int, str, dict[str, Any], list[int]]], now: float, alive: _Alive) -> int:
+    """Append (trip, version, kind, body, alerts) rows to the feed, numbering their events, with the outbox rows of the alerts that have a webhook; return how many events.
 
-
-def _append_feed(
-    db: sqlite3.Connection, index: AlertIndex, feed: list[tuple[str, int, str, dict[str, Any], list[int]]], now: float, hooked: dict[int, bool],
-) -> int:  # fmt: skip
-    """Append (trip, version, kind, body, alerts) rows to the feed, numbering their events, with the outbox rows of the alerts ``hooked`` says have a webhook; return how many events.
-
-    ``index`` gives the clusters of the alerts told (see :func:`_clusters`).
+    Every alert of the rows is among ``alive``.
     """
     if not feed:
         return 0
@@ -724,6 +727,7 @@ def _append_feed(
     told = np.fromiter(chain.from_iterable(alerts for *_, alerts in feed), dtype=np.int64, count=sum(len(alerts) for *_, alerts in feed))
     rows: list[tuple[Any, ...]] = []
     outbox: list[tuple[int, int, float, float]] = []
+    hooked = alive.hooked
     some_hooked = any(hooked.values())
     for trip_id, version, kind, body, alerts in feed:
         rows.append((seq, trip_id, version, kind, now, orjson.dumps(body), told[seq - first : seq - first + len(alerts)].tobytes()))  # the blob _numbers reads
@@ -731,8 +735,7 @@ def _append_feed(
             outbox.extend((seq + i, a, now, now) for i, a in enumerate(alerts) if hooked[a])
         seq += len(alerts)
     db.executemany("INSERT INTO feed VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-    known, cluster = _clusters(db, index, np.unique(told))
-    _index_events(db, told, first, cluster[np.searchsorted(known, told)])
+    _index_events(db, told, first, alive.clusters_of(told))
     # the webhook outbox rows commit with the events, so a delivery cannot be lost between them
     db.executemany("INSERT INTO outbox VALUES (?, ?, 'pending', 0, ?, ?, 0, NULL, NULL)", outbox)
     db.execute("UPDATE counters SET value = ? WHERE name = 'event'", (seq,))
