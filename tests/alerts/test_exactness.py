@@ -20,7 +20,7 @@ trip, to keep the test near a minute and a half.
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -133,6 +133,27 @@ def write_rounds(trips: list[dict[str, Any]], donors: list[dict[str, Any]], seed
     return rounds
 
 
+def assert_feeds_read_whole(store: AlertStore, owners: dict[str, str], trip_ids: set[str]) -> None:
+    """Every alert's feed, page after page, and every owner's stream hold exactly the events the trips' feed rows give them.
+
+    The rows are found by the alerts' places and days (``feed_places``):
+    this checks that those entries miss none of an alert's events.
+    """
+    told: dict[str, list[Any]] = defaultdict(list)
+    for tid in sorted(trip_ids):
+        for event in store.trip_events(tid):
+            told[event.alert_id].append(event)
+    assert sum(map(len, told.values())) > 0
+    for alert_id, owner in owners.items():
+        read, cursor = store.matches(owner, alert_id, limit=7)
+        while cursor is not None:
+            page, cursor = store.matches(owner, alert_id, cursor, limit=7)
+            read += page
+        assert read == sorted(told[alert_id], key=lambda e: -e.seq), alert_id
+    for owner in set(owners.values()):
+        assert store.owner_events(owner, 0, limit=10**6) == sorted((e for a, o in owners.items() if o == owner for e in told[a]), key=lambda e: e.seq)
+
+
 REGIONS = ["europe", "antimeridian", "north_pole", "south_pole", "arctic", "equator"]
 # (alerts, trips) by backend; the rounds write about 1.8 times the trips.
 SIZES = {"embedded": (3000, 1800), "elasticsearch": (300, 360)}
@@ -181,6 +202,7 @@ def test_alerts_match_exactly_what_search_returns(make_engine: Callable[..., Bac
         before = now
     sample = dict(list(alerts.items())[:REFERENCE_SAMPLE])
     assert {p for p in before if p[0] in sample} == reference_pairs(engine, sample, live)
+    assert_feeds_read_whole(store, {a: f"owner-{i % 7}" for i, a in enumerate(alerts)}, {t["id"] for t in trips + donors})
     assert writes >= 1.5 * n_trips and len(before) >= n_alerts // 10, f"{writes} writes made {len(before)} matches: the test proves too little"
 
 
@@ -227,3 +249,4 @@ def test_alerts_of_regular_trips_match_what_search_returns(make_engine: Callable
     assert sum(1 for _, tid in before if tid.startswith("reg-")) >= n_alerts // 20, "few regular trips match: the test proves little"
     sample = dict(list(alerts.items())[:REFERENCE_SAMPLE])
     assert {p for p in before if p[0] in sample} == reference_pairs(engine, sample, live)
+    assert_feeds_read_whole(store, {a: f"owner-{i % 5}" for i, a in enumerate(alerts)}, {t["id"] for t in trips})

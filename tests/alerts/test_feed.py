@@ -1,4 +1,4 @@
-"""The compact match feed: one row per trip write and body, shared by the alerts it tells; and a feed of the older layout moved into it."""
+"""The compact match feed: one row per trip write and body, shared by the alerts it tells, found by their places; and feeds of older layouts moved into it."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pytest
 import tripsearch
 from tests.alerts.test_store import ALERT, Clock
 from tests.api.support import make_trip
-from tripsearch.alerts import AlertStore
+from tripsearch.alerts import AlertRecord, AlertStore
 from tripsearch.alerts.index import AlertIndex
-from tripsearch.alerts.store import _FEED_ALERT, _alive, _index_events, place_cluster
+from tripsearch.alerts.store import RETENTION, _alive, places_key
 from tripsearch.errors import BackendUnavailable
 
 # The feed's tables before the compact feed: a row per event and per (alert, trip) told, and the outbox by alert id.
@@ -38,13 +38,25 @@ def _feed_rows(path: Path) -> list[tuple[int, str, list[int]]]:
         return [(seq, trip, array("q", alerts).tolist()) for seq, trip, alerts in db.execute("SELECT seq, trip_id, alerts FROM feed ORDER BY seq")]
 
 
-def test_alerts_told_by_one_write_share_a_feed_row_until_the_last_of_them_is_deleted(tmp_path: Path) -> None:
-    store = AlertStore(tmp_path / "alerts.sqlite", clock=Clock(dt.datetime(2027, 2, 1, tzinfo=dt.timezone.utc)))
-    first, second = store.create("u-1", ALERT), store.create("u-2", ALERT)
+def _entries(path: Path) -> list[tuple[int, int, int | None]]:
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT places, seq, day FROM feed_places ORDER BY seq, places").fetchall()
+
+
+def _places(alert: AlertRecord) -> int:
+    q = alert.spec.query
+    return int(places_key(*q.from_point, q.from_radius_km, *q.to_point, q.to_radius_km))
+
+
+def test_alerts_told_by_one_write_share_a_feed_row_purged_when_the_last_of_them_has_expired(tmp_path: Path) -> None:
+    clock = Clock(dt.datetime(2027, 2, 1, tzinfo=dt.timezone.utc))
+    store = AlertStore(tmp_path / "alerts.sqlite", clock=clock)
+    first, second = store.create("u-1", ALERT), store.create("u-2", {**ALERT, "date_to": "2027-03-05"})
     with tripsearch.open(tmp_path / "data", refresh_interval=0, alerts=store) as engine:
         engine.upsert([make_trip("t-1")])
         [(row, trip, alerts)] = _feed_rows(store.path)
         assert trip == "t-1" and alerts == [first.number, second.number]
+        assert _entries(store.path) == [(_places(first), row, (dt.date(2027, 3, 1) - dt.date(1970, 1, 1)).days)], "one entry: the alerts share their places"
         events = store.trip_events("t-1")
         assert [(e.seq, e.alert_id, e.owner, e.kind) for e in events] == [(row, first.id, "u-1", "match"), (row + 1, second.id, "u-2", "match")]
         assert events[0].body == events[1].body and store.last_seq() == row + 1
@@ -53,11 +65,22 @@ def test_alerts_told_by_one_write_share_a_feed_row_until_the_last_of_them_is_del
         store.delete("u-1", first.id)
         assert _feed_rows(store.path) == [(row, "t-1", [first.number, second.number])], "the row still tells the second alert"
         assert store.trip_events("t-1") == [events[1]] and store.matched_pairs() == {(second.id, "t-1")}
+        assert store.owner_events("u-1", 0) == [] and store.owner_events("u-2", 0) == [events[1]]
         engine.upsert([{**make_trip("t-1", 2), "status": "full"}])  # full: the second alert is told, the deleted one is not
         assert [(e.alert_id, e.kind, e.body) for e in store.trip_events("t-1")] == [(second.id, "match", events[1].body), (second.id, "unmatch", {"reason": "full"})]
+        assert [(e.seq, e.kind) for e in store.matches("u-2", second.id)[0]] == [(row + 2, "unmatch"), (row + 1, "match")]
+        assert _entries(store.path)[-1] == (_places(second), row + 2, None), "an unmatch is not of one day"
         store.delete("u-2", second.id)
-        assert _feed_rows(store.path) == [] and store.matched_pairs() == set()
+        assert store.trip_events("t-1") == [] and store.matched_pairs() == set() and len(_feed_rows(store.path)) == 2
         assert not store.has_alerts(), "with no alert left, writes need no matching"
+    # the rows go when the last alert they told would have been purged: the second's last day has ended everywhere, and RETENTION passed
+    clock.now = (dt.datetime(2027, 3, 6, 12, tzinfo=dt.timezone.utc) + RETENTION).timestamp() - 1
+    store.create("u-3", {**ALERT, "date_from": "2027-03-20", "date_to": "2027-03-20"})
+    assert len(_feed_rows(store.path)) == 2
+    clock.now += 1
+    store.create("u-3", {**ALERT, "date_from": "2027-03-20", "date_to": "2027-03-20"})
+    assert _feed_rows(store.path) == [] and _entries(store.path) == []
+    store.close()
 
 
 def test_a_feed_of_one_row_per_event_is_moved_into_the_compact_feed_when_the_store_opens(tmp_path: Path) -> None:
@@ -69,7 +92,10 @@ def test_a_feed_of_one_row_per_event_is_moved_into_the_compact_feed_when_the_sto
     store.close()
     body = {"date": "2027-03-01", "score": 1.0}
     with sqlite3.connect(path) as db:  # the file as the release before wrote it
-        db.executescript("DROP TABLE feed; DROP TABLE feed_alert; DROP TABLE trip_alerts; DROP TABLE outbox; DROP TABLE counters; ALTER TABLE alert_terms DROP COLUMN hooked;" + ROWS_FEED)
+        db.executescript(
+            "DROP TABLE feed; DROP TABLE feed_places; DROP TABLE trip_alerts; DROP TABLE outbox; DROP TABLE counters;"
+            "ALTER TABLE alert_terms DROP COLUMN hooked; ALTER TABLE alert_terms DROP COLUMN places;" + ROWS_FEED
+        )
         db.executemany(
             "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -85,6 +111,7 @@ def test_a_feed_of_one_row_per_event_is_moved_into_the_compact_feed_when_the_sto
     store = AlertStore(path, clock=clock)
     with sqlite3.connect(path) as db:
         assert not {"events", "alert_trips", "deliveries"} & {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert _entries(path) == [(_places(hooked), 1, None), (_places(plain), 2, None), (_places(hooked), 5, None)]
     events, cursor = store.matches("u-1", hooked.id)
     assert [(e.seq, e.trip_id, e.version, e.kind, e.body) for e in events] == [(5, "t-2", 3, "cancel", {"reason": "cancelled"}), (1, "t-1", 1, "match", body)]
     assert cursor is None and [e.seq for e in store.owner_events("u-2", 0)] == [2] and store.last_seq() == 7
@@ -110,54 +137,60 @@ def test_a_feed_of_one_row_per_event_is_moved_into_the_compact_feed_when_the_sto
     assert store.last_seq() == 10
 
 
-def test_each_event_gets_its_alert_entry_whatever_the_alert_numbers() -> None:
-    """The entries of a batch go in as one statement (alert numbers below 2^31), else row by row: the same rows either way."""
-    db = sqlite3.connect(":memory:")
-    db.execute(_FEED_ALERT)
-    for alerts, first, clusters in (([5, 3, 5, 2**31 - 1, 1], 10, [7, 9, 7, 0, 2**45]), ([2**40, 5, 7], 2**33, [1, 7, 1])):
-        _index_events(db, np.array(alerts, dtype=np.int64), first, np.array(clusters, dtype=np.int64))
-    assert db.execute("SELECT cluster, alert, seq FROM feed_alert ORDER BY cluster, alert, seq").fetchall() == sorted(
-        [(7, 5, 10), (9, 3, 11), (7, 5, 12), (0, 2**31 - 1, 13), (2**45, 1, 14), (1, 2**40, 2**33), (7, 5, 2**33 + 1), (1, 7, 2**33 + 2)]
-    )
+def test_alerts_of_the_same_places_share_a_key_that_survives_float64() -> None:
+    disks = np.array([[64.1, -21.9, 5.0, 63.9, -21.0, 5.0], [64.1, -21.9, 5.0, 63.9, -21.0, 5.0], [64.1, -21.9, 5.0, 63.9, -21.0, 2.0], [63.9, -21.0, 5.0, 64.1, -21.9, 5.0]])
+    keys = places_key(*disks.T)
+    assert keys[0] == keys[1] and len(set(keys.tolist())) == 3 and keys.min() >= 0 and keys.max() < 2**52
+    assert (keys.astype(np.float64).astype(np.int64) == keys).all() and int(places_key(*disks[2])) == keys[2]
 
 
-def test_entries_keyed_by_alert_alone_are_clustered_when_the_store_opens(tmp_path: Path) -> None:
-    """A file of the release before: alert_terms without clusters, feed_alert keyed by (alert, seq); reads after the upgrade are the same."""
+@pytest.mark.parametrize("release", ["entries by cluster", "entries by alert"])
+def test_a_feed_with_an_entry_per_event_gets_entries_by_places_when_the_store_opens(tmp_path: Path, release: str) -> None:
+    """Files of the releases before: feed_alert with an entry per event, keyed by (cluster, alert, seq) or (alert, seq); reads after the upgrade are the same."""
     path = tmp_path / "alerts.sqlite"
     clock = Clock(dt.datetime(2027, 2, 1, tzinfo=dt.timezone.utc))
     store = AlertStore(path, clock=clock)
     first, second = store.create("u-1", ALERT), store.create("u-1", {**ALERT, "from": ALERT["to"], "to": ALERT["from"]})
+    gone = store.create("u-2", ALERT)
     with tripsearch.open(tmp_path / "data", refresh_interval=0, alerts=store) as engine:
         engine.upsert([make_trip("t-1", 1), make_trip("t-2", 1)])
     before = (store.matches("u-1", first.id), store.matches("u-1", second.id), store.owner_events("u-1", 0))
     assert before[0][0], "the trips match the first alert"
+    rows = _feed_rows(path)
+    store.delete("u-2", gone.id)
     store.close()
-    with sqlite3.connect(path) as db:  # as the release before wrote it
+    with sqlite3.connect(path) as db:  # as the release before wrote it: an entry per event of an alert that exists
+        key = "cluster INTEGER NOT NULL, alert INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (cluster, alert, seq)" if release == "entries by cluster" else "alert INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (alert, seq)"
+        db.execute(f"CREATE TABLE feed_alert ({key}) WITHOUT ROWID")
+        values = "(7, ?, ?)" if release == "entries by cluster" else "(?, ?)"
+        db.executemany(f"INSERT INTO feed_alert VALUES {values}", [(a, seq + i) for seq, _, alerts in rows for i, a in enumerate(alerts) if a != gone.number])
         db.executescript(
-            "CREATE TABLE old (alert INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (alert, seq)) WITHOUT ROWID;"
-            "INSERT INTO old SELECT alert, seq FROM feed_alert; DROP TABLE feed_alert; ALTER TABLE old RENAME TO feed_alert;"
-            "ALTER TABLE alert_terms DROP COLUMN cluster;"
+            "DROP TABLE feed_places; DROP INDEX feed_until; ALTER TABLE feed DROP COLUMN until_s; ALTER TABLE feed DROP COLUMN places;"
+            "ALTER TABLE alert_terms DROP COLUMN places;" + ("ALTER TABLE alert_terms ADD COLUMN cluster INTEGER NOT NULL DEFAULT 7;" if release == "entries by cluster" else "")
         )
     with pytest.raises(BackendUnavailable, match="earlier release"):
         AlertStore(path, clock=clock, readonly=True)
     store = AlertStore(path, clock=clock)
     assert (store.matches("u-1", first.id), store.matches("u-1", second.id), store.owner_events("u-1", 0)) == before
+    assert {(k, seq) for k, seq, _ in _entries(path)} == {(_places(first), seq) for seq, _, _ in rows}, "the second alert's places match no trip"
     with sqlite3.connect(path) as db:
-        clusters = dict(db.execute("SELECT seq, cluster FROM alert_terms"))
-        assert clusters[first.number] == place_cluster(*first.spec.query.from_point, *first.spec.query.to_point) != clusters[second.number]
-        assert {(c, a) for c, a in db.execute("SELECT cluster, alert FROM feed_alert")} == {(clusters[first.number], first.number)}
-    store.delete("u-1", first.id)
-    assert store.matches("u-1", second.id) == before[1] and _feed_rows(path) == []
+        assert "cluster" not in {row[1] for row in db.execute("PRAGMA table_info(alert_terms)")}
+        assert not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'feed_alert'").fetchall()
+        assert {seq: until for seq, until in db.execute("SELECT seq, until_s FROM feed")} == {seq: first.expires.timestamp() for seq, _, _ in rows}
+    AlertStore(path, clock=clock, readonly=True).close()
     store.close()
 
-def test_the_alerts_the_index_has_not_read_yet_come_from_the_store_with_their_clusters(tmp_path: Path) -> None:
+
+def test_the_alerts_the_index_has_not_read_yet_come_from_the_store(tmp_path: Path) -> None:
     store = AlertStore(tmp_path / "alerts.sqlite", clock=Clock(dt.datetime(2027, 2, 1, tzinfo=dt.timezone.utc)))
     first = store.create("u-1", ALERT)
     index = store.index()
-    second = store.create("u-1", {**ALERT, "from": ALERT["to"], "to": ALERT["from"]})  # saved after the index looked
-    expected = [int(place_cluster(*a.spec.query.from_point, *a.spec.query.to_point)) for a in (first, second)]
+    second = store.create("u-1", {**ALERT, "from": ALERT["to"], "to": ALERT["from"], "date_to": "2027-03-04"})  # saved after the index looked
     for known in (index, AlertIndex()):
         alive = _alive(store._db(), known, {second.number, first.number, 10**6}, store.clock())
         assert alive.hooked == {first.number: False, second.number: False}
-        assert alive.clusters_of(np.array([second.number, first.number])).tolist() == expected[::-1]
+        of = alive.of(np.array([second.number, first.number]))
+        assert of["places"].tolist() == [_places(second), _places(first)]
+        assert of["day_to"].tolist() == [second.spec.day_to, first.spec.day_to]
+        assert of["expires_s"].tolist() == [second.expires.timestamp(), first.expires.timestamp()]
     store.close()

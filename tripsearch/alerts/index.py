@@ -40,7 +40,7 @@ import math
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Sequence
 
 import numba
 import numpy as np
@@ -67,10 +67,10 @@ _KM_PER_DEG = math.radians(1.0) * EARTH_RADIUS_KM
 # The columns of an alert the index reads, in the order AlertStore.terms_after returns them.
 TERM_FIELDS = (
     "seq", "from_lat", "from_lon", "from_r", "to_lat", "to_lon", "to_r", "day_from", "day_to", "expires_s",
-    "time_from", "time_to", "max_price", "options", "min_rating", "seats", "hooked", "cluster",
+    "time_from", "time_to", "max_price", "options", "min_rating", "seats", "hooked", "places",
 )  # fmt: skip
 _FILTER_FIELDS = ("time_from", "time_to", "max_price", "options", "min_rating", "seats")
-_INT_FIELDS = {"seq", "day_from", "day_to", "time_from", "time_to", "options", "seats", "hooked", "cluster"}
+_INT_FIELDS = {"seq", "day_from", "day_to", "time_from", "time_to", "options", "seats", "hooked", "places"}
 _FILTER_BITS = np.array([filter_bit(name) for name in FILTERS], dtype=np.int64)  # match_groups reads the date bit first
 assert FILTERS[0] == "date"
 _PUBLISHED = STATUS_CODES["published"]
@@ -367,20 +367,20 @@ class AlertIndex:
             self.parts = parts  # one assignment: a batch matching meanwhile reads the old list or the new one
             self.last_seq = max(self.last_seq, int(added.cols["seq"].max()))
 
-    def alive(self, numbers: NDArray[np.int64], now: float) -> tuple[NDArray[np.int64], NDArray[np.bool_], NDArray[np.int64]]:
-        """Return the alerts of ``numbers`` indexed, not deleted and not expired at ``now`` (sorted, no repeats), whether each has a webhook, and its ``cluster``."""
+    def alive(self, numbers: NDArray[np.int64], now: float, fields: Sequence[str]) -> tuple[NDArray[np.int64], dict[str, NDArray[Any]]]:
+        """Return the alerts of ``numbers`` indexed, not deleted and not expired at ``now`` (sorted, no repeats), and their ``fields`` (of :data:`TERM_FIELDS`)."""
         numbers = np.unique(numbers)  # sorted: each part's lookups then walk its numbers forwards
-        found: list[tuple[NDArray[np.int64], NDArray[np.bool_], NDArray[np.int64]]] = []
+        alive, columns = [], []
         for part in self.parts:
-            held, rows = part.find(numbers)
+            rows = part.find(numbers)[1]
             t = part.terms.cols
-            live = part.alive[rows] & (t["expires_s"][rows] > now)
-            found.append((numbers[held][live], t["hooked"][rows[live]] != 0, t["cluster"][rows[live]]))
-        if not found:
-            return numbers[:0], np.zeros(0, dtype=np.bool_), numbers[:0]
-        alive, hooked, clusters = (np.concatenate(column) for column in zip(*found))
-        order = np.argsort(alive)  # the parts hold different alerts
-        return alive[order], hooked[order], clusters[order]
+            rows = rows[part.alive[rows] & (t["expires_s"][rows] > now)]
+            alive.append(t["seq"][rows])
+            columns.append([t[name][rows] for name in fields])
+        if not alive:
+            return numbers[:0], {name: AlertTerms.from_rows([]).cols[name] for name in fields}
+        order = np.argsort(np.concatenate(alive))  # the parts hold different alerts
+        return np.concatenate(alive)[order], {name: np.concatenate(column)[order] for name, column in zip(fields, zip(*columns))}
 
     def match(self, cols: TripColumns, rows: NDArray[np.int64], now: float) -> Matches:
         """Return the matches of trips ``rows`` of ``cols`` with the live alerts not expired at ``now``."""

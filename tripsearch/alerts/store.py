@@ -15,20 +15,20 @@ Tables:
 - ``trip_alerts``: one row per trip, the numbers of the alerts it matches
   now (told), so an update that still matches does not alert twice and a
   cancellation reaches exactly the alerts that were told;
-- ``feed`` and ``feed_alert``: the match feed (``match``, ``unmatch``,
+- ``feed`` and ``feed_places``: the match feed (``match``, ``unmatch``,
   ``cancel``). Events are numbered by one sequence shared by every alert
   (``counters``). A ``feed`` row holds what the events of one trip write
   with the same body say, once, and the numbers of their alerts: its
   ``seq`` is its first event's number, and its n alerts' events are
-  ``seq`` to ``seq + n - 1`` in the order of ``alerts``. ``feed_alert`` has
-  an (alert, event number) entry per event, from which an alert's and an
-  owner's feeds are read. A trip that matches 76 alerts (a popular city
-  pair at a million alerts) writes one feed row and 76 small entries, not
-  76 rows of text and their index entries. The entries are keyed by the
-  alert's ``cluster`` first (its From and To on a grid, :func:`place_cluster`),
-  so the alerts a trip matches together, between the same places, have
-  their entries side by side: a write of 800 matches changes a few pages of
-  that B-tree, not 800 (each page is written whole to the WAL at commit);
+  ``seq`` to ``seq + n - 1`` in the order of ``alerts``. ``feed_places``
+  has an entry per row and places key of its alerts (:func:`places_key`:
+  the alerts of a match event share their From and To, so a match row has
+  one), with the match's day. An alert's feed is read from the rows of its
+  places and days, newest first, keeping those whose ``alerts`` hold it; an
+  owner's, from the rows of its alerts' places. A trip that matches 76
+  alerts (a popular city pair at a million alerts) writes one feed row and
+  one entry, not 76 of either. A row goes when the last alert it tells
+  has been expired for :data:`RETENTION` (its ``until_s``);
 - ``outbox``: the webhook deliveries, one row per event of an alert with a
   webhook, written in the event's transaction (:mod:`tripsearch.alerts.delivery` sends them);
 - ``pending``: trip writes announced but not matched yet (the journal that
@@ -77,8 +77,7 @@ CACHE_KIB = 64 * 1024  # SQLite page cache of each connection to the store, at m
 RETENTION = dt.timedelta(days=7)  # an expired alert (and its feed) is kept this long, then purged
 SUMMARY_FIELDS = ("active", "expired", "owners", "webhooks", "events", "journalled")  # what AlertStore.summary counts
 
-_FEED_ALERT = "CREATE TABLE IF NOT EXISTS feed_alert (cluster INTEGER NOT NULL, alert INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (cluster, alert, seq)) WITHOUT ROWID"
-_SCHEMA = f"""
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, fields BLOB NOT NULL,
     day_from INTEGER NOT NULL, day_to INTEGER NOT NULL, created_s INTEGER NOT NULL, expires_s INTEGER NOT NULL,
@@ -91,17 +90,17 @@ CREATE TABLE IF NOT EXISTS alert_terms (
     from_lat REAL NOT NULL, from_lon REAL NOT NULL, from_r REAL NOT NULL, to_lat REAL NOT NULL, to_lon REAL NOT NULL, to_r REAL NOT NULL,
     day_from INTEGER NOT NULL, day_to INTEGER NOT NULL, expires_s REAL NOT NULL, time_from INTEGER NOT NULL, time_to INTEGER NOT NULL,
     max_price REAL NOT NULL, options INTEGER NOT NULL, min_rating REAL NOT NULL, seats INTEGER NOT NULL, hooked INTEGER NOT NULL DEFAULT 0,
-    cluster INTEGER NOT NULL DEFAULT 0
+    places INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS alert_drops (seq INTEGER PRIMARY KEY AUTOINCREMENT, alert_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS trip_state (trip_id TEXT PRIMARY KEY, version INTEGER NOT NULL, live INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS trip_alerts (trip_id TEXT PRIMARY KEY, told BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS feed (
     seq INTEGER PRIMARY KEY, trip_id TEXT NOT NULL, version INTEGER NOT NULL, kind TEXT NOT NULL, at_s REAL NOT NULL,
-    body BLOB NOT NULL, alerts BLOB NOT NULL
+    body BLOB NOT NULL, alerts BLOB NOT NULL, until_s REAL NOT NULL DEFAULT 0, places BLOB NOT NULL DEFAULT x''
 );
 CREATE INDEX IF NOT EXISTS feed_trip ON feed (trip_id);
-{_FEED_ALERT};
+CREATE TABLE IF NOT EXISTS feed_places (places INTEGER NOT NULL, seq INTEGER NOT NULL, day INTEGER, PRIMARY KEY (places, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO counters VALUES ('event', 1);
 CREATE TABLE IF NOT EXISTS outbox (
@@ -205,7 +204,7 @@ class AlertStore:
             if readonly:
                 if not self.path.is_file():
                     raise BackendUnavailable(f"no alert store at {self.path}")
-                if _has_table(self._db(), "events") or "cluster" not in _columns(self._db(), "alert_terms") or "cluster" not in _columns(self._db(), "feed_alert"):
+                if _has_table(self._db(), "events") or _has_table(self._db(), "feed_alert") or "places" not in _columns(self._db(), "alert_terms"):
                     raise BackendUnavailable(f"the alert store {self.path} was written by an earlier release: a writer (tripsearch serve, worker or index) converts it when it opens it")
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,19 +221,19 @@ class AlertStore:
                 if "hooked" not in _columns(db, "alert_terms"):
                     db.execute("ALTER TABLE alert_terms ADD COLUMN hooked INTEGER NOT NULL DEFAULT 0")
                     db.execute("UPDATE alert_terms SET hooked = 1 WHERE alert_id IN (SELECT id FROM alerts WHERE webhook_url IS NOT NULL)")
-        if "cluster" not in _columns(db, "alert_terms"):  # before the entries were clustered: each alert's cluster
+        if "places" not in _columns(db, "alert_terms"):  # before the feed entries by places: each alert's places key
             with self._write() as db:
-                if "cluster" not in _columns(db, "alert_terms"):
-                    db.execute("ALTER TABLE alert_terms ADD COLUMN cluster INTEGER NOT NULL DEFAULT 0")
-                    seq, *points = np.array(db.execute("SELECT seq, from_lat, from_lon, to_lat, to_lon FROM alert_terms").fetchall(), dtype=np.float64).reshape(-1, 5).T
-                    db.executemany("UPDATE alert_terms SET cluster = ? WHERE seq = ?", zip(place_cluster(*points).tolist(), seq.astype(np.int64).tolist()))
-        if "cluster" not in _columns(db, "feed_alert"):  # ... and the entries keyed by alert alone
+                if "places" not in _columns(db, "alert_terms"):
+                    db.execute("ALTER TABLE alert_terms ADD COLUMN places INTEGER NOT NULL DEFAULT 0")
+                    seq, *disks = np.array(db.execute(f"SELECT seq, {', '.join(_PLACES_FIELDS)} FROM alert_terms").fetchall(), dtype=np.float64).reshape(-1, 7).T
+                    db.executemany("UPDATE alert_terms SET places = ? WHERE seq = ?", zip(places_key(*disks).tolist(), seq.astype(np.int64).tolist()))
+                if "cluster" in _columns(db, "alert_terms"):  # what the release before keyed its entries by
+                    db.execute("ALTER TABLE alert_terms DROP COLUMN cluster")
+        if "until_s" not in _columns(db, "feed"):
             with self._write() as db:
-                if "cluster" not in _columns(db, "feed_alert"):
-                    db.execute("ALTER TABLE feed_alert RENAME TO feed_alert_by_alert")
-                    db.execute(_FEED_ALERT)
-                    db.execute("INSERT INTO feed_alert SELECT t.cluster, e.alert, e.seq FROM feed_alert_by_alert e JOIN alert_terms t ON t.seq = e.alert ORDER BY 1, 2, 3")
-                    db.execute("DROP TABLE feed_alert_by_alert")
+                if "until_s" not in _columns(db, "feed"):
+                    db.execute("ALTER TABLE feed ADD COLUMN until_s REAL NOT NULL DEFAULT 0")
+                    db.execute("ALTER TABLE feed ADD COLUMN places BLOB NOT NULL DEFAULT x''")
         missing = "SELECT id, fields, expires_s, webhook_url IS NOT NULL FROM alerts WHERE id NOT IN (SELECT alert_id FROM alert_terms)"
         if db.execute(missing).fetchone() is not None:  # the first release: no terms at all
             with self._write() as db:
@@ -243,6 +242,12 @@ class AlertStore:
             with self._write() as db:
                 if _has_table(db, "events"):
                     _move_rows_feed(db)
+        if _has_table(db, "feed_alert"):  # before the feed entries by places: an entry per event (and alert)
+            with self._write() as db:
+                if _has_table(db, "feed_alert"):
+                    _index_feed_rows(db)
+                    db.execute("DROP TABLE feed_alert")
+        db.execute("CREATE INDEX IF NOT EXISTS feed_until ON feed (until_s)")
 
     # -- connections ----------------------------------------------------------
 
@@ -255,8 +260,8 @@ class AlertStore:
                 db = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=FULL")
-            # feed_alert takes each batch's matches at random places (alert numbers): with SQLite's 2 MB default,
-            # a million alerts' feed no longer fits and every insert reads pages back (a cap, allocated only as used)
+            # the feed and its entries by places take each batch's rows at many places: with SQLite's 2 MB default,
+            # a million alerts' feed no longer fits and inserts read pages back (a cap, allocated only as used)
             db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self._local.db = db
             with self._lock:
@@ -332,8 +337,8 @@ class AlertStore:
                 "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
                 [(i, o, orjson.dumps(spec.to_dict()), spec.day_from, spec.day_to, int(now.timestamp()), int(e)) for i, o, spec, e in rows],
             )
-            clusters = place_cluster(*np.array([(*spec.query.from_point, *spec.query.to_point) for _, _, spec, _ in rows], dtype=np.float64).reshape(-1, 4).T).tolist()
-            db.executemany(_INSERT_TERMS, [(i, *_terms(spec, e, False, cluster)) for (i, _, spec, e), cluster in zip(rows, clusters)])
+            keys = places_key(*np.array([_disks(spec) for _, _, spec, _ in rows], dtype=np.float64).reshape(-1, 6).T).tolist()
+            db.executemany(_INSERT_TERMS, [(i, *_terms(spec, e, False, key)) for (i, _, spec, e), key in zip(rows, keys)])
         return [r[0] for r in rows]
 
     def owner_alerts(self, owner: str) -> list[AlertRecord]:
@@ -351,7 +356,7 @@ class AlertStore:
         return _record(db, row)
 
     def delete(self, owner: str, alert_id: str) -> None:
-        """Delete one of the owner's alerts, its postings, state and feed."""
+        """Delete one of the owner's alerts, its postings and webhook deliveries; its feed can no longer be read (:func:`_drop`)."""
         with self._write() as db:
             if db.execute("SELECT 1 FROM alerts WHERE id = ? AND owner = ?", (alert_id, owner)).fetchone() is None:
                 raise AlertNotFound(alert_id)
@@ -371,9 +376,14 @@ class AlertStore:
         return dict(zip(SUMMARY_FIELDS, (active, expired, owners, webhooks, self.last_seq(), pending), strict=True))
 
     def _purge(self, db: sqlite3.Connection, now: dt.datetime) -> None:
-        gone = [r[0] for r in db.execute("SELECT id FROM alerts WHERE expires_s <= ?", ((now - RETENTION).timestamp(),))]
+        """Delete the alerts expired for :data:`RETENTION`, and the feed rows whose alerts all are."""
+        cutoff = (now - RETENTION).timestamp()
+        gone = [r[0] for r in db.execute("SELECT id FROM alerts WHERE expires_s <= ?", (cutoff,))]
         if gone:
             _drop(db, gone)
+        rows = db.execute("SELECT seq, places FROM feed WHERE until_s <= ?", (cutoff,)).fetchall()
+        db.executemany("DELETE FROM feed_places WHERE places = ? AND seq = ?", [(key, seq) for seq, keys in rows for key in _numbers(keys)])
+        db.executemany("DELETE FROM feed WHERE seq = ?", [(seq,) for seq, _ in rows])
 
     # -- matching -------------------------------------------------------------
 
@@ -515,27 +525,57 @@ class AlertStore:
     # -- feeds ----------------------------------------------------------------
 
     def matches(self, owner: str, alert_id: str, cursor: str | None = None, limit: int = 50) -> tuple[list[MatchEvent], str | None]:
-        """Return a page of the alert's feed, newest first, and the cursor of the next page (None at the end)."""
+        """Return a page of the alert's feed, newest first, and the cursor of the next page (None at the end).
+
+        The rows of the alert's places (``feed_places``) are read newest
+        first, those of other days than the alert's left out by their
+        entries; each row tells the alert or not (its ``alerts``).
+        """
         alert = self.get(owner, alert_id)
         before = _decode_cursor(cursor) if cursor else 2**63 - 1
-        rows = self._db().execute(
-            f"""SELECT e.seq, f.trip_id, f.version, f.kind, f.at_s, f.body FROM alert_terms t JOIN feed_alert e ON e.cluster = t.cluster AND e.alert = t.seq
-                JOIN feed f ON f.seq = {_FEED_ROW.format("e.seq")} WHERE t.seq = ? AND e.seq < ? ORDER BY e.seq DESC LIMIT ?""",
-            (alert.number, before, limit + 1),
-        ).fetchall()
-        events = [_match_event((seq, alert_id, owner, *rest)) for seq, *rest in rows[:limit]]
-        more = len(rows) > limit
+        db = self._db()
+        terms = db.execute("SELECT places, day_from, day_to FROM alert_terms WHERE seq = ?", (alert.number,)).fetchone()
+        events: list[MatchEvent] = []
+        bound = before
+        while terms is not None and len(events) <= limit:
+            rows = db.execute(
+                """SELECT f.seq, f.trip_id, f.version, f.kind, f.at_s, f.body, f.alerts FROM feed_places e JOIN feed f ON f.seq = e.seq
+                   WHERE e.places = ? AND e.seq < ? AND (e.day IS NULL OR e.day BETWEEN ? AND ?) ORDER BY e.seq DESC LIMIT ?""",
+                (terms[0], bound, terms[1], terms[2], _ROWS_A_READ),
+            ).fetchall()
+            for seq, *rest, alerts in rows:
+                told = np.flatnonzero(np.frombuffer(alerts, dtype=np.int64) == alert.number)
+                if len(told) and seq + int(told[0]) < before:  # an event at or after the cursor was on an earlier page
+                    events.append(_match_event((seq + int(told[0]), alert_id, owner, *rest)))
+            if len(rows) < _ROWS_A_READ:
+                break
+            bound = rows[-1][0]
+        more = len(events) > limit
+        events = events[:limit]
         return events, (_encode_cursor(events[-1].seq) if more and events else None)
 
     def owner_events(self, owner: str, after_seq: int, limit: int = 500) -> list[MatchEvent]:
         """Return the owner's events after ``after_seq``, oldest first (for a stream that resumes)."""
-        rows = self._db().execute(
-            f"""SELECT e.seq, t.alert_id, a.owner, f.trip_id, f.version, f.kind, f.at_s, f.body
-                FROM alerts a JOIN alert_terms t ON t.alert_id = a.id JOIN feed_alert e ON e.cluster = t.cluster AND e.alert = t.seq AND e.seq > ? JOIN feed f ON f.seq = {_FEED_ROW.format("e.seq")}
-                WHERE a.owner = ? ORDER BY e.seq LIMIT ?""",
-            (after_seq, owner, limit),
-        ).fetchall()
-        return [_match_event(row) for row in rows]
+        db = self._db()
+        mine = dict(db.execute("SELECT t.seq, t.alert_id FROM alerts a JOIN alert_terms t ON t.alert_id = a.id WHERE a.owner = ?", (owner,)).fetchall())
+        if not mine:
+            return []
+        keys = orjson.dumps(sorted({key for (key,) in db.execute("SELECT places FROM alert_terms WHERE seq IN (SELECT value FROM json_each(?))", (orjson.dumps(sorted(mine)),))}))
+        # from the row that holds event after_seq + 1: its later events may be the owner's
+        start = db.execute("SELECT coalesce(max(seq), 0) FROM feed WHERE seq <= ?", (after_seq + 1,)).fetchone()[0]
+        events: list[MatchEvent] = []
+        while len(events) < limit:
+            rows = db.execute(
+                """SELECT DISTINCT f.seq, f.trip_id, f.version, f.kind, f.at_s, f.body, f.alerts FROM feed_places e JOIN feed f ON f.seq = e.seq
+                   WHERE e.places IN (SELECT value FROM json_each(?)) AND e.seq >= ? ORDER BY f.seq LIMIT ?""",
+                (keys, start, _ROWS_A_READ),
+            ).fetchall()
+            for seq, *rest, alerts in rows:
+                events.extend(_match_event((seq + at, mine[alert], owner, *rest)) for at, alert in enumerate(_numbers(alerts)) if alert in mine and seq + at > after_seq)
+            if len(rows) < _ROWS_A_READ:
+                break
+            start = rows[-1][0] + 1
+        return events[:limit]
 
     def last_seq(self) -> int:
         """Return the number of the latest event (0 before the first)."""
@@ -596,30 +636,23 @@ def _settle(db: sqlite3.Connection, trip_ids: Iterable[str], token: str | None) 
 
 
 def _drop(db: sqlite3.Connection, ids: list[str]) -> None:
-    """Delete alerts, their feed entries and outbox rows, and the feed rows no alert refers to any more."""
+    """Delete alerts, their terms and outbox rows; their events are read no more (a feed row goes when the last alert it tells expires, :meth:`AlertStore._purge`)."""
     numbers = [n for (n,) in db.execute("SELECT seq FROM alert_terms WHERE alert_id IN (SELECT value FROM json_each(?))", (orjson.dumps(ids),))]
     listed = orjson.dumps(numbers)
-    entries = "FROM alert_terms t JOIN feed_alert e ON e.cluster = t.cluster AND e.alert = t.seq"
-    rows = [r for (r,) in db.execute(f"SELECT DISTINCT {_FEED_ROW.format('e.seq')} {entries} WHERE t.seq IN (SELECT value FROM json_each(?))", (listed,))]
     db.executemany("INSERT INTO alert_drops (alert_seq) VALUES (?)", [(n,) for n in numbers])
-    db.execute("DELETE FROM feed_alert WHERE (cluster, alert) IN (SELECT cluster, seq FROM alert_terms WHERE seq IN (SELECT value FROM json_each(?)))", (listed,))
     for table, column in (("outbox", "alert"), ("alert_terms", "seq")):
         db.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT value FROM json_each(?))", (listed,))
     db.execute("DELETE FROM alerts WHERE id IN (SELECT value FROM json_each(?))", (orjson.dumps(ids),))
-    # trip_alerts may still name them: a number is never reused, and what is not alive is left out where it is read
-    for row in rows:
-        (alerts,) = db.execute("SELECT alerts FROM feed WHERE seq = ?", (row,)).fetchone()
-        if not any(db.execute(f"SELECT 1 {entries} WHERE t.seq = ? AND e.seq = ?", (a, row + i)).fetchone() for i, a in enumerate(_numbers(alerts))):
-            db.execute("DELETE FROM feed WHERE seq = ?", (row,))
+    # trip_alerts and feed rows may still name them: a number is never reused, and what is not alive is left out where it is read
 
 
 _INSERT_TERMS = f"INSERT INTO alert_terms (alert_id, {', '.join(TERM_FIELDS[1:])}) VALUES ({', '.join('?' * len(TERM_FIELDS))})"
 
 
-def _terms(spec: AlertSpec, expires_s: float, hooked: bool, cluster: int | None = None) -> tuple[Any, ...]:
+def _terms(spec: AlertSpec, expires_s: float, hooked: bool, places: int | None = None) -> tuple[Any, ...]:
     """Return an alert's :data:`~tripsearch.alerts.index.TERM_FIELDS` but ``seq``, as :func:`~tripsearch.core.kernels.filter_failures` reads the search's.
 
-    ``cluster``: :func:`place_cluster` of its places, when the caller has it already (a batch computes them at once).
+    ``places``: :func:`places_key` of its places, when the caller has it already (a batch computes them at once).
     """
     q = spec.query
     return (
@@ -627,29 +660,36 @@ def _terms(spec: AlertSpec, expires_s: float, hooked: bool, cluster: int | None 
         0 if q.time_from is None else q.time_from, 24 * 60 - 1 if q.time_to is None else q.time_to,
         math.inf if q.max_price is None else float(q.max_price), option_mask(q.options),
         -math.inf if q.min_rating is None else float(q.min_rating), q.seats, int(hooked),
-        int(place_cluster(*q.from_point, *q.to_point)) if cluster is None else cluster,
+        int(places_key(*_disks(spec))) if places is None else places,
     )  # fmt: skip
 
 
-CLUSTER_DEG = 0.1  # the grid of place_cluster
-CLUSTERS = 4096  # place_cluster's values: 0 to CLUSTERS - 1 (_index_events packs one in 12 bits)
+_PLACES_FIELDS = ("from_lat", "from_lon", "from_r", "to_lat", "to_lon", "to_r")  # what places_key reads, in its order
 
 
-def place_cluster(from_lat: Any, from_lon: Any, to_lat: Any, to_lon: Any) -> NDArray[np.int64]:
-    """Return the cluster of alerts from and to these points (degrees; scalars or arrays): their cells on a grid of :data:`CLUSTER_DEG`, hashed to one of :data:`CLUSTERS`.
+def _disks(spec: AlertSpec) -> tuple[float, ...]:
+    q = spec.query
+    return (*q.from_point, q.from_radius_km, *q.to_point, q.to_radius_km)
 
-    Only where the ``feed_alert`` entries lie depends on it, never what they
-    say: alerts between the same places share a cluster, and a cluster holds
-    a few of the places' pairs (Fibonacci hashing of the four cells).
+
+def places_key(from_lat: Any, from_lon: Any, from_r: Any, to_lat: Any, to_lon: Any, to_r: Any) -> NDArray[np.int64]:
+    """Return the key of alerts' From and To disks (centres in degrees and radii in km; scalars or arrays): a hash of the six numbers, below 2^52.
+
+    Alerts between the same places with the same radii share it, and so
+    the feed rows that tell them (``feed_places``). It decides where an
+    alert's events are looked for, never whether one is its: a feed row
+    tells the alerts its ``alerts`` list. Below 2^52, it survives the
+    float64 columns of :class:`~tripsearch.alerts.index.AlertTerms`.
     """
-    def cell(value: Any, low: float, cells: int) -> NDArray[np.int64]:
-        return np.clip(np.round((np.atleast_1d(np.asarray(value, dtype=np.float64)) - low) / CLUSTER_DEG), 0, cells - 1).astype(np.int64)
+    words = [np.atleast_1d(np.asarray(v, dtype=np.float64)).view(np.uint64) for v in (from_lat, from_lon, from_r, to_lat, to_lon, to_r)]
+    key = np.full(words[0].shape, 0xCBF29CE484222325, dtype=np.uint64)
+    for word in words:
+        key = (key ^ word) * np.uint64(0x9E3779B97F4A7C15)
+        key ^= key >> np.uint64(31)
+    return (key >> np.uint64(12)).astype(np.int64).reshape(np.shape(from_lat))
 
-    rows, columns = round(180 / CLUSTER_DEG) + 1, round(360 / CLUSTER_DEG) + 1
-    cells = ((cell(from_lat, -90, rows) * columns + cell(from_lon, -180, columns)) * rows + cell(to_lat, -90, rows)) * columns + cell(to_lon, -180, columns)
-    hashed = (cells.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - (CLUSTERS - 1).bit_length())
-    return hashed.astype(np.int64).reshape(np.shape(from_lat))
 
+_ROWS_A_READ = 200  # feed rows a read of an alert's or an owner's feed takes at a time
 
 # the feed row that holds event number {} (its first event's number is the largest at or below it)
 _FEED_ROW = "(SELECT max(seq) FROM feed WHERE seq <= {})"
@@ -665,20 +705,24 @@ def _blob(numbers: Iterable[int]) -> bytes:
     return array("q", numbers).tobytes()
 
 
+_ALIVE_FIELDS = ("hooked", "places", "expires_s", "day_from", "day_to")  # what a transaction reads of the alerts it tells
+
+
 class _Alive(NamedTuple):
     """The alerts that exist and have not expired, among those a transaction looks at."""
 
     hooked: dict[int, bool]  # each one's number, and whether it has a webhook
     numbers: NDArray[np.int64]  # theirs sorted (and, harmlessly, those deleted since the index looked) ...
-    clusters: NDArray[np.int64]  # ... with their clusters (place_cluster), where their feed entries go
+    fields: dict[str, NDArray[Any]]  # ... and their _ALIVE_FIELDS
 
-    def clusters_of(self, numbers: NDArray[np.int64]) -> NDArray[np.int64]:
-        """Return the cluster of each alert of ``numbers`` (each among :attr:`hooked`)."""
-        return self.clusters[np.searchsorted(self.numbers, numbers)]
+    def of(self, numbers: NDArray[np.int64]) -> dict[str, NDArray[Any]]:
+        """Return the fields of each alert of ``numbers`` (each among :attr:`hooked`)."""
+        at = np.searchsorted(self.numbers, numbers)
+        return {name: column[at] for name, column in self.fields.items()}
 
 
 def _alive(db: sqlite3.Connection, index: AlertIndex, numbers: set[int], now: float) -> _Alive:
-    """Return the alerts of ``numbers`` that exist and have not expired at ``now``: whether each has a webhook, and its cluster.
+    """Return the alerts of ``numbers`` that exist and have not expired at ``now``, with whether each has a webhook and what the feed needs of it.
 
     ``index`` answers for the alerts it has read (the store's, brought up to
     date just before the caller's transaction); in the transaction, the
@@ -687,14 +731,18 @@ def _alive(db: sqlite3.Connection, index: AlertIndex, numbers: set[int], now: fl
     """
     last_seq, last_drop = index.last_seq, index.last_drop  # before asking it: it may only know more
     wanted = np.fromiter(numbers, dtype=np.int64, count=len(numbers))
-    alive, hooked, clusters = index.alive(wanted, now)
+    alive, fields = index.alive(wanted, now, _ALIVE_FIELDS)
     if len(newer := wanted[wanted > last_seq]):
-        rows = db.execute("SELECT seq, hooked, cluster FROM alert_terms WHERE expires_s > ? AND seq IN (SELECT value FROM json_each(?))", (now, orjson.dumps(newer, option=orjson.OPT_SERIALIZE_NUMPY)))
-        read = np.array(rows.fetchall(), dtype=np.int64).reshape(-1, 3)
-        alive, hooked, clusters = np.concatenate((alive, read[:, 0])), np.concatenate((hooked, read[:, 1] != 0)), np.concatenate((clusters, read[:, 2]))
-        order = np.argsort(alive)
-        alive, hooked, clusters = alive[order], hooked[order], clusters[order]
-    out = _Alive(dict(zip(alive.tolist(), hooked.tolist())), alive, clusters)
+        rows = db.execute(
+            f"SELECT seq, {', '.join(_ALIVE_FIELDS)} FROM alert_terms WHERE expires_s > ? AND seq IN (SELECT value FROM json_each(?))",
+            (now, orjson.dumps(newer, option=orjson.OPT_SERIALIZE_NUMPY)),
+        ).fetchall()
+        if rows:
+            alive = np.concatenate((alive, np.array([r[0] for r in rows], dtype=np.int64)))
+            fields = {name: np.concatenate((fields[name], np.array([r[i] for r in rows], dtype=fields[name].dtype))) for i, name in enumerate(_ALIVE_FIELDS, 1)}
+            order = np.argsort(alive)
+            alive, fields = alive[order], {name: column[order] for name, column in fields.items()}
+    out = _Alive(dict(zip(alive.tolist(), (fields["hooked"] != 0).tolist())), alive, fields)
     for (gone,) in db.execute("SELECT alert_seq FROM alert_drops WHERE seq > ?", (last_drop,)):
         out.hooked.pop(gone, None)
     return out
@@ -718,54 +766,85 @@ def _next_event(db: sqlite3.Connection) -> int:
 def _append_feed(db: sqlite3.Connection, feed: list[tuple[str, int, str, dict[str, Any], list[int]]], now: float, alive: _Alive) -> int:
     """Append (trip, version, kind, body, alerts) rows to the feed, numbering their events, with the outbox rows of the alerts that have a webhook; return how many events.
 
-    Every alert of the rows is among ``alive``.
+    Every alert of the rows is among ``alive``. Each row gets a
+    ``feed_places`` entry per places key of its alerts (one, for a match:
+    the alerts of a body share their places), with the day of a match when
+    every alert of the row takes that day (so a read of an alert's feed
+    skips the rows of days outside its own), and ``until_s``, when the last
+    of its alerts expires (:meth:`AlertStore._purge`).
     """
     if not feed:
         return 0
     first = seq = _next_event(db)
     # every event's alert, in the order of their numbers: the events of a row are numbered one after the other
-    told = np.fromiter(chain.from_iterable(alerts for *_, alerts in feed), dtype=np.int64, count=sum(len(alerts) for *_, alerts in feed))
+    counts = [len(alerts) for *_, alerts in feed]
+    told = np.fromiter(chain.from_iterable(alerts for *_, alerts in feed), dtype=np.int64, count=sum(counts))
+    starts = np.cumsum([0, *counts[:-1]])
+    of = alive.of(told)
+    places = of["places"]
+    until = np.maximum.reduceat(of["expires_s"], starts).tolist()
+    day_from, day_to = np.maximum.reduceat(of["day_from"], starts).tolist(), np.minimum.reduceat(of["day_to"], starts).tolist()
     rows: list[tuple[Any, ...]] = []
+    entries: list[tuple[int, int, int | None]] = []
     outbox: list[tuple[int, int, float, float]] = []
     hooked = alive.hooked
     some_hooked = any(hooked.values())
-    for trip_id, version, kind, body, alerts in feed:
-        rows.append((seq, trip_id, version, kind, now, orjson.dumps(body), told[seq - first : seq - first + len(alerts)].tobytes()))  # the blob _numbers reads
+    for i, (trip_id, version, kind, body, alerts) in enumerate(feed):
+        at = seq - first
+        keys = places[at : at + len(alerts)]
+        keys = keys[:1] if (keys == keys[0]).all() else np.unique(keys)
+        day = _day_number(body["date"]) if kind == "match" else None
+        day = day if day is not None and day_from[i] <= day <= day_to[i] else None
+        rows.append((seq, trip_id, version, kind, now, orjson.dumps(body), told[at : at + len(alerts)].tobytes(), until[i], keys.tobytes()))  # blobs _numbers reads
+        entries.extend((key, seq, day) for key in keys.tolist())
         if some_hooked:
-            outbox.extend((seq + i, a, now, now) for i, a in enumerate(alerts) if hooked[a])
+            outbox.extend((seq + j, a, now, now) for j, a in enumerate(alerts) if hooked[a])
         seq += len(alerts)
-    db.executemany("INSERT INTO feed VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-    _index_events(db, told, first, alive.clusters_of(told))
+    db.executemany("INSERT INTO feed VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    entries.sort(key=lambda e: e[:2])  # in key order: the B-tree's pages visited once each
+    db.executemany("INSERT INTO feed_places VALUES (?, ?, ?)", entries)
     # the webhook outbox rows commit with the events, so a delivery cannot be lost between them
     db.executemany("INSERT INTO outbox VALUES (?, ?, 'pending', 0, ?, ?, 0, NULL, NULL)", outbox)
     db.execute("UPDATE counters SET value = ? WHERE name = 'event'", (seq,))
     return seq - first
 
 
-def _index_events(db: sqlite3.Connection, alerts: NDArray[np.int64], first: int, clusters: NDArray[np.int64]) -> None:
-    """Add the ``feed_alert`` entry (cluster, alert, event number) of each event numbered from ``first``, ``alerts`` their alerts in that order and ``clusters`` theirs.
+_EPOCH = dt.date(1970, 1, 1)
 
-    In key order, so the B-tree's pages are visited once each, and as one
-    statement over a JSON array of cluster << 51 | alert << 20 | (number -
-    first) per 2^20 events: one ``executemany`` row per event, and the sort
-    of a tuple each, cost twice as much (a batch's events are a hundred
-    times its trips).
+
+def _day_number(date: Any) -> int | None:
+    """Return the day number (since 1970-01-01, as alerts' ``day_from``) of an ISO date, None if it is not one."""
+    try:
+        return (dt.date.fromisoformat(date) - _EPOCH).days
+    except (TypeError, ValueError):
+        return None
+
+
+def _index_feed_rows(db: sqlite3.Connection) -> None:
+    """Give every feed row its ``until_s``, its places and their ``feed_places`` entries, in the caller's transaction; a row that tells no alert any more goes.
+
+    For a file of an earlier release, whose ``feed_alert`` had an entry per
+    event. Its rows' entries get no day: a read of an alert's feed looks at
+    them whatever its days.
     """
-    if len(alerts) and (int(alerts.min()) < 0 or int(alerts.max()) >= 2**31 or int(clusters.min()) < 0 or int(clusters.max()) >= CLUSTERS):  # never seen
-        order = np.lexsort((alerts, clusters))  # by cluster, by alert, then by number (lexsort is stable)
-        db.executemany("INSERT INTO feed_alert VALUES (?, ?, ?)", zip(clusters[order].tolist(), alerts[order].tolist(), (order + first).tolist()))
-        return
-    order = np.argsort((clusters << 31) | alerts, kind="stable")  # by cluster, by alert, then by number
-    for start in range(0, len(alerts), _EVENTS_A_STATEMENT):
-        part = order[(order >= start) & (order < start + _EVENTS_A_STATEMENT)]
-        keys = (clusters[part] << 51) | (alerts[part] << 20) | (part - start)
-        db.execute(
-            "INSERT INTO feed_alert SELECT value >> 51, (value >> 20) & 2147483647, (value & 1048575) + ? FROM json_each(?)",
-            (first + start, orjson.dumps(keys, option=orjson.OPT_SERIALIZE_NUMPY)),
-        )
-
-
-_EVENTS_A_STATEMENT = 2**20
+    terms = np.array(db.execute("SELECT seq, places, expires_s FROM alert_terms ORDER BY seq").fetchall(), dtype=np.float64).reshape(-1, 3)
+    numbers, places, expires = terms[:, 0].astype(np.int64), terms[:, 1].astype(np.int64), terms[:, 2]
+    updates: list[tuple[float, bytes, int]] = []
+    entries: list[tuple[int, int]] = []
+    gone: list[tuple[int]] = []
+    for seq, blob in db.execute("SELECT seq, alerts FROM feed"):  # a row at a time (rows change only after)
+        alerts = np.frombuffer(blob, dtype=np.int64)
+        at = np.minimum(np.searchsorted(numbers, alerts), max(len(numbers) - 1, 0))
+        known = at[numbers[at] == alerts] if len(numbers) else at[:0]
+        if not len(known):
+            gone.append((seq,))
+            continue
+        keys = np.unique(places[known])
+        updates.append((float(expires[known].max()), keys.tobytes(), seq))
+        entries.extend((key, seq) for key in keys.tolist())
+    db.executemany("UPDATE feed SET until_s = ?, places = ? WHERE seq = ?", updates)
+    db.executemany("DELETE FROM feed WHERE seq = ?", gone)
+    db.executemany("INSERT INTO feed_places VALUES (?, ?, NULL)", sorted(entries))
 
 
 def _columns(db: sqlite3.Connection, table: str) -> set[str]:
@@ -792,8 +871,8 @@ def _move_rows_feed(db: sqlite3.Connection) -> None:
     counted = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
     shift = 0 if first is None or db.execute("SELECT 1 FROM feed LIMIT 1").fetchone() is None else max(0, _next_event(db) - first)
     events = "FROM events e JOIN alert_terms t ON t.alert_id = e.alert_id"  # the events of alerts that exist
-    db.execute(f"INSERT INTO feed SELECT e.seq + ?, e.trip_id, e.version, e.kind, e.at_s, e.body, int64s(t.seq) {events}", (shift,))
-    db.execute(f"INSERT INTO feed_alert SELECT t.cluster, t.seq, e.seq + ? {events}", (shift,))
+    db.execute(f"INSERT INTO feed SELECT e.seq + ?, e.trip_id, e.version, e.kind, e.at_s, e.body, int64s(t.seq), t.expires_s, int64s(t.places) {events}", (shift,))
+    db.execute(f"INSERT INTO feed_places SELECT t.places, e.seq + ?, NULL {events}", (shift,))
     db.execute("UPDATE counters SET value = max(value, ?) WHERE name = 'event'", (max(last or 0, counted[0] if counted else 0) + shift + 1,))
     db.execute("INSERT OR REPLACE INTO trip_alerts SELECT a.trip_id, int64_list(t.seq) FROM alert_trips a JOIN alert_terms t ON t.alert_id = a.alert_id GROUP BY a.trip_id")
     db.execute(
