@@ -187,9 +187,10 @@ def test_the_alerts_the_index_has_not_read_yet_come_from_the_store(tmp_path: Pat
     index = store.index()
     second = store.create("u-1", {**ALERT, "from": ALERT["to"], "to": ALERT["from"], "date_to": "2027-03-04"})  # saved after the index looked
     for known in (index, AlertIndex()):
-        alive = _alive(store._db(), known, {second.number, first.number, 10**6}, store.clock())
-        assert alive.hooked == {first.number: False, second.number: False}
+        alive = _alive(store._db(), known, np.array([second.number, first.number, 10**6, first.number]), store.clock())
+        assert alive.numbers.tolist() == [first.number, second.number] and alive.has(np.array([10**6, second.number])).tolist() == [False, True]
         of = alive.of(np.array([second.number, first.number]))
+        assert of["hooked"].tolist() == [0, 0]
         assert of["places"].tolist() == [_places(second), _places(first)]
         assert of["day_to"].tolist() == [second.spec.day_to, first.spec.day_to]
         assert of["expires_s"].tolist() == [second.expires.timestamp(), first.expires.timestamp()]

@@ -48,8 +48,8 @@ def test_expired_alerts_free_the_limit_match_nothing_and_are_purged(tmp_path: Pa
     assert store.get("u-1", first.id).to_dict(store.now())["status"] == "expired"
     assert store.count() == 2
     on_first_day, later = match_trips(store, [parse_trip(make_trip("t-1", day=dt.date(2027, 2, 2))), parse_trip(make_trip("t-2"))])
-    assert on_first_day.matches == {}  # the expired alert matches nothing
-    assert set(later.matches) == {second.number} | {a.number for a in store.owner_alerts("u-2")}
+    assert on_first_day.matches == []  # the expired alert matches nothing
+    assert set(later.matched().tolist()) == {second.number} | {a.number for a in store.owner_alerts("u-2")}
     third = store.create("u-1", ALERT)  # the expired one no longer counts
 
     clock.now = dt.datetime(2027, 2, 11, 12, tzinfo=dt.timezone.utc).timestamp()  # 7 days after expiry: purged at the next creation
@@ -111,11 +111,11 @@ def test_alerts_saved_or_deleted_by_another_process_count_from_the_next_write(tm
     writer = AlertStore(tmp_path / "alerts.sqlite", clock=clock)
     other = AlertStore(tmp_path / "alerts.sqlite", clock=clock)  # another process's store on the same file
     trip = parse_trip(make_trip("t-1"))
-    assert match_trips(writer, [trip])[0].matches == {}
+    assert match_trips(writer, [trip])[0].matches == []
     first = other.create("u-1", ALERT)
-    assert set(match_trips(writer, [trip])[0].matches) == {first.number}
+    assert set(match_trips(writer, [trip])[0].matched().tolist()) == {first.number}
     second = other.create("u-2", ALERT)
     third = other.create("u-2", {**ALERT, "max_price": 5})  # the trip costs 12
     other.delete("u-1", first.id)
-    assert set(match_trips(writer, [trip])[0].matches) == {second.number}
-    assert len(writer.index()) == 2 and third.number not in match_trips(writer, [trip])[0].matches
+    assert set(match_trips(writer, [trip])[0].matched().tolist()) == {second.number}
+    assert len(writer.index()) == 2 and third.number not in match_trips(writer, [trip])[0].matched()

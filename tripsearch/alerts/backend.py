@@ -119,7 +119,7 @@ class AlertingBackend:
         token = store.announce(wanted)
         report = self.inner.delete([tid if version is None else (tid, version) for tid, version in wanted], refresh)
         deleted = {item.id: item.version for item in report.items if item.result == "deleted" and item.id is not None}
-        store.record([TripOutcome(tid, version, "deleted", {}) for tid, version in deleted.items()], {tid for tid, _ in wanted} - deleted.keys(), token)
+        store.record([TripOutcome(tid, version, "deleted", []) for tid, version in deleted.items()], {tid for tid, _ in wanted} - deleted.keys(), token)
         return report
 
     def replay(self, older_than_s: float = 0.0) -> int:
@@ -149,7 +149,7 @@ class AlertingBackend:
                 trip, route = parse_trip_route(self.inner.get(tid))
             except NotFound:
                 # Deleted (or never written): whatever was told about it is cancelled; version unknown.
-                outcomes.append(TripOutcome(tid, None, "deleted", {}))
+                outcomes.append(TripOutcome(tid, None, "deleted", []))
                 continue
             except InvalidTrip as exc:  # stored by an older release with other rules: it cannot be matched
                 log.warning("trip %s not matched against alerts: %s", tid, exc)

@@ -336,11 +336,11 @@ def _vertex_span(vert_cum, vert_start, rows, from_km, to_km):  # type: ignore[no
 
 
 class Matches(NamedTuple):
-    """Matches of a batch: the trip row, the alert's number and what the match event says."""
+    """Matches of a batch, a (trip row, alert group) item at a time: the row, what the item's match events say, and its alerts' numbers."""
 
     rows: list[int]
-    alerts: list[int]
     bodies: list[dict[str, Any]]
+    alerts: list[NDArray[np.int64]]
 
 
 class AlertIndex:
@@ -414,19 +414,20 @@ class AlertIndex:
         out: Matches, part: _Part, cols: TripColumns, hit_item: NDArray[np.int64], hit_alert: NDArray[np.int64],
         rows: NDArray[np.int64], pickup: NDArray[np.float64], dropoff: NDArray[np.float64], times: NDArray[np.int64],
     ) -> None:  # fmt: skip
-        """Append the matches to ``out``, each with what its event says (as a search hit reports the pickup and dropoff).
+        """Append the matched items to ``out``, each with what its events say (as a search hit reports the pickup and dropoff) and its alerts.
 
         The alerts of a group matched by one trip share one body: it depends on the trip and the group's places only.
         """
-        items, which = np.unique(hit_item, return_inverse=True)
+        order = np.argsort(hit_item, kind="stable")  # each item's alerts together, in the order they matched
+        items, counts = np.unique(hit_item[order], return_counts=True)
         offsets = cols.offset_s[rows[items]].tolist()
         p = hit_points(ClosestPoints(*pickup[:, items]), times[0, items], offsets)
         d = hit_points(ClosestPoints(*dropoff[:, items]), times[1, items], offsets)
         walk = (pickup[0, items] + dropoff[0, items]).tolist()
         bodies = [{"date": a.time[:10], "score": score_of(w), "pickup": a.to_dict(), "dropoff": b.to_dict()} for a, b, w in zip(p, d, walk)]
-        out.rows.extend(rows[hit_item].tolist())
-        out.alerts.extend(part.terms.cols["seq"][hit_alert].tolist())
-        out.bodies.extend(bodies[i] for i in which.reshape(-1).tolist())
+        out.rows.extend(rows[items].tolist())
+        out.bodies.extend(bodies)
+        out.alerts.extend(np.split(part.terms.cols["seq"][hit_alert[order]], np.cumsum(counts)[:-1]))
 
 
 def _geometry(cols: TripColumns, part: _Part, rows: NDArray[np.int64], groups: NDArray[np.int64], reach: _Reach) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..core.columns import LATER_OCCURRENCE, TripColumns
 from ..model import Trip
@@ -29,7 +30,7 @@ __all__ = ["match_trips"]
 
 
 def match_trips(store: AlertStore, trips: Sequence[Trip], routes: Sequence[np.ndarray | None] | None = None) -> list[TripOutcome]:
-    """Return, for each trip, the alerts of ``store`` it matches now (by number) and what each match event says."""
+    """Return, for each trip, the alerts of ``store`` it matches now (by number), in groups that share what their match events say."""
     if not trips:
         return []
     rows, row_routes = index_trips(trips, routes)
@@ -37,20 +38,19 @@ def match_trips(store: AlertStore, trips: Sequence[Trip], routes: Sequence[np.nd
     # the rows of one trip follow one another, and each trip's first row is not a later occurrence
     owner = np.cumsum(cols.occurrence != LATER_OCCURRENCE) - 1
     found = store.index().match(cols, np.arange(len(rows), dtype=np.int64), store.clock())
-    matches: list[dict[int, dict[str, Any]]] = [{} for _ in trips]
-    dates = [split_key(key)[1] for key in cols.ids]  # each row's occurrence date, None for a one-off trip
+    matches: list[list[tuple[dict[str, Any], NDArray[np.int64]]]] = [[] for _ in trips]
     trip_of = owner.tolist()
-    if not any(dates):  # no regular trip: one row per trip
-        for row, alert, body in zip(found.rows, found.alerts, found.bodies):
-            matches[trip_of[row]][alert] = body
-    else:
-        first_row: dict[tuple[int, int], int] = {}
-        for row, alert, body in zip(found.rows, found.alerts, found.bodies):
+    dates = [split_key(key)[1] for key in cols.ids]  # each row's occurrence date, None for a one-off trip
+    if not any(dates):  # no regular trip: one row per trip, and an alert in one of its items
+        for row, body, alerts in zip(found.rows, found.bodies, found.alerts):
+            matches[trip_of[row]].append((body, alerts))
+    else:  # an alert that several occurrences of a trip match is told the first of them
+        seen: list[NDArray[np.int64]] = [np.zeros(0, dtype=np.int64) for _ in trips]
+        for at in sorted(range(len(found.rows)), key=found.rows.__getitem__):  # stable: an item's group order kept within a row
+            row, body, alerts = found.rows[at], found.bodies[at], found.alerts[at]
             pos = trip_of[row]
-            if first_row.get((pos, alert), row) < row:
-                continue  # an earlier occurrence of the regular trip matched this alert
-            first_row[(pos, alert)] = row
-            date = dates[row]
-            matches[pos][alert] = body if date is None else {**body, "occurrence": date}
+            alerts = alerts[~np.isin(alerts, seen[pos])]
+            if len(alerts):
+                seen[pos] = np.concatenate((seen[pos], alerts))
+                matches[pos].append((body if dates[row] is None else {**body, "occurrence": dates[row]}, alerts))
     return [TripOutcome(trip.id, trip.version, trip.status, m) for trip, m in zip(trips, matches)]
-

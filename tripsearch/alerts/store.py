@@ -53,7 +53,6 @@ import time
 import uuid
 from array import array
 from dataclasses import dataclass, replace
-from itertools import chain
 from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 from urllib.parse import urlsplit
@@ -173,15 +172,21 @@ class Delivery:
 class TripOutcome:
     """What a trip write means for alerts: the trip's version, whether it is live, and the alerts it matches now.
 
-    ``matches`` maps an alert's number (:attr:`AlertRecord.number`) to what
-    its match event says (day, pickup, dropoff). ``status`` is the trip's status, or ``deleted``. A deletion of
-    unknown version (``version`` None) applies over whatever is recorded.
+    ``matches`` holds the alerts it matches now in groups, each with what
+    the group's match events say (day, pickup, dropoff) and its alerts'
+    numbers (:attr:`AlertRecord.number`); an alert is in one group at most.
+    ``status`` is the trip's status, or ``deleted``. A deletion of unknown
+    version (``version`` None) applies over whatever is recorded.
     """
 
     trip_id: str
     version: int | None
     status: str
-    matches: dict[int, dict[str, Any]]
+    matches: list[tuple[dict[str, Any], NDArray[np.int64]]]
+
+    def matched(self) -> NDArray[np.int64]:
+        """Return the numbers of the alerts it matches now."""
+        return np.concatenate([alerts for _, alerts in self.matches]) if self.matches else _NO_ALERTS
 
 
 class AlertStore:
@@ -442,15 +447,15 @@ class AlertStore:
         now = self.clock()
         ids = orjson.dumps(sorted({out.trip_id for out in outcomes}))
         index = self.index()  # brought up to date before the write lock: building or merging it can take seconds
-        with self._write() as db, paused_gc():  # a tuple or two per match, none in a cycle
+        with self._write() as db, paused_gc():  # a tuple or two per group of matches, none in a cycle
             _settle(db, unchanged, token)
             # what is recorded of these trips, read at once; kept up to date below as outcomes apply in order
             states = {t: (v, live) for t, v, live in db.execute("SELECT trip_id, version, live FROM trip_state WHERE trip_id IN (SELECT value FROM json_each(?))", (ids,))}
-            told = {t: dict.fromkeys(_numbers(blob)) for t, blob in db.execute("SELECT trip_id, told FROM trip_alerts WHERE trip_id IN (SELECT value FROM json_each(?))", (ids,))}
+            told = {t: np.frombuffer(blob, dtype=np.int64) for t, blob in db.execute("SELECT trip_id, told FROM trip_alerts WHERE trip_id IN (SELECT value FROM json_each(?))", (ids,))}
             # an alert deleted since it matched, or expired, is left out (and told nothing more)
-            alive = _alive(db, index, {a for out in outcomes for a in out.matches}.union(*told.values()), now)
+            alive = _alive(db, index, np.concatenate([_NO_ALERTS, *(a for out in outcomes for _, a in out.matches), *told.values()]), now)
             cleared, new_states, retold = [], {}, set()
-            feed: list[tuple[str, int, str, dict[str, Any], list[int]]] = []  # (trip, version, kind, body, alerts): the events, in order
+            feed: list[tuple[str, int, str, dict[str, Any], NDArray[np.int64]]] = []  # (trip, version, kind, body, alerts): the events, in order
             for out in outcomes:
                 state = states.get(out.trip_id)
                 live = out.status != "deleted"
@@ -459,30 +464,28 @@ class AlertStore:
                 cleared.append((out.trip_id, version if out.version is not None else 2**63 - 1))
                 if state is not None and (version < state[0] or (version == state[0] and not again and (live or not state[1]))):
                     continue
-                if state is None and out.version is None and not told.get(out.trip_id):
+                before = told.get(out.trip_id, _NO_ALERTS)
+                if state is None and out.version is None and not len(before):
                     continue  # a trip never matched, gone: nothing to tell, and no state that would hide its first write
-                before = told.setdefault(out.trip_id, {})
-                gone = [alert for alert in before if alert not in out.matches]  # read before the new ones go in
-                groups: dict[int, tuple[dict[str, Any], list[int]]] = {}  # the alerts of a group share one body object (AlertIndex.match)
-                for alert, body in out.matches.items():
-                    if alert in alive.hooked and alert not in before:
-                        before[alert] = None
-                        group = groups.get(id(body))
-                        if group is None:
-                            group = groups[id(body)] = (body, [])
-                        group[1].append(alert)
-                feed.extend((out.trip_id, version, "match", body, alerts) for body, alerts in groups.values())
-                for alert in gone:
-                    del before[alert]
-                if told_gone := [alert for alert in gone if alert in alive.hooked]:
+                if len(before):
+                    still = _member(before, np.sort(out.matched()))
+                    gone, before = before[~still], before[still]
+                else:
+                    gone = _NO_ALERTS
+                told_before = np.sort(before)
+                new = [(body, alerts[alive.has(alerts) & ~_member(alerts, told_before)]) for body, alerts in out.matches]
+                new = [(body, alerts) for body, alerts in new if len(alerts)]
+                feed.extend((out.trip_id, version, "match", body, alerts) for body, alerts in new)
+                if len(told_gone := gone[alive.has(gone)]):
                     kind = "cancel" if out.status in ("cancelled", "deleted") else "unmatch"
                     feed.append((out.trip_id, version, kind, {"reason": out.status if kind == "cancel" else _unmatch_reason(out.status)}, told_gone))
-                if groups or gone:
+                if new or len(gone):
+                    told[out.trip_id] = np.concatenate([before, *(alerts for _, alerts in new)])
                     retold.add(out.trip_id)
                 states[out.trip_id] = new_states[out.trip_id] = (version, live)
             # each trip's told alerts as they end, one row a trip
-            db.executemany("DELETE FROM trip_alerts WHERE trip_id = ?", [(t,) for t in retold if not told[t]])
-            db.executemany("INSERT OR REPLACE INTO trip_alerts VALUES (?, ?)", [(t, _blob(told[t])) for t in retold if told[t]])
+            db.executemany("DELETE FROM trip_alerts WHERE trip_id = ?", [(t,) for t in retold if not len(told[t])])
+            db.executemany("INSERT OR REPLACE INTO trip_alerts VALUES (?, ?)", [(t, told[t].tobytes()) for t in retold if len(told[t])])
             db.executemany("DELETE FROM pending WHERE trip_id = ? AND (version IS NULL OR version <= ?)", cleared)
             db.executemany("INSERT OR REPLACE INTO trip_state VALUES (?, ?, ?)", [(t, v, int(live)) for t, (v, live) in new_states.items()])
             return _append_feed(db, feed, now, alive)
@@ -693,6 +696,7 @@ _ROWS_A_READ = 200  # feed rows a read of an alert's or an owner's feed takes at
 
 # the feed row that holds event number {} (its first event's number is the largest at or below it)
 _FEED_ROW = "(SELECT max(seq) FROM feed WHERE seq <= {})"
+_NO_ALERTS = np.zeros(0, dtype=np.int64)
 
 
 def _numbers(blob: bytes) -> list[int]:
@@ -711,18 +715,29 @@ _ALIVE_FIELDS = ("hooked", "places", "expires_s", "day_from", "day_to")  # what 
 class _Alive(NamedTuple):
     """The alerts that exist and have not expired, among those a transaction looks at."""
 
-    hooked: dict[int, bool]  # each one's number, and whether it has a webhook
-    numbers: NDArray[np.int64]  # theirs sorted (and, harmlessly, those deleted since the index looked) ...
-    fields: dict[str, NDArray[Any]]  # ... and their _ALIVE_FIELDS
+    numbers: NDArray[np.int64]  # sorted
+    fields: dict[str, NDArray[Any]]  # their _ALIVE_FIELDS
+
+    def has(self, numbers: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Return which alerts of ``numbers`` are among them."""
+        return _member(numbers, self.numbers)
 
     def of(self, numbers: NDArray[np.int64]) -> dict[str, NDArray[Any]]:
-        """Return the fields of each alert of ``numbers`` (each among :attr:`hooked`)."""
+        """Return the fields of each alert of ``numbers`` (each among them)."""
         at = np.searchsorted(self.numbers, numbers)
         return {name: column[at] for name, column in self.fields.items()}
 
 
-def _alive(db: sqlite3.Connection, index: AlertIndex, numbers: set[int], now: float) -> _Alive:
-    """Return the alerts of ``numbers`` that exist and have not expired at ``now``, with whether each has a webhook and what the feed needs of it.
+def _member(values: NDArray[np.int64], sorted_set: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """Return which of ``values`` are in ``sorted_set`` (sorted): ``np.isin``, without its set-up cost on the few numbers of one trip."""
+    if not len(sorted_set):
+        return np.zeros(len(values), dtype=np.bool_)
+    at = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    return sorted_set[at] == values
+
+
+def _alive(db: sqlite3.Connection, index: AlertIndex, numbers: NDArray[np.int64], now: float) -> _Alive:
+    """Return the alerts of ``numbers`` that exist and have not expired at ``now``, with what the feed needs of them (:data:`_ALIVE_FIELDS`).
 
     ``index`` answers for the alerts it has read (the store's, brought up to
     date just before the caller's transaction); in the transaction, the
@@ -730,9 +745,8 @@ def _alive(db: sqlite3.Connection, index: AlertIndex, numbers: set[int], now: fl
     are read.
     """
     last_seq, last_drop = index.last_seq, index.last_drop  # before asking it: it may only know more
-    wanted = np.fromiter(numbers, dtype=np.int64, count=len(numbers))
-    alive, fields = index.alive(wanted, now, _ALIVE_FIELDS)
-    if len(newer := wanted[wanted > last_seq]):
+    alive, fields = index.alive(numbers, now, _ALIVE_FIELDS)
+    if len(newer := np.unique(numbers[numbers > last_seq])):
         rows = db.execute(
             f"SELECT seq, {', '.join(_ALIVE_FIELDS)} FROM alert_terms WHERE expires_s > ? AND seq IN (SELECT value FROM json_each(?))",
             (now, orjson.dumps(newer, option=orjson.OPT_SERIALIZE_NUMPY)),
@@ -740,12 +754,13 @@ def _alive(db: sqlite3.Connection, index: AlertIndex, numbers: set[int], now: fl
         if rows:
             alive = np.concatenate((alive, np.array([r[0] for r in rows], dtype=np.int64)))
             fields = {name: np.concatenate((fields[name], np.array([r[i] for r in rows], dtype=fields[name].dtype))) for i, name in enumerate(_ALIVE_FIELDS, 1)}
-            order = np.argsort(alive)
-            alive, fields = alive[order], {name: column[order] for name, column in fields.items()}
-    out = _Alive(dict(zip(alive.tolist(), (fields["hooked"] != 0).tolist())), alive, fields)
-    for (gone,) in db.execute("SELECT alert_seq FROM alert_drops WHERE seq > ?", (last_drop,)):
-        out.hooked.pop(gone, None)
-    return out
+            alive, first = np.unique(alive, return_index=True)  # the index may have read some of them meanwhile
+            fields = {name: column[first] for name, column in fields.items()}
+    dropped = np.array(db.execute("SELECT alert_seq FROM alert_drops WHERE seq > ?", (last_drop,)).fetchall(), dtype=np.int64).reshape(-1)
+    if len(dropped):
+        keep = ~np.isin(alive, dropped)
+        alive, fields = alive[keep], {name: column[keep] for name, column in fields.items()}
+    return _Alive(alive, fields)
 
 
 def _names(db: sqlite3.Connection, numbers: set[int]) -> dict[int, tuple[str, str]]:
@@ -763,7 +778,7 @@ def _next_event(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT value FROM counters WHERE name = 'event'").fetchone()[0])
 
 
-def _append_feed(db: sqlite3.Connection, feed: list[tuple[str, int, str, dict[str, Any], list[int]]], now: float, alive: _Alive) -> int:
+def _append_feed(db: sqlite3.Connection, feed: list[tuple[str, int, str, dict[str, Any], NDArray[np.int64]]], now: float, alive: _Alive) -> int:
     """Append (trip, version, kind, body, alerts) rows to the feed, numbering their events, with the outbox rows of the alerts that have a webhook; return how many events.
 
     Every alert of the rows is among ``alive``. Each row gets a
@@ -778,7 +793,7 @@ def _append_feed(db: sqlite3.Connection, feed: list[tuple[str, int, str, dict[st
     first = seq = _next_event(db)
     # every event's alert, in the order of their numbers: the events of a row are numbered one after the other
     counts = [len(alerts) for *_, alerts in feed]
-    told = np.fromiter(chain.from_iterable(alerts for *_, alerts in feed), dtype=np.int64, count=sum(counts))
+    told = np.concatenate([alerts for *_, alerts in feed])
     starts = np.cumsum([0, *counts[:-1]])
     of = alive.of(told)
     places = of["places"]
@@ -787,8 +802,8 @@ def _append_feed(db: sqlite3.Connection, feed: list[tuple[str, int, str, dict[st
     rows: list[tuple[Any, ...]] = []
     entries: list[tuple[int, int, int | None]] = []
     outbox: list[tuple[int, int, float, float]] = []
-    hooked = alive.hooked
-    some_hooked = any(hooked.values())
+    hooked = of["hooked"] != 0
+    some_hooked = bool(hooked.any())
     for i, (trip_id, version, kind, body, alerts) in enumerate(feed):
         at = seq - first
         keys = places[at : at + len(alerts)]
@@ -798,7 +813,7 @@ def _append_feed(db: sqlite3.Connection, feed: list[tuple[str, int, str, dict[st
         rows.append((seq, trip_id, version, kind, now, orjson.dumps(body), told[at : at + len(alerts)].tobytes(), until[i], keys.tobytes()))  # blobs _numbers reads
         entries.extend((key, seq, day) for key in keys.tolist())
         if some_hooked:
-            outbox.extend((seq + j, a, now, now) for j, a in enumerate(alerts) if hooked[a])
+            outbox.extend((seq + j, int(told[at + j]), now, now) for j in np.flatnonzero(hooked[at : at + len(alerts)]).tolist())
         seq += len(alerts)
     db.executemany("INSERT INTO feed VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     entries.sort(key=lambda e: e[:2])  # in key order: the B-tree's pages visited once each
