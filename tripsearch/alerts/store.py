@@ -453,7 +453,9 @@ class AlertStore:
             states = {t: (v, live) for t, v, live in db.execute("SELECT trip_id, version, live FROM trip_state WHERE trip_id IN (SELECT value FROM json_each(?))", (ids,))}
             told = {t: np.frombuffer(blob, dtype=np.int64) for t, blob in db.execute("SELECT trip_id, told FROM trip_alerts WHERE trip_id IN (SELECT value FROM json_each(?))", (ids,))}
             # an alert deleted since it matched, or expired, is left out (and told nothing more)
-            alive = _alive(db, index, np.concatenate([_NO_ALERTS, *(a for out in outcomes for _, a in out.matches), *told.values()]), now)
+            matched = np.concatenate([_NO_ALERTS, *(a for out in outcomes for _, a in out.matches)])
+            alive = _alive(db, index, np.concatenate([matched, *told.values()]), now)
+            all_alive = bool(alive.has(matched).all())  # as when nothing was deleted since the matcher looked: no need to ask per group
             cleared, new_states, retold = [], {}, set()
             feed: list[tuple[str, int, str, dict[str, Any], NDArray[np.int64]]] = []  # (trip, version, kind, body, alerts): the events, in order
             for out in outcomes:
@@ -473,7 +475,7 @@ class AlertStore:
                 else:
                     gone = _NO_ALERTS
                 told_before = np.sort(before)
-                new = [(body, alerts[alive.has(alerts) & ~_member(alerts, told_before)]) for body, alerts in out.matches]
+                new = [(body, alerts if all_alive and not len(told_before) else alerts[alive.has(alerts) & ~_member(alerts, told_before)]) for body, alerts in out.matches]
                 new = [(body, alerts) for body, alerts in new if len(alerts)]
                 feed.extend((out.trip_id, version, "match", body, alerts) for body, alerts in new)
                 if len(told_gone := gone[alive.has(gone)]):
