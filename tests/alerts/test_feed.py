@@ -179,6 +179,12 @@ def test_a_feed_with_an_entry_per_event_gets_entries_by_places_when_the_store_op
         assert {seq: until for seq, until in db.execute("SELECT seq, until_s FROM feed")} == {seq: first.expires.timestamp() for seq, _, _ in rows}
     AlertStore(path, clock=clock, readonly=True).close()
     store.close()
+    entries = _entries(path)
+    with sqlite3.connect(path) as db:  # a process of that release, still running, makes its (empty) table again
+        db.execute("CREATE TABLE feed_alert (cluster INTEGER NOT NULL, alert INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (cluster, alert, seq)) WITHOUT ROWID")
+    store = AlertStore(path, clock=clock)
+    assert (store.matches("u-1", first.id), store.matches("u-1", second.id), store.owner_events("u-1", 0)) == before and _entries(path) == entries
+    store.close()
 
 
 def test_the_alerts_the_index_has_not_read_yet_come_from_the_store(tmp_path: Path) -> None:

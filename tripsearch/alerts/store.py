@@ -838,18 +838,20 @@ def _day_number(date: Any) -> int | None:
 
 
 def _index_feed_rows(db: sqlite3.Connection) -> None:
-    """Give every feed row its ``until_s``, its places and their ``feed_places`` entries, in the caller's transaction; a row that tells no alert any more goes.
+    """Give every feed row that has none its ``until_s``, its places and their ``feed_places`` entries, in the caller's transaction; such a row that tells no alert any more goes.
 
     For a file of an earlier release, whose ``feed_alert`` had an entry per
     event. Its rows' entries get no day: a read of an alert's feed looks at
-    them whatever its days.
+    them whatever its days. The rows of this release are left as they are
+    (a process of the earlier release still running makes ``feed_alert``
+    again, and the next open comes here again).
     """
     terms = np.array(db.execute("SELECT seq, places, expires_s FROM alert_terms ORDER BY seq").fetchall(), dtype=np.float64).reshape(-1, 3)
     numbers, places, expires = terms[:, 0].astype(np.int64), terms[:, 1].astype(np.int64), terms[:, 2]
     updates: list[tuple[float, bytes, int]] = []
     entries: list[tuple[int, int]] = []
     gone: list[tuple[int]] = []
-    for seq, blob in db.execute("SELECT seq, alerts FROM feed"):  # a row at a time (rows change only after)
+    for seq, blob in db.execute("SELECT seq, alerts FROM feed WHERE places = x''"):  # a row at a time (rows change only after)
         alerts = np.frombuffer(blob, dtype=np.int64)
         at = np.minimum(np.searchsorted(numbers, alerts), max(len(numbers) - 1, 0))
         known = at[numbers[at] == alerts] if len(numbers) else at[:0]
