@@ -257,13 +257,12 @@ class _Part:
     def drop(self, seqs: NDArray[np.int64]) -> None:
         self.alive &= ~np.isin(self.terms.cols["seq"], seqs)
 
-    def find(self, numbers: NDArray[np.int64]) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
-        """Return which alerts of ``numbers`` this part holds (deleted or not), and their positions in it."""
+    def find(self, numbers: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Return the positions in this part of the alerts of ``numbers`` it holds (deleted or not)."""
         if not len(self):
-            return np.zeros(len(numbers), dtype=np.bool_), np.zeros(0, dtype=np.int64)
+            return np.zeros(0, dtype=np.int64)
         at = np.minimum(np.searchsorted(self.numbers, numbers), len(self) - 1)
-        found = self.numbers[at] == numbers
-        return found, self.by_number[at[found]]
+        return self.by_number[at[self.numbers[at] == numbers]]
 
     def candidates(self, route: RouteTiles) -> tuple[NDArray[np.int64], NDArray[np.int64], _Reach]:
         """Return the (row, group) whose From and To disks the rows' tiles touch, sorted by group then row, and where along each route its samples touch each disk."""
@@ -372,15 +371,16 @@ class AlertIndex:
         numbers = np.unique(numbers)  # sorted: each part's lookups then walk its numbers forwards
         alive, columns = [], []
         for part in self.parts:
-            rows = part.find(numbers)[1]
+            rows = part.find(numbers)
             t = part.terms.cols
             rows = rows[part.alive[rows] & (t["expires_s"][rows] > now)]
             alive.append(t["seq"][rows])
             columns.append([t[name][rows] for name in fields])
         if not alive:
             return numbers[:0], {name: AlertTerms.from_rows([]).cols[name] for name in fields}
-        order = np.argsort(np.concatenate(alive))  # the parts hold different alerts
-        return np.concatenate(alive)[order], {name: np.concatenate(column)[order] for name, column in zip(fields, zip(*columns))}
+        numbers = np.concatenate(alive)
+        order = np.argsort(numbers)  # the parts hold different alerts
+        return numbers[order], {name: np.concatenate(column)[order] for name, column in zip(fields, zip(*columns))}
 
     def match(self, cols: TripColumns, rows: NDArray[np.int64], now: float) -> Matches:
         """Return the matches of trips ``rows`` of ``cols`` with the live alerts not expired at ``now``."""

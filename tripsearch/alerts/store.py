@@ -562,10 +562,11 @@ class AlertStore:
     def owner_events(self, owner: str, after_seq: int, limit: int = 500) -> list[MatchEvent]:
         """Return the owner's events after ``after_seq``, oldest first (for a stream that resumes)."""
         db = self._db()
-        mine = dict(db.execute("SELECT t.seq, t.alert_id FROM alerts a JOIN alert_terms t ON t.alert_id = a.id WHERE a.owner = ?", (owner,)).fetchall())
-        if not mine:
+        terms = db.execute("SELECT t.seq, t.alert_id, t.places FROM alerts a JOIN alert_terms t ON t.alert_id = a.id WHERE a.owner = ?", (owner,)).fetchall()
+        if not terms:
             return []
-        keys = orjson.dumps(sorted({key for (key,) in db.execute("SELECT places FROM alert_terms WHERE seq IN (SELECT value FROM json_each(?))", (orjson.dumps(sorted(mine)),))}))
+        mine = {number: alert_id for number, alert_id, _ in terms}
+        keys = orjson.dumps(sorted({key for *_, key in terms}))
         # from the row that holds event after_seq + 1: its later events may be the owner's
         start = db.execute("SELECT coalesce(max(seq), 0) FROM feed WHERE seq <= ?", (after_seq + 1,)).fetchone()[0]
         events: list[MatchEvent] = []
@@ -660,12 +661,13 @@ def _terms(spec: AlertSpec, expires_s: float, hooked: bool, places: int | None =
     ``places``: :func:`places_key` of its places, when the caller has it already (a batch computes them at once).
     """
     q = spec.query
+    disks = _disks(spec)
     return (
-        *q.from_point, q.from_radius_km, *q.to_point, q.to_radius_km, spec.day_from, spec.day_to, expires_s,
+        *disks, spec.day_from, spec.day_to, expires_s,
         0 if q.time_from is None else q.time_from, 24 * 60 - 1 if q.time_to is None else q.time_to,
         math.inf if q.max_price is None else float(q.max_price), option_mask(q.options),
         -math.inf if q.min_rating is None else float(q.min_rating), q.seats, int(hooked),
-        int(places_key(*_disks(spec))) if places is None else places,
+        int(places_key(*disks)) if places is None else places,
     )  # fmt: skip
 
 
