@@ -3,6 +3,7 @@
 - :mod:`.model`: an alert's fields (the search's, over a date range) as a value;
 - :mod:`.store`: alerts, match state and feed in SQLite;
 - :mod:`.index`: the alerts' postings in memory, and a batch of trips matched against them;
+- :mod:`.numbers`: sets of alert numbers, many looked up at once;
 - :mod:`.matcher`: written trips against the alerts, by the search's own rules;
 - :mod:`.backend`: the wrapper every write goes through.
 """

@@ -53,6 +53,7 @@ from ..core.kernels import closest_in_ranges, filter_failures, match_ends
 from ..index.execute import hit_points
 from ..query.matching import FILTERS, filter_bit
 from ..query.ranking import score_of
+from .numbers import NumberSet, distinct
 
 __all__ = ["AlertIndex", "AlertTerms", "TERM_FIELDS", "SAMPLE_KM", "TILE_DEG", "route_to_tiles", "disk_to_tiles"]
 
@@ -246,7 +247,7 @@ class _Part:
         self.terms = terms.take(by_group)
         self.alive = np.ones(n, dtype=np.bool_)
         self.by_number = np.argsort(self.terms.cols["seq"])  # positions in order of the alerts' numbers
-        self.numbers = self.terms.cols["seq"][self.by_number]
+        self.numbers = NumberSet(self.terms.cols["seq"][self.by_number])
 
     def __len__(self) -> int:
         return len(self.alive)
@@ -259,10 +260,8 @@ class _Part:
 
     def find(self, numbers: NDArray[np.int64]) -> NDArray[np.int64]:
         """Return the positions in this part of the alerts of ``numbers`` it holds (deleted or not)."""
-        if not len(self):
-            return np.zeros(0, dtype=np.int64)
-        at = np.minimum(np.searchsorted(self.numbers, numbers), len(self) - 1)
-        return self.by_number[at[self.numbers[at] == numbers]]
+        at = self.numbers.index(numbers)
+        return self.by_number[at[at >= 0]]
 
     def candidates(self, route: RouteTiles) -> tuple[NDArray[np.int64], NDArray[np.int64], _Reach]:
         """Return the (row, group) whose From and To disks the rows' tiles touch, sorted by group then row, and where along each route its samples touch each disk."""
@@ -368,7 +367,7 @@ class AlertIndex:
 
     def alive(self, numbers: NDArray[np.int64], now: float, fields: Sequence[str]) -> tuple[NDArray[np.int64], dict[str, NDArray[Any]]]:
         """Return the alerts of ``numbers`` indexed, not deleted and not expired at ``now`` (sorted, no repeats), and their ``fields`` (of :data:`TERM_FIELDS`)."""
-        numbers = np.unique(numbers)  # sorted: each part's lookups then walk its numbers forwards
+        numbers = distinct(numbers)
         alive, columns = [], []
         for part in self.parts:
             rows = part.find(numbers)
@@ -378,6 +377,8 @@ class AlertIndex:
             columns.append([t[name][rows] for name in fields])
         if not alive:
             return numbers[:0], {name: AlertTerms.from_rows([]).cols[name] for name in fields}
+        if len(alive) == 1:  # found in the order of the numbers
+            return alive[0], dict(zip(fields, columns[0]))
         numbers = np.concatenate(alive)
         order = np.argsort(numbers)  # the parts hold different alerts
         return numbers[order], {name: np.concatenate(column)[order] for name, column in zip(fields, zip(*columns))}

@@ -54,7 +54,7 @@ import uuid
 from array import array
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -66,6 +66,7 @@ from ..model import paused_gc
 from ..query.matching import option_mask
 from .index import TERM_FIELDS, AlertIndex, AlertTerms
 from .model import AlertSpec, expires_at, parse_alert
+from .numbers import NumberSet
 
 __all__ = ["AlertStore", "AlertRecord", "Delivery", "MatchEvent", "TripOutcome", "DEFAULT_MAX_PER_OWNER", "RETENTION", "SUMMARY_FIELDS", "WEBHOOK_FIELD", "webhook_address_refused"]
 
@@ -470,15 +471,15 @@ class AlertStore:
                 if state is None and out.version is None and not len(before):
                     continue  # a trip never matched, gone: nothing to tell, and no state that would hide its first write
                 if len(before):
-                    still = _member(before, np.sort(out.matched()))
+                    still = NumberSet(np.sort(out.matched())).has(before)
                     gone, before = before[~still], before[still]
                 else:
                     gone = _NO_ALERTS
-                told_before = np.sort(before)
-                new = [(body, alerts if all_alive and not len(told_before) else alerts[alive.has(alerts) & ~_member(alerts, told_before)]) for body, alerts in out.matches]
+                told_before = NumberSet(np.sort(before))
+                new = [(body, alerts if all_alive and not len(told_before) else alerts[alive.has(alerts) & ~told_before.has(alerts)]) for body, alerts in out.matches]
                 new = [(body, alerts) for body, alerts in new if len(alerts)]
                 feed.extend((out.trip_id, version, "match", body, alerts) for body, alerts in new)
-                if len(told_gone := gone[alive.has(gone)]):
+                if len(gone) and len(told_gone := gone[alive.has(gone)]):
                     kind = "cancel" if out.status in ("cancelled", "deleted") else "unmatch"
                     feed.append((out.trip_id, version, kind, {"reason": out.status if kind == "cancel" else _unmatch_reason(out.status)}, told_gone))
                 if new or len(gone):
@@ -716,28 +717,22 @@ def _blob(numbers: Iterable[int]) -> bytes:
 _ALIVE_FIELDS = ("hooked", "places", "expires_s", "day_from", "day_to")  # what a transaction reads of the alerts it tells
 
 
-class _Alive(NamedTuple):
+class _Alive:
     """The alerts that exist and have not expired, among those a transaction looks at."""
 
-    numbers: NDArray[np.int64]  # sorted
-    fields: dict[str, NDArray[Any]]  # their _ALIVE_FIELDS
+    def __init__(self, numbers: NDArray[np.int64], fields: dict[str, NDArray[Any]]) -> None:
+        self.numbers = numbers  # sorted
+        self.fields = fields  # their _ALIVE_FIELDS
+        self._set = NumberSet(numbers)
 
     def has(self, numbers: NDArray[np.int64]) -> NDArray[np.bool_]:
         """Return which alerts of ``numbers`` are among them."""
-        return _member(numbers, self.numbers)
+        return self._set.has(numbers)
 
     def of(self, numbers: NDArray[np.int64]) -> dict[str, NDArray[Any]]:
         """Return the fields of each alert of ``numbers`` (each among them)."""
-        at = np.searchsorted(self.numbers, numbers)
+        at = self._set.index(numbers)
         return {name: column[at] for name, column in self.fields.items()}
-
-
-def _member(values: NDArray[np.int64], sorted_set: NDArray[np.int64]) -> NDArray[np.bool_]:
-    """Return which of ``values`` are in ``sorted_set`` (sorted): ``np.isin``, without its set-up cost on the few numbers of one trip."""
-    if not len(sorted_set):
-        return np.zeros(len(values), dtype=np.bool_)
-    at = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
-    return sorted_set[at] == values
 
 
 def _alive(db: sqlite3.Connection, index: AlertIndex, numbers: NDArray[np.int64], now: float) -> _Alive:
@@ -806,12 +801,13 @@ def _append_feed(db: sqlite3.Connection, feed: list[tuple[str, int, str, dict[st
     rows: list[tuple[Any, ...]] = []
     entries: list[tuple[int, int, int | None]] = []
     outbox: list[tuple[int, int, float, float]] = []
+    uniform = np.logical_and.reduceat(places == np.repeat(places[starts], counts), starts).tolist()  # rows whose alerts share one places key
     hooked = of["hooked"] != 0
     some_hooked = bool(hooked.any())
     for i, (trip_id, version, kind, body, alerts) in enumerate(feed):
         at = seq - first
         keys = places[at : at + len(alerts)]
-        keys = keys[:1] if (keys == keys[0]).all() else np.unique(keys)
+        keys = keys[:1] if uniform[i] else np.unique(keys)
         day = _day_number(body["date"]) if kind == "match" else None
         day = day if day is not None and day_from[i] <= day <= day_to[i] else None
         rows.append((seq, trip_id, version, kind, now, orjson.dumps(body), told[at : at + len(alerts)].tobytes(), until[i], keys.tobytes()))  # blobs _numbers reads
