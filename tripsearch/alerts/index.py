@@ -451,7 +451,7 @@ def _geometry(cols: TripColumns, part: _Part, rows: NDArray[np.int64], groups: N
         keys, which = np.unique((rows << 32) | disk_of_group[groups], return_inverse=True)
         d = keys & 0xFFFFFFFF
         order = np.argsort(d, kind="stable")  # one target after another: the kernel computes each once
-        first, last = reach.vertices(cols, keys[order])
+        first, last = (span[order] for span in reach.vertices(cols, keys))  # looked up in key order: the search walks forwards
         found = np.empty((4, len(keys)), dtype=np.float64)
         found[:, order] = closest_in_ranges(
             cols.vert_lat, cols.vert_lon, cols.vert_cum, first, last, part.disks[d[order], 0], part.disks[d[order], 1], latest, float(radius[d].max()),
