@@ -11,10 +11,12 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
+from tests.geometry import regular_trips
 from tripsearch.errors import InvalidTrip
 from tripsearch.data.fixtures import generate_trips
-from tripsearch.model import parse_trip_route, parse_trips_routes
+from tripsearch.model import _encoder, parse_trip, parse_trip_route, parse_trips_routes, trip_to_dict, trip_to_json
 
 TRIPS = list(generate_trips(40, 5, dt.date(2026, 12, 1), 3))
 
@@ -118,3 +120,13 @@ def test_batch_parse_of_trips_with_several_faults_matches_one_by_one(picks: list
 
 def test_batch_parse_of_inputs_that_are_no_trip() -> None:
     _assert_same([b"{not json", b"[1]", 5, None, b"\xff", TRIPS[0], orjson.dumps(TRIPS[1]), b""])
+
+
+def test_a_trip_encoded_as_it_is_gives_the_bytes_of_its_wire_dict() -> None:
+    """``trip_to_json`` encodes a trip with a route and a driver straight from the struct: the same bytes as the dict that leaves out a missing route or driver."""
+    trips = [parse_trip(t) for t in [*generate_trips(200, 3, dt.date(2026, 3, 28), 3), *regular_trips("europe", 20, 5)]]
+    variants = [v for t in trips for v in (t, replace(t, route=None), replace(t, driver=None), replace(t, route=None, driver=None))]
+    assert any(t.schedule is not None for t in trips) and all(t.driver is not None and t.route is not None for t in trips[:200])
+    for trip in variants:
+        assert trip_to_json(trip) == _encoder.encode(trip_to_dict(trip))
+        assert orjson.loads(trip_to_json(trip)).keys() >= {"id", "stops"} and ("route" in orjson.loads(trip_to_json(trip))) == (trip.route is not None)
