@@ -47,3 +47,6 @@ def test_a_dense_set_keeps_a_table_and_a_sparse_one_does_not() -> None:
     """The two ways are both taken: a test of the lookups above over only one of them would not see the other broken."""
     assert NumberSet(np.arange(1, 1_000, dtype=np.int64))._table is not None
     assert NumberSet(np.array([1, 10**9], dtype=np.int64))._table is None
+    every_tenth = np.arange(0, 10_000, 10, dtype=np.int64)
+    assert NumberSet(every_tenth)._table is not None and NumberSet(every_tenth, max_span=2)._table is None
+    assert NumberSet(every_tenth, max_span=2).index(np.array([20, 21])).tolist() == [2, -1]

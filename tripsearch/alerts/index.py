@@ -247,7 +247,7 @@ class _Part:
         self.terms = terms.take(by_group)
         self.alive = np.ones(n, dtype=np.bool_)
         self.by_number = np.argsort(self.terms.cols["seq"])  # positions in order of the alerts' numbers
-        self.numbers = NumberSet(self.terms.cols["seq"][self.by_number])
+        self.numbers = NumberSet(self.terms.cols["seq"][self.by_number], max_span=2)  # kept for the part's life: its table at most 8 bytes an alert, as much as the sorted numbers
 
     def __len__(self) -> int:
         return len(self.alive)

@@ -7,7 +7,8 @@ cache miss at each of its twenty steps: 9 to 18 ms a batch, against 0.2 ms
 for a read of a table indexed by number. So a set whose numbers fill at
 least 1/:data:`DENSE_SPAN` of their span keeps such a table (four bytes a
 slot); a sparser one (the few alerts of one trip) searches its sorted
-numbers.
+numbers. A set kept for long (a part of the alerts index) takes a tighter
+bound, so that its table costs no more than a sorted copy would.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from numpy.typing import NDArray
 DENSE_SPAN = 64  # a table of at most this many slots per number
 
 
-def _dense(lo: int, hi: int, count: int) -> bool:
-    return count > 0 and hi - lo + 1 <= DENSE_SPAN * count
+def _dense(lo: int, hi: int, count: int, max_span: int = DENSE_SPAN) -> bool:
+    return count > 0 and hi - lo + 1 <= max_span * count
 
 
 def distinct(values: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -42,11 +43,12 @@ class NumberSet:
     [2, -1, 0, -1, -1]
     """
 
-    def __init__(self, numbers: NDArray[np.int64]) -> None:
+    def __init__(self, numbers: NDArray[np.int64], max_span: int = DENSE_SPAN) -> None:
+        """Keep ``numbers`` (sorted, distinct), with a table if they fill at least 1/``max_span`` of their span."""
         self.numbers = numbers
         self._table: NDArray[np.int32] | None = None
         self._base = int(numbers[0]) if len(numbers) else 0
-        if len(numbers) and _dense(self._base, int(numbers[-1]), len(numbers)):
+        if len(numbers) and _dense(self._base, int(numbers[-1]), len(numbers), max_span):
             self._table = np.full(int(numbers[-1]) - self._base + 1, -1, dtype=np.int32)
             self._table[numbers - self._base] = np.arange(len(numbers), dtype=np.int32)
 
