@@ -37,6 +37,7 @@ import numpy as np
 
 import tripsearch
 from tripsearch.alerts import AlertStore, match_trips
+from tripsearch.alerts.numbers import NumberSet
 from tripsearch.backend import parse_upserts
 from tripsearch.data.fixtures import generate_trips
 
@@ -167,8 +168,9 @@ def measure(n_alerts: int, single: int, bulk: int, work: Path, backend: str | No
     }
 
 
-def _arrays(part: Any) -> list[np.ndarray]:
-    return [v for v in vars(part).values() if isinstance(v, np.ndarray)] + list(part.terms.cols.values())
+def _arrays(part: Any) -> list[Any]:
+    """Every array a part of the index holds (its number set's included: it has ``nbytes`` too)."""
+    return [v for v in vars(part).values() if isinstance(v, (np.ndarray, NumberSet))] + list(part.terms.cols.values())
 
 
 def run(sizes: list[int], single: int, bulk: int, backend: str | None = None) -> dict[str, Any]:

@@ -55,6 +55,11 @@ class NumberSet:
     def __len__(self) -> int:
         return len(self.numbers)
 
+    @property
+    def nbytes(self) -> int:
+        """The bytes of its arrays: the numbers and the table."""
+        return self.numbers.nbytes + (self._table.nbytes if self._table is not None else 0)
+
     def index(self, values: NDArray[np.int64]) -> NDArray[np.int64]:
         """Return the position in :attr:`numbers` of each of ``values``, -1 for those it does not hold."""
         if not len(self.numbers):
