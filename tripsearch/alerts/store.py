@@ -721,9 +721,13 @@ class _Alive:
     """The alerts that exist and have not expired, among those a transaction looks at."""
 
     def __init__(self, numbers: NDArray[np.int64], fields: dict[str, NDArray[Any]]) -> None:
-        self.numbers = numbers  # sorted
-        self.fields = fields  # their _ALIVE_FIELDS
         self._set = NumberSet(numbers)
+        self.fields = fields  # their _ALIVE_FIELDS
+
+    @property
+    def numbers(self) -> NDArray[np.int64]:
+        """Their numbers, sorted."""
+        return self._set.numbers
 
     def has(self, numbers: NDArray[np.int64]) -> NDArray[np.bool_]:
         """Return which alerts of ``numbers`` are among them."""
@@ -845,14 +849,14 @@ def _index_feed_rows(db: sqlite3.Connection) -> None:
     again, and the next open comes here again).
     """
     terms = np.array(db.execute("SELECT seq, places, expires_s FROM alert_terms ORDER BY seq").fetchall(), dtype=np.float64).reshape(-1, 3)
-    numbers, places, expires = terms[:, 0].astype(np.int64), terms[:, 1].astype(np.int64), terms[:, 2]
+    numbers, places, expires = NumberSet(terms[:, 0].astype(np.int64)), terms[:, 1].astype(np.int64), terms[:, 2]
     updates: list[tuple[float, bytes, int]] = []
     entries: list[tuple[int, int]] = []
     gone: list[tuple[int]] = []
     for seq, blob in db.execute("SELECT seq, alerts FROM feed WHERE places = x''"):  # a row at a time (rows change only after)
         alerts = np.frombuffer(blob, dtype=np.int64)
-        at = np.minimum(np.searchsorted(numbers, alerts), max(len(numbers) - 1, 0))
-        known = at[numbers[at] == alerts] if len(numbers) else at[:0]
+        at = numbers.index(alerts)
+        known = at[at >= 0]
         if not len(known):
             gone.append((seq,))
             continue
