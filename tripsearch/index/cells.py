@@ -87,7 +87,8 @@ class _GridCells:
 
     def __init__(self) -> None:
         self.slot = np.full(self.LAT_TILES * self.LON_TILES, -1, dtype=np.int64)
-        self.table = np.zeros((0, self.STEPS * self.STEPS), dtype=np.uint64)
+        self.table = np.zeros((0, self.STEPS * self.STEPS), dtype=np.uint64)  # rows beyond self.rows: room for tiles to come
+        self.rows = 0
         self._lock = threading.Lock()
 
     def lookup(self, lat_step: NDArray[np.int64], lon_step: NDArray[np.int64]) -> NDArray[np.uint64]:
@@ -115,8 +116,12 @@ class _GridCells:
         """Give a table row to every tile of ``tile`` without one: the rows first, then the slots that point at them."""
         missing = np.unique(tile[self.slot[tile] < 0])
         if len(missing):
-            first = len(self.table)
-            self.table = np.concatenate((self.table, np.zeros((len(missing), self.STEPS * self.STEPS), dtype=np.uint64)))
+            first = self.rows
+            if first + len(missing) > len(self.table):  # room for twice as many: a load adds tiles batch after batch, each copy is of the whole table
+                table = np.zeros((max(first + len(missing), 2 * len(self.table)), self.STEPS * self.STEPS), dtype=np.uint64)
+                table[:first] = self.table[:first]
+                self.table = table
+            self.rows = first + len(missing)
             self.slot[missing] = np.arange(first, first + len(missing))
 
     def _fill(self, flat: NDArray[np.int64]) -> None:
