@@ -34,7 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("tripsearch.query",),
     ("tripsearch.core",),
     ("tripsearch.model", "tripsearch.occurrences"),
-    ("tripsearch.errors", "tripsearch.geo", "tripsearch.data", "tripsearch.aio"),
+    ("tripsearch.errors", "tripsearch.geo", "tripsearch.routetext", "tripsearch.data", "tripsearch.aio"),
 )
 
 

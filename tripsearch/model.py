@@ -4,7 +4,9 @@ A trip arrives as JSON (a dict, bytes or one NDJSON line), is decoded by
 msgspec into typed structs, then checked against the rules that msgspec's
 types cannot say (times never decrease, the route starts at the first stop,
 ...). Every failure is an :class:`~tripsearch.errors.InvalidTrip` naming the
-field (``stops[1].time``) and the reason.
+field (``stops[1].time``) and the reason. A route's points stay the JSON
+text they came as (:class:`Route`), read once into an array by
+:mod:`tripsearch.routetext`: no Python float per point.
 
 The document is stored as given. Every backend matches on coordinates
 quantised to 1e-7 degree (see :mod:`tripsearch.geo`), as Elasticsearch
@@ -17,10 +19,9 @@ import datetime as dt
 import gc
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache, wraps
-from itertools import chain
 from typing import Any, Literal, ParamSpec, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -29,6 +30,7 @@ import numpy as np
 
 from .errors import InvalidTrip
 from .geo import EARTH_RADIUS_KM, great_circle_km, haversine_km
+from .routetext import read_points
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -90,6 +92,33 @@ class Stop(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A GeoJSON LineString of [lon, lat] points.
+
+    ``coordinates`` is kept as its JSON text (``[[lon, lat], ...]``, as
+    received), which the checks read once into an array
+    (:func:`parse_trip_route` returns it; :meth:`points` reads it again): a
+    route of hundreds of points is never a list of Python floats. Build one
+    from points with :meth:`of`.
+    """
+
+    type: Literal["LineString"]
+    coordinates: msgspec.Raw
+
+    @classmethod
+    def of(cls, points: Iterable[Sequence[float]]) -> Route:
+        """Return the route through ``points`` ([lon, lat] pairs)."""
+        return cls("LineString", msgspec.Raw(_encoder.encode([[float(lon), float(lat)] for lon, lat in points])))
+
+    def points(self) -> np.ndarray:
+        """Return the [lon, lat] points as an (n, 2) float64 array (raise :class:`InvalidTrip` if the text is no list of pairs of numbers)."""
+        if not isinstance(self.coordinates, msgspec.Raw):
+            raise InvalidTrip("route.coordinates", "must be the JSON text of [[lon, lat], ...] (Route.of builds a route from points)")
+        return _route_points(self.coordinates)
+
+
+class _TypedRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A route as a dict holds it (a Python caller's trip): its points as numbers, checked by type."""
+
     type: Literal["LineString"]
     coordinates: list[tuple[float, float]]
 
@@ -175,11 +204,32 @@ class Trip(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             lat = np.array([s.lat for s in self.stops], dtype=np.float64)
             lon = np.array([s.lon for s in self.stops], dtype=np.float64)
             return lat, lon
-        coords = np.asarray(self.route.coordinates, dtype=np.float64).reshape(-1, 2)
+        coords = self.route.points()
         return coords[:, 1].copy(), coords[:, 0].copy()
 
 
 _decoder = msgspec.json.Decoder(Trip)
+_encoder = msgspec.json.Encoder()
+_points_decoder = msgspec.json.Decoder(list[tuple[float, float]])
+
+
+def _route_points(text: msgspec.Raw) -> np.ndarray:
+    """Return a route's [lon, lat] points read from their JSON text, or raise :class:`InvalidTrip` naming ``route.coordinates``.
+
+    The compiled reader takes what it reads exactly; anything else (17
+    significant digits, a wrong shape, not a number) goes through msgspec's
+    typed decoding, which words the error as it would for the whole trip.
+    """
+    points = read_points(text)
+    if points is not None:
+        return points
+    try:
+        return np.array(_points_decoder.decode(text), dtype=np.float64).reshape(-1, 2)
+    except msgspec.ValidationError as exc:
+        field, reason = _msgspec_field(str(exc))
+        raise InvalidTrip(f"route.coordinates{field}", reason) from None
+    except msgspec.DecodeError as exc:  # not from a decoded trip: its text was checked as JSON then
+        raise InvalidTrip("route.coordinates", f"not valid JSON ({exc})") from None
 
 
 def _msgspec_field(message: str) -> tuple[str, str]:
@@ -221,32 +271,49 @@ def parse_trip_route(data: bytes | str | Mapping[str, Any] | Trip) -> tuple[Trip
     Also returns the route as an (n, 2) array of [lon, lat] (the stops when
     there is no route), read once here for the checks and the index.
     """
-    trip = _decode(data)
-    return trip, _check(trip)
+    trip, points = _decode(data)
+    return trip, _check(trip, points)
 
 
-def _decode(data: bytes | str | Mapping[str, Any] | Trip) -> Trip:
-    """Return the input as a :class:`Trip` struct (types checked, rules not yet), or raise :class:`InvalidTrip`."""
-    if isinstance(data, Trip):
-        return data
-    else:
-        try:
-            if isinstance(data, Mapping):
-                trip = msgspec.convert(data if isinstance(data, dict) else dict(data), Trip, strict=False)
-            elif isinstance(data, (bytes, bytearray, memoryview, str)):
-                trip = _decoder.decode(data)
-            else:
-                raise InvalidTrip("", f"must be a JSON object, JSON text or a Trip, not {type(data).__name__}")
-        except msgspec.ValidationError as exc:
-            field, reason = _msgspec_field(str(exc))
-            raise InvalidTrip(field, reason) from None
-        except msgspec.DecodeError as exc:
-            raise InvalidTrip("", f"not valid JSON ({exc})") from None
-        except UnicodeDecodeError:
-            raise InvalidTrip("", "not valid UTF-8 text") from None
-        except RecursionError:
-            raise InvalidTrip("", "JSON nested too deeply") from None
-    return trip
+def _decode(data: bytes | str | Mapping[str, Any] | Trip) -> tuple[Trip, np.ndarray | None]:
+    """Return the input as a :class:`Trip` struct (types checked, rules not yet) and its route's points (None without a route), or raise :class:`InvalidTrip`."""
+    try:
+        if isinstance(data, Trip):
+            trip = data
+        elif isinstance(data, Mapping):
+            return _convert(data if isinstance(data, dict) else dict(data))
+        elif isinstance(data, (bytes, bytearray, memoryview, str)):
+            trip = _decoder.decode(data)
+        else:
+            raise InvalidTrip("", f"must be a JSON object, JSON text or a Trip, not {type(data).__name__}")
+    except msgspec.ValidationError as exc:
+        field, reason = _msgspec_field(str(exc))
+        raise InvalidTrip(field, reason) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidTrip("", f"not valid JSON ({exc})") from None
+    except UnicodeDecodeError:
+        raise InvalidTrip("", "not valid UTF-8 text") from None
+    except RecursionError:
+        raise InvalidTrip("", "JSON nested too deeply") from None
+    return trip, None if trip.route is None else trip.route.points()
+
+
+def _convert(data: dict[str, Any]) -> tuple[Trip, np.ndarray | None]:
+    """Return a trip given as a dict, and its route's points: the route's numbers checked by type, then kept as text like a decoded trip's."""
+    route = data.get("route")
+    trip = msgspec.convert({**data, "route": None}, Trip, strict=False)  # the other fields' errors first, as when decoding JSON text
+    if route is None:
+        return trip, None
+    try:
+        typed = cast(_TypedRoute, msgspec.convert(route, _TypedRoute | None, strict=False))  # not None: worded as for the whole trip
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        field, reason = _msgspec_field(message if " - at `" in message else f"{message} - at `$`")
+        raise InvalidTrip(f"route.{field}" if field else "route", reason) from None
+    # a point that is no number JSON can write (nan, inf) fails the checks before the text is used
+    points = np.array(typed.coordinates, dtype=np.float64).reshape(-1, 2)
+    text = _encoder.encode(typed.coordinates) if np.isfinite(points).all() else b"[]"
+    return msgspec.structs.replace(trip, route=Route(typed.type, msgspec.Raw(text))), points
 
 
 _EXAMPLE = {"id": "t-1", "version": 1, "departure_time": "2026-12-01T08:30:00+01:00",
@@ -316,25 +383,24 @@ def gc_paused(write: Callable[_P, _R]) -> Callable[_P, _R]:
 def _parse_each(data: Iterable[bytes | str | Mapping[str, Any] | Trip], out: list[tuple[Trip, np.ndarray] | InvalidTrip], routed: list[int]) -> None:
     for raw in data:
         try:
-            trip = _decode(raw)
-            route = _check_fields(trip)
+            trip, points = _decode(raw)
+            stops = _check_fields(trip, points)
         except InvalidTrip as exc:
             out.append(exc)
             continue
-        if route is None:
+        if stops is None:
             routed.append(len(out))
-        out.append((trip, route))  # type: ignore[arg-type]  # the route is filled in below
+        out.append((trip, cast(np.ndarray, stops if points is None else points)))  # a route's points are checked below
 
 
 def _check_routes(out: list[tuple[Trip, np.ndarray] | InvalidTrip], routed: list[int]) -> None:
-    """Check the routes of ``out[routed]`` together; put each trip's route array in, or the error of a bad one."""
-    trips = [cast(tuple[Trip, Any], out[i])[0] for i in routed]
-    sizes = np.fromiter((len(cast(Route, t.route).coordinates) for t in trips), dtype=np.int64, count=len(trips))
+    """Check the routes of ``out[routed]`` (each a trip and its route's points, not checked yet) together; put in each trip's route array, or the error of a bad one."""
+    trips, points = zip(*(cast(tuple[Trip, np.ndarray], out[i]) for i in routed))
+    sizes = np.fromiter((len(p) for p in points), dtype=np.int64, count=len(trips))
     doubt = (sizes < 2) | (sizes > MAX_ROUTE_POINTS)
     fine = np.flatnonzero(~doubt)
     ends = np.cumsum(sizes[fine])
-    pairs = chain.from_iterable(cast(Route, trips[k].route).coordinates for k in fine.tolist())
-    flat = np.fromiter(chain.from_iterable(pairs), dtype=np.float64, count=2 * int(ends[-1]) if len(ends) else 0).reshape(-1, 2)
+    flat = np.concatenate([points[k] for k in fine.tolist()]) if len(fine) else np.zeros((0, 2), dtype=np.float64)
     starts = ends - sizes[fine]
     lon, lat = flat[:, 0], flat[:, 1]
     bad_point = ~(np.isfinite(flat).all(axis=1) & (np.abs(lon) <= 180.0) & (np.abs(lat) <= 90.0))
@@ -357,7 +423,7 @@ def _check_routes(out: list[tuple[Trip, np.ndarray] | InvalidTrip], routed: list
         trip = trips[k]
         if doubt[k]:
             try:
-                out[pos] = (trip, _check(trip))
+                out[pos] = (trip, _check(trip, points[k]))
             except InvalidTrip as exc:
                 out[pos] = exc
         else:
@@ -372,17 +438,17 @@ def _gap_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarr
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(h)))
 
 
-def _check(trip: Trip) -> np.ndarray:
-    """Check every rule in order; return the route as an (n, 2) array of [lon, lat] (the stops when there is no route)."""
+def _check(trip: Trip, points: np.ndarray | None) -> np.ndarray:
+    """Check every rule in order, the route's on its ``points``; return the route as an (n, 2) array of [lon, lat] (the stops when there is no route)."""
     _check_head(trip)
-    arr = _check_route(trip) if trip.route is not None else None
+    arr = _check_route(trip, points) if points is not None else None
     _check_tail(trip)
     if arr is None:
         return np.array([(s.lon, s.lat) for s in trip.stops], dtype=np.float64)
     return arr
 
 
-def _check_fields(trip: Trip) -> np.ndarray | None:
+def _check_fields(trip: Trip, points: np.ndarray | None) -> np.ndarray | None:
     """Check every rule but those on the route's points: return the stops as :func:`_check` does, or None for a trip with a route.
 
     If a rule fails, the error is that of :func:`_check`, which may be about an earlier rule on the route.
@@ -391,8 +457,8 @@ def _check_fields(trip: Trip) -> np.ndarray | None:
         _check_head(trip)
         _check_tail(trip)
     except InvalidTrip:
-        if trip.route is not None:
-            _check(trip)
+        if points is not None:
+            _check(trip, points)
         raise
     if trip.route is None:
         return np.array([(s.lon, s.lat) for s in trip.stops], dtype=np.float64)
@@ -427,12 +493,9 @@ def _check_head(trip: Trip) -> None:
         raise InvalidTrip("departure_time", "must be the time of the first stop")
 
 
-def _check_route(trip: Trip) -> np.ndarray:
-    assert trip.route is not None
-    coords = trip.route.coordinates
-    if not 2 <= len(coords) <= MAX_ROUTE_POINTS:
-        raise InvalidTrip("route.coordinates", f"must have 2 to {MAX_ROUTE_POINTS} points, got {len(coords)}")
-    arr = np.asarray(coords, dtype=np.float64)
+def _check_route(trip: Trip, arr: np.ndarray) -> np.ndarray:
+    if not 2 <= len(arr) <= MAX_ROUTE_POINTS:
+        raise InvalidTrip("route.coordinates", f"must have 2 to {MAX_ROUTE_POINTS} points, got {len(arr)}")
     bad = ~(np.isfinite(arr).all(axis=1) & (np.abs(arr[:, 0]) <= 180.0) & (np.abs(arr[:, 1]) <= 90.0))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
@@ -445,8 +508,8 @@ def _check_route(trip: Trip) -> np.ndarray:
             i = int(np.argmax(hops > MAX_SEGMENT_KM))
             raise InvalidTrip(f"route.coordinates[{i + 1}]", f"is more than {MAX_SEGMENT_KM:g} km from the point before it")
     first, last = trip.stops[0], trip.stops[-1]
-    start_gap = haversine_km(first.lat, first.lon, coords[0][1], coords[0][0])
-    end_gap = haversine_km(last.lat, last.lon, coords[-1][1], coords[-1][0])
+    start_gap = haversine_km(first.lat, first.lon, float(arr[0, 1]), float(arr[0, 0]))
+    end_gap = haversine_km(last.lat, last.lon, float(arr[-1, 1]), float(arr[-1, 0]))
     if start_gap > ROUTE_END_TOLERANCE_KM:
         raise InvalidTrip("route", f"must start within {ROUTE_END_TOLERANCE_KM:g} km of the first stop (starts {start_gap:.1f} km away)")
     if end_gap > ROUTE_END_TOLERANCE_KM:
@@ -574,7 +637,7 @@ def raw_trip_id(raw: object) -> str | None:
 
 def trip_to_dict(trip: Trip) -> dict[str, Any]:
     """Return the wire-format dict of a trip (datetimes as ISO strings, route as GeoJSON)."""
-    out: dict[str, Any] = msgspec.to_builtins(trip)
+    out: dict[str, Any] = msgspec.to_builtins(trip, enc_hook=_builtin)
     if out.get("route") is None:
         out.pop("route", None)
     if out.get("driver") is None:
@@ -582,7 +645,10 @@ def trip_to_dict(trip: Trip) -> dict[str, Any]:
     return out
 
 
-_encoder = msgspec.json.Encoder()
+def _builtin(value: Any) -> Any:
+    if isinstance(value, msgspec.Raw):  # a route's coordinates
+        return msgspec.json.decode(value)
+    raise NotImplementedError(f"cannot convert {type(value).__name__}")
 
 
 def trip_to_json(trip: Trip) -> bytes:
