@@ -93,6 +93,7 @@ def test_a_route_is_kept_as_its_text_and_read_the_same_from_text_or_dict() -> No
         ({"type": "Polygon", "coordinates": [[2.35, 48.85], [4.83, 45.76]]}, "route.type", "invalid enum value 'Polygon'"),
         ({"type": "LineString"}, "route.coordinates", "is required"),
         ("a line", "route", "expected `object | null`, got `str`"),
+        ({"type": "LineString", "coordinates": {"lon": 2.35}}, "route.coordinates", "expected `array`, got `object`"),
         ({"type": "LineString", "coordinates": [[2.35, 48.85], [float("nan"), 45.76]]}, "route.coordinates[1]", "must be [lon, lat] with lon in [-180, 180] and lat in [-90, 90]"),
     ],
 )

@@ -226,8 +226,7 @@ def _route_points(text: msgspec.Raw) -> np.ndarray:
     try:
         return np.array(_points_decoder.decode(text), dtype=np.float64).reshape(-1, 2)
     except msgspec.ValidationError as exc:
-        field, reason = _msgspec_field(str(exc))
-        raise InvalidTrip(f"route.coordinates{field}", reason) from None
+        raise _invalid_in("route.coordinates", exc) from None
     except msgspec.DecodeError as exc:  # not from a decoded trip: its text was checked as JSON then
         raise InvalidTrip("route.coordinates", f"not valid JSON ({exc})") from None
 
@@ -251,6 +250,13 @@ def _msgspec_field(message: str) -> tuple[str, str]:
     if unknown:
         return f"{field}.{unknown.group(1)}" if field else unknown.group(1), "is not a known field"
     return field, reason[0].lower() + reason[1:] if reason else reason
+
+
+def _invalid_in(field: str, exc: msgspec.ValidationError) -> InvalidTrip:
+    """Return the error of a part of a trip (``route``, ``route.coordinates``) decoded on its own, worded as for the whole trip."""
+    message = str(exc)
+    inner, reason = _msgspec_field(message if " - at `" in message else f"{message} - at `$`")  # at the part's root
+    return InvalidTrip(f"{field}.{inner}" if inner and not inner.startswith("[") else f"{field}{inner}", reason)
 
 
 def parse_trip(data: bytes | str | Mapping[str, Any] | Trip) -> Trip:
@@ -307,9 +313,7 @@ def _convert(data: dict[str, Any]) -> tuple[Trip, np.ndarray | None]:
     try:
         typed = cast(_TypedRoute, msgspec.convert(route, _TypedRoute | None, strict=False))  # not None: worded as for the whole trip
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        field, reason = _msgspec_field(message if " - at `" in message else f"{message} - at `$`")
-        raise InvalidTrip(f"route.{field}" if field else "route", reason) from None
+        raise _invalid_in("route", exc) from None
     # a point that is no number JSON can write (nan, inf) fails the checks before the text is used
     points = np.array(typed.coordinates, dtype=np.float64).reshape(-1, 2)
     text = _encoder.encode(typed.coordinates) if np.isfinite(points).all() else b"[]"
