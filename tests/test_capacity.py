@@ -89,7 +89,10 @@ def test_plan_numbers_follow_from_the_measurements(measured: Path) -> None:
     assert writes is not None
     assert share == pytest.approx(1 - 10 / writes["follower_apply_trips_per_s"], abs=1e-4)
     workers = plan.get("API workers")
-    assert workers == math.ceil(20_000 * 1.3 / (per_worker * share))
+    # the plan shows the per-worker rate rounded to 0.1 and divides by the rate itself: near a whole number of workers
+    # the shown rate can round the quotient across it (18.0003 from 1445.0 where the plan had 17.9998)
+    fewest, most = (math.ceil(20_000 * 1.3 / ((per_worker + bound) * share)) for bound in (0.05, -0.05))
+    assert fewest <= workers <= most and most - fewest <= 1
     cores = meas.machine["usable_cores"]
     assert plan.get("workers per machine") == cores
     assert plan.get("machines") == math.ceil(workers / cores)
