@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from tripsearch.data.places import Place, load_places, nearest_place, normalize_place_name, search_places
+from tripsearch.data.places import Place, load_places, nearest_place, nearest_places, normalize_place_name, search_places
 
 __all__: list[str] = []
 
@@ -193,10 +193,11 @@ def test_nearest_place_is_the_nearest_of_all() -> None:
     lat, lon = np.radians([p.lat for p in places]), np.radians([p.lon for p in places])
     at = np.degrees(np.stack([lat, lon], axis=1))
     some, other = rng.integers(0, len(places), 200), rng.integers(0, len(places), 200)
-    # Points anywhere (mostly the sea, far from every place: wide bands of latitude to scan), near the antimeridian
-    # and the poles; on places, near them and between two (where routes go: narrow bands).
+    # Points anywhere (mostly the sea, far from every place: many strips of longitude to scan), near the antimeridian
+    # and the poles, on the strips' edges (whole degrees); on places, near them and between two (where routes go).
     points = np.concatenate([
-        rng.uniform([-90, -180], [90, 180], (150, 2)), [[65.0, 179.99], [65.0, -179.99], [89.9, 0.0], [-89.9, 10.0], [-16.5, -179.9]],
+        rng.uniform([-90, -180], [90, 180], (150, 2)), [[65.0, 179.99], [65.0, -179.99], [89.9, 0.0], [-89.9, 10.0], [-16.5, -179.9], [-16.5, 180.0], [0.0, -180.0]],
+        np.round(rng.uniform([-60, -180], [70, 180], (100, 2))),
         at[some[:50]], at[some] + rng.normal(0.0, 0.1, (200, 2)), (at[some] + at[other]) / 2,
     ])  # fmt: skip
     points[:, 1] = (points[:, 1] + 180.0) % 360.0 - 180.0
@@ -204,3 +205,6 @@ def test_nearest_place_is_the_nearest_of_all() -> None:
         h = np.sin((lat - math.radians(a)) / 2) ** 2 + math.cos(math.radians(a)) * np.cos(lat) * np.sin((lon - math.radians(b)) / 2) ** 2
         best = places[int(np.argmin(h))]
         assert nearest_place(a, b) == best, (a, b)
+    # a page's points named at once: the same places, point by point
+    assert nearest_places(points[:, 0].tolist(), points[:, 1].tolist()) == [nearest_place(a, b) for a, b in points.tolist()]
+    assert nearest_places([], []) == []

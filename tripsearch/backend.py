@@ -95,11 +95,12 @@ class Point:
     lon: float
     distance_km: float
     time: str  # ISO 8601 with the trip's UTC offset
+    nearest: Place | None = field(default=None, compare=False, repr=False)  # :attr:`place`, when whoever made the point looked it up already
 
     @property
     def place(self) -> Place:
         """Return the known place nearest to the point, to name it ("near Lyon")."""
-        return nearest_place(self.lat, self.lon)
+        return self.nearest if self.nearest is not None else nearest_place(self.lat, self.lon)
 
     def to_dict(self) -> dict[str, Any]:
         place = self.place

@@ -34,7 +34,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numba
 import numpy as np
@@ -47,6 +47,7 @@ __all__ = [
     "load_places",
     "search_places",
     "nearest_place",
+    "nearest_places",
     "normalize_place_name",
     "MIN_ALTERNATE_SIMILARITY",
 ]
@@ -383,50 +384,96 @@ def search_places(q: str, limit: int = 10) -> list[Place]:
     return [index.places[i] for i in positions]
 
 
+# The nearest-place scan's longitude strips: 1 degree wide, so a point near places looks at its own strip and one or two beside it.
+_STRIPS = 360
+_STRIP_RAD = 2 * math.pi / _STRIPS
+# Bounds are compared with this much to spare, so a place the bound would skip is never one a rounding of the distances made nearest.
+_SLACK = 1e-12
+
+
 @dataclass(frozen=True, slots=True)
-class _ByLatitude:
-    """The places sorted by latitude (radians), for the nearest-place scan."""
+class _ByStrip:
+    """The places by longitude strip, each strip sorted by latitude (radians), for the nearest-place scan."""
 
     places: tuple[Place, ...]
     lat: NDArray[np.float64]
     lon: NDArray[np.float64]
     position: NDArray[np.int64]  # position in ``places`` (population order), for ties
+    starts: NDArray[np.int64]  # strip k holds ``starts[k]:starts[k + 1]``
 
 
 @functools.lru_cache(maxsize=1)
-def _by_latitude() -> _ByLatitude:
+def _by_strip() -> _ByStrip:
     places = load_places()
     lat = np.radians([p.lat for p in places])
-    order = np.argsort(lat, kind="stable")
     lon = np.radians([p.lon for p in places])
-    return _ByLatitude(places=places, lat=lat[order], lon=lon[order], position=order.astype(np.int64))
+    strip = _strip_of(lon)
+    order = np.lexsort((lat, strip))
+    starts = np.searchsorted(strip[order], np.arange(_STRIPS + 1)).astype(np.int64)
+    return _ByStrip(places=places, lat=lat[order], lon=lon[order], position=order.astype(np.int64), starts=starts)
+
+
+def _strip_of(lon: NDArray[np.float64]) -> NDArray[np.int64]:
+    return np.minimum((lon + math.pi) // _STRIP_RAD, _STRIPS - 1).astype(np.int64)
 
 
 @numba.njit(cache=True)
-def _nearest_by_latitude(lat: float, lon: float, lats: NDArray[np.float64], lons: NDArray[np.float64], position: NDArray[np.int64]) -> int:
+def _nearest_in_strips(lat: float, lon: float, lats: NDArray[np.float64], lons: NDArray[np.float64], position: NDArray[np.int64], starts: NDArray[np.int64]) -> int:
     """Return the position of the place nearest to (``lat``, ``lon``), in radians; the bigger place on a tie.
 
-    Scans outwards from ``lat`` in the latitude order and stops on each side
-    once the latitude difference alone is farther than the best so far (the
-    great-circle angle is never smaller than it).
+    Scans the point's longitude strip, then the strips beside it outwards on
+    each side, until a side's next strip is provably farther than the best
+    place so far: no point of a strip whose nearest edge is ``gap`` away in
+    longitude is nearer than ``asin(cos(lat) sin(gap))`` (the distance to
+    that edge's meridian), or than the nearer pole once ``gap`` is a quarter
+    turn. Within a strip, it scans outwards from ``lat`` in latitude order and
+    stops on each side once the latitude difference alone is farther than
+    the best so far (the great-circle angle is never smaller than it).
     """
-    n = len(lats)
-    start = np.searchsorted(lats, lat)
+    n = len(starts) - 1
+    width = 2 * np.pi / n
+    home = min(max(int((lon + np.pi) // width), 0), n - 1)
     best_angle = np.inf
     best = -1
     cos_lat = np.cos(lat)
-    for step in (-1, 1):
-        i = start - 1 if step == -1 else start
-        while 0 <= i < n:
-            if abs(lat - lats[i]) > best_angle:
-                break
-            h = np.sin((lats[i] - lat) / 2) ** 2 + cos_lat * np.cos(lats[i]) * np.sin((lons[i] - lon) / 2) ** 2
-            angle = 2 * np.arcsin(min(1.0, np.sqrt(h)))
-            if angle < best_angle or (angle == best_angle and position[i] < best):
-                best_angle = angle
-                best = position[i]
-            i += step
+    pole = np.pi / 2 - abs(lat)
+    open_side = [True, True]  # east, west
+    for k in range(n // 2 + 1):
+        for side in range(2):
+            if (k == 0 and side == 1) or not open_side[side]:
+                continue
+            if k > 0:
+                gap = (-np.pi + (home + k) * width) - lon if side == 0 else lon - (-np.pi + (home - k + 1) * width)
+                bound = pole if gap >= np.pi / 2 else np.arcsin(min(1.0, cos_lat * np.sin(max(gap, 0.0))))
+                if bound - _SLACK > best_angle:
+                    open_side[side] = False  # the strips farther out on this side are farther still
+                    continue
+            strip = (home + k) % n if side == 0 else (home - k) % n
+            first, stop = starts[strip], starts[strip + 1]
+            mid = first + np.searchsorted(lats[first:stop], lat)
+            for step in (-1, 1):
+                i = mid - 1 if step == -1 else mid
+                while first <= i < stop:
+                    if abs(lat - lats[i]) > best_angle + _SLACK:
+                        break
+                    h = np.sin((lats[i] - lat) / 2) ** 2 + cos_lat * np.cos(lats[i]) * np.sin((lons[i] - lon) / 2) ** 2
+                    angle = 2 * np.arcsin(min(1.0, np.sqrt(h)))
+                    if angle < best_angle or (angle == best_angle and position[i] < best):
+                        best_angle = angle
+                        best = position[i]
+                    i += step
+        if not (open_side[0] or open_side[1]):
+            break
     return best
+
+
+@numba.njit(cache=True)
+def _nearest_each(lat: NDArray[np.float64], lon: NDArray[np.float64], lats: NDArray[np.float64], lons: NDArray[np.float64], position: NDArray[np.int64], starts: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Return :func:`_nearest_in_strips` of each point (radians)."""
+    out = np.empty(len(lat), dtype=np.int64)
+    for k in range(len(lat)):
+        out[k] = _nearest_in_strips(lat[k], lon[k], lats, lons, position, starts)
+    return out
 
 
 def nearest_place(lat: float, lon: float) -> Place:
@@ -437,6 +484,16 @@ def nearest_place(lat: float, lon: float) -> Place:
     >>> nearest_place(45.76, 4.84).name
     'Lyon'
     """
-    table = _by_latitude()
-    at = _nearest_by_latitude(math.radians(lat), math.radians(lon), table.lat, table.lon, table.position)
-    return table.places[at]
+    table = _by_strip()
+    return table.places[_nearest_in_strips(math.radians(lat), math.radians(lon), table.lat, table.lon, table.position, table.starts)]
+
+
+def nearest_places(lat: Sequence[float], lon: Sequence[float]) -> list[Place]:
+    """Return :func:`nearest_place` of each point (``lat[i]``, ``lon[i]``), in one compiled call for them all.
+
+    A page of search hits or a batch of alert matches names its points at
+    once: one call of the compiled scan per point costs more than the scan.
+    """
+    table = _by_strip()
+    at = _nearest_each(np.radians(np.asarray(lat, dtype=np.float64)), np.radians(np.asarray(lon, dtype=np.float64)), table.lat, table.lon, table.position, table.starts)
+    return [table.places[i] for i in at.tolist()]

@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from ..facets import FacetTallies, render_facets, tally_evaluation
 from ..backend import Hit, Point, SearchResult
 from ..core.columns import TripColumns
+from ..data.places import nearest_places
 from ..errors import InvalidTrip
 from ..geo import ClosestPoints
 from ..model import Trip, parse_trip
@@ -202,9 +203,11 @@ def _facets(ev: Evaluation, cols: TripColumns, query: Query, certain_dates: Mapp
 def hit_points(points: ClosestPoints, times: NDArray[np.int64], offsets_s: list[int]) -> list[Point]:
     """Return pickup or dropoff points as search hits report them, with their times in the trips' UTC offsets."""
     local = np.datetime_as_string((times + np.asarray(offsets_s, dtype=np.int64)).astype("datetime64[s]")).tolist()
+    lats = [round(lat, 6) for lat in points.lat.tolist()]
+    lons = [round(lon, 6) for lon in points.lon.tolist()]
     return [
-        Point(round(lat, 6), round(lon, 6), round(distance_km, 3), wall + _utc_offset(offset_s))
-        for lat, lon, distance_km, wall, offset_s in zip(points.lat.tolist(), points.lon.tolist(), points.distance_km.tolist(), local, offsets_s)
+        Point(lat, lon, round(distance_km, 3), wall + _utc_offset(offset_s), place)
+        for lat, lon, distance_km, wall, offset_s, place in zip(lats, lons, points.distance_km.tolist(), local, offsets_s, nearest_places(lats, lons))
     ]
 
 
