@@ -49,7 +49,10 @@ def test_route_points_as_routing_engines_write_them_are_read_by_the_fast_path() 
 @pytest.mark.parametrize(
     "text",
     [b"[[-0,2]]", b"[[-0.0,-0e0]]", b"[[0e0,-0E-0]]", b"[[1e22,1e-22]]", b"[[1e23,1]]", b"[[123456789012345,1]]", b"[[1234567890123456,1]]",
-     b"[[0.000000000000000000001,1]]", b"[[0.0000000000000000000001,1]]", b"[[48.856600000000000,2]]", b" [ [1 , 2 ] ,\n[3,4] ] "],
+     b"[[0.000000000000000000001,1]]", b"[[0.0000000000000000000001,1]]", b"[[48.856600000000000,2]]", b" [ [1 , 2 ] ,\n[3,4] ] ",
+     # digits whose value wraps a 64-bit integer to 0 or to a small one: counted, never read off the value
+     b"[[18446744073709551616,1]]", b"[[0.18446744073709551616,1]]", b"[[1.8446744073709551616,1]]", b"[[-0.36893488147419103232,1]]",
+     b"[[0.000000000000001234,1]]", b"[[0.000000000000000000,1]]"],
 )  # fmt: skip
 def test_edge_numbers_are_read_exactly_or_left_to_the_decoder(text: bytes) -> None:
     assert _same_as_msgspec(text)

@@ -39,7 +39,7 @@ def read_points(text: bytes | memoryview | msgspec.Raw) -> np.ndarray | None:
     return out[:n].reshape(-1, 2) if n >= 0 else None
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _skip_space(buf, i):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     n = len(buf)
     while i < n and (buf[i] == 32 or buf[i] == 9 or buf[i] == 10 or buf[i] == 13):
@@ -47,7 +47,7 @@ def _skip_space(buf, i):  # type: ignore[no-untyped-def]  # pragma: no cover - c
     return i
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _number(buf, i, pow10):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     """Read the JSON number at ``buf[i]``: return (value, next position), or (0, -1) if it is not one the fast path reads exactly."""
     n = len(buf)
@@ -56,30 +56,41 @@ def _number(buf, i, pow10):  # type: ignore[no-untyped-def]  # pragma: no cover 
         i += 1
     if i >= n or not 48 <= buf[i] <= 57:
         return 0.0, -1
+    whole = buf[i] != 48  # a leading zero is the whole integer part
+    start = i
     mantissa = 0
-    digits = 0  # significant digits so far (leading zeros not counted)
-    if buf[i] == 48:  # a leading zero is the whole integer part
-        i += 1
-    else:
-        while i < n and 48 <= buf[i] <= 57:
-            mantissa = mantissa * 10 + (buf[i] - 48)
-            digits += 1
+    if whole:
+        while i < n:
+            digit = np.int64(buf[i]) - 48
+            if digit < 0 or digit > 9:
+                break
+            mantissa = mantissa * 10 + digit
             i += 1
+    else:
+        i += 1
+    digits = i - start if whole else 0  # significant digits so far (counted, not read off the value: it wraps past 2^63)
     scale = 0
     integer = True  # no fraction, no exponent: the general decoder reads an integer
     if i < n and buf[i] == 46:
         integer = False
         i += 1
-        if i >= n or not 48 <= buf[i] <= 57:
-            return 0.0, -1
-        while i < n and 48 <= buf[i] <= 57:
-            mantissa = mantissa * 10 + (buf[i] - 48)
-            if mantissa:
-                digits += 1
-            scale += 1
+        first = i
+        while i < n:
+            digit = np.int64(buf[i]) - 48
+            if digit < 0 or digit > 9:
+                break
+            mantissa = mantissa * 10 + digit
             i += 1
-            if scale > 22:
-                return 0.0, -1
+        scale = i - first
+        if scale == 0 or scale > 22:
+            return 0.0, -1
+        if whole:
+            digits += scale
+        else:
+            lead = first
+            while lead < i and buf[lead] == 48:  # the fraction's leading zeros are not significant
+                lead += 1
+            digits = i - lead
     if digits > 15:  # the digits are no longer an exact double for sure
         return 0.0, -1
     exponent = 0
