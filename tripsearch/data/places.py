@@ -386,7 +386,6 @@ def search_places(q: str, limit: int = 10) -> list[Place]:
 
 # The nearest-place scan's longitude strips: 1 degree wide, so a point near places looks at its own strip and one or two beside it.
 _STRIPS = 360
-_STRIP_RAD = 2 * math.pi / _STRIPS
 # Bounds are compared with this much to spare, so a place the bound would skip is never one a rounding of the distances made nearest.
 _SLACK = 1e-12
 
@@ -407,14 +406,24 @@ def _by_strip() -> _ByStrip:
     places = load_places()
     lat = np.radians([p.lat for p in places])
     lon = np.radians([p.lon for p in places])
-    strip = _strip_of(lon)
+    strip = _strips_of(lon, _STRIPS)
     order = np.lexsort((lat, strip))
     starts = np.searchsorted(strip[order], np.arange(_STRIPS + 1)).astype(np.int64)
     return _ByStrip(places=places, lat=lat[order], lon=lon[order], position=order.astype(np.int64), starts=starts)
 
 
-def _strip_of(lon: NDArray[np.float64]) -> NDArray[np.int64]:
-    return np.minimum((lon + math.pi) // _STRIP_RAD, _STRIPS - 1).astype(np.int64)
+@numba.njit(cache=True)
+def _strip_of(lon: float, n: int) -> int:
+    """Return which of ``n`` longitude strips holds ``lon`` (radians): strip k begins at ``-pi + k * 2 pi / n``."""
+    return min(max(int((lon + np.pi) // (2 * np.pi / n)), 0), n - 1)
+
+
+@numba.njit(cache=True)
+def _strips_of(lon: NDArray[np.float64], n: int) -> NDArray[np.int64]:
+    out = np.empty(len(lon), dtype=np.int64)
+    for k in range(len(lon)):
+        out[k] = _strip_of(lon[k], n)
+    return out
 
 
 @numba.njit(cache=True)
@@ -432,7 +441,7 @@ def _nearest_in_strips(lat: float, lon: float, lats: NDArray[np.float64], lons: 
     """
     n = len(starts) - 1
     width = 2 * np.pi / n
-    home = min(max(int((lon + np.pi) // width), 0), n - 1)
+    home = _strip_of(lon, n)
     best_angle = np.inf
     best = -1
     cos_lat = np.cos(lat)
