@@ -808,17 +808,26 @@ def _append_feed(db: sqlite3.Connection, feed: list[tuple[str, int, str, dict[st
     uniform = np.logical_and.reduceat(places == np.repeat(places[starts], counts), starts).tolist()  # rows whose alerts share one places key
     hooked = of["hooked"] != 0
     some_hooked = bool(hooked.any())
+    # the rows' blobs (int64, as _numbers reads them) cut from two whole ones, and a row of one places key takes its first
+    told_blob, place_blob, first_key = told.astype(np.int64, copy=False).tobytes(), places.astype(np.int64, copy=False).tobytes(), places[starts].tolist()
+    days: dict[Any, int | None] = {}  # a batch's matches fall on a few dates
     for i, (trip_id, version, kind, body, alerts) in enumerate(feed):
-        at = seq - first
-        keys = places[at : at + len(alerts)]
-        keys = keys[:1] if uniform[i] else np.unique(keys)
-        day = _day_number(body["date"]) if kind == "match" else None
-        day = day if day is not None and day_from[i] <= day <= day_to[i] else None
-        rows.append((seq, trip_id, version, kind, now, orjson.dumps(body), told[at : at + len(alerts)].tobytes(), until[i], keys.tobytes()))  # blobs _numbers reads
-        entries.extend((key, seq, day) for key in keys.tolist())
+        at, count = seq - first, counts[i]
+        if uniform[i]:
+            keys, key_blob = [first_key[i]], place_blob[8 * at : 8 * at + 8]
+        else:
+            distinct = np.unique(places[at : at + count])
+            keys, key_blob = distinct.tolist(), distinct.astype(np.int64, copy=False).tobytes()
+        day = None
+        if kind == "match":
+            date = body["date"]
+            day = days[date] if date in days else days.setdefault(date, _day_number(date))
+            day = day if day is not None and day_from[i] <= day <= day_to[i] else None
+        rows.append((seq, trip_id, version, kind, now, orjson.dumps(body), told_blob[8 * at : 8 * (at + count)], until[i], key_blob))
+        entries.extend((key, seq, day) for key in keys)
         if some_hooked:
-            outbox.extend((seq + j, int(told[at + j]), now, now) for j in np.flatnonzero(hooked[at : at + len(alerts)]).tolist())
-        seq += len(alerts)
+            outbox.extend((seq + j, int(told[at + j]), now, now) for j in np.flatnonzero(hooked[at : at + count]).tolist())
+        seq += count
     db.executemany("INSERT INTO feed VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     entries.sort(key=lambda e: e[:2])  # in key order: the B-tree's pages visited once each
     db.executemany("INSERT INTO feed_places VALUES (?, ?, ?)", entries)
