@@ -821,7 +821,9 @@ def _append_feed(db: sqlite3.Connection, feed: list[tuple[str, int, str, dict[st
         day = None
         if kind == "match":
             date = body["date"]
-            day = days[date] if date in days else days.setdefault(date, _day_number(date))
+            if date not in days:
+                days[date] = _day_number(date)
+            day = days[date]
             day = day if day is not None and day_from[i] <= day <= day_to[i] else None
         rows.append((seq, trip_id, version, kind, now, orjson.dumps(body), told_blob[8 * at : 8 * (at + count)], until[i], key_blob))
         entries.extend((key, seq, day) for key in keys)
