@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import subprocess
+import logging
 import sys
 from pathlib import Path
 from types import MappingProxyType
@@ -299,6 +300,37 @@ def test_wait_for_returns_once_every_reader_sees_the_write(tmp_path: Path) -> No
     finally:
         writer.close()
         reader.close()
+
+
+def test_wait_for_in_a_write_only_process_waits_for_the_searching_ones(tmp_path: Path) -> None:
+    """The indexer worker (search=False, no refresh of its own) still answers wait_for only once the searchers have the write."""
+    data = tmp_path / "shared"
+    reader = tripsearch.open(data, refresh_interval=0.5)
+    writer = tripsearch.open(data, refresh_interval=0, search=False)
+    try:
+        writer.upsert([paris_lyon("waited")], refresh="wait_for")
+        assert ids(reader.search(QUERY)) == ["waited"]
+        reader.close()
+        assert list((data / "readers").iterdir()) == []  # a closed engine is waited for no more
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_wait_for_does_not_wait_for_a_killed_reader(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A searching process killed without closing leaves its file under readers/: the next wait_for drops it instead of waiting it out."""
+    data = tmp_path / "shared"
+    code = "import os, signal, sys, tripsearch; tripsearch.open(sys.argv[1], refresh_interval=0.2); os.kill(os.getpid(), signal.SIGKILL)"
+    assert subprocess.run([sys.executable, "-c", code, str(data)]).returncode == -9
+    assert len(list((data / "readers").glob("*.seq"))) == 1
+    writer = tripsearch.open(data, refresh_interval=0, search=False)
+    try:
+        with caplog.at_level(logging.WARNING, logger="tripsearch.index.embedded.readers"):
+            writer.upsert([paris_lyon("waited")], refresh="wait_for")
+        assert caplog.records == []  # no reader lagging at the deadline
+        assert list((data / "readers").iterdir()) == []
+    finally:
+        writer.close()
 
 
 def test_a_write_only_process_keeps_no_index_and_searchers_see_its_writes(tmp_path: Path) -> None:

@@ -172,12 +172,11 @@ def test_unknown_refresh_is_400(http: httpx.Client, value: str) -> None:
     assert response.json()["field"] == "refresh"
 
 
-def test_wait_for_waits_one_refresh_interval(http: httpx.Client) -> None:
+def test_wait_for_write_is_found_when_the_answer_comes(http: httpx.Client) -> None:
+    """Through every worker: tests/api/test_workers.py checks it on two."""
     trip_id = _id()
-    started = time.monotonic()
     response = http.put(f"/v1/trips/{trip_id}", json=make_trip(trip_id), headers=AUTH, params={"refresh": "wait_for"})
     assert response.status_code == 200
-    assert time.monotonic() - started >= REFRESH_INTERVAL_S
     assert _found(http, trip_id)
 
 

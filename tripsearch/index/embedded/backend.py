@@ -38,6 +38,7 @@ from ..anchors import Anchors, anchor_places
 from ..execute import candidate_days, execute
 from ...query.model import Query, parse_query
 from .anchored import warm_up_anchored
+from .readers import READERS_DIR, ReaderMark, wait_for_readers
 from .segments import Manifest, Segment, SegmentError, SegmentMissing, open_segment, read_manifest, write_manifest, write_segment
 from .shared import SharedIndex, SharedView
 from .store import Change, Store
@@ -49,6 +50,7 @@ log = logging.getLogger("tripsearch")
 DB_NAME = "trips.sqlite"
 MANIFEST_NAME = "index.manifest"
 SEGMENTS_DIR = "segments"
+WAIT_FOR_TIMEOUT_S = 30.0  # the longest refresh="wait_for" waits for a process that does not refresh (a merge at 10M takes seconds)
 # a delta merges into a new segment once it holds max(MERGE_MIN_ROWS, MERGE_RATIO x the segment's rows) rows:
 # until then every process keeps it in memory (the capacity plan counts that bound per worker)
 MERGE_MIN_ROWS = 50_000
@@ -126,11 +128,13 @@ class EmbeddedBackend:
         self.merges = 0  # segments this process wrote
         self._seen_generation = 0  # the newest segment generation this process used or found damaged
         self._damaged: str | None = None  # why the manifest's segment was not used, if it was not
+        self._mark: ReaderMark | None = None  # how far this process has refreshed, for the writers that wait for it
         self.started_s = self._load() if search else 0.0
         if search:
             self._compile_search()
         self._thread: threading.Thread | None = None
         if refresh_interval > 0 and search:
+            self._mark = self._register()
             self._thread = threading.Thread(target=self._refresh_loop, name="tripsearch-refresh", daemon=True)
             self._thread.start()
 
@@ -187,6 +191,14 @@ class EmbeddedBackend:
         self.search({"from": [0.0, 0.0], "to": [0.0, 0.1], "date": "2000-01-10", "facets": "all"})
         warm_up_anchored()
 
+    def _register(self) -> ReaderMark | None:
+        """Say, under ``readers/``, how far this process has refreshed; None where the directory cannot be written (nor can trips)."""
+        try:
+            return ReaderMark(self.path / READERS_DIR, self._index.view.seq)
+        except OSError as exc:
+            log.warning("%s: this process is not registered as a reader (%s); refresh=wait_for elsewhere will not wait for it", self.path, exc)
+            return None
+
     # -- writes ---------------------------------------------------------------
 
     @gc_paused  # the batch's decoded trips are freed before the collector runs again
@@ -197,7 +209,6 @@ class EmbeddedBackend:
         are ``unchanged`` (the final state is that of sending them one by
         one; a lower version sent first would have been ``stored``, then replaced).
         """
-        started = time.perf_counter()
         parsed, latest = parse_upserts(trips)
         # JSON text decoded strictly is already the stored form; anything else is re-encoded.
         rows = [(w.trip.id, w.trip.version, w.raw.strip() if isinstance(w.raw, bytes) else trip_to_json(w.trip)) for w in latest.values()]
@@ -213,7 +224,7 @@ class EmbeddedBackend:
                 items.append(ItemResult(pos + 1, entry.id, "stored", entry.version))
             else:
                 items.append(ItemResult(pos + 1, entry.id, "unchanged", entry.version, reason="a version at least as high is stored"))
-        self._make_visible(refresh, started)
+        self._make_visible(refresh)
         return UpsertReport(tuple(items))
 
     def delete(self, ids: Iterable[str | tuple[str, int]], refresh: Refresh = False) -> DeleteReport:
@@ -224,24 +235,24 @@ class EmbeddedBackend:
         version; it is then ``deleted`` if the trip was live, else
         ``not_found`` (the tombstone is still recorded).
         """
-        started = time.perf_counter()
         wanted = delete_targets(ids)
         deleted = set(self._store.write([], wanted)[1])
         items = tuple(ItemResult(pos + 1, tid, "deleted" if tid in deleted else "not_found", version) for pos, (tid, version) in enumerate(wanted))
-        self._make_visible(refresh, started)
+        self._make_visible(refresh)
         return DeleteReport(items)
 
-    def _make_visible(self, refresh: Refresh, started: float) -> None:
+    def _make_visible(self, refresh: Refresh) -> None:
         """Refresh for ``refresh=True``; for ``"wait_for"``, also wait until every other process has refreshed past the write.
 
-        Another process refreshes every interval, counted from the end of its
-        previous refresh, and takes about as long as this one to apply the
-        write: so the wait is the interval plus the time the write took here.
+        The other processes are those that refresh on their own, each with a
+        file under ``readers/`` saying how far it has (:mod:`.readers`). The
+        wait ends once the last of them is past the write, or after
+        ``WAIT_FOR_TIMEOUT_S`` (logged) when one of them is stuck.
         """
         if refresh:
             self.refresh()
-        if refresh == "wait_for" and self.refresh_interval > 0:
-            time.sleep(self.refresh_interval + (time.perf_counter() - started))
+        if refresh == "wait_for":
+            wait_for_readers(self.path / READERS_DIR, self._store.max_seq(), WAIT_FOR_TIMEOUT_S)
 
     # -- reads ----------------------------------------------------------------
 
@@ -280,6 +291,8 @@ class EmbeddedBackend:
                     self._rebuild_segment()
             self._catch_up()
             self._last_refresh = time.monotonic()
+            if self._mark is not None:
+                self._mark.publish(self._index.view.seq)
             self._maybe_merge()
 
     def _switch(self, segment: Segment, written_here: bool = False, starting: bool = False) -> None:
@@ -483,6 +496,8 @@ class EmbeddedBackend:
         self._closed.set()
         if self._thread is not None:
             self._thread.join()
+        if self._mark is not None:
+            self._mark.close()
         if self._verifier is not None:
             self._verifier.join()
         if self._warmer is not None:
