@@ -70,7 +70,7 @@ class EngineHolder:
         options: dict[str, Any] = (
             {"index": settings.backend_index, "request_timeout": settings.backend_timeout}
             if settings.backend_url
-            else {"refresh_interval": settings.refresh_interval}
+            else {"refresh_interval": settings.refresh_interval, "matching": settings.alerts_matching}
         )
         if settings.alerts_db:
             options["alerts"] = settings.alerts_db

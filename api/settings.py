@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tripsearch.alerts.backend import MATCHING
 from tripsearch.errors import TripSearchError
 
 __all__ = ["Settings", "SettingsError", "ENV"]
@@ -56,6 +57,7 @@ class Settings:
     keepalive_requests: int = 100  # requests per kept-alive connection before the server closes it (0: no limit; api/connections.py)
     alerts_db: str | None = None  # SQLite file of the alerts (default: alerts.sqlite in the data directory; required for Elasticsearch)
     alerts_max_per_owner: int = 100  # active alerts one owner may keep
+    alerts_matching: str = "inline"  # embedded: trip writes matched against alerts in the write, or by a follower process after it ("process")
     webhook_retry_first_s: float = 1.0  # first wait before retrying a failed webhook; doubled each time, at most 10 minutes
     webhook_give_up_s: float = 86_400.0  # a webhook event still failing this long after it happened is given up
     webhook_allow_private: bool = False  # let webhooks reach loopback, private and link-local addresses (tests, a receiver on the same network)
@@ -84,6 +86,8 @@ class Settings:
             raise SettingsError(f"{ENV['standard_timezone']} must be an IANA time zone such as Europe/Paris, got {self.standard_timezone[:40]!r}") from None
         if any(len(key) < MIN_API_KEY_LENGTH for key in self.standard_api_keys):
             raise SettingsError(f"{ENV['standard_api_keys']}: every key must be at least {MIN_API_KEY_LENGTH} characters")
+        if self.alerts_matching not in MATCHING:
+            raise SettingsError(f"{ENV['alerts_matching']} must be one of {', '.join(MATCHING)}, got {self.alerts_matching[:40]!r}")
         for name in ("max_body_bytes", "max_bulk_bytes", "max_bulk_lines", "max_json_depth", "alerts_max_per_owner"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{ENV[name]} must be at least 1")
@@ -143,6 +147,7 @@ ENV: dict[str, str] = {
     "keepalive_requests": "TRIPSEARCH_KEEPALIVE_REQUESTS",
     "alerts_db": "TRIPSEARCH_ALERTS_DB",
     "alerts_max_per_owner": "TRIPSEARCH_ALERTS_MAX_PER_OWNER",
+    "alerts_matching": "TRIPSEARCH_ALERTS_MATCHING",
     "webhook_retry_first_s": "TRIPSEARCH_WEBHOOK_RETRY_FIRST_S",
     "webhook_give_up_s": "TRIPSEARCH_WEBHOOK_GIVE_UP_S",
     "webhook_allow_private": "TRIPSEARCH_WEBHOOK_ALLOW_PRIVATE",
@@ -220,6 +225,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "keepalive_requests": _integer,
     "alerts_db": _text,
     "alerts_max_per_owner": _integer,
+    "alerts_matching": _text,
     "webhook_retry_first_s": _number,
     "webhook_give_up_s": _number,
     "webhook_allow_private": _boolean,

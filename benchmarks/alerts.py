@@ -17,6 +17,16 @@ alerts and one with matching off, alternately so both see the same machine:
   SQLite): p50/p99, what matching adds to a write before its journal;
 - batches of :data:`BATCH` trips (a bulk load): trips/s on and off, and the
   matcher's microseconds per trip in such batches.
+
+On the embedded backend a third data directory, over a copy of the alert
+store, matches in a follower process (``matching="process"``,
+:mod:`tripsearch.alerts.follower`), written in the same alternation: its
+one-trip writes' latency (they return before matching), the latency of
+:data:`WAITED` more one-trip writes made with ``refresh=True`` (they return
+once the follower has recorded their matches: publish to match), and its
+bulk load's trips/s counted until the follower has matched the last batch
+(written alone, after the others: its follower works while the batches are
+written, so it cannot take turns with them).
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import gc
 import json
 import os
 import platform
+import sqlite3
 import sys
 import tempfile
 import time
@@ -51,6 +62,7 @@ START = dt.date(2027, 3, 1)
 DAYS = 14
 CLOCK = dt.datetime(2027, 2, 1, tzinfo=dt.timezone.utc).timestamp()
 BATCH = 1000
+WAITED = 200  # one-trip writes that wait for their match, with a follower process
 SEARCH_FIELDS = ("from", "to", "from_radius_km", "to_radius_km", "seats", "time_from", "time_to", "max_price", "options", "min_rating")
 RESULTS = Path(__file__).parent / "results" / "alerts.json"
 
@@ -83,12 +95,16 @@ def _ms(xs: list[float], q: float) -> float:
     return round(1000 * float(np.percentile(xs, q)), 3)
 
 
-def _engines(n_alerts: int, store: AlertStore, work: Path, backend: str | None) -> tuple[Any, Any, Any]:
-    """Return the engines with alerts on and off, and a clean-up that removes what they wrote to a cluster."""
+def _engines(n_alerts: int, store: AlertStore, work: Path, backend: str | None) -> tuple[Any, Any, Any, Any]:
+    """Return the engines with alerts on, off and matched by a follower process (None on a cluster), and a clean-up that removes what they wrote to a cluster."""
     if backend is None:
         on = tripsearch.open(work / f"on-{n_alerts}", refresh_interval=0, alerts=store)
         off = tripsearch.open(work / f"off-{n_alerts}", refresh_interval=0, alerts=False)
-        return on, off, lambda: None
+        copy = work / f"alerts-{n_alerts}-follower.sqlite"
+        with sqlite3.connect(store.path) as source, sqlite3.connect(copy) as target:
+            source.backup(target)
+        followed = tripsearch.open(work / f"followed-{n_alerts}", refresh_interval=0, alerts=copy, matching="process")
+        return on, off, followed, lambda: None
     tag = f"bench-alerts-{os.getpid()}-{n_alerts}"
     # the cluster's own refresh interval: a write is acknowledged once durable, as a worker's or the API's
     on = tripsearch.open(backend, index=f"{tag}-on", alerts=store, number_of_replicas=0, request_timeout=60.0)
@@ -103,7 +119,14 @@ def _engines(n_alerts: int, store: AlertStore, work: Path, backend: str | None) 
                     if index != "error" and index != "status":
                         es.options(ignore_status=404).indices.delete(index=index)
 
-    return on, off, drop
+    return on, off, None, drop
+
+
+def _matched(engine: Any) -> None:
+    """Wait until the follower process has matched every write so far."""
+    feed, store = engine.inner.change_feed, engine.alerts()
+    while (store.feed_cursor(feed.store_id) or 0) < feed.max_seq():
+        time.sleep(0.001)
 
 
 def measure(n_alerts: int, single: int, bulk: int, work: Path, backend: str | None = None) -> dict[str, Any]:
@@ -113,32 +136,43 @@ def measure(n_alerts: int, single: int, bulk: int, work: Path, backend: str | No
     index = store.index()
     index_s = time.perf_counter() - started
     # as JSON text, as the API and the broker's worker hand trips to the backend (a Python caller's dicts take longer to parse)
-    trips = [orjson.dumps(trip) for trip in generate_trips(single + bulk + 200, 11, START, DAYS)]
-    warm, ones, batches = trips[:200], trips[200 : 200 + single], trips[200 + single :]
+    trips = [orjson.dumps(trip) for trip in generate_trips(single + bulk + WAITED + 200, 11, START, DAYS)]
+    warm, ones, waits, batches = trips[:200], trips[200 : 200 + single], trips[200 + single : 200 + single + WAITED], trips[200 + single + WAITED :]
     parsed = [w.trip for w in parse_upserts(ones)[1].values()]
     routes = [w.route for w in parse_upserts(ones)[1].values()]
     # The trips in memory here are the benchmark's, not a writer's (which holds a batch): out of the collector's way.
     gc.collect()
     gc.freeze()
-    on, off, drop = _engines(n_alerts, store, work, backend)
+    on, off, followed, drop = _engines(n_alerts, store, work, backend)
+    engines = [("off", off), ("on", on)] + ([("followed", followed)] if followed is not None else [])
     try:
-        for engine in (on, off):  # compiled kernels, SQLite pages: once per process
+        for _, engine in engines:  # compiled kernels, SQLite pages: once per process
             for trip in warm[:100]:
                 engine.upsert([trip])
-            engine.upsert(warm[100:])
-        lat_on, lat_off, matcher = [], [], []
+            engine.upsert(warm[100:], refresh=True)
+        latency: dict[str, list[float]] = {name: [] for name, _ in engines}
+        matcher = []
         for trip, parsed_trip, route in zip(ones, parsed, routes):
-            for engine, out in ((off, lat_off), (on, lat_on)):
+            for name, engine in engines:
                 t0 = time.perf_counter()
                 engine.upsert([trip])
-                out.append(time.perf_counter() - t0)
+                latency[name].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             match_trips(store, [parsed_trip], [route])
             matcher.append(time.perf_counter() - t0)
-        busy = {"on": 0.0, "off": 0.0, "matcher": 0.0}
+        waited = []
+        if followed is not None:
+            _matched(followed)
+            for trip in waits:
+                t0 = time.perf_counter()
+                followed.upsert([trip], refresh=True)
+                waited.append(time.perf_counter() - t0)
+                on.upsert([trip])  # the same trips everywhere
+                off.upsert([trip])
+        busy = {"on": 0.0, "off": 0.0, "followed": 0.0, "matcher": 0.0}
         for at in range(0, len(batches), BATCH):
             batch = batches[at : at + BATCH]
-            for name, engine in (("off", off), ("on", on)):
+            for name, engine in engines[:2]:
                 t0 = time.perf_counter()
                 engine.upsert(batch)
                 busy[name] += time.perf_counter() - t0
@@ -146,10 +180,20 @@ def measure(n_alerts: int, single: int, bulk: int, work: Path, backend: str | No
             t0 = time.perf_counter()
             match_trips(store, [w.trip for w in latest], [w.route for w in latest])
             busy["matcher"] += time.perf_counter() - t0
+        if followed is not None:  # alone, as one load: its follower works while the batches are written
+            t0 = time.perf_counter()
+            for at in range(0, len(batches), BATCH):
+                followed.upsert(batches[at : at + BATCH])
+            _matched(followed)  # the load ends when its last batch is matched
+            busy["followed"] = time.perf_counter() - t0
         matches = len(store.matched_pairs())
+        if followed is not None:
+            assert len(followed.alerts().matched_pairs()) == matches, "the follower process matched what the writes did"
     finally:
         on.close()
         off.close()
+        if followed is not None:
+            followed.close()
         drop()
         store.close()
         gc.unfreeze()
@@ -160,13 +204,14 @@ def measure(n_alerts: int, single: int, bulk: int, work: Path, backend: str | No
         "index_parts": len(index.parts),
         "index_mb": round(sum(a.nbytes for p in index.parts for a in _arrays(p)) / 1e6, 1),
         "single_writes": len(ones),
-        "write_ms": {"off": {"p50": _ms(lat_off, 50), "p99": _ms(lat_off, 99)}, "on": {"p50": _ms(lat_on, 50), "p99": _ms(lat_on, 99)}},
+        "write_ms": {name: {"p50": _ms(xs, 50), "p99": _ms(xs, 99)} for name, xs in latency.items()},
+        **({"write_matched_ms": {"p50": _ms(waited, 50), "p99": _ms(waited, 99)}} if waited else {}),
         "matcher_ms": {"p50": _ms(matcher, 50), "p99": _ms(matcher, 99), "max": _ms(matcher, 100)},
         "bulk_trips": len(batches),
-        "bulk_trips_per_s": {"off": round(len(batches) / busy["off"]), "on": round(len(batches) / busy["on"])},
+        "bulk_trips_per_s": {name: round(len(batches) / busy[name]) for name, _ in engines},
         "bulk_matcher_us_per_trip": round(1e6 * busy["matcher"] / max(len(batches), 1), 1),
         "matches": matches,
-        "matches_per_trip": round(matches / (len(ones) + len(batches)), 2),
+        "matches_per_trip": round(matches / (len(ones) + len(waits) + len(batches)), 2),
     }
 
 
@@ -203,6 +248,19 @@ def table(doc: dict[str, Any]) -> str:
             f"| {r['alerts']:,} | {w['off']['p50']:.2f} / {w['on']['p50']:.2f} ms | {w['off']['p99']:.2f} / {w['on']['p99']:.2f} ms "
             f"| {m['p50']:.3f} / {m['p99']:.3f} ms | {b['off']:,} / {b['on']:,} ({b['on'] / b['off']:.2f}) | {r['bulk_matcher_us_per_trip']:.0f} us/trip "
             f"| {r['matches_per_trip']:.1f} | {r['index_build_s']:.1f} s, {r['index_mb']:.0f} MB |"
+        )
+    followed = [r for r in doc["runs"] if "followed" in r["write_ms"]]
+    if followed:
+        lines += [
+            "",
+            "| alerts | matched by a follower process: write p50 / p99 | p99 added to a write off | write and wait for its match p50 / p99 | bulk trips/s until matched (ratio to off) |",
+            "|---|---|---|---|---|",
+        ]
+    for r in followed:
+        w, m, b = r["write_ms"], r["write_matched_ms"], r["bulk_trips_per_s"]
+        lines.append(
+            f"| {r['alerts']:,} | {w['followed']['p50']:.2f} / {w['followed']['p99']:.2f} ms | {w['followed']['p99'] - w['off']['p99']:.2f} ms "
+            f"| {m['p50']:.2f} / {m['p99']:.2f} ms | {b['followed']:,} ({b['followed'] / b['off']:.2f}) |"
         )
     return "\n".join(lines)
 

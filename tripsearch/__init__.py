@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 
-def open(target: str | Path, alerts: str | Path | AlertStore | bool | None = None, **options: Any) -> Backend:  # noqa: A001 - mirrors the built-in on purpose
+def open(target: str | Path, alerts: str | Path | AlertStore | bool | None = None, matching: str | None = None, **options: Any) -> Backend:  # noqa: A001 - mirrors the built-in on purpose
     """Return an engine: a directory path opens the embedded backend, an ``http(s)://`` address Elasticsearch.
 
     Writes are matched against saved alerts (:mod:`tripsearch.alerts`):
@@ -53,6 +53,9 @@ def open(target: str | Path, alerts: str | Path | AlertStore | bool | None = Non
     for Elasticsearch in the SQLite file ``alerts`` names, else
     ``$TRIPSEARCH_ALERTS_DB``, else not at all. ``alerts`` may also be an
     open :class:`~tripsearch.alerts.AlertStore`; ``alerts=False`` turns matching off.
+    ``matching`` (embedded backend; else ``$TRIPSEARCH_ALERTS_MATCHING``, else
+    ``"inline"``): ``"inline"`` matches in the write, ``"process"`` in a
+    follower process after it (:mod:`tripsearch.alerts.follower`).
     """
     from .alerts import ALERTS_DB_NAME, AlertingBackend, AlertStore
 
@@ -63,9 +66,11 @@ def open(target: str | Path, alerts: str | Path | AlertStore | bool | None = Non
 
         backend = ElasticBackend(text, **options)
         path = alerts if isinstance(alerts, (str, Path, AlertStore)) else (os.environ.get("TRIPSEARCH_ALERTS_DB") or None) if alerts is not False else None
+        matching = matching or "inline"  # no change feed to follow: "process" is refused
     else:
         from .index.embedded import EmbeddedBackend
 
         backend = EmbeddedBackend(target, **options)
         path = alerts if isinstance(alerts, (str, Path, AlertStore)) else (Path(target) / ALERTS_DB_NAME if alerts is not False else None)
-    return backend if path is None else AlertingBackend(backend, path)
+        matching = matching or os.environ.get("TRIPSEARCH_ALERTS_MATCHING") or "inline"
+    return backend if path is None else AlertingBackend(backend, path, matching=matching)

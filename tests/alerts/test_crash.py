@@ -1,7 +1,8 @@
-"""A writer SIGKILLed between the trip write and the match loses no match: the journal is replayed from what is stored."""
+"""A writer SIGKILLed between the trip write and the match loses no match: the change is matched from what is stored."""
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
 import subprocess
 import sys
@@ -9,12 +10,15 @@ import textwrap
 from pathlib import Path
 
 import orjson
+import pytest
 
 import tripsearch
 from tests.api.support import REYKJAVIK, SELFOSS, make_trip
-from tripsearch.alerts import AlertingBackend
+from tripsearch.alerts import AlertingBackend, AlertStore
+from tripsearch.cli.main import main
 
 ALERT = {"from": list(REYKJAVIK), "to": list(SELFOSS), "date": "2027-03-01"}
+OTHER_DAY = dt.date(2027, 3, 2)
 
 # Writes one trip through tripsearch.open, and dies by SIGKILL the moment the backend has stored it, before matching.
 _KILLED_WRITER = textwrap.dedent(
@@ -24,8 +28,12 @@ _KILLED_WRITER = textwrap.dedent(
     import tripsearch
     import tripsearch.alerts.backend as seam
 
-    def die(*args, **kwargs):
-        os.kill(os.getpid(), signal.SIGKILL)
+    match_trips = seam.match_trips
+
+    def die(store, trips, routes=None):
+        if trips:  # the trip written: die before its outcome is recorded
+            os.kill(os.getpid(), signal.SIGKILL)
+        return match_trips(store, trips, routes)
 
     seam.match_trips = die
     engine = tripsearch.open(sys.argv[1], refresh_interval=0)
@@ -39,35 +47,52 @@ def killed_write(data: Path, trip: dict[str, object]) -> None:
     assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
 
 
-def test_a_match_lost_to_a_sigkill_is_recorded_after_restart(tmp_path: Path) -> None:
+def test_a_match_lost_to_a_sigkill_is_recorded_after_restart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "data"
     with tripsearch.open(data, refresh_interval=0) as engine:
         assert isinstance(engine, AlertingBackend)
         alert = engine.alerts().create("u-1", ALERT)
+        engine.upsert([make_trip("before", 1, day=OTHER_DAY)])  # the cursor starts; another day: no match
 
     trip = make_trip("crash-1", 1)
     killed_write(data, trip)
+    store = AlertStore(data / "alerts.sqlite")
+    assert store.matched_pairs() == set(), "the writer died before recording"
+    store.close()
+    assert main(["alerts", "count", "--data", str(data)]) == 0
+    assert orjson.loads(capsys.readouterr().out)["journalled"] == 1, "operators see the write not matched yet"
 
     with tripsearch.open(data, refresh_interval=0) as engine:
         assert isinstance(engine, AlertingBackend)
         store = engine.alerts()
         assert engine.get("crash-1")["version"] == 1, "the trip write was durable before the kill"
-        assert store.matched_pairs() == set() and store.pending() == [("crash-1", 1)]
-        # The retry an indexer (or a redelivered RabbitMQ event) makes changes nothing in the backend...
-        assert engine.upsert([trip]).unchanged == 1
-        # ...and the journal, replayed once it is old enough that its writer is surely dead, finds the match.
-        assert engine.replay(older_than_s=0) == 1
+        # opening followed the feed past the cursor: the change nobody recorded is matched as stored
         assert store.matched_pairs() == {(alert.id, "crash-1")}
-        assert engine.replay(older_than_s=0) == 0 and store.pending() == []
+        # the retry an indexer (or a redelivered RabbitMQ event) makes changes nothing, and tells nothing again
+        assert engine.upsert([trip]).unchanged == 1
+        assert engine.replay() == 0
         [event] = store.trip_events("crash-1")
         assert event.kind == "match" and event.version == 1 and event.body["date"] == "2027-03-01"
 
-        # A later version still matches: not told twice; a kill before the cancellation is matched is replayed too.
+        # A later version still matches: not told twice. A kill before the cancellation is recorded
+        # is caught up by the next write of a process that was open all along.
         engine.upsert([make_trip("crash-1", 2, price=20.0)])
-    killed_write(data, {**make_trip("crash-1", 3), "status": "cancelled"})
-    with tripsearch.open(data, refresh_interval=0) as engine:
-        store = engine.alerts()  # type: ignore[attr-defined]
-        engine.replay(older_than_s=0)  # type: ignore[attr-defined]
-        engine.replay(older_than_s=0)  # type: ignore[attr-defined]
+        killed_write(data, {**make_trip("crash-1", 3), "status": "cancelled"})
+        assert [e.kind for e in store.trip_events("crash-1")] == ["match"]
+        engine.upsert([make_trip("other", 1, day=OTHER_DAY)])
         assert [(e.kind, e.version, e.body.get("reason")) for e in store.trip_events("crash-1")] == [("match", 1, None), ("cancel", 3, "cancelled")]
-        assert store.matched_pairs() == set()
+        assert store.matched_pairs() == set() and engine.replay() == 0
+
+
+def test_writes_before_the_first_alert_are_not_matched_later(tmp_path: Path) -> None:
+    """The cursor starts at the first write after the alert store exists: trips stored before the alerts are not told of."""
+    data = tmp_path / "data"
+    with tripsearch.open(data, refresh_interval=0) as engine:
+        engine.upsert([make_trip("early", 1)])
+        alert = engine.alerts().create("u-1", ALERT)  # type: ignore[attr-defined]
+        engine.upsert([make_trip("late", 1)])
+        engine.alerts().delete("u-1", alert.id)  # type: ignore[attr-defined]
+        engine.upsert([make_trip("while-none", 1)])  # no alert: only the cursor moves
+        again = engine.alerts().create("u-1", ALERT)  # type: ignore[attr-defined]
+        engine.upsert([make_trip("last", 1)])
+        assert engine.alerts().matched_pairs() == {(again.id, "last")}  # type: ignore[attr-defined]

@@ -29,7 +29,7 @@ import pytest
 
 from tests import reference
 from tests.geometry import random_queries, random_trips, regular_trips
-from tripsearch.alerts import AlertStore
+from tripsearch.alerts import AlertingBackend, AlertStore
 from tripsearch.backend import Backend
 
 # The random trips depart around 2026-12-01: alerts are created as if it were a month before.
@@ -162,10 +162,35 @@ REFERENCE_SAMPLE = 40
 
 def test_alerts_match_exactly_what_search_returns(make_engine: Callable[..., Backend], tmp_path: Path, request: pytest.FixtureRequest) -> None:
     n_alerts, n_trips = SIZES[request.node.callspec.params["make_engine"]]
-    trips = [t for i, region in enumerate(REGIONS) for t in random_trips(region, n_trips // len(REGIONS), seed=i)]
-    donors = [t for i, region in enumerate(REGIONS) for t in random_trips(region, n_trips // len(REGIONS) // 2, seed=100 + i)]
     store = AlertStore(tmp_path / "alerts.sqlite", max_per_owner=10**6, clock=lambda: CLOCK)
     engine = make_engine(alerts=store)
+    check_rounds(engine, store, n_alerts, n_trips, engine.upsert, engine.delete)
+
+
+@pytest.mark.parametrize("make_engine", ["embedded"], indirect=True)
+def test_alerts_matched_from_the_change_feed_match_exactly_what_search_returns(make_engine: Callable[..., Backend], tmp_path: Path) -> None:
+    """What a follower process does (tripsearch.alerts.follower): trips written without matching, then matched from the feed."""
+    n_alerts, n_trips = SIZES["embedded"]
+    store = AlertStore(tmp_path / "alerts.sqlite", max_per_owner=10**6, clock=lambda: CLOCK)
+    engine = make_engine(alerts=store)
+    assert isinstance(engine, AlertingBackend)
+    store.start_cursor(engine.inner.change_feed.store_id, 0)  # type: ignore[attr-defined]
+
+    def followed(write: Callable[..., Any]) -> Callable[..., Any]:
+        def write_then_follow(items: list[Any], refresh: bool) -> Any:
+            report = write(items, refresh)  # the inner backend's: nothing matched
+            assert engine.follow() > 0
+            return report
+
+        return write_then_follow
+
+    check_rounds(engine, store, n_alerts, n_trips, followed(engine.inner.upsert), followed(engine.inner.delete))
+
+
+def check_rounds(engine: Backend, store: AlertStore, n_alerts: int, n_trips: int, upsert: Callable[..., Any], delete: Callable[..., Any]) -> None:
+    """Write random trips in rounds (``upsert``, ``delete``); after each, every (alert, trip) pair is matched iff the alert's search returns the trip, and the feed tells each change once."""
+    trips = [t for i, region in enumerate(REGIONS) for t in random_trips(region, n_trips // len(REGIONS), seed=i)]
+    donors = [t for i, region in enumerate(REGIONS) for t in random_trips(region, n_trips // len(REGIONS) // 2, seed=100 + i)]
     fields = random_alerts(trips + donors, n_alerts, 7)
     alerts = dict(zip(store.import_alerts((f"owner-{i % 7}", f) for i, f in enumerate(fields)), fields))
 
@@ -175,10 +200,10 @@ def test_alerts_match_exactly_what_search_returns(make_engine: Callable[..., Bac
     writes = 0
     for upserts, deletes in write_rounds(trips, donors, 7):
         if upserts:
-            report = engine.upsert(upserts, refresh=True)
+            report = upsert(upserts, True)
             assert report.rejected == 0
         if deletes:
-            assert engine.delete(deletes, refresh=True).deleted == len(deletes)
+            assert delete(deletes, True).deleted == len(deletes)
         writes += len(upserts) + len(deletes)
         live = (live | {t["id"] for t in upserts}) - set(deletes)
 

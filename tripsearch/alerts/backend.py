@@ -6,21 +6,37 @@ alert store is configured (``alerts=PATH`` or ``TRIPSEARCH_ALERTS_DB``), so
 every writer that opens a backend — the HTTP API, ``tripsearch index``, the
 RabbitMQ worker, a Python program — goes through it; none has to remember.
 
-A write, when alerts exist:
+**A backend with a change feed** (the embedded one: every change of its
+trip store has a ``seq``): the alert store keeps a cursor on that feed, and
+a write, once the alert store exists,
 
-1. the trip ids and versions are journalled in the alert store (``pending``);
-2. the inner backend writes (durable when it returns);
-3. the trips it stored are matched (:func:`~tripsearch.alerts.matcher.match_trips`)
-   and the outcomes recorded, clearing their journal entries, in one transaction.
+1. takes the alert store's write lock;
+2. writes through the backend (durable when it returns);
+3. matches the trips it stored, and every other change of the feed since
+   the cursor from what is stored (a deletion, or the write of a process
+   that died between its steps 2 and 4);
+4. records the outcomes (new matches, lost matches, each trip's version)
+   and moves the cursor past every change it has seen, in one transaction,
+   which it commits without a sync (a power cut may take it back, and the
+   changes are after the cursor again).
 
-A crash between 2 and 3 leaves the journal entries: the next process that
-opens the backend (a restarted worker, an API worker), and every writer
-every :data:`REPLAY_AFTER_S` seconds, reads the trips of entries older
-than that back from the backend and matches what is stored now. Matching is
-idempotent (versions decide, a match already told is not told again), so
-replaying an entry whose match was recorded changes nothing. A caller that
-retries after the crash gets ``unchanged`` from the backend, and the
-journal still has the entry. Writes while no alert exists skip all of this.
+The lock makes every change after the cursor that a writer did not make
+itself one that nobody recorded, so nothing is matched twice in parallel
+and nothing is missed; the next write, or the next process that opens the
+backend, records it. The first write followed starts the cursor at the
+feed's end: trips stored before it were written before any alert.
+
+**A backend without one** (Elasticsearch): the trip ids and versions are
+journalled in the alert store (``pending``, synced) before the write, and
+cleared with the outcomes. A crash between the write and the outcomes
+leaves the entries: the next process that opens the backend, and every
+writer every :data:`REPLAY_AFTER_S` seconds, reads the trips of entries
+older than that back from the backend and matches what is stored now. A
+caller that retries after the crash gets ``unchanged`` from the backend,
+and the journal still has the entry.
+
+Either way matching is idempotent (versions decide, a match already told
+is not told again), so recording an outcome twice changes nothing.
 """
 
 from __future__ import annotations
@@ -29,22 +45,41 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, TypeVar
 
-from ..backend import Backend, DeleteReport, ParsedUpserts, Refresh, SearchResult, TripInput, UpsertReport, delete_targets, parse_upserts
+from ..backend import Backend, DeleteReport, ItemResult, Latest, ParsedUpserts, Refresh, SearchResult, TripInput, UpsertReport, delete_targets, parse_upserts
 from ..errors import InvalidTrip, NotFound
 from ..model import gc_paused, parse_trip_route
 from ..query.model import Query
 from .matcher import match_trips
-from .store import AlertStore, TripOutcome
+from .follower import Follower
+from .store import AlertStore, FeedBatch, TripOutcome
 
-__all__ = ["AlertingBackend", "ALERTS_DB_NAME", "REPLAY_AFTER_S"]
+__all__ = ["AlertingBackend", "ALERTS_DB_NAME", "MATCHING", "REPLAY_AFTER_S"]
 
 log = logging.getLogger("tripsearch.alerts")
 
 ALERTS_DB_NAME = "alerts.sqlite"
+MATCHING = ("inline", "process")  # where a write is matched: in the write, or by a follower process after it (tripsearch.alerts.follower)
 # A journal entry this old is a write whose process died before matching (a live writer takes milliseconds).
 REPLAY_AFTER_S = 30.0
+
+FEED_BATCH = 2_000  # changes matched and recorded per transaction when catching up with the feed
+WAIT_MATCHED_S = 30.0  # how long a write with refresh waits for the follower process to have matched it
+
+Report = TypeVar("Report", UpsertReport, DeleteReport)
+
+
+class ChangeFeed(Protocol):
+    """What a backend's trip store offers the alerts to follow (the embedded backend's :attr:`change_feed`)."""
+
+    store_id: str
+
+    def max_seq(self) -> int: ...
+
+    def changes(self, after_seq: int, known: Callable[[str, int], bool] | None = None, batch: int = ...) -> Iterator[list[Any]]:
+        """Batches of changes with ``seq > after_seq`` in order, each with ``id``, ``version``, ``seq`` and ``doc`` (None for a deletion, empty when ``known``)."""
+        ...
 
 
 class AlertingBackend:
@@ -56,12 +91,20 @@ class AlertingBackend:
     other attribute is the inner backend's.
     """
 
-    def __init__(self, inner: Backend, alerts: str | Path | AlertStore, max_per_owner: int | None = None) -> None:
+    def __init__(self, inner: Backend, alerts: str | Path | AlertStore, max_per_owner: int | None = None, matching: str = "inline") -> None:
+        if matching not in MATCHING:
+            raise ValueError(f"matching must be one of {', '.join(MATCHING)}, not {matching!r}")
         self.inner = inner
+        self.matching = matching
         self.alerts_path = alerts.path if isinstance(alerts, AlertStore) else Path(alerts)
         self._max_per_owner = max_per_owner
         self._store: AlertStore | None = alerts if isinstance(alerts, AlertStore) else None
         self._owns_store = self._store is None  # a store given is the caller's to close
+        self._feed: ChangeFeed | None = getattr(inner, "change_feed", None)
+        if matching == "process" and self._feed is None:
+            raise ValueError("matching='process' follows a change feed: only the embedded backend has one")
+        self._follower: Follower | None = None
+        self._cursor_started = False
         self._open_lock = threading.Lock()
         self._last_replay = time.monotonic()
         if self._existing_store() is not None:
@@ -84,7 +127,8 @@ class AlertingBackend:
 
     _existing_store = existing_alerts
 
-    def _active_store(self) -> AlertStore | None:
+    def _journalling_store(self) -> AlertStore | None:
+        """The alert store a write without a change feed journals in, if any alert exists."""
         store = self._existing_store()
         if store is None or not store.has_alerts():
             return None
@@ -99,12 +143,25 @@ class AlertingBackend:
     @gc_paused  # parsed here, written by the inner backend, matched: the trips are freed before the collector runs again
     def upsert(self, trips: Iterable[TripInput] | ParsedUpserts, refresh: Refresh = False) -> UpsertReport:
         """Write through the inner backend, then match the trips it stored against the alerts."""
-        store = self._active_store()
+        feed, store = self._feed, self._existing_store()
+        if self.matching == "process" and feed is not None and store is not None:
+            self._start_cursor(store, feed)
+            return self._told(store, feed, self.inner.upsert(trips, False), refresh)
+        if feed is not None and store is not None:
+            parsed, latest = parse_upserts(trips)
+
+            def write() -> tuple[UpsertReport, list[Latest]]:
+                report = self.inner.upsert(ParsedUpserts(parsed, latest), False)  # parsed once: the backend takes them as they are
+                stored = {item.id for item in report.items if item.result == "stored"}
+                return report, [w for tid, w in latest.items() if tid in stored]
+
+            return self._followed(store, feed, write, refresh)
+        store = self._journalling_store()
         if store is None:
             return self.inner.upsert(trips, refresh)
         parsed, latest = parse_upserts(trips)
         token = store.announce([(tid, w.trip.version) for tid, w in latest.items()])
-        report = self.inner.upsert(ParsedUpserts(parsed, latest), refresh)  # parsed once: the backend takes them as they are
+        report = self.inner.upsert(ParsedUpserts(parsed, latest), refresh)
         stored = {item.id for item in report.items if item.result == "stored"}
         written = [w for tid, w in latest.items() if tid in stored]
         store.record(match_trips(store, [w.trip for w in written], [w.route for w in written]), set(latest) - stored, token)
@@ -112,7 +169,13 @@ class AlertingBackend:
 
     def delete(self, ids: Iterable[str | tuple[str, int]], refresh: Refresh = False) -> DeleteReport:
         """Delete through the inner backend; alerts told of a deleted trip get a cancellation."""
-        store = self._active_store()
+        feed, store = self._feed, self._existing_store()
+        if self.matching == "process" and feed is not None and store is not None:
+            self._start_cursor(store, feed)
+            return self._told(store, feed, self.inner.delete(ids, False), refresh)
+        if feed is not None and store is not None:
+            return self._followed(store, feed, lambda: (self.inner.delete(ids, False), []), refresh)  # the deletions are read from the feed
+        store = self._journalling_store()
         if store is None:
             return self.inner.delete(ids, refresh)
         wanted = delete_targets(ids)
@@ -122,15 +185,103 @@ class AlertingBackend:
         store.record([TripOutcome(tid, version, "deleted", []) for tid, version in deleted.items()], {tid for tid, _ in wanted} - deleted.keys(), token)
         return report
 
+    def _followed(self, store: AlertStore, feed: ChangeFeed, write: Callable[[], tuple[Report, list[Latest]]], refresh: Refresh) -> Report:
+        """Run ``write`` (a write to the inner backend returning its report and the trips it stored, as parsed) under the alert store's lock, and record what changed."""
+        with store.following(feed.store_id) as batch:
+            start = batch.cursor
+            if start is None:  # the first write followed: the trips stored already were written before the alerts
+                start = feed.max_seq()
+            report, written = write()
+            self._catch_up(store, feed, batch, start, written)
+        make_visible = getattr(self.inner, "make_visible", None)  # once the lock is released: "wait_for" may wait a while
+        if make_visible is not None:
+            make_visible(refresh)
+        return report
+
+    def _start_cursor(self, store: AlertStore, feed: ChangeFeed) -> None:
+        """Before this process's first write for a follower: the trips stored already were written before the alerts."""
+        if not self._cursor_started:
+            store.start_cursor(feed.store_id, feed.max_seq())
+            self._cursor_started = True
+
+    def _told(self, store: AlertStore, feed: ChangeFeed, report: Report, refresh: Refresh) -> Report:
+        """After a write the follower process matches: wake it; with ``refresh``, wait until it has recorded the write."""
+        try:
+            if self._follower is None:
+                self._follower = Follower(Path(getattr(self.inner, "path")), self.alerts_path)
+            self._follower.wake()
+        except OSError as exc:  # the write is stored: its changes stay after the cursor for the next follower
+            log.error("cannot start the alerts follower of %s (%s); the write is matched by the next one", getattr(self.inner, "path", "?"), exc)
+            return report
+        if refresh:
+            written, deadline = feed.max_seq(), time.monotonic() + WAIT_MATCHED_S
+            while (store.feed_cursor(feed.store_id) or 0) < written:
+                if time.monotonic() > deadline:
+                    log.warning("the alerts follower has not matched up to change %d within %.0f s", written, WAIT_MATCHED_S)
+                    break
+                time.sleep(0.002)
+        make_visible = getattr(self.inner, "make_visible", None)
+        if make_visible is not None:
+            make_visible(refresh)
+        return report
+
+    def _catch_up(self, store: AlertStore, feed: ChangeFeed, batch: FeedBatch, start: int, written: Sequence[Latest] = (), limit: int | None = None) -> int:
+        """Record the outcomes of the feed's changes after ``start`` (``written``: those of this process, as parsed) and move the cursor past them; return how many others there were.
+
+        ``limit``: only the first that many changes (the cursor moves past them only).
+        """
+        ours = {(w.trip.id, w.trip.version) for w in written}
+        if not store.has_alerts():  # nobody to tell: only the cursor moves
+            batch.move(max(start, feed.max_seq()) if limit is None else min(feed.max_seq(), start + limit))
+            return 0
+        outcomes = match_trips(store, [w.trip for w in written], [w.route for w in written])
+        seen, others_seen = start, 0
+        for changes in feed.changes(start, known=lambda tid, version: (tid, version) in ours, batch=limit or FEED_BATCH):
+            seen = changes[-1].seq
+            others = [c for c in changes if (c.id, c.version) not in ours]
+            others_seen += len(others)
+            outcomes.extend(TripOutcome(c.id, c.version, "deleted", []) for c in others if c.doc is None)
+            parsed, latest = parse_upserts([c.doc for c in others if c.doc is not None])
+            for item in parsed:
+                if isinstance(item, ItemResult):  # stored by an older release with other rules: it cannot be matched
+                    log.warning("trip %s not matched against alerts: %s", item.id, item.reason)
+            outcomes.extend(match_trips(store, [w.trip for w in latest.values()], [w.route for w in latest.values()]))
+            batch.record(outcomes)  # a feed batch at a time: the outcomes of a long catch-up are not all held at once
+            outcomes = []
+            if limit is not None:
+                break
+        batch.record(outcomes)
+        batch.move(seen)
+        return others_seen
+
     def replay(self, older_than_s: float = 0.0) -> int:
-        """Match again the journalled writes at least ``older_than_s`` old, from what the backend stores now; return how many."""
+        """Record the writes whose writer died before recording them; return how many.
+
+        With a change feed: the changes after the cursor (no writer holds the
+        lock, so none is at work on them). Else: the journalled writes at
+        least ``older_than_s`` old, as the backend stores them now.
+        """
         store = self._existing_store()
         if store is None:
             return 0
-        pending = store.pending(older_than_s)
-        if self._match_stored(store, [tid for tid, _ in pending], again=False):
-            log.info("matched %d journalled trip writes against alerts", len(pending))
-        return len(pending)
+        replayed = self.follow()
+        pending = store.pending(older_than_s)  # entries of an earlier release, or of a backend without a feed
+        self._match_stored(store, [tid for tid, _ in pending], again=False)
+        replayed += len(pending)
+        if replayed:
+            log.info("matched %d trip writes against alerts that were not matched when written", replayed)
+        return replayed
+
+    def follow(self) -> int:
+        """Match and record the changes of the change feed after the alert store's cursor, and move it; return how many (0 without a feed)."""
+        store, feed, done = self._existing_store(), self._feed, 0
+        if store is None or feed is None:
+            return 0
+        while (cursor := store.feed_cursor(feed.store_id)) is not None and feed.max_seq() > cursor:  # else nothing to lock for
+            with store.following(feed.store_id) as batch:  # a transaction per FEED_BATCH changes: the lock is let go between them
+                start = batch.cursor  # read again under the lock
+                done += self._catch_up(store, feed, batch, cursor if start is None else start, limit=FEED_BATCH)
+        return done
 
     def rematch(self, trip_ids: Iterable[str]) -> int:
         """Match trips as the backend stores them now against the alerts saved now, and record what changed; return how many were matched.
@@ -179,6 +330,9 @@ class AlertingBackend:
 
     def close(self) -> None:
         try:
+            if self._follower is not None:
+                self._follower.close()  # it matches what this process wrote, then exits
+                self._follower = None
             self.inner.close()
         finally:
             if self._owns_store and self._store is not None:

@@ -31,12 +31,21 @@ Tables:
   has been expired for :data:`RETENTION` (its ``until_s``);
 - ``outbox``: the webhook deliveries, one row per event of an alert with a
   webhook, written in the event's transaction (:mod:`tripsearch.alerts.delivery` sends them);
-- ``pending``: trip writes announced but not matched yet (the journal that
-  makes a crash between the trip write and the match harmless, see
-  :mod:`tripsearch.alerts.backend`).
+- ``feed_cursor``: how far along a trip store's change feed (by its store
+  id) every change has been matched, moved in the transaction that records
+  the outcomes (the embedded backend: see :mod:`tripsearch.alerts.backend`);
+- ``pending``: trip writes announced but not matched yet, for a backend
+  without a change feed (Elasticsearch): the journal that makes a crash
+  between the trip write and the match harmless.
 
 Several processes may share the file (WAL mode, a busy timeout); every
-change is one transaction.
+change is one transaction. What a trip write records (outcomes, events,
+deliveries, the cursor, cleared journal entries) is committed without a
+sync of its own (``synchronous=NORMAL``), since what it records can be
+recorded again from the trip store: a power cut loses at most the last
+such transactions, whole, and the trips they came from are then after the
+cursor, or journalled, again. Everything else (alerts saved or deleted,
+journal entries) is synced at its commit.
 """
 
 from __future__ import annotations
@@ -52,9 +61,10 @@ import threading
 import time
 import uuid
 from array import array
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -68,12 +78,15 @@ from .index import TERM_FIELDS, AlertIndex, AlertTerms
 from .model import AlertSpec, expires_at, parse_alert
 from .numbers import NumberSet
 
-__all__ = ["AlertStore", "AlertRecord", "Delivery", "MatchEvent", "TripOutcome", "DEFAULT_MAX_PER_OWNER", "RETENTION", "SUMMARY_FIELDS", "WEBHOOK_FIELD", "webhook_address_refused"]
+__all__ = ["AlertStore", "AlertRecord", "Delivery", "FeedBatch", "MatchEvent", "TripOutcome", "DEFAULT_MAX_PER_OWNER", "RETENTION", "SUMMARY_FIELDS", "WEBHOOK_FIELD", "webhook_address_refused"]
 
 WEBHOOK_FIELD = "webhook_url"  # the one alert field that is not a search field
 
 DEFAULT_MAX_PER_OWNER = 100
 CACHE_KIB = 64 * 1024  # SQLite page cache of each connection to the store, at most
+# Pages of WAL between checkpoints (SQLite's default: 1,000). A checkpoint syncs the file: rare ones keep
+# the syncs off most trip writes (about 5 pages each), a bulk batch of 1,000 trips writes about 500.
+CHECKPOINT_PAGES = 10_000
 RETENTION = dt.timedelta(days=7)  # an expired alert (and its feed) is kept this long, then purged
 SUMMARY_FIELDS = ("active", "expired", "owners", "webhooks", "events", "journalled")  # what AlertStore.summary counts
 
@@ -109,6 +122,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_alert ON outbox (alert, state, seq);
 CREATE TABLE IF NOT EXISTS pending (trip_id TEXT PRIMARY KEY, version INTEGER, since_s REAL NOT NULL, token TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS feed_cursor (store_id TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -266,6 +280,7 @@ class AlertStore:
                 db = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=FULL")
+                db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
             # the feed and its entries by places take each batch's rows at many places: with SQLite's 2 MB default,
             # a million alerts' feed no longer fits and inserts read pages back (a cap, allocated only as used)
             db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
@@ -274,8 +289,8 @@ class AlertStore:
                 self._connections.append(db)
         return db
 
-    def _write(self) -> _Transaction:
-        return _Transaction(self._db())
+    def _write(self, durable: bool = True) -> _Transaction:
+        return _Transaction(self._db(), durable)
 
     def now(self) -> dt.datetime:
         return _utc(self.clock())
@@ -372,14 +387,17 @@ class AlertStore:
         """Return the number of active alerts."""
         return int(self._db().execute("SELECT count(*) FROM alerts WHERE expires_s > ?", (self.clock(),)).fetchone()[0])
 
-    def summary(self) -> dict[str, int]:
-        """Return what an operator counts (:data:`SUMMARY_FIELDS`): active and expired alerts, their owners, webhooks, events so far, trip writes journalled and not matched yet."""
+    def summary(self, unfollowed: int = 0) -> dict[str, int]:
+        """Return what an operator counts (:data:`SUMMARY_FIELDS`): active and expired alerts, their owners, webhooks, events so far, trip writes journalled and not matched yet.
+
+        ``unfollowed``: the changes of a trip store's feed after its cursor (:meth:`feed_cursor`), counted with the journalled writes.
+        """
         db = self._db()
         active, expired, owners, webhooks = db.execute(
             "SELECT coalesce(sum(expires_s > ?), 0), coalesce(sum(expires_s <= ?), 0), count(DISTINCT owner), count(webhook_url) FROM alerts", (self.clock(), self.clock())
         ).fetchone()
         pending = db.execute("SELECT count(*) FROM pending").fetchone()[0]
-        return dict(zip(SUMMARY_FIELDS, (active, expired, owners, webhooks, self.last_seq(), pending), strict=True))
+        return dict(zip(SUMMARY_FIELDS, (active, expired, owners, webhooks, self.last_seq(), pending + unfollowed), strict=True))
 
     def _purge(self, db: sqlite3.Connection, now: dt.datetime) -> None:
         """Delete the alerts expired for :data:`RETENTION`, and the feed rows whose alerts all are."""
@@ -445,10 +463,39 @@ class AlertStore:
         announced a higher version. ``unchanged`` are settled in the same
         transaction (see :meth:`settle`).
         """
+        index = self.index()  # brought up to date before the write lock: building or merging it can take seconds
+        with self._write(durable=False) as db:
+            return self._record(db, index, outcomes, unchanged, token, again)
+
+    @contextmanager
+    def following(self, store_id: str) -> Iterator[FeedBatch]:
+        """Hold the store's write lock across a write to the trip store ``store_id`` names, to record what it changed and move its cursor (:class:`FeedBatch`).
+
+        Every writer of that trip store that matches holds this lock from
+        before its trip write until its outcomes are recorded, so a change
+        after the cursor that the holder did not make itself is one whose
+        writer died before recording it (or one written without alerts).
+        """
+        index = self.index()  # as in record: before the lock
+        with self._write(durable=False) as db:
+            yield FeedBatch(self, db, index, store_id)
+
+    def start_cursor(self, store_id: str, seq: int) -> None:
+        """Start the cursor of the trip store ``store_id`` names at ``seq``, unless it has started (synced: a follower process reads it)."""
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO feed_cursor VALUES (?, ?)", (store_id, seq))
+
+    def feed_cursor(self, store_id: str) -> int | None:
+        """Return how far along the change feed of the trip store ``store_id`` every change is matched (None: not followed yet)."""
+        if not _has_table(self._db(), "feed_cursor"):  # a file of an earlier release, read only
+            return None
+        row = self._db().execute("SELECT seq FROM feed_cursor WHERE store_id = ?", (store_id,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def _record(self, db: sqlite3.Connection, index: AlertIndex, outcomes: Sequence[TripOutcome], unchanged: Iterable[str], token: str | None, again: bool) -> int:
         now = self.clock()
         ids = orjson.dumps(sorted({out.trip_id for out in outcomes}))
-        index = self.index()  # brought up to date before the write lock: building or merging it can take seconds
-        with self._write() as db, paused_gc():  # a tuple or two per group of matches, none in a cycle
+        with paused_gc():  # a tuple or two per group of matches, none in a cycle
             _settle(db, unchanged, token)
             # what is recorded of these trips, read at once; kept up to date below as outcomes apply in order
             states = {t: (v, live) for t, v, live in db.execute("SELECT trip_id, version, live FROM trip_state WHERE trip_id IN (SELECT value FROM json_each(?))", (ids,))}
@@ -608,31 +655,62 @@ class AlertStore:
         return {(named[a][0], t) for t, alerts in told for a in alerts if a in named}
 
 
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK``), with SQLite's errors translated."""
+class FeedBatch:
+    """The open transaction of :meth:`AlertStore.following`: record outcomes, read and move the cursor of one trip store's change feed."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, store: AlertStore, db: sqlite3.Connection, index: AlertIndex, store_id: str) -> None:
+        self.store, self.db, self.index, self.store_id = store, db, index, store_id
+
+    @property
+    def cursor(self) -> int | None:
+        """How far along the feed every change is matched; None before the first write followed."""
+        row = self.db.execute("SELECT seq FROM feed_cursor WHERE store_id = ?", (self.store_id,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def move(self, seq: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO feed_cursor VALUES (?, ?)", (self.store_id, seq))
+
+    def record(self, outcomes: Sequence[TripOutcome], again: bool = False) -> int:
+        """:meth:`AlertStore.record` in this transaction."""
+        return self.store._record(self.db, self.index, outcomes, (), None, again)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK``), with SQLite's errors translated; synced at commit unless not ``durable``."""
+
+    def __init__(self, db: sqlite3.Connection, durable: bool = True) -> None:
         self.db = db
+        self.durable = durable
 
     def __enter__(self) -> sqlite3.Connection:
         try:
+            if not self.durable:
+                self.db.execute("PRAGMA synchronous=NORMAL")  # the WAL is written at commit, synced at the next checkpoint
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
+            self._synced()
             raise BackendUnavailable(f"the alert store is busy or unavailable ({exc})") from None
         return self.db
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if kind is None:
-            try:
-                self.db.execute("COMMIT")
-                return
-            except sqlite3.Error as error:
-                if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
-                raise BackendUnavailable(f"the alert store could not commit ({error})") from None
-        self.db.execute("ROLLBACK")
-        if isinstance(exc, sqlite3.Error):
-            raise BackendUnavailable(f"the alert store failed ({exc})") from None
+        try:
+            if kind is None:
+                try:
+                    self.db.execute("COMMIT")
+                    return
+                except sqlite3.Error as error:
+                    if self.db.in_transaction:
+                        self.db.execute("ROLLBACK")
+                    raise BackendUnavailable(f"the alert store could not commit ({error})") from None
+            self.db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise BackendUnavailable(f"the alert store failed ({exc})") from None
+        finally:
+            self._synced()
+
+    def _synced(self) -> None:
+        if not self.durable:
+            self.db.execute("PRAGMA synchronous=FULL")
 
 
 def _settle(db: sqlite3.Connection, trip_ids: Iterable[str], token: str | None) -> None:

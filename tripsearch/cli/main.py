@@ -545,6 +545,21 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unfollowed(data: Path, alerts: Any) -> int:
+    """Return the trip changes of a data directory after the alerts' cursor: writes whose writer died before recording their matches."""
+    from ..index.embedded import DB_NAME
+    from ..index.embedded.store import Store
+
+    if not (data / DB_NAME).is_file():
+        return 0
+    trips = Store(data / DB_NAME)
+    try:
+        cursor = alerts.feed_cursor(trips.store_id)
+        return 0 if cursor is None else trips.count_after(cursor)
+    finally:
+        trips.close()
+
+
 def cmd_alerts(args: argparse.Namespace) -> int:
     import tripsearch
     from ..alerts import ALERTS_DB_NAME, AlertingBackend, AlertStore
@@ -587,7 +602,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         store = None  # no alert was ever saved here: nothing to count or list
     try:
         if args.action == "count":
-            counts = store.summary() if store else dict.fromkeys(SUMMARY_FIELDS, 0)
+            counts = store.summary(0 if args.backend else _unfollowed(Path(args.data), store)) if store else dict.fromkeys(SUMMARY_FIELDS, 0)
             sys.stdout.buffer.write(orjson.dumps(counts, option=orjson.OPT_INDENT_2) + b"\n")
             return 0
         records = store.owner_alerts(args.owner) if store else []

@@ -224,7 +224,7 @@ class EmbeddedBackend:
                 items.append(ItemResult(pos + 1, entry.id, "stored", entry.version))
             else:
                 items.append(ItemResult(pos + 1, entry.id, "unchanged", entry.version, reason="a version at least as high is stored"))
-        self._make_visible(refresh)
+        self.make_visible(refresh)
         return UpsertReport(tuple(items))
 
     def delete(self, ids: Iterable[str | tuple[str, int]], refresh: Refresh = False) -> DeleteReport:
@@ -238,10 +238,10 @@ class EmbeddedBackend:
         wanted = delete_targets(ids)
         deleted = set(self._store.write([], wanted)[1])
         items = tuple(ItemResult(pos + 1, tid, "deleted" if tid in deleted else "not_found", version) for pos, (tid, version) in enumerate(wanted))
-        self._make_visible(refresh)
+        self.make_visible(refresh)
         return DeleteReport(items)
 
-    def _make_visible(self, refresh: Refresh) -> None:
+    def make_visible(self, refresh: Refresh) -> None:
         """Refresh for ``refresh=True``; for ``"wait_for"``, also wait until every other process has refreshed past the write.
 
         The other processes are those that refresh on their own, each with a
@@ -253,6 +253,11 @@ class EmbeddedBackend:
             self.refresh()
         if refresh == "wait_for":
             wait_for_readers(self.path / READERS_DIR, self._store.max_seq(), WAIT_FOR_TIMEOUT_S)
+
+    @property
+    def change_feed(self) -> Store:
+        """The store's change feed (``seq``, ``changes``): what the alerts follow (:mod:`tripsearch.alerts.backend`)."""
+        return self._store
 
     # -- reads ----------------------------------------------------------------
 

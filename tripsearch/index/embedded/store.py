@@ -218,6 +218,11 @@ class Store:
         with self._translate("read the change feed"):
             return int(self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM trips").fetchone()[0])
 
+    def count_after(self, seq: int) -> int:
+        """Return how many changes the feed holds after ``seq``."""
+        with self._translate("read the change feed"):
+            return int(self._conn().execute("SELECT COUNT(*) FROM trips WHERE seq > ?", (seq,)).fetchone()[0])
+
     def count(self) -> int:
         with self._translate("count trips"):
             return int(self._conn().execute("SELECT COUNT(*) FROM trips WHERE deleted = 0").fetchone()[0])

@@ -1,0 +1,131 @@
+"""Matching in a follower process (matching="process"): writes return before matching, nothing is lost when either process dies."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Callable
+
+import orjson
+import pytest
+
+import tripsearch
+from tests.api.support import REYKJAVIK, SELFOSS, make_trip
+from tripsearch.alerts import AlertingBackend, AlertStore
+from tripsearch.alerts.follower import LOCK_NAME
+
+ALERT = {"from": list(REYKJAVIK), "to": list(SELFOSS), "date": "2027-03-01"}
+
+
+def eventually(check: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "not within the time allowed"
+        time.sleep(0.02)
+
+
+def lock_is_free(data: Path) -> bool:
+    fd = os.open(data / LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def test_writes_return_before_matching_and_the_follower_tells_every_alert(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with tripsearch.open(data, refresh_interval=0, matching="process") as engine:
+        assert isinstance(engine, AlertingBackend)
+        store = engine.alerts()
+        alert = store.create("u-1", ALERT)
+        engine.upsert([make_trip("t-1")])  # no refresh: returns once stored
+        eventually(lambda: store.matched_pairs() == {(alert.id, "t-1")})
+        engine.upsert([make_trip("t-2")], refresh=True)  # refresh: returns once matched too
+        assert store.matched_pairs() == {(alert.id, "t-1"), (alert.id, "t-2")}
+        engine.delete(["t-1"], refresh=True)
+        assert [e.kind for e in store.trip_events("t-1")] == ["match", "cancel"]
+        assert engine.search({"from": list(REYKJAVIK), "to": list(SELFOSS), "date": "2027-03-01"}).total == 1
+        follower = engine._follower
+        assert follower is not None and not lock_is_free(data)
+    assert follower.process.poll() is not None, "close ends the follower"
+    assert lock_is_free(data)
+
+
+def test_a_follower_killed_loses_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    data = tmp_path / "data"
+    with tripsearch.open(data, refresh_interval=0, matching="process") as engine:
+        assert isinstance(engine, AlertingBackend)
+        store = engine.alerts()
+        alert = store.create("u-1", ALERT)
+        engine.upsert([make_trip("t-1")], refresh=True)
+        assert engine._follower is not None
+        engine._follower.process.send_signal(signal.SIGKILL)
+        engine._follower.process.wait()
+        with caplog.at_level(logging.WARNING, "tripsearch.alerts"):
+            engine.upsert([make_trip("t-2"), {**make_trip("t-1", 2), "status": "cancelled"}], refresh=True)
+        assert "starting another" in caplog.text
+        assert store.matched_pairs() == {(alert.id, "t-2")}
+        assert [e.kind for e in store.trip_events("t-1")] == ["match", "cancel"]
+
+
+def test_with_two_writers_one_follower_works_and_the_other_takes_over(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = tripsearch.open(data, refresh_interval=0, matching="process")
+    second = tripsearch.open(data, refresh_interval=0, matching="process")
+    assert isinstance(first, AlertingBackend) and isinstance(second, AlertingBackend)
+    try:
+        alert = first.alerts().create("u-1", ALERT)
+        first.upsert([make_trip("t-1")], refresh=True)
+        second.upsert([make_trip("t-2")], refresh=True)  # its follower waits for the lock: the first's matches the write
+        first.close()
+        second.upsert([make_trip("t-3")], refresh=True)  # the second's takes over
+        assert second.alerts().matched_pairs() == {(alert.id, f"t-{i}") for i in (1, 2, 3)}
+    finally:
+        second.close()
+
+
+# Opens the data directory with a follower, writes one trip without waiting for its match, and dies by SIGKILL.
+_KILLED_WRITER = textwrap.dedent(
+    """
+    import os, signal, sys
+    import orjson
+    import tripsearch
+
+    engine = tripsearch.open(sys.argv[1], refresh_interval=0, matching="process")
+    engine.upsert([orjson.loads(sys.argv[2])])
+    print(engine._follower.process.pid, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+def test_a_killed_writer_leaves_its_follower_to_match_what_it_wrote(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with tripsearch.open(data, refresh_interval=0) as engine:
+        alert = engine.alerts().create("u-1", ALERT)  # type: ignore[attr-defined]
+    done = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(data), orjson.dumps(make_trip("t-1")).decode()], capture_output=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
+    follower = int(done.stdout)
+    store = AlertStore(data / "alerts.sqlite")
+    try:
+        eventually(lambda: store.matched_pairs() == {(alert.id, "t-1")})
+        eventually(lambda: lock_is_free(data) and not Path(f"/proc/{follower}").exists() or _zombie(follower))
+    finally:
+        store.close()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except OSError:
+        return True

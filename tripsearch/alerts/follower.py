@@ -1,0 +1,120 @@
+"""Matching in a process of its own: follow a data directory's change feed and record what each change tells the alerts.
+
+An :class:`~tripsearch.alerts.backend.AlertingBackend` opened with
+``matching="process"`` (or ``TRIPSEARCH_ALERTS_MATCHING=process``) does not
+match in the write: it stores the trips and returns, and a follower process
+started beside it (:class:`Follower`) matches every change after the alert
+store's cursor, as a write that finds changes nobody recorded does (the
+same code: :meth:`AlertingBackend.follow`), and moves the cursor. A write
+therefore pays nothing for alerts but the trip store's commit, and its
+alerts are told a few milliseconds later.
+
+- One follower works per data directory at a time: it holds an exclusive
+  ``flock`` on :data:`LOCK_NAME`. Every writing process starts its own, and
+  those that do not hold the lock wait for it, so when the working one's
+  process ends, another takes over.
+- The writing process wakes its follower after each write (a byte on a
+  pipe); a follower also looks at the feed every :data:`POLL_S` seconds,
+  for the writes of other processes.
+- The pipe is the follower's tie to its writer: when the writer closes (or
+  dies, SIGKILL included), the follower reads its end, matches what is left
+  and exits. A follower that dies (SIGKILL) loses nothing: the changes
+  stay after the cursor, and the next follower (another writer's, or its
+  own writer's new one at its next write) records them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["Follower", "follow", "LOCK_NAME", "POLL_S"]
+
+log = logging.getLogger("tripsearch.alerts")
+
+LOCK_NAME = "alerts.follower.lock"
+POLL_S = 0.05  # how often a follower looks at the feed when its writer does not wake it (other processes' writes)
+CLOSE_TIMEOUT_S = 300.0  # how long a writer's close waits for its follower to match what is left
+
+
+_MAIN = "import sys; from tripsearch.alerts.follower import main; sys.exit(main())"  # not -m: the package imports this module first
+
+
+class Follower:
+    """The writing process's handle on its follower process."""
+
+    def __init__(self, data: Path, alerts: Path) -> None:
+        self.data, self.alerts = data, alerts
+        self._start()
+
+    def _start(self) -> None:
+        read, self._wake = os.pipe()
+        try:
+            # a session of its own: a Ctrl-C at the terminal stops the writer, whose close (or death) ends the follower
+            self.process = subprocess.Popen([sys.executable, "-c", _MAIN, str(self.data), str(self.alerts)], stdin=read, close_fds=True, start_new_session=True)
+        finally:
+            os.close(read)
+        os.set_blocking(self._wake, False)
+
+    def wake(self) -> None:
+        """Tell the follower that the feed has changed (starting a new one if it has died)."""
+        if self.process.poll() is not None:
+            log.warning("the alerts follower of %s exited (%s); starting another", self.data, self.process.returncode)
+            os.close(self._wake)
+            self._start()
+        try:
+            os.write(self._wake, b"\0")
+        except BlockingIOError:  # the pipe is full of wake-ups already
+            pass
+
+    def close(self) -> None:
+        """Let the follower match what is left and exit (at most :data:`CLOSE_TIMEOUT_S`)."""
+        os.close(self._wake)
+        try:
+            self.process.wait(CLOSE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            log.warning("the alerts follower of %s did not finish within %.0f s; stopped (what it left is matched by the next)", self.data, CLOSE_TIMEOUT_S)
+            self.process.kill()
+            self.process.wait()
+
+
+def _writer_gone(wake: int, timeout: float) -> bool:
+    """Wait up to ``timeout`` for a wake-up; return whether the writer has closed its end."""
+    ready, _, _ = select.select([wake], [], [], timeout)
+    return bool(ready) and os.read(wake, 4096) == b""
+
+
+def follow(data: Path, alerts: Path, wake: int, poll_s: float = POLL_S) -> None:
+    """Follow ``data``'s change feed for the alert store ``alerts`` until the writer closes ``wake`` (see the module's docstring)."""
+    from ..index.embedded import EmbeddedBackend
+    from .backend import AlertingBackend
+
+    lock = os.open(data / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:  # another process's follower works: wait for it to go, or for our writer to
+            if _writer_gone(wake, 0.5):
+                return
+    engine = AlertingBackend(EmbeddedBackend(data, refresh_interval=0, search=False), alerts)  # its open matches what was left
+    try:
+        while not _writer_gone(wake, poll_s):
+            engine.follow()
+        engine.follow()
+    finally:
+        engine.close()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    follow(Path(sys.argv[1]), Path(sys.argv[2]), sys.stdin.fileno())
+    return 0
+
+
