@@ -57,7 +57,7 @@ class Settings:
     keepalive_requests: int = 100  # requests per kept-alive connection before the server closes it (0: no limit; api/connections.py)
     alerts_db: str | None = None  # SQLite file of the alerts (default: alerts.sqlite in the data directory; required for Elasticsearch)
     alerts_max_per_owner: int = 100  # active alerts one owner may keep
-    alerts_matching: str = "inline"  # embedded: trip writes matched against alerts in the write, or by a follower process after it ("process")
+    alerts_matching: str = "process"  # embedded: trip writes matched against alerts by a follower process after the write, or in it ("inline")
     webhook_retry_first_s: float = 1.0  # first wait before retrying a failed webhook; doubled each time, at most 10 minutes
     webhook_give_up_s: float = 86_400.0  # a webhook event still failing this long after it happened is given up
     webhook_allow_private: bool = False  # let webhooks reach loopback, private and link-local addresses (tests, a receiver on the same network)

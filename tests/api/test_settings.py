@@ -49,6 +49,7 @@ def test_every_field_has_a_variable_and_round_trips() -> None:
         ({"TRIPSEARCH_MAX_BULK_LINES": "0"}, "TRIPSEARCH_MAX_BULK_LINES must be at least 1"),
         ({"TRIPSEARCH_KEEPALIVE_REQUESTS": "-5"}, "TRIPSEARCH_KEEPALIVE_REQUESTS must be at least 0"),
         ({"TRIPSEARCH_JWT_PUBLIC_KEY": "/no/such/key.pem"}, "cannot read the public key file"),
+        ({"TRIPSEARCH_ALERTS_MATCHING": "later"}, "TRIPSEARCH_ALERTS_MATCHING must be one of inline, process, got 'later'"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], words: str) -> None:
