@@ -53,9 +53,9 @@ def open(target: str | Path, alerts: str | Path | AlertStore | bool | None = Non
     for Elasticsearch in the SQLite file ``alerts`` names, else
     ``$TRIPSEARCH_ALERTS_DB``, else not at all. ``alerts`` may also be an
     open :class:`~tripsearch.alerts.AlertStore`; ``alerts=False`` turns matching off.
-    ``matching`` (embedded backend; else ``$TRIPSEARCH_ALERTS_MATCHING``, else
-    ``"inline"``): ``"inline"`` matches in the write, ``"process"`` in a
-    follower process after it (:mod:`tripsearch.alerts.follower`).
+    ``matching`` (embedded backend): ``"inline"`` (default) matches in the
+    write, ``"process"`` in a follower process after it
+    (:mod:`tripsearch.alerts.follower`; what ``tripsearch serve`` does).
     """
     from .alerts import ALERTS_DB_NAME, AlertingBackend, AlertStore
 
@@ -72,5 +72,5 @@ def open(target: str | Path, alerts: str | Path | AlertStore | bool | None = Non
 
         backend = EmbeddedBackend(target, **options)
         path = alerts if isinstance(alerts, (str, Path, AlertStore)) else (Path(target) / ALERTS_DB_NAME if alerts is not False else None)
-        matching = matching or os.environ.get("TRIPSEARCH_ALERTS_MATCHING") or "inline"
+        matching = matching or "inline"
     return backend if path is None else AlertingBackend(backend, path, matching=matching)

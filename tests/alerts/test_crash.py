@@ -51,8 +51,7 @@ def test_a_match_lost_to_a_sigkill_is_recorded_after_restart(tmp_path: Path, cap
     data = tmp_path / "data"
     with tripsearch.open(data, refresh_interval=0) as engine:
         assert isinstance(engine, AlertingBackend)
-        alert = engine.alerts().create("u-1", ALERT)
-        engine.upsert([make_trip("before", 1, day=OTHER_DAY)])  # the cursor starts; another day: no match
+        alert = engine.alerts().create("u-1", ALERT)  # the killed write is the first after it: the cursor starts with it
 
     trip = make_trip("crash-1", 1)
     killed_write(data, trip)

@@ -129,3 +129,23 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
     except OSError:
         return True
+
+
+def test_a_deletion_made_during_an_inline_write_is_not_taken_for_the_write(tmp_path: Path) -> None:
+    """A writer that does not hold the alert lock (a follower's, or alerts=False) deletes the trip an inline writer has just stored, before it reads the feed."""
+    data = tmp_path / "data"
+    with tripsearch.open(data, refresh_interval=0) as inline, tripsearch.open(data, refresh_interval=0, alerts=False) as other:
+        assert isinstance(inline, AlertingBackend)
+        alert = inline.alerts().create("u-1", ALERT)
+        store_trips = inline.inner.upsert
+
+        def store_then_deleted_elsewhere(trips: object, refresh: object = False) -> object:
+            report = store_trips(trips, refresh)  # type: ignore[arg-type]
+            other.delete(["t-1"])  # unversioned: the tombstone keeps version 1, the version just stored
+            return report
+
+        inline.inner.upsert = store_then_deleted_elsewhere  # type: ignore[method-assign]
+        inline.upsert([make_trip("t-1")])
+        assert inline.alerts().matched_pairs() == set(), "the trip is gone: not left matching"
+        assert [e.kind for e in inline.alerts().trip_events("t-1")] in ([], ["match", "cancel"])
+        del alert

@@ -104,6 +104,7 @@ class AlertingBackend:
         if matching == "process" and self._feed is None:
             raise ValueError("matching='process' follows a change feed: only the embedded backend has one")
         self._follower: Follower | None = None
+        self._follower_lock = threading.Lock()
         self._cursor_started = False
         self._open_lock = threading.Lock()
         self._last_replay = time.monotonic()
@@ -187,43 +188,50 @@ class AlertingBackend:
 
     def _followed(self, store: AlertStore, feed: ChangeFeed, write: Callable[[], tuple[Report, list[Latest]]], refresh: Refresh) -> Report:
         """Run ``write`` (a write to the inner backend returning its report and the trips it stored, as parsed) under the alert store's lock, and record what changed."""
+        self._start_cursor(store, feed)
         with store.following(feed.store_id) as batch:
             start = batch.cursor
-            if start is None:  # the first write followed: the trips stored already were written before the alerts
-                start = feed.max_seq()
             report, written = write()
-            self._catch_up(store, feed, batch, start, written)
-        make_visible = getattr(self.inner, "make_visible", None)  # once the lock is released: "wait_for" may wait a while
-        if make_visible is not None:
-            make_visible(refresh)
+            self._catch_up(store, feed, batch, feed.max_seq() if start is None else start, written)  # None: the file was replaced meanwhile
+        self._make_visible(refresh)  # once the lock is released: "wait_for" may wait a while
         return report
 
+    def _make_visible(self, refresh: Refresh) -> None:
+        make_visible = getattr(self.inner, "make_visible", None)  # the embedded backend's: a backend with a feed has it
+        if make_visible is not None:
+            make_visible(refresh)
+
     def _start_cursor(self, store: AlertStore, feed: ChangeFeed) -> None:
-        """Before this process's first write for a follower: the trips stored already were written before the alerts."""
+        """Before this process's first write followed, start the cursor (synced) where the feed ends: the trips stored already were written before the alerts."""
         if not self._cursor_started:
             store.start_cursor(feed.store_id, feed.max_seq())
             self._cursor_started = True
 
     def _told(self, store: AlertStore, feed: ChangeFeed, report: Report, refresh: Refresh) -> Report:
         """After a write the follower process matches: wake it; with ``refresh``, wait until it has recorded the write."""
-        try:
-            if self._follower is None:
-                self._follower = Follower(Path(getattr(self.inner, "path")), self.alerts_path)
-            self._follower.wake()
-        except OSError as exc:  # the write is stored: its changes stay after the cursor for the next follower
-            log.error("cannot start the alerts follower of %s (%s); the write is matched by the next one", getattr(self.inner, "path", "?"), exc)
-            return report
-        if refresh:
+        if self._wake_follower() and refresh:
             written, deadline = feed.max_seq(), time.monotonic() + WAIT_MATCHED_S
             while (store.feed_cursor(feed.store_id) or 0) < written:
                 if time.monotonic() > deadline:
                     log.warning("the alerts follower has not matched up to change %d within %.0f s", written, WAIT_MATCHED_S)
                     break
                 time.sleep(0.002)
-        make_visible = getattr(self.inner, "make_visible", None)
-        if make_visible is not None:
-            make_visible(refresh)
+                if self._follower is not None and self._follower.process.poll() is not None:  # it died: another takes over
+                    self._wake_follower()
+        self._make_visible(refresh)
         return report
+
+    def _wake_follower(self) -> bool:
+        """Wake this process's follower, starting it if needed; return whether one runs (else the write waits after the cursor for the next)."""
+        with self._follower_lock:  # the API writes from a pool of threads
+            try:
+                if self._follower is None:
+                    self._follower = Follower(Path(getattr(self.inner, "path")), self.alerts_path)
+                self._follower.wake()
+                return True
+            except OSError as exc:
+                log.error("cannot start the alerts follower of %s (%s); the write is matched by the next one", getattr(self.inner, "path", "?"), exc)
+                return False
 
     def _catch_up(self, store: AlertStore, feed: ChangeFeed, batch: FeedBatch, start: int, written: Sequence[Latest] = (), limit: int | None = None) -> int:
         """Record the outcomes of the feed's changes after ``start`` (``written``: those of this process, as parsed) and move the cursor past them; return how many others there were.
@@ -238,7 +246,7 @@ class AlertingBackend:
         seen, others_seen = start, 0
         for changes in feed.changes(start, known=lambda tid, version: (tid, version) in ours, batch=limit or FEED_BATCH):
             seen = changes[-1].seq
-            others = [c for c in changes if (c.id, c.version) not in ours]
+            others = [c for c in changes if c.doc is None or (c.id, c.version) not in ours]  # a deletion is never ours (it keeps the version)
             others_seen += len(others)
             outcomes.extend(TripOutcome(c.id, c.version, "deleted", []) for c in others if c.doc is None)
             parsed, latest = parse_upserts([c.doc for c in others if c.doc is not None])
@@ -330,9 +338,10 @@ class AlertingBackend:
 
     def close(self) -> None:
         try:
-            if self._follower is not None:
-                self._follower.close()  # it matches what this process wrote, then exits
-                self._follower = None
+            with self._follower_lock:
+                if self._follower is not None:
+                    self._follower.close()  # it matches what this process wrote, then exits
+                    self._follower = None
             self.inner.close()
         finally:
             if self._owns_store and self._store is not None:

@@ -54,28 +54,38 @@ class Follower:
         self._start()
 
     def _start(self) -> None:
-        read, self._wake = os.pipe()
+        read, wake = os.pipe()
         try:
             # a session of its own: a Ctrl-C at the terminal stops the writer, whose close (or death) ends the follower
             self.process = subprocess.Popen([sys.executable, "-c", _MAIN, str(self.data), str(self.alerts)], stdin=read, close_fds=True, start_new_session=True)
+        except BaseException:
+            os.close(wake)
+            raise
         finally:
             os.close(read)
-        os.set_blocking(self._wake, False)
+        os.set_blocking(wake, False)
+        self._wake = wake
 
     def wake(self) -> None:
-        """Tell the follower that the feed has changed (starting a new one if it has died)."""
+        """Tell the follower that the feed has changed (starting a new one if it has died). Not thread-safe: the caller serialises."""
         if self.process.poll() is not None:
             log.warning("the alerts follower of %s exited (%s); starting another", self.data, self.process.returncode)
-            os.close(self._wake)
+            if self._wake >= 0:
+                os.close(self._wake)
+                self._wake = -1
             self._start()
         try:
             os.write(self._wake, b"\0")
         except BlockingIOError:  # the pipe is full of wake-ups already
             pass
+        except BrokenPipeError:  # it died just now: the next wake starts another
+            pass
 
     def close(self) -> None:
         """Let the follower match what is left and exit (at most :data:`CLOSE_TIMEOUT_S`)."""
-        os.close(self._wake)
+        if self._wake >= 0:
+            os.close(self._wake)
+            self._wake = -1
         try:
             self.process.wait(CLOSE_TIMEOUT_S)
         except subprocess.TimeoutExpired:

@@ -271,26 +271,28 @@ class AlertStore:
 
     # -- connections ----------------------------------------------------------
 
-    def _db(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+    def _db(self, durable: bool = True) -> sqlite3.Connection:
+        """This thread's connection: one whose commits are synced (``durable``), and one whose commits wait for a checkpoint."""
+        name = "db" if durable or self.readonly else "db_unsynced"
+        db: sqlite3.Connection | None = getattr(self._local, name, None)
         if db is None:
             if self.readonly:
                 db = sqlite3.connect(f"{self.path.absolute().as_uri()}?mode=ro", uri=True, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False)
             else:
                 db = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False)
                 db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")
+                db.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL")  # NORMAL: the WAL is synced at checkpoints
                 db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
             # the feed and its entries by places take each batch's rows at many places: with SQLite's 2 MB default,
             # a million alerts' feed no longer fits and inserts read pages back (a cap, allocated only as used)
             db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-            self._local.db = db
+            setattr(self._local, name, db)
             with self._lock:
                 self._connections.append(db)
         return db
 
     def _write(self, durable: bool = True) -> _Transaction:
-        return _Transaction(self._db(), durable)
+        return _Transaction(self._db(durable))
 
     def now(self) -> dt.datetime:
         return _utc(self.clock())
@@ -676,41 +678,30 @@ class FeedBatch:
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK``), with SQLite's errors translated; synced at commit unless not ``durable``."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK``), with SQLite's errors translated."""
 
-    def __init__(self, db: sqlite3.Connection, durable: bool = True) -> None:
+    def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
-        self.durable = durable
 
     def __enter__(self) -> sqlite3.Connection:
         try:
-            if not self.durable:
-                self.db.execute("PRAGMA synchronous=NORMAL")  # the WAL is written at commit, synced at the next checkpoint
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            self._synced()
             raise BackendUnavailable(f"the alert store is busy or unavailable ({exc})") from None
         return self.db
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        try:
-            if kind is None:
-                try:
-                    self.db.execute("COMMIT")
-                    return
-                except sqlite3.Error as error:
-                    if self.db.in_transaction:
-                        self.db.execute("ROLLBACK")
-                    raise BackendUnavailable(f"the alert store could not commit ({error})") from None
-            self.db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise BackendUnavailable(f"the alert store failed ({exc})") from None
-        finally:
-            self._synced()
-
-    def _synced(self) -> None:
-        if not self.durable:
-            self.db.execute("PRAGMA synchronous=FULL")
+        if kind is None:
+            try:
+                self.db.execute("COMMIT")
+                return
+            except sqlite3.Error as error:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise BackendUnavailable(f"the alert store could not commit ({error})") from None
+        self.db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise BackendUnavailable(f"the alert store failed ({exc})") from None
 
 
 def _settle(db: sqlite3.Connection, trip_ids: Iterable[str], token: str | None) -> None:
