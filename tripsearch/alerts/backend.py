@@ -236,11 +236,11 @@ class AlertingBackend:
     def _catch_up(self, store: AlertStore, feed: ChangeFeed, batch: FeedBatch, start: int, written: Sequence[Latest] = (), limit: int | None = None) -> int:
         """Record the outcomes of the feed's changes after ``start`` (``written``: those of this process, as parsed) and move the cursor past them; return how many others there were.
 
-        ``limit``: only the first that many changes (the cursor moves past them only).
+        ``limit``: only the first that many changes (the cursor moves past them only; to the feed's end when there is no alert).
         """
         ours = {(w.trip.id, w.trip.version) for w in written}
-        if not store.has_alerts():  # nobody to tell: only the cursor moves
-            batch.move(max(start, feed.max_seq()) if limit is None else min(feed.max_seq(), start + limit))
+        if not store.has_alerts():  # nobody to tell: only the cursor moves, to the feed's end
+            batch.move(max(start, feed.max_seq()))
             return 0
         outcomes = match_trips(store, [w.trip for w in written], [w.route for w in written])
         seen, others_seen = start, 0
@@ -265,9 +265,9 @@ class AlertingBackend:
     def replay(self, older_than_s: float = 0.0) -> int:
         """Record the writes whose writer died before recording them; return how many.
 
-        With a change feed: the changes after the cursor (no writer holds the
-        lock, so none is at work on them). Else: the journalled writes at
-        least ``older_than_s`` old, as the backend stores them now.
+        With a change feed: the changes after the cursor (:meth:`follow`).
+        Else: the journalled writes at least ``older_than_s`` old, as the
+        backend stores them now.
         """
         store = self._existing_store()
         if store is None:
