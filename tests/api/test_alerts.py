@@ -128,7 +128,7 @@ def test_trip_writes_fill_the_match_feed_once_per_change(client: httpx.Client) -
     assert [(m["kind"], m["version"], m.get("reason")) for m in feed(client, "erin", alert_id)][0] == ("unmatch", 3, "changed")
     put(4, 8)  # matches again: told again
     assert feed(client, "erin", alert_id)[0]["kind"] == "match"
-    assert client.delete("/v1/trips/alert-feed-1", headers=WRITER).status_code == 200
+    assert client.delete("/v1/trips/alert-feed-1", params={"refresh": "wait_for"}, headers=WRITER).status_code == 200
     events = feed(client, "erin", alert_id)
     assert [(m["kind"], m["version"]) for m in events] == [("cancel", 4), ("match", 4), ("unmatch", 3), ("match", 1)]
     assert events[0]["reason"] == "deleted"
@@ -144,8 +144,9 @@ def test_a_cancelled_trip_cancels_only_where_it_matched(client: httpx.Client) ->
     told = client.post("/v1/alerts", json=ALERT, headers=auth("frank")).json()["id"]
     other = client.post("/v1/alerts", json={**ALERT, "time_from": "18:00", "time_to": "20:00"}, headers=auth("frank")).json()["id"]
     trip = make_trip("alert-cancel-1", 1, day=DAY, hour=9)
-    assert client.put("/v1/trips/alert-cancel-1", json=trip, headers=WRITER).status_code == 200
-    assert client.put("/v1/trips/alert-cancel-1", json={**trip, "version": 2, "status": "cancelled"}, headers=WRITER).status_code == 200
+    # each version matched before the next is written (wait_for): a follower that reaches both at once matches only the latest
+    assert client.put("/v1/trips/alert-cancel-1", json=trip, params={"refresh": "wait_for"}, headers=WRITER).status_code == 200
+    assert client.put("/v1/trips/alert-cancel-1", json={**trip, "version": 2, "status": "cancelled"}, params={"refresh": "wait_for"}, headers=WRITER).status_code == 200
     assert [(m["kind"], m.get("reason")) for m in feed(client, "frank", told)] == [("cancel", "cancelled"), ("match", None)]
     assert feed(client, "frank", other) == []
 
