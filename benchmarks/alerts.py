@@ -122,13 +122,6 @@ def _engines(n_alerts: int, store: AlertStore, work: Path, backend: str | None) 
     return on, off, None, drop
 
 
-def _matched(engine: Any) -> None:
-    """Wait until the follower process has matched every write so far."""
-    feed, store = engine.inner.change_feed, engine.alerts()
-    while (store.feed_cursor(feed.store_id) or 0) < feed.max_seq():
-        time.sleep(0.001)
-
-
 def measure(n_alerts: int, single: int, bulk: int, work: Path, backend: str | None = None) -> dict[str, Any]:
     """Return the figures of one alert set size (see the module docstring)."""
     store, saved_s = filled_store(work / f"alerts-{n_alerts}.sqlite", n_alerts)
@@ -162,7 +155,7 @@ def measure(n_alerts: int, single: int, bulk: int, work: Path, backend: str | No
             matcher.append(time.perf_counter() - t0)
         waited = []
         if followed is not None:
-            _matched(followed)
+            followed.wait_matched(3600)
             for trip in waits:
                 t0 = time.perf_counter()
                 followed.upsert([trip], refresh=True)
@@ -184,7 +177,7 @@ def measure(n_alerts: int, single: int, bulk: int, work: Path, backend: str | No
             t0 = time.perf_counter()
             for at in range(0, len(batches), BATCH):
                 followed.upsert(batches[at : at + BATCH])
-            _matched(followed)  # the load ends when its last batch is matched
+            followed.wait_matched(3600)  # the load ends when its last batch is matched
             busy["followed"] = time.perf_counter() - t0
         matches = len(store.matched_pairs())
         if followed is not None:

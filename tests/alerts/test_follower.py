@@ -49,7 +49,8 @@ def test_writes_return_before_matching_and_the_follower_tells_every_alert(tmp_pa
         store = engine.alerts()
         alert = store.create("u-1", ALERT)
         engine.upsert([make_trip("t-1")])  # no refresh: returns once stored
-        eventually(lambda: store.matched_pairs() == {(alert.id, "t-1")})
+        assert engine.wait_matched()
+        assert store.matched_pairs() == {(alert.id, "t-1")}
         engine.upsert([make_trip("t-2")], refresh=True)  # refresh: returns once matched too
         assert store.matched_pairs() == {(alert.id, "t-1"), (alert.id, "t-2")}
         engine.delete(["t-1"], refresh=True)

@@ -147,7 +147,7 @@ class AlertingBackend:
         feed, store = self._feed, self._existing_store()
         if self.matching == "process" and feed is not None and store is not None:
             self._start_cursor(store, feed)
-            return self._told(store, feed, self.inner.upsert(trips, False), refresh)
+            return self._told(self.inner.upsert(trips, False), refresh)
         if feed is not None and store is not None:
             parsed, latest = parse_upserts(trips)
 
@@ -173,7 +173,7 @@ class AlertingBackend:
         feed, store = self._feed, self._existing_store()
         if self.matching == "process" and feed is not None and store is not None:
             self._start_cursor(store, feed)
-            return self._told(store, feed, self.inner.delete(ids, False), refresh)
+            return self._told(self.inner.delete(ids, False), refresh)
         if feed is not None and store is not None:
             return self._followed(store, feed, lambda: (self.inner.delete(ids, False), []), refresh)  # the deletions are read from the feed
         store = self._journalling_store()
@@ -207,19 +207,26 @@ class AlertingBackend:
             store.start_cursor(feed.store_id, feed.max_seq())
             self._cursor_started = True
 
-    def _told(self, store: AlertStore, feed: ChangeFeed, report: Report, refresh: Refresh) -> Report:
+    def _told(self, report: Report, refresh: Refresh) -> Report:
         """After a write the follower process matches: wake it; with ``refresh``, wait until it has recorded the write."""
-        if self._wake_follower() and refresh:
-            written, deadline = feed.max_seq(), time.monotonic() + WAIT_MATCHED_S
-            while (store.feed_cursor(feed.store_id) or 0) < written:
-                if time.monotonic() > deadline:
-                    log.warning("the alerts follower has not matched up to change %d within %.0f s", written, WAIT_MATCHED_S)
-                    break
-                time.sleep(0.002)
-                if self._follower is not None and self._follower.process.poll() is not None:  # it died: another takes over
-                    self._wake_follower()
+        if self._wake_follower() and refresh and not self.wait_matched():
+            log.warning("the alerts follower has not matched the write within %.0f s", WAIT_MATCHED_S)
         self._make_visible(refresh)
         return report
+
+    def wait_matched(self, timeout_s: float = WAIT_MATCHED_S) -> bool:
+        """Wait until every change of the feed so far is matched (by this process's follower, or another); return whether it was within ``timeout_s``."""
+        store, feed = self._existing_store(), self._feed
+        if store is None or feed is None:
+            return True
+        written, deadline = feed.max_seq(), time.monotonic() + timeout_s
+        while (store.feed_cursor(feed.store_id) or 0) < written:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+            if self._follower is not None and self._follower.process.poll() is not None:  # it died: another takes over
+                self._wake_follower()
+        return True
 
     def _wake_follower(self) -> bool:
         """Wake this process's follower, starting it if needed; return whether one runs (else the write waits after the cursor for the next)."""

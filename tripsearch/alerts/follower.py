@@ -1,7 +1,8 @@
 """Matching in a process of its own: follow a data directory's change feed and record what each change tells the alerts.
 
 An :class:`~tripsearch.alerts.backend.AlertingBackend` opened with
-``matching="process"`` (or ``TRIPSEARCH_ALERTS_MATCHING=process``) does not
+``matching="process"`` (what ``tripsearch serve`` passes unless
+``TRIPSEARCH_ALERTS_MATCHING=inline``) does not
 match in the write: it stores the trips and returns, and a follower process
 started beside it (:class:`Follower`) matches every change after the alert
 store's cursor, as a write that finds changes nobody recorded does (the
@@ -31,7 +32,6 @@ import os
 import select
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 __all__ = ["Follower", "follow", "LOCK_NAME", "POLL_S"]

@@ -40,11 +40,11 @@ def match_trips(store: AlertStore, trips: Sequence[Trip], routes: Sequence[np.nd
     found = store.index().match(cols, np.arange(len(rows), dtype=np.int64), store.clock())
     matches: list[list[tuple[dict[str, Any], NDArray[np.int64]]]] = [[] for _ in trips]
     trip_of = owner.tolist()
-    dates = [split_key(key)[1] for key in cols.ids]  # each row's occurrence date, None for a one-off trip
-    if not any(dates):  # no regular trip: one row per trip, and an alert in one of its items
+    if all(trip.schedule is None for trip in trips):  # no regular trip: one row per trip, and an alert in one of its items
         for row, body, alerts in zip(found.rows, found.bodies, found.alerts):
             matches[trip_of[row]].append((body, alerts))
     else:  # an alert that several occurrences of a trip match is told the first of them
+        dates = [split_key(key)[1] for key in cols.ids]  # each row's occurrence date, None for a one-off trip
         seen: list[NDArray[np.int64]] = [np.zeros(0, dtype=np.int64) for _ in trips]
         for at in sorted(range(len(found.rows)), key=found.rows.__getitem__):  # stable: an item's group order kept within a row
             row, body, alerts = found.rows[at], found.bodies[at], found.alerts[at]

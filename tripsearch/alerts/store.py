@@ -489,7 +489,7 @@ class AlertStore:
 
     def feed_cursor(self, store_id: str) -> int | None:
         """Return how far along the change feed of the trip store ``store_id`` every change is matched (None: not followed yet)."""
-        if not _has_table(self._db(), "feed_cursor"):  # a file of an earlier release, read only
+        if self.readonly and not _has_table(self._db(), "feed_cursor"):  # a file of an earlier release, read only (a writer's open creates the table)
             return None
         row = self._db().execute("SELECT seq FROM feed_cursor WHERE store_id = ?", (store_id,)).fetchone()
         return None if row is None else int(row[0])
