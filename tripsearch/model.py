@@ -36,6 +36,7 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 __all__ = [
+    "stored_trip_route",
     "tombstone_version",
     "OPTION_NAMES",
     "STATUSES",
@@ -279,6 +280,17 @@ def parse_trip_route(data: bytes | str | Mapping[str, Any] | Trip) -> tuple[Trip
     """
     trip, points = _decode(data)
     return trip, _check(trip, points)
+
+
+def stored_trip_route(doc: bytes) -> tuple[Trip, np.ndarray | None]:
+    """Return a trip as a backend stores it (the JSON text of a trip checked when it was written) and its route's points (None without a route).
+
+    Its types are checked, not the rules again: what a search indexes is
+    what was stored (a rule of a later release does not hide it), and
+    reading it back costs a decode only. Raises :class:`InvalidTrip` when
+    the text is no trip at all.
+    """
+    return _decode(doc)
 
 
 def _decode(data: bytes | str | Mapping[str, Any] | Trip) -> tuple[Trip, np.ndarray | None]:

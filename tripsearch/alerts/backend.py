@@ -47,9 +47,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, TypeVar
 
-from ..backend import Backend, DeleteReport, ItemResult, Latest, ParsedUpserts, Refresh, SearchResult, TripInput, UpsertReport, delete_targets, parse_upserts
+import numpy as np
+
+from ..backend import Backend, DeleteReport, Latest, ParsedUpserts, Refresh, SearchResult, TripInput, UpsertReport, delete_targets, parse_upserts
 from ..errors import InvalidTrip, NotFound
-from ..model import gc_paused, parse_trip_route
+from ..model import Trip, gc_paused, parse_trip_route, paused_gc, stored_trip_route
 from ..query.model import Query
 from .matcher import match_trips
 from .follower import Follower
@@ -80,6 +82,17 @@ class ChangeFeed(Protocol):
     def changes(self, after_seq: int, known: Callable[[str, int], bool] | None = None, batch: int = ...) -> Iterator[list[Any]]:
         """Batches of changes with ``seq > after_seq`` in order, each with ``id``, ``version``, ``seq`` and ``doc`` (None for a deletion, empty when ``known``)."""
         ...
+
+
+def _stored_trips(changes: Sequence[Any]) -> list[tuple[Trip, np.ndarray | None]]:
+    """The trips of a feed's changes (one per trip), as stored: what searches read (:func:`~tripsearch.model.stored_trip_route`)."""
+    trips = []
+    for change in changes:
+        try:
+            trips.append(stored_trip_route(change.doc))
+        except InvalidTrip as exc:  # not a trip: searches cannot read it either
+            log.warning("trip %s not matched against alerts: %s", change.id, exc)
+    return trips
 
 
 class AlertingBackend:
@@ -256,11 +269,8 @@ class AlertingBackend:
             others = [c for c in changes if c.doc is None or (c.id, c.version) not in ours]  # a deletion is never ours (it keeps the version)
             others_seen += len(others)
             outcomes.extend(TripOutcome(c.id, c.version, "deleted", []) for c in others if c.doc is None)
-            parsed, latest = parse_upserts([c.doc for c in others if c.doc is not None])
-            for item in parsed:
-                if isinstance(item, ItemResult):  # stored by an older release with other rules: it cannot be matched
-                    log.warning("trip %s not matched against alerts: %s", item.id, item.reason)
-            outcomes.extend(match_trips(store, [w.trip for w in latest.values()], [w.route for w in latest.values()]))
+            stored = _stored_trips([c for c in others if c.doc is not None])
+            outcomes.extend(match_trips(store, [trip for trip, _ in stored], [route for _, route in stored]))
             batch.record(outcomes)  # a feed batch at a time: the outcomes of a long catch-up are not all held at once
             outcomes = []
             if limit is not None:
@@ -293,7 +303,8 @@ class AlertingBackend:
         if store is None or feed is None:
             return 0
         while (cursor := store.feed_cursor(feed.store_id)) is not None and feed.max_seq() > cursor:  # else nothing to lock for
-            with store.following(feed.store_id) as batch:  # a transaction per FEED_BATCH changes: the lock is let go between them
+            # a transaction per FEED_BATCH changes: the lock is let go between them; the batch's trips are freed before the collector runs again
+            with paused_gc(), store.following(feed.store_id) as batch:
                 start = batch.cursor  # read again under the lock
                 done += self._catch_up(store, feed, batch, cursor if start is None else start, limit=FEED_BATCH)
         return done
