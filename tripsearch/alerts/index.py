@@ -448,14 +448,11 @@ def _geometry(cols: TripColumns, part: _Part, rows: NDArray[np.int64], groups: N
     radius = part.disks[:, 2]
     ends = []
     for disk_of_group, latest in ((part.group_from, False), (part.group_to, True)):
-        keys, which = np.unique((rows << 32) | disk_of_group[groups], return_inverse=True)
-        d = keys & 0xFFFFFFFF
-        order = np.argsort(d, kind="stable")  # one target after another: the kernel computes each once
-        first, last = (span[order] for span in reach.vertices(cols, keys))  # looked up in key order: the search walks forwards
-        found = np.empty((4, len(keys)), dtype=np.float64)
-        found[:, order] = closest_in_ranges(
-            cols.vert_lat, cols.vert_lon, cols.vert_cum, first, last, part.disks[d[order], 0], part.disks[d[order], 1], latest, float(radius[d].max()),
-        )  # fmt: skip
+        # each (disk, row) once, by disk: one target after another, so the kernel computes each once
+        keys, which = np.unique((disk_of_group[groups] << 32) | rows, return_inverse=True)
+        d = keys >> 32
+        first, last = reach.vertices(cols, ((keys & 0xFFFFFFFF) << 32) | d)
+        found = np.array(closest_in_ranges(cols.vert_lat, cols.vert_lon, cols.vert_cum, first, last, part.disks[d, 0], part.disks[d, 1], latest, float(radius[d].max())))
         ends.append(found[:, which.reshape(-1)])
     pickup, dropoff = ends
     geo, times = match_ends(
