@@ -19,6 +19,7 @@ import pytest
 import tripsearch
 from tests.api.support import REYKJAVIK, SELFOSS, make_trip
 from tripsearch.alerts import AlertingBackend, AlertStore
+from tripsearch.alerts import backend as alerts_backend
 from tripsearch.alerts.follower import LOCK_NAME
 
 ALERT = {"from": list(REYKJAVIK), "to": list(SELFOSS), "date": "2027-03-01"}
@@ -150,3 +151,27 @@ def test_a_deletion_made_during_an_inline_write_is_not_taken_for_the_write(tmp_p
         assert inline.alerts().matched_pairs() == set(), "the trip is gone: not left matching"
         assert [e.kind for e in inline.alerts().trip_events("t-1")] in ([], ["match", "cancel"])
         del alert
+
+
+def test_an_inline_writer_far_behind_the_feed_catches_up_in_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Changes nobody matched (here written with alerts off) are matched a batch per transaction, so other writers are not kept waiting for them all."""
+    monkeypatch.setattr(alerts_backend, "FEED_BATCH", 10)
+    data = tmp_path / "data"
+    with tripsearch.open(data, refresh_interval=0) as inline, tripsearch.open(data, refresh_interval=0, alerts=False) as other:
+        assert isinstance(inline, AlertingBackend)
+        store = inline.alerts()
+        alert = store.create("u-1", ALERT)
+        inline.upsert([make_trip("t-0")])  # the cursor starts
+        other.upsert([make_trip(f"t-{i}") for i in range(1, 36)])
+        transactions = 0
+        following = store.following
+
+        def counted(store_id: str) -> object:
+            nonlocal transactions
+            transactions += 1
+            return following(store_id)
+
+        monkeypatch.setattr(store, "following", counted)
+        inline.upsert([make_trip("t-36")])
+        assert transactions == 5, "35 changes behind: 4 batches of at most 10, then the write's own transaction"
+        assert store.matched_pairs() == {(alert.id, f"t-{i}") for i in range(37)}

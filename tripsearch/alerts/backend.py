@@ -202,6 +202,9 @@ class AlertingBackend:
     def _followed(self, store: AlertStore, feed: ChangeFeed, write: Callable[[], tuple[Report, list[Latest]]], refresh: Refresh) -> Report:
         """Run ``write`` (a write to the inner backend returning its report and the trips it stored, as parsed) under the alert store's lock, and record what changed."""
         self._start_cursor(store, feed)
+        cursor = store.feed_cursor(feed.store_id)
+        if cursor is not None and feed.max_seq() - cursor > FEED_BATCH:  # a long way behind (a follower stopped): caught up first, letting other writers in between batches
+            self.follow()
         with store.following(feed.store_id) as batch:
             start = batch.cursor
             report, written = write()
