@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from contextlib import contextmanager
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 from ...errors import BackendUnavailable, StoreReadOnly
 from ...model import tombstone_version
@@ -59,8 +59,9 @@ class StoredRow:
     deleted: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
+    """A change of the feed (a tuple: a catch-up makes one per trip changed)."""
+
     id: str
     version: int
     seq: int
