@@ -175,3 +175,34 @@ def test_an_inline_writer_far_behind_the_feed_catches_up_in_batches(tmp_path: Pa
         inline.upsert([make_trip("t-36")])
         assert transactions == 5, "35 changes behind: 4 batches of at most 10, then the write's own transaction"
         assert store.matched_pairs() == {(alert.id, f"t-{i}") for i in range(37)}
+
+
+@pytest.mark.parametrize("change", [{"status": "draft"}, {"departure_time": "2027-03-01T08:00:00"}], ids=["unknown-status", "naive-time"])
+def test_a_stored_trip_that_breaks_a_rule_is_left_out_with_a_warning(tmp_path: Path, change: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:
+    """A trip stored by another release under other rules (written to the trip store as it is) is not matched; the writes around it are."""
+    data = tmp_path / "data"
+    with tripsearch.open(data, refresh_interval=0) as inline:
+        assert isinstance(inline, AlertingBackend)
+        store = inline.alerts()
+        alert = store.create("u-1", ALERT)
+        inline.upsert([make_trip("t-0")])
+        inline.inner.change_feed.write([("t-bad", 1, orjson.dumps({**make_trip("t-bad"), **change}))])
+        with caplog.at_level(logging.WARNING, logger="tripsearch.alerts"):
+            inline.upsert([make_trip("t-1")])
+        assert "trip t-bad not matched against alerts" in caplog.text
+        assert store.matched_pairs() == {(alert.id, "t-0"), (alert.id, "t-1")}
+        assert store.feed_cursor(inline.inner.change_feed.store_id) == inline.inner.change_feed.max_seq()
+
+
+def test_wait_matched_on_an_inline_backend_matches_what_others_left(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with tripsearch.open(data, refresh_interval=0) as inline, tripsearch.open(data, refresh_interval=0, alerts=False) as other:
+        assert isinstance(inline, AlertingBackend)
+        assert inline.wait_matched(), "nothing followed yet: nothing to wait for"
+        store = inline.alerts()
+        alert = store.create("u-1", ALERT)
+        inline.upsert([make_trip("t-0")])  # the cursor starts
+        other.upsert([make_trip("t-1")])  # alerts off: left after the cursor
+        assert store.matched_pairs() == {(alert.id, "t-0")}
+        assert inline.wait_matched(timeout_s=0.0)
+        assert store.matched_pairs() == {(alert.id, "t-0"), (alert.id, "t-1")}

@@ -84,15 +84,32 @@ class ChangeFeed(Protocol):
         ...
 
 
-def _stored_trips(changes: Sequence[Any]) -> list[tuple[Trip, np.ndarray | None]]:
-    """The trips of a feed's changes (one per trip), as stored: what searches read (:func:`~tripsearch.model.stored_trip_route`)."""
-    trips = []
+def _match_stored(store: AlertStore, changes: Sequence[Any]) -> list[TripOutcome]:
+    """Match the trips of a feed's changes (one per trip) as stored: what searches read (:func:`~tripsearch.model.stored_trip_route`).
+
+    Their rules are not checked again, but a trip stored by an older
+    release under other rules may break what matching assumes: when a batch
+    fails, its trips are checked one by one and those that break a rule are
+    left out, with a warning (the batch fails again if none does).
+    """
+    trips: list[tuple[Trip, np.ndarray | None]] = []
     for change in changes:
         try:
             trips.append(stored_trip_route(change.doc))
         except InvalidTrip as exc:  # not a trip: searches cannot read it either
             log.warning("trip %s not matched against alerts: %s", change.id, exc)
-    return trips
+    try:
+        return match_trips(store, [trip for trip, _ in trips], [route for _, route in trips])
+    except Exception:
+        valid: list[tuple[Trip, np.ndarray | None]] = []
+        for trip, route in trips:
+            try:
+                valid.append(parse_trip_route(trip))
+            except InvalidTrip as exc:
+                log.warning("trip %s not matched against alerts: %s", trip.id, exc)
+        if len(valid) == len(trips):
+            raise
+        return match_trips(store, [trip for trip, _ in valid], [route for _, route in valid])
 
 
 class AlertingBackend:
@@ -233,14 +250,19 @@ class AlertingBackend:
     def wait_matched(self, timeout_s: float = WAIT_MATCHED_S) -> bool:
         """Wait until every change of the feed so far is matched (by this process's follower, or another); return whether it was within ``timeout_s``."""
         store, feed = self._existing_store(), self._feed
-        if store is None or feed is None:
+        if store is None or feed is None or store.feed_cursor(feed.store_id) is None:  # nothing followed yet
+            return True
+        if self.matching != "process":
+            self.follow()
             return True
         written, deadline = feed.max_seq(), time.monotonic() + timeout_s
+        self._wake_follower()
         while (store.feed_cursor(feed.store_id) or 0) < written:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.001)
-            if self._follower is not None and self._follower.process.poll() is not None:  # it died: another takes over
+            follower = self._follower
+            if follower is not None and follower.process.poll() is not None:  # it died: another takes over
                 self._wake_follower()
         return True
 
@@ -272,8 +294,7 @@ class AlertingBackend:
             others = [c for c in changes if c.doc is None or (c.id, c.version) not in ours]  # a deletion is never ours (it keeps the version)
             others_seen += len(others)
             outcomes.extend(TripOutcome(c.id, c.version, "deleted", []) for c in others if c.doc is None)
-            stored = _stored_trips([c for c in others if c.doc is not None])
-            outcomes.extend(match_trips(store, [trip for trip, _ in stored], [route for _, route in stored]))
+            outcomes.extend(_match_stored(store, [c for c in others if c.doc is not None]))
             batch.record(outcomes)  # a feed batch at a time: the outcomes of a long catch-up are not all held at once
             outcomes = []
             if limit is not None:
