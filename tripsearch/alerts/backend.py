@@ -242,8 +242,10 @@ class AlertingBackend:
 
     def _told(self, report: Report, refresh: Refresh) -> Report:
         """After a write the follower process matches: wake it; with ``refresh``, wait until it has recorded the write."""
-        if self._wake_follower() and refresh and not self.wait_matched():
-            log.warning("the alerts follower has not matched the write within %.0f s", WAIT_MATCHED_S)
+        if not refresh:
+            self._wake_follower()
+        elif not self.wait_matched():
+            log.warning("the write is not matched against alerts yet: the follower could not start, or did not match it within %.0f s", WAIT_MATCHED_S)
         self._make_visible(refresh)
         return report
 
@@ -256,7 +258,8 @@ class AlertingBackend:
             self.follow()
             return True
         written, deadline = feed.max_seq(), time.monotonic() + timeout_s
-        self._wake_follower()
+        if not self._wake_follower():  # none can start: the changes wait for the next write's
+            return False
         while (store.feed_cursor(feed.store_id) or 0) < written:
             if time.monotonic() > deadline:
                 return False
