@@ -84,7 +84,7 @@ class ChangeFeed(Protocol):
         ...
 
 
-def _match_stored(store: AlertStore, changes: Sequence[Any]) -> list[TripOutcome]:
+def _match_changes(store: AlertStore, changes: Sequence[Any]) -> list[TripOutcome]:
     """Match the trips of a feed's changes (one per trip) as stored: what searches read (:func:`~tripsearch.model.stored_trip_route`).
 
     Their rules are not checked again, but a trip stored by an older
@@ -297,7 +297,7 @@ class AlertingBackend:
             others = [c for c in changes if c.doc is None or (c.id, c.version) not in ours]  # a deletion is never ours (it keeps the version)
             others_seen += len(others)
             outcomes.extend(TripOutcome(c.id, c.version, "deleted", []) for c in others if c.doc is None)
-            outcomes.extend(_match_stored(store, [c for c in others if c.doc is not None]))
+            outcomes.extend(_match_changes(store, [c for c in others if c.doc is not None]))
             batch.record(outcomes)  # a feed batch at a time: the outcomes of a long catch-up are not all held at once
             outcomes = []
             if limit is not None:
