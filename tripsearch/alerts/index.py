@@ -50,7 +50,7 @@ from ..core.columns import STATUS_CODES, TripColumns, ragged_indices
 from ..model import paused_gc
 from ..geo import EARTH_RADIUS_KM, ClosestPoints
 from ..core.kernels import closest_in_ranges, filter_failures, match_ends
-from ..index.execute import hit_points
+from ..index.execute import hit_point_dicts
 from ..query.matching import FILTERS, filter_bit
 from ..query.ranking import score_of
 from .numbers import NumberSet, distinct
@@ -422,10 +422,10 @@ class AlertIndex:
         order = np.argsort(hit_item, kind="stable")  # each item's alerts together, in the order they matched
         items, counts = np.unique(hit_item[order], return_counts=True)
         offsets = cols.offset_s[rows[items]].tolist()
-        p = hit_points(ClosestPoints(*pickup[:, items]), times[0, items], offsets)
-        d = hit_points(ClosestPoints(*dropoff[:, items]), times[1, items], offsets)
+        p = hit_point_dicts(ClosestPoints(*pickup[:, items]), times[0, items], offsets)
+        d = hit_point_dicts(ClosestPoints(*dropoff[:, items]), times[1, items], offsets)
         walk = (pickup[0, items] + dropoff[0, items]).tolist()
-        bodies = [{"date": a.time[:10], "score": score_of(w), "pickup": a.to_dict(), "dropoff": b.to_dict()} for a, b, w in zip(p, d, walk)]
+        bodies = [{"date": a["time"][:10], "score": score_of(w), "pickup": a, "dropoff": b} for a, b, w in zip(p, d, walk)]
         out.rows.extend(rows[items].tolist())
         out.bodies.extend(bodies)
         out.alerts.extend(np.split(part.terms.cols["seq"][hit_alert[order]], np.cumsum(counts)[:-1]))

@@ -522,10 +522,11 @@ class AlertStore:
                 if len(before):
                     still = NumberSet(np.sort(out.matched())).has(before)
                     gone, before = before[~still], before[still]
-                else:
+                    told_before = NumberSet(np.sort(before))
+                    new = [(body, alerts[alive.has(alerts) & ~told_before.has(alerts)]) for body, alerts in out.matches]
+                else:  # nobody told yet (a new trip): most outcomes of a load
                     gone = _NO_ALERTS
-                told_before = NumberSet(np.sort(before))
-                new = [(body, alerts if all_alive and not len(told_before) else alerts[alive.has(alerts) & ~told_before.has(alerts)]) for body, alerts in out.matches]
+                    new = out.matches if all_alive else [(body, alerts[alive.has(alerts)]) for body, alerts in out.matches]
                 new = [(body, alerts) for body, alerts in new if len(alerts)]
                 feed.extend((out.trip_id, version, "match", body, alerts) for body, alerts in new)
                 if len(gone) and len(told_gone := gone[alive.has(gone)]):
@@ -538,7 +539,8 @@ class AlertStore:
             # each trip's told alerts as they end, one row a trip
             db.executemany("DELETE FROM trip_alerts WHERE trip_id = ?", [(t,) for t in retold if not len(told[t])])
             db.executemany("INSERT OR REPLACE INTO trip_alerts VALUES (?, ?)", [(t, told[t].tobytes()) for t in retold if len(told[t])])
-            db.executemany("DELETE FROM pending WHERE trip_id = ? AND (version IS NULL OR version <= ?)", cleared)
+            if db.execute("SELECT 1 FROM pending LIMIT 1").fetchone() is not None:  # a journal is kept only without a change feed
+                db.executemany("DELETE FROM pending WHERE trip_id = ? AND (version IS NULL OR version <= ?)", cleared)
             db.executemany("INSERT OR REPLACE INTO trip_state VALUES (?, ?, ?)", [(t, v, int(live)) for t, (v, live) in new_states.items()])
             return _append_feed(db, feed, now, alive)
 

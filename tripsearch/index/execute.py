@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from ..facets import FacetTallies, render_facets, tally_evaluation
 from ..backend import Hit, Point, SearchResult
 from ..core.columns import TripColumns
-from ..data.places import nearest_places
+from ..data.places import Place, nearest_places
 from ..errors import InvalidTrip
 from ..geo import ClosestPoints
 from ..model import Trip, parse_trip
@@ -202,13 +202,22 @@ def _facets(ev: Evaluation, cols: TripColumns, query: Query, certain_dates: Mapp
 
 def hit_points(points: ClosestPoints, times: NDArray[np.int64], offsets_s: list[int]) -> list[Point]:
     """Return pickup or dropoff points as search hits report them, with their times in the trips' UTC offsets."""
+    return [Point(*fields) for fields in _point_fields(points, times, offsets_s)]
+
+
+def hit_point_dicts(points: ClosestPoints, times: NDArray[np.int64], offsets_s: list[int]) -> list[dict[str, Any]]:
+    """Return what :func:`hit_points` gives, as :meth:`Point.to_dict` says it, without making the points (what alert match events say)."""
+    return [Point.dict_of(*fields) for fields in _point_fields(points, times, offsets_s)]
+
+
+def _point_fields(points: ClosestPoints, times: NDArray[np.int64], offsets_s: list[int]) -> zip[tuple[float, float, float, str, Place]]:
+    """Return each point's fields as a :class:`Point` holds them: rounded, its time in its trip's UTC offset, and its nearest place."""
     local = np.datetime_as_string((times + np.asarray(offsets_s, dtype=np.int64)).astype("datetime64[s]")).tolist()
     lats = [round(lat, 6) for lat in points.lat.tolist()]
     lons = [round(lon, 6) for lon in points.lon.tolist()]
-    return [
-        Point(lat, lon, round(distance_km, 3), wall + _utc_offset(offset_s), place)
-        for lat, lon, distance_km, wall, offset_s, place in zip(lats, lons, points.distance_km.tolist(), local, offsets_s, nearest_places(lats, lons))
-    ]
+    distances = [round(distance_km, 3) for distance_km in points.distance_km.tolist()]
+    walls = [wall + _utc_offset(offset_s) for wall, offset_s in zip(local, offsets_s)]
+    return zip(lats, lons, distances, walls, nearest_places(lats, lons))
 
 
 @lru_cache(maxsize=1024)
