@@ -201,3 +201,27 @@ def test_the_alerts_the_index_has_not_read_yet_come_from_the_store(tmp_path: Pat
         assert of["day_to"].tolist() == [second.spec.day_to, first.spec.day_to]
         assert of["expires_s"].tolist() == [second.expires.timestamp(), first.expires.timestamp()]
     store.close()
+
+
+def test_a_match_body_is_stored_packed_and_a_feed_row_of_json_text_reads_the_same(tmp_path: Path) -> None:
+    """Match bodies are packed numbers (tripsearch.alerts.bodies), said when read; a row an earlier release wrote as JSON text reads as it is."""
+    clock = Clock(dt.datetime(2027, 2, 1, tzinfo=dt.timezone.utc))
+    store = AlertStore(tmp_path / "alerts.sqlite", clock=clock)
+    alert = store.create("u-1", ALERT)
+    with tripsearch.open(tmp_path / "data", refresh_interval=0, alerts=store) as engine:
+        engine.upsert([make_trip("t-1"), make_trip("t-2", hour=10)], refresh=True)
+        hits = {hit.id: hit for hit in engine.search({**{k: v for k, v in ALERT.items() if k in ("from", "to")}, "date": "2027-03-01"}).trips}
+    events = store.matches("u-1", alert.id)[0]
+    assert [e.trip_id for e in events] == ["t-2", "t-1"] and set(hits) == {"t-1", "t-2"}
+    for event in events:
+        hit = hits[event.trip_id]
+        assert event.body == {"date": "2027-03-01", "score": hit.score, "pickup": hit.pickup.to_dict(), "dropoff": hit.dropoff.to_dict()}
+    with sqlite3.connect(store.path) as db:
+        assert all(body[:1] == b"\x01" for (body,) in db.execute("SELECT body FROM feed")), "packed, tagged"
+        db.execute("UPDATE feed SET body = ? WHERE trip_id = 't-1'", (orjson.dumps(events[1].body),))  # as an earlier release wrote it
+    assert store.matches("u-1", alert.id)[0] == events and store.owner_events("u-1", 0) == events[::-1]
+    with sqlite3.connect(store.path) as db:
+        [(body,)] = db.execute("SELECT body FROM feed WHERE trip_id = 't-2'")
+        db.execute("UPDATE feed SET body = ? WHERE trip_id = 't-2'", (b"\x02" + body[1:],))  # a format of a later release
+    with pytest.raises(ValueError, match="unknown format"):
+        store.matches("u-1", alert.id)

@@ -47,12 +47,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..core.columns import STATUS_CODES, TripColumns, ragged_indices
-from ..model import paused_gc
-from ..geo import EARTH_RADIUS_KM, ClosestPoints
+from ..geo import EARTH_RADIUS_KM
 from ..core.kernels import closest_in_ranges, filter_failures, match_ends
-from ..index.execute import hit_point_dicts
 from ..query.matching import FILTERS, filter_bit
-from ..query.ranking import score_of
+from .bodies import pack
 from .numbers import NumberSet, distinct
 
 __all__ = ["AlertIndex", "AlertTerms", "TERM_FIELDS", "SAMPLE_KM", "TILE_DEG", "route_to_tiles", "disk_to_tiles"]
@@ -334,10 +332,10 @@ def _vertex_span(vert_cum, vert_start, rows, from_km, to_km):  # type: ignore[no
 
 
 class Matches(NamedTuple):
-    """Matches of a batch, a (trip row, alert group) item at a time: the row, what the item's match events say, and its alerts' numbers."""
+    """Matches of a batch, a (trip row, alert group) item at a time: the row, what the item's match events say (packed), and its alerts' numbers."""
 
     rows: list[int]
-    bodies: list[dict[str, Any]]
+    bodies: list[bytes]
     alerts: list[NDArray[np.int64]]
 
 
@@ -406,8 +404,7 @@ class AlertIndex:
             )  # fmt: skip
             if not len(hit_item):
                 continue
-            with paused_gc():  # many small dicts, none in a cycle
-                self._bodies(out, part, cols, hit_item, hit_alert, geo_rows, pickup, dropoff, times)
+            self._bodies(out, part, cols, hit_item, hit_alert, geo_rows, pickup, dropoff, times)
         return out
 
     @staticmethod
@@ -415,19 +412,14 @@ class AlertIndex:
         out: Matches, part: _Part, cols: TripColumns, hit_item: NDArray[np.int64], hit_alert: NDArray[np.int64],
         rows: NDArray[np.int64], pickup: NDArray[np.float64], dropoff: NDArray[np.float64], times: NDArray[np.int64],
     ) -> None:  # fmt: skip
-        """Append the matched items to ``out``, each with what its events say (as a search hit reports the pickup and dropoff) and its alerts.
+        """Append the matched items to ``out``, each with what its events say (packed: :mod:`tripsearch.alerts.bodies`) and its alerts.
 
         The alerts of a group matched by one trip share one body: it depends on the trip and the group's places only.
         """
         order = np.argsort(hit_item, kind="stable")  # each item's alerts together, in the order they matched
         items, counts = np.unique(hit_item[order], return_counts=True)
-        offsets = cols.offset_s[rows[items]].tolist()
-        p = hit_point_dicts(ClosestPoints(*pickup[:, items]), times[0, items], offsets)
-        d = hit_point_dicts(ClosestPoints(*dropoff[:, items]), times[1, items], offsets)
-        walk = (pickup[0, items] + dropoff[0, items]).tolist()
-        bodies = [{"date": a["time"][:10], "score": score_of(w), "pickup": a, "dropoff": b} for a, b, w in zip(p, d, walk)]
         out.rows.extend(rows[items].tolist())
-        out.bodies.extend(bodies)
+        out.bodies.extend(pack(pickup[:, items], dropoff[:, items], times[:, items], cols.offset_s[rows[items]]))
         out.alerts.extend(np.split(part.terms.cols["seq"][hit_alert[order]], np.cumsum(counts)[:-1]))
 
 

@@ -16,7 +16,7 @@ such occurrence (its ``occurrence`` date, pickup and dropoff).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from ..core.columns import LATER_OCCURRENCE, TripColumns
 from ..model import Trip
 from ..occurrences import index_trips, split_key
+from .bodies import with_occurrence
 from .store import AlertStore, TripOutcome
 
 __all__ = ["match_trips"]
@@ -38,7 +39,7 @@ def match_trips(store: AlertStore, trips: Sequence[Trip], routes: Sequence[np.nd
     # the rows of one trip follow one another, and each trip's first row is not a later occurrence
     owner = np.cumsum(cols.occurrence != LATER_OCCURRENCE) - 1
     found = store.index().match(cols, np.arange(len(rows), dtype=np.int64), store.clock())
-    matches: list[list[tuple[dict[str, Any], NDArray[np.int64]]]] = [[] for _ in trips]
+    matches: list[list[tuple[bytes, NDArray[np.int64]]]] = [[] for _ in trips]
     trip_of = owner.tolist()
     if all(trip.schedule is None for trip in trips):  # no regular trip: one row per trip, and an alert in one of its items
         for row, body, alerts in zip(found.rows, found.bodies, found.alerts):
@@ -52,5 +53,6 @@ def match_trips(store: AlertStore, trips: Sequence[Trip], routes: Sequence[np.nd
             alerts = alerts[~np.isin(alerts, seen[pos])]
             if len(alerts):
                 seen[pos] = np.concatenate((seen[pos], alerts))
-                matches[pos].append((body if dates[row] is None else {**body, "occurrence": dates[row]}, alerts))
+                date = dates[row]
+                matches[pos].append((body if date is None else with_occurrence(body, date), alerts))
     return [TripOutcome(trip.id, trip.version, trip.status, m) for trip, m in zip(trips, matches)]

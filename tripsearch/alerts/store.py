@@ -18,7 +18,8 @@ Tables:
 - ``feed`` and ``feed_places``: the match feed (``match``, ``unmatch``,
   ``cancel``). Events are numbered by one sequence shared by every alert
   (``counters``). A ``feed`` row holds what the events of one trip write
-  with the same body say, once, and the numbers of their alerts: its
+  with the same body say, once (a match's packed, :mod:`tripsearch.alerts.bodies`;
+  another's, or a match of an earlier release, as JSON text), and the numbers of their alerts: its
   ``seq`` is its first event's number, and its n alerts' events are
   ``seq`` to ``seq + n - 1`` in the order of ``alerts``. ``feed_places``
   has an entry per row and places key of its alerts (:func:`places_key`:
@@ -74,6 +75,7 @@ from numpy.typing import NDArray
 from ..errors import AlertLimitReached, AlertNotFound, BackendUnavailable, InvalidAlert
 from ..model import paused_gc
 from ..query.matching import option_mask
+from .bodies import day_of, said
 from .index import TERM_FIELDS, AlertIndex, AlertTerms
 from .model import AlertSpec, expires_at, parse_alert
 from .numbers import NumberSet
@@ -188,8 +190,8 @@ class TripOutcome:
     """What a trip write means for alerts: the trip's version, whether it is live, and the alerts it matches now.
 
     ``matches`` holds the alerts it matches now in groups, each with what
-    the group's match events say (day, pickup, dropoff) and its alerts'
-    numbers (:attr:`AlertRecord.number`); an alert is in one group at most.
+    the group's match events say (day, pickup, dropoff; packed, as
+    :mod:`tripsearch.alerts.bodies` says) and its alerts' numbers (:attr:`AlertRecord.number`); an alert is in one group at most.
     ``status`` is the trip's status, or ``deleted``. A deletion of unknown
     version (``version`` None) applies over whatever is recorded.
     """
@@ -197,7 +199,7 @@ class TripOutcome:
     trip_id: str
     version: int | None
     status: str
-    matches: list[tuple[dict[str, Any], NDArray[np.int64]]]
+    matches: list[tuple[bytes, NDArray[np.int64]]]
 
     def matched(self) -> NDArray[np.int64]:
         """Return the numbers of the alerts it matches now."""
@@ -507,7 +509,7 @@ class AlertStore:
             alive = _alive(db, index, np.concatenate([matched, *told.values()]), now)
             all_alive = bool(alive.has(matched).all())  # as when nothing was deleted since the matcher looked: no need to ask per group
             cleared, new_states, retold = [], {}, set()
-            feed: list[tuple[str, int, str, dict[str, Any], NDArray[np.int64]]] = []  # (trip, version, kind, body, alerts): the events, in order
+            feed: list[tuple[str, int, str, bytes | dict[str, Any], NDArray[np.int64]]] = []  # (trip, version, kind, body, alerts): the events, in order
             for out in outcomes:
                 state = states.get(out.trip_id)
                 live = out.status != "deleted"
@@ -564,7 +566,7 @@ class AlertStore:
                 (now, now, limit),
             ).fetchall()
             db.executemany("UPDATE outbox SET lease_s = ? WHERE seq = ?", [(now + lease_s, row[0]) for row in rows])
-        return [Delivery(_match_event((row[0], *row[5:])), row[3], row[4], row[1], row[2]) for row in rows]
+        return [Delivery(event, row[3], row[4], row[1], row[2]) for row, event in zip(rows, _match_events([(row[0], *row[5:]) for row in rows]))]
 
     def delivered(self, seq: int) -> None:
         """Mark a webhook delivery done."""
@@ -592,7 +594,7 @@ class AlertStore:
         before = _decode_cursor(cursor) if cursor else 2**63 - 1
         db = self._db()
         terms = db.execute("SELECT places, day_from, day_to FROM alert_terms WHERE seq = ?", (alert.number,)).fetchone()
-        events: list[MatchEvent] = []
+        events: list[tuple[Any, ...]] = []
         bound = before
         while terms is not None and len(events) <= limit:
             rows = db.execute(
@@ -603,13 +605,12 @@ class AlertStore:
             for seq, *rest, alerts in rows:
                 told = np.flatnonzero(np.frombuffer(alerts, dtype=np.int64) == alert.number)
                 if len(told) and seq + int(told[0]) < before:  # an event at or after the cursor was on an earlier page
-                    events.append(_match_event((seq + int(told[0]), alert_id, owner, *rest)))
+                    events.append((seq + int(told[0]), alert_id, owner, *rest))
             if len(rows) < _ROWS_A_READ:
                 break
             bound = rows[-1][0]
-        more = len(events) > limit
-        events = events[:limit]
-        return events, (_encode_cursor(events[-1].seq) if more and events else None)
+        page = _match_events(events[:limit])
+        return page, (_encode_cursor(page[-1].seq) if len(events) > limit and page else None)
 
     def owner_events(self, owner: str, after_seq: int, limit: int = 500) -> list[MatchEvent]:
         """Return the owner's events after ``after_seq``, oldest first (for a stream that resumes)."""
@@ -621,7 +622,7 @@ class AlertStore:
         keys = orjson.dumps(sorted({key for *_, key in terms}))
         # from the row that holds event after_seq + 1: its later events may be the owner's
         start = db.execute("SELECT coalesce(max(seq), 0) FROM feed WHERE seq <= ?", (after_seq + 1,)).fetchone()[0]
-        events: list[MatchEvent] = []
+        events: list[tuple[Any, ...]] = []
         while len(events) < limit:
             rows = db.execute(
                 """SELECT DISTINCT f.seq, f.trip_id, f.version, f.kind, f.at_s, f.body, f.alerts FROM feed_places e JOIN feed f ON f.seq = e.seq
@@ -629,11 +630,11 @@ class AlertStore:
                 (keys, start, _ROWS_A_READ),
             ).fetchall()
             for seq, *rest, alerts in rows:
-                events.extend(_match_event((seq + at, mine[alert], owner, *rest)) for at, alert in enumerate(_numbers(alerts)) if alert in mine and seq + at > after_seq)
+                events.extend((seq + at, mine[alert], owner, *rest) for at, alert in enumerate(_numbers(alerts)) if alert in mine and seq + at > after_seq)
             if len(rows) < _ROWS_A_READ:
                 break
             start = rows[-1][0] + 1
-        return events[:limit]
+        return _match_events(events[:limit])
 
     def last_seq(self) -> int:
         """Return the number of the latest event (0 before the first)."""
@@ -644,12 +645,7 @@ class AlertStore:
         db = self._db()
         rows = db.execute("SELECT seq, trip_id, version, kind, at_s, body, alerts FROM feed WHERE trip_id = ? ORDER BY seq", (trip_id,)).fetchall()
         named = _names(db, {a for row in rows for a in _numbers(row[-1])})
-        return [
-            _match_event((seq + i, *named[alert], *rest))
-            for seq, *rest, alerts in rows
-            for i, alert in enumerate(_numbers(alerts))
-            if alert in named
-        ]
+        return _match_events([(seq + i, *named[alert], *rest) for seq, *rest, alerts in rows for i, alert in enumerate(_numbers(alerts)) if alert in named])
 
     def matched_pairs(self) -> set[tuple[str, str]]:
         """Return every (alert id, trip id) that matches now."""
@@ -852,8 +848,11 @@ def _next_event(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT value FROM counters WHERE name = 'event'").fetchone()[0])
 
 
-def _append_feed(db: sqlite3.Connection, feed: list[tuple[str, int, str, dict[str, Any], NDArray[np.int64]]], now: float, alive: _Alive) -> int:
+def _append_feed(db: sqlite3.Connection, feed: list[tuple[str, int, str, bytes | dict[str, Any], NDArray[np.int64]]], now: float, alive: _Alive) -> int:
     """Append (trip, version, kind, body, alerts) rows to the feed, numbering their events, with the outbox rows of the alerts that have a webhook; return how many events.
+
+    A match's body is packed (:mod:`tripsearch.alerts.bodies`) and stored as
+    it is; another's is a dict, stored as JSON.
 
     Every alert of the rows is among ``alive``. Each row gets a
     ``feed_places`` entry per places key of its alerts (one, for a match:
@@ -881,7 +880,6 @@ def _append_feed(db: sqlite3.Connection, feed: list[tuple[str, int, str, dict[st
     some_hooked = bool(hooked.any())
     # the rows' blobs (int64, as _numbers reads them) cut from two whole ones, and a row of one places key takes its first
     told_blob, place_blob, first_key = told.astype(np.int64, copy=False).tobytes(), places.astype(np.int64, copy=False).tobytes(), places[starts].tolist()
-    days: dict[Any, int | None] = {}  # a batch's matches fall on a few dates
     for i, (trip_id, version, kind, body, alerts) in enumerate(feed):
         at, count = seq - first, counts[i]
         if uniform[i]:
@@ -890,13 +888,10 @@ def _append_feed(db: sqlite3.Connection, feed: list[tuple[str, int, str, dict[st
             distinct = np.unique(places[at : at + count])
             keys, key_blob = distinct.tolist(), distinct.astype(np.int64, copy=False).tobytes()
         day = None
-        if kind == "match":
-            date = body["date"]
-            if date not in days:
-                days[date] = _day_number(date)
-            day = days[date]
-            day = day if day is not None and day_from[i] <= day <= day_to[i] else None
-        rows.append((seq, trip_id, version, kind, now, orjson.dumps(body), told_blob[8 * at : 8 * (at + count)], until[i], key_blob))
+        if isinstance(body, bytes):  # a match
+            day = day_of(body)
+            day = day if day_from[i] <= day <= day_to[i] else None
+        rows.append((seq, trip_id, version, kind, now, body if isinstance(body, bytes) else orjson.dumps(body), told_blob[8 * at : 8 * (at + count)], until[i], key_blob))
         entries.extend((key, seq, day) for key in keys)
         if some_hooked:
             outbox.extend((seq + j, int(told[at + j]), now, now) for j in np.flatnonzero(hooked[at : at + count]).tolist())
@@ -908,17 +903,6 @@ def _append_feed(db: sqlite3.Connection, feed: list[tuple[str, int, str, dict[st
     db.executemany("INSERT INTO outbox VALUES (?, ?, 'pending', 0, ?, ?, 0, NULL, NULL)", outbox)
     db.execute("UPDATE counters SET value = ? WHERE name = 'event'", (seq,))
     return seq - first
-
-
-_EPOCH = dt.date(1970, 1, 1)
-
-
-def _day_number(date: Any) -> int | None:
-    """Return the day number (since 1970-01-01, as alerts' ``day_from``) of an ISO date, None if it is not one."""
-    try:
-        return (dt.date.fromisoformat(date) - _EPOCH).days
-    except (TypeError, ValueError):
-        return None
 
 
 def _index_feed_rows(db: sqlite3.Connection) -> None:
@@ -1077,9 +1061,9 @@ def _record(db: sqlite3.Connection, row: tuple[Any, ...]) -> AlertRecord:
     return AlertRecord(alert_id, owner, parse_alert(orjson.loads(fields)), _utc(created_s), _utc(expires_s), number, webhook)
 
 
-def _match_event(row: tuple[Any, ...]) -> MatchEvent:
-    seq, alert_id, owner, trip_id, version, kind, at_s, body = row
-    return MatchEvent(seq, alert_id, owner, trip_id, version, kind, at_s, orjson.loads(body))
+def _match_events(rows: Sequence[tuple[Any, ...]]) -> list[MatchEvent]:
+    """Return the events of (seq, alert id, owner, trip id, version, kind, at_s, body) rows, their bodies said at once."""
+    return [MatchEvent(seq, alert_id, owner, trip_id, version, kind, at_s, body) for (seq, alert_id, owner, trip_id, version, kind, at_s, _), body in zip(rows, said([row[-1] for row in rows]))]
 
 
 def _utc(seconds: float) -> dt.datetime:
