@@ -1,4 +1,4 @@
-"""The alerts index measures each (trip, disk) on the part of the route its samples say; the whole route gives the same answer within the radius."""
+"""The alerts index: its candidates are every (trip, group) whose both disks the trip touches; each (trip, disk) is measured on the part of the route its samples say, and the whole route gives the same answer within the radius."""
 
 from __future__ import annotations
 
@@ -25,12 +25,12 @@ def test_the_part_of_a_route_near_a_disk_holds_its_closest_point_within_the_radi
     for i, key in enumerate(("from_lat", "from_lon", "from_r", "to_lat", "to_lon", "to_r")):
         values[key] = np.array([d[i % 3] for d in (disks[0::2] if key.startswith("from") else disks[1::2])][: len(disks) // 2], dtype=np.float64)
     part = _Part(AlertTerms({k: np.asarray(v) for k, v in values.items()}))
-    _, _, reach = part.candidates(route_to_tiles(cols, np.arange(len(rows), dtype=np.int64)))
-    keys = reach.keys
+    items = part.candidates(route_to_tiles(cols, np.arange(len(rows), dtype=np.int64)))
+    reach, keys = items.reach, items.reach.keys
     assert len(keys) > 1000
     r, d = keys >> 32, keys & 0xFFFFFFFF
     radius = part.disks[d, 2]
-    first, last = reach.vertices(cols, keys)
+    first, last = reach.vertices(cols, np.arange(len(keys)))
     whole_first, whole_last = cols.vert_start[r], cols.vert_start[r + 1] - 1
     assert (whole_first <= first).all() and (first <= last).all() and (last <= whole_last).all()
     assert (last - first < whole_last - whole_first).mean() > 0.5, "most parts are shorter than their route"
@@ -41,3 +41,10 @@ def test_the_part_of_a_route_near_a_disk_holds_its_closest_point_within_the_radi
         assert within.sum() > 300
         np.testing.assert_array_equal(near[:, within], whole[:, within])
         assert (near[0, ~within] > radius[~within]).all()
+
+    # the candidates: every (row, group) whose both disks the row touches, sorted by group then row, with where each disk is in the reach
+    touched = {(int(k >> 32), int(k & 0xFFFFFFFF)): at for at, k in enumerate(keys.tolist())}
+    expected = sorted((g, row) for (row, disk), _ in touched.items() for g in range(part.from_start[disk], part.from_start[disk + 1]) if (row, int(part.group_to[g])) in touched)
+    assert list(zip(items.groups.tolist(), items.rows.tolist())) == expected and len(expected) > 100
+    assert items.from_at.tolist() == [touched[(row, int(part.group_from[g]))] for g, row in expected]
+    assert items.to_at.tolist() == [touched[(row, int(part.group_to[g]))] for g, row in expected]

@@ -261,7 +261,7 @@ class _Part:
         at = self.numbers.index(numbers)
         return self.by_number[at[at >= 0]]
 
-    def candidates(self, route: RouteTiles) -> tuple[NDArray[np.int64], NDArray[np.int64], _Reach]:
+    def candidates(self, route: RouteTiles) -> Candidates:
         """Return the (row, group) whose From and To disks the rows' tiles touch, sorted by group then row, and where along each route its samples touch each disk."""
         at = np.searchsorted(self.tile_keys, route.tiles)
         found = at < len(self.tile_keys)
@@ -270,17 +270,52 @@ class _Part:
         counts = self.tile_start[at + 1] - self.tile_start[at]
         entries = ragged_indices(self.tile_start[at], self.tile_start[at + 1])
         reach = _Reach(*_spans((np.repeat(rows, counts) << 32) | self.tile_disks[entries], np.repeat(route.first_km[found], counts), np.repeat(route.last_km[found], counts)))
-        touched = reach.keys
-        rows, disks = touched >> 32, touched & 0xFFFFFFFF
-        spans = self.from_start[disks + 1] - self.from_start[disks]
-        groups = ragged_indices(self.from_start[disks], self.from_start[disks + 1])
-        rows = np.repeat(rows, spans)
-        wanted = (rows << 32) | self.group_to[groups]
-        at = np.minimum(np.searchsorted(touched, wanted), len(touched) - 1)
-        keep = touched[at] == wanted if len(touched) else np.zeros(0, dtype=np.bool_)
-        rows, groups = rows[keep], groups[keep]
-        order = np.lexsort((rows, groups))
-        return rows[order], groups[order], reach
+        rows, groups, from_at, to_at = _touched_groups(reach.keys, self.from_start, self.group_to)
+        order = np.argsort((groups << 32) | rows)
+        return Candidates(rows[order], groups[order], from_at[order], to_at[order], reach)
+
+
+@numba.njit(cache=True)
+def _touched_groups(touched, from_start, group_to):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Return the (row, group, position of (row, From disk), position of (row, To disk)) of the groups whose both disks a row touches.
+
+    ``touched``: the sorted (row << 32 | disk) a batch's routes touch; a
+    group's From disk's groups are ``from_start[disk]`` to
+    ``from_start[disk + 1] - 1``, its To disk ``group_to[group]``. A row's
+    entries are side by side, few: its To disk is searched among them.
+    """
+    n = touched.shape[0]
+    total = 0
+    for a in range(n):
+        d = touched[a] & 0xFFFFFFFF
+        total += from_start[d + 1] - from_start[d]
+    rows = np.empty(total, dtype=np.int64)
+    groups = np.empty(total, dtype=np.int64)
+    from_at = np.empty(total, dtype=np.int64)
+    to_at = np.empty(total, dtype=np.int64)
+    k = 0
+    start = 0
+    while start < n:
+        row = touched[start] >> 32
+        stop = start
+        while stop < n and touched[stop] >> 32 == row:
+            stop += 1
+        for a in range(start, stop):
+            d = touched[a] & 0xFFFFFFFF
+            for g in range(from_start[d], from_start[d + 1]):
+                want = (row << 32) | group_to[g]
+                lo, hi = start, stop
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if touched[mid] < want:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                if lo < stop and touched[lo] == want:
+                    rows[k], groups[k], from_at[k], to_at[k] = row, g, a, lo
+                    k += 1
+        start = stop
+    return rows[:k], groups[:k], from_at[:k], to_at[:k]
 
 
 class _Reach(NamedTuple):
@@ -290,8 +325,8 @@ class _Reach(NamedTuple):
     first_km: NDArray[np.float64]
     last_km: NDArray[np.float64]
 
-    def vertices(self, cols: TripColumns, keys: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """Return, for (row << 32 | disk) ``keys`` (each among :attr:`keys`), the first and last vertex of the part of the route that holds every point within the disk's radius.
+    def vertices(self, cols: TripColumns, at: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Return, for the (row, disk) of :attr:`keys` at positions ``at``, the first and last vertex of the part of the route that holds every point within the disk's radius.
 
         A route point within r of a disk's centre lies within ``SAMPLE_KM / 2``
         along the route of a sample, which is then within ``r + SAMPLE_KM / 2``
@@ -299,9 +334,18 @@ class _Reach(NamedTuple):
         so between the first such sample less ``SAMPLE_KM / 2`` and the last
         plus ``SAMPLE_KM / 2``.
         """
-        at = np.searchsorted(self.keys, keys)
         pad = SAMPLE_KM / 2 + _MARGIN_KM
-        return _vertex_span(cols.vert_cum, cols.vert_start, keys >> 32, self.first_km[at] - pad, self.last_km[at] + pad)
+        return _vertex_span(cols.vert_cum, cols.vert_start, self.keys[at] >> 32, self.first_km[at] - pad, self.last_km[at] + pad)
+
+
+class Candidates(NamedTuple):
+    """The (row, group) items of a batch whose rows touch the group's From and To disks, and where: the positions in ``reach.keys`` of (row, From disk) and (row, To disk)."""
+
+    rows: NDArray[np.int64]
+    groups: NDArray[np.int64]
+    from_at: NDArray[np.int64]
+    to_at: NDArray[np.int64]
+    reach: _Reach
 
 
 @numba.njit(cache=True)
@@ -389,10 +433,10 @@ class AlertIndex:
             return out
         route = route_to_tiles(cols, rows)
         for part in self.parts:  # the list is replaced, never changed, by update
-            item_rows, item_groups, reach = part.candidates(route)
-            if not len(item_rows):
+            items = part.candidates(route)
+            if not len(items.rows):
                 continue
-            pickup, dropoff, times, geo_rows, geo_groups = _geometry(cols, part, item_rows, item_groups, reach)
+            pickup, dropoff, times, geo_rows, geo_groups = _geometry(cols, part, items)
             if not len(geo_rows):
                 continue
             local_day = filter_failures(geo_rows, times[0], cols.offset_s, cols.price, cols.options, cols.rating, cols.seats_available, _FILTER_BITS, (0, 0), 0, (0, 24 * 60 - 1), np.inf, 0, -np.inf, 0)[0]
@@ -423,7 +467,7 @@ class AlertIndex:
         out.alerts.extend(np.split(part.terms.cols["seq"][hit_alert[order]], np.cumsum(counts)[:-1]))
 
 
-def _geometry(cols: TripColumns, part: _Part, rows: NDArray[np.int64], groups: NDArray[np.int64], reach: _Reach) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+def _geometry(cols: TripColumns, part: _Part, items: Candidates) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """Rules 1 and 2 for candidate (row, group) items: return the pickups, dropoffs (4 x n), times (2 x n), rows and groups of the items that pass.
 
     The pickup depends on the row and the From disk only, the dropoff on the
@@ -438,12 +482,13 @@ def _geometry(cols: TripColumns, part: _Part, rows: NDArray[np.int64], groups: N
     route parts provably farther than the best point found.
     """
     radius = part.disks[:, 2]
+    rows, groups = items.rows, items.groups
     ends = []
-    for disk_of_group, latest in ((part.group_from, False), (part.group_to, True)):
-        # each (disk, row) once, by disk: one target after another, so the kernel computes each once
-        keys, which = np.unique((disk_of_group[groups] << 32) | rows, return_inverse=True)
+    for disk_of_group, at, latest in ((part.group_from, items.from_at, False), (part.group_to, items.to_at, True)):
+        # each (disk, row) once (its position in reach.keys), by disk: one target after another, so the kernel computes each once
+        keys, which = np.unique((disk_of_group[groups] << 32) | at, return_inverse=True)
         d = keys >> 32
-        first, last = reach.vertices(cols, ((keys & 0xFFFFFFFF) << 32) | d)
+        first, last = items.reach.vertices(cols, keys & 0xFFFFFFFF)
         found = np.array(closest_in_ranges(cols.vert_lat, cols.vert_lon, cols.vert_cum, first, last, part.disks[d, 0], part.disks[d, 1], latest, float(radius[d].max())))
         ends.append(found[:, which.reshape(-1)])
     pickup, dropoff = ends
