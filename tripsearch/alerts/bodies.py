@@ -41,7 +41,7 @@ _POINT = [("distance_km", "<f8"), ("along_km", "<f8"), ("lat", "<f8"), ("lon", "
 BODY = np.dtype([("tag", "u1"), *((f"pickup_{n}", t) for n, t in _POINT), *((f"dropoff_{n}", t) for n, t in _POINT), ("offset_s", "<i4"), ("occurrence", "<i4")])
 _EPOCH = dt.date(1970, 1, 1)
 _DAY_S = 86_400
-_TIME, _OFFSET = struct.Struct("<q"), struct.Struct("<i")
+_I64, _I32 = struct.Struct("<q"), struct.Struct("<i")
 assert BODY.fields is not None
 _PICKUP_TIME_AT, _OFFSET_AT = BODY.fields["pickup_time_s"][1], BODY.fields["offset_s"][1]
 assert tuple(ClosestPoints._fields) == tuple(n for n, _ in _POINT[:4])
@@ -64,12 +64,12 @@ def pack(pickup: NDArray[np.float64], dropoff: NDArray[np.float64], times: NDArr
 
 def with_occurrence(body: bytes, date: str) -> bytes:
     """Return a packed body that also says the occurrence of ``date`` (YYYY-MM-DD) of a regular trip."""
-    return body[:-4] + _OFFSET.pack((dt.date.fromisoformat(date) - _EPOCH).days)
+    return body[:-4] + _I32.pack((dt.date.fromisoformat(date) - _EPOCH).days)
 
 
 def day_of(body: bytes) -> int:
     """Return the local day (days since 1970-01-01) of a packed body's pickup: the day of the search that finds the trip."""
-    return int(_TIME.unpack_from(body, _PICKUP_TIME_AT)[0] + _OFFSET.unpack_from(body, _OFFSET_AT)[0]) // _DAY_S
+    return int(_I64.unpack_from(body, _PICKUP_TIME_AT)[0] + _I32.unpack_from(body, _OFFSET_AT)[0]) // _DAY_S
 
 
 def said(bodies: Sequence[bytes]) -> list[dict[str, Any]]:

@@ -473,7 +473,9 @@ def _geometry(cols: TripColumns, part: _Part, items: Candidates) -> tuple[NDArra
     The pickup depends on the row and the From disk only, the dropoff on the
     row and the To disk: each is measured once, on the part of the route
     that holds every point within the disk's radius (:meth:`_Reach.vertices`), by
-    :func:`~tripsearch.core.kernels.closest_in_ranges`, then
+    :func:`~tripsearch.core.kernels.closest_in_ranges` (the dropoffs first,
+    then the pickups of the items whose dropoff is within the To radius,
+    as rule 2 asks), then
     :func:`~tripsearch.core.kernels.match_ends` decides each item by the
     rule :func:`~tripsearch.core.kernels.match_geometry` decides by and
     gives it its times.
@@ -483,20 +485,27 @@ def _geometry(cols: TripColumns, part: _Part, items: Candidates) -> tuple[NDArra
     """
     radius = part.disks[:, 2]
     rows, groups = items.rows, items.groups
-    ends = []
-    for disk_of_group, at, latest in ((part.group_from, items.from_at, False), (part.group_to, items.to_at, True)):
-        # each (disk, row) once (its position in reach.keys), by disk: one target after another, so the kernel computes each once
-        keys, which = np.unique((disk_of_group[groups] << 32) | at, return_inverse=True)
-        d = keys >> 32
-        first, last = items.reach.vertices(cols, keys & 0xFFFFFFFF)
-        found = np.array(closest_in_ranges(cols.vert_lat, cols.vert_lon, cols.vert_cum, first, last, part.disks[d, 0], part.disks[d, 1], latest, float(radius[d].max())))
-        ends.append(found[:, which.reshape(-1)])
-    pickup, dropoff = ends
+    dropoff = _closest(cols, part, items.reach, part.group_to[groups], items.to_at, True)
+    near = dropoff[0] <= radius[part.group_to[groups]]  # rule 2's dropoff first: most candidates' routes do not come that near their To disk
+    rows, groups, dropoff = rows[near], groups[near], dropoff[:, near]
+    pickup = _closest(cols, part, items.reach, part.group_from[groups], items.from_at[near], False)
     geo, times = match_ends(
         cols.stop_start, cols.stop_along, cols.stop_time, cols.status[rows] == _PUBLISHED, rows, pickup, dropoff,
         radius[part.group_from[groups]], radius[part.group_to[groups]],
     )  # fmt: skip
     return pickup[:, geo], dropoff[:, geo], times[:, geo], rows[geo], groups[geo]
+
+
+def _closest(cols: TripColumns, part: _Part, reach: _Reach, disks: NDArray[np.int64], at: NDArray[np.int64], latest: bool) -> NDArray[np.float64]:
+    """Return the closest point (4 x n, as ClosestPoints) of each item's route to its disk of ``disks``, the item's (row, disk) being at ``at`` in ``reach``."""
+    if not len(at):
+        return np.zeros((4, 0), dtype=np.float64)
+    # each (disk, row) once (its position in reach.keys), by disk: one target after another, so the kernel computes each once
+    keys, which = np.unique((disks << 32) | at, return_inverse=True)
+    d = keys >> 32
+    first, last = reach.vertices(cols, keys & 0xFFFFFFFF)
+    found = np.array(closest_in_ranges(cols.vert_lat, cols.vert_lon, cols.vert_cum, first, last, part.disks[d, 0], part.disks[d, 1], latest, float(part.disks[d, 2].max())))
+    return found[:, which.reshape(-1)]
 
 
 @numba.njit(cache=True)
