@@ -27,13 +27,12 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import msgspec
 import numpy as np
 import orjson
 
 from ...backend import DeleteReport, ItemResult, ParsedUpserts, Refresh, SearchResult, TripInput, UpsertReport, delete_targets, parse_upserts
 from ...errors import NotFound, StoreReadOnly, TripSearchError
-from ...model import Trip, gc_paused, trip_to_json
+from ...model import Trip, gc_paused, stored_trip_route, trip_to_json
 from ..anchors import Anchors, anchor_places
 from ..execute import candidate_days, execute
 from ...query.model import Query, parse_query
@@ -58,7 +57,6 @@ MERGE_RATIO = 0.25
 VERIFY_DELAY_S = 5.0  # seconds between opening a segment and the background check of its checksums
 WARM_AT_OPEN_S = 1.2  # seconds an opening process spends mapping a segment in before its first search (the rest in a thread)
 _LEGACY_SNAPSHOT = "index.snapshot"  # the single snapshot file of earlier versions, removed at the first merge
-_trip_decoder = msgspec.json.Decoder(Trip)
 
 
 class EmbeddedBackend:
@@ -340,8 +338,9 @@ class EmbeddedBackend:
                 # A newer local write replaced the trip we were going to reuse; read what the feed says.
                 doc = self._store.docs([change.id]).get(change.id)
             if doc:
-                upserts.append(_trip_decoder.decode(doc))
-                routes.append(None)
+                trip, route = stored_trip_route(doc)
+                upserts.append(trip)
+                routes.append(route)
         return index.apply(upserts, deletes, changes[-1].seq, routes)
 
     def _refresh_loop(self) -> None:
