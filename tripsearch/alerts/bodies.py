@@ -29,6 +29,7 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
+from ..core.columns import SECONDS_PER_DAY
 from ..geo import ClosestPoints
 from ..index.execute import hit_point_dicts
 from ..query.ranking import score_of
@@ -40,7 +41,6 @@ NO_OCCURRENCE = -(2**31)
 _POINT = [("distance_km", "<f8"), ("along_km", "<f8"), ("lat", "<f8"), ("lon", "<f8"), ("time_s", "<i8")]
 BODY = np.dtype([("tag", "u1"), *((f"pickup_{n}", t) for n, t in _POINT), *((f"dropoff_{n}", t) for n, t in _POINT), ("offset_s", "<i4"), ("occurrence", "<i4")])
 _EPOCH = dt.date(1970, 1, 1)
-_DAY_S = 86_400
 _I64, _I32 = struct.Struct("<q"), struct.Struct("<i")
 assert BODY.fields is not None
 _PICKUP_TIME_AT, _OFFSET_AT = BODY.fields["pickup_time_s"][1], BODY.fields["offset_s"][1]
@@ -69,7 +69,7 @@ def with_occurrence(body: bytes, date: str) -> bytes:
 
 def day_of(body: bytes) -> int:
     """Return the local day (days since 1970-01-01) of a packed body's pickup: the day of the search that finds the trip."""
-    return int(_I64.unpack_from(body, _PICKUP_TIME_AT)[0] + _I32.unpack_from(body, _OFFSET_AT)[0]) // _DAY_S
+    return int(_I64.unpack_from(body, _PICKUP_TIME_AT)[0] + _I32.unpack_from(body, _OFFSET_AT)[0]) // SECONDS_PER_DAY
 
 
 def said(bodies: Sequence[bytes]) -> list[dict[str, Any]]:
