@@ -3,7 +3,8 @@
 The backend is opened in a background thread when the process starts, so
 ``/health`` answers while a big index loads and ``/ready`` says when it is
 loaded; until then routes that need it answer 503 with ``Retry-After``.
-The place index (a few seconds to build) warms up the same way.
+The place index warms up the same way (a few seconds to build the first
+time on a machine, a few tenths to read back after: tripsearch.data.stored).
 """
 
 from __future__ import annotations

