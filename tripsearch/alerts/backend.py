@@ -292,7 +292,7 @@ class AlertingBackend:
             return 0
         outcomes = match_trips(store, [w.trip for w in written], [w.route for w in written])
         seen, others_seen = start, 0
-        for changes in feed.changes(start, known=lambda tid, version: (tid, version) in ours, batch=limit or FEED_BATCH):
+        for changes in feed.changes(start, known=(lambda tid, version: (tid, version) in ours) if ours else None, batch=limit or FEED_BATCH):
             seen = changes[-1].seq
             others = [c for c in changes if c.doc is None or (c.id, c.version) not in ours]  # a deletion is never ours (it keeps the version)
             others_seen += len(others)

@@ -14,7 +14,8 @@ Tables:
   replayed write never undoes a newer one;
 - ``trip_alerts``: one row per trip, the numbers of the alerts it matches
   now (told), so an update that still matches does not alert twice and a
-  cancellation reaches exactly the alerts that were told;
+  cancellation reaches exactly the alerts that were told; written with the
+  trip's state, so a trip without a state has told nobody;
 - ``feed`` and ``feed_places``: the match feed (``match``, ``unmatch``,
   ``cancel``). Events are numbered by one sequence shared by every alert
   (``counters``). A ``feed`` row holds what the events of one trip write
@@ -503,7 +504,8 @@ class AlertStore:
             _settle(db, unchanged, token)
             # what is recorded of these trips, read at once; kept up to date below as outcomes apply in order
             states = {t: (v, live) for t, v, live in db.execute("SELECT trip_id, version, live FROM trip_state WHERE trip_id IN (SELECT value FROM json_each(?))", (ids,))}
-            told = {t: np.frombuffer(blob, dtype=np.int64) for t, blob in db.execute("SELECT trip_id, told FROM trip_alerts WHERE trip_id IN (SELECT value FROM json_each(?))", (ids,))}
+            # a trip that told alerts has a state (both are written in one transaction): a load's new trips are not looked up again
+            told = {t: np.frombuffer(blob, dtype=np.int64) for t, blob in db.execute("SELECT trip_id, told FROM trip_alerts WHERE trip_id IN (SELECT value FROM json_each(?))", (orjson.dumps(sorted(states)),))} if states else {}
             # an alert deleted since it matched, or expired, is left out (and told nothing more)
             matched = np.concatenate([_NO_ALERTS, *(a for out in outcomes for _, a in out.matches)])
             alive = _alive(db, index, np.concatenate([matched, *told.values()]), now)
@@ -962,6 +964,8 @@ def _move_rows_feed(db: sqlite3.Connection) -> None:
     db.execute(f"INSERT INTO feed_places SELECT t.places, e.seq + ?, NULL {events}", (shift,))
     db.execute("UPDATE counters SET value = max(value, ?) WHERE name = 'event'", (max(last or 0, counted[0] if counted else 0) + shift + 1,))
     db.execute("INSERT OR REPLACE INTO trip_alerts SELECT a.trip_id, int64_list(t.seq) FROM alert_trips a JOIN alert_terms t ON t.alert_id = a.alert_id GROUP BY a.trip_id")
+    # that release wrote a trip's state with its matches; made sure of here, as _record reads the told alerts of trips with a state only
+    db.execute("INSERT OR IGNORE INTO trip_state SELECT trip_id, max(version), 1 FROM alert_trips GROUP BY trip_id")
     db.execute(
         "INSERT INTO outbox SELECT d.seq + ?, t.seq, d.state, d.attempts, d.first_s, d.next_s, d.lease_s, d.done_s, d.last_error FROM deliveries d JOIN alert_terms t ON t.alert_id = d.alert_id",
         (shift,),

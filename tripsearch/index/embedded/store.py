@@ -241,17 +241,21 @@ class Store:
             with self._translate("read the change feed"):
                 conn.execute("BEGIN")
                 try:
-                    rows = conn.execute("SELECT id, version, seq, deleted FROM trips WHERE seq > ? ORDER BY seq LIMIT ?", (last, batch)).fetchall()
-                    wanted = [tid for tid, version, _, deleted in rows if not deleted and not (known is not None and known(tid, version))]
-                    docs: dict[str, bytes] = {}
-                    for i in range(0, len(wanted), _CHUNK):
-                        chunk = wanted[i : i + _CHUNK]
-                        docs.update(conn.execute(f"SELECT id, doc FROM trips WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+                    if known is None:  # every document: read with the changes
+                        rows = conn.execute("SELECT id, version, seq, deleted, doc FROM trips WHERE seq > ? ORDER BY seq LIMIT ?", (last, batch)).fetchall()
+                        docs = {tid: doc for tid, _, _, deleted, doc in rows if not deleted}
+                    else:
+                        rows = conn.execute("SELECT id, version, seq, deleted, NULL FROM trips WHERE seq > ? ORDER BY seq LIMIT ?", (last, batch)).fetchall()
+                        wanted = [tid for tid, version, _, deleted, _ in rows if not deleted and not known(tid, version)]
+                        docs = {}
+                        for i in range(0, len(wanted), _CHUNK):
+                            chunk = wanted[i : i + _CHUNK]
+                            docs.update(conn.execute(f"SELECT id, doc FROM trips WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall())
                 finally:
                     conn.execute("COMMIT")
             if not rows:
                 return
-            yield [Change(tid, version, seq, None if deleted else docs.get(tid, b"")) for tid, version, seq, deleted in rows]
+            yield [Change(tid, version, seq, None if deleted else docs.get(tid, b"")) for tid, version, seq, deleted, _ in rows]
             last = rows[-1][2]
 
     def close(self) -> None:
