@@ -1,7 +1,10 @@
 """Brute-force reference of the matching rules, written from the rules, not from the engine.
 
 Plain Python and the math module, one trip and one segment at a time, no
-index, no numpy: slow and obviously right. The engine must return exactly
+index, no numpy: slow and obviously right. Its one shortcut skips a route
+that a cap around it puts farther than the radius from a search's end
+(:func:`beyond`); ``tests/test_kernels.py`` checks that it never skips a
+route :func:`closest` finds within the radius. The engine must return exactly
 what :func:`search` returns here, for every query, including totals, order,
 pages and facet counts.
 """
@@ -54,6 +57,29 @@ class RefTrip:
     stop_along: list[float]
     stop_time: list[int]
     offset: int
+    cap: tuple[tuple[float, float, float], float] | None = None  # route_cap, computed when first asked
+
+
+def route_cap(ref: RefTrip) -> tuple[tuple[float, float, float], float]:
+    """Return a cap holding every point of the route: its centre and its angular radius.
+
+    A point of a segment is at most half the segment's length from one of
+    its ends, so it is within the farthest vertex's angle plus half the
+    longest segment of any centre (the triangle inequality on the sphere).
+    """
+    if ref.cap is None:
+        total = tuple(sum(p[k] for p in ref.pts) for k in range(3))
+        size = norm(total)
+        centre = (total[0] / size, total[1] / size, total[2] / size) if size > 1e-9 else ref.pts[0]
+        half = max((angle(a, b) / 2 for a, b in zip(ref.pts, ref.pts[1:])), default=0.0)
+        ref.cap = (centre, max(angle(centre, p) for p in ref.pts) + half)
+    return ref.cap
+
+
+def beyond(ref: RefTrip, x, km: float) -> bool:
+    """Whether no point of the route is within ``km`` of x, by its cap (1 km to spare): :func:`closest` would measure more than ``km``."""
+    centre, radius = route_cap(ref)
+    return (angle(x, centre) - radius) * R > km + 1.0
 
 
 def closest(ref: RefTrip, x, last: bool) -> tuple[float, float, tuple]:
@@ -228,6 +254,8 @@ def evaluate(ref: RefTrip, q: dict[str, Any], seen: dict[tuple[int, bool], tuple
         return None
     x = unit(*q["from"])
     y = unit(*q["to"])
+    if beyond(ref, x, q.get("from_radius_km", 10.0)) or beyond(ref, y, q.get("to_radius_km", 10.0)):
+        return None  # the route is far from one end: the geometry fails below, only later
     seen = {} if seen is None else seen
     if (id(ref.pts), False) not in seen:
         seen[(id(ref.pts), False)] = closest(ref, x, last=False)

@@ -88,3 +88,23 @@ def test_both_closest_points_in_one_pass_are_those_of_two(seed: int, centre: tup
     for got, want in zip(both, (*earliest, *latest[1:])):
         assert got[near].tobytes() == want[near].tobytes()
     assert np.array_equal(both[0], earliest[0]) and np.array_equal(both[0], latest[0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    centre=st.sampled_from(CENTRES),
+    extent_km=st.sampled_from([5.0, 30.0, 300.0, 3000.0]),
+    radius_km=st.sampled_from([0.5, 2.0, 10.0, 60.0]),
+)
+def test_the_references_shortcut_skips_only_routes_farther_than_the_radius(seed: int, centre: tuple[float, float], extent_km: float, radius_km: float) -> None:
+    """``reference.beyond`` (a cap around the route) never leaves out a route that ``reference.closest`` finds within the radius."""
+    rng = np.random.default_rng(seed)
+    route = random_route(rng, centre, extent_km)
+    lat, lon, cum = _columns(route)
+    trip = ref.RefTrip({}, [ref.unit(la / 1e7, lo / 1e7) for la, lo in zip(lat.tolist(), lon.tolist())], cum.tolist(), [], [], 0)
+    for _ in range(20):
+        k = int(rng.integers(0, len(route)))
+        target = ref.unit(*destination(lat[k] / 1e7, lon[k] / 1e7, float(rng.uniform(0, 360)), float(rng.uniform(0, 3 * extent_km))))
+        if ref.beyond(trip, target, radius_km):
+            assert ref.closest(trip, target, last=False)[0] > radius_km
