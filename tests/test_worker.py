@@ -32,6 +32,7 @@ from tripsearch.errors import BackendUnavailable, NotFound
 from tripsearch.broker.events import EventPublisher, Topology, delete_event, trip_event
 from tripsearch.data.fixtures import generate_trips
 from tripsearch.index.elastic import ElasticBackend
+from tripsearch.index.elastic.connection import ID_BATCH, chunks
 from tripsearch.index.embedded import DB_NAME
 from tripsearch.broker.worker import FIELD_HEADER, REASON_HEADER, Worker, WorkerSettings
 from tripsearch.broker.writer import WriterProcess, WriterProcessError
@@ -103,10 +104,10 @@ def state_of(backend: Backend, ids: list[str]) -> Expected:
 
 
 def elastic_state_of(backend: ElasticBackend, ids: list[str]) -> Expected:
-    """:func:`state_of` read from Elasticsearch a thousand trips a request (``get`` one by one costs a millisecond of CPU each)."""
+    """:func:`state_of` read from Elasticsearch ``ID_BATCH`` trips a request, as the backend reads versions (``get`` one by one costs a millisecond of CPU each)."""
     out: Expected = {}
-    for start in range(0, len(ids), 1000):
-        for tid, doc in backend._connection.fetch_docs(ids[start : start + 1000]).items():
+    for chunk in chunks(ids, ID_BATCH):
+        for tid, doc in backend._connection.fetch_docs(chunk).items():
             out[tid] = (doc["version"], doc["seats_available"])
     return out
 
