@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Callable
@@ -94,3 +96,31 @@ def test_places_read_back_are_the_places_built(cache: Path) -> None:
     assert read == built
     here = places.load_places()
     assert built.split("\n")[0] == f"{len(here)} {hashlib.sha256(repr(here).encode()).hexdigest()}"
+
+
+def test_a_table_under_another_key_goes_when_nobody_read_it_for_a_month(cache: Path, tmp_path: Path) -> None:
+    """An upgrade's new table deletes the old one once unused; another checkout's, read lately, stays; so do other names'."""
+    source = tmp_path / "builder.py"
+    module = ModuleType("builder")
+    module.__file__ = str(source)
+
+    def store(version: str, name: str = "t") -> Path | None:
+        """Return the file written for it (None: read back)."""
+        source.write_text(f"X = {version!r}\n")  # each version of the code that builds it keys its own file
+        before = set(cache.glob("*.pickle"))
+        assert stored(name, lambda: version, [module]) == version
+        return next(iter(set(cache.glob("*.pickle")) - before), None)
+
+    def age(path: Path, seconds: float) -> None:
+        os.utime(path, (time.time() - seconds,) * 2)
+
+    month = stored_module.KEEP_UNREAD_S
+    old, recent, another = store("old"), store("recent"), store("other name", name="t-x")
+    assert old and recent and another
+    age(old, month + 60)
+    age(another, month + 60)
+    age(recent, month - 3600)
+    assert store("recent") is None and recent.stat().st_mtime > time.time() - 60  # read back: marked as read
+    age(recent, month - 3600)  # read by another checkout within the month
+    new = store("new")
+    assert set(cache.glob("*.pickle")) == {recent, another, new}  # the old one went, and only it

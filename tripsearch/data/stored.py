@@ -14,6 +14,11 @@ again: the cache is never an error.
 
 Tables are pickled. The directory is the user's own, like numba's cache of
 compiled functions that the engine already loads.
+
+A table read is marked so (its file's time is set to now). When a table is
+written, the files of the same name under another key that nobody has read
+for :data:`KEEP_UNREAD_S` go: those of an upgrade, not those of another
+checkout or release still in use on the machine.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import os
 import pickle
 import sys
 import tempfile
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Callable, Sequence, TypeVar
@@ -34,6 +40,9 @@ __all__ = ["stored", "tables_dir"]
 log = logging.getLogger("tripsearch.data")
 
 T = TypeVar("T")
+
+_KEY_DIGITS = 24  # hexadecimal digits of a table's key in its file name
+KEEP_UNREAD_S = 30 * 24 * 3600.0  # a table under another key, not read for this long, goes when its name is written again
 
 
 def tables_dir() -> Path:
@@ -47,7 +56,7 @@ def _key(name: str, sources: Sequence[ModuleType], packages: Sequence[str]) -> s
         digest.update(f"|{package}={importlib.metadata.version(package)}".encode())
     for module in sources:
         digest.update(Path(module.__file__ or "").read_bytes())
-    return digest.hexdigest()[:24]
+    return digest.hexdigest()[:_KEY_DIGITS]
 
 
 def stored(name: str, build: Callable[[], T], sources: Sequence[ModuleType], packages: Sequence[str] = ()) -> T:
@@ -59,7 +68,9 @@ def stored(name: str, build: Callable[[], T], sources: Sequence[ModuleType], pac
     path = tables_dir() / f"{name}-{_key(name, sources, packages)}.pickle"
     try:
         with path.open("rb") as file:
-            return pickle.load(file)  # type: ignore[no-any-return]
+            table: T = pickle.load(file)
+        _mark_read(path)
+        return table
     except FileNotFoundError:
         pass
     except Exception as exc:  # unreadable, or cut short by a full disk: built again
@@ -76,4 +87,26 @@ def stored(name: str, build: Callable[[], T], sources: Sequence[ModuleType], pac
         log.debug("table %s not stored in %s: %s", name, path, exc)
         if temporary is not None:
             Path(temporary).unlink(missing_ok=True)
+    else:
+        _prune(path, name)
     return table
+
+
+def _mark_read(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:  # a cache read only: nothing is pruned there either
+        pass
+
+
+def _prune(path: Path, name: str) -> None:
+    """Delete the files of table ``name`` under other keys than ``path``'s that were not read for :data:`KEEP_UNREAD_S`."""
+    oldest = time.time() - KEEP_UNREAD_S
+    for other in path.parent.glob(f"{name}-*.pickle"):
+        key = other.name[len(name) + 1 : -len(".pickle")]  # the file of a name that starts with this one ("t-x-KEY" for "t") has a longer one
+        try:
+            if other != path and len(key) == _KEY_DIGITS and all(c in "0123456789abcdef" for c in key) and other.stat().st_mtime < oldest:
+                other.unlink()
+                log.debug("table %s: %s not read for %d days, deleted", name, other, KEEP_UNREAD_S // 86400)
+        except OSError as exc:  # gone meanwhile (another process pruned it), or not ours to delete
+            log.debug("table %s: %s not deleted: %s", name, other, exc)
