@@ -32,6 +32,7 @@ picks up.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -89,6 +90,12 @@ def place_value(place: str, value: object) -> str:
     return f"{place}@{value}"
 
 
+@lru_cache(maxsize=1 << 16)
+def _radius_values(place: str) -> tuple[str, ...]:
+    """Return the ``anchor_radii`` keywords of a place's entry within every radius class (a place's entries share them)."""
+    return tuple(place_value(place, r) for r in RADIUS_CLASSES)
+
+
 def anchor_fields(cols: TripColumns, anchors: Anchors | None = None) -> AnchorFields:
     """Return the anchor entries and pairs of every trip of ``cols`` (see the module docstring), in the order of the places.
 
@@ -105,15 +112,20 @@ def anchor_fields(cols: TripColumns, anchors: Anchors | None = None) -> AnchorFi
     day = local // SECONDS_PER_DAY
     minute = local % SECONDS_PER_DAY // 60
     keys = places.astype(str).tolist()
-    for row, place, d, t, dt, dy, mi, plat, plon, qlat, qlon in zip(
-        rows.tolist(), keys, km.tolist(), time.tolist(), drop_time.tolist(), day.tolist(), minute.tolist(), p_lat.tolist(), p_lon.tolist(), q_lat.tolist(), q_lon.tolist()
+    within = np.searchsorted(RADIUS_CLASSES, km).tolist()  # the first radius class at least km: it and every larger one
+    days, hours, pickups, dropoffs, radii = (out.by_place[name] for name in BY_PLACE)
+    for row, place, d, t, dt, dy, mi, plat, plon, qlat, qlon, first in zip(
+        rows.tolist(), keys, km.tolist(), time.tolist(), drop_time.tolist(), day.tolist(), minute.tolist(), p_lat.tolist(), p_lon.tolist(), q_lat.tolist(), q_lon.tolist(), within
     ):
         pickup, dropoff = f"{plat!r},{plon!r}", f"{qlat!r},{qlon!r}"  # point_key
         out.entries[row].append({"place": place, "km": d, "time": t, "drop_time": dt, "day": dy, "minute": mi, "pickup": pickup, "dropoff": dropoff})
         out.values[row].append(f"{place}|{d!r}|{t}|{dt}|{dy}|{mi}|{pickup}|{dropoff}")  # entry_value
-        for name, value in zip(BY_PLACE, (dy, mi // 60, pickup, dropoff)):
-            out.by_place[name][row].append(f"{place}@{value}")  # place_value
-        out.by_place["anchor_radii"][row].extend(f"{place}@{r}" for r in RADIUS_CLASSES if d <= r)  # place_value
+        # place_value, for each of BY_PLACE
+        days[row].append(f"{place}@{dy}")
+        hours[row].append(f"{place}@{mi // 60}")
+        pickups[row].append(f"{place}@{pickup}")
+        dropoffs[row].append(f"{place}@{dropoff}")
+        radii[row].extend(_radius_values(place)[first:])
     # Rule 2 for every two anchors of a route: the pickup at one strictly before the dropoff at the other.
     # Entries come by route: every (i, j) of one route's entries, i != j, from the group sizes.
     bounds = np.searchsorted(rows, np.arange(n + 1))
