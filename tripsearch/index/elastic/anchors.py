@@ -113,7 +113,7 @@ def anchor_fields(cols: TripColumns, anchors: Anchors | None = None) -> AnchorFi
     minute = local % SECONDS_PER_DAY // 60
     keys = places.astype(str).tolist()
     within = np.searchsorted(RADIUS_CLASSES, km).tolist()  # the first radius class at least km: it and every larger one
-    days, hours, pickups, dropoffs, radii = (out.by_place[name] for name in BY_PLACE)
+    days, hours, pickups, dropoffs, radii = (out.by_place[name] for name in ("anchor_days", "anchor_hours", "anchor_pickups", "anchor_dropoffs", "anchor_radii"))
     for row, place, d, t, dt, dy, mi, plat, plon, qlat, qlon, first in zip(
         rows.tolist(), keys, km.tolist(), time.tolist(), drop_time.tolist(), day.tolist(), minute.tolist(), p_lat.tolist(), p_lon.tolist(), q_lat.tolist(), q_lon.tolist(), within
     ):

@@ -204,7 +204,7 @@ def master_document(trip_id: str, source: bytes) -> bytes:
     return orjson.dumps({"id": trip_id, "regular": True, "deleted": False})[:-1] + b',"trip":' + source + b"}"
 
 
-@gc_paused  # a batch's entries, keywords and fields make a million small objects, none in a cycle, all freed as it returns
+@gc_paused  # a batch's entries, keywords and fields are hundreds of thousands of small objects, none in a cycle, all freed as it returns
 def trips_to_documents(trips: Sequence[Trip], sources: Sequence[bytes | None]) -> list[bytes]:
     """Return the Elasticsearch document of each trip, as one line of JSON.
 
