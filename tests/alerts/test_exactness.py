@@ -20,6 +20,7 @@ trip, to keep the test near a minute and a half.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Callable
@@ -30,6 +31,7 @@ import pytest
 from tests import reference
 from tests.geometry import random_queries, random_trips, regular_trips
 from tripsearch.alerts import AlertingBackend, AlertStore
+from tripsearch.alerts.follower import MatchAhead
 from tripsearch.backend import Backend
 
 # The random trips depart around 2026-12-01: alerts are created as if it were a month before.
@@ -185,6 +187,36 @@ def test_alerts_matched_from_the_change_feed_match_exactly_what_search_returns(m
         return write_then_follow
 
     check_rounds(engine, store, n_alerts, n_trips, followed(engine.inner.upsert), followed(engine.inner.delete))
+
+
+@pytest.mark.parametrize("make_engine", ["embedded"], indirect=True)
+def test_alerts_matched_ahead_by_helper_processes_match_exactly_what_search_returns(make_engine: Callable[..., Backend], tmp_path: Path) -> None:
+    """What a follower far behind does (MatchAhead): helper processes match the feed's next batches while it records."""
+    n_alerts, n_trips = SIZES["embedded"]
+    store = AlertStore(tmp_path / "alerts.sqlite", max_per_owner=10**6, clock=lambda: CLOCK)
+    engine = make_engine(alerts=store)
+    assert isinstance(engine, AlertingBackend)
+    feed = engine.inner.change_feed  # type: ignore[attr-defined]
+    store.start_cursor(feed.store_id, 0)
+    ahead = MatchAhead(feed, engine.inner.path, store, batch=40)  # type: ignore[attr-defined]
+    try:
+        deadline = time.monotonic() + 120
+        while not ahead.ready():
+            assert time.monotonic() < deadline, "the helpers did not start"
+            time.sleep(0.05)
+
+        def followed(write: Callable[..., Any]) -> Callable[..., Any]:
+            def write_then_follow(items: list[Any], refresh: bool) -> Any:
+                report = write(items, refresh)  # the inner backend's: nothing matched
+                assert engine.follow(ahead) > 0
+                return report
+
+            return write_then_follow
+
+        check_rounds(engine, store, n_alerts, n_trips, followed(engine.inner.upsert), followed(engine.inner.delete))
+        assert ahead.matched > n_trips, "the helpers matched most changes"
+    finally:
+        ahead.close()
 
 
 def check_rounds(engine: Backend, store: AlertStore, n_alerts: int, n_trips: int, upsert: Callable[..., Any], delete: Callable[..., Any]) -> None:

@@ -54,10 +54,10 @@ from ..errors import InvalidTrip, NotFound
 from ..model import Trip, gc_paused, parse_trip_route, paused_gc, stored_trip_route
 from ..query.model import Query
 from .matcher import match_trips
-from .follower import Follower
+from .follower import Follower, Matched
 from .store import AlertStore, FeedBatch, TripOutcome
 
-__all__ = ["AlertingBackend", "ALERTS_DB_NAME", "MATCHING", "REPLAY_AFTER_S"]
+__all__ = ["AlertingBackend", "ALERTS_DB_NAME", "MATCHING", "REPLAY_AFTER_S", "match_changes"]
 
 log = logging.getLogger("tripsearch.alerts")
 
@@ -84,7 +84,12 @@ class ChangeFeed(Protocol):
         ...
 
 
-def _match_changes(store: AlertStore, changes: Sequence[Any]) -> list[TripOutcome]:
+def match_changes(store: AlertStore, changes: Sequence[Any]) -> list[TripOutcome]:
+    """Return the outcomes of a feed's changes (one per trip): a deletion's, and the matches of the trips as stored."""
+    return [TripOutcome(c.id, c.version, "deleted", []) for c in changes if c.doc is None] + _match_stored_docs(store, [c for c in changes if c.doc is not None])
+
+
+def _match_stored_docs(store: AlertStore, changes: Sequence[Any]) -> list[TripOutcome]:
     """Match the trips of a feed's changes (one per trip) as stored: what searches read (:func:`~tripsearch.model.stored_trip_route`).
 
     Their rules are not checked again, but a trip stored by an older
@@ -296,8 +301,7 @@ class AlertingBackend:
             seen = changes[-1].seq
             others = [c for c in changes if c.doc is None or (c.id, c.version) not in ours]  # a deletion is never ours (it keeps the version)
             others_seen += len(others)
-            outcomes.extend(TripOutcome(c.id, c.version, "deleted", []) for c in others if c.doc is None)
-            outcomes.extend(_match_changes(store, [c for c in others if c.doc is not None]))
+            outcomes.extend(match_changes(store, others))
             batch.record(outcomes)  # a feed batch at a time: the outcomes of a long catch-up are not all held at once
             outcomes = []
             if limit is not None:
@@ -324,16 +328,28 @@ class AlertingBackend:
             log.info("matched %d trip writes against alerts that were not matched when written", replayed)
         return replayed
 
-    def follow(self) -> int:
-        """Match and record the changes of the change feed after the alert store's cursor, and move it; return how many (0 without a feed)."""
+    def follow(self, ahead: Callable[[int], Matched | None] | None = None) -> int:
+        """Match and record the changes of the change feed after the alert store's cursor, and move it; return how many (0 without a feed).
+
+        ``ahead(cursor)``, if given, returns the changes after ``cursor``
+        matched meanwhile by another process (None: match them here), which
+        then records them as its own matches (:class:`~tripsearch.alerts.follower.MatchAhead`).
+        """
         store, feed, done = self._existing_store(), self._feed, 0
         if store is None or feed is None:
             return 0
         while (cursor := store.feed_cursor(feed.store_id)) is not None and feed.max_seq() > cursor:  # else nothing to lock for
+            matched = ahead(cursor) if ahead is not None else None
             # a transaction per FEED_BATCH changes: the lock is let go between them; the batch's trips are freed before the collector runs again
             with paused_gc(), store.following(feed.store_id) as batch:
                 start = batch.cursor  # read again under the lock
-                done += self._catch_up(store, feed, batch, cursor if start is None else start, limit=FEED_BATCH)
+                start = cursor if start is None else start
+                if matched is not None and matched.start == start:  # else another writer recorded them meanwhile
+                    batch.record(matched.outcomes)
+                    batch.move(matched.seen)
+                    done += matched.changes
+                else:
+                    done += self._catch_up(store, feed, batch, start, limit=FEED_BATCH)
         return done
 
     def rematch(self, trip_ids: Iterable[str]) -> int:
