@@ -250,8 +250,8 @@ def test_a_matching_helper_killed_loses_nothing(tmp_path: Path, caplog: pytest.L
         ahead = ready_ahead(inline, batch=10)
         try:
             for helper in ahead._helpers:
-                helper.process.send_signal(signal.SIGKILL)
-                helper.process.wait()
+                helper.process.kill()  # SIGKILL
+                helper.process.join()
             with caplog.at_level(logging.WARNING, "tripsearch.alerts"):
                 assert inline.follow(ahead) == 30  # matched here
             assert "starting others" in caplog.text

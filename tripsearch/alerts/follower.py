@@ -35,19 +35,20 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import multiprocessing
 import select
-import socket
 import subprocess
 import sys
 from collections import deque
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..model import paused_gc
+from .index import AlertIndex
 from .store import AlertStore, TripOutcome
 
 if TYPE_CHECKING:
@@ -139,24 +140,33 @@ class MatchAhead:
     while it records. A batch is a range of the feed's sequence numbers
     (of :attr:`batch` changes when it was handed out); each helper reads its
     range's changes itself, and the alert store, and changes nothing.
-    It returns None (match them yourself) while no helper has read the
-    alerts yet, and when a helper has died (a warning; others are started).
     Recording under the lock drops the alerts deleted since a helper
     looked; the batches another writer recorded meanwhile are dropped.
-    Each helper holds its own copy of the alerts index.
+    When a helper has died, it returns None (match them yourself), with a
+    warning, and starts others.
+
+    The helpers are forked from this process once it has read the alerts:
+    they share its alerts index (copy on write: the index's arrays are
+    replaced when alerts change, never written to) and read only the
+    alerts saved since. Nothing else crosses: each opens its own SQLite
+    connections, and closes the descriptors of ``close_fds`` (the
+    follower's lock) and of the other helpers' pipes.
     """
 
-    def __init__(self, feed: ChangeFeed, data: Path, alerts: AlertStore, batch: int, helpers: int = AHEAD_HELPERS) -> None:
-        self.feed, self.data, self.alerts, self.batch, self.helpers = feed, data, alerts, batch, helpers
+    def __init__(self, feed: ChangeFeed, data: Path, alerts: AlertStore, batch: int, helpers: int = AHEAD_HELPERS, close_fds: Sequence[int] = ()) -> None:
+        self.feed, self.data, self.alerts, self.batch, self.helpers, self.close_fds = feed, data, alerts, batch, helpers, close_fds
         self.matched = 0  # changes the helpers matched and this process was handed
         self._start()
 
     def ready(self) -> bool:
-        """Whether every helper has read the alerts."""
+        """Whether every helper has opened the stores."""
         return all(helper.ready() for helper in self._helpers)
 
     def _start(self) -> None:
-        self._helpers = [_Helper(self.data, self.alerts.path, self.batch) for _ in range(self.helpers)]
+        index = self.alerts.index()  # read before the fork: the helpers have it then
+        self._helpers: list[_Helper] = []
+        for _ in range(self.helpers):
+            self._helpers.append(_Helper(self.data, self.alerts.path, index, self.batch, [*self.close_fds, *(h.conn.fileno() for h in self._helpers)]))
         self._asked: deque[tuple[int, int, _Helper]] = deque()  # the (after, until] range of each batch a helper matches, in the feed's order
 
     def __call__(self, cursor: int) -> Matched | None:
@@ -207,50 +217,41 @@ def _every(trip_id: str, version: int) -> bool:
 
 
 class _Helper:
-    """One matching process of :class:`MatchAhead`, on a socket pair (pickled messages, as :mod:`multiprocessing` sends them)."""
+    """One matching process of :class:`MatchAhead`."""
 
-    def __init__(self, data: Path, alerts: Path, batch: int) -> None:
-        ours, theirs = socket.socketpair()
-        try:
-            # its own interpreter, as the follower is: it imports nothing of the process that starts it
-            self.process = subprocess.Popen([sys.executable, "-c", _HELPER_MAIN, str(theirs.fileno()), str(data), str(alerts), str(batch)], pass_fds=[theirs.fileno()], start_new_session=True)
-        except BaseException:
-            ours.close()
-            raise
-        finally:
-            theirs.close()
-        self.conn = Connection(ours.detach())
+    def __init__(self, data: Path, alerts: Path, index: AlertIndex, batch: int, close_fds: Sequence[int]) -> None:
+        context = multiprocessing.get_context("fork")
+        self.conn, theirs = context.Pipe()
+        self.process = context.Process(target=_match_ahead, args=(theirs, data, alerts, index, batch, [*close_fds, self.conn.fileno()]), name="tripsearch-alerts-ahead", daemon=True)
+        self.process.start()
+        theirs.close()
         self._ready = False
 
     def ready(self) -> bool:
-        """Whether it has read the alerts (it says so once)."""
+        """Whether it has opened the stores (it says so once)."""
         if not self._ready and self.conn.poll():
             self.conn.recv()
             self._ready = True
         return self._ready
 
     def close(self) -> None:
-        self.conn.close()  # it reads the end of its socket and exits
-        try:
-            self.process.wait(5.0)
-        except subprocess.TimeoutExpired:
+        self.conn.close()  # it reads the end of its pipe and exits
+        self.process.join(5.0)
+        if self.process.is_alive():
             self.process.kill()
-            self.process.wait()
+            self.process.join()
 
 
-_HELPER_MAIN = "import sys; from tripsearch.alerts.follower import match_ahead_main; sys.exit(match_ahead_main())"
-
-
-def match_ahead_main() -> int:
+def _match_ahead(conn: Connection, data: Path, alerts: Path, index: AlertIndex, batch: int, close_fds: Sequence[int]) -> None:
     """A helper process of :class:`MatchAhead`: for each (after, until] range received (and the time), match its changes and send how many and their outcomes."""
     from ..index.embedded import EmbeddedBackend
     from .backend import match_changes
 
-    conn, data, alerts, batch = Connection(int(sys.argv[1])), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+    for fd in close_fds:
+        os.close(fd)
     feed = EmbeddedBackend(data, refresh_interval=0, search=False).change_feed
     now = [0.0]
-    store = AlertStore(alerts, readonly=True, clock=lambda: now[0])
-    store.index()
+    store = AlertStore(alerts, readonly=True, clock=lambda: now[0], index=index)
     conn.send(None)  # ready
     while True:
         try:
@@ -260,7 +261,7 @@ def match_ahead_main() -> int:
                 changes = [c for c in next(iter(feed.changes(after, batch=batch)), []) if c.seq <= until]
                 conn.send((len(changes), _packed(match_changes(store, changes))))
         except (EOFError, OSError):  # the follower is done (or dead)
-            return 0
+            return
 
 
 def _packed(outcomes: list[TripOutcome]) -> tuple[list[tuple[str, int | None, str, int]], list[bytes], NDArray[np.int64], NDArray[np.int64]]:
@@ -286,7 +287,7 @@ def follow(data: Path, alerts: Path, wake: int, poll_s: float = POLL_S, ahead_mi
     """Follow ``data``'s change feed for the alert store ``alerts`` until the writer closes ``wake`` (see the module's docstring).
 
     With at least ``ahead_min_alerts`` alerts when it starts, matching runs
-    ahead in a helper process (:class:`MatchAhead`).
+    ahead in helper processes (:class:`MatchAhead`).
     """
     from ..index.embedded import EmbeddedBackend
     from .backend import FEED_BATCH, AlertingBackend
@@ -301,7 +302,7 @@ def follow(data: Path, alerts: Path, wake: int, poll_s: float = POLL_S, ahead_mi
                 return
     engine = AlertingBackend(EmbeddedBackend(data, refresh_interval=0, search=False), alerts)  # its open matches what was left
     store = engine.existing_alerts()
-    ahead = MatchAhead(engine.change_feed, data, store, FEED_BATCH) if store is not None and store.count() >= ahead_min_alerts else None
+    ahead = MatchAhead(engine.change_feed, data, store, FEED_BATCH, close_fds=[lock]) if store is not None and len(store.index()) >= ahead_min_alerts else None
     try:
         while not _writer_gone(wake, poll_s):
             engine.follow(ahead)

@@ -212,8 +212,12 @@ class AlertStore:
 
     def __init__(
         self, path: str | Path, max_per_owner: int = DEFAULT_MAX_PER_OWNER, clock: Callable[[], float] = time.time, busy_timeout_s: float = 30.0, readonly: bool = False,
+        index: AlertIndex | None = None,
     ) -> None:  # fmt: skip
-        """Open (or create) the store at ``path``; ``readonly`` opens an existing one to read, changing nothing (what operators' commands use)."""
+        """Open (or create) the store at ``path``; ``readonly`` opens an existing one to read, changing nothing (what operators' commands use).
+
+        ``index``: the alerts index of this file read already (by the process this one was forked from), brought up to date from there.
+        """
         self.path = Path(path)
         self.max_per_owner = max_per_owner
         self.clock = clock
@@ -222,7 +226,7 @@ class AlertStore:
         self._busy_timeout_s = busy_timeout_s
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._index = AlertIndex()
+        self._index = AlertIndex() if index is None else index
         try:
             if readonly:
                 if not self.path.is_file():
