@@ -31,7 +31,7 @@ import pytest
 from tests import reference
 from tests.geometry import random_queries, random_trips, regular_trips
 from tripsearch.alerts import AlertingBackend, AlertStore
-from tripsearch.alerts.follower import MatchAhead
+from tripsearch.alerts.ahead import MatchAhead
 from tripsearch.backend import Backend
 
 # The random trips depart around 2026-12-01: alerts are created as if it were a month before.

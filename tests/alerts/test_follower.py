@@ -20,7 +20,8 @@ import tripsearch
 from tests.api.support import REYKJAVIK, SELFOSS, make_trip
 from tripsearch.alerts import AlertingBackend, AlertStore
 from tripsearch.alerts import backend as alerts_backend
-from tripsearch.alerts.follower import LOCK_NAME, MatchAhead
+from tripsearch.alerts.ahead import MatchAhead
+from tripsearch.alerts.follower import LOCK_NAME
 
 ALERT = {"from": list(REYKJAVIK), "to": list(SELFOSS), "date": "2027-03-01"}
 

@@ -54,7 +54,8 @@ from ..errors import InvalidTrip, NotFound
 from ..model import Trip, gc_paused, parse_trip_route, paused_gc, stored_trip_route
 from ..query.model import Query
 from .matcher import match_trips
-from .follower import Follower, Matched
+from .ahead import Matched
+from .follower import Follower
 from .store import AlertStore, FeedBatch, TripOutcome
 
 __all__ = ["AlertingBackend", "ALERTS_DB_NAME", "MATCHING", "REPLAY_AFTER_S", "match_changes"]
@@ -333,7 +334,7 @@ class AlertingBackend:
 
         ``ahead(cursor)``, if given, returns the changes after ``cursor``
         matched meanwhile by another process (None: match them here), which
-        then records them as its own matches (:class:`~tripsearch.alerts.follower.MatchAhead`).
+        then records them as its own matches (:class:`~tripsearch.alerts.ahead.MatchAhead`).
         """
         store, feed, done = self._existing_store(), self._feed, 0
         if store is None or feed is None:
