@@ -49,7 +49,7 @@ log = logging.getLogger("tripsearch.alerts")
 LOCK_NAME = "alerts.follower.lock"
 POLL_S = 0.05  # how often a follower looks at the feed when its writer does not wake it (other processes' writes)
 CLOSE_TIMEOUT_S = 300.0  # how long a writer's close waits for its follower to match what is left
-AHEAD_MIN_ALERTS = 100_000  # alerts from which a follower matches in a helper process (MatchAhead): below, matching is cheap beside recording
+AHEAD_MIN_ALERTS = 100_000  # alerts from which a follower has helper processes match ahead (MatchAhead): below, matching is cheap beside recording
 
 
 _MAIN = "import sys; from tripsearch.alerts.follower import main; sys.exit(main())"  # not -m: the package imports this module first
