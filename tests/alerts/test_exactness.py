@@ -177,16 +177,7 @@ def test_alerts_matched_from_the_change_feed_match_exactly_what_search_returns(m
     engine = make_engine(alerts=store)
     assert isinstance(engine, AlertingBackend)
     store.start_cursor(engine.inner.change_feed.store_id, 0)  # type: ignore[attr-defined]
-
-    def followed(write: Callable[..., Any]) -> Callable[..., Any]:
-        def write_then_follow(items: list[Any], refresh: bool) -> Any:
-            report = write(items, refresh)  # the inner backend's: nothing matched
-            assert engine.follow() > 0
-            return report
-
-        return write_then_follow
-
-    check_rounds(engine, store, n_alerts, n_trips, followed(engine.inner.upsert), followed(engine.inner.delete))
+    check_rounds(engine, store, n_alerts, n_trips, followed(engine, engine.inner.upsert), followed(engine, engine.inner.delete))
 
 
 @pytest.mark.parametrize("make_engine", ["embedded"], indirect=True)
@@ -204,19 +195,21 @@ def test_alerts_matched_ahead_by_helper_processes_match_exactly_what_search_retu
         while not ahead.ready():
             assert time.monotonic() < deadline, "the helpers did not start"
             time.sleep(0.05)
-
-        def followed(write: Callable[..., Any]) -> Callable[..., Any]:
-            def write_then_follow(items: list[Any], refresh: bool) -> Any:
-                report = write(items, refresh)  # the inner backend's: nothing matched
-                assert engine.follow(ahead) > 0
-                return report
-
-            return write_then_follow
-
-        check_rounds(engine, store, n_alerts, n_trips, followed(engine.inner.upsert), followed(engine.inner.delete))
+        check_rounds(engine, store, n_alerts, n_trips, followed(engine, engine.inner.upsert, ahead), followed(engine, engine.inner.delete, ahead))
         assert ahead.matched > n_trips, "the helpers matched most changes"
     finally:
         ahead.close()
+
+
+def followed(engine: AlertingBackend, write: Callable[..., Any], ahead: MatchAhead | None = None) -> Callable[..., Any]:
+    """``write`` (the inner backend's: nothing matched), then what a follower does: the changes matched from the feed (ahead by helpers, if given)."""
+
+    def write_then_follow(items: list[Any], refresh: bool) -> Any:
+        report = write(items, refresh)
+        assert engine.follow(ahead) > 0
+        return report
+
+    return write_then_follow
 
 
 def check_rounds(engine: Backend, store: AlertStore, n_alerts: int, n_trips: int, upsert: Callable[..., Any], delete: Callable[..., Any]) -> None:

@@ -10,8 +10,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import orjson
 import pytest
@@ -22,6 +23,7 @@ from tripsearch.alerts import AlertingBackend, AlertStore
 from tripsearch.alerts import backend as alerts_backend
 from tripsearch.alerts.ahead import MatchAhead
 from tripsearch.alerts.follower import LOCK_NAME
+from tripsearch.backend import Backend
 
 ALERT = {"from": list(REYKJAVIK), "to": list(SELFOSS), "date": "2027-03-01"}
 
@@ -209,14 +211,9 @@ def test_wait_matched_on_an_inline_backend_matches_what_others_left(tmp_path: Pa
         assert store.matched_pairs() == {(alert.id, "t-0"), (alert.id, "t-1")}
 
 
-def ready_ahead(inline: AlertingBackend, batch: int) -> MatchAhead:
-    """Helper processes matching ahead over ``inline``'s data directory, once they have read the alerts."""
-    ahead = MatchAhead(inline.inner.change_feed, inline.inner.path, inline.alerts(), batch)  # type: ignore[attr-defined]
-    eventually(ahead.ready, timeout_s=120)
-    return ahead
-
-
-def test_matching_ahead_drops_the_batches_another_writer_recorded(tmp_path: Path) -> None:
+@contextmanager
+def behind_with_helpers(tmp_path: Path) -> Iterator[tuple[AlertingBackend, Backend, AlertStore, str, MatchAhead]]:
+    """An inline writer whose feed has 30 changes after the cursor (written with alerts off), and helpers ready to match ahead in batches of 10."""
     data = tmp_path / "data"
     with tripsearch.open(data, refresh_interval=0) as inline, tripsearch.open(data, refresh_interval=0, alerts=False) as other:
         assert isinstance(inline, AlertingBackend)
@@ -224,42 +221,38 @@ def test_matching_ahead_drops_the_batches_another_writer_recorded(tmp_path: Path
         alert = store.create("u-1", ALERT)
         inline.upsert([make_trip("t-0")])  # the cursor starts
         other.upsert([make_trip(f"t-{i}") for i in range(1, 31)])  # alerts off: left after the cursor
-        ahead = ready_ahead(inline, batch=10)
+        ahead = MatchAhead(inline.inner.change_feed, inline.inner.path, store, batch=10)  # type: ignore[attr-defined]
         try:
-            cursor = store.feed_cursor(inline.inner.change_feed.store_id)
-            assert cursor is not None
-            first = ahead(cursor)  # the helpers go on with the next two batches
-            assert first is not None and first.changes == 10 and {out.trip_id for out in first.outcomes} == {f"t-{i}" for i in range(1, 11)}
-            assert inline.follow() == 30  # recorded here meanwhile: the helpers' batches are stale
-            other.upsert([make_trip(f"t-{i}") for i in range(31, 46)])
-            assert inline.follow(ahead) == 15
-            assert ahead.matched == 10 + 15, "the stale batches are dropped, the new changes matched ahead"
-            assert store.matched_pairs() == {(alert.id, f"t-{i}") for i in range(46)}
-            assert all([e.kind for e in store.trip_events(f"t-{i}")] == ["match"] for i in range(46)), "each told once"
+            eventually(ahead.ready, timeout_s=120)
+            yield inline, other, store, alert.id, ahead
         finally:
             ahead.close()
+
+
+def test_matching_ahead_drops_the_batches_another_writer_recorded(tmp_path: Path) -> None:
+    with behind_with_helpers(tmp_path) as (inline, other, store, alert_id, ahead):
+        cursor = store.feed_cursor(inline.inner.change_feed.store_id)  # type: ignore[attr-defined]
+        assert cursor is not None
+        first = ahead(cursor)  # the helpers go on with the next two batches
+        assert first is not None and first.changes == 10 and {out.trip_id for out in first.outcomes} == {f"t-{i}" for i in range(1, 11)}
+        assert inline.follow() == 30  # recorded here meanwhile: the helpers' batches are stale
+        other.upsert([make_trip(f"t-{i}") for i in range(31, 46)])
+        assert inline.follow(ahead) == 15
+        assert ahead.matched == 10 + 15, "the stale batches are dropped, the new changes matched ahead"
+        assert store.matched_pairs() == {(alert_id, f"t-{i}") for i in range(46)}
+        assert all([e.kind for e in store.trip_events(f"t-{i}")] == ["match"] for i in range(46)), "each told once"
 
 
 def test_a_matching_helper_killed_loses_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    data = tmp_path / "data"
-    with tripsearch.open(data, refresh_interval=0) as inline, tripsearch.open(data, refresh_interval=0, alerts=False) as other:
-        assert isinstance(inline, AlertingBackend)
-        store = inline.alerts()
-        alert = store.create("u-1", ALERT)
-        inline.upsert([make_trip("t-0")])
-        other.upsert([make_trip(f"t-{i}") for i in range(1, 31)])
-        ahead = ready_ahead(inline, batch=10)
-        try:
-            for helper in ahead._helpers:
-                helper.process.kill()  # SIGKILL
-                helper.process.join()
-            with caplog.at_level(logging.WARNING, "tripsearch.alerts"):
-                assert inline.follow(ahead) == 30  # matched here
-            assert "starting others" in caplog.text
-            assert store.matched_pairs() == {(alert.id, f"t-{i}") for i in range(31)}
-            eventually(ahead.ready, timeout_s=120)
-            other.upsert([make_trip(f"t-{i}") for i in range(31, 51)])
-            assert inline.follow(ahead) == 20 and ahead.matched == 20, "the new helpers match"
-            assert store.matched_pairs() == {(alert.id, f"t-{i}") for i in range(51)}
-        finally:
-            ahead.close()
+    with behind_with_helpers(tmp_path) as (inline, other, store, alert_id, ahead):
+        for helper in ahead._helpers:
+            helper.process.kill()  # SIGKILL
+            helper.process.join()
+        with caplog.at_level(logging.WARNING, "tripsearch.alerts"):
+            assert inline.follow(ahead) == 30  # matched here
+        assert "starting others" in caplog.text
+        assert store.matched_pairs() == {(alert_id, f"t-{i}") for i in range(31)}
+        eventually(ahead.ready, timeout_s=120)
+        other.upsert([make_trip(f"t-{i}") for i in range(31, 51)])
+        assert inline.follow(ahead) == 20 and ahead.matched == 20, "the new helpers match"
+        assert store.matched_pairs() == {(alert_id, f"t-{i}") for i in range(51)}
