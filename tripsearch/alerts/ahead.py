@@ -10,6 +10,7 @@ use both cores.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -80,6 +81,9 @@ class MatchAhead:
 
     def _start(self) -> None:
         index = self.alerts.index()  # read before the fork: the helpers have it then
+        # what this process has made so far stays out of the collector's walks, here and in the helpers: a walk writes
+        # to every object it visits, and after a fork each page written is copied (Python's gc.freeze documentation)
+        gc.freeze()
         self._helpers: list[_Helper] = []
         for _ in range(self.helpers):
             self._helpers.append(_Helper(self.data, self.alerts.path, index, self.batch, [*self.close_fds, *(h.conn.fileno() for h in self._helpers)]))
