@@ -41,6 +41,7 @@ import sys
 from pathlib import Path
 
 from .ahead import MatchAhead
+from .store import AlertStore
 
 __all__ = ["AHEAD_MIN_ALERTS", "Follower", "follow", "LOCK_NAME", "POLL_S"]
 
@@ -126,7 +127,9 @@ def follow(data: Path, alerts: Path, wake: int, poll_s: float = POLL_S, ahead_mi
         except BlockingIOError:  # another process's follower works: wait for it to go, or for our writer to
             if _writer_gone(wake, 0.5):
                 return
-    engine = AlertingBackend(EmbeddedBackend(data, refresh_interval=0, search=False), alerts)  # its open matches what was left
+    # the alert store's WAL checkpointed in a thread: the helpers matching ahead need not wait for a checkpoint's syncs
+    own = AlertStore(alerts, background_checkpoints=True) if alerts.is_file() else None
+    engine = AlertingBackend(EmbeddedBackend(data, refresh_interval=0, search=False), alerts if own is None else own)  # its open matches what was left
     store = engine.existing_alerts()
     ahead = MatchAhead(engine.change_feed, data, store, FEED_BATCH, close_fds=[lock]) if store is not None and len(store.index()) >= ahead_min_alerts else None
     try:
@@ -137,6 +140,8 @@ def follow(data: Path, alerts: Path, wake: int, poll_s: float = POLL_S, ahead_mi
         if ahead is not None:
             ahead.close()
         engine.close()
+        if own is not None:
+            own.close()
 
 
 def main() -> int:

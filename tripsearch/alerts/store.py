@@ -77,6 +77,7 @@ from ..errors import AlertLimitReached, AlertNotFound, BackendUnavailable, Inval
 from ..model import paused_gc
 from ..query.matching import option_mask
 from .bodies import day_of, said
+from .checkpoints import Checkpointer
 from .index import TERM_FIELDS, AlertIndex, AlertTerms
 from .model import AlertSpec, expires_at, parse_alert
 from .numbers import NumberSet
@@ -212,11 +213,13 @@ class AlertStore:
 
     def __init__(
         self, path: str | Path, max_per_owner: int = DEFAULT_MAX_PER_OWNER, clock: Callable[[], float] = time.time, busy_timeout_s: float = 30.0, readonly: bool = False,
-        index: AlertIndex | None = None,
+        index: AlertIndex | None = None, background_checkpoints: bool = False,
     ) -> None:  # fmt: skip
         """Open (or create) the store at ``path``; ``readonly`` opens an existing one to read, changing nothing (what operators' commands use).
 
         ``index``: the alerts index of this file read already (by the process this one was forked from), brought up to date from there.
+        ``background_checkpoints``: the WAL that this process's unsynced commits write is checkpointed in a thread
+        (:class:`~tripsearch.alerts.checkpoints.Checkpointer`), not in the commit that takes it past :data:`CHECKPOINT_PAGES`.
         """
         self.path = Path(path)
         self.max_per_owner = max_per_owner
@@ -227,6 +230,7 @@ class AlertStore:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._index = AlertIndex() if index is None else index
+        self._checkpointer: Checkpointer | None = None
         try:
             if readonly:
                 if not self.path.is_file():
@@ -237,6 +241,8 @@ class AlertStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db().executescript(_SCHEMA)  # idempotent; executescript commits on its own
             self._upgrade()
+            if background_checkpoints:  # the WAL can start over 2 x CHECKPOINT_PAGES on (see Checkpointer)
+                self._checkpointer = Checkpointer(self.path, 2 * CHECKPOINT_PAGES)
         except sqlite3.Error as exc:
             raise BackendUnavailable(f"the alert store {self.path} cannot be opened ({exc})") from None
 
@@ -289,7 +295,7 @@ class AlertStore:
                 db = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL")  # NORMAL: the WAL is synced at checkpoints
-                db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
+                db.execute(f"PRAGMA wal_autocheckpoint={0 if self._checkpointer is not None and not durable else CHECKPOINT_PAGES}")
             # the feed and its entries by places take each batch's rows at many places: with SQLite's 2 MB default,
             # a million alerts' feed no longer fits and inserts read pages back (a cap, allocated only as used)
             db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
@@ -299,12 +305,14 @@ class AlertStore:
         return db
 
     def _write(self, durable: bool = True) -> _Transaction:
-        return _Transaction(self._db(durable))
+        return _Transaction(self._db(durable), None if durable else self._checkpointer)
 
     def now(self) -> dt.datetime:
         return _utc(self.clock())
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         with self._lock:
             for db in self._connections:
                 db.close()
@@ -682,13 +690,15 @@ class FeedBatch:
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK``), with SQLite's errors translated."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK``), with SQLite's errors translated, and the WAL checkpointed by ``checkpointer`` if given."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
+    def __init__(self, db: sqlite3.Connection, checkpointer: Checkpointer | None = None) -> None:
+        self.db, self.checkpointer = db, checkpointer
 
     def __enter__(self) -> sqlite3.Connection:
         try:
+            if self.checkpointer is not None:
+                self.checkpointer.before_write(self.db)
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise BackendUnavailable(f"the alert store is busy or unavailable ({exc})") from None
@@ -698,6 +708,8 @@ class _Transaction:
         if kind is None:
             try:
                 self.db.execute("COMMIT")
+                if self.checkpointer is not None:
+                    self.checkpointer.committed()
                 return
             except sqlite3.Error as error:
                 if self.db.in_transaction:
