@@ -27,6 +27,8 @@ import orjson
 import pytest
 
 import tripsearch
+from tripsearch.alerts import ALERTS_DB_NAME, AlertStore
+from tripsearch.alerts.follower import LOCK_NAME
 from tripsearch.backend import Backend
 from tripsearch.errors import BackendUnavailable, NotFound
 from tripsearch.broker.events import EventPublisher, Topology, delete_event, trip_event
@@ -44,6 +46,7 @@ from tripsearch.testing.server import free_port
 
 from api.occurrence_seats import with_occurrence_seats
 
+from .api.support import REYKJAVIK, SELFOSS, make_trip
 from .geometry import regular_trips
 
 # The 100,000 events on each backend (TRIPSEARCH_WORKER_TEST_EVENTS sets another size).
@@ -635,6 +638,26 @@ def test_sigkill_at_random_points_loses_no_event(rabbitmq: Broker, embedded: Cal
     reference = embedded("reference")
     apply_in_version_order(reference, events)
     assert state_of(backend, ids) == state_of(reference, ids)
+
+
+def test_a_worker_matches_its_writes_against_alerts_in_a_follower_process(rabbitmq: Broker, spawn: Callable[..., Any], tmp_path: Path) -> None:
+    day = dt.date.today() + dt.timedelta(days=30)
+    data = tmp_path / "data"
+    store = AlertStore(data / ALERTS_DB_NAME)
+    alert = store.create("u-1", {"from": list(REYKJAVIK), "to": list(SELFOSS), "date_from": day.isoformat(), "date_to": day.isoformat()})
+    store.close()
+    trips = [make_trip(f"w-{i}", day=day, hour=6 + i % 12) for i in range(40)] + [make_trip(f"x-{i}", day=day + dt.timedelta(days=1)) for i in range(10)]
+    topology = fresh_topology()
+    publish_sync(rabbitmq, topology, [trip_event(trip) for trip in trips])
+    proc, port, log = spawn(topology, data)
+    wait_metric(proc, port, log, "tripsearch_worker_events_acked_total", len(trips))
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert proc.returncode == 0, log.read_text()[-2000:]
+    assert (data / LOCK_NAME).exists()  # a follower process matched them
+    store = AlertStore(data / ALERTS_DB_NAME, readonly=True)
+    assert store.matched_pairs() == {(alert.id, f"w-{i}") for i in range(40)}  # the worker's close waited for its follower: all matched, the next day's none
+    store.close()
 
 
 def test_declare_only_is_idempotent_and_a_conflicting_declaration_is_a_clear_error(rabbitmq: Broker) -> None:

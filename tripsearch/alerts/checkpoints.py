@@ -69,10 +69,10 @@ class Checkpointer:
         """Before a write transaction on ``db``: when the WAL is long, checkpoint what is left of it here, so that the transaction starts it over."""
         if not self._restart:
             return
+        _checkpoint(db)  # the thread waits meanwhile: the two never checkpoint at once
         with self._state:
             self._restart = False
             self._state.notify()
-        _checkpoint(db)
 
     def close(self) -> None:
         """Checkpoint what is due, then end the thread."""

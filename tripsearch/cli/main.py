@@ -484,8 +484,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from ..broker.writer import WriterProcess
 
     # a worker only writes: the embedded backend maps no index and keeps nothing in memory (the
-    # processes that search follow the change feed and write the segments)
-    target, options = (args.backend, {"index": args.index}) if args.backend else (args.data, {"search": False})
+    # processes that search follow the change feed and write the segments), and its writes are
+    # matched against alerts by a follower process after them, as the API's are (docs/alerts.md)
+    target, options = (args.backend, {"index": args.index}) if args.backend else (args.data, {"search": False, "matching": "process"})
     engine: WriterProcess | Backend
     if args.write_in == "process":
         engine = WriterProcess(target, **options)
