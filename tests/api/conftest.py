@@ -25,7 +25,7 @@ from api.app import create_app
 from api.deps import EngineHolder
 from api.settings import Settings
 from tripsearch.errors import BackendUnavailable
-from tripsearch.testing.server import ServerProcess, start_server
+from tripsearch.testing.server import ServerProcess, start_server, worker_pids
 
 from .support import REFRESH_INTERVAL_S, SECRET
 
@@ -76,6 +76,8 @@ def start_api(loaded_data: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         shutil.copytree(loaded_data, data)
         server_env = {**os.environ, "TRIPSEARCH_JWT_SECRET": SECRET, "TRIPSEARCH_REFRESH_INTERVAL": str(REFRESH_INTERVAL_S), **env}
         started = start_server(serve_command(data, workers), home, env=server_env, cwd=home, timeout_s=READY_TIMEOUT_S)
+        if workers > 1:  # /ready answered by one worker: the others may still be loading (a search there gets 503)
+            worker_pids(started, workers, timeout_s=READY_TIMEOUT_S)
         server = Server(started.url, started.process, started.log, data, workers, env)
         servers.append(server)
         return server
