@@ -95,6 +95,24 @@ def test_grid_cells_are_those_of_h3_whatever_the_order_points_are_first_asked(po
         assert got.tolist() == want
 
 
+def test_grid_cells_equal_h3s_over_whole_tiles_at_the_poles_the_antimeridian_and_random_points() -> None:
+    """The grid's cells (computed by h3ronpy) are h3's, point for point: whole tiles where the grid meets the poles and the antimeridian, and 200,000 grid points anywhere."""
+    from tripsearch.index.cells import SNAP_DEG, _GridCells
+
+    steps = _GridCells.STEPS
+    tiles = [(89, -180), (89, 179), (-90, 0), (-1, -180), (0, 179), (48, 2), (70, -25), (-34, 151)]
+    lat_step = np.concatenate([np.repeat(np.arange(steps) + a * steps, steps) for a, _ in tiles])
+    lon_step = np.concatenate([np.tile(np.arange(steps) + b * steps, steps) for _, b in tiles])
+    rng = np.random.default_rng(7)
+    lat_step = np.concatenate([lat_step, rng.integers(-4500, 4501, 200_000)])
+    lon_step = np.concatenate([lon_step, rng.integers(-9000, 9000, 200_000)])
+    got = _GridCells().lookup(lat_step, lon_step)
+    lat = np.clip(lat_step * SNAP_DEG, -90.0, 90.0)
+    lon = np.mod(lon_step * SNAP_DEG + 180.0, 360.0) - 180.0
+    want = np.array([h3_int.latlng_to_cell(a, b, CORRIDOR_RES) for a, b in zip(lat.tolist(), lon.tolist())], dtype=np.uint64)
+    assert int((got != want).sum()) == 0
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(0, 999), max_size=400), st.sampled_from([1, 10, 1000, 100_000]))
 def test_the_distinct_grid_points_asked_are_those_of_np_unique(positions: list[int], size_over: int) -> None:

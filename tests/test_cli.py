@@ -198,3 +198,36 @@ def test_fixtures_start_tomorrow_by_default(capsysbinary: pytest.CaptureFixture[
     with pytest.raises(SystemExit):
         main(["fixtures", "--help"])
     assert f"(default: tomorrow, {tomorrow.isoformat()})" in capsysbinary.readouterr().out.decode()
+
+
+def test_an_index_applied_behind_the_writes_answers_as_the_reference(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`tripsearch index` stores each batch and applies it to the index in a thread while the next is stored: the directory it leaves holds every trip's latest version, in its segment, and answers as the reference."""
+    import zlib
+
+    import numpy as np
+
+    import tripsearch
+
+    from .geometry import REGIONS, random_queries, random_trips
+    from .test_reference import check_against_reference, latest_versions
+
+    trips = [t for region in sorted(REGIONS) for t in random_trips(region, 120, seed=zlib.crc32(region.encode()) % 1000)]
+    rng = np.random.default_rng(5)
+    # new versions (another price) batches after the first, and stale versions sent after those
+    newer = [dict(t, version=t["version"] + 1, price={"amount": float(rng.integers(5, 60)), "currency": t["price"]["currency"]}) for t in trips if rng.random() < 0.3]
+    stale = [dict(t, price={"amount": 1.0, "currency": t["price"]["currency"]}) for t in trips if rng.random() < 0.1]
+    sent = trips + newer + stale
+    source = tmp_path / "trips.ndjson"
+    source.write_bytes(b"\n".join(orjson.dumps(t) for t in sent) + b"\n")
+    data = tmp_path / "data"
+    assert main(["index", str(source), "--data", str(data), "--batch-size", "7", "--quiet"]) == 0
+    assert f"stored {len(trips) + len(newer)}, unchanged {len(stale)}, rejected 0" in capsys.readouterr().out
+    engine = tripsearch.open(data, refresh_interval=0, snapshot_on_close=False)
+    try:
+        stats = engine.stats()
+        assert (stats["trips"], stats["delta_rows"]) == (len(trips), 0) and stats["segment"]
+        live = latest_versions(sent)
+        assert sum(engine.get(t["id"])["version"] == t["version"] for t in live) == len(trips)
+        assert check_against_reference(engine, live, random_queries(trips, 300, seed=9)) > 50
+    finally:
+        engine.close()

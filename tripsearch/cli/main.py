@@ -11,8 +11,10 @@ import argparse
 import datetime as dt
 import gc
 import os
+import queue
 import stat
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Sequence
@@ -336,32 +338,99 @@ def _input_size(source: BinaryIO) -> int | None:
     return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
+# How far `tripsearch index` may store ahead of its index: trips parsed and kept in memory until they are applied.
+INDEX_BEHIND_TRIPS = 50_000
+
+
 class _Sink:
-    """Where `tripsearch index` writes: an engine, or the HTTP API through the client."""
+    """Where `tripsearch index` writes: an engine, or the HTTP API through the client.
+
+    A data directory's index is applied by a thread behind the writes
+    (:class:`_IndexBehind`); an Elasticsearch index is refreshed with each
+    batch.
+    """
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.client: TripSearchClient | None = None
         self.engine: Backend | None = None
+        self.behind: _IndexBehind | None = None
         if args.url:
             from .. import client
 
             self.client = client.TripSearchClient(args.url, token=args.token)
         else:
             self.engine = _open(args, create=True)
+            if hasattr(self.engine, "snapshot"):
+                self.behind = _IndexBehind(self.engine, max(1, INDEX_BEHIND_TRIPS // args.batch_size))
 
     def write(self, lines: list[bytes]) -> list[dict[str, Any]]:
         if self.client is not None:
             return [r.to_dict() for r in self.client.bulk(lines, batch_size=len(lines) or 1)]
         assert self.engine is not None
-        return [i.to_dict() for i in self.engine.upsert(lines, refresh=True).items]
+        items = [i.to_dict() for i in self.engine.upsert(lines, refresh=self.behind is None).items]
+        if self.behind is not None:
+            self.behind.written()
+        return items
 
     def close(self) -> None:
-        if self.engine is not None:
-            if hasattr(self.engine, "snapshot"):
-                self.engine.snapshot()
-            self.engine.close()
-        if self.client is not None:
-            self.client.close()
+        try:
+            if self.behind is not None:
+                self.behind.close()
+        finally:
+            if self.engine is not None:
+                if hasattr(self.engine, "snapshot"):
+                    self.engine.snapshot()
+                self.engine.close()
+            if self.client is not None:
+                self.client.close()
+
+
+class _IndexBehind:
+    """Apply what `tripsearch index` stored to the index in a thread, while the next batch is parsed and stored.
+
+    A batch is acknowledged once SQLite holds it, as before; the thread then
+    refreshes the index (reads the change feed, builds the batch's columns,
+    corridor cells and postings, and writes a new segment when the delta
+    has grown enough) while the load's thread parses and stores the next.
+    The compiled loops of the refresh and SQLite's own work let go of the
+    interpreter's lock, so the two threads run on both cores for much of
+    the load (benchmarks/README.md, "Bulk load (issue 18)"). Each refresh applies all that was stored since
+    the last, so when the thread falls behind it catches up in larger
+    steps, which cost less a trip. The load waits while ``batches`` are
+    stored and not yet being applied (about ``INDEX_BEHIND_TRIPS`` trips,
+    held parsed in memory until then); an error of the thread stops the
+    load at its next batch.
+    """
+
+    def __init__(self, engine: Backend, batches: int) -> None:
+        self._engine = engine
+        self._todo: queue.Queue[bool] = queue.Queue(maxsize=batches)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="tripsearch-index-behind", daemon=True)
+        self._thread.start()
+
+    def written(self) -> None:
+        """Say a batch was stored: the thread refreshes after it (waits while the thread is too far behind)."""
+        self._raise()
+        self._todo.put(True)
+
+    def close(self) -> None:
+        """Wait until the thread has applied every batch stored, then end it."""
+        self._todo.put(False)
+        self._thread.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while self._todo.get():
+            if self._error is None:
+                try:
+                    self._engine.refresh()
+                except BaseException as exc:  # handed to the load's thread, which stops
+                    self._error = exc
 
 
 def _batches(lines: Iterator[bytes], size: int) -> Iterator[list[bytes]]:

@@ -61,7 +61,7 @@ def _prefetch_intrinsic(typingctx, array, index):  # type: ignore[no-untyped-def
 _prefetch = cast(Callable[[NDArray[Any], int], None], _prefetch_intrinsic)  # as the compiled loops call it
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def unit_vector(lat_step: int, lon_step: int) -> tuple[float, float, float]:
     """Return the unit vector of a point given in steps of 1e-7 degree."""
     la = math.radians(lat_step / COORD_SCALE)
@@ -69,7 +69,7 @@ def unit_vector(lat_step: int, lon_step: int) -> tuple[float, float, float]:
     return math.cos(la) * math.cos(lo), math.cos(la) * math.sin(lo), math.sin(la)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def arc_angle(ax: float, ay: float, az: float, bx: float, by: float, bz: float) -> float:
     """Return the angle in radians between unit vectors a and b: atan2(|a x b|, a . b), exact for small angles."""
     cx = ay * bz - az * by
@@ -78,7 +78,7 @@ def arc_angle(ax: float, ay: float, az: float, bx: float, by: float, bz: float) 
     return math.atan2(math.sqrt(cx * cx + cy * cy + cz * cz), ax * bx + ay * by + az * bz)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def route_distances_along(vert_lat: NDArray[np.int32], vert_lon: NDArray[np.int32], starts: NDArray[np.int64]) -> NDArray[np.float64]:  # pragma: no cover - compiled
     """Return each vertex's distance along its route (km), summed left to right from 0 per route."""
     cum = np.zeros(vert_lat.shape[0], dtype=np.float64)
@@ -95,7 +95,7 @@ def route_distances_along(vert_lat: NDArray[np.int32], vert_lon: NDArray[np.int3
     return cum
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def _hav_bounds(lat_step: int, lon_step: int, x_lat: float, x_lon: float, cos_x: float) -> tuple[float, float]:
     """Lower and upper bounds of hav(distance) between a vertex and a target, with no trigonometry.
 
@@ -115,13 +115,13 @@ def _hav_bounds(lat_step: int, lon_step: int, x_lat: float, x_lon: float, cos_x:
     return low * (1.0 - 1e-12), high * (1.0 + 1e-12)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def _hav_limit(angle: float) -> float:
     """The largest hav(distance) a vertex may have and still be within ``angle`` (1e-9 rad of margin)."""
     return math.sin(min(math.pi / 2, (angle + 1e-9) / 2.0)) ** 2 + 1e-15
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def _target(lat: float, lon: float) -> tuple[float, float, float, float, float, float]:
     """Return a target's latitude and longitude in radians, the cosine of its latitude and its unit vector.
 
@@ -132,7 +132,7 @@ def _target(lat: float, lon: float) -> tuple[float, float, float, float, float, 
     return tla, tlo, math.cos(tla), math.cos(tla) * math.cos(tlo), math.cos(tla) * math.sin(tlo), math.sin(tla)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def _prefetch_vertices(vert_lat: NDArray[np.int32], vert_lon: NDArray[np.int32], vert_cum: NDArray[np.float64], lo: int, hi: int) -> None:
     _prefetch(vert_lat, lo)
     _prefetch(vert_lat, hi)
@@ -142,7 +142,7 @@ def _prefetch_vertices(vert_lat: NDArray[np.int32], vert_lon: NDArray[np.int32],
     _prefetch(vert_cum, hi)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def _closest_one(
     vert_lat: NDArray[np.int32],
     vert_lon: NDArray[np.int32],
@@ -160,7 +160,7 @@ def _closest_one(
     return d, a, lat, lon
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def _closest_both(
     vert_lat: NDArray[np.int32],
     vert_lon: NDArray[np.int32],
@@ -263,7 +263,7 @@ def _closest_both(
     )
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def closest_in_ranges(
     vert_lat: NDArray[np.int32],
     vert_lon: NDArray[np.int32],
@@ -307,7 +307,7 @@ def closest_in_ranges(
     return out_dist, out_along, out_lat, out_lon
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def closest_both_in_ranges(
     vert_lat: NDArray[np.int32],
     vert_lon: NDArray[np.int32],
@@ -333,7 +333,7 @@ def closest_both_in_ranges(
     return out[0], out[1], out[2], out[3], out[4], out[5], out[6]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def vertex_cap(vert_lat: NDArray[np.int32], vert_lon: NDArray[np.int32], lo: int, hi: int) -> tuple[float, float, float, float, float]:  # pragma: no cover - compiled
     """Return the cap of vertices ``lo..hi`` (inclusive): the direction x, y, z of the sum of their unit vectors (zero when the sum is), the sum's norm, and the cosine of the angle from the direction to the farthest vertex.
 
@@ -361,7 +361,7 @@ _PART_SEGMENTS = 8
 _PART_MARGIN = 1e-6
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def near_parts(
     vert_lat: NDArray[np.int32], vert_lon: NDArray[np.int32], vert_start: NDArray[np.int64], rows: NDArray[np.int64], target_unit: NDArray[np.float64], within_km: float
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:  # fmt: skip  # pragma: no cover - compiled
@@ -408,7 +408,7 @@ def near_parts(
     return first, last
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def key_ranges(keys: NDArray[np.uint64], offsets: NDArray[np.int64], wanted: NDArray[np.uint64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:  # pragma: no cover - compiled
     """Return the entry ranges (``offsets[i]``, ``offsets[i + 1]``) of the ``wanted`` keys (sorted, distinct) found in ``keys`` (sorted).
 
@@ -447,7 +447,7 @@ def key_ranges(keys: NDArray[np.uint64], offsets: NDArray[np.int64], wanted: NDA
 _EMPTY = -1
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def _find(keys: NDArray[np.int32], row: int, mask: int) -> np.int64:
     """Return the slot holding ``row``, or the empty slot where it would go (multiplicative hashing, then the next slots)."""
     h = ((np.int64(row) * 2654435761) >> 7) & mask
@@ -456,7 +456,7 @@ def _find(keys: NDArray[np.int32], row: int, mask: int) -> np.int64:
     return h
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def table_merge(
     keys: NDArray[np.int32],
     lo: NDArray[np.int32],
@@ -498,7 +498,7 @@ def table_merge(
     return first
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def table_join(
     keys: NDArray[np.int32],
     first_lo: NDArray[np.int32],
@@ -580,7 +580,7 @@ def join_postings(from_parts: Sequence[PostingRanges], to_parts: Sequence[Postin
     return table_join(keys, first_lo, first_hi, second_lo, second_hi, alive, from_first)  # type: ignore[no-any-return]
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def _stop_time_at(stop_start: NDArray[np.int64], stop_along: NDArray[np.float64], stop_time: NDArray[np.int64], row: int, along_km: float) -> int:
     """Return the time (epoch seconds, floored) at ``along_km`` on the route of ``row``.
 
@@ -606,7 +606,7 @@ def _stop_time_at(stop_start: NDArray[np.int64], stop_along: NDArray[np.float64]
     return int(math.floor(t_i + (t_j - t_i) * frac))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def times_along(stop_start: NDArray[np.int64], stop_along: NDArray[np.float64], stop_time: NDArray[np.int64], rows: NDArray[np.int64], along_km: NDArray[np.float64]) -> NDArray[np.int64]:  # pragma: no cover - compiled
     """Return the time (epoch seconds, floored) at each distance along the route of its row, by the pickup time rule."""
     out = np.empty(len(rows), dtype=np.int64)
@@ -615,19 +615,19 @@ def times_along(stop_start: NDArray[np.int64], stop_along: NDArray[np.float64], 
     return out
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def _pickup_passes(published: bool, pickup_km: float, from_km: float) -> bool:
     """Return whether a trip may match whatever its dropoff: it is published and its pickup is within the From radius."""
     return published and pickup_km <= from_km
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def _ends_match(published: bool, pickup_km: float, pickup_along: float, dropoff_km: float, dropoff_along: float, from_km: float, to_km: float) -> bool:
     """Return rules 1 and 2 for a trip's closest points: :func:`_pickup_passes`, the dropoff within the To radius and strictly after the pickup along the route."""
     return _pickup_passes(published, pickup_km, from_km) and dropoff_km <= to_km and pickup_along < dropoff_along
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def match_ends(
     stop_start: NDArray[np.int64], stop_along: NDArray[np.float64], stop_time: NDArray[np.int64], published: NDArray[np.bool_],
     rows: NDArray[np.int64], pickup: NDArray[np.float64], dropoff: NDArray[np.float64], from_km: NDArray[np.float64], to_km: NDArray[np.float64],
@@ -650,7 +650,7 @@ def match_ends(
     return geo, times
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def match_geometry(
     vert_lat: NDArray[np.int32],
     vert_lon: NDArray[np.int32],
@@ -711,7 +711,7 @@ def match_geometry(
     return pickup, dropoff, geo, times
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def anchored_ends(
     entry_start: NDArray[np.int64], entry_place: NDArray[np.uint16], entries: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]],
     drops: tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]],
@@ -804,7 +804,7 @@ def anchored_ends(
     return rows[:k], pickup[:, :k], dropoff[:, :k], times[:, :k]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _search_clock(local_s: int, shift: int) -> tuple[int, int]:  # pragma: no cover - compiled
     """Return the search day of a pickup at local time ``local_s`` (epoch seconds) and its minute on that day.
 
@@ -814,7 +814,7 @@ def _search_clock(local_s: int, shift: int) -> tuple[int, int]:  # pragma: no co
     return since // _MINUTES_PER_DAY, since % _MINUTES_PER_DAY
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def search_minutes(pickup_time: NDArray[np.int64], offset_s: NDArray[np.int64], shift: int) -> NDArray[np.int64]:  # pragma: no cover - compiled
     """Return the minute of each pickup on its search day (see :func:`filter_failures`); pickup i is at ``pickup_time[i]`` in UTC offset ``offset_s[i]``."""
     out = np.empty(pickup_time.shape[0], dtype=np.int64)
@@ -823,7 +823,7 @@ def search_minutes(pickup_time: NDArray[np.int64], offset_s: NDArray[np.int64], 
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def filter_failures(
     rows: NDArray[np.int64],
     pickup_time: NDArray[np.int64],
@@ -885,7 +885,7 @@ def filter_failures(
     return local_day, local_minute, failed
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def facet_counts(
     rows: NDArray[np.int64],
     geo: NDArray[np.bool_],

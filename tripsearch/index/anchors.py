@@ -157,7 +157,7 @@ def _near_pairs(cols: TripColumns, rows: NDArray[np.int64], anchors: Anchors) ->
     return _cap_members(centre, threshold, lo.astype(np.int64), hi.astype(np.int64), anchors.unit)  # type: ignore[no-any-return]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _route_caps(vert_lat: NDArray[np.int32], vert_lon: NDArray[np.int32], vert_start: NDArray[np.int64], rows: NDArray[np.int64]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:  # pragma: no cover - compiled
     """Return, for the route of each of ``rows``: the direction of the sum of its vertices' unit vectors (n x 3), that sum's norm, and the cosine of the angle to its farthest vertex (:func:`~tripsearch.core.kernels.vertex_cap`)."""
     n = rows.shape[0]
@@ -169,7 +169,7 @@ def _route_caps(vert_lat: NDArray[np.int32], vert_lon: NDArray[np.int32], vert_s
     return centre, norm, cos_far
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _cap_members(centre: NDArray[np.float64], threshold: NDArray[np.float64], lo: NDArray[np.int64], hi: NDArray[np.int64], unit: NDArray[np.float64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:  # pragma: no cover - compiled
     """Return (route, place) of every place ``lo[r] <= p < hi[r]`` whose unit vector is in route r's cap (dot product at least ``threshold[r]``)."""
     count = 0

@@ -24,6 +24,7 @@ from typing import NamedTuple
 import h3.api.basic_int as h3_int
 import numba
 import numpy as np
+from h3ronpy import vector as h3_vector
 from numpy.typing import NDArray
 
 from ..core.columns import TripColumns
@@ -133,8 +134,9 @@ class _GridCells:
         lon_step = (tile % self.LON_TILES - 180) * self.STEPS + offset % self.STEPS
         lat = np.clip(lat_step * SNAP_DEG, -90.0, 90.0)
         lon = np.mod(lon_step * SNAP_DEG + 180.0, 360.0) - 180.0
-        to_cell = h3_int.latlng_to_cell
-        self.table.reshape(-1)[flat] = [to_cell(a, b, CORRIDOR_RES) for a, b in zip(lat.tolist(), lon.tolist())]
+        # h3ronpy's cells equal h3's (tests/test_cells.py); its one call lets go of the interpreter's lock,
+        # so a load's index thread computes them while the load's own thread parses (0.44 against 0.68 us a point)
+        self.table.reshape(-1)[flat] = np.asarray(h3_vector.coordinates_to_cells(lat, lon, CORRIDOR_RES), dtype=np.uint64)
 
 
 def _distinct(positions: NDArray[np.int64], size: int) -> NDArray[np.int64]:
@@ -193,7 +195,7 @@ def route_to_samples(cols: TripColumns, rows: NDArray[np.int64]) -> RouteSamples
     return RouteSamples(owner, _grid.lookup(lat_step, lon_step), seg_lo, seg_hi, along)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _samples(vert_lat, vert_lon, vert_cum, vert_start, rows):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     """Return (owner, lat step, lon step, first segment, last segment, distance along) of the samples of the routes of ``rows``.
 
