@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--tree", type=Path, help="another checkout to run first in each round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=5000)
-    parser.add_argument("--json", type=Path, help="also write the runs here, as a JSON list")
+    parser.add_argument("--json", type=Path, help="also write the runs here (a JSON object: the file, the batch size, the runs)")
     args = parser.parse_args()
     trees = ([args.tree.resolve()] if args.tree else []) + [ROOT]
     runs = []
@@ -72,7 +72,8 @@ def main() -> None:
                 runs.append(run)
                 print(orjson.dumps(run).decode(), flush=True)
     if args.json:
-        args.json.write_bytes(orjson.dumps(runs, option=orjson.OPT_INDENT_2) + b"\n")
+        out = {"file": str(args.file), "batch_size": args.batch_size, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "runs": runs}
+        args.json.write_bytes(orjson.dumps(out, option=orjson.OPT_INDENT_2) + b"\n")
 
 
 if __name__ == "__main__":

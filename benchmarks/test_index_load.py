@@ -16,6 +16,6 @@ def test_index_load_times_each_checkout_in_turn(tmp_path: Path) -> None:
     source = ROOT / "fixtures" / "trips-200.ndjson"
     out = tmp_path / "runs.json"
     subprocess.run([sys.executable, "-m", "benchmarks.index_load", str(source), "--tree", str(ROOT), "--rounds", "1", "--json", str(out)], cwd=ROOT, check=True, timeout=300, capture_output=True)
-    runs = orjson.loads(out.read_bytes())
+    runs = orjson.loads(out.read_bytes())["runs"]
     assert [r["trips"] for r in runs] == [200, 200]
     assert all(r["trips_per_s"] > 0 and r["user_s"] > 0 and r["max_rss_mb"] > 50 for r in runs)
