@@ -231,3 +231,44 @@ def test_an_index_applied_behind_the_writes_answers_as_the_reference(tmp_path: P
         assert check_against_reference(engine, live, random_queries(trips, 300, seed=9)) > 50
     finally:
         engine.close()
+
+
+def test_an_error_of_the_index_thread_stops_the_load_at_its_next_batch(tmp_path: Path) -> None:
+    """The thread that applies `tripsearch index`'s batches hands its error to the load, which stops at its next batch; what was stored stays.
+
+    The error is injected (a refresh that fails once, as a refresh that
+    found the store unreadable would): nothing here can make a real one fail on cue.
+    """
+    import tripsearch
+    from tripsearch.cli.main import _IndexBehind
+    from tripsearch.errors import BackendUnavailable
+
+    engine = tripsearch.open(tmp_path / "data", refresh_interval=0)
+    lines = (FIXTURES / "trips-200.ndjson").read_bytes().splitlines()
+    refreshes = []
+
+    class FailsOnSecondRefresh:
+        def refresh(self) -> None:
+            refreshes.append(1)
+            if len(refreshes) == 2:
+                raise BackendUnavailable("cannot read the change feed: injected")
+            engine.refresh()
+
+    behind = _IndexBehind(FailsOnSecondRefresh(), batches=1)  # type: ignore[arg-type]
+    stopped_at = None
+    try:
+        for i in range(0, len(lines), 20):
+            engine.upsert(lines[i : i + 20])
+            behind.written()
+            if len(refreshes) >= 2:
+                behind._thread.join(0.1)  # let the failed refresh land before the next batch asks
+    except BackendUnavailable as exc:
+        stopped_at = i
+        assert "injected" in str(exc)
+    with pytest.raises(BackendUnavailable):
+        behind.close()
+    assert stopped_at is not None and stopped_at < len(lines) - 20, "the load went on after the thread's error"
+    engine.refresh()
+    stored = {orjson.loads(line)["id"] for line in lines[: stopped_at + 20]}  # the batch whose written() raised was stored too
+    assert engine.stats()["trips"] == len(stored)  # nothing stored before the stop is lost
+    engine.close()
