@@ -317,10 +317,10 @@ def cmd_index(args: argparse.Namespace) -> int:
             sink.close()
         finally:
             gc.unfreeze()
-        if ack is not None:
-            ack.close()
-        if path is not None:
-            source.close()
+            if ack is not None:
+                ack.close()
+            if path is not None:
+                source.close()
     elapsed = time.perf_counter() - started
     done = sum(counts.values())
     if counts["rejected"] > shown:
@@ -367,6 +367,8 @@ class _Sink:
         if self.client is not None:
             return [r.to_dict() for r in self.client.bulk(lines, batch_size=len(lines) or 1)]
         assert self.engine is not None
+        if self.behind is not None:
+            self.behind.check()  # before the write: a batch stored is one the load reports
         items = [i.to_dict() for i in self.engine.upsert(lines, refresh=self.behind is None).items]
         if self.behind is not None:
             self.behind.written()
@@ -376,10 +378,10 @@ class _Sink:
         try:
             if self.behind is not None:
                 self.behind.close()
+            if self.engine is not None and hasattr(self.engine, "snapshot"):
+                self.engine.snapshot()
         finally:
             if self.engine is not None:
-                if hasattr(self.engine, "snapshot"):
-                    self.engine.snapshot()
                 self.engine.close()
             if self.client is not None:
                 self.client.close()
@@ -396,33 +398,36 @@ class _IndexBehind:
     interpreter's lock, so the two threads run on both cores for much of
     the load (benchmarks/README.md, "Bulk load (issue 18)"). Each refresh applies all that was stored since
     the last, so when the thread falls behind it catches up in larger
-    steps, which cost less a trip. The load waits while ``batches`` are
-    stored and not yet being applied (about ``INDEX_BEHIND_TRIPS`` trips,
-    held parsed in memory until then); an error of the thread stops the
-    load at its next batch.
+    steps, which cost less a trip. The load waits while ``batches``
+    batches are stored and not yet being applied (with the one being
+    applied and the one being stored, up to ``batches + 2`` batches held
+    parsed in memory); an error of the thread stops the load before its
+    next batch, and is raised once.
     """
 
     def __init__(self, engine: Backend, batches: int) -> None:
         self._engine = engine
         self._todo: queue.Queue[bool] = queue.Queue(maxsize=batches)
         self._error: BaseException | None = None
+        self._raised = False
         self._thread = threading.Thread(target=self._run, name="tripsearch-index-behind", daemon=True)
         self._thread.start()
 
+    def check(self) -> None:
+        """Raise the thread's error, if it had one and it was not raised yet."""
+        if self._error is not None and not self._raised:
+            self._raised = True
+            raise self._error
+
     def written(self) -> None:
         """Say a batch was stored: the thread refreshes after it (waits while the thread is too far behind)."""
-        self._raise()
         self._todo.put(True)
 
     def close(self) -> None:
         """Wait until the thread has applied every batch stored, then end it."""
         self._todo.put(False)
         self._thread.join()
-        self._raise()
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            raise self._error
+        self.check()
 
     def _run(self) -> None:
         while self._todo.get():

@@ -210,15 +210,23 @@ class EmbeddedBackend:
         parsed, latest = parse_upserts(trips)
         # JSON text decoded strictly is already the stored form; anything else is re-encoded.
         rows = [(w.trip.id, w.trip.version, w.raw.strip() if isinstance(w.raw, bytes) else trip_to_json(w.trip)) for w in latest.values()]
-        stored = set(self._store.write(rows)[0]) if rows else set()
-        routes = {w.pos: w.route for tid, w in latest.items() if tid in stored}
+        # Held before the commit, so that a refresh in another thread that reads the commit finds them parsed;
+        # those not stored (a version as high is) are dropped after it.
+        own = {tid: (w.trip, w.route) for tid, w in latest.items()} if self.searchable else {}
+        self._own.update(own)
+        stored: set[str] = set()
+        try:
+            stored = set(self._store.write(rows)[0]) if rows else set()
+        finally:
+            for tid, held in own.items():
+                if tid not in stored and self._own.get(tid) is held:
+                    del self._own[tid]
+        positions = {w.pos for tid, w in latest.items() if tid in stored}
         items: list[ItemResult] = []
         for pos, entry in enumerate(parsed):
             if isinstance(entry, ItemResult):
                 items.append(entry)
-            elif pos in routes:
-                if self.searchable:
-                    self._own[entry.id] = (entry, routes[pos])
+            elif pos in positions:
                 items.append(ItemResult(pos + 1, entry.id, "stored", entry.version))
             else:
                 items.append(ItemResult(pos + 1, entry.id, "unchanged", entry.version, reason="a version at least as high is stored"))
