@@ -211,8 +211,8 @@ class EmbeddedBackend:
         # JSON text decoded strictly is already the stored form; anything else is re-encoded.
         rows = [(w.trip.id, w.trip.version, w.raw.strip() if isinstance(w.raw, bytes) else trip_to_json(w.trip)) for w in latest.values()]
         # Held before the commit, so that a refresh in another thread that reads the commit finds them parsed;
-        # those not stored (a version as high is) are dropped after it.
-        own = {tid: (w.trip, w.route) for tid, w in latest.items()} if self.searchable else {}
+        # those not stored (a version as high is) are dropped after it. A higher version held already stays.
+        own = {tid: (w.trip, w.route) for tid, w in latest.items() if (prior := self._own.get(tid)) is None or prior[0].version < w.trip.version} if self.searchable else {}
         self._own.update(own)
         stored: set[str] = set()
         try:
